@@ -1,0 +1,48 @@
+# netlab: the two commands a newcomer needs are `make demo` and `make test`.
+# Both install what is missing on a Debian/Ubuntu machine (as root).
+
+export PATH := $(PATH):/usr/local/go/bin
+GO      ?= go
+BIN     := bin/netlab
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 15s
+
+.PHONY: all deps build demo demo-down test unit e2e fuzz vet bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/netlab
+
+# Brings up labs/blue-red.yaml and shows it working.
+demo: deps build
+	@scripts/demo.sh $(BIN)
+
+demo-down: build
+	$(BIN) down blue-red
+
+vet:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+# Every test: vet, unit and fuzz-seed tests, e2e tests (real namespaces, OVS,
+# traffic) with -race, and a short fuzz run of the parsers.
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+unit:
+	$(GO) test -count=1 ./topology/... ./internal/plan/... ./internal/state/...
+
+e2e: deps
+	$(GO) test -race -count=1 -timeout 20m -v ./e2e/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./topology/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(FUZZTIME) ./internal/kernel/
+
+clean:
+	rm -rf bin

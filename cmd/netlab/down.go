@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// down: netlab down NAME|FILE|--all. Needs no file: the journal and the
+// markers on the objects say what is the lab's.
+func (a *app) down(args []string) int {
+	fs := a.flags("down", "NAME|FILE|--all")
+	prefix := prefixFlag(fs)
+	all := fs.Bool("all", false, "take down every lab on this machine")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	quiet := fs.Bool("q", false, "do not list what is removed")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if (*all && len(pos) != 0) || (!*all && len(pos) != 1) {
+		fs.Usage()
+		return exitUsage
+	}
+	log := a.stdout
+	if *quiet || *asJSON {
+		log = io.Discard
+	}
+	eng := a.engine(log)
+	var labs []string
+	if *all {
+		labs, err = eng.Labs()
+		if err != nil {
+			return a.fail("down --all", err)
+		}
+		if len(labs) == 0 && !*asJSON {
+			fmt.Fprintln(a.stdout, "no labs running")
+		}
+	} else {
+		name, code := a.labName(pos[0], *prefix)
+		if name == "" {
+			return code
+		}
+		labs = []string{name}
+	}
+	results := map[string]*engine.DownResult{}
+	code := exitOK
+	for _, lab := range labs {
+		res, err := eng.Down(lab)
+		results[lab] = res
+		if res != nil && !*asJSON {
+			for _, l := range res.LeftAlone {
+				fmt.Fprintf(a.stdout, "left alone: %s\n", l)
+			}
+		}
+		if err != nil {
+			code = a.fail("down "+lab, err)
+			continue
+		}
+		if *asJSON {
+			continue
+		}
+		if res.NotRunning {
+			fmt.Fprintf(a.stdout, "lab %s: not running\n", lab)
+		} else {
+			fmt.Fprintf(a.stdout, "lab %s: down\n", lab)
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			return a.fail("down", err)
+		}
+	}
+	return code
+}
+
+// labName turns a down/status argument into a lab name: a path to a topology
+// file (anything with a slash or a .yaml/.yml ending that exists) gives the
+// file's lab name; anything else is taken as the name.
+func (a *app) labName(arg, prefix string) (string, int) {
+	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") {
+		if _, err := os.Stat(arg); err == nil {
+			lab, code := a.loadLab(arg, prefix)
+			if lab == nil {
+				return "", code
+			}
+			return lab.Name, exitOK
+		}
+		fmt.Fprintf(a.stderr, "netlab: %s: no such file (give a lab name or a topology file)\n", arg)
+		return "", exitUsage
+	}
+	name := prefix + arg
+	if !validLabName(name) {
+		fmt.Fprintf(a.stderr, "netlab: %q is not a lab name ([a-z0-9-]) nor a file\n", name)
+		return "", exitUsage
+	}
+	return name, exitOK
+}
+
+func validLabName(s string) bool {
+	if s == "" || len(s) > topology.MaxPrefixedLabName {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,163 @@
+// Command netlab builds small virtual networks (network namespaces, veth pairs,
+// Open vSwitch and Linux bridges, addresses, routes, sysctls) from a YAML file
+// and takes them down again. One file per verb; this one dispatches.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2 // usage error or invalid topology
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `netlab builds virtual networks from a YAML file and takes them down again.
+
+Usage:
+  netlab up FILE              make the machine match FILE (idempotent)
+  netlab down NAME|FILE|--all remove everything of the lab (no file needed)
+  netlab plan FILE [--json]   print what up would do, change nothing
+  netlab status [NAME] [--json]
+                              show labs, their objects and drift from their file
+  netlab validate FILE...     check files, report every error with file:line:col
+  netlab version
+
+Run 'netlab VERB -h' for the flags of a verb. netlab needs root
+(CAP_NET_ADMIN and CAP_SYS_ADMIN) for everything but validate and plan of an
+absent lab.
+`
+
+// app carries what every verb needs: output streams and engine options.
+type app struct {
+	stdout, stderr io.Writer
+	root           string // --root / NETLAB_ROOT: where journals live (tests)
+}
+
+func (a *app) engine(log io.Writer) *engine.Engine {
+	opts := []engine.Option{engine.WithLog(log)}
+	if a.root != "" {
+		opts = append(opts, engine.WithRoot(a.root))
+	}
+	return engine.New(opts...)
+}
+
+func main() {
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, root: os.Getenv("NETLAB_ROOT")}
+	os.Exit(a.run(os.Args[1:]))
+}
+
+func (a *app) run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(a.stderr, usage)
+		return exitUsage
+	}
+	verb, rest := args[0], args[1:]
+	switch verb {
+	case "up":
+		return a.up(rest)
+	case "down":
+		return a.down(rest)
+	case "plan":
+		return a.plan(rest)
+	case "status":
+		return a.status(rest)
+	case "validate":
+		return a.validate(rest)
+	case "version", "--version", "-version":
+		fmt.Fprintf(a.stdout, "netlab %s\n", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(a.stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(a.stderr, "netlab: unknown verb %q\n\n%s", verb, usage)
+	return exitUsage
+}
+
+// flags returns a flag set that reports errors to stderr and exits 2.
+func (a *app) flags(verb, argsUsage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(a.stderr, "Usage: netlab %s %s\n", verb, argsUsage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// prefixFlag adds --prefix to a verb that takes a topology file.
+func prefixFlag(fs *flag.FlagSet) *string {
+	return fs.String("prefix", "", "prefix for every machine-wide name of the lab (lab, namespaces, bridges, host interfaces), so copies of one file can run side by side")
+}
+
+// parse parses flags that may come before or after the positional arguments
+// (netlab plan FILE --json and netlab plan --json FILE both work).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// loadLab loads and validates a topology; on failure it prints every error
+// and returns the exit code.
+func (a *app) loadLab(path, prefix string) (*topology.Lab, int) {
+	lab, err := topology.Load(path)
+	if err == nil {
+		err = topology.ApplyPrefix(lab, prefix)
+	}
+	if err != nil {
+		var list topology.ErrorList
+		var one *topology.Error
+		if errors.As(err, &list) {
+			for _, e := range list {
+				fmt.Fprintln(a.stderr, e)
+			}
+		} else if errors.As(err, &one) {
+			fmt.Fprintln(a.stderr, one)
+		} else {
+			fmt.Fprintf(a.stderr, "netlab: %v\n", err)
+		}
+		return nil, exitUsage
+	}
+	return lab, exitOK
+}
+
+// fail prints a runtime error with a hint for the classic permission trap.
+func (a *app) fail(context string, err error) int {
+	var list topology.ErrorList
+	if errors.As(err, &list) {
+		fmt.Fprintf(a.stderr, "netlab: %s: the lab clashes with objects that are not its own:\n", context)
+		for _, e := range list {
+			fmt.Fprintln(a.stderr, e)
+		}
+		return exitRuntime
+	}
+	fmt.Fprintf(a.stderr, "netlab: %s: %v\n", context, err)
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		fmt.Fprintln(a.stderr, "netlab: permission denied: netlab needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN")
+	}
+	return exitRuntime
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"fmt"
+
+	"github.com/netlab-dev/netlab/internal/plan"
+)
+
+// plan: netlab plan FILE [--json]. A dry run: prints the commands up would
+// run, changes nothing (not even starting Open vSwitch).
+func (a *app) plan(args []string) int {
+	fs := a.flags("plan", "FILE [--json]")
+	prefix := prefixFlag(fs)
+	asJSON := fs.Bool("json", false, "print the actions as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	lab, code := a.loadLab(pos[0], *prefix)
+	if lab == nil {
+		return code
+	}
+	p, err := a.engine(io.Discard).Plan(lab)
+	if err != nil {
+		return a.fail("plan "+pos[0], err)
+	}
+	if *asJSON {
+		if p == nil {
+			p = plan.Plan{}
+		}
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(p); err != nil {
+			return a.fail("plan", err)
+		}
+		return exitOK
+	}
+	if len(p) == 0 {
+		fmt.Fprintf(a.stdout, "lab %s: up to date\n", lab.Name)
+		return exitOK
+	}
+	fmt.Fprint(a.stdout, p.String())
+	return exitOK
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/netlab-dev/netlab/internal/engine"
+)
+
+// status: netlab status [NAME] [--json].
+func (a *app) status(args []string) int {
+	fs := a.flags("status", "[NAME|FILE] [--json]")
+	prefix := prefixFlag(fs)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	eng := a.engine(io.Discard)
+	var labs []string
+	if len(pos) == 1 {
+		name, code := a.labName(pos[0], *prefix)
+		if name == "" {
+			return code
+		}
+		labs = []string{name}
+	} else {
+		labs, err = eng.Labs()
+		if err != nil {
+			return a.fail("status", err)
+		}
+	}
+	out := []*engine.LabStatus{}
+	for _, lab := range labs {
+		st, err := eng.Status(lab)
+		if err != nil {
+			return a.fail("status "+lab, err)
+		}
+		out = append(out, st)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return a.fail("status", err)
+		}
+		return exitOK
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(a.stdout, "no labs running")
+	}
+	for _, st := range out {
+		printStatus(a.stdout, st)
+	}
+	return exitOK
+}
+
+func printStatus(w io.Writer, st *engine.LabStatus) {
+	fmt.Fprintf(w, "lab %s", st.Lab)
+	if st.File != "" {
+		fmt.Fprintf(w, "  (file %s)", st.File)
+	}
+	fmt.Fprintln(w)
+	if len(st.Namespaces) == 0 && len(st.Bridges) == 0 {
+		fmt.Fprintln(w, "  nothing on the machine")
+	}
+	for _, b := range st.Bridges {
+		var ports []string
+		for _, p := range b.Ports {
+			if p.OFPort != 0 {
+				ports = append(ports, fmt.Sprintf("%s(%d)", p.Name, p.OFPort))
+			} else {
+				ports = append(ports, p.Name)
+			}
+		}
+		detail := b.Type
+		if b.Datapath != "" {
+			detail += ", datapath " + b.Datapath
+		}
+		if b.FailMode != "" {
+			detail += ", fail-mode " + b.FailMode
+		}
+		if st.OVS != nil && b.Type == "ovs" && st.OVS.Private {
+			detail += ", private OVS"
+		}
+		fmt.Fprintf(w, "  bridge %s (%s): ports %s\n", b.Name, detail, strings.Join(ports, " "))
+	}
+	for _, ns := range st.Namespaces {
+		fmt.Fprintf(w, "  namespace %s\n", ns.Name)
+		if ns.Name == "host" {
+			fmt.Fprintf(w, "    (only the lab's interfaces and routes)\n")
+		}
+		for _, l := range ns.Links {
+			line := fmt.Sprintf("    %-15s %-6s %-5s mtu %-5d %s", l.Name, l.Kind, l.State, l.MTU, l.LinkLayer)
+			if l.Master != "" {
+				line += " master " + l.Master
+			}
+			if len(l.Addresses) > 0 {
+				line += "  " + strings.Join(l.Addresses, " ")
+			}
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
+		}
+		for _, r := range ns.Routes {
+			fmt.Fprintf(w, "    route %s\n", r)
+		}
+	}
+	for _, s := range st.HostSysctls {
+		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored on down)\n", s.Key, s.Value, s.Previous)
+	}
+	switch {
+	case st.DriftError != "":
+		fmt.Fprintf(w, "  drift: unknown (%s)\n", st.DriftError)
+	case len(st.Drift) == 0:
+		fmt.Fprintln(w, "  drift: none (matches the file)")
+	default:
+		fmt.Fprintf(w, "  drift: %d actions would make it match the file:\n", len(st.Drift))
+		for _, d := range st.Drift {
+			fmt.Fprintf(w, "    %s\n", d)
+		}
+	}
+}

@@ -1,0 +1,339 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// DownResult says what Down removed and what it left alone.
+type DownResult struct {
+	Removed   []string `json:"removed"`
+	LeftAlone []string `json:"left_alone,omitempty"`
+	// NotRunning is set when nothing of the lab was found.
+	NotRunning bool `json:"not_running"`
+}
+
+// graceTime is how long processes in a namespace get between SIGTERM and SIGKILL.
+const graceTime = 2 * time.Second
+
+// stopProcesses ends every process inside the namespace: a process keeps a
+// namespace and its links alive after the namespace's name is deleted. It
+// signals by PID only, and never itself.
+func stopProcesses(ns string, log io.Writer) ([]int, error) {
+	pids, err := namespace.Pids(ns)
+	if err != nil {
+		return nil, fmt.Errorf("find processes in namespace %s: %w", ns, err)
+	}
+	var targets []int
+	for _, pid := range pids {
+		if pid == os.Getpid() {
+			continue
+		}
+		targets = append(targets, pid)
+		fmt.Fprintf(log, "stopping process %d (%s) in namespace %s\n", pid, procName(pid), ns)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(graceTime)
+	for len(alive(targets)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, pid := range alive(targets) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline = time.Now().Add(graceTime)
+	for len(alive(targets)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left := alive(targets); len(left) > 0 {
+		return targets, fmt.Errorf("namespace %s: processes %v did not stop", ns, left)
+	}
+	return targets, nil
+}
+
+func procName(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// alive returns the pids that still exist and are not zombies.
+func alive(pids []int) []int {
+	var out []int
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// State is the field after the parenthesised command name.
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] == 'Z' {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// Down removes everything of the lab, from the journal and the markers alone:
+// no topology file is needed. It never removes an object that does not carry
+// the lab's marker, and reports those it left alone. Errors are collected; it
+// removes as much as it can.
+func (e *Engine) Down(lab string) (*DownResult, error) {
+	unlock, err := e.store.Lock(lab)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	j, err := e.store.Load(lab)
+	if err != nil {
+		return nil, err
+	}
+	oc, err := e.connectOVS(false)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.newSession(lab, oc)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+
+	res := &DownResult{}
+	var errs []error
+	removed := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		res.Removed = append(res.Removed, msg)
+		fmt.Fprintf(e.log, "removed %s\n", msg)
+	}
+	leftAlone := func(format string, args ...any) {
+		res.LeftAlone = append(res.LeftAlone, fmt.Sprintf(format, args...))
+	}
+
+	// Namespaces: marked with the lab, or journaled and still empty (a crash
+	// between creating and marking it).
+	var doomed []string
+	onMachine, err := namespace.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range onMachine {
+		o, err := s.observeNS(name, nil)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if o == nil {
+			continue
+		}
+		journaled := contains(j.Namespaces, name)
+		switch {
+		case o.Owner == lab:
+			doomed = append(doomed, name)
+		case journaled && o.Owner == "" && onlyLoopback(o):
+			doomed = append(doomed, name)
+		case journaled:
+			leftAlone("namespace %s (%s)", name, ownerText(o.Owner))
+		}
+		s.forget(name)
+	}
+
+	// OVS: this lab's ports on other bridges, then this lab's bridges (their
+	// ports go with them).
+	if oc != nil {
+		bridges, err := oc.Observe()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, name := range state.SortedNames(bridges) {
+			b := bridges[name]
+			if b.Owner == lab {
+				continue
+			}
+			var ports []string
+			for _, pn := range state.SortedNames(b.Ports) {
+				if b.Ports[pn].Owner == lab {
+					ports = append(ports, pn)
+				}
+			}
+			if len(ports) > 0 {
+				if err := oc.DeletePorts(name, ports); err != nil {
+					errs = append(errs, err)
+				} else {
+					removed("ovs ports %s from bridge %s", strings.Join(ports, ", "), name)
+				}
+			}
+			if contains(j.Bridges, name) {
+				leftAlone("ovs bridge %s (%s)", name, ownerText(b.Owner))
+			}
+		}
+		for _, name := range state.SortedNames(bridges) {
+			if bridges[name].Owner != lab {
+				continue
+			}
+			if err := oc.DeleteBridge(name, lab); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed("ovs bridge %s", name)
+		}
+	}
+
+	// Processes first, then the namespaces.
+	for _, name := range doomed {
+		if _, err := stopProcesses(name, e.log); err != nil {
+			errs = append(errs, err)
+		}
+		if err := namespace.Delete(name); err != nil {
+			errs = append(errs, fmt.Errorf("delete namespace %s: %w", name, err))
+			continue
+		}
+		removed("namespace %s", name)
+	}
+
+	// Host links with the lab's marker: veth ends (deleted explicitly: the
+	// kernel removes them only when the namespace is finally freed) and Linux
+	// bridges.
+	host, err := s.observeNS(topology.Host, state.SortedNames(j.HostSysctls))
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range state.SortedNames(host.Links) {
+		l := host.Links[name]
+		if l.Owner() == lab {
+			if err := s.handles[topology.Host].DeleteLink(name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed("interface %s", name)
+		} else if contains(j.HostLinks, name) && l.Alias == "" && l.Kind == state.KindVeth {
+			// Journaled, never marked: created by a run that died before
+			// setting the alias (up checks no such link existed before).
+			if err := s.handles[topology.Host].DeleteLink(name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed("interface %s (unmarked, from an interrupted run)", name)
+		} else if contains(j.HostLinks, name) && l.Owner() != "" {
+			leftAlone("interface %s (%s)", name, ownerText(l.Owner()))
+		}
+	}
+
+	// Host sysctls back to what they were.
+	for _, key := range state.SortedNames(j.HostSysctls) {
+		prev := j.HostSysctls[key]
+		if cur := host.Sysctls[key]; cur == prev {
+			continue
+		}
+		if err := s.handles[topology.Host].SetSysctl(key, prev); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed("host sysctl %s (restored to %s)", key, prev)
+	}
+
+	if len(errs) > 0 {
+		return res, errors.Join(errs...)
+	}
+	if err := e.store.Remove(lab); err != nil {
+		return res, err
+	}
+	if oc != nil && oc.Info().Private {
+		if stopped, err := oc.StopPrivateIfUnused(); err != nil {
+			return res, err
+		} else if stopped {
+			removed("private Open vSwitch (no lab uses it)")
+		}
+	}
+	res.NotRunning = len(res.Removed) == 0 && j.Empty()
+	return res, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func onlyLoopback(o *state.Namespace) bool {
+	for name := range o.Links {
+		if name != "lo" {
+			return false
+		}
+	}
+	return true
+}
+
+func ownerText(owner string) string {
+	if owner == "" {
+		return "no netlab marker"
+	}
+	return "belongs to lab " + owner
+}
+
+// Labs lists the labs that have anything on the machine: a journal, a marked
+// namespace, a marked host link or a marked OVS bridge.
+func (e *Engine) Labs() ([]string, error) {
+	labs := map[string]bool{}
+	journaled, err := e.store.Labs()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range journaled {
+		labs[l] = true
+	}
+	oc, err := e.connectOVS(false)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.newSession("", oc)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	names, err := namespace.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range append(names, topology.Host) {
+		o, err := s.observeNS(name, nil)
+		if err != nil || o == nil {
+			continue
+		}
+		if o.Owner != "" {
+			labs[o.Owner] = true
+		}
+		for _, l := range o.Links {
+			if owner := l.Owner(); owner != "" {
+				labs[owner] = true
+			}
+		}
+		s.forget(name)
+	}
+	if oc != nil {
+		bridges, err := oc.Observe()
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bridges {
+			if b.Owner != "" {
+				labs[b.Owner] = true
+			}
+		}
+	}
+	return state.SortedNames(labs), nil
+}

@@ -1,0 +1,254 @@
+// Package engine runs netlab's verbs: Up, Down, Plan and Status. It is the only
+// package that sees both the plan and the drivers: it locks the lab, observes
+// the machine through the drivers, asks the plan for actions, applies them one
+// by one with the journal written around each, and observes again to prove
+// the machine converged.
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/netlab-dev/netlab/internal/kernel"
+	"github.com/netlab-dev/netlab/internal/plan"
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/ovs"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Option configures an Engine.
+type Option func(*options)
+
+type options struct {
+	root    string
+	ovsOpts []ovs.Option
+	log     io.Writer
+}
+
+// WithRoot keeps journals, locks and the private OVS under dir instead of
+// /run/netlab (tests use it to stay apart from the user's labs).
+func WithRoot(dir string) Option { return func(o *options) { o.root = dir } }
+
+// WithOVS passes options to the Open vSwitch driver.
+func WithOVS(opts ...ovs.Option) Option {
+	return func(o *options) { o.ovsOpts = append(o.ovsOpts, opts...) }
+}
+
+// WithLog makes the engine print each action as it applies it.
+func WithLog(w io.Writer) Option { return func(o *options) { o.log = w } }
+
+// Engine runs the verbs. It holds no state between calls except its options.
+type Engine struct {
+	store   *state.Store
+	ovsOpts []ovs.Option
+	log     io.Writer
+}
+
+// New returns an engine.
+func New(opts ...Option) *Engine {
+	o := options{log: io.Discard}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	ovsOpts := append([]ovs.Option{}, o.ovsOpts...)
+	if o.root != "" {
+		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
+	}
+	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log}
+}
+
+// Store exposes the journal store (status and the CLI list labs from it).
+func (e *Engine) Store() *state.Store { return e.store }
+
+func (e *Engine) logf(format string, args ...any) { fmt.Fprintf(e.log, format, args...) }
+
+// hasOVS says whether the lab has Open vSwitch bridges.
+func hasOVS(lab *topology.Lab) bool {
+	for _, b := range lab.Bridges {
+		if b.Type == topology.BridgeOVS {
+			return true
+		}
+	}
+	return false
+}
+
+// connectOVS returns a client for the running OVS, or nil when none runs.
+// With start, it starts netlab's private OVS when none runs.
+func (e *Engine) connectOVS(start bool) (*ovs.Client, error) {
+	if start {
+		c, err := ovs.EnsureRunning(e.ovsOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("open vswitch: %w", err)
+		}
+		return c, nil
+	}
+	c, err := ovs.Connect(e.ovsOpts...)
+	if errors.Is(err, ovs.ErrNotRunning) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open vswitch: %w", err)
+	}
+	return c, nil
+}
+
+// Result is what Up did.
+type Result struct {
+	Plan plan.Plan // the actions applied; empty when the lab was up to date
+}
+
+// Plan computes what Up would do, changing nothing.
+func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
+	oc, err := e.connectOVS(false)
+	if err != nil && hasOVS(lab) {
+		return nil, err
+	}
+	j, err := e.store.Load(lab.Name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.newSession(lab.Name, oc)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	snap, err := s.observe(lab, j)
+	if err != nil {
+		return nil, err
+	}
+	return plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
+}
+
+// ErrNotConverged is returned by Up when the machine still differs from the
+// file after applying the plan.
+var ErrNotConverged = errors.New("not converged")
+
+// Up makes the machine match the lab: lock, observe, plan, apply with the
+// journal, observe again and check that nothing is left to do. The lab's is recorded in the journal so status can load the file the same way.
+func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
+	unlock, err := e.store.Lock(lab.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	j, err := e.store.Load(lab.Name)
+	if err != nil {
+		return nil, err
+	}
+	var oc *ovs.Client
+	if hasOVS(lab) {
+		oc, err = e.connectOVS(true)
+	} else {
+		oc, err = e.connectOVS(false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.newSession(lab.Name, oc)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+
+	if err := s.repairCrashLeftovers(j); err != nil {
+		return nil, err
+	}
+	snap, err := s.observe(lab, j)
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
+	if err != nil {
+		return nil, err
+	}
+	if abs, err := filepath.Abs(lab.File); err == nil {
+		j.File = abs
+	}
+	j.Prefix = prefix
+	if oc != nil && oc.Info().Private && hasOVS(lab) {
+		j.PrivateOVS = true
+	}
+	if err := e.store.Save(j); err != nil {
+		return nil, err
+	}
+	crashAfter := crashPoint()
+	for i, a := range p {
+		e.logf("%s\n", a)
+		if err := s.apply(e, a, j); err != nil {
+			return &Result{Plan: p[:i]}, fmt.Errorf("%s: %w", a, err)
+		}
+		if crashAfter > 0 && i+1 == crashAfter {
+			// Test-only: die like kill -9 would, right after step K.
+			fmt.Fprintf(os.Stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", crashAfter)
+			os.Exit(99)
+		}
+	}
+	if len(p) == 0 {
+		return &Result{}, nil
+	}
+	// Observe again: the plan must now be empty.
+	snap, err = s.observe(lab, j)
+	if err != nil {
+		return &Result{Plan: p}, err
+	}
+	again, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
+	if err != nil {
+		return &Result{Plan: p}, err
+	}
+	if len(again) > 0 {
+		return &Result{Plan: p}, fmt.Errorf("%w: still to do:\n%s", ErrNotConverged, again)
+	}
+	return &Result{Plan: p}, nil
+}
+
+// crashPoint reads the test-only NETLAB_CRASH_AFTER switch.
+func crashPoint() int {
+	n, err := strconv.Atoi(os.Getenv("NETLAB_CRASH_AFTER"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// session caches one kernel handle per namespace for the length of a verb.
+type session struct {
+	lab     string
+	ovs     *ovs.Client
+	handles map[string]*kernel.NS
+}
+
+func (e *Engine) newSession(lab string, oc *ovs.Client) (*session, error) {
+	return &session{lab: lab, ovs: oc, handles: map[string]*kernel.NS{}}, nil
+}
+
+func (s *session) ns(name string) (*kernel.NS, error) {
+	if h := s.handles[name]; h != nil {
+		return h, nil
+	}
+	h, err := kernel.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	s.handles[name] = h
+	return h, nil
+}
+
+// forget closes the handle of a namespace about to be deleted: an open
+// handle would keep the namespace and its links alive.
+func (s *session) forget(name string) {
+	if h := s.handles[name]; h != nil {
+		h.Close()
+		delete(s.handles, name)
+	}
+}
+
+func (s *session) close() {
+	for name := range s.handles {
+		s.forget(name)
+	}
+}

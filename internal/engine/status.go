@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/netlab-dev/netlab/internal/plan"
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/ovs"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// LabStatus is what `netlab status` shows of one lab.
+type LabStatus struct {
+	Lab         string          `json:"lab"`
+	File        string          `json:"file,omitempty"`
+	OVS         *state.OVSInfo  `json:"ovs,omitempty"`
+	Namespaces  []NSStatus      `json:"namespaces"`
+	Bridges     []BridgeStatus  `json:"bridges"`
+	HostSysctls []SysctlStatus  `json:"host_sysctls,omitempty"`
+	// Drift lists the actions `up` would take to match the file; empty when
+	// the lab matches it. DriftError says why drift could not be computed.
+	Drift      []string `json:"drift"`
+	DriftError string   `json:"drift_error,omitempty"`
+}
+
+// NSStatus is one namespace (or the host's part of the lab).
+type NSStatus struct {
+	Name   string       `json:"name"`
+	Links  []LinkStatus `json:"links"`
+	Routes []string     `json:"routes,omitempty"`
+}
+
+// LinkStatus is one interface.
+type LinkStatus struct {
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"`
+	State     string   `json:"state"`
+	LinkLayer string   `json:"link_layer,omitempty"`
+	MTU       int      `json:"mtu"`
+	Master    string   `json:"master,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+}
+
+// BridgeStatus is one bridge with its ports.
+type BridgeStatus struct {
+	Name     string       `json:"name"`
+	Type     string       `json:"type"`
+	Datapath string       `json:"datapath,omitempty"`
+	FailMode string       `json:"fail_mode,omitempty"`
+	Ports    []PortStatus `json:"ports"`
+}
+
+// PortStatus is one bridge port.
+type PortStatus struct {
+	Name   string `json:"name"`
+	OFPort int    `json:"ofport,omitempty"`
+}
+
+// SysctlStatus is a host sysctl the lab changed.
+type SysctlStatus struct {
+	Key      string `json:"key"`
+	Value    string `json:"value"`
+	Previous string `json:"previous"`
+}
+
+// Status observes one lab. When the journal names a topology file that still
+// loads, it also reports drift: what `up` would change.
+func (e *Engine) Status(lab string) (*LabStatus, error) {
+	j, err := e.store.Load(lab)
+	if err != nil {
+		return nil, err
+	}
+	oc, err := e.connectOVS(false)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.newSession(lab, oc)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+
+	st := &LabStatus{Lab: lab, File: j.File, Drift: []string{}}
+	var file *topology.Lab
+	if j.File != "" {
+		file, err = topology.Load(j.File)
+		if err == nil {
+			err = topology.ApplyPrefix(file, j.Prefix)
+		}
+		if err != nil {
+			st.DriftError = fmt.Sprintf("cannot read the lab's file: %v", err)
+			file = nil
+		} else if file.Name != lab {
+			st.DriftError = fmt.Sprintf("%s now describes lab %s", j.File, file.Name)
+			file = nil
+		}
+	} else {
+		st.DriftError = "no topology file recorded"
+	}
+	// Without the file, observe with an empty lab of that name: markers and
+	// the journal still find every object.
+	want := file
+	if want == nil {
+		want = &topology.Lab{Name: lab, Host: &topology.Namespace{Name: topology.Host}}
+	}
+	snap, err := s.observe(want, j)
+	if err != nil {
+		return nil, err
+	}
+	if oc != nil {
+		info := oc.Info()
+		st.OVS = &info
+	}
+	if file != nil {
+		p, err := plan.Make(plan.Input{Lab: file, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
+		if err != nil {
+			st.DriftError = err.Error()
+		}
+		for _, a := range p {
+			st.Drift = append(st.Drift, a.String())
+		}
+	}
+
+	names := state.SortedNames(snap.Namespaces)
+	sort.SliceStable(names, func(a, b int) bool { return names[a] == topology.Host && names[b] != topology.Host })
+	for _, name := range names {
+		o := snap.Namespaces[name]
+		ns := NSStatus{Name: name, Links: []LinkStatus{}}
+		for _, ln := range state.SortedNames(o.Links) {
+			l := o.Links[ln]
+			if name == topology.Host && l.Owner() != lab && snap.Bridges[ln] == nil {
+				continue // a host interface the lab wants but does not own
+			}
+			ls := LinkStatus{Name: ln, Kind: l.Kind, State: "down", LinkLayer: l.LinkLayer, MTU: l.MTU, Master: l.Master}
+			if l.Up {
+				ls.State = "up"
+			}
+			for _, a := range l.Addrs {
+				ls.Addresses = append(ls.Addresses, a.String())
+			}
+			ns.Links = append(ns.Links, ls)
+		}
+		for _, r := range o.Routes {
+			ns.Routes = append(ns.Routes, topology.Route{To: r.To, Via: r.Via, Dev: r.Dev, Metric: r.Metric}.String())
+		}
+		if name == topology.Host && len(ns.Links) == 0 && len(ns.Routes) == 0 {
+			continue
+		}
+		st.Namespaces = append(st.Namespaces, ns)
+	}
+	for _, name := range state.SortedNames(snap.Bridges) {
+		b := snap.Bridges[name]
+		if b.Owner != lab {
+			continue
+		}
+		bs := BridgeStatus{Name: name, Type: b.Type, Datapath: b.Datapath, FailMode: normFail(b), Ports: []PortStatus{}}
+		for _, pn := range state.SortedNames(b.Ports) {
+			bs.Ports = append(bs.Ports, PortStatus{Name: pn, OFPort: b.Ports[pn].OFPort})
+		}
+		if b.Type == topology.BridgeLinux {
+			for _, l := range snap.Namespaces[topology.Host].Links {
+				if l.Master == name {
+					bs.Ports = append(bs.Ports, PortStatus{Name: l.Name})
+				}
+			}
+			sort.Slice(bs.Ports, func(x, y int) bool { return bs.Ports[x].Name < bs.Ports[y].Name })
+		}
+		st.Bridges = append(st.Bridges, bs)
+	}
+	host := snap.Namespaces[topology.Host]
+	for _, k := range state.SortedNames(j.HostSysctls) {
+		st.HostSysctls = append(st.HostSysctls, SysctlStatus{Key: k, Value: host.Sysctls[k], Previous: j.HostSysctls[k]})
+	}
+	return st, nil
+}
+
+func normFail(b *state.Bridge) string {
+	if b.Type != topology.BridgeOVS {
+		return ""
+	}
+	if b.FailMode == "" {
+		return topology.FailStandalone
+	}
+	return b.FailMode
+}

@@ -1,0 +1,304 @@
+package namespace
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// requireRoot skips a test that needs root, unless NETLAB_E2E=1 (CI), where a
+// skip would hide a failure.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("NETLAB_E2E") == "1" {
+		t.Fatal("needs root (NETLAB_E2E=1 forbids skipping)")
+	}
+	t.Skip("needs root (namespaces)")
+}
+
+// testName returns a unique throw-away name: "nlk" and 4 random hex digits.
+func testName(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 2)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "nlk" + hex.EncodeToString(b)
+}
+
+// newTestNS creates a namespace that is deleted when the test ends.
+func newTestNS(t *testing.T) string {
+	t.Helper()
+	name := testName(t)
+	if err := Create(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := Delete(name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return name
+}
+
+func inode(t *testing.T, path string) (uint64, uint64) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Dev, st.Ino
+}
+
+func TestCreateDeleteIdempotent(t *testing.T) {
+	requireRoot(t)
+	name := testName(t)
+	t.Cleanup(func() { Delete(name) })
+
+	if Exists(name) {
+		t.Fatalf("%s exists before Create", name)
+	}
+	if err := Create(name); err != nil {
+		t.Fatal(err)
+	}
+	if !Exists(name) {
+		t.Fatalf("%s missing after Create", name)
+	}
+	names, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, name) || !slices.IsSorted(names) {
+		t.Fatalf("List() = %v, want sorted and containing %s", names, name)
+	}
+	err = Create(name)
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second Create: got %v, want fs.ErrExist", err)
+	}
+	if !strings.Contains(err.Error(), name) {
+		t.Errorf("error %q does not name the namespace", err)
+	}
+	if err := Delete(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := Delete(name); err != nil {
+		t.Fatalf("second Delete: %v", err)
+	}
+	if Exists(name) {
+		t.Fatalf("%s exists after Delete", name)
+	}
+	if _, err := os.Stat(Path(name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("file left behind: %v", err)
+	}
+}
+
+func TestCreateConcurrent(t *testing.T) {
+	requireRoot(t)
+	var names []string
+	for range 4 {
+		n := testName(t)
+		names = append(names, n)
+		t.Cleanup(func() { Delete(n) })
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, n := range names {
+		wg.Go(func() { errs[i] = Create(n) })
+	}
+	wg.Wait()
+	for i, n := range names {
+		if errs[i] != nil {
+			t.Errorf("Create(%s): %v", n, errs[i])
+		}
+		if !Exists(n) {
+			t.Errorf("%s missing", n)
+		}
+	}
+}
+
+func TestInvalidNames(t *testing.T) {
+	for _, name := range []string{"", ".", "..", "a/b", "host"} {
+		if err := Create(name); err == nil {
+			t.Errorf("Create(%q) succeeded", name)
+		}
+		if err := Delete(name); err == nil {
+			t.Errorf("Delete(%q) succeeded", name)
+		}
+	}
+}
+
+func TestStaleFileIsNotANamespace(t *testing.T) {
+	requireRoot(t)
+	if err := prepareDir(); err != nil {
+		t.Fatal(err)
+	}
+	name := testName(t)
+	t.Cleanup(func() { Delete(name) })
+	// What an interrupted Create leaves: the file without the mount.
+	if err := os.WriteFile(Path(name), nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if Exists(name) {
+		t.Error("Exists is true for a plain file")
+	}
+	if h, err := Open(name); err == nil {
+		h.Close()
+		t.Error("Open succeeded on a plain file")
+	}
+	if err := Delete(name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(Path(name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Delete left the file: %v", err)
+	}
+}
+
+func TestDoRunsInNamespace(t *testing.T) {
+	requireRoot(t)
+	name := newTestNS(t)
+	wantDev, wantIno := inode(t, Path(name))
+	hostDev, hostIno := inode(t, "/proc/self/ns/net")
+
+	h, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+
+	for range 20 { // many runs: threads are reused after a clean switch back
+		var gotDev, gotIno uint64
+		err = Do(h, func() error {
+			var st unix.Stat_t
+			if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+				return err
+			}
+			gotDev, gotIno = st.Dev, st.Ino
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gotDev != wantDev || gotIno != wantIno {
+			t.Fatalf("Do ran in %d:%d, want %d:%d", gotDev, gotIno, wantDev, wantIno)
+		}
+	}
+	if d, i := inode(t, "/proc/thread-self/ns/net"); d != hostDev || i != hostIno {
+		t.Fatal("test goroutine's thread left the host namespace")
+	}
+
+	host, err := Open(Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	err = Do(host, func() error {
+		d, i := inode(t, "/proc/thread-self/ns/net")
+		if d != hostDev || i != hostIno {
+			t.Error(`Open("host") is not the root namespace`)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDoErrors(t *testing.T) {
+	requireRoot(t)
+	if err := Do(netns.None(), func() error { t.Error("fn ran"); return nil }); err == nil {
+		t.Error("Do on a closed handle succeeded")
+	}
+	// A file that is not a namespace: setns fails with EINVAL.
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = Do(netns.NsHandle(f.Fd()), func() error { t.Error("fn ran"); return nil })
+	if !errors.Is(err, unix.EINVAL) {
+		t.Errorf("Do on /dev/null: got %v, want EINVAL", err)
+	}
+
+	name := newTestNS(t)
+	h, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	sentinel := errors.New("sentinel")
+	if err := Do(h, func() error { return sentinel }); !errors.Is(err, sentinel) {
+		t.Errorf("fn error lost: %v", err)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("recovered %v, want boom", p)
+			}
+		}()
+		Do(h, func() error { panic("boom") })
+		t.Error("Do did not re-raise the panic")
+	}()
+	if _, err := Open("nlk-absent-zz"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open of an absent namespace: got %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestPids(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("sleep"); err != nil {
+		t.Skip("needs sleep(1)")
+	}
+	name := newTestNS(t)
+	h, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+
+	pids, err := Pids(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 0 {
+		t.Fatalf("fresh namespace has processes %v", pids)
+	}
+
+	// exec from inside Do: the child inherits the switched thread's namespace.
+	cmd := exec.Command("sleep", "60")
+	if err := Do(h, cmd.Start); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		unix.Kill(pid, unix.SIGKILL)
+		cmd.Wait()
+	})
+
+	pids, err = Pids(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pids, []int{pid}) {
+		t.Fatalf("Pids(%s) = %v, want [%d]", name, pids, pid)
+	}
+	hostPids, err := Pids(Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(hostPids, pid) || !slices.Contains(hostPids, os.Getpid()) {
+		t.Errorf("Pids(host) = %v: want this process (%d) and not %d", hostPids, os.Getpid(), pid)
+	}
+}

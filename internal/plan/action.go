@@ -1,0 +1,234 @@
+// Package plan turns a desired lab and an observed snapshot into the ordered
+// list of actions that makes the machine match the file. It is pure: it never
+// touches the machine, so every plan can be printed (`netlab plan`), golden
+// tested and checked for emptiness after an apply.
+package plan
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Op is the kind of an action.
+type Op string
+
+// The actions, in the order phases run them (see Make).
+const (
+	OpDelRoute        Op = "del-route"
+	OpDelAddr         Op = "del-addr"
+	OpDelPorts        Op = "del-ports"
+	OpDelLink         Op = "del-link"
+	OpDelNamespace    Op = "del-namespace"
+	OpDelBridge       Op = "del-bridge"
+	OpRestoreSysctl   Op = "restore-sysctl"
+	OpSetSysctl       Op = "set-sysctl"
+	OpAddBridge       Op = "add-bridge"
+	OpSetFailMode     Op = "set-fail-mode"
+	OpAddLinuxBridge  Op = "add-linux-bridge"
+	OpAddNamespace    Op = "add-namespace"
+	OpAddVeth         Op = "add-veth"
+	OpSetLink         Op = "set-link"
+	OpSetTxChecksum   Op = "set-tx-checksum"
+	OpAddPorts        Op = "add-ports"
+	OpSetOFPort       Op = "set-ofport"
+	OpAddAddr         Op = "add-addr"
+	OpReplaceRoute    Op = "replace-route"
+)
+
+// Port is an OVS port to attach.
+type Port struct {
+	Name   string `json:"name"`
+	OFPort int    `json:"ofport"`
+}
+
+// Action is one step of a plan. Only the fields its Op needs are set. NS is
+// the namespace it acts in, topology.Host for the root namespace.
+type Action struct {
+	Op     Op     `json:"op"`
+	NS     string `json:"ns,omitempty"`
+	Link   string `json:"link,omitempty"`
+	Alias  string `json:"alias,omitempty"`
+	Bridge string `json:"bridge,omitempty"`
+
+	// add-veth: the peer end.
+	PeerNS    string `json:"peer_ns,omitempty"`
+	Peer      string `json:"peer,omitempty"`
+	PeerAlias string `json:"peer_alias,omitempty"`
+
+	// add-bridge, set-fail-mode.
+	Datapath string `json:"datapath,omitempty"`
+	FailMode string `json:"fail_mode,omitempty"`
+
+	// add-ports, del-ports, set-ofport.
+	Ports []Port `json:"ports,omitempty"`
+
+	// add-addr, del-addr.
+	Addr netip.Prefix `json:"addr,omitzero"`
+
+	// replace-route, del-route.
+	Route *state.Route `json:"route,omitempty"`
+
+	// set-sysctl, restore-sysctl.
+	Key   string `json:"key,omitempty"`
+	Value string `json:"value,omitempty"`
+
+	// set-link: what to change; empty fields stay as they are.
+	MAC    string  `json:"mac,omitempty"`
+	MTU    int     `json:"mtu,omitempty"`
+	Master *string `json:"master,omitempty"` // "" = no master
+	Up     bool    `json:"up,omitempty"`
+
+	// set-tx-checksum.
+	On bool `json:"on,omitempty"`
+
+	// Lab is the lab the objects belong to (markers, external ids).
+	Lab string `json:"-"`
+}
+
+// ipn renders "ip" or "ip -n NS".
+func ipn(ns string) string {
+	if ns == topology.Host || ns == "" {
+		return "ip"
+	}
+	return "ip -n " + ns
+}
+
+// inNS prefixes a command that has no namespace flag with ip netns exec.
+func inNS(ns, cmd string) string {
+	if ns == topology.Host || ns == "" {
+		return cmd
+	}
+	return "ip netns exec " + ns + " " + cmd
+}
+
+func routeArgs(r *state.Route) string {
+	var b strings.Builder
+	if r.To.Bits() == 0 {
+		b.WriteString("default")
+		if r.To.Addr().Is6() {
+			b.WriteString(" -6") // keeps the text a valid command: ip route del default -6 ...
+		}
+	} else {
+		b.WriteString(r.To.String())
+	}
+	if r.Via.IsValid() {
+		b.WriteString(" via " + r.Via.String())
+	}
+	if r.Dev != "" {
+		b.WriteString(" dev " + r.Dev)
+	}
+	if r.Metric != 0 {
+		fmt.Fprintf(&b, " metric %d", r.Metric)
+	}
+	return b.String()
+}
+
+// String renders the action as the command line it stands for, so a plan
+// reads like the shell script a user would otherwise write.
+func (a Action) String() string {
+	switch a.Op {
+	case OpDelRoute:
+		return fmt.Sprintf("%s route del %s proto %d", ipn(a.NS), routeArgs(a.Route), state.RouteProtocol)
+	case OpReplaceRoute:
+		return fmt.Sprintf("%s route replace %s proto %d", ipn(a.NS), routeArgs(a.Route), state.RouteProtocol)
+	case OpDelAddr:
+		return fmt.Sprintf("%s addr del %s dev %s", ipn(a.NS), a.Addr, a.Link)
+	case OpAddAddr:
+		s := fmt.Sprintf("%s addr replace %s dev %s", ipn(a.NS), a.Addr, a.Link)
+		if a.Addr.Addr().Is6() {
+			s += " nodad"
+		}
+		return s
+	case OpDelPorts, OpAddPorts, OpSetOFPort:
+		return a.ovsPortsString()
+	case OpDelLink:
+		return fmt.Sprintf("%s link del %s", ipn(a.NS), a.Link)
+	case OpDelNamespace:
+		return "ip netns del " + a.NS
+	case OpDelBridge:
+		return "ovs-vsctl --if-exists del-br " + a.Bridge
+	case OpRestoreSysctl:
+		return inNS(a.NS, fmt.Sprintf("sysctl -w %s=%s", a.Key, a.Value)) + "   # value before the lab"
+	case OpSetSysctl:
+		return inNS(a.NS, fmt.Sprintf("sysctl -w %s=%s", a.Key, a.Value))
+	case OpAddBridge:
+		return fmt.Sprintf("ovs-vsctl --may-exist add-br %s -- set Bridge %s datapath_type=%s fail_mode=%s external_ids:%s=%s",
+			a.Bridge, a.Bridge, a.Datapath, a.FailMode, state.OVSLabKey, a.Lab)
+	case OpSetFailMode:
+		return fmt.Sprintf("ovs-vsctl set-fail-mode %s %s", a.Bridge, a.FailMode)
+	case OpAddLinuxBridge:
+		return fmt.Sprintf("%s link add %s alias %s type bridge", ipn(a.NS), a.Link, a.Alias)
+	case OpAddNamespace:
+		return fmt.Sprintf("ip netns add %s && ip -n %s link set lo alias %s up", a.NS, a.NS, a.Alias)
+	case OpAddVeth:
+		peerNS := a.PeerNS
+		if peerNS == topology.Host {
+			peerNS = "1" // the host namespace, as seen by a process in it: PID 1's
+		}
+		return fmt.Sprintf("%s link add %s alias %s type veth peer name %s netns %s alias %s",
+			ipn(a.NS), a.Link, a.Alias, a.Peer, peerNS, a.PeerAlias)
+	case OpSetLink:
+		var parts []string
+		if a.MAC != "" {
+			parts = append(parts, "address "+a.MAC)
+		}
+		if a.MTU != 0 {
+			parts = append(parts, fmt.Sprintf("mtu %d", a.MTU))
+		}
+		if a.Master != nil {
+			if *a.Master == "" {
+				parts = append(parts, "nomaster")
+			} else {
+				parts = append(parts, "master "+*a.Master)
+			}
+		}
+		if a.Up {
+			parts = append(parts, "up")
+		}
+		return fmt.Sprintf("%s link set %s %s", ipn(a.NS), a.Link, strings.Join(parts, " "))
+	case OpSetTxChecksum:
+		v := "off"
+		if a.On {
+			v = "on"
+		}
+		return inNS(a.NS, fmt.Sprintf("ethtool -K %s tx %s", a.Link, v))
+	}
+	return fmt.Sprintf("<unknown action %q>", a.Op)
+}
+
+func (a Action) ovsPortsString() string {
+	var b strings.Builder
+	b.WriteString("ovs-vsctl")
+	for i, p := range a.Ports {
+		if i > 0 {
+			b.WriteString(" --")
+		}
+		switch a.Op {
+		case OpDelPorts:
+			fmt.Fprintf(&b, " --if-exists del-port %s %s", a.Bridge, p.Name)
+		case OpAddPorts:
+			fmt.Fprintf(&b, " --may-exist add-port %s %s -- set Interface %s ofport_request=%d -- set Port %s external_ids:%s=%s",
+				a.Bridge, p.Name, p.Name, p.OFPort, p.Name, state.OVSLabKey, a.Lab)
+		case OpSetOFPort:
+			fmt.Fprintf(&b, " set Interface %s ofport_request=%d", p.Name, p.OFPort)
+		}
+	}
+	return b.String()
+}
+
+// Plan is an ordered list of actions. An empty plan means the lab is up to date.
+type Plan []Action
+
+// String renders one command per line.
+func (p Plan) String() string {
+	var b strings.Builder
+	for _, a := range p {
+		b.WriteString(a.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

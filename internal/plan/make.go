@@ -1,0 +1,590 @@
+package plan
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Input is what Make needs.
+type Input struct {
+	Lab      *topology.Lab
+	Snapshot *state.Snapshot
+	// Journal may be nil; it supplies the previous values of host sysctls
+	// that the file no longer sets.
+	Journal *state.Journal
+	// Datapath is used for OVS bridges whose datapath is auto.
+	Datapath string
+}
+
+// wantLink is one interface the lab wants, with everything the plan checks.
+type wantLink struct {
+	ns, name, alias string
+	kind            string // veth, bridge (Linux), ovs-local (the OVS bridge's own port)
+	peer            topology.End
+	mac             net.HardwareAddr
+	mtu             int
+	addrs           []netip.Prefix
+	master          string // Linux bridge this end is enslaved to
+	ovsPort         bool   // attached to an OVS bridge
+	txOff           bool   // tx checksum offload must be off (OVS userspace datapath)
+	pos             topology.Pos
+	path            string
+}
+
+const kindOVSLocal = "ovs-local"
+
+// desired computes the interfaces of every namespace (Host included).
+func desired(lab *topology.Lab, datapath string) map[string]map[string]*wantLink {
+	want := map[string]map[string]*wantLink{topology.Host: {}}
+	for _, ns := range lab.Namespaces {
+		want[ns.Name] = map[string]*wantLink{}
+	}
+	add := func(w *wantLink) {
+		if want[w.ns] == nil {
+			want[w.ns] = map[string]*wantLink{}
+		}
+		want[w.ns][w.name] = w
+	}
+	for _, b := range lab.Bridges {
+		w := &wantLink{ns: topology.Host, name: b.Name, mtu: b.MTU, addrs: b.Addresses, pos: b.Pos, path: "bridges." + b.Name}
+		if b.Type == topology.BridgeLinux {
+			w.kind = state.KindBridge
+			w.alias = state.LinkAlias(lab.Name, topology.Host, b.Name)
+		} else {
+			w.kind = kindOVSLocal
+		}
+		add(w)
+	}
+	for _, l := range lab.Links {
+		ovs := false
+		for _, e := range []topology.LinkEnd{l.A, l.B} {
+			if b := lab.Bridge(e.Bridge); b != nil && b.Type == topology.BridgeOVS {
+				ovs = true
+			}
+		}
+		for _, pair := range [][2]topology.LinkEnd{{l.A, l.B}, {l.B, l.A}} {
+			e, peer := pair[0], pair[1]
+			w := &wantLink{
+				ns: e.NS, name: e.Name, alias: state.LinkAlias(lab.Name, e.NS, e.Name),
+				kind: state.KindVeth, peer: peer.End, mac: e.MAC, mtu: e.MTU, addrs: e.Addresses,
+				txOff: ovs, pos: e.Pos, path: e.String(),
+			}
+			if b := lab.Bridge(e.Bridge); b != nil {
+				if b.Type == topology.BridgeLinux {
+					w.master = b.Name
+				} else {
+					w.ovsPort = true
+				}
+			}
+			add(w)
+		}
+	}
+	return want
+}
+
+// Make computes the plan. It fails, naming each object, when the lab would
+// have to touch something that is not its own (a clash); nothing is planned
+// then.
+func Make(in Input) (Plan, error) {
+	lab, snap := in.Lab, in.Snapshot
+	want := desired(lab, in.Datapath)
+	var clashes topology.ErrorList
+	clash := func(pos topology.Pos, path, format string, args ...any) {
+		clashes = append(clashes, &topology.Error{File: lab.File, Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	// Namespaces: ours, someone else's, or absent.
+	for _, ns := range lab.Namespaces {
+		if o := snap.Namespaces[ns.Name]; o != nil && o.Owner != lab.Name {
+			clash(ns.Pos, "namespaces."+ns.Name, "namespace %s already exists and %s; netlab leaves it alone", ns.Name, ownerText(o.Owner))
+		}
+	}
+	// Links with the names the lab wants, in namespaces that exist. In a
+	// namespace of the lab, a veth with no alias at all is the lab's own,
+	// interrupted between creation and marking (a crash): made again.
+	unmarked := map[string]bool{}
+	for _, nsName := range state.SortedNames(want) {
+		o := snap.Namespaces[nsName]
+		if o == nil {
+			continue
+		}
+		for _, name := range state.SortedNames(want[nsName]) {
+			w := want[nsName][name]
+			l := o.Links[name]
+			if l == nil {
+				continue
+			}
+			if w.kind == kindOVSLocal {
+				if b := snap.Bridges[name]; b == nil || b.Type != topology.BridgeOVS {
+					clash(w.pos, w.path, "interface %s already exists in the host namespace and is not an Open vSwitch bridge of this lab", name)
+				}
+				continue
+			}
+			if nsName != topology.Host && o.Owner == lab.Name && l.Alias == "" && l.Kind == state.KindVeth {
+				unmarked[key(nsName, name)] = true
+				continue
+			}
+			if owner := l.Owner(); owner != lab.Name {
+				clash(w.pos, w.path, "interface %s already exists in namespace %s and %s; netlab leaves it alone", name, nsName, ownerText(owner))
+			}
+		}
+	}
+	for _, b := range lab.Bridges {
+		if o := snap.Bridges[b.Name]; o != nil && o.Owner != lab.Name && !(b.Type == topology.BridgeLinux && o.Type == topology.BridgeLinux) {
+			clash(b.Pos, "bridges."+b.Name, "bridge %s already exists and %s; netlab leaves it alone", b.Name, ownerText(o.Owner))
+		}
+	}
+	if len(clashes) > 0 {
+		return nil, clashes
+	}
+
+	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, unmarked: unmarked}
+	p.deletions()
+	p.hostSysctls(in.Journal)
+	p.bridges()
+	p.namespaces()
+	p.links()
+	p.ports()
+	p.addresses()
+	p.routes()
+	return p.out, nil
+}
+
+func ownerText(owner string) string {
+	if owner == "" {
+		return "is not netlab's (no marker)"
+	}
+	return "belongs to lab " + owner
+}
+
+type planner struct {
+	lab      *topology.Lab
+	snap     *state.Snapshot
+	want     map[string]map[string]*wantLink
+	datapath string
+	out      Plan
+	// recreated names links that this plan deletes and creates again.
+	recreated map[string]bool
+	// unmarked names veths in the lab's namespaces that lack their alias.
+	unmarked map[string]bool
+}
+
+func (p *planner) emit(a Action) {
+	a.Lab = p.lab.Name
+	p.out = append(p.out, a)
+}
+
+func key(ns, name string) string { return ns + "/" + name }
+
+// observedLink returns the observed link if it is this lab's.
+func (p *planner) observedLink(ns, name string) *state.Link {
+	o := p.snap.Namespaces[ns]
+	if o == nil {
+		return nil
+	}
+	return o.Links[name]
+}
+
+// wantNS says whether the lab wants the namespace.
+func (p *planner) wantNS(name string) bool {
+	return name == topology.Host || p.lab.Namespace(name) != nil
+}
+
+// deletions removes, in dependency order, what the lab owns but no longer
+// wants, and the broken halves of veth pairs so they can be made again.
+func (p *planner) deletions() {
+	p.recreated = map[string]bool{}
+	for k := range p.unmarked {
+		p.recreated[k] = true
+	}
+	// A veth pair with only one end left (the other was deleted by hand, or
+	// its namespace vanished) is deleted and made again.
+	for _, l := range p.lab.Links {
+		a := p.observedLink(l.A.NS, l.A.Name)
+		b := p.observedLink(l.B.NS, l.B.Name)
+		if (a == nil) != (b == nil) {
+			p.recreated[key(l.A.NS, l.A.Name)] = true
+			p.recreated[key(l.B.NS, l.B.Name)] = true
+		}
+		for _, pair := range []struct {
+			o *state.Link
+			e topology.LinkEnd
+		}{{a, l.A}, {b, l.B}} {
+			if pair.o != nil && pair.o.Kind != state.KindVeth {
+				p.recreated[key(pair.e.NS, pair.e.Name)] = true
+			}
+		}
+		// A veth pair is made in one piece: if one end is remade, so is the other.
+		if p.recreated[key(l.A.NS, l.A.Name)] || p.recreated[key(l.B.NS, l.B.Name)] {
+			p.recreated[key(l.A.NS, l.A.Name)] = true
+			p.recreated[key(l.B.NS, l.B.Name)] = true
+		}
+	}
+
+	// Routes and addresses first: they depend on links.
+	for _, nsName := range state.SortedNames(p.snap.Namespaces) {
+		o := p.snap.Namespaces[nsName]
+		if !p.wantNS(nsName) || (nsName != topology.Host && o.Owner != p.lab.Name) {
+			continue
+		}
+		ns := p.lab.Namespace(nsName)
+		for _, r := range o.Routes {
+			if !slices.ContainsFunc(ns.Routes, func(w topology.Route) bool { return sameRoute(toState(w), r) }) &&
+				p.linkSurvives(nsName, r.Dev) {
+				r := r
+				p.emit(Action{Op: OpDelRoute, NS: nsName, Route: &r})
+			}
+		}
+		for _, name := range state.SortedNames(o.Links) {
+			l := o.Links[name]
+			w := p.want[nsName][name]
+			if w == nil || p.recreated[key(nsName, name)] {
+				continue
+			}
+			for _, a := range l.Addrs {
+				if !slices.Contains(w.addrs, a) && !a.Addr().IsLinkLocalUnicast() {
+					p.emit(Action{Op: OpDelAddr, NS: nsName, Link: name, Addr: a})
+				}
+			}
+		}
+	}
+
+	// OVS ports of this lab that are not wanted on their bridge.
+	for _, bName := range state.SortedNames(p.snap.Bridges) {
+		b := p.snap.Bridges[bName]
+		if b.Type != topology.BridgeOVS {
+			continue
+		}
+		var del []Port
+		for _, pName := range state.SortedNames(b.Ports) {
+			port := b.Ports[pName]
+			if port.Owner != p.lab.Name {
+				continue
+			}
+			w := p.want[topology.Host][pName]
+			if w == nil || !w.ovsPort || w.peer.Bridge != "" || p.portBridge(pName) != bName || p.recreated[key(topology.Host, pName)] {
+				del = append(del, Port{Name: pName})
+			}
+		}
+		if len(del) > 0 {
+			p.emit(Action{Op: OpDelPorts, Bridge: bName, Ports: del})
+		}
+	}
+
+	// Links of this lab that are not wanted, or are to be made again. Deleting
+	// one end of a veth deletes its peer: gone avoids a second delete.
+	gone := map[string]bool{}
+	for _, nsName := range state.SortedNames(p.snap.Namespaces) {
+		o := p.snap.Namespaces[nsName]
+		if nsName != topology.Host && (!p.wantNS(nsName) || o.Owner != p.lab.Name) {
+			continue // whole namespace goes, or is not ours
+		}
+		for _, name := range state.SortedNames(o.Links) {
+			l := o.Links[name]
+			if l.Owner() != p.lab.Name && !p.unmarked[key(nsName, name)] {
+				continue
+			}
+			w := p.want[nsName][name]
+			if gone[key(nsName, name)] {
+				continue
+			}
+			if w == nil || p.recreated[key(nsName, name)] || w.kind != l.Kind {
+				p.emit(Action{Op: OpDelLink, NS: nsName, Link: name})
+				if w != nil && w.kind == state.KindVeth && l.Kind == state.KindVeth {
+					gone[key(w.peer.NS, w.peer.Name)] = true
+				}
+			}
+		}
+	}
+
+	// Namespaces of this lab that the file no longer has.
+	for _, nsName := range state.SortedNames(p.snap.Namespaces) {
+		o := p.snap.Namespaces[nsName]
+		if nsName != topology.Host && o.Owner == p.lab.Name && !p.wantNS(nsName) {
+			p.emit(Action{Op: OpDelNamespace, NS: nsName})
+		}
+	}
+
+	// OVS bridges of this lab that the file no longer has.
+	for _, bName := range state.SortedNames(p.snap.Bridges) {
+		b := p.snap.Bridges[bName]
+		if b.Type != topology.BridgeOVS || b.Owner != p.lab.Name {
+			continue
+		}
+		if w := p.lab.Bridge(bName); w == nil || w.Type != topology.BridgeOVS {
+			p.emit(Action{Op: OpDelBridge, Bridge: bName})
+		}
+	}
+}
+
+// linkSurvives says whether a route's device stays, so deleting the route
+// separately is needed (routes die with their device).
+func (p *planner) linkSurvives(ns, dev string) bool {
+	if dev == "" {
+		return true
+	}
+	w := p.want[ns][dev]
+	return w != nil && !p.recreated[key(ns, dev)]
+}
+
+// portBridge returns the OVS bridge a host interface should be a port of.
+func (p *planner) portBridge(name string) string {
+	for _, b := range p.lab.Bridges {
+		for _, port := range b.Ports {
+			if port.Name == name {
+				return b.Name
+			}
+		}
+	}
+	return ""
+}
+
+// hostSysctls restores host settings the file dropped and sets the ones it has.
+func (p *planner) hostSysctls(j *state.Journal) {
+	host := p.snap.Namespaces[topology.Host]
+	wantKeys := map[string]bool{}
+	for _, s := range p.lab.Host.EffectiveSysctls() {
+		wantKeys[s.Key] = true
+	}
+	if j != nil {
+		for _, k := range state.SortedNames(j.HostSysctls) {
+			if !wantKeys[k] {
+				p.emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: k, Value: j.HostSysctls[k]})
+			}
+		}
+	}
+	for _, s := range p.lab.Host.EffectiveSysctls() {
+		if host == nil || host.Sysctls[s.Key] != s.Value {
+			p.emit(Action{Op: OpSetSysctl, NS: topology.Host, Key: s.Key, Value: s.Value})
+		}
+	}
+}
+
+func (p *planner) bridges() {
+	for _, b := range p.lab.Bridges {
+		o := p.snap.Bridges[b.Name]
+		switch b.Type {
+		case topology.BridgeOVS:
+			dp := b.Datapath
+			if dp == topology.DatapathAuto {
+				dp = p.datapath
+			}
+			fm := b.FailMode
+			if fm == "" {
+				fm = topology.FailStandalone
+			}
+			if o == nil {
+				p.emit(Action{Op: OpAddBridge, Bridge: b.Name, Datapath: dp, FailMode: fm})
+				continue
+			}
+			if normFailMode(o.FailMode) != fm {
+				p.emit(Action{Op: OpSetFailMode, Bridge: b.Name, FailMode: fm})
+			}
+		case topology.BridgeLinux:
+			if l := p.observedLink(topology.Host, b.Name); l == nil || l.Kind != state.KindBridge {
+				p.emit(Action{Op: OpAddLinuxBridge, NS: topology.Host, Link: b.Name, Alias: state.LinkAlias(p.lab.Name, topology.Host, b.Name)})
+			}
+		}
+	}
+}
+
+func normFailMode(m string) string {
+	if m == "" {
+		return topology.FailStandalone
+	}
+	return m
+}
+
+func (p *planner) namespaces() {
+	for _, ns := range p.lab.Namespaces {
+		o := p.snap.Namespaces[ns.Name]
+		if o == nil {
+			p.emit(Action{Op: OpAddNamespace, NS: ns.Name, Alias: state.NamespaceAlias(p.lab.Name)})
+		}
+		for _, s := range ns.EffectiveSysctls() {
+			if o == nil || o.Sysctls[s.Key] != s.Value {
+				p.emit(Action{Op: OpSetSysctl, NS: ns.Name, Key: s.Key, Value: s.Value})
+			}
+		}
+	}
+}
+
+// exists says whether a wanted link is there and stays after the deletions.
+func (p *planner) exists(ns, name string) *state.Link {
+	if p.recreated[key(ns, name)] {
+		return nil
+	}
+	l := p.observedLink(ns, name)
+	if l == nil {
+		return nil
+	}
+	if w := p.want[ns][name]; w != nil && w.kind != kindOVSLocal && w.kind != l.Kind {
+		return nil
+	}
+	return l
+}
+
+func (p *planner) links() {
+	// Create veth pairs. The end in a lab namespace is created there and
+	// its peer directly in the peer's namespace: no link ever passes through
+	// the host namespace under a name that could clash.
+	for _, l := range p.lab.Links {
+		if p.exists(l.A.NS, l.A.Name) != nil && p.exists(l.B.NS, l.B.Name) != nil {
+			continue
+		}
+		a, b := l.A, l.B
+		if a.NS == topology.Host && b.NS != topology.Host {
+			a, b = b, a
+		}
+		p.emit(Action{
+			Op: OpAddVeth, NS: a.NS, Link: a.Name, Alias: state.LinkAlias(p.lab.Name, a.NS, a.Name),
+			PeerNS: b.NS, Peer: b.Name, PeerAlias: state.LinkAlias(p.lab.Name, b.NS, b.Name),
+		})
+	}
+	// Settings of every wanted link, in namespace order (host first).
+	for _, nsName := range p.nsOrder() {
+		for _, name := range p.linkOrder(nsName) {
+			w := p.want[nsName][name]
+			o := p.exists(nsName, name)
+			a := Action{Op: OpSetLink, NS: nsName, Link: name}
+			changed := false
+			if w.mac != nil && (o == nil || !bytes.Equal(o.MAC, w.mac)) {
+				a.MAC, changed = w.mac.String(), true
+			}
+			if w.mtu != 0 && (o == nil || o.MTU != w.mtu) {
+				a.MTU, changed = w.mtu, true
+			}
+			if !w.ovsPort && w.kind == state.KindVeth {
+				observedMaster := ""
+				if o != nil {
+					observedMaster = o.Master
+				}
+				if observedMaster != w.master {
+					m := w.master
+					a.Master, changed = &m, true
+				}
+			}
+			if o == nil || !o.Up {
+				a.Up, changed = true, true
+			}
+			if w.txOff && (o == nil || o.TxChecksum == nil || *o.TxChecksum) {
+				p.emit(Action{Op: OpSetTxChecksum, NS: nsName, Link: name, On: false})
+			}
+			if changed {
+				a.Up = true
+				p.emit(a)
+			}
+		}
+	}
+}
+
+// nsOrder is host first, then the lab namespaces in file order.
+func (p *planner) nsOrder() []string {
+	out := []string{topology.Host}
+	for _, ns := range p.lab.Namespaces {
+		out = append(out, ns.Name)
+	}
+	return out
+}
+
+// linkOrder: bridges' own interfaces first, then the rest by name.
+func (p *planner) linkOrder(ns string) []string {
+	var first, rest []string
+	for _, name := range state.SortedNames(p.want[ns]) {
+		if k := p.want[ns][name].kind; k == kindOVSLocal || k == state.KindBridge {
+			first = append(first, name)
+		} else {
+			rest = append(rest, name)
+		}
+	}
+	return append(first, rest...)
+}
+
+func (p *planner) ports() {
+	for _, b := range p.lab.Bridges {
+		if b.Type != topology.BridgeOVS {
+			continue
+		}
+		o := p.snap.Bridges[b.Name]
+		var add, fix []Port
+		for _, port := range b.Ports {
+			var op *state.Port
+			if o != nil && !p.recreated[key(topology.Host, port.Name)] {
+				op = o.Ports[port.Name]
+			}
+			switch {
+			case op == nil || op.Owner != p.lab.Name:
+				add = append(add, Port{Name: port.Name, OFPort: port.OFPort})
+			case op.OFPortRequest != port.OFPort || op.OFPort != port.OFPort:
+				fix = append(fix, Port{Name: port.Name, OFPort: port.OFPort})
+			}
+		}
+		if len(add) > 0 {
+			p.emit(Action{Op: OpAddPorts, Bridge: b.Name, Ports: add})
+		}
+		if len(fix) > 0 {
+			p.emit(Action{Op: OpSetOFPort, Bridge: b.Name, Ports: fix})
+		}
+	}
+}
+
+func (p *planner) addresses() {
+	for _, nsName := range p.nsOrder() {
+		for _, name := range p.linkOrder(nsName) {
+			w := p.want[nsName][name]
+			o := p.exists(nsName, name)
+			for _, a := range w.addrs {
+				if o == nil || !slices.Contains(o.Addrs, a) {
+					p.emit(Action{Op: OpAddAddr, NS: nsName, Link: name, Addr: a})
+				}
+			}
+		}
+	}
+}
+
+func (p *planner) routes() {
+	for _, nsName := range p.nsOrder() {
+		ns := p.lab.Namespace(nsName)
+		o := p.snap.Namespaces[nsName]
+		for _, r := range ns.Routes {
+			want := toState(r)
+			found := false
+			if o != nil {
+				for _, or := range o.Routes {
+					if sameRoute(want, or) && p.linkSurvives(nsName, or.Dev) {
+						found = true
+					}
+				}
+			}
+			if !found {
+				p.emit(Action{Op: OpReplaceRoute, NS: nsName, Route: &want})
+			}
+		}
+	}
+}
+
+func toState(r topology.Route) state.Route {
+	return state.Route{To: r.To, Via: r.Via, Dev: r.Dev, Metric: r.Metric}
+}
+
+// metric is the metric the kernel reports: IPv6 routes added with metric 0
+// get 1024 (IP6_RT_PRIO_USER).
+func metric(r state.Route) int {
+	if r.Metric == 0 && r.To.Addr().Is6() {
+		return 1024
+	}
+	return r.Metric
+}
+
+// sameRoute compares a wanted route with an observed one. The observed route
+// always names its device; the wanted one may leave it to the kernel.
+func sameRoute(want, got state.Route) bool {
+	return want.To == got.To && want.Via == got.Via && metric(want) == metric(got) &&
+		(want.Dev == "" || want.Dev == got.Dev)
+}

@@ -1,0 +1,226 @@
+package plan
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func parse(t *testing.T, name, text string) *topology.Lab {
+	t.Helper()
+	lab, err := topology.Parse(name, []byte(text))
+	if err != nil {
+		t.Fatalf("parse %s:\n%v", name, err)
+	}
+	return lab
+}
+
+func load(t *testing.T, path string) *topology.Lab {
+	t.Helper()
+	lab, err := topology.Load(path)
+	if err != nil {
+		t.Fatalf("load %s:\n%v", path, err)
+	}
+	return lab
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// The plan of every shipped lab on an empty machine is a golden file: it is
+// the script netlab runs, and reviewing its diff reviews a behaviour change.
+func TestShippedLabsGolden(t *testing.T) {
+	files, err := filepath.Glob("../../labs/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no labs found: %v", err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			lab := load(t, f)
+			m := newMachine()
+			p := m.converge(t, lab)
+			golden(t, name+".plan", p.String())
+			b, err := json.MarshalIndent(p, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name+".plan.json", string(b)+"\n")
+		})
+	}
+}
+
+const twoHosts = `
+name: pt
+bridges:
+  br0: {type: linux, addresses: [10.1.0.254/24]}
+namespaces:
+  a:
+    interfaces:
+      eth0: {peer: br0/pa, addresses: [10.1.0.1/24], mac: "02:00:00:00:00:0a", mtu: 1400}
+    routes: [{to: default, via: 10.1.0.254}]
+  b:
+    interfaces:
+      eth0: {peer: br0/pb, addresses: [10.1.0.2/24]}
+      link: {peer: c/link, addresses: [10.2.0.1/30]}
+  c:
+    interfaces:
+      link: {addresses: [10.2.0.2/30]}
+    routes: [{to: 10.1.0.0/24, via: 10.2.0.1}]
+`
+
+func TestLinuxBridgeLabConverges(t *testing.T) {
+	lab := parse(t, "two.yaml", twoHosts)
+	m := newMachine()
+	p := m.converge(t, lab)
+	golden(t, "linux-bridge.plan", p.String())
+}
+
+// Deleting one end of a veth by hand: the plan makes the pair again, with
+// its settings, addresses and routes, and nothing else.
+func TestRepairDeletedVeth(t *testing.T) {
+	lab := parse(t, "two.yaml", twoHosts)
+	m := newMachine()
+	m.converge(t, lab)
+	delete(m.snap.Namespaces["c"].Links, "link") // as if only this end vanished; b/link stays
+	m.snap.Namespaces["c"].Routes = nil          // routes go with the device
+	p := m.converge(t, lab)
+	golden(t, "repair-veth.plan", p.String())
+}
+
+func TestRepairDeletedAddress(t *testing.T) {
+	lab := parse(t, "two.yaml", twoHosts)
+	m := newMachine()
+	m.converge(t, lab)
+	m.snap.Namespaces["a"].Links["eth0"].Addrs = nil
+	m.snap.Namespaces["a"].Routes = nil
+	p := m.converge(t, lab)
+	want := "ip -n a addr replace 10.1.0.1/24 dev eth0\nip -n a route replace default via 10.1.0.254 proto 78\n"
+	if p.String() != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", p, want)
+	}
+}
+
+// Editing the file: add a namespace, change an address, drop a route. The
+// plan changes exactly that.
+func TestEditedFile(t *testing.T) {
+	lab := parse(t, "two.yaml", twoHosts)
+	m := newMachine()
+	m.converge(t, lab)
+	edited := strings.NewReplacer(
+		"addresses: [10.1.0.2/24]", "addresses: [10.1.0.3/24]",
+		"    routes: [{to: 10.1.0.0/24, via: 10.2.0.1}]\n", "",
+	).Replace(twoHosts) + `  d:
+    interfaces:
+      eth0: {peer: br0/pd, addresses: [10.1.0.4/24]}
+`
+	lab2 := parse(t, "two.yaml", edited)
+	p := m.converge(t, lab2)
+	golden(t, "edit.plan", p.String())
+	// And back: the new namespace goes, the old address returns.
+	p = m.converge(t, lab)
+	golden(t, "edit-back.plan", p.String())
+}
+
+func TestHostSysctlRestoredWhenDropped(t *testing.T) {
+	lab := load(t, "../../labs/blue-red.yaml")
+	m := newMachine()
+	m.converge(t, lab)
+	j := &state.Journal{Lab: lab.Name, HostSysctls: map[string]string{"net.ipv4.ip_forward": "0"}}
+	lab.Host.Sysctls = nil
+	p, err := Make(Input{Lab: lab, Snapshot: m.snap, Journal: j, Datapath: "netdev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "sysctl -w net.ipv4.ip_forward=0   # value before the lab\n"
+	if p.String() != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", p, want)
+	}
+}
+
+// Objects with the lab's names that are not the lab's: the plan refuses,
+// naming each with file:line, and plans nothing.
+func TestClashesAreRefused(t *testing.T) {
+	lab := load(t, "../../labs/blue-red.yaml")
+	m := newMachine()
+	m.snap.Namespaces["blue"] = &state.Namespace{Name: "blue", Links: map[string]*state.Link{}}
+	m.snap.Namespaces["red"] = &state.Namespace{Name: "red", Owner: "other", Links: map[string]*state.Link{}}
+	m.snap.Namespaces[topology.Host].Links["veth0"] = &state.Link{Name: "veth0", Kind: state.KindVeth}
+	m.snap.Bridges["ovsbr0"] = &state.Bridge{Name: "ovsbr0", Type: topology.BridgeOVS, Ports: map[string]*state.Port{}}
+	p, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: "netdev"})
+	if p != nil {
+		t.Errorf("plan despite clashes:\n%s", p)
+	}
+	var list topology.ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("error %v is not an ErrorList", err)
+	}
+	got := err.Error()
+	for _, want := range []string{
+		"namespace blue already exists and is not netlab's (no marker)",
+		"namespace red already exists and belongs to lab other",
+		"interface veth0 already exists in namespace host and is not netlab's (no marker)",
+		"bridge ovsbr0 already exists and is not netlab's (no marker)",
+		"labs/blue-red.yaml:",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("error lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// Another lab's objects are invisible to this lab's plan unless they clash.
+func TestOtherLabUntouched(t *testing.T) {
+	lab := parse(t, "two.yaml", twoHosts)
+	m := newMachine()
+	m.converge(t, lab)
+	other := parse(t, "other.yaml", strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(twoHosts,
+		"name: pt", "name: po"), "br0", "br9"), "\n  a:", "\n  a9:"))
+	_ = other
+	// A link of another lab inside the host namespace is not deleted.
+	m.snap.Namespaces[topology.Host].Links["zz9"] = &state.Link{Name: "zz9", Kind: state.KindVeth, Alias: state.LinkAlias("po", topology.Host, "zz9")}
+	p, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: "netdev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 0 {
+		t.Errorf("plan touches another lab:\n%s", p)
+	}
+}
+
+// A veth without its alias inside a lab namespace (a crash between creating
+// and marking it) is made again, not reported as a clash.
+func TestUnmarkedVethInLabNamespaceIsRemade(t *testing.T) {
+	lab := parse(t, "two.yaml", twoHosts)
+	m := newMachine()
+	m.converge(t, lab)
+	m.snap.Namespaces["b"].Links["link"].Alias = ""
+	p := m.converge(t, lab)
+	if !strings.HasPrefix(p.String(), "ip -n b link del link\nip -n b link add link") {
+		t.Errorf("plan:\n%s", p)
+	}
+}

@@ -1,0 +1,195 @@
+package plan
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// machine is a fake of the kernel and OVS, good enough to apply plans to: the
+// tests use it to check that applying a plan converges (the next plan is
+// empty), which is the property `up` relies on.
+type machine struct {
+	snap  *state.Snapshot
+	peers map[string]string // "ns/link" -> "ns/link" of its veth peer
+}
+
+func newMachine() *machine {
+	return &machine{peers: map[string]string{}, snap: &state.Snapshot{
+		Namespaces: map[string]*state.Namespace{
+			topology.Host: {Name: topology.Host, Links: map[string]*state.Link{}, Sysctls: map[string]string{"net.ipv4.ip_forward": "0"}},
+		},
+		Bridges: map[string]*state.Bridge{},
+	}}
+}
+
+func (m *machine) ns(t *testing.T, name string) *state.Namespace {
+	t.Helper()
+	ns := m.snap.Namespaces[name]
+	if ns == nil {
+		t.Fatalf("namespace %s does not exist", name)
+	}
+	return ns
+}
+
+func (m *machine) link(t *testing.T, ns, name string) *state.Link {
+	t.Helper()
+	l := m.ns(t, ns).Links[name]
+	if l == nil {
+		t.Fatalf("link %s/%s does not exist", ns, name)
+	}
+	return l
+}
+
+func (m *machine) apply(t *testing.T, a Action) {
+	t.Helper()
+	switch a.Op {
+	case OpDelRoute:
+		ns := m.ns(t, a.NS)
+		ns.Routes = slices.DeleteFunc(ns.Routes, func(r state.Route) bool { return r == *a.Route })
+	case OpReplaceRoute:
+		ns := m.ns(t, a.NS)
+		r := *a.Route
+		if r.Dev == "" {
+			// The kernel picks the device of the connected prefix.
+			for _, l := range ns.Links {
+				for _, p := range l.Addrs {
+					if p.Masked().Contains(r.Via) {
+						r.Dev = l.Name
+					}
+				}
+			}
+		}
+		if r.Metric == 0 && r.To.Addr().Is6() {
+			r.Metric = 1024
+		}
+		ns.Routes = slices.DeleteFunc(ns.Routes, func(o state.Route) bool { return o.To == r.To && o.Metric == r.Metric })
+		ns.Routes = append(ns.Routes, r)
+	case OpDelAddr:
+		l := m.link(t, a.NS, a.Link)
+		l.Addrs = slices.DeleteFunc(l.Addrs, func(p netip.Prefix) bool { return p == a.Addr })
+	case OpAddAddr:
+		l := m.link(t, a.NS, a.Link)
+		if !slices.Contains(l.Addrs, a.Addr) {
+			l.Addrs = append(l.Addrs, a.Addr)
+		}
+	case OpDelPorts:
+		for _, p := range a.Ports {
+			delete(m.snap.Bridges[a.Bridge].Ports, p.Name)
+		}
+	case OpAddPorts:
+		b := m.snap.Bridges[a.Bridge]
+		for _, p := range a.Ports {
+			m.link(t, topology.Host, p.Name)
+			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: a.Lab, OFPortRequest: p.OFPort, OFPort: p.OFPort}
+		}
+	case OpSetOFPort:
+		for _, p := range a.Ports {
+			port := m.snap.Bridges[a.Bridge].Ports[p.Name]
+			port.OFPortRequest, port.OFPort = p.OFPort, p.OFPort
+		}
+	case OpDelLink:
+		m.link(t, a.NS, a.Link)
+		m.delLink(a.NS, a.Link)
+	case OpDelNamespace:
+		for name := range m.ns(t, a.NS).Links {
+			m.delLink(a.NS, name)
+		}
+		delete(m.snap.Namespaces, a.NS)
+	case OpDelBridge:
+		delete(m.snap.Bridges, a.Bridge)
+		delete(m.snap.Namespaces[topology.Host].Links, a.Bridge)
+	case OpRestoreSysctl, OpSetSysctl:
+		m.ns(t, a.NS).Sysctls[a.Key] = a.Value
+	case OpAddBridge:
+		if m.snap.Bridges[a.Bridge] != nil {
+			t.Fatalf("bridge %s exists", a.Bridge)
+		}
+		m.snap.Bridges[a.Bridge] = &state.Bridge{Name: a.Bridge, Type: topology.BridgeOVS, Owner: a.Lab, Datapath: a.Datapath, FailMode: a.FailMode, Ports: map[string]*state.Port{}}
+		m.ns(t, topology.Host).Links[a.Bridge] = &state.Link{Name: a.Bridge, Kind: state.KindTuntap, MTU: 1500}
+	case OpSetFailMode:
+		m.snap.Bridges[a.Bridge].FailMode = a.FailMode
+	case OpAddLinuxBridge:
+		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindBridge, Alias: a.Alias, MTU: 1500}
+		m.snap.Bridges[a.Link] = &state.Bridge{Name: a.Link, Type: topology.BridgeLinux, Owner: a.Lab}
+	case OpAddNamespace:
+		if m.snap.Namespaces[a.NS] != nil {
+			t.Fatalf("namespace %s exists", a.NS)
+		}
+		m.snap.Namespaces[a.NS] = &state.Namespace{Name: a.NS, Owner: a.Lab, Sysctls: map[string]string{},
+			Links: map[string]*state.Link{"lo": {Name: "lo", Kind: "device", Alias: a.Alias, Up: true}}}
+	case OpAddVeth:
+		for _, end := range [][2]string{{a.NS, a.Link}, {a.PeerNS, a.Peer}} {
+			if m.ns(t, end[0]).Links[end[1]] != nil {
+				t.Fatalf("link %s/%s exists", end[0], end[1])
+			}
+		}
+		on := true
+		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindVeth, Alias: a.Alias, MTU: 1500,
+			MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(len(a.Link))}, TxChecksum: &on}
+		peerOn := true
+		m.ns(t, a.PeerNS).Links[a.Peer] = &state.Link{Name: a.Peer, Kind: state.KindVeth, Alias: a.PeerAlias, MTU: 1500,
+			MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(len(a.Peer))}, TxChecksum: &peerOn}
+		m.peers[a.NS+"/"+a.Link] = a.PeerNS + "/" + a.Peer
+		m.peers[a.PeerNS+"/"+a.Peer] = a.NS + "/" + a.Link
+	case OpSetLink:
+		l := m.link(t, a.NS, a.Link)
+		if a.MAC != "" {
+			l.MAC, _ = net.ParseMAC(a.MAC)
+		}
+		if a.MTU != 0 {
+			l.MTU = a.MTU
+		}
+		if a.Master != nil {
+			l.Master = *a.Master
+		}
+		if a.Up {
+			l.Up = true
+		}
+	case OpSetTxChecksum:
+		on := a.On
+		m.link(t, a.NS, a.Link).TxChecksum = &on
+	default:
+		t.Fatalf("simulator: unknown action %s", a.Op)
+	}
+}
+
+// delLink deletes a link and, like the kernel, its veth peer.
+func (m *machine) delLink(ns, name string) {
+	if o := m.snap.Namespaces[ns]; o != nil {
+		delete(o.Links, name)
+		o.Routes = slices.DeleteFunc(o.Routes, func(r state.Route) bool { return r.Dev == name })
+	}
+	k := ns + "/" + name
+	if peer, ok := m.peers[k]; ok {
+		delete(m.peers, k)
+		delete(m.peers, peer)
+		pns, pname, _ := strings.Cut(peer, "/")
+		m.delLink(pns, pname)
+	}
+}
+
+// converge applies plans until one is empty, failing if it takes more than one.
+func (m *machine) converge(t *testing.T, lab *topology.Lab) Plan {
+	t.Helper()
+	p, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: topology.DatapathNetdev})
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	for _, a := range p {
+		m.apply(t, a)
+	}
+	again, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: topology.DatapathNetdev})
+	if err != nil {
+		t.Fatalf("second plan: %v", err)
+	}
+	if len(again) != 0 {
+		t.Fatalf("not converged after one apply; still:\n%s", again)
+	}
+	return p
+}

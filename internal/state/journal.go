@@ -1,0 +1,222 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"syscall"
+	"time"
+)
+
+// DefaultRoot is where netlab keeps its journals, locks and private OVS.
+// /run is a tmpfs: after a reboot every lab object is gone too, and so is the
+// journal.
+const DefaultRoot = "/run/netlab"
+
+// Journal is what netlab remembers of one lab between runs. It is written
+// before each object is created (intent) and after each is removed, so a crash
+// at any point leaves a journal that names everything that may exist.
+type Journal struct {
+	Lab string `json:"lab"`
+	// File is the absolute path of the topology last brought up; status uses
+	// it to report drift.
+	File string `json:"file,omitempty"`
+	// Prefix is the --prefix the lab was brought up with.
+	Prefix string `json:"prefix,omitempty"`
+	// Namespaces netlab created (or was about to create) for this lab.
+	Namespaces []string `json:"namespaces,omitempty"`
+	// HostLinks are links in the host namespace netlab created: bridge ports,
+	// host-side veth ends, Linux bridges.
+	HostLinks []string `json:"host_links,omitempty"`
+	// Bridges are the OVS bridges netlab created.
+	Bridges []string `json:"ovs_bridges,omitempty"`
+	// HostSysctls maps each host sysctl netlab changed to its value before the
+	// first change; down writes it back.
+	HostSysctls map[string]string `json:"host_sysctls,omitempty"`
+	// PrivateOVS is set when the lab's bridges live in netlab's private OVS.
+	PrivateOVS bool      `json:"private_ovs,omitempty"`
+	Updated    time.Time `json:"updated"`
+}
+
+func addName(list []string, name string) []string {
+	if slices.Contains(list, name) {
+		return list
+	}
+	list = append(list, name)
+	sort.Strings(list)
+	return list
+}
+
+func removeName(list []string, name string) []string {
+	return slices.DeleteFunc(list, func(s string) bool { return s == name })
+}
+
+// AddNamespace records a namespace about to be created.
+func (j *Journal) AddNamespace(name string) { j.Namespaces = addName(j.Namespaces, name) }
+
+// RemoveNamespace forgets a namespace that is gone.
+func (j *Journal) RemoveNamespace(name string) { j.Namespaces = removeName(j.Namespaces, name) }
+
+// AddHostLink records a host link about to be created.
+func (j *Journal) AddHostLink(name string) { j.HostLinks = addName(j.HostLinks, name) }
+
+// RemoveHostLink forgets a host link that is gone.
+func (j *Journal) RemoveHostLink(name string) { j.HostLinks = removeName(j.HostLinks, name) }
+
+// AddBridge records an OVS bridge about to be created.
+func (j *Journal) AddBridge(name string) { j.Bridges = addName(j.Bridges, name) }
+
+// RemoveBridge forgets an OVS bridge that is gone.
+func (j *Journal) RemoveBridge(name string) { j.Bridges = removeName(j.Bridges, name) }
+
+// SaveHostSysctl remembers the value a host sysctl had before netlab first
+// changed it. Later changes keep the first value.
+func (j *Journal) SaveHostSysctl(key, previous string) {
+	if j.HostSysctls == nil {
+		j.HostSysctls = map[string]string{}
+	}
+	if _, ok := j.HostSysctls[key]; !ok {
+		j.HostSysctls[key] = previous
+	}
+}
+
+// Empty says whether the journal names nothing that may exist.
+func (j *Journal) Empty() bool {
+	return len(j.Namespaces) == 0 && len(j.HostLinks) == 0 && len(j.Bridges) == 0 && len(j.HostSysctls) == 0
+}
+
+// Store is the directory of journals and locks, /run/netlab by default.
+type Store struct {
+	Root string
+}
+
+// NewStore returns the store at root ("" means DefaultRoot).
+func NewStore(root string) *Store {
+	if root == "" {
+		root = DefaultRoot
+	}
+	return &Store{Root: root}
+}
+
+// Dir is the lab's directory: journal, and files of later features (pidfiles, logs).
+func (s *Store) Dir(lab string) string { return filepath.Join(s.Root, "labs", lab) }
+
+func (s *Store) journalPath(lab string) string { return filepath.Join(s.Dir(lab), "journal.json") }
+
+// Load reads the lab's journal. A missing journal is an empty one, not an error.
+func (s *Store) Load(lab string) (*Journal, error) {
+	b, err := os.ReadFile(s.journalPath(lab))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Journal{Lab: lab}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal of lab %s: %w", lab, err)
+	}
+	var j Journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("read journal %s: %w", s.journalPath(lab), err)
+	}
+	if j.Lab != lab {
+		return nil, fmt.Errorf("journal %s is for lab %q", s.journalPath(lab), j.Lab)
+	}
+	return &j, nil
+}
+
+// Exists says whether the lab has a journal.
+func (s *Store) Exists(lab string) bool {
+	_, err := os.Stat(s.journalPath(lab))
+	return err == nil
+}
+
+// Save writes the journal atomically (temp file + rename) and syncs it, so
+// a crash never leaves half a journal.
+func (s *Store) Save(j *Journal) error {
+	j.Updated = time.Now().UTC()
+	dir := s.Dir(j.Lab)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".journal-*")
+	if err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save journal: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save journal: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.journalPath(j.Lab)); err != nil {
+		return fmt.Errorf("save journal: %w", err)
+	}
+	return nil
+}
+
+// Remove deletes the lab's directory once the lab is down.
+func (s *Store) Remove(lab string) error {
+	if err := os.RemoveAll(s.Dir(lab)); err != nil {
+		return fmt.Errorf("remove journal of lab %s: %w", lab, err)
+	}
+	return nil
+}
+
+// Labs lists the labs that have a journal.
+func (s *Store) Labs() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(s.Root, "labs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list labs: %w", err)
+	}
+	var labs []string
+	for _, e := range entries {
+		if e.IsDir() && s.Exists(e.Name()) {
+			labs = append(labs, e.Name())
+		}
+	}
+	sort.Strings(labs)
+	return labs, nil
+}
+
+// Lock takes the lab's lock, waiting for another netlab working on the same
+// lab to finish. The lock files live apart from the lab directory so that
+// removing the lab directory on down never races with a waiting process.
+// The kernel drops the lock when the process dies, so a crash never leaves a
+// stale lock.
+func (s *Store) Lock(lab string) (unlock func(), err error) {
+	dir := filepath.Join(s.Root, "locks")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lab+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,46 @@
+package state
+
+import "strings"
+
+// markerPrefix starts every alias netlab writes. Aliases (IFLA_IFALIAS) survive
+// a crash of netlab and are visible to users (`ip link show` prints them).
+const markerPrefix = "netlab:"
+
+// OVSLabKey is the external_ids key that marks OVS bridges and ports.
+const OVSLabKey = "netlab-lab"
+
+// NamespaceAlias is the alias netlab puts on a namespace's lo to mark the
+// namespace as the lab's: "netlab:<lab>".
+func NamespaceAlias(lab string) string { return markerPrefix + lab }
+
+// ParseNamespaceAlias returns the lab of a namespace marker.
+func ParseNamespaceAlias(alias string) (lab string, ok bool) {
+	rest, ok := strings.CutPrefix(alias, markerPrefix)
+	if !ok || rest == "" || strings.ContainsAny(rest, ":/") {
+		return "", false
+	}
+	return rest, true
+}
+
+// LinkAlias is the alias netlab puts on every link it creates:
+// "netlab:<lab>:<ns>/<ifname>".
+func LinkAlias(lab, ns, ifname string) string {
+	return markerPrefix + lab + ":" + ns + "/" + ifname
+}
+
+// ParseLinkAlias splits a link marker.
+func ParseLinkAlias(alias string) (lab, ns, ifname string, ok bool) {
+	rest, ok := strings.CutPrefix(alias, markerPrefix)
+	if !ok {
+		return "", "", "", false
+	}
+	lab, where, ok := strings.Cut(rest, ":")
+	if !ok || lab == "" {
+		return "", "", "", false
+	}
+	ns, ifname, ok = strings.Cut(where, "/")
+	if !ok || ns == "" || ifname == "" {
+		return "", "", "", false
+	}
+	return lab, ns, ifname, true
+}

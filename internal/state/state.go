@@ -1,0 +1,125 @@
+// Package state holds what netlab observed on the machine (Snapshot), the
+// ownership markers that say an object belongs to a lab, and the on-disk
+// journal under /run/netlab/<lab>/ that lets `down` and a repairing `up` work
+// after a crash or without the topology file.
+package state
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+)
+
+// RouteProtocol is the rtnetlink protocol number netlab stamps on the routes
+// it installs (`ip route ... proto 78`): it marks them as netlab's, so routes
+// of the kernel, of DHCP or of the user are never touched.
+const RouteProtocol = 78
+
+// Snapshot is the part of the machine that matters to one lab: the objects
+// that carry its marker, and any object whose name the lab wants but that
+// belongs to someone else (a clash).
+type Snapshot struct {
+	Lab string
+	// Namespaces by name. "host" (topology.Host) is the root namespace and is
+	// always present when observed.
+	Namespaces map[string]*Namespace
+	// Bridges (OVS and Linux) by name.
+	Bridges map[string]*Bridge
+	// OVS tells whether an OVS database was reachable, and which one.
+	OVS OVSInfo
+}
+
+// OVSInfo describes the Open vSwitch instance netlab talks to.
+type OVSInfo struct {
+	Running bool   // a database answered
+	Private bool   // it is netlab's private instance under /run/netlab/ovs
+	DB      string // e.g. unix:/run/netlab/ovs/db.sock
+}
+
+// Namespace is an observed network namespace.
+type Namespace struct {
+	Name  string
+	Owner string // lab named by the marker on its lo (alias netlab:<lab>); "" if none
+	Links map[string]*Link
+	// Routes installed with RouteProtocol (netlab's), all tables main.
+	Routes []Route
+	// Sysctls read from this namespace, for the keys netlab asked about.
+	Sysctls map[string]string
+}
+
+// Link kinds as netlink reports them.
+const (
+	KindVeth   = "veth"
+	KindBridge = "bridge"
+	KindTuntap = "tuntap"
+	KindOVS    = "openvswitch"
+)
+
+// Link is an observed network interface.
+type Link struct {
+	Name   string
+	Index  int
+	Kind   string // netlink type: veth, bridge, tuntap, device, ...
+	Alias  string
+	Up     bool // administratively up (IFF_UP)
+	MTU    int
+	MAC    net.HardwareAddr
+	Master string // name of the Linux bridge it is enslaved to, if any
+	// Addrs are the addresses netlab manages: every address except IPv6
+	// link-local ones the kernel assigns by itself.
+	Addrs []netip.Prefix
+	// TxChecksum is the tx checksum offload state (ethtool -k: tx-checksumming);
+	// nil when not read.
+	TxChecksum *bool
+	// LinkLayer is the link-layer address as `ip link` prints it, for
+	// `netlab status`: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff",
+	// "link/none" for a TUN device; "" when not read.
+	LinkLayer string
+}
+
+// Owner returns the lab named in the link's alias marker, or "".
+func (l *Link) Owner() string {
+	lab, _, _, ok := ParseLinkAlias(l.Alias)
+	if !ok {
+		return ""
+	}
+	return lab
+}
+
+// Route is an observed route.
+type Route struct {
+	To     netip.Prefix
+	Via    netip.Addr
+	Dev    string
+	Metric int
+}
+
+// Bridge is an observed bridge: an OVS bridge (from the OVS database) or a
+// Linux bridge device in the host namespace.
+type Bridge struct {
+	Name     string
+	Type     string // "ovs" or "linux"
+	Owner    string // OVS: external_ids:netlab-lab; Linux: from the alias marker
+	Datapath string // OVS datapath_type ("" means system)
+	FailMode string // OVS fail_mode ("" means standalone)
+	Ports    map[string]*Port
+}
+
+// Port is an observed bridge port.
+type Port struct {
+	Name          string
+	Owner         string // OVS: external_ids:netlab-lab on the Port
+	OFPortRequest int    // OVS ofport_request, 0 if unset
+	OFPort        int    // OVS ofport assigned, -1 on error
+}
+
+// SortedNames returns the keys of m in order; plans iterate with it so they
+// are deterministic.
+func SortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}

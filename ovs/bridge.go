@@ -1,0 +1,555 @@
+package ovs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	goovs "github.com/digitalocean/go-openvswitch/ovs"
+
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// Values of Bridge datapath_type and fail_mode.
+const (
+	DatapathSystem = "system" // kernel datapath (needs the openvswitch module)
+	DatapathNetdev = "netdev" // userspace datapath
+
+	FailModeStandalone = string(goovs.FailModeStandalone)
+	FailModeSecure     = string(goovs.FailModeSecure)
+)
+
+// protocols are the OpenFlow versions netlab enables on its bridges; 1.4 is
+// needed for `ovs-ofctl --bundle`.
+const protocols = "OpenFlow10,OpenFlow13,OpenFlow14"
+
+// maxOFPort is OFPP_MAX, the highest ofport_request OVS accepts.
+const maxOFPort = 0xfeff
+
+// BridgeSpec is a bridge netlab wants.
+type BridgeSpec struct {
+	Name string
+	Lab  string
+	// Datapath is "system", "netdev" or "" for DefaultDatapath().
+	Datapath string
+	// FailMode is "secure", "standalone" or "" (OVS's default, standalone, on
+	// creation; left as it is on an existing bridge).
+	FailMode string
+}
+
+// PortSpec is a port netlab wants on a bridge: an existing host interface
+// (normally the host end of a veth).
+type PortSpec struct {
+	Name   string
+	OFPort int // ofport_request; 0 lets OVS choose
+	Lab    string
+}
+
+// snapshot is what one Observe call reads.
+type snapshot struct {
+	bridges    map[string]*state.Bridge
+	portBridge map[string]string // every port, the LOCAL ones too → its bridge
+}
+
+// observeArgs reads the three tables in one ovs-vsctl invocation.
+var observeArgs = []string{"--format=json",
+	"--", "--columns=_uuid,name,datapath_type,fail_mode,external_ids,ports", "list", "Bridge",
+	"--", "--columns=_uuid,name,external_ids,interfaces", "list", "Port",
+	"--", "--columns=_uuid,name,ofport_request,ofport", "list", "Interface",
+}
+
+// Observe lists every bridge of the instance (netlab's or not) with its
+// datapath_type, fail_mode, owner (external_ids:netlab-lab) and ports (their
+// owner, ofport_request and ofport). The bridge's LOCAL port is not listed.
+// Equivalent to one call of:
+//
+//	ovs-vsctl --format=json -- --columns=... list Bridge -- --columns=... list Port \
+//	    -- --columns=... list Interface
+func (c *Client) Observe() (map[string]*state.Bridge, error) {
+	s, err := c.observe()
+	if err != nil {
+		return nil, err
+	}
+	return s.bridges, nil
+}
+
+func (c *Client) observe() (*snapshot, error) {
+	out, err := c.VSCtl(observeArgs...)
+	if err != nil {
+		return nil, fmt.Errorf("ovs: observe: %w", err)
+	}
+	s, err := parseObserve(out)
+	if err != nil {
+		return nil, fmt.Errorf("ovs: observe: %w", err)
+	}
+	return s, nil
+}
+
+type ifaceRow struct {
+	name            string
+	ofport, request int
+}
+
+type portRow struct {
+	name   string
+	owner  string
+	ifaces []string
+}
+
+func parseObserve(out []byte) (*snapshot, error) {
+	ts, err := parseTables(out)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) != 3 {
+		return nil, fmt.Errorf("parse ovs-vsctl json: %d tables, want 3", len(ts))
+	}
+	ifaces := map[string]ifaceRow{}
+	irows, err := ts[2].rows()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range irows {
+		var ir ifaceRow
+		uuid, err := r.str("_uuid")
+		if err != nil {
+			return nil, err
+		}
+		if ir.name, err = r.str("name"); err != nil {
+			return nil, err
+		}
+		if ir.request, _, err = r.int("ofport_request"); err != nil {
+			return nil, err
+		}
+		if ir.ofport, _, err = r.int("ofport"); err != nil {
+			return nil, err
+		}
+		ifaces[uuid] = ir
+	}
+	ports := map[string]portRow{}
+	prows, err := ts[1].rows()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range prows {
+		var pr portRow
+		uuid, err := r.str("_uuid")
+		if err != nil {
+			return nil, err
+		}
+		if pr.name, err = r.str("name"); err != nil {
+			return nil, err
+		}
+		ids, err := r.smap("external_ids")
+		if err != nil {
+			return nil, err
+		}
+		pr.owner = ids[state.OVSLabKey]
+		if pr.ifaces, err = r.strs("interfaces"); err != nil {
+			return nil, err
+		}
+		ports[uuid] = pr
+	}
+	s := &snapshot{bridges: map[string]*state.Bridge{}, portBridge: map[string]string{}}
+	brows, err := ts[0].rows()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range brows {
+		b, err := bridgeFromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		puuids, err := r.strs("ports")
+		if err != nil {
+			return nil, err
+		}
+		for _, pu := range puuids {
+			pr, ok := ports[pu]
+			if !ok {
+				continue
+			}
+			s.portBridge[pr.name] = b.Name
+			if pr.name == b.Name {
+				continue // the LOCAL port
+			}
+			p := &state.Port{Name: pr.name, Owner: pr.owner}
+			// A bond has several interfaces; report the one named like the
+			// port, else the first.
+			for i, iu := range pr.ifaces {
+				ir, ok := ifaces[iu]
+				if ok && (i == 0 || ir.name == pr.name) {
+					p.OFPortRequest, p.OFPort = ir.request, ir.ofport
+				}
+			}
+			b.Ports[p.Name] = p
+		}
+		s.bridges[b.Name] = b
+	}
+	return s, nil
+}
+
+// bridgeFromRow reads name, datapath_type, fail_mode and external_ids.
+func bridgeFromRow(r row) (*state.Bridge, error) {
+	b := &state.Bridge{Type: "ovs", Ports: map[string]*state.Port{}}
+	var err error
+	if b.Name, err = r.str("name"); err != nil {
+		return nil, err
+	}
+	if b.Datapath, err = r.str("datapath_type"); err != nil {
+		return nil, err
+	}
+	if b.FailMode, err = r.str("fail_mode"); err != nil {
+		return nil, err
+	}
+	ids, err := r.smap("external_ids")
+	if err != nil {
+		return nil, err
+	}
+	b.Owner = ids[state.OVSLabKey]
+	return b, nil
+}
+
+// findBridge reads one bridge row (without ports); nil if it does not exist.
+// Equivalent to:
+// `ovs-vsctl --format=json --columns=name,datapath_type,fail_mode,external_ids find Bridge name=NAME`.
+func (c *Client) findBridge(name string) (*state.Bridge, error) {
+	out, err := c.VSCtl("--format=json", "--columns=name,datapath_type,fail_mode,external_ids",
+		"find", "Bridge", "name="+name)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := parseTables(out)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) != 1 {
+		return nil, fmt.Errorf("parse ovs-vsctl json: %d tables, want 1", len(ts))
+	}
+	rs, err := ts[0].rows()
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	return bridgeFromRow(rs[0])
+}
+
+func notOwned(kind, name, owner, lab string) error {
+	if owner == "" {
+		return fmt.Errorf("%s %s exists without a netlab-lab marker (lab %q): %w", kind, name, lab, ErrNotOwned)
+	}
+	return fmt.Errorf("%s %s belongs to lab %q, not %q: %w", kind, name, owner, lab, ErrNotOwned)
+}
+
+// EnsureBridge creates the bridge, or updates it if it already belongs to
+// b.Lab, in one transaction; a bridge of another lab or of nobody is refused
+// (ErrNotOwned) and left untouched. Equivalent to:
+//
+//	ovs-vsctl -- add-br NAME -- set Bridge NAME datapath_type=DP fail_mode=FM \
+//	    external_ids:netlab-lab=LAB protocols=OpenFlow10,OpenFlow13,OpenFlow14
+//
+// A new bridge uses plain add-br, so a bridge someone else creates between the
+// ownership check and the transaction makes it fail instead of being
+// claimed; an existing one of ours uses --may-exist add-br and only sets the
+// datapath_type and fail_mode if they differ (changing either drops the
+// bridge's flows). It then waits, bounded by the timeout, for the bridge's
+// own interface (the LOCAL tap) to appear in the host namespace.
+func (c *Client) EnsureBridge(b BridgeSpec) error {
+	if err := validName(b.Name); err != nil {
+		return fmt.Errorf("ovs: add bridge: %w", err)
+	}
+	if b.Lab == "" {
+		return fmt.Errorf("ovs: add bridge %s: empty lab", b.Name)
+	}
+	dp := b.Datapath
+	if dp == "" {
+		dp = DefaultDatapath()
+	}
+	if dp != DatapathSystem && dp != DatapathNetdev {
+		return fmt.Errorf("ovs: add bridge %s: unknown datapath %q", b.Name, dp)
+	}
+	if err := validFailMode(b.FailMode); err != nil {
+		return fmt.Errorf("ovs: add bridge %s: %w", b.Name, err)
+	}
+	cur, err := c.findBridge(b.Name)
+	if err != nil {
+		return fmt.Errorf("ovs: add bridge %s: %w", b.Name, err)
+	}
+	if cur != nil && cur.Owner != b.Lab {
+		return fmt.Errorf("ovs: add bridge %s: %w", b.Name, notOwned("bridge", b.Name, cur.Owner, b.Lab))
+	}
+	if _, err := c.VSCtl(bridgeTxn(b.Name, b.Lab, dp, b.FailMode, cur)...); err != nil {
+		return fmt.Errorf("ovs: add bridge %s: %w", b.Name, err)
+	}
+	if err := waitInterface(b.Name, true, c.timeout); err != nil {
+		return fmt.Errorf("ovs: add bridge %s: %w", b.Name, err)
+	}
+	return nil
+}
+
+// bridgeTxn builds EnsureBridge's transaction; cur is the existing bridge or nil.
+func bridgeTxn(name, lab, dp, failMode string, cur *state.Bridge) []string {
+	args := []string{"--", "add-br", name}
+	if cur != nil {
+		args = []string{"--", "--may-exist", "add-br", name}
+	}
+	args = append(args, "--", "set", "Bridge", name)
+	if cur == nil || curDatapath(cur) != dp {
+		args = append(args, "datapath_type="+dp)
+	}
+	if failMode != "" && (cur == nil || curFailMode(cur) != failMode) {
+		args = append(args, "fail_mode="+failMode)
+	}
+	return append(args, "external_ids:"+state.OVSLabKey+"="+lab, "protocols="+protocols)
+}
+
+func curDatapath(b *state.Bridge) string {
+	if b.Datapath == "" {
+		return DatapathSystem
+	}
+	return b.Datapath
+}
+
+func curFailMode(b *state.Bridge) string {
+	if b.FailMode == "" {
+		return FailModeStandalone
+	}
+	return b.FailMode
+}
+
+// SetFailMode sets the bridge's fail_mode ("secure" or "standalone") if it
+// differs: changing it clears the bridge's flow tables when no controller is
+// configured, so set it before adding flows. Equivalent to:
+// `ovs-vsctl get-fail-mode BR` then `ovs-vsctl set-fail-mode BR MODE`.
+func (c *Client) SetFailMode(bridge, mode string) error {
+	if err := validFailMode(mode); err != nil || mode == "" {
+		return fmt.Errorf("ovs: set fail mode of %s: invalid mode %q", bridge, mode)
+	}
+	cur, err := c.ovs.VSwitch.GetFailMode(bridge)
+	if err != nil {
+		return fmt.Errorf("ovs: set fail mode of %s: %w", bridge, err)
+	}
+	if string(cur) == mode || (cur == "" && mode == FailModeStandalone) {
+		return nil
+	}
+	if err := c.ovs.VSwitch.SetFailMode(bridge, goovs.FailMode(mode)); err != nil {
+		return fmt.Errorf("ovs: set fail mode of %s: %w", bridge, err)
+	}
+	return nil
+}
+
+// DeleteBridge deletes the bridge if external_ids:netlab-lab says it is
+// lab's; nil if it does not exist, ErrNotOwned if it is someone else's.
+// Equivalent to: `ovs-vsctl --if-exists del-br NAME` after the ownership
+// check. It waits, bounded by the timeout, for the bridge's interface to go.
+func (c *Client) DeleteBridge(name, lab string) error {
+	cur, err := c.findBridge(name)
+	if err != nil {
+		return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+	}
+	if cur == nil {
+		return nil
+	}
+	if cur.Owner != lab {
+		return fmt.Errorf("ovs: delete bridge %s: %w", name, notOwned("bridge", name, cur.Owner, lab))
+	}
+	if err := c.ovs.VSwitch.DeleteBridge(name); err != nil {
+		return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+	}
+	if err := waitInterface(name, false, c.timeout); err != nil {
+		return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+	}
+	return nil
+}
+
+// EnsurePorts attaches the ports to the bridge in one transaction, then
+// checks that OVS opened each of them with the requested OpenFlow port
+// number. The bridge must belong to each port's lab; a port attached to
+// another bridge, or on this bridge without the lab's marker, is refused.
+// Equivalent to, for each port P:
+//
+//	ovs-vsctl -- --may-exist add-port BR P -- set Interface P ofport_request=N \
+//	    -- set Port P external_ids:netlab-lab=LAB ...
+//
+// OVS reports a port whose device is missing only as a warning (exit 0) and
+// ofport -1; EnsurePorts turns that into an error carrying Interface:error.
+func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, p := range ports {
+		if err := validName(p.Name); err != nil {
+			return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("ovs: add ports to %s: port %s listed twice", bridge, p.Name)
+		}
+		seen[p.Name] = true
+		if p.Lab == "" {
+			return fmt.Errorf("ovs: add port %s to %s: empty lab", p.Name, bridge)
+		}
+		if p.OFPort < 0 || p.OFPort > maxOFPort {
+			return fmt.Errorf("ovs: add port %s to %s: ofport %d out of range 1..%d", p.Name, bridge, p.OFPort, maxOFPort)
+		}
+	}
+	s, err := c.observe()
+	if err != nil {
+		return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+	}
+	br, ok := s.bridges[bridge]
+	if !ok {
+		return fmt.Errorf("ovs: add ports to %s: no such bridge", bridge)
+	}
+	for _, p := range ports {
+		if br.Owner != p.Lab {
+			return fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, notOwned("bridge", bridge, br.Owner, p.Lab))
+		}
+		if on, ok := s.portBridge[p.Name]; ok && on != bridge {
+			return fmt.Errorf("ovs: add port %s to %s: port is attached to bridge %s", p.Name, bridge, on)
+		}
+		if cur, ok := br.Ports[p.Name]; ok && cur.Owner != p.Lab {
+			return fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, notOwned("port", p.Name, cur.Owner, p.Lab))
+		}
+	}
+	if _, err := c.VSCtl(portsTxn(bridge, ports)...); err != nil {
+		return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+	}
+	return c.checkOFPorts(bridge, ports)
+}
+
+// portsTxn builds EnsurePorts' transaction.
+func portsTxn(bridge string, ports []PortSpec) []string {
+	var args []string
+	for _, p := range ports {
+		args = append(args, "--", "--may-exist", "add-port", bridge, p.Name)
+		if p.OFPort > 0 {
+			args = append(args, "--", "set", "Interface", p.Name, "ofport_request="+strconv.Itoa(p.OFPort))
+		}
+		args = append(args, "--", "set", "Port", p.Name, "external_ids:"+state.OVSLabKey+"="+p.Lab)
+	}
+	return args
+}
+
+// checkOFPorts reads ofport and error of the ports' interfaces. Equivalent to:
+// `ovs-vsctl --format=json --columns=name,ofport,error list Interface P...`.
+func (c *Client) checkOFPorts(bridge string, ports []PortSpec) error {
+	args := []string{"--format=json", "--columns=name,ofport,error", "list", "Interface"}
+	for _, p := range ports {
+		args = append(args, p.Name)
+	}
+	out, err := c.VSCtl(args...)
+	if err != nil {
+		return fmt.Errorf("ovs: add ports to %s: read ofports: %w", bridge, err)
+	}
+	ts, err := parseTables(out)
+	if err == nil && len(ts) != 1 {
+		err = fmt.Errorf("parse ovs-vsctl json: %d tables, want 1", len(ts))
+	}
+	var rs []row
+	if err == nil {
+		rs, err = ts[0].rows()
+	}
+	if err != nil {
+		return fmt.Errorf("ovs: add ports to %s: read ofports: %w", bridge, err)
+	}
+	want := map[string]int{}
+	for _, p := range ports {
+		want[p.Name] = p.OFPort
+	}
+	var errs []error
+	for _, r := range rs {
+		name, err1 := r.str("name")
+		ofport, ok, err2 := r.int("ofport")
+		msg, err3 := r.str("error")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return fmt.Errorf("ovs: add ports to %s: read ofports: %w", bridge, err)
+		}
+		switch {
+		case !ok || ofport < 0:
+			if msg == "" {
+				msg = "no ofport assigned"
+			}
+			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: %s", name, bridge, msg))
+		case want[name] > 0 && ofport != want[name]:
+			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: got ofport %d, requested %d (number taken?)", name, bridge, ofport, want[name]))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SetOFPort sets the OpenFlow port number OVS should give the port's
+// interface. Equivalent to: `ovs-vsctl set Interface PORT ofport_request=N`.
+func (c *Client) SetOFPort(port string, ofport int) error {
+	if ofport < 1 || ofport > maxOFPort {
+		return fmt.Errorf("ovs: set ofport of %s: %d out of range 1..%d", port, ofport, maxOFPort)
+	}
+	if _, err := c.VSCtl("set", "Interface", port, "ofport_request="+strconv.Itoa(ofport)); err != nil {
+		return fmt.Errorf("ovs: set ofport of %s: %w", port, err)
+	}
+	return nil
+}
+
+// DeletePorts detaches the ports from the bridge in one transaction; ports
+// (or the bridge) already gone are fine, a port attached to another bridge
+// is an error. Equivalent to:
+//
+//	ovs-vsctl -- --if-exists del-port BR P1 -- --if-exists del-port BR P2 ...
+func (c *Client) DeletePorts(bridge string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	var args []string
+	for _, n := range names {
+		args = append(args, "--", "--if-exists", "del-port", bridge, n)
+	}
+	if _, err := c.VSCtl(args...); err != nil {
+		// del-port insists on the bridge even with --if-exists.
+		if strings.Contains(errOut(err), "no bridge named "+bridge) {
+			return nil
+		}
+		return fmt.Errorf("ovs: delete ports of %s: %w", bridge, err)
+	}
+	return nil
+}
+
+// hostInterfaceExists reports whether the host namespace has the interface.
+// sysfs shows the namespace of whoever mounted /sys (the host's), whatever
+// namespace the calling thread is in. A variable so unit tests can fake it.
+var hostInterfaceExists = func(name string) bool {
+	_, err := os.Lstat("/sys/class/net/" + name)
+	return err == nil
+}
+
+func waitInterface(name string, present bool, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for hostInterfaceExists(name) != present {
+		if time.Now().After(deadline) {
+			if present {
+				return fmt.Errorf("interface %s did not appear within %s", name, d)
+			}
+			return fmt.Errorf("interface %s still present after %s", name, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// validName accepts names usable both as OVS record names in ovs-vsctl
+// arguments and as Linux interface names.
+func validName(n string) error {
+	if n == "" || len(n) > 15 || n == "." || n == ".." || strings.ContainsAny(n, "/:=,\"' \t\n") {
+		return fmt.Errorf("invalid name %q", n)
+	}
+	return nil
+}
+
+func validFailMode(m string) error {
+	switch m {
+	case "", FailModeSecure, FailModeStandalone:
+		return nil
+	}
+	return fmt.Errorf("unknown fail mode %q", m)
+}

@@ -1,0 +1,220 @@
+// Package ovs is netlab's Open vSwitch driver: it finds (or starts) an OVS
+// instance and ensures or deletes the bridges and ports a lab owns, marking
+// them with external_ids:netlab-lab. It is the only package that imports
+// github.com/digitalocean/go-openvswitch; everything runs through the
+// ovs-vsctl / ovs-ofctl / ovs-appctl command-line tools, always with a timeout.
+package ovs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	goovs "github.com/digitalocean/go-openvswitch/ovs"
+
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// DefaultRunDir is where netlab's private OVS instance lives when no system
+// OVS runs: conf.db, db.sock, pidfiles, unixctl sockets, logs and the
+// <bridge>.mgmt OpenFlow sockets.
+const DefaultRunDir = "/run/netlab/ovs"
+
+// DefaultTimeout bounds every ovs-vsctl/ovs-ofctl/ovs-appctl call.
+const DefaultTimeout = 10 * time.Second
+
+// systemDBs are the database sockets of a system OVS (Debian's
+// openvswitch-switch uses /var/run/openvswitch, a symlink to /run).
+var systemDBs = []string{"/var/run/openvswitch/db.sock", "/run/openvswitch/db.sock"}
+
+// ErrNotRunning is returned by Connect when neither a system OVS nor
+// netlab's private instance is running.
+var ErrNotRunning = errors.New("ovs: no Open vSwitch running")
+
+// ErrOtherVSwitchd is wrapped by EnsureRunning's error when it would start
+// netlab's private ovs-vswitchd while another ovs-vswitchd (not the system
+// one Connect looks for, e.g. a private instance in another run directory)
+// already runs on the host: both would create the datapath's "ovs-netdev"
+// (or "ovs-system") device, and the second fails with "Device or resource
+// busy", so none of its bridges would work.
+var ErrOtherVSwitchd = errors.New("another ovs-vswitchd is running on this host")
+
+// ErrNotOwned is wrapped by every refusal to touch an OVS object (bridge or
+// port) whose external_ids:netlab-lab names another lab or nobody.
+var ErrNotOwned = errors.New("not owned by this lab")
+
+// Option configures Connect and EnsureRunning.
+type Option func(*options)
+
+type options struct {
+	runDir    string
+	timeout   time.Duration
+	exec      goovs.ExecFunc
+	systemDBs []string
+}
+
+// WithRunDir sets the directory of netlab's private OVS instance (default
+// DefaultRunDir).
+func WithRunDir(dir string) Option { return func(o *options) { o.runDir = dir } }
+
+// WithTimeout bounds every ovs-vsctl/ovs-ofctl/ovs-appctl call (passed as
+// their --timeout, rounded up to whole seconds) and the waits for daemons and
+// bridge interfaces. Default DefaultTimeout.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithExec replaces the function that runs OVS programs, e.g. with a fake in
+// unit tests. It receives the complete argv (including --db and --timeout) but
+// not the environment (OVS_RUNDIR etc.), which only the default runner sets.
+// On success the default runner returns stdout; on failure stderr followed by
+// stdout.
+func WithExec(fn goovs.ExecFunc) Option { return func(o *options) { o.exec = fn } }
+
+// withSystemDBs overrides the sockets probed for a system OVS; tests pass none
+// so that they never talk to a system instance.
+func withSystemDBs(socks ...string) Option {
+	return func(o *options) { o.systemDBs = socks }
+}
+
+func buildOptions(opts []Option) options {
+	o := options{runDir: DefaultRunDir, timeout: DefaultTimeout, systemDBs: systemDBs}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.timeout <= 0 {
+		o.timeout = DefaultTimeout
+	}
+	return o
+}
+
+// Client talks to one OVS instance: the system one or netlab's private one.
+// Its methods are safe for concurrent use.
+type Client struct {
+	mu   sync.Mutex
+	info state.OVSInfo
+
+	runDir  string   // private instance directory; "" for a system OVS
+	ovsDir  string   // OVS_RUNDIR of the instance (for <bridge>.mgmt sockets)
+	env     []string // extra environment for every OVS program
+	timeout time.Duration
+	run     goovs.ExecFunc // runs a program: the seam
+	ovs     *goovs.Client
+}
+
+// newClient builds a client for the database socket sock. private says it is
+// netlab's own instance living in dir.
+func newClient(o options, sock string, private bool) *Client {
+	dir := filepath.Dir(sock)
+	c := &Client{
+		info:    state.OVSInfo{Running: true, Private: private, DB: "unix:" + sock},
+		ovsDir:  dir,
+		env:     []string{"OVS_RUNDIR=" + dir},
+		timeout: o.timeout,
+		run:     o.exec,
+	}
+	if private {
+		c.runDir = dir
+		c.env = append(c.env, "OVS_DBDIR="+dir, "OVS_LOGDIR="+dir)
+	}
+	if c.run == nil {
+		c.run = c.shell
+	}
+	// One global flag only: go-openvswitch appends args to its shared flags
+	// slice, which is race-free only while that slice has cap 1.
+	c.ovs = goovs.New(goovs.Timeout(c.timeoutSeconds()), goovs.Exec(c.exec))
+	return c
+}
+
+// Info describes the instance this client talks to.
+func (c *Client) Info() state.OVSInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.info
+}
+
+func (c *Client) timeoutSeconds() int {
+	return max(1, int(math.Ceil(c.timeout.Seconds())))
+}
+
+func (c *Client) timeoutFlag() string { return fmt.Sprintf("--timeout=%d", c.timeoutSeconds()) }
+
+// exec is the ExecFunc given to go-openvswitch and used by every raw command:
+// it points ovs-vsctl at this client's database, then runs the program.
+func (c *Client) exec(cmd string, args ...string) ([]byte, error) {
+	if cmd == "ovs-vsctl" {
+		args = append([]string{"--db=" + c.info.DB}, args...)
+	}
+	return c.run(cmd, args...)
+}
+
+// shell is the default runner: the program with the instance's environment,
+// killed after the timeout plus a margin (the tools' own --timeout fires
+// first). Stdout on success; stderr then stdout on failure.
+func (c *Client) shell(cmd string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout+2*time.Second)
+	defer cancel()
+	x := exec.CommandContext(ctx, cmd, args...)
+	x.Env = append(os.Environ(), c.env...)
+	// Detaching daemons hand their stdio to /dev/null; don't wait forever if
+	// one does not.
+	x.WaitDelay = time.Second
+	var stdout, stderr bytes.Buffer
+	x.Stdout, x.Stderr = &stdout, &stderr
+	err := x.Run()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (killed after %s)", err, c.timeout+2*time.Second)
+		}
+		out := bytes.TrimSpace(stderr.Bytes())
+		if so := bytes.TrimSpace(stdout.Bytes()); len(so) > 0 {
+			out = append(append(out, '\n'), so...)
+		}
+		return out, err
+	}
+	return stdout.Bytes(), nil
+}
+
+// raw runs an OVS program through exec with the timeout flag and returns a
+// *goovs.Error (like go-openvswitch does) on failure, so that callers can
+// classify errors from both paths the same way.
+func (c *Client) raw(cmd string, args ...string) ([]byte, error) {
+	out, err := c.exec(cmd, append([]string{c.timeoutFlag()}, args...)...)
+	if err != nil {
+		return nil, &goovs.Error{Out: bytes.TrimSpace(out), Err: err}
+	}
+	return out, nil
+}
+
+// VSCtl runs ovs-vsctl against this client's database with the timeout.
+// Equivalent to: `ovs-vsctl --db=unix:SOCK --timeout=N ARGS...`.
+func (c *Client) VSCtl(args ...string) ([]byte, error) {
+	return c.raw("ovs-vsctl", args...)
+}
+
+// OFCtl runs ovs-ofctl with the timeout and, by default, OVS_RUNDIR set to
+// the instance's run directory so that a bridge name finds its
+// <bridge>.mgmt socket. Equivalent to:
+// `OVS_RUNDIR=DIR ovs-ofctl --timeout=N ARGS...`.
+func (c *Client) OFCtl(args ...string) ([]byte, error) {
+	return c.raw("ovs-ofctl", args...)
+}
+
+// appctl runs ovs-appctl. Equivalent to: `ovs-appctl --timeout=N ARGS...`.
+func (c *Client) appctl(args ...string) ([]byte, error) {
+	return c.raw("ovs-appctl", args...)
+}
+
+// errOut returns the program output carried by err (stderr first), if any.
+func errOut(err error) string {
+	var oe *goovs.Error
+	if errors.As(err, &oe) {
+		return string(oe.Out)
+	}
+	return ""
+}

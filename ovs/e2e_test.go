@@ -1,0 +1,513 @@
+package ovs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// requireRoot skips without root, but fails when NETLAB_E2E=1 (CI) so that
+// CI can never pass by skipping.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("NETLAB_E2E") == "1" {
+		t.Fatal("NETLAB_E2E=1 but not running as root")
+	}
+	t.Skip("needs root")
+}
+
+// requireOVS skips when the Open vSwitch programs are missing, but fails
+// when NETLAB_E2E=1.
+func requireOVS(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for _, p := range []string{"ovsdb-tool", ovsdbServer, vswitchd, "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "ip"} {
+		if _, err := exec.LookPath(p); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	if _, err := os.Stat(vswitchSchema); err != nil {
+		missing = append(missing, vswitchSchema)
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if os.Getenv("NETLAB_E2E") == "1" {
+		t.Fatalf("NETLAB_E2E=1 but Open vSwitch is missing: %v", missing)
+	}
+	t.Skipf("needs Open vSwitch (missing %v)", missing)
+}
+
+func randHex(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func linkExists(name string) bool {
+	return exec.Command("ip", "link", "show", "dev", name).Run() == nil
+}
+
+// testRunDir makes a fresh run directory under /run; at cleanup the daemons
+// started in it are stopped and it is removed.
+func testRunDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/run", "netlab-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopByPidfiles(t, dir) })
+	return dir
+}
+
+// stopByPidfiles stops the daemons of a test instance (by PID from their
+// pidfiles, checked to be those programs) and removes the directory.
+func stopByPidfiles(t *testing.T, dir string) {
+	for _, d := range [][]string{{vswitchd, "exit", "--cleanup"}, {ovsdbServer, "exit"}} {
+		if pid, ok := daemonPID(dir, d[0]); ok {
+			ctl := filepath.Join(dir, fmt.Sprintf("%s.%d.ctl", d[0], pid))
+			_ = exec.Command("ovs-appctl", append([]string{"--timeout=5", "-t", ctl}, d[1:]...)...).Run()
+			if !waitGone(pid, d[0], 5*time.Second) && isDaemon(pid, d[0]) {
+				t.Errorf("cleanup: killing %s pid %d", d[0], pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Error(err)
+	}
+}
+
+// waitNoVSwitchd waits while another ovs-vswitchd runs (other packages'
+// tests may run their own private OVS concurrently; only one ovs-vswitchd
+// can run per host).
+func waitNoVSwitchd(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+		pid, cmdline, found := otherVSwitchd()
+		if !found {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another ovs-vswitchd keeps running: pid %d (%s)", pid, cmdline)
+		}
+		t.Logf("waiting for ovs-vswitchd pid %d (%s) to exit", pid, cmdline)
+	}
+}
+
+// privateInstance starts a private OVS in a fresh directory under /run; the
+// daemons it started are stopped at cleanup whatever happens in the test.
+func privateInstance(t *testing.T) (*Client, string, time.Duration) {
+	t.Helper()
+	dir := testRunDir(t)
+	waitNoVSwitchd(t)
+	start := time.Now()
+	c, err := EnsureRunning(WithRunDir(dir), withSystemDBs(), WithTimeout(5*time.Second))
+	took := time.Since(start)
+	if err != nil {
+		if b, rerr := os.ReadFile(filepath.Join(dir, vswitchd+".log")); rerr == nil {
+			t.Logf("ovs-vswitchd.log:\n%s", b)
+		}
+		t.Fatal(err)
+	}
+	return c, dir, took
+}
+
+func TestPrivateInstanceE2E(t *testing.T) {
+	requireRoot(t)
+	requireOVS(t)
+	netdevBefore := linkExists("ovs-netdev")
+
+	c, dir, took := privateInstance(t)
+	t.Logf("private instance start (ovsdb-tool create + ovsdb-server + init + ovs-vswitchd + wait): %v", took)
+	if info := c.Info(); !info.Running || !info.Private || info.DB != "unix:"+filepath.Join(dir, dbSock) {
+		t.Fatalf("Info = %+v", info)
+	}
+	vsPID, ok1 := daemonPID(dir, vswitchd)
+	dbPID, ok2 := daemonPID(dir, ovsdbServer)
+	if !ok1 || !ok2 {
+		t.Fatalf("daemons not running: vswitchd %d %v, ovsdb-server %d %v", vsPID, ok1, dbPID, ok2)
+	}
+
+	// Both entry points find the running instance; nothing is restarted.
+	start := time.Now()
+	c2, err := EnsureRunning(WithRunDir(dir), withSystemDBs(), WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("EnsureRunning on a running instance: %v", time.Since(start))
+	if c2.Info() != c.Info() {
+		t.Errorf("second EnsureRunning: %+v", c2.Info())
+	}
+	if pid, _ := daemonPID(dir, vswitchd); pid != vsPID {
+		t.Errorf("vswitchd restarted: %d → %d", vsPID, pid)
+	}
+	if _, err := Connect(WithRunDir(dir), withSystemDBs()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second private instance elsewhere is refused before anything starts.
+	other, err := os.MkdirTemp("/run", "netlab-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(other)
+	if _, err := EnsureRunning(WithRunDir(other), withSystemDBs()); !errors.Is(err, ErrOtherVSwitchd) {
+		t.Errorf("second private instance: %v, want ErrOtherVSwitchd", err)
+	} else {
+		t.Logf("second private instance: %v", err)
+	}
+	if _, ok := daemonPID(other, ovsdbServer); ok {
+		t.Errorf("ovsdb-server started in %s", other)
+	}
+
+	id := randHex(t, 2)
+	lab := "nltlab" + id
+	br, br2, foreign := "nlt"+id, "nlt"+id+"b", "nlt"+id+"f"
+
+	// EnsureBridge twice: idempotent.
+	spec := BridgeSpec{Name: br, Lab: lab, Datapath: DatapathNetdev, FailMode: FailModeSecure}
+	for i := range 2 {
+		start := time.Now()
+		if err := c.EnsureBridge(spec); err != nil {
+			t.Fatalf("EnsureBridge #%d: %v", i+1, err)
+		}
+		t.Logf("EnsureBridge #%d: %v", i+1, time.Since(start))
+	}
+	t.Cleanup(func() { _ = c.DeleteBridge(br, lab) })
+	if !linkExists(br) {
+		t.Fatalf("tap %s missing", br)
+	}
+	if err := c.EnsureBridge(BridgeSpec{Name: br2, Lab: lab, Datapath: DatapathNetdev, FailMode: FailModeSecure}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteBridge(br2, lab) })
+
+	// A bridge made by hand, without the marker, is refused and untouched.
+	if _, err := c.VSCtl("add-br", foreign, "--", "set", "Bridge", foreign, "datapath_type=netdev"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = c.VSCtl("--if-exists", "del-br", foreign) })
+	if err := c.EnsureBridge(BridgeSpec{Name: foreign, Lab: lab, Datapath: DatapathNetdev}); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("EnsureBridge(foreign) = %v, want ErrNotOwned", err)
+	} else {
+		t.Logf("foreign bridge: %v", err)
+	}
+	if err := c.DeleteBridge(foreign, lab); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("DeleteBridge(foreign) = %v, want ErrNotOwned", err)
+	}
+	if out, _ := c.VSCtl("get", "Bridge", foreign, "external_ids"); strings.TrimSpace(string(out)) != "{}" {
+		t.Errorf("foreign bridge modified: external_ids %s", out)
+	}
+
+	// 21 veth pairs in the host namespace; the "a" ends go on the bridge.
+	var veths []string
+	for i := range 21 {
+		a, b := fmt.Sprintf("nlt%sa%02d", id, i), fmt.Sprintf("nlt%sb%02d", id, i)
+		run(t, "ip", "link", "add", a, "type", "veth", "peer", "name", b)
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", a).Run() })
+		run(t, "ip", "link", "set", a, "up")
+		run(t, "ip", "link", "set", b, "up")
+		veths = append(veths, a)
+	}
+	spec1 := []PortSpec{{Name: veths[0], OFPort: 1, Lab: lab}}
+	var spec20 []PortSpec
+	for i, v := range veths[1:] {
+		spec20 = append(spec20, PortSpec{Name: v, OFPort: i + 2, Lab: lab})
+	}
+	start = time.Now()
+	if err := c.EnsurePorts(br, spec1); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Since(start)
+	start = time.Now()
+	if err := c.EnsurePorts(br, spec20); err != nil {
+		t.Fatal(err)
+	}
+	t20 := time.Since(start)
+	all := append(append([]PortSpec{}, spec1...), spec20...)
+	var allNames []string
+	for _, p := range all {
+		allNames = append(allNames, p.Name)
+	}
+	// The bare transaction (ovs-vsctl waits for ovs-vswitchd to apply it).
+	for _, ps := range [][]PortSpec{spec1, spec20} {
+		if err := c.DeletePorts(br, allNames); err != nil {
+			t.Fatal(err)
+		}
+		start = time.Now()
+		if _, err := c.VSCtl(portsTxn(br, ps)...); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("add-port transaction alone, %d port(s): %v", len(ps), time.Since(start))
+	}
+	start = time.Now()
+	if err := c.EnsurePorts(br, all); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	tAgain := time.Since(start)
+	t.Logf("EnsurePorts (observe + 1 txn + ofport check): 1 port %v, 20 ports %v, 21 existing ports again %v", t1, t20, tAgain)
+
+	// Observe shows owner, datapath, fail mode and the ports with ofport == ofport_request.
+	start = time.Now()
+	brs, err := c.Observe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Observe (%d bridges, %d ports): %v", len(brs), len(brs[br].Ports), time.Since(start))
+	got := brs[br]
+	if got == nil || got.Owner != lab || got.Datapath != DatapathNetdev || got.FailMode != FailModeSecure || got.Type != "ovs" {
+		t.Fatalf("Observe[%s] = %+v", br, got)
+	}
+	if _, ok := got.Ports[br]; ok {
+		t.Error("LOCAL port listed")
+	}
+	if len(got.Ports) != 21 {
+		t.Errorf("%d ports, want 21", len(got.Ports))
+	}
+	for _, p := range all {
+		op := got.Ports[p.Name]
+		if op == nil || op.Owner != lab || op.OFPortRequest != p.OFPort || op.OFPort != p.OFPort {
+			t.Errorf("port %s = %+v, want ofport %d owned by %s", p.Name, op, p.OFPort, lab)
+		}
+	}
+	if f := brs[foreign]; f == nil || f.Owner != "" {
+		t.Errorf("Observe[%s] = %+v", foreign, f)
+	}
+	if ofp, err := c.OFCtl("show", br); err != nil || !strings.Contains(string(ofp), "1("+veths[0]+")") {
+		t.Errorf("ovs-ofctl show %s: %v\n%s", br, err, ofp)
+	}
+
+	// Refusals: a port on another bridge; a device that does not exist.
+	if err := c.EnsurePorts(br2, spec1); err == nil || !strings.Contains(err.Error(), "attached to bridge "+br) {
+		t.Errorf("EnsurePorts(port on other bridge) = %v", err)
+	}
+	missing := "nlt" + id + "zz"
+	err = c.EnsurePorts(br2, []PortSpec{{Name: missing, OFPort: 5, Lab: lab}})
+	if err == nil || !strings.Contains(err.Error(), "No such device") {
+		t.Errorf("EnsurePorts(missing device) = %v", err)
+	} else {
+		t.Logf("missing device: %v", err)
+	}
+	if err := c.DeletePorts(br2, []string{missing}); err != nil {
+		t.Fatal(err)
+	}
+
+	// SetOFPort moves a port's number.
+	if err := c.SetOFPort(veths[0], 100); err != nil {
+		t.Fatal(err)
+	}
+	if brs, err := c.Observe(); err != nil || brs[br].Ports[veths[0]].OFPort != 100 {
+		t.Errorf("after SetOFPort: %v %+v", err, brs[br].Ports[veths[0]])
+	}
+
+	// SetFailMode.
+	if err := c.SetFailMode(br2, FailModeStandalone); err != nil {
+		t.Fatal(err)
+	}
+
+	// Delete ports, then bridges; all idempotent.
+	var names []string
+	for _, p := range all {
+		names = append(names, p.Name)
+	}
+	for range 2 {
+		if err := c.DeletePorts(br, names); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if brs, _ := c.Observe(); len(brs[br].Ports) != 0 {
+		t.Errorf("ports left: %v", state.SortedNames(brs[br].Ports))
+	}
+	if stopped, err := c.StopPrivateIfUnused(); stopped || err != nil {
+		t.Fatalf("StopPrivateIfUnused with bridges = %v, %v", stopped, err)
+	}
+	for _, b := range []string{br, br2} {
+		for range 2 {
+			if err := c.DeleteBridge(b, lab); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if linkExists(b) {
+			t.Errorf("tap %s still present after DeleteBridge", b)
+		}
+	}
+	if err := c.DeletePorts(br, names); err != nil {
+		t.Errorf("DeletePorts on a deleted bridge: %v", err)
+	}
+	if _, err := c.VSCtl("del-br", foreign); err != nil {
+		t.Fatal(err)
+	}
+
+	start = time.Now()
+	stopped, err := c.StopPrivateIfUnused()
+	if err != nil || !stopped {
+		t.Fatalf("StopPrivateIfUnused = %v, %v", stopped, err)
+	}
+	t.Logf("StopPrivateIfUnused: %v", time.Since(start))
+	for pid, name := range map[int]string{vsPID: vswitchd, dbPID: ovsdbServer} {
+		if isDaemon(pid, name) {
+			t.Errorf("%s pid %d still running", name, pid)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	t.Logf("left in run dir: %v", left)
+	for _, f := range left {
+		if b := filepath.Base(f); strings.HasSuffix(b, ".pid") || strings.HasSuffix(b, ".ctl") || b == dbSock {
+			t.Errorf("%s left behind", f)
+		}
+	}
+	for _, l := range []string{br, br2, foreign} {
+		if linkExists(l) {
+			t.Errorf("tap %s left after stop", l)
+		}
+	}
+	if !netdevBefore && linkExists("ovs-netdev") {
+		// Our vswitchd created it (it did not exist before): remove it.
+		t.Errorf("ovs-netdev tap left after stop; deleting it")
+		_ = exec.Command("ip", "link", "del", "ovs-netdev").Run()
+	}
+	if _, err := Connect(WithRunDir(dir), withSystemDBs()); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Connect after stop = %v, want ErrNotRunning", err)
+	}
+	if stopped, err := c.StopPrivateIfUnused(); err == nil || stopped {
+		t.Logf("StopPrivateIfUnused again = %v, %v", stopped, err)
+	}
+}
+
+// TestObserveGoldenE2E regenerates testdata/observe.json from real output
+// (NETLAB_OVS_GOLDEN=1), with the random names replaced by the stable ones
+// TestParseObserve expects.
+func TestObserveGoldenE2E(t *testing.T) {
+	if os.Getenv("NETLAB_OVS_GOLDEN") != "1" {
+		t.Skip("set NETLAB_OVS_GOLDEN=1 to regenerate testdata/observe.json")
+	}
+	requireRoot(t)
+	requireOVS(t)
+	c, _, _ := privateInstance(t)
+	id := randHex(t, 2)
+	lab, g0, g1 := "nltlab"+id, "nlt"+id+"g0", "nlt"+id+"g1"
+	pa, pb, missing := "nlt"+id+"a", "nlt"+id+"b", "nlt"+id+"m"
+	run(t, "ip", "link", "add", pa, "type", "veth", "peer", "name", pb)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", pa).Run() })
+	run(t, "ip", "link", "set", pa, "up")
+	run(t, "ip", "link", "set", pb, "up")
+	if err := c.EnsureBridge(BridgeSpec{Name: g0, Lab: lab, Datapath: DatapathNetdev, FailMode: FailModeSecure}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteBridge(g0, lab) })
+	if _, err := c.VSCtl("add-br", g1, "--", "set", "Bridge", g1, "datapath_type=netdev"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = c.VSCtl("--if-exists", "del-br", g1) })
+	if err := c.EnsurePorts(g0, []PortSpec{{Name: pa, OFPort: 7, Lab: lab}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsurePorts(g0, []PortSpec{{Name: missing, OFPort: 8, Lab: lab}}); err == nil {
+		t.Fatal("missing device accepted")
+	}
+	out, err := c.VSCtl(observeArgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, r := range [][2]string{{missing, "nltgB"}, {pa, "nltgA"}, {g0, "nltg0"}, {g1, "nltg1"}, {lab, "nltlab"}} {
+		s = strings.ReplaceAll(s, r[0], r[1])
+	}
+	if err := os.WriteFile(filepath.Join("testdata", "observe.json"), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeletePorts(g0, []string{pa, missing}); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("wrote testdata/observe.json")
+}
+
+// TestEnsureRunningConcurrentE2E: racing callers start one instance; a
+// crashed ovs-vswitchd is restarted next to the surviving ovsdb-server.
+func TestEnsureRunningConcurrentE2E(t *testing.T) {
+	requireRoot(t)
+	requireOVS(t)
+	dir := testRunDir(t)
+	waitNoVSwitchd(t)
+	var wg sync.WaitGroup
+	clients := make([]*Client, 4)
+	errs := make([]error, 4)
+	for i := range clients {
+		wg.Go(func() {
+			clients[i], errs[i] = EnsureRunning(WithRunDir(dir), withSystemDBs(), WithTimeout(5*time.Second))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	vsPID, ok1 := daemonPID(dir, vswitchd)
+	dbPID, ok2 := daemonPID(dir, ovsdbServer)
+	if !ok1 || !ok2 {
+		t.Fatalf("not running: %v %v", ok1, ok2)
+	}
+	var n int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && isDaemon(pid, vswitchd) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d ovs-vswitchd processes, want 1", n)
+	}
+
+	// Crash ovs-vswitchd (our own, by PID): Connect says not running,
+	// EnsureRunning starts only ovs-vswitchd again.
+	if err := syscall.Kill(vsPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !waitGone(vsPID, vswitchd, 5*time.Second) {
+		t.Fatal("killed ovs-vswitchd still running")
+	}
+	if _, err := Connect(WithRunDir(dir), withSystemDBs()); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Connect with ovs-vswitchd dead = %v", err)
+	}
+	c, err := EnsureRunning(WithRunDir(dir), withSystemDBs(), WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, ok := daemonPID(dir, ovsdbServer); !ok || pid != dbPID {
+		t.Errorf("ovsdb-server %d (running %v), want the same %d", pid, ok, dbPID)
+	}
+	if pid, ok := daemonPID(dir, vswitchd); !ok || pid == vsPID {
+		t.Errorf("ovs-vswitchd %d (running %v) not restarted", pid, ok)
+	}
+	if stopped, err := c.StopPrivateIfUnused(); !stopped || err != nil {
+		t.Fatalf("StopPrivateIfUnused = %v, %v", stopped, err)
+	}
+}

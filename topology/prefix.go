@@ -1,0 +1,99 @@
+package topology
+
+import (
+	"fmt"
+	"regexp"
+)
+
+var prefixRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,5}$`)
+
+// MaxPrefixedLabName bounds a lab name after a prefix: the name limit plus the
+// longest prefix.
+const MaxPrefixedLabName = MaxLabName + 6
+
+// ApplyPrefix renames everything of the lab that is global on the machine:
+// the lab name, namespace names, bridge names, and interface names in the
+// host namespace (bridge ports, host veth ends). Interface names inside lab
+// namespaces stay as they are: namespaces keep them apart. With distinct
+// prefixes, two copies of one file can be up at once (parallel tests, two
+// projects on one machine). Names that grow past the kernel's 15 bytes are
+// errors with the place they were written.
+//
+// Equivalent to: `netlab up --prefix P FILE`.
+func ApplyPrefix(l *Lab, p string) error {
+	if p == "" {
+		return nil
+	}
+	if !prefixRe.MatchString(p) {
+		return &Error{File: l.File, Msg: fmt.Sprintf("prefix %q: want 1 to 6 characters of [a-z0-9-], starting with a letter or digit", p)}
+	}
+	var errs ErrorList
+	check := func(name string, pos Pos, path string) {
+		if len(name) > MaxIfName {
+			errs = append(errs, &Error{File: l.File, Pos: pos, Path: path,
+				Msg: fmt.Sprintf("name %q is longer than %d bytes with prefix %q", name, MaxIfName, p)})
+		}
+	}
+	host := func(ns, name string) string {
+		if ns == Host {
+			return p + name
+		}
+		return name
+	}
+	ns := func(name string) string {
+		if name == Host || name == "" {
+			return name
+		}
+		return p + name
+	}
+	br := func(name string) string {
+		if name == "" {
+			return ""
+		}
+		return p + name
+	}
+	end := func(e End) End {
+		return End{NS: ns(e.NS), Name: host(e.NS, e.Name), Bridge: br(e.Bridge)}
+	}
+
+	l.Name = p + l.Name
+	for _, b := range l.Bridges {
+		b.Name = p + b.Name
+		check(b.Name, b.Pos, "bridges."+b.Name)
+		for _, port := range b.Ports {
+			port.Name = p + port.Name
+			port.Peer = end(port.Peer)
+			check(port.Name, port.Pos, "bridges."+b.Name+".ports."+port.Name)
+		}
+	}
+	for _, n := range append([]*Namespace{l.Host}, l.Namespaces...) {
+		isHost := n.IsHost()
+		n.Name = ns(n.Name)
+		for _, i := range n.Interfaces {
+			if isHost {
+				i.Name = p + i.Name
+				check(i.Name, i.Pos, "host.interfaces."+i.Name)
+			}
+			i.NS = n.Name
+			i.Peer = end(i.Peer)
+		}
+		for k := range n.Routes {
+			if isHost && n.Routes[k].Dev != "" {
+				n.Routes[k].Dev = p + n.Routes[k].Dev
+			}
+		}
+	}
+	for _, lk := range l.Links {
+		for _, e := range []*LinkEnd{&lk.A, &lk.B} {
+			wasHost := e.NS == Host
+			e.End = end(e.End)
+			if wasHost {
+				check(e.Name, e.Pos, "peer "+e.End.String())
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs.sortAndDedup()
+	}
+	return nil
+}

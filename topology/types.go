@@ -1,0 +1,177 @@
+// Package topology is netlab's file format: the types of a lab, a strict YAML
+// parser that remembers the file, line and column of every field, validation
+// that reports every error at once, and defaults. It never touches the
+// machine: a dependency test keeps netlink, netns, go-openvswitch, os/exec and
+// x/sys/unix out of it.
+package topology
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Host is the name a topology uses for the root network namespace, in peers
+// (host/veth9) and as the namespace of host-side objects. No lab namespace
+// may take this name.
+const Host = "host"
+
+// Bridge types.
+const (
+	BridgeOVS   = "ovs"
+	BridgeLinux = "linux"
+)
+
+// OVS fail modes.
+const (
+	FailStandalone = "standalone"
+	FailSecure     = "secure"
+)
+
+// OVS datapath types. DatapathAuto lets netlab pick netdev when the kernel has
+// no openvswitch datapath and system otherwise.
+const (
+	DatapathAuto   = ""
+	DatapathNetdev = "netdev"
+	DatapathSystem = "system"
+)
+
+// Limits of the format.
+const (
+	MaxLabName = 12 // lab names end up inside nft table names and markers
+	MaxIfName  = 15 // IFNAMSIZ - 1
+)
+
+// Pos is where a value stands in its file; Line and Col start at 1.
+type Pos struct {
+	Line int `json:"line"`
+	Col  int `json:"col"`
+}
+
+// Lab is a parsed, validated and defaulted topology. Slices keep the order of
+// the file, so plans and port numbers are deterministic.
+type Lab struct {
+	File string // path as given to Load; used in error messages
+	Name string
+	Pos  Pos // of the name field
+
+	// Host holds the root namespace's part of the lab: sysctls (saved and
+	// restored on down), routes and addresses on host-side veth ends.
+	Host *Namespace
+
+	Bridges    []*Bridge
+	Namespaces []*Namespace // lab namespaces, without Host
+
+	// Links are the veth pairs, derived from the interfaces' peers: one entry
+	// per pair, however many sides described it.
+	Links []*Link
+}
+
+// Bridge is a switch in the host namespace: an Open vSwitch bridge or a Linux
+// bridge. Its own interface (the OVS LOCAL port, or the Linux bridge device)
+// carries Addresses.
+type Bridge struct {
+	Name      string
+	Type      string // BridgeOVS or BridgeLinux
+	FailMode  string // OVS only: FailStandalone or FailSecure
+	Datapath  string // OVS only: DatapathAuto, DatapathNetdev or DatapathSystem
+	Addresses []netip.Prefix
+	MTU       int // 0: kernel default
+	Ports     []*Port
+	Pos       Pos
+}
+
+// Port is a bridge port: the host-side end of a veth pair whose other end is
+// in a namespace.
+type Port struct {
+	Name   string // interface name in the host namespace
+	OFPort int    // OVS only: requested OpenFlow port number (ofport_request), from 1
+	Peer   End    // the namespace end of the veth
+	Pos    Pos
+}
+
+// Namespace is a lab network namespace (or the host, for Lab.Host).
+type Namespace struct {
+	Name       string
+	Interfaces []*Interface
+	Routes     []Route
+	Sysctls    []Sysctl // as written in the file (EffectiveSysctls adds the defaults)
+	Pos        Pos
+}
+
+// IsHost says whether n is the root namespace.
+func (n *Namespace) IsHost() bool { return n.Name == Host }
+
+// Interface is one end of a veth pair as the file describes it.
+type Interface struct {
+	Name      string
+	NS        string // the namespace holding it (Host for host interfaces)
+	Peer      End    // the other end; Peer.Bridge is set for bridge ports
+	Addresses []netip.Prefix
+	MAC       net.HardwareAddr // nil: kernel's random MAC
+	MTU       int              // 0: kernel default
+	Pos       Pos
+}
+
+// End names one end of a veth pair. For a bridge port, NS is Host, Name is the
+// port name and Bridge the bridge it is attached to.
+type End struct {
+	NS     string
+	Name   string
+	Bridge string
+}
+
+func (e End) String() string {
+	if e.Bridge != "" {
+		return e.Bridge + "/" + e.Name
+	}
+	return e.NS + "/" + e.Name
+}
+
+// Link is a veth pair. A is the end described first in the file; B is its
+// peer. Either end may carry addresses, MAC and MTU from its interface entry.
+type Link struct {
+	A, B LinkEnd
+}
+
+// LinkEnd is one end of a veth pair with its configuration.
+type LinkEnd struct {
+	End
+	Addresses []netip.Prefix
+	MAC       net.HardwareAddr
+	MTU       int
+	Pos       Pos // of the interface entry, or of the peer reference
+}
+
+// Route is a static route. To is 0.0.0.0/0 or ::/0 for "default".
+type Route struct {
+	To     netip.Prefix
+	Via    netip.Addr // invalid (zero) when the route only names a device
+	Dev    string     // optional; required without Via
+	Metric int
+	Pos    Pos
+}
+
+func (r Route) String() string {
+	s := r.To.String()
+	if r.To.Bits() == 0 {
+		s = "default"
+	}
+	if r.Via.IsValid() {
+		s += " via " + r.Via.String()
+	}
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	if r.Metric != 0 {
+		s += fmt.Sprintf(" metric %d", r.Metric)
+	}
+	return s
+}
+
+// Sysctl is one kernel setting, named as sysctl(8) does (net.ipv4.ip_forward).
+type Sysctl struct {
+	Key   string
+	Value string
+	Pos   Pos
+}

@@ -1,0 +1,230 @@
+package topology
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+)
+
+// validate runs the checks that need the whole lab: names shared in the
+// host namespace, duplicate addresses, and routes.
+func (p *parser) validate() {
+	p.checkHostNames()
+	p.checkAddresses()
+	for _, ni := range append([]*nsInfo{p.host}, p.nss...) {
+		p.checkRoutes(ni)
+	}
+}
+
+// addrUse is one address assigned somewhere, for duplicate detection.
+type addrUse struct {
+	pfx   netip.Prefix
+	owner string // ns/ifname or bridge name
+	path  string
+	pos   Pos
+}
+
+func (p *parser) ifaceUses(ii *ifaceInfo) []addrUse {
+	var out []addrUse
+	for i, a := range ii.iface.Addresses {
+		out = append(out, addrUse{a, endOf(ii).String(), index(join(ii.path, "addresses"), i), ii.addrPos[i]})
+	}
+	return out
+}
+
+func (p *parser) bridgeUses(bi *bridgeInfo) []addrUse {
+	var out []addrUse
+	for i, a := range bi.b.Addresses {
+		out = append(out, addrUse{a, "bridge " + bi.b.Name, index(join(bi.path, "addresses"), i), bi.addrPos[i]})
+	}
+	return out
+}
+
+// checkAddresses rejects an address used twice in one namespace, or twice
+// on one L2 segment (a bridge with its bridge addresses and its ports'
+// peers, or a veth pair not on a bridge): either breaks ARP/ND in a way that
+// is tedious to debug at run time.
+func (p *parser) checkAddresses() {
+	hostUses := []addrUse{}
+	for _, bi := range p.bridges {
+		hostUses = append(hostUses, p.bridgeUses(bi)...)
+	}
+	for _, ii := range p.host.ifaces {
+		hostUses = append(hostUses, p.ifaceUses(ii)...)
+	}
+	p.uniqueAddrs(hostUses, "in the host namespace")
+	for _, ni := range p.nss {
+		var uses []addrUse
+		for _, ii := range ni.ifaces {
+			uses = append(uses, p.ifaceUses(ii)...)
+		}
+		p.uniqueAddrs(uses, "in namespace "+ni.ns.Name)
+	}
+
+	iface := p.byKey
+	for _, bi := range p.bridges {
+		uses := p.bridgeUses(bi)
+		for _, pt := range bi.b.Ports {
+			if ii := iface[pt.Peer.key()]; ii != nil {
+				uses = append(uses, p.ifaceUses(ii)...)
+			}
+		}
+		p.uniqueAddrs(uses, "on bridge "+bi.b.Name)
+	}
+	for _, l := range p.lab.Links {
+		if l.B.Bridge != "" {
+			continue
+		}
+		var uses []addrUse
+		for _, e := range []End{l.A.End, l.B.End} {
+			if ii := iface[e.key()]; ii != nil {
+				uses = append(uses, p.ifaceUses(ii)...)
+			}
+		}
+		p.uniqueAddrs(uses, "on the veth pair "+l.A.End.String()+" -- "+l.B.End.String())
+	}
+}
+
+// uniqueAddrs reports every use of an address after its first, in file order.
+func (p *parser) uniqueAddrs(uses []addrUse, where string) {
+	slices.SortStableFunc(uses, func(a, b addrUse) int {
+		return cmp.Or(cmp.Compare(a.pos.Line, b.pos.Line), cmp.Compare(a.pos.Col, b.pos.Col))
+	})
+	first := map[netip.Addr]addrUse{}
+	for _, u := range uses {
+		if f, dup := first[u.pfx.Addr()]; dup {
+			p.errorf(u.pos, u.path, "address %s is already used %s, by %s (line %d)", u.pfx.Addr(), where, f.owner, f.pos.Line)
+			continue
+		}
+		first[u.pfx.Addr()] = u
+	}
+}
+
+// checkRoutes checks a namespace's routes: dev names a device there, the
+// gateway is on a connected prefix (the kernel refuses "Nexthop has invalid
+// gateway" otherwise), and no destination+metric repeats.
+func (p *parser) checkRoutes(ni *nsInfo) {
+	// connected maps each device of the namespace to its prefixes.
+	connected := map[string][]netip.Prefix{}
+	for _, ii := range ni.ifaces {
+		connected[ii.iface.Name] = ii.iface.Addresses
+	}
+	complete := !ni.addrBad
+	if ni.ns.IsHost() {
+		for _, bi := range p.bridges {
+			connected[bi.b.Name] = bi.b.Addresses
+			complete = complete && !bi.addrBad
+		}
+		for _, l := range p.lab.Links {
+			if l.B.NS == Host && l.B.Bridge == "" {
+				if _, ok := connected[l.B.Name]; !ok {
+					connected[l.B.Name] = nil
+				}
+			}
+		}
+	}
+	type routeKey struct {
+		to     netip.Prefix
+		metric int
+	}
+	first := map[routeKey]*routeInfo{}
+	all := newPrefixSet(connected)
+	for _, ri := range ni.routes {
+		if !ri.ok {
+			continue
+		}
+		r := ri.r
+		if r.Dev != "" {
+			if _, ok := connected[r.Dev]; !ok {
+				p.errorf(ri.devPos, join(ri.path, "dev"), "%s has no device %s", nsLabel(ni), r.Dev)
+				continue
+			}
+		}
+		k := routeKey{r.To, r.Metric}
+		if f, dup := first[k]; dup {
+			p.errorf(r.Pos, ri.path, "duplicate route to %s with metric %d (first at line %d)", routeTo(r), r.Metric, f.r.Pos.Line)
+			continue
+		}
+		first[k] = ri
+		if !r.Via.IsValid() || !complete {
+			continue
+		}
+		p.checkGateway(ni, ri, connected, all)
+	}
+}
+
+// prefixSet answers "is this address in one of these prefixes" in time
+// independent of the number of prefixes: one lookup per prefix length.
+type prefixSet struct {
+	nets map[netip.Prefix]bool
+	bits []int
+	own  map[netip.Addr]bool
+}
+
+func newPrefixSet(connected map[string][]netip.Prefix) *prefixSet {
+	s := &prefixSet{nets: map[netip.Prefix]bool{}, own: map[netip.Addr]bool{}}
+	seenBits := map[int]bool{}
+	for _, pfxs := range connected {
+		for _, a := range pfxs {
+			s.nets[a.Masked()] = true
+			s.own[a.Addr()] = true
+			if !seenBits[a.Bits()] {
+				seenBits[a.Bits()] = true
+				s.bits = append(s.bits, a.Bits())
+			}
+		}
+	}
+	return s
+}
+
+func (s *prefixSet) contains(a netip.Addr) bool {
+	for _, b := range s.bits {
+		if pfx, err := a.Prefix(b); err == nil && s.nets[pfx] {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *parser) checkGateway(ni *nsInfo, ri *routeInfo, connected map[string][]netip.Prefix, all *prefixSet) {
+	r := ri.r
+	path := join(ri.path, "via")
+	if r.Via.Is6() && r.Via.IsLinkLocalUnicast() {
+		if r.Dev == "" {
+			p.errorf(ri.viaPos, path, "link-local gateway %s needs dev: it is reachable on every interface", r.Via)
+		}
+		return
+	}
+	if all.own[r.Via] {
+		p.errorf(ri.viaPos, path, "gateway %s is an address of %s itself", r.Via, nsLabel(ni))
+		return
+	}
+	where := nsLabel(ni)
+	if r.Dev == "" {
+		if all.contains(r.Via) {
+			return
+		}
+	} else {
+		for _, a := range connected[r.Dev] {
+			if a.Masked().Contains(r.Via) {
+				return
+			}
+		}
+		where = "device " + r.Dev + " of " + where
+	}
+	p.errorf(ri.viaPos, path, "gateway %s is not on a connected prefix of %s: give one of its interfaces an address in that subnet", r.Via, where)
+}
+
+func nsLabel(ni *nsInfo) string {
+	if ni.ns.IsHost() {
+		return "the host namespace"
+	}
+	return "namespace " + ni.ns.Name
+}
+
+func routeTo(r Route) string {
+	if r.To.Bits() == 0 {
+		return "default (" + r.To.String() + ")"
+	}
+	return r.To.String()
+}
