@@ -12,12 +12,12 @@ import (
 
 // LabStatus is what `netlab status` shows of one lab.
 type LabStatus struct {
-	Lab         string          `json:"lab"`
-	File        string          `json:"file,omitempty"`
-	OVS         *state.OVSInfo  `json:"ovs,omitempty"`
-	Namespaces  []NSStatus      `json:"namespaces"`
-	Bridges     []BridgeStatus  `json:"bridges"`
-	HostSysctls []SysctlStatus  `json:"host_sysctls,omitempty"`
+	Lab         string         `json:"lab"`
+	File        string         `json:"file,omitempty"`
+	OVS         *state.OVSInfo `json:"ovs,omitempty"`
+	Namespaces  []NSStatus     `json:"namespaces"`
+	Bridges     []BridgeStatus `json:"bridges"`
+	HostSysctls []SysctlStatus `json:"host_sysctls,omitempty"`
 	// Drift lists the actions `up` would take to match the file; empty when
 	// the lab matches it. DriftError says why drift could not be computed.
 	Drift      []string `json:"drift"`
