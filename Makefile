@@ -31,7 +31,7 @@ vet:
 # Every test: vet, unit and fuzz-seed tests, e2e tests (real namespaces, OVS,
 # traffic) with -race, and a short fuzz run of the parsers.
 test: deps vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 	$(MAKE) fuzz
 
 unit:

@@ -48,7 +48,7 @@ func TestBlueRed(t *testing.T) {
 	file := writeFile(t, dir, "blue-red.yaml", readFile(t, "../labs/blue-red.yaml"))
 	blue, red := p+"blue", p+"red"
 
-	out := labUp(t, file, p)
+	out := labUp(t, file, p, "blue-red")
 	_ = out
 	if !ovsBefore && !privateOVSRunning() {
 		t.Errorf("no OVS was running, and netlab did not start its private one")
@@ -160,7 +160,7 @@ func TestLinuxBridge(t *testing.T) {
 	hostRoutesFree(t, "10.0.1.0/24", "fd00:11::/64")
 	before := fingerprint(t)
 	p := newPrefix(t)
-	labUp(t, "../labs/blue-red-linux.yaml", p)
+	labUp(t, "../labs/blue-red-linux.yaml", p, "blue-red-lx")
 	ping(t, p+"blue", "10.0.1.2")
 	ping(t, p+"red", "10.0.1.254")
 	ping(t, p+"blue", "fd00:11::2")

@@ -167,12 +167,13 @@ func after(s, marker string) string {
 	return strings.TrimSpace(s[i+len(marker):])
 }
 
-// labUp brings a lab file up with a prefix and registers its teardown.
-func labUp(t *testing.T, file, prefix string) string {
+// labUp brings a lab file up with a prefix and registers its teardown by
+// name (the test may change or remove the file).
+func labUp(t *testing.T, file, prefix, name string) string {
 	t.Helper()
 	out := mustNetlab(t, "up", "-q", "--prefix", prefix, file)
 	t.Cleanup(func() {
-		if r := netlab(t, "down", "--prefix", prefix, file); r.code != 0 {
+		if r := netlab(t, "down", prefix+name); r.code != 0 {
 			t.Errorf("cleanup: netlab down: exit %d\n%s", r.code, r.out)
 		}
 	})

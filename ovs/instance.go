@@ -335,3 +335,25 @@ func lockDir(dir string, d time.Duration) (unlock func(), err error) {
 }
 
 func trim(b []byte) string { return strings.TrimSpace(string(b)) }
+
+// StopPrivateIfIdle stops netlab's private instance in the run directory
+// when it has no bridge, even a half-started one (a crash during
+// EnsureRunning can leave ovsdb-server without ovs-vswitchd). It never
+// touches a system OVS, and returns whether it stopped anything.
+func StopPrivateIfIdle(opts ...Option) (bool, error) {
+	o := buildOptions(opts)
+	c := newClient(o, filepath.Join(o.runDir, dbSock), true)
+	_, dbAlive := daemonPID(c.runDir, ovsdbServer)
+	_, vsAlive := daemonPID(c.runDir, vswitchd)
+	switch {
+	case !dbAlive && !vsAlive:
+		return false, nil
+	case !dbAlive:
+		// Without its database the daemon has no bridges we could lose.
+		if err := c.stopDaemon(vswitchd, "exit", "--cleanup"); err != nil {
+			return false, fmt.Errorf("ovs: stop private instance in %s: %w", c.runDir, err)
+		}
+		return true, nil
+	}
+	return c.StopPrivateIfUnused()
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -249,10 +250,17 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	if err := e.store.Remove(lab); err != nil {
 		return res, err
 	}
-	if oc != nil && oc.Info().Private {
-		if stopped, err := oc.StopPrivateIfUnused(); err != nil {
+	// netlab's private OVS goes when no lab has a bridge in it and no other
+	// netlab process is using it.
+	if release, idle, err := e.store.OVSIdle(); err != nil {
+		return res, err
+	} else if idle {
+		stopped, err := ovs.StopPrivateIfIdle(e.ovsOpts...)
+		release()
+		if err != nil {
 			return res, err
-		} else if stopped {
+		}
+		if stopped {
 			removed("private Open vSwitch (no lab uses it)")
 		}
 	}

@@ -140,12 +140,12 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var oc *ovs.Client
-	if hasOVS(lab) {
-		oc, err = e.connectOVS(true)
-	} else {
-		oc, err = e.connectOVS(false)
+	release, err := e.store.OVSUser()
+	if err != nil {
+		return nil, err
 	}
+	defer release()
+	oc, err := e.connectOVS(false)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +165,20 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	p, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
 	if err != nil {
 		return nil, err
+	}
+	if oc == nil && hasOVS(lab) {
+		// The plan found no clash without OVS; only now start the private
+		// one, and observe again with it.
+		if oc, err = e.connectOVS(true); err != nil {
+			return nil, err
+		}
+		s.ovs = oc
+		if snap, err = s.observe(lab, j); err != nil {
+			return nil, err
+		}
+		if p, err = plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()}); err != nil {
+			return nil, err
+		}
 	}
 	if abs, err := filepath.Abs(lab.File); err == nil {
 		j.File = abs

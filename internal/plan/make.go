@@ -144,7 +144,7 @@ func Make(in Input) (Plan, error) {
 		return nil, clashes
 	}
 
-	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, unmarked: unmarked}
+	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, unmarked: unmarked, dirty: map[string]bool{}}
 	p.deletions()
 	p.hostSysctls(in.Journal)
 	p.bridges()
@@ -173,10 +173,17 @@ type planner struct {
 	recreated map[string]bool
 	// unmarked names veths in the lab's namespaces that lack their alias.
 	unmarked map[string]bool
+	// dirty names namespaces where this plan removes addresses or links.
+	dirty map[string]bool
 }
 
 func (p *planner) emit(a Action) {
 	a.Lab = p.lab.Name
+	if a.Op == OpDelAddr || a.Op == OpDelLink {
+		// The kernel drops routes whose gateway loses its connected
+		// prefix: the namespace's routes are all replaced afterwards.
+		p.dirty[a.NS] = true
+	}
 	p.out = append(p.out, a)
 }
 
@@ -268,7 +275,9 @@ func (p *planner) deletions() {
 				continue
 			}
 			w := p.want[topology.Host][pName]
-			if w == nil || !w.ovsPort || w.peer.Bridge != "" || p.portBridge(pName) != bName || p.recreated[key(topology.Host, pName)] {
+			// A port whose device is made again must be re-added too: OVS
+			// does not reopen a new device under an old port's name.
+			if w == nil || !w.ovsPort || w.peer.Bridge != "" || p.portBridge(pName) != bName || p.exists(topology.Host, pName) == nil {
 				del = append(del, Port{Name: pName})
 			}
 		}
@@ -515,7 +524,7 @@ func (p *planner) ports() {
 		var add, fix []Port
 		for _, port := range b.Ports {
 			var op *state.Port
-			if o != nil && !p.recreated[key(topology.Host, port.Name)] {
+			if o != nil && p.exists(topology.Host, port.Name) != nil {
 				op = o.Ports[port.Name]
 			}
 			switch {
@@ -555,7 +564,7 @@ func (p *planner) routes() {
 		for _, r := range ns.Routes {
 			want := toState(r)
 			found := false
-			if o != nil {
+			if o != nil && !p.dirty[nsName] {
 				for _, or := range o.Routes {
 					if sameRoute(want, or) && p.linkSurvives(nsName, or.Dev) {
 						found = true

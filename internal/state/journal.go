@@ -208,15 +208,65 @@ func (s *Store) Lock(lab string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock(f, syscall.LOCK_EX); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// OVSUser marks this process as a user of netlab's private OVS for as long
+// as the returned function is not called: a shared flock that Down's attempt
+// to stop the idle private OVS respects. Without it, down of one lab could
+// stop the OVS another lab's up has just started but not yet given a bridge.
+func (s *Store) OVSUser() (release func(), err error) {
+	f, err := s.ovsLockFile()
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f, syscall.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock private ovs: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// OVSIdle takes the private OVS lock exclusively if no netlab process uses
+// it; ok is false when another one does.
+func (s *Store) OVSIdle() (release func(), ok bool, err error) {
+	f, err := s.ovsLockFile()
+	if err != nil {
+		return nil, false, err
+	}
+	err = flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		f.Close()
+		return nil, false, nil
+	}
+	if err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("lock private ovs: %w", err)
+	}
+	return func() { f.Close() }, true, nil
+}
+
+func (s *Store) ovsLockFile() (*os.File, error) {
+	dir := filepath.Join(s.Root, "locks")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lock private ovs: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "ovs-users.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock private ovs: %w", err)
+	}
+	return f, nil
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
 }
