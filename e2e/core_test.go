@@ -312,8 +312,11 @@ func TestForeignObjectsRefused(t *testing.T) {
 	before := fingerprint(t)
 
 	r := netlab(t, "up", "--prefix", p, "testdata/pair.yaml")
-	if r.code != 1 {
-		t.Fatalf("up over foreign objects: want exit 1, got %d\n%s", r.code, r.out)
+	if r.code != 2 {
+		t.Fatalf("up over foreign objects: want exit 2, got %d\n%s", r.code, r.out)
+	}
+	if v := netlab(t, "validate", "--prefix", p, "testdata/pair.yaml"); v.code != 2 || !strings.Contains(v.out, "namespace "+foreignNS+" already exists") {
+		t.Errorf("validate over foreign objects: exit %d\n%s", v.code, v.out)
 	}
 	for _, want := range []string{
 		"testdata/pair.yaml:8:3: namespaces." + foreignNS + ": namespace " + foreignNS + " already exists and is not netlab's",

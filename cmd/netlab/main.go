@@ -149,11 +149,13 @@ func (a *app) loadLab(path, prefix string) (*topology.Lab, int) {
 func (a *app) fail(context string, err error) int {
 	var list topology.ErrorList
 	if errors.As(err, &list) {
+		// Clashes with objects that are not the lab's: the file cannot be
+		// brought up on this machine as it stands, like an invalid file.
 		fmt.Fprintf(a.stderr, "netlab: %s: the lab clashes with objects that are not its own:\n", context)
 		for _, e := range list {
 			fmt.Fprintln(a.stderr, e)
 		}
-		return exitRuntime
+		return exitUsage
 	}
 	fmt.Fprintf(a.stderr, "netlab: %s: %v\n", context, err)
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {

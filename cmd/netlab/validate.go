@@ -1,10 +1,18 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"io"
+	"os"
+)
 
 // validate: netlab validate FILE... Checks every file, prints every error.
+// As root it also checks the machine: names the lab would create that
+// already belong to someone else (the same check up makes before it acts).
 func (a *app) validate(args []string) int {
 	fs := a.flags("validate", "FILE...")
+	prefix := prefixFlag(fs)
+	static := fs.Bool("static", false, "check the file only, not the machine")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage
@@ -13,15 +21,29 @@ func (a *app) validate(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
+	machine := !*static && os.Geteuid() == 0
 	code := exitOK
 	for _, path := range pos {
-		lab, c := a.loadLab(path, "")
+		lab, c := a.loadLab(path, *prefix)
 		if lab == nil {
 			code = c
 			continue
 		}
-		fmt.Fprintf(a.stdout, "%s: lab %s is valid (%d namespaces, %d bridges, %d links)\n",
-			path, lab.Name, len(lab.Namespaces), len(lab.Bridges), len(lab.Links))
+		if machine {
+			if _, err := a.engine(io.Discard).Plan(lab); err != nil {
+				code = a.fail("validate "+path, err)
+				continue
+			}
+		}
+		what := "valid"
+		if !machine {
+			what += " (file only; machine not checked: needs root)"
+		}
+		if *static {
+			what = "valid (file only)"
+		}
+		fmt.Fprintf(a.stdout, "%s: lab %s is %s: %d namespaces, %d bridges, %d links\n",
+			path, lab.Name, what, len(lab.Namespaces), len(lab.Bridges), len(lab.Links))
 	}
 	return code
 }
