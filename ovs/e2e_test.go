@@ -104,20 +104,26 @@ func stopByPidfiles(t *testing.T, dir string) {
 	}
 }
 
-// waitNoVSwitchd waits while another ovs-vswitchd runs (other packages'
-// tests may run their own private OVS concurrently; only one ovs-vswitchd
-// can run per host).
+// waitNoVSwitchd makes sure no other ovs-vswitchd runs: only one can run per
+// host (the userspace datapath's ovs-netdev device is global). make test runs
+// packages one at a time, so another daemon is the user's (a system OVS, or a
+// lab they have up): this test cannot run without disturbing it. It waits a
+// few seconds for a daemon that is exiting, then skips, or fails under
+// NETLAB_E2E=1.
 func waitNoVSwitchd(t *testing.T) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		pid, cmdline, found := otherVSwitchd()
 		if !found {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("another ovs-vswitchd keeps running: pid %d (%s)", pid, cmdline)
+			msg := fmt.Sprintf("another ovs-vswitchd runs (pid %d: %s); a private instance cannot start beside it", pid, cmdline)
+			if os.Getenv("NETLAB_E2E") == "1" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
 		}
-		t.Logf("waiting for ovs-vswitchd pid %d (%s) to exit", pid, cmdline)
 	}
 }
 

@@ -23,7 +23,7 @@ ip netns exec blue ping -6 -c 2 -i 0.2 -W 1 fd00:10::2
 say "TCP: iperf3 from blue to red for 2 seconds"
 pidfile=$(mktemp)
 ip netns exec red iperf3 -s -1 -D -I "$pidfile" >/dev/null
-trap 'kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"' EXIT
+trap '[ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; rm -f "$pidfile"' EXIT
 for _ in $(seq 50); do
   ip netns exec red ss -ltn 2>/dev/null | grep -q ':5201 ' && break
   sleep 0.1

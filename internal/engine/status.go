@@ -142,7 +142,11 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			ns.Links = append(ns.Links, ls)
 		}
 		for _, r := range o.Routes {
-			ns.Routes = append(ns.Routes, topology.Route{To: r.To, Via: r.Via, Dev: r.Dev, Metric: r.Metric}.String())
+			m := r.Metric
+			if m == 1024 && r.To.Addr().Is6() {
+				m = 0 // the kernel's default for IPv6, not worth showing
+			}
+			ns.Routes = append(ns.Routes, topology.Route{To: r.To, Via: r.Via, Dev: r.Dev, Metric: m}.String())
 		}
 		if name == topology.Host && len(ns.Links) == 0 && len(ns.Routes) == 0 {
 			continue
