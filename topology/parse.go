@@ -155,7 +155,8 @@ func sections() map[string]section {
 	return map[string]section{
 		"lab":       {known: []string{"name", "host", "bridges", "namespaces"}, reserved: []string{"expect"}},
 		"host":      {known: []string{"sysctls", "routes", "interfaces"}, reserved: []string{"nat"}},
-		"bridge":    {known: []string{"type", "fail-mode", "datapath", "addresses", "mtu", "ports"}, reserved: []string{"openflow", "flows", "external"}},
+		"bridge":    {known: []string{"type", "fail-mode", "datapath", "addresses", "mtu", "ports", "openflow", "flows"}, reserved: []string{"external"}},
+		"openflow":  {known: []string{"preset", "idle-timeout"}},
 		"port":      {known: []string{"ofport"}},
 		"namespace": {known: []string{"interfaces", "routes", "sysctls"}, reserved: []string{"nat", "tuns", "taps"}},
 		"interface": {known: []string{"peer", "addresses", "mac", "mtu"}},
@@ -823,6 +824,25 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 			bi.settings = append(bi.settings, ps)
 		}
 	}
+	if oe, ok := f["openflow"]; ok {
+		bi.ovsOnly = append(bi.ovsOnly, oe)
+		p.parseOpenFlow(oe, b)
+	}
+	if fe, ok := f["flows"]; ok {
+		bi.ovsOnly = append(bi.ovsOnly, fe)
+		for i, item := range p.list(fe) {
+			path := index(fe.path, i)
+			if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+				p.errorf(pos(item), path, "want a flow in ovs-ofctl syntax as a string, got %s", describe(item))
+				continue
+			}
+			if msg := checkFlowText(item.Value); msg != "" {
+				p.errorf(pos(item), path, "%s", msg)
+				continue
+			}
+			b.Flows = append(b.Flows, Flow{Text: item.Value, Pos: pos(item), Path: path})
+		}
+	}
 	if b.Type == BridgeOVS {
 		if b.FailMode == "" {
 			b.FailMode = FailStandalone
@@ -915,4 +935,51 @@ func allIn(s, alphabet string) bool {
 		}
 	}
 	return true
+}
+
+// parseOpenFlow reads `openflow: learning-switch` or the long form
+// `openflow: {preset: learning-switch, idle-timeout: 300}`.
+func (p *parser) parseOpenFlow(e entry, b *Bridge) {
+	b.LearnIdleTimeout = DefaultLearnIdleTimeout
+	if e.v.Kind == yaml.ScalarNode {
+		if s, ok := p.oneOf(e, PresetLearningSwitch); ok {
+			b.OpenFlow = s
+		}
+		return
+	}
+	f := p.fields(e.v, e.path, "openflow")
+	if pe, ok := f["preset"]; ok {
+		if s, ok := p.oneOf(pe, PresetLearningSwitch); ok {
+			b.OpenFlow = s
+		}
+	} else {
+		p.errorf(pos(e.v), e.path+".preset", "required: the preset, such as preset: learning-switch")
+	}
+	if te, ok := f["idle-timeout"]; ok {
+		if n, ok := p.integer(te, 1, 65535); ok {
+			b.LearnIdleTimeout = n
+		}
+	}
+}
+
+// checkFlowText catches what the file must not say in a flow; the flow's
+// syntax itself is checked by Open vSwitch (ovs-ofctl) before up.
+func checkFlowText(s string) string {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return "empty flow"
+	}
+	if strings.ContainsAny(t, "\n\r") {
+		return "a flow is one line"
+	}
+	low := strings.ToLower(t)
+	for _, field := range strings.FieldsFunc(low, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if strings.HasPrefix(field, "cookie=") {
+			return "flows must not set cookie=: netlab marks the lab's flows with its own cookie"
+		}
+	}
+	if !strings.Contains(low, "actions=") {
+		return "a flow needs actions= (such as actions=drop)"
+	}
+	return ""
 }

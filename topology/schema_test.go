@@ -101,6 +101,17 @@ func TestSchemaCoversExamples(t *testing.T) {
 
 func walkSchema(t *testing.T, file string, root, s map[string]any, n *yaml.Node, path string) {
 	s = resolve(t, root, s)
+	// oneOf a word or an object (openflow: learning-switch | {preset: ...}):
+	// a mapping walks the alternative that describes an object.
+	if alts, ok := s["oneOf"].([]any); ok && n.Kind == yaml.MappingNode {
+		for _, a := range alts {
+			if alt, ok := a.(map[string]any); ok {
+				if r := resolve(t, root, alt); r["properties"] != nil {
+					s = r
+				}
+			}
+		}
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		props, _ := s["properties"].(map[string]any)

@@ -28,6 +28,13 @@ const (
 	FailSecure     = "secure"
 )
 
+// OpenFlow presets.
+const (
+	PresetLearningSwitch = "learning-switch"
+	// DefaultLearnIdleTimeout is how long a learned MAC entry lives unused.
+	DefaultLearnIdleTimeout = 300
+)
+
 // OVS datapath types. DatapathAuto lets netlab pick netdev when the kernel has
 // no openvswitch datapath and system otherwise.
 const (
@@ -79,7 +86,25 @@ type Bridge struct {
 	MTU       int // 0: kernel default
 	Ports     []*Port
 	Pos       Pos
+
+	// OpenFlow is the preset that owns the bridge's flow tables ("" none,
+	// or PresetLearningSwitch); LearnIdleTimeout applies to its learned MACs.
+	OpenFlow         string
+	LearnIdleTimeout int
+	// Flows are extra static flows in ovs-ofctl syntax, installed with the
+	// preset's (if any) in one atomic bundle.
+	Flows []Flow
 }
+
+// Flow is one raw flow from the file.
+type Flow struct {
+	Text string
+	Pos  Pos
+	Path string // bridges.<name>.flows[i], for errors found by OVS
+}
+
+// HasFlows says whether netlab owns OpenFlow flows on the bridge.
+func (b *Bridge) HasFlows() bool { return b.OpenFlow != "" || len(b.Flows) > 0 }
 
 // Port is a bridge port: the host-side end of a veth pair whose other end is
 // in a namespace.

@@ -35,6 +35,8 @@ const (
 	OpSetTxChecksum  Op = "set-tx-checksum"
 	OpAddPorts       Op = "add-ports"
 	OpSetOFPort      Op = "set-ofport"
+	OpSetFlows       Op = "set-flows"
+	OpDelFlows       Op = "del-flows"
 	OpAddAddr        Op = "add-addr"
 	OpReplaceRoute   Op = "replace-route"
 )
@@ -65,6 +67,11 @@ type Action struct {
 
 	// add-ports, del-ports, set-ofport.
 	Ports []Port `json:"ports,omitempty"`
+
+	// set-flows, del-flows: the static flows (without cookie) and the lab's
+	// cookie they carry.
+	Flows  []string `json:"flows,omitempty"`
+	Cookie uint64   `json:"cookie,omitempty"`
 
 	// add-addr, del-addr.
 	Addr netip.Prefix `json:"addr,omitzero"`
@@ -190,6 +197,17 @@ func (a Action) String() string {
 			parts = append(parts, "up")
 		}
 		return fmt.Sprintf("%s link set %s %s", ipn(a.NS), a.Link, strings.Join(parts, " "))
+	case OpSetFlows:
+		var b strings.Builder
+		fmt.Fprintf(&b, "ovs-ofctl -O OpenFlow14 --bundle add-flows %s - <<'EOF'\n", a.Bridge)
+		fmt.Fprintf(&b, "delete cookie=%#x/-1\n", a.Cookie)
+		for _, f := range a.Flows {
+			fmt.Fprintf(&b, "add cookie=%#x,%s\n", a.Cookie, f)
+		}
+		b.WriteString("EOF")
+		return b.String()
+	case OpDelFlows:
+		return fmt.Sprintf("ovs-ofctl del-flows %s cookie=%#x/-1", a.Bridge, a.Cookie)
 	case OpSetTxChecksum:
 		v := "off"
 		if a.On {

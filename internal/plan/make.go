@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -151,6 +152,7 @@ func Make(in Input) (Plan, error) {
 	p.namespaces()
 	p.links()
 	p.ports()
+	p.flows()
 	p.addresses()
 	p.routes()
 	return p.out, nil
@@ -596,4 +598,28 @@ func metric(r state.Route) int {
 func sameRoute(want, got state.Route) bool {
 	return want.To == got.To && want.Via == got.Via && metric(want) == metric(got) &&
 		(want.Dev == "" || want.Dev == got.Dev)
+}
+
+// flows installs each OVS bridge's static flow set when it is new, differs
+// from the file, or was wiped (a fail-mode change wipes the tables); and
+// removes the lab's flows from a bridge whose file entry no longer has any.
+func (p *planner) flows() {
+	cookie := state.FlowCookie(p.lab.Name)
+	for _, b := range p.lab.Bridges {
+		if b.Type != topology.BridgeOVS {
+			continue
+		}
+		o := p.snap.Bridges[b.Name]
+		failModeChanged := o != nil && normFailMode(o.FailMode) != b.FailMode
+		if !b.HasFlows() {
+			if o != nil && o.LabFlows > 0 && !failModeChanged {
+				p.emit(Action{Op: OpDelFlows, Bridge: b.Name, Cookie: cookie})
+			}
+			continue
+		}
+		if o == nil || !o.FlowsInSync || failModeChanged {
+			p.emit(Action{Op: OpSetFlows, Bridge: b.Name, Cookie: cookie,
+				Flows: openflow.BridgeFlows(b, state.LearnCookie(p.lab.Name))})
+		}
+	}
 }

@@ -224,3 +224,52 @@ func TestUnmarkedVethInLabNamespaceIsRemade(t *testing.T) {
 		t.Errorf("plan:\n%s", p)
 	}
 }
+
+const flowLab = `
+name: fl
+bridges:
+  sw:
+    fail-mode: secure
+    openflow: learning-switch
+    flows: ["table=0,priority=100,dl_type=0x88cc,actions=drop"]
+namespaces:
+  a:
+    interfaces:
+      eth0: {peer: sw/pa, addresses: [10.5.0.1/24]}
+  b:
+    interfaces:
+      eth0: {peer: sw/pb, addresses: [10.5.0.2/24]}
+`
+
+// Flows: installed once, not again while in sync, again after the file's
+// flows change or a fail-mode change wiped them, and removed with the file's
+// last flow.
+func TestFlowsLifecycle(t *testing.T) {
+	lab := parse(t, "fl.yaml", flowLab)
+	m := newMachine()
+	p := m.converge(t, lab)
+	if !strings.Contains(p.String(), "ovs-ofctl -O OpenFlow14 --bundle add-flows sw - <<'EOF'\ndelete cookie=") {
+		t.Errorf("first plan installs no flows:\n%s", p)
+	}
+	if !strings.Contains(p.String(), ",table=0,priority=100,dl_type=0x88cc,actions=drop\nEOF") {
+		t.Errorf("the file's own flow is missing:\n%s", p)
+	}
+	// Drift: the flows differ (a hand edit, or the file changed).
+	m.snap.Bridges["sw"].FlowsInSync = false
+	if p := m.converge(t, lab); len(p) != 1 || p[0].Op != OpSetFlows {
+		t.Errorf("drifted flows: plan\n%s", p)
+	}
+	// The fail mode changes: flows are wiped and must come back.
+	lab2 := parse(t, "fl.yaml", strings.Replace(flowLab, "fail-mode: secure", "fail-mode: standalone", 1))
+	p = m.converge(t, lab2)
+	if len(p) != 2 || p[0].Op != OpSetFailMode || p[1].Op != OpSetFlows {
+		t.Errorf("fail-mode change: plan\n%s", p)
+	}
+	// No more flows in the file: the lab's flows go.
+	lab3 := parse(t, "fl.yaml", strings.Replace(strings.Replace(strings.Replace(flowLab, "fail-mode: secure", "fail-mode: standalone", 1), "    openflow: learning-switch\n", "", 1),
+		`    flows: ["table=0,priority=100,dl_type=0x88cc,actions=drop"]`+"\n", "", 1))
+	p = m.converge(t, lab3)
+	if len(p) != 1 || p[0].Op != OpDelFlows {
+		t.Errorf("flows dropped from file: plan\n%s", p)
+	}
+}

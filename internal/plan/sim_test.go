@@ -113,7 +113,9 @@ func (m *machine) apply(t *testing.T, a Action) {
 		m.snap.Bridges[a.Bridge] = &state.Bridge{Name: a.Bridge, Type: topology.BridgeOVS, Owner: a.Lab, Datapath: a.Datapath, FailMode: a.FailMode, Ports: map[string]*state.Port{}}
 		m.ns(t, topology.Host).Links[a.Bridge] = &state.Link{Name: a.Bridge, Kind: state.KindTuntap, MTU: 1500}
 	case OpSetFailMode:
-		m.snap.Bridges[a.Bridge].FailMode = a.FailMode
+		// Open vSwitch wipes the flow tables when the fail mode changes.
+		b := m.snap.Bridges[a.Bridge]
+		b.FailMode, b.LabFlows, b.FlowsInSync = a.FailMode, 0, false
 	case OpAddLinuxBridge:
 		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindBridge, Alias: a.Alias, MTU: 1500}
 		m.snap.Bridges[a.Link] = &state.Bridge{Name: a.Link, Type: topology.BridgeLinux, Owner: a.Lab}
@@ -151,6 +153,12 @@ func (m *machine) apply(t *testing.T, a Action) {
 		if a.Up {
 			l.Up = true
 		}
+	case OpSetFlows:
+		b := m.snap.Bridges[a.Bridge]
+		b.LabFlows, b.FlowsInSync = len(a.Flows), true
+	case OpDelFlows:
+		b := m.snap.Bridges[a.Bridge]
+		b.LabFlows, b.FlowsInSync = 0, false
 	case OpSetTxChecksum:
 		on := a.On
 		m.link(t, a.NS, a.Link).TxChecksum = &on

@@ -44,3 +44,21 @@ func ParseLinkAlias(alias string) (lab, ns, ifname string, ok bool) {
 	}
 	return lab, ns, ifname, true
 }
+
+// FlowCookie is the OpenFlow cookie of the lab's static flows: 56 bits from
+// a hash of the lab name, then 0x01. Deleting by cookie (with a full mask)
+// touches nothing else: not the learned entries, not a user's own flows.
+func FlowCookie(lab string) uint64 { return labCookie(lab) | 0x01 }
+
+// LearnCookie is the cookie the learning-switch preset gives learned entries.
+func LearnCookie(lab string) uint64 { return labCookie(lab) | 0x02 }
+
+func labCookie(lab string) uint64 {
+	// FNV-1a: stable across versions and machines, no import of crypto.
+	h := uint64(14695981039346656037)
+	for _, c := range []byte("netlab:" + lab) {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h &^ 0xff
+}

@@ -103,6 +103,11 @@ type Bridge struct {
 	Datapath string // OVS datapath_type ("" means system)
 	FailMode string // OVS fail_mode ("" means standalone)
 	Ports    map[string]*Port
+	// LabFlows counts the flows carrying the lab's static cookie, and
+	// FlowsInSync says whether they equal what the file wants (as Open
+	// vSwitch normalises them). Only read for bridges whose lab has flows.
+	LabFlows    int
+	FlowsInSync bool
 }
 
 // Port is an observed bridge port.
