@@ -32,6 +32,7 @@ vet:
 # traffic) with -race, and a short fuzz run of the parsers.
 test: deps vet
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
+	cd examples/fixture && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 
 unit:

@@ -1,0 +1,258 @@
+// Package netlabtest is netlab as a Go test fixture: one call brings a lab up
+// for a test, with a unique prefix so tests run in parallel, and takes it
+// down when the test ends.
+//
+//	func TestClientServer(t *testing.T) {
+//		t.Parallel()
+//		lab := netlabtest.Up(t, "testdata/two-hosts.yaml")
+//		lab.Exec(t, "blue", "ping", "-c1", "-W1", lab.Addr("red", "veth3"))
+//		err := lab.Do("red", func() error { return serve(ctx) })
+//	}
+//
+// Up needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Without it the test is
+// skipped, unless NETLAB_E2E=1, under which it fails: CI can never pass by
+// skipping. NETLAB_KEEP=1 keeps a failed test's lab for inspection.
+package netlabtest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Option configures Up.
+type Option func(*options)
+
+type options struct {
+	prefix string
+	keep   bool
+	log    func(format string, args ...any)
+}
+
+// WithPrefix sets the prefix instead of a random one (1 to 6 of [a-z0-9-]).
+func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
+
+// WithKeep keeps the lab when the test fails, and says how to enter and
+// remove it. NETLAB_KEEP=1 does the same for every lab.
+func WithKeep(keep bool) Option { return func(o *options) { o.keep = keep } }
+
+// Lab is a lab brought up for one test.
+type Lab struct {
+	lab    *topology.Lab
+	prefix string
+	eng    *engine.Engine
+}
+
+// Up brings the topology file up under a unique prefix and registers its
+// teardown with t.Cleanup.
+func Up(t testing.TB, file string, opts ...Option) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	o := options{keep: os.Getenv("NETLAB_KEEP") == "1"}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.prefix == "" {
+		o.prefix = randomPrefix()
+	}
+	lab, err := topology.Load(file)
+	if err == nil {
+		err = topology.ApplyPrefix(lab, o.prefix)
+	}
+	if err != nil {
+		t.Fatalf("netlabtest: %v", err)
+	}
+	l := &Lab{lab: lab, prefix: o.prefix, eng: engine.New()}
+	t.Cleanup(func() {
+		if o.keep && t.Failed() {
+			t.Logf("netlabtest: keeping lab %s for inspection (NETLAB_KEEP):\n  enter:  ip netns exec %s bash\n  status: netlab status %s\n  remove: netlab down %s",
+				lab.Name, l.NS(firstNS(lab)), lab.Name, lab.Name)
+			return
+		}
+		if _, err := l.eng.Down(lab.Name); err != nil {
+			t.Errorf("netlabtest: down %s: %v", lab.Name, err)
+		}
+	})
+	if _, err := l.eng.Up(lab, o.prefix); err != nil {
+		t.Fatalf("netlabtest: up %s (prefix %s): %v", file, o.prefix, err)
+	}
+	return l
+}
+
+func firstNS(lab *topology.Lab) string {
+	if len(lab.Namespaces) == 0 {
+		return "host"
+	}
+	return lab.Namespaces[0].Name
+}
+
+// RequireRoot skips the test without root, or fails it under NETLAB_E2E=1.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("NETLAB_E2E") == "1" {
+		t.Fatal("netlabtest: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); NETLAB_E2E=1 makes this a failure")
+	}
+	t.Skip("netlabtest: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); set NETLAB_E2E=1 to fail instead")
+}
+
+var prefixMu sync.Mutex
+
+// randomPrefix is "x" and four random [a-z0-9] and "-": 36^4 labs apart.
+func randomPrefix() string {
+	prefixMu.Lock()
+	defer prefixMu.Unlock()
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "x" + string(b) + "-"
+}
+
+// Name is the lab's name on the machine (with its prefix).
+func (l *Lab) Name() string { return l.lab.Name }
+
+// Prefix is the prefix of every machine-wide name of the lab.
+func (l *Lab) Prefix() string { return l.prefix }
+
+// NS returns the machine name of a namespace the file calls name ("host"
+// stays "host").
+func (l *Lab) NS(name string) string {
+	if name == topology.Host || strings.HasPrefix(name, l.prefix) && l.lab.Namespace(name) != nil {
+		return name
+	}
+	return l.prefix + name
+}
+
+// Addr returns the first address (IPv4 first) the file gives the interface
+// ifname of namespace ns, without its prefix length. It panics if there is
+// none: a test asking for it is wrong.
+func (l *Lab) Addr(ns, ifname string) string {
+	n := l.lab.Namespace(l.NS(ns))
+	if n == nil {
+		panic(fmt.Sprintf("netlabtest: lab %s has no namespace %s", l.lab.Name, ns))
+	}
+	for _, want6 := range []bool{false, true} {
+		for _, i := range n.Interfaces {
+			if i.Name != ifname && i.Name != l.prefix+ifname {
+				continue
+			}
+			for _, a := range i.Addresses {
+				if a.Addr().Is6() == want6 {
+					return a.Addr().String()
+				}
+			}
+		}
+	}
+	panic(fmt.Sprintf("netlabtest: %s/%s has no address in lab %s", ns, ifname, l.lab.Name))
+}
+
+// Exec runs a command inside a namespace (like `ip netns exec`, which also
+// applies /etc/netns/<ns>) and returns its combined output; it fails the
+// test, showing the command and output, when the command fails.
+func (l *Lab) Exec(t testing.TB, ns string, name string, args ...string) string {
+	t.Helper()
+	out, err := l.Run(ns, name, args...)
+	if err != nil {
+		t.Fatalf("netlabtest: in %s: %s %s: %v\n%s", l.NS(ns), name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// Run is Exec without the test: it returns the output and the error.
+func (l *Lab) Run(ns string, name string, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.NS(ns), name}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Do runs fn on an OS thread inside the namespace. Sockets fn creates stay
+// in the namespace after it returns; goroutines it starts do not run there.
+func (l *Lab) Do(ns string, fn func() error) error {
+	h, err := namespace.Open(l.NS(ns))
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return namespace.Do(h, fn)
+}
+
+// Listen opens a listener inside the namespace; use it from any goroutine.
+func (l *Lab) Listen(ns, network, address string) (net.Listener, error) {
+	var ln net.Listener
+	err := l.Do(ns, func() error {
+		var err error
+		ln, err = net.Listen(network, address)
+		return err
+	})
+	return ln, err
+}
+
+// ListenPacket opens a packet socket (udp) inside the namespace.
+func (l *Lab) ListenPacket(ns, network, address string) (net.PacketConn, error) {
+	var pc net.PacketConn
+	err := l.Do(ns, func() error {
+		var err error
+		pc, err = net.ListenPacket(network, address)
+		return err
+	})
+	return pc, err
+}
+
+// Dial connects from inside the namespace, with a timeout.
+func (l *Lab) Dial(ns, network, address string, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := l.Do(ns, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var d net.Dialer
+		var err error
+		c, err = d.DialContext(ctx, network, address)
+		return err
+	})
+	return c, err
+}
+
+// Ping checks that namespace from reaches to: an address, or a namespace
+// name (its first interface's first address). It fails the test otherwise.
+func (l *Lab) Ping(t testing.TB, from, to string) {
+	t.Helper()
+	addr := to
+	if n := l.lab.Namespace(l.NS(to)); n != nil && net.ParseIP(to) == nil {
+		if len(n.Interfaces) == 0 {
+			t.Fatalf("netlabtest: namespace %s has no interface to ping", to)
+		}
+		addr = l.Addr(to, n.Interfaces[0].Name)
+	}
+	var out string
+	var err error
+	for try := 0; try < 3; try++ {
+		if out, err = l.Run(from, "ping", "-c", "1", "-W", "2", addr); err == nil {
+			return
+		}
+	}
+	t.Fatalf("netlabtest: ping %s from %s: %v\n%s", addr, l.NS(from), err, out)
+}
+
+// Status observes the lab (as `netlab status` does).
+func (l *Lab) Status() (*engine.LabStatus, error) { return l.eng.Status(l.lab.Name) }
+
+// Topology is the lab as parsed, with its prefix applied.
+func (l *Lab) Topology() *topology.Lab { return l.lab }
