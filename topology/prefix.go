@@ -92,6 +92,15 @@ func ApplyPrefix(l *Lab, p string) error {
 			}
 		}
 	}
+	for i := range l.Expect {
+		x := &l.Expect[i]
+		x.From = ns(x.From)
+		if !x.Addr.IsValid() || x.To != x.Addr.String() {
+			if l.Namespace(p+x.To) != nil || l.Bridge(p+x.To) != nil {
+				x.To = p + x.To
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return errs.sortAndDedup()
 	}

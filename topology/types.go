@@ -69,6 +69,9 @@ type Lab struct {
 	Bridges    []*Bridge
 	Namespaces []*Namespace // lab namespaces, without Host
 
+	// Expect are the connectivity expectations `netlab check` runs.
+	Expect []Expect
+
 	// Links are the veth pairs, derived from the interfaces' peers: one entry
 	// per pair, however many sides described it.
 	Links []*Link
@@ -199,4 +202,32 @@ type Sysctl struct {
 	Key   string
 	Value string
 	Pos   Pos
+}
+
+// Expect is one connectivity expectation: from a namespace, to a namespace,
+// a bridge or an address, by ping, TCP connect or UDP, reachable or not.
+type Expect struct {
+	From string // namespace on the machine (Host allowed)
+	To   string // as written: a namespace, a bridge or an address
+	// Addr is To resolved: the address itself, or the first address (IPv4
+	// first) of the namespace's first addressed interface or of the bridge.
+	Addr      netip.Addr
+	Ping      bool
+	TCP, UDP  int
+	Reachable bool
+	Pos       Pos
+	Path      string
+
+	fromPos, toPos Pos
+}
+
+// Kind names the probe: "ping", "tcp" or "udp".
+func (x Expect) Kind() string {
+	switch {
+	case x.TCP != 0:
+		return "tcp"
+	case x.UDP != 0:
+		return "udp"
+	}
+	return "ping"
 }

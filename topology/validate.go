@@ -14,6 +14,48 @@ func (p *parser) validate() {
 	for _, ni := range append([]*nsInfo{p.host}, p.nss...) {
 		p.checkRoutes(ni)
 	}
+	p.checkExpectations()
+}
+
+// checkExpectations resolves each expectation's from and to.
+func (p *parser) checkExpectations() {
+	for i := range p.lab.Expect {
+		x := &p.lab.Expect[i]
+		if p.lab.Namespace(x.From) == nil {
+			p.errorf(x.fromPos, join(x.Path, "from"), "no namespace %q in this lab", x.From)
+		}
+		if a, err := netip.ParseAddr(x.To); err == nil {
+			x.Addr = a.Unmap()
+			continue
+		}
+		var addrs []netip.Prefix
+		if n := p.lab.Namespace(x.To); n != nil {
+			for _, i := range n.Interfaces {
+				addrs = append(addrs, i.Addresses...)
+			}
+		} else if b := p.lab.Bridge(x.To); b != nil {
+			addrs = b.Addresses
+		} else {
+			p.errorf(x.toPos, join(x.Path, "to"), "%q is neither an address nor a namespace or bridge of this lab", x.To)
+			continue
+		}
+		x.Addr = firstAddr(addrs)
+		if !x.Addr.IsValid() {
+			p.errorf(x.toPos, join(x.Path, "to"), "%s has no address to probe", x.To)
+		}
+	}
+}
+
+// firstAddr picks the first IPv4 address, else the first IPv6 one.
+func firstAddr(addrs []netip.Prefix) netip.Addr {
+	for _, want6 := range []bool{false, true} {
+		for _, a := range addrs {
+			if a.Addr().Is6() == want6 {
+				return a.Addr()
+			}
+		}
+	}
+	return netip.Addr{}
 }
 
 // addrUse is one address assigned somewhere, for duplicate detection.
