@@ -34,6 +34,9 @@ Usage:
   netlab status [NAME] [--json]
                               show labs, their objects and drift from their file
   netlab validate FILE...     check files, report every error with file:line:col
+  netlab exec LAB NS -- CMD...
+                              run a command inside a namespace of the lab
+  netlab completion bash|zsh  print a shell completion script
   netlab version
 
 Run 'netlab VERB -h' for the flags of a verb. netlab needs root
@@ -48,6 +51,9 @@ type app struct {
 }
 
 func (a *app) engine(log io.Writer) *engine.Engine {
+	if log == nil {
+		log = io.Discard
+	}
 	opts := []engine.Option{engine.WithLog(log)}
 	if a.root != "" {
 		opts = append(opts, engine.WithRoot(a.root))
@@ -77,6 +83,10 @@ func (a *app) run(args []string) int {
 		return a.status(rest)
 	case "validate":
 		return a.validate(rest)
+	case "exec":
+		return a.exec(rest)
+	case "completion":
+		return a.completion(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintf(a.stdout, "netlab %s\n", version)
 		return exitOK

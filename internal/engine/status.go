@@ -14,6 +14,7 @@ import (
 type LabStatus struct {
 	Lab         string         `json:"lab"`
 	File        string         `json:"file,omitempty"`
+	Prefix      string         `json:"prefix,omitempty"`
 	OVS         *state.OVSInfo `json:"ovs,omitempty"`
 	Namespaces  []NSStatus     `json:"namespaces"`
 	Bridges     []BridgeStatus `json:"bridges"`
@@ -81,7 +82,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 	}
 	defer s.close()
 
-	st := &LabStatus{Lab: lab, File: j.File, Drift: []string{}}
+	st := &LabStatus{Lab: lab, File: j.File, Prefix: j.Prefix, Drift: []string{}}
 	var file *topology.Lab
 	if j.File != "" {
 		file, err = topology.Load(j.File)

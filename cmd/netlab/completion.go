@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "check", "graph", "flows", "completion", "version"}
+
+// bashCompletion completes verbs, topology files for verbs that take one, and
+// running labs (from `netlab status --json`'s lab names via /run/netlab).
+const bashCompletion = `# bash completion for netlab: source <(netlab completion bash)
+_netlab() {
+  local cur=${COMP_WORDS[COMP_CWORD]} verb=${COMP_WORDS[1]}
+  if [[ $COMP_CWORD == 1 ]]; then
+    COMPREPLY=($(compgen -W "%s" -- "$cur")); return
+  fi
+  case $verb in
+    up|plan|validate|graph)
+      COMPREPLY=($(compgen -f -X '!*.y*ml' -- "$cur") $(compgen -d -- "$cur")) ;;
+    down|status|exec|check|flows)
+      local labs=$(ls /run/netlab/labs 2>/dev/null)
+      if [[ $COMP_CWORD == 2 ]]; then
+        COMPREPLY=($(compgen -W "$labs --all" -- "$cur") $(compgen -f -X '!*.y*ml' -- "$cur"))
+      elif [[ $verb == exec && $COMP_CWORD == 3 ]]; then
+        COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d' ' -f1)" -- "$cur"))
+      fi ;;
+    completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
+  esac
+}
+complete -o filenames -F _netlab netlab
+`
+
+// completion: netlab completion bash|zsh.
+func (a *app) completion(args []string) int {
+	if len(args) != 1 || (args[0] != "bash" && args[0] != "zsh") {
+		fmt.Fprintln(a.stderr, "Usage: netlab completion bash|zsh   (then: source <(netlab completion bash))")
+		return exitUsage
+	}
+	script := fmt.Sprintf(bashCompletion, strings.Join(verbs, " "))
+	if args[0] == "zsh" {
+		// zsh runs bash completion functions through bashcompinit.
+		script = "autoload -U +X bashcompinit && bashcompinit\n" + script
+	}
+	fmt.Fprint(a.stdout, script)
+	return exitOK
+}
