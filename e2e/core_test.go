@@ -105,10 +105,11 @@ func TestBlueRed(t *testing.T) {
 		edited := strings.NewReplacer(
 			"10.0.0.2/24", "10.0.0.3/24", // change an address
 			"      - {to: default, via: fd00:10::fe}\n  red:", "  red:", // drop blue's IPv6 default route
-		).Replace(readFile(t, "../labs/blue-red.yaml")) + `  green:
+			"expect:", `  green:
     interfaces:
       veth5: {peer: ovsbr0/veth4, addresses: [10.0.0.5/24]}
-`
+expect:`,
+		).Replace(readFile(t, "../labs/blue-red.yaml"))
 		writeFile(t, dir, "blue-red.yaml", edited)
 		mustNetlab(t, "up", "-q", "--prefix", p, file)
 		ping(t, blue, "10.0.0.3")

@@ -1,6 +1,7 @@
 // Package ovs is netlab's Open vSwitch driver: it finds (or starts) an OVS
 // instance and ensures or deletes the bridges and ports a lab owns, marking
-// them with external_ids:netlab-lab. It is the only package that imports
+// them with external_ids:netlab-lab, and the lab's OpenFlow flows (marked by
+// a cookie; see flows.go). It is the only package that imports
 // github.com/digitalocean/go-openvswitch; everything runs through the
 // ovs-vsctl / ovs-ofctl / ovs-appctl command-line tools, always with a timeout.
 package ovs

@@ -155,11 +155,12 @@ func sections() map[string]section {
 	return map[string]section{
 		"lab":       {known: []string{"name", "host", "bridges", "namespaces", "expect"}},
 		"expect":    {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
-		"host":      {known: []string{"sysctls", "routes", "interfaces"}, reserved: []string{"nat"}},
-		"bridge":    {known: []string{"type", "fail-mode", "datapath", "addresses", "mtu", "ports", "openflow", "flows"}, reserved: []string{"external"}},
+		"host":      {known: []string{"sysctls", "routes", "interfaces", "nat"}},
+		"nat":       {known: []string{"source", "out"}},
+		"bridge":    {known: []string{"type", "fail-mode", "datapath", "addresses", "mtu", "ports", "openflow", "flows", "external"}},
 		"openflow":  {known: []string{"preset", "idle-timeout"}},
 		"port":      {known: []string{"ofport"}},
-		"namespace": {known: []string{"interfaces", "routes", "sysctls"}, reserved: []string{"nat", "tuns", "taps"}},
+		"namespace": {known: []string{"interfaces", "routes", "sysctls", "nat"}, reserved: []string{"tuns", "taps"}},
 		"interface": {known: []string{"peer", "addresses", "mac", "mtu"}},
 		"route":     {known: []string{"to", "via", "dev", "metric"}},
 	}
@@ -573,6 +574,47 @@ func (p *parser) parseNamespaceBody(ni *nsInfo, n *yaml.Node, sec string) {
 			}
 		}
 	}
+	if e, ok := f["nat"]; ok {
+		for i, item := range p.list(e) {
+			if r, ok := p.parseNAT(item, index(e.path, i)); ok {
+				ni.ns.NAT = append(ni.ns.NAT, r)
+			}
+		}
+	}
+}
+
+// parseNAT reads {source: 10.0.0.0/24, out: wan0}.
+func (p *parser) parseNAT(n *yaml.Node, path string) (NATRule, bool) {
+	r := NATRule{Pos: pos(n), Path: path}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(pos(n), path, "want a mapping such as {source: 10.0.0.0/24, out: wan0}, got %s", describe(n))
+		return r, false
+	}
+	f := p.fields(n, path, "nat")
+	ok := len(f) == len(n.Content)/2
+	if e, found := f["source"]; !found {
+		p.errorf(pos(n), join(path, "source"), "required: the prefix to masquerade, such as 10.0.0.0/24")
+		ok = false
+	} else if s, good := p.str(e); !good {
+		ok = false
+	} else if pfx, msg := parseDestination(s); msg != "" {
+		p.errorf(pos(e.v), e.path, "%s", strings.Replace(msg, ", or default", "", 1))
+		ok = false
+	} else {
+		r.Source = pfx
+	}
+	if e, found := f["out"]; !found {
+		p.errorf(pos(n), join(path, "out"), "required: the interface traffic leaves through, such as wan0")
+		ok = false
+	} else if s, good := p.str(e); !good {
+		ok = false
+	} else if msg := checkIfName(s, "interface"); msg != "" {
+		p.errorf(pos(e.v), e.path, "%s", msg)
+		ok = false
+	} else {
+		r.Out, r.outPos = s, pos(e.v)
+	}
+	return r, ok
 }
 
 func (p *parser) parseInterface(e entry, ni *nsInfo) *ifaceInfo {
@@ -909,6 +951,20 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 				continue
 			}
 			b.Flows = append(b.Flows, Flow{Text: item.Value, Pos: pos(item), Path: path})
+		}
+	}
+	if xe, ok := f["external"]; ok {
+		for i, item := range p.list(xe) {
+			path := index(xe.path, i)
+			if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+				p.errorf(pos(item), path, "want an interface name, got %s", describe(item))
+				continue
+			}
+			if msg := checkIfName(item.Value, "interface"); msg != "" {
+				p.errorf(pos(item), path, "%s", msg)
+				continue
+			}
+			b.External = append(b.External, ExternalPort{Name: item.Value, Pos: pos(item), Path: path})
 		}
 	}
 	if b.Type == BridgeOVS {

@@ -21,6 +21,17 @@ const MaxPrefixedLabName = MaxLabName + 6
 //
 // Equivalent to: `netlab up --prefix P FILE`.
 func ApplyPrefix(l *Lab, p string) error {
+	hostNames := map[string]bool{}
+	for _, lk := range l.Links {
+		for _, e := range []LinkEnd{lk.A, lk.B} {
+			if e.NS == Host {
+				hostNames[e.Name] = true
+			}
+		}
+	}
+	for _, b := range l.Bridges {
+		hostNames[b.Name] = true
+	}
 	if p == "" {
 		return nil
 	}
@@ -76,6 +87,13 @@ func ApplyPrefix(l *Lab, p string) error {
 			}
 			i.NS = n.Name
 			i.Peer = end(i.Peer)
+		}
+		for k := range n.NAT {
+			// A host rule may name the host's own uplink, which keeps its
+			// name; only the lab's host interfaces are renamed.
+			if isHost && hostNames[n.NAT[k].Out] {
+				n.NAT[k].Out = p + n.NAT[k].Out
+			}
 		}
 		for k := range n.Routes {
 			if isHost && n.Routes[k].Dev != "" {

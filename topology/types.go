@@ -97,6 +97,26 @@ type Bridge struct {
 	// Flows are extra static flows in ovs-ofctl syntax, installed with the
 	// preset's (if any) in one atomic bundle.
 	Flows []Flow
+	// External are existing host interfaces the lab attaches to the bridge
+	// (a spare NIC, a VM's tap); down detaches them and restores their state.
+	External []ExternalPort
+}
+
+// ExternalPort is a host interface netlab attaches but does not own.
+type ExternalPort struct {
+	Name string
+	Pos  Pos
+	Path string
+}
+
+// NATRule masquerades packets from Source that leave through Out.
+type NATRule struct {
+	Source netip.Prefix
+	Out    string
+	Pos    Pos
+	Path   string
+
+	outPos Pos
 }
 
 // Flow is one raw flow from the file.
@@ -124,7 +144,10 @@ type Namespace struct {
 	Interfaces []*Interface
 	Routes     []Route
 	Sysctls    []Sysctl // as written in the file (EffectiveSysctls adds the defaults)
-	Pos        Pos
+	// NAT masquerades traffic from a source prefix leaving through an
+	// interface (IPv4 and IPv6), in one nftables table of the lab.
+	NAT []NATRule
+	Pos Pos
 }
 
 // IsHost says whether n is the root namespace.

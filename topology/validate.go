@@ -15,6 +15,54 @@ func (p *parser) validate() {
 		p.checkRoutes(ni)
 	}
 	p.checkExpectations()
+	p.checkNAT()
+	p.checkExternal()
+}
+
+// checkNAT: in a lab namespace, out must be one of its interfaces; in the
+// host it may be any interface (the host's uplink is not the lab's), which
+// up checks exists.
+func (p *parser) checkNAT() {
+	for _, n := range p.lab.Namespaces {
+		for _, r := range n.NAT {
+			found := false
+			for _, i := range n.Interfaces {
+				found = found || i.Name == r.Out
+			}
+			if !found {
+				p.errorf(r.outPos, join(r.Path, "out"), "namespace %s has no interface %s", n.Name, r.Out)
+			}
+		}
+	}
+}
+
+// checkExternal: an external interface is the user's, so it may not be one
+// the lab creates, nor be attached twice.
+func (p *parser) checkExternal() {
+	seen := map[string]string{}
+	for _, b := range p.lab.Bridges {
+		for _, x := range b.External {
+			if other, dup := seen[x.Name]; dup {
+				p.errorf(x.Pos, x.Path, "%s is already an external port of bridge %s", x.Name, other)
+				continue
+			}
+			seen[x.Name] = b.Name
+			if p.lab.Bridge(x.Name) != nil || p.hostIface(x.Name) != nil || p.isPort(x.Name) {
+				p.errorf(x.Pos, x.Path, "%s is an interface this lab creates; external: attaches an existing interface the lab does not own", x.Name)
+			}
+		}
+	}
+}
+
+func (p *parser) isPort(name string) bool {
+	for _, b := range p.lab.Bridges {
+		for _, port := range b.Ports {
+			if port.Name == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkExpectations resolves each expectation's from and to.

@@ -84,8 +84,13 @@ func (a *app) down(args []string) int {
 // labName turns a down/status argument into a lab name: a path to a topology
 // file (anything with a slash or a .yaml/.yml ending that exists) gives the
 // file's lab name; anything else is taken as the name.
+// isFileArg says whether a LAB|FILE argument names a file.
+func isFileArg(arg string) bool {
+	return strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml")
+}
+
 func (a *app) labName(arg, prefix string) (string, int) {
-	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") {
+	if isFileArg(arg) {
 		if _, err := os.Stat(arg); err == nil {
 			lab, code := a.loadLab(arg, prefix)
 			if lab == nil {

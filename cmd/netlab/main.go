@@ -34,6 +34,12 @@ Usage:
   netlab status [NAME] [--json]
                               show labs, their objects and drift from their file
   netlab validate FILE...     check files, report every error with file:line:col
+  netlab check LAB|FILE [--json]
+                              run the file's expect: entries; exit 1 on a failure
+  netlab graph FILE|LAB [--format dot|mermaid|svg|png] [-o FILE]
+                              draw the lab
+  netlab flows LAB [BRIDGE] [--json]
+                              OpenFlow tables and the learned MAC table
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
   netlab completion bash|zsh  print a shell completion script
@@ -85,6 +91,12 @@ func (a *app) run(args []string) int {
 		return a.validate(rest)
 	case "exec":
 		return a.exec(rest)
+	case "flows":
+		return a.flows(rest)
+	case "check":
+		return a.check(rest)
+	case "graph":
+		return a.graph(rest)
 	case "completion":
 		return a.completion(rest)
 	case "version", "--version", "-version":

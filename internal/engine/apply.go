@@ -195,6 +195,11 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 			return h.SetUp(a.Link, true)
 		}
 		return nil
+	case plan.OpSetFlows:
+		_, err := s.ovs.EnsureFlows(a.Bridge, a.Cookie, a.Flows)
+		return err
+	case plan.OpDelFlows:
+		return s.ovs.DeleteFlows(a.Bridge, a.Cookie)
 	case plan.OpSetTxChecksum:
 		h, err := s.ns(a.NS)
 		if err != nil {

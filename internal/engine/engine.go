@@ -101,8 +101,39 @@ type Result struct {
 	Plan plan.Plan // the actions applied; empty when the lab was up to date
 }
 
+// checkFlows has Open vSwitch check the file's raw flows before anything
+// changes, and reports bad ones at their place in the file.
+func checkFlows(lab *topology.Lab) error {
+	var errs topology.ErrorList
+	for _, b := range lab.Bridges {
+		if len(b.Flows) == 0 {
+			continue
+		}
+		var texts []string
+		for _, f := range b.Flows {
+			texts = append(texts, f.Text)
+		}
+		for _, err := range ovs.CheckFlows(texts) {
+			var fe *ovs.FlowError
+			if errors.As(err, &fe) && fe.Index >= 0 && fe.Index < len(b.Flows) {
+				f := b.Flows[fe.Index]
+				errs = append(errs, &topology.Error{File: lab.File, Pos: f.Pos, Path: f.Path, Msg: "Open vSwitch rejects this flow: " + fe.Msg})
+				continue
+			}
+			errs = append(errs, &topology.Error{File: lab.File, Pos: b.Pos, Path: "bridges." + b.Name + ".flows", Msg: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
 // Plan computes what Up would do, changing nothing.
 func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
+	if err := checkFlows(lab); err != nil {
+		return nil, err
+	}
 	oc, err := e.connectOVS(false)
 	if err != nil && hasOVS(lab) {
 		return nil, err
@@ -130,6 +161,9 @@ var ErrNotConverged = errors.New("not converged")
 // Up makes the machine match the lab: lock, observe, plan, apply with the
 // journal, observe again and check that nothing is left to do. The lab's is recorded in the journal so status can load the file the same way.
 func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
+	if err := checkFlows(lab); err != nil {
+		return nil, err
+	}
 	unlock, err := e.store.Lock(lab.Name)
 	if err != nil {
 		return nil, err

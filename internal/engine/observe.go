@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -103,6 +104,9 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 				snap.Bridges[name] = b
 			}
 		}
+		if err := s.observeFlows(lab, snap); err != nil {
+			return nil, err
+		}
 	}
 	for name, l := range host.Links {
 		if b := snap.Bridges[name]; b != nil && b.Owner == lab.Name {
@@ -127,4 +131,33 @@ func hasOwnedPort(b *state.Bridge, lab string) bool {
 		}
 	}
 	return false
+}
+
+// observeFlows fills LabFlows and FlowsInSync of the lab's OVS bridges. The
+// comparison is Open vSwitch's own (diff-flows normalises both sides), so a
+// flow written differently but meaning the same is in sync.
+func (s *session) observeFlows(lab *topology.Lab, snap *state.Snapshot) error {
+	cookie := state.FlowCookie(lab.Name)
+	for name, ob := range snap.Bridges {
+		if ob.Type != topology.BridgeOVS || ob.Owner != lab.Name {
+			continue
+		}
+		flows, err := s.ovs.DumpFlows(name)
+		if err != nil {
+			return err
+		}
+		for _, f := range flows {
+			if f.Cookie == cookie {
+				ob.LabFlows++
+			}
+		}
+		if b := lab.Bridge(name); b != nil && b.HasFlows() {
+			differ, err := s.ovs.StaticFlowsDiffer(name, cookie, openflow.BridgeFlows(b, state.LearnCookie(lab.Name)))
+			if err != nil {
+				return err
+			}
+			ob.FlowsInSync = !differ
+		}
+	}
+	return nil
 }

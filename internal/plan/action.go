@@ -38,8 +38,19 @@ const (
 	OpSetFlows       Op = "set-flows"
 	OpDelFlows       Op = "del-flows"
 	OpAddAddr        Op = "add-addr"
+	OpSetNAT         Op = "set-nat"
+	OpDelNAT         Op = "del-nat"
 	OpReplaceRoute   Op = "replace-route"
 )
+
+// NATRule is a masquerade rule of a set-nat action.
+type NATRule struct {
+	Source netip.Prefix `json:"source"`
+	Out    string       `json:"out"`
+}
+
+// NATTable is the nftables table of a lab: netlab_<lab>, '-' made '_'.
+func NATTable(lab string) string { return "netlab_" + strings.ReplaceAll(lab, "-", "_") }
 
 // Port is an OVS port to attach.
 type Port struct {
@@ -72,6 +83,9 @@ type Action struct {
 	// cookie they carry.
 	Flows  []string `json:"flows,omitempty"`
 	Cookie uint64   `json:"cookie,omitempty"`
+
+	// set-nat: the namespace's masquerade rules, replacing its table.
+	NAT []NATRule `json:"nat,omitempty"`
 
 	// add-addr, del-addr.
 	Addr netip.Prefix `json:"addr,omitzero"`
@@ -208,6 +222,24 @@ func (a Action) String() string {
 		return b.String()
 	case OpDelFlows:
 		return fmt.Sprintf("ovs-ofctl del-flows %s cookie=%#x/-1", a.Bridge, a.Cookie)
+	case OpSetNAT:
+		t := NATTable(a.Lab)
+		var b strings.Builder
+		// One nft batch: the table is replaced atomically.
+		fmt.Fprintf(&b, "%s <<'EOF'\n", inNS(a.NS, "nft -f -"))
+		fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\nadd table inet %s\n", t, t, t)
+		fmt.Fprintf(&b, "add chain inet %s postrouting { type nat hook postrouting priority srcnat; }\n", t)
+		for _, r := range a.NAT {
+			fam, ip := "ipv4", "ip"
+			if r.Source.Addr().Is6() {
+				fam, ip = "ipv6", "ip6"
+			}
+			fmt.Fprintf(&b, "add rule inet %s postrouting meta nfproto %s %s saddr %s oifname %q counter masquerade\n", t, fam, ip, r.Source, r.Out)
+		}
+		b.WriteString("EOF")
+		return b.String()
+	case OpDelNAT:
+		return inNS(a.NS, "nft delete table inet "+NATTable(a.Lab))
 	case OpSetTxChecksum:
 		v := "off"
 		if a.On {

@@ -155,6 +155,7 @@ func Make(in Input) (Plan, error) {
 	p.flows()
 	p.addresses()
 	p.routes()
+	p.nat()
 	return p.out, nil
 }
 
@@ -481,14 +482,18 @@ func (p *planner) links() {
 					a.Master, changed = &m, true
 				}
 			}
-			if o == nil || !o.Up {
+			// The OVS bridge's own port matters only when it carries
+			// addresses; down, the host sends nothing into the lab through
+			// it (with IPv6, an up link announces itself at once).
+			needUp := w.kind != kindOVSLocal || len(w.addrs) > 0
+			if needUp && (o == nil || !o.Up) {
 				a.Up, changed = true, true
 			}
 			if w.txOff && (o == nil || o.TxChecksum == nil || *o.TxChecksum) {
 				p.emit(Action{Op: OpSetTxChecksum, NS: nsName, Link: name, On: false})
 			}
 			if changed {
-				a.Up = true
+				a.Up = needUp
 				p.emit(a)
 			}
 		}
@@ -622,4 +627,40 @@ func (p *planner) flows() {
 				Flows: openflow.BridgeFlows(b, state.LearnCookie(p.lab.Name))})
 		}
 	}
+}
+
+// nat replaces a namespace's NAT table when its rules differ from the file
+// (or it holds anything netlab did not write), and drops it when the file
+// has no rules left for that namespace.
+func (p *planner) nat() {
+	for _, nsName := range p.nsOrder() {
+		ns := p.lab.Namespace(nsName)
+		o := p.snap.Namespaces[nsName]
+		var have *state.NATTable
+		if o != nil {
+			have = o.NAT
+		}
+		var want []NATRule
+		for _, r := range ns.NAT {
+			want = append(want, NATRule{Source: r.Source, Out: r.Out})
+		}
+		switch {
+		case len(want) == 0 && have != nil:
+			p.emit(Action{Op: OpDelNAT, NS: nsName})
+		case len(want) > 0 && (have == nil || have.Foreign || !sameNAT(want, have.Rules)):
+			p.emit(Action{Op: OpSetNAT, NS: nsName, NAT: want})
+		}
+	}
+}
+
+func sameNAT(want []NATRule, have []state.NATRule) bool {
+	if len(want) != len(have) {
+		return false
+	}
+	for i := range want {
+		if want[i].Source != have[i].Source || want[i].Out != have[i].Out {
+			return false
+		}
+	}
+	return true
 }

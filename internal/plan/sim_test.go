@@ -47,6 +47,7 @@ func (m *machine) link(t *testing.T, ns, name string) *state.Link {
 }
 
 func (m *machine) apply(t *testing.T, a Action) {
+	tt := t
 	t.Helper()
 	switch a.Op {
 	case OpDelRoute:
@@ -159,6 +160,14 @@ func (m *machine) apply(t *testing.T, a Action) {
 	case OpDelFlows:
 		b := m.snap.Bridges[a.Bridge]
 		b.LabFlows, b.FlowsInSync = 0, false
+	case OpSetNAT:
+		nt := &state.NATTable{}
+		for _, r := range a.NAT {
+			nt.Rules = append(nt.Rules, state.NATRule{Source: r.Source, Out: r.Out})
+		}
+		m.ns(tt, a.NS).NAT = nt
+	case OpDelNAT:
+		m.ns(tt, a.NS).NAT = nil
 	case OpSetTxChecksum:
 		on := a.On
 		m.link(t, a.NS, a.Link).TxChecksum = &on

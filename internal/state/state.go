@@ -45,6 +45,24 @@ type Namespace struct {
 	Routes []Route
 	// Sysctls read from this namespace, for the keys netlab asked about.
 	Sysctls map[string]string
+	// NAT is the lab's nftables table in this namespace; nil when absent.
+	NAT *NATTable
+}
+
+// NATTable is the lab's observed nftables table.
+type NATTable struct {
+	Rules []NATRule
+	// Foreign is set when the table holds anything netlab did not write;
+	// up replaces it.
+	Foreign bool
+}
+
+// NATRule is one observed masquerade rule with its counters.
+type NATRule struct {
+	Source  netip.Prefix `json:"source"`
+	Out     string       `json:"out"`
+	Packets uint64       `json:"packets"`
+	Bytes   uint64       `json:"bytes"`
 }
 
 // Link kinds as netlink reports them.

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/check"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// check: netlab check LAB|FILE [--json] [--timeout D] runs the expectations
+// of the lab's file against the running lab and exits 1 if any fails.
+func (a *app) check(args []string) int {
+	fs := a.flags("check", "LAB|FILE [--prefix P] [--json] [--timeout 2s]")
+	prefix := prefixFlag(fs)
+	asJSON := fs.Bool("json", false, "print the results as JSON")
+	timeout := fs.Duration("timeout", 2*time.Second, "timeout of each probe")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	var lab *topology.Lab
+	eng := a.engine(nil)
+	if isFileArg(pos[0]) {
+		var code int
+		if lab, code = a.loadLab(pos[0], *prefix); lab == nil {
+			return code
+		}
+	} else {
+		name, code := a.labName(pos[0], *prefix)
+		if name == "" {
+			return code
+		}
+		if lab, err = eng.LabFile(name); err != nil {
+			return a.fail("check", err)
+		}
+	}
+	if len(lab.Expect) == 0 {
+		fmt.Fprintf(a.stderr, "netlab: check: %s has no expect: entries\n", lab.File)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	results := eng.Check(ctx, lab, *timeout)
+	failed := 0
+	for _, r := range results {
+		if !r.Pass {
+			failed++
+		}
+	}
+	if *asJSON {
+		type row struct {
+			Index  int    `json:"index"`
+			From   string `json:"from"`
+			To     string `json:"to"`
+			Addr   string `json:"addr"`
+			Check  string `json:"check"`
+			Want   bool   `json:"want"`
+			Got    bool   `json:"got"`
+			Pass   bool   `json:"pass"`
+			Detail string `json:"detail"`
+			Millis int64  `json:"ms"`
+		}
+		rows := []row{}
+		for _, r := range results {
+			c := string(r.Kind)
+			if r.Kind != check.Ping {
+				c = fmt.Sprintf("%s/%d", r.Kind, r.Port)
+			}
+			rows = append(rows, row{r.Index, r.From, r.To, r.Addr.String(), c, r.Want, r.Got, r.Pass, r.Detail, r.Duration.Milliseconds()})
+		}
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"lab": lab.Name, "passed": len(results) - failed, "failed": failed, "results": rows}); err != nil {
+			return a.fail("check", err)
+		}
+	} else {
+		fmt.Fprintf(a.stdout, "lab %s: %d expectations\n", lab.Name, len(results))
+		fmt.Fprint(a.stdout, check.Table(results))
+	}
+	if failed > 0 {
+		return exitRuntime
+	}
+	return exitOK
+}

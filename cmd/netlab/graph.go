@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/netlab-dev/netlab/internal/graph"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// graph: netlab graph FILE|LAB [--format dot|mermaid|svg|png] [-o FILE]
+// draws the lab: namespaces, bridges, links with interface names and
+// addresses, marked NAT.
+func (a *app) graph(args []string) int {
+	fs := a.flags("graph", "FILE|LAB [--format dot|mermaid|svg|png] [-o FILE]")
+	prefix := prefixFlag(fs)
+	format := fs.String("format", "dot", "dot, mermaid (need nothing), svg or png (need Graphviz)")
+	out := fs.String("o", "", "write to this file instead of standard output")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	var lab *topology.Lab
+	if isFileArg(pos[0]) {
+		var code int
+		if lab, code = a.loadLab(pos[0], *prefix); lab == nil {
+			return code
+		}
+	} else {
+		name, code := a.labName(pos[0], *prefix)
+		if name == "" {
+			return code
+		}
+		if lab, err = a.engine(nil).LabFile(name); err != nil {
+			return a.fail("graph", err)
+		}
+	}
+	opts := graph.Options{Marks: map[string][]string{}}
+	for _, ns := range lab.AllNamespaces() {
+		if len(ns.NAT) > 0 {
+			opts.Marks[ns.Name] = append(opts.Marks[ns.Name], "NAT")
+		}
+	}
+	var data []byte
+	switch *format {
+	case "dot":
+		data = []byte(graph.DOT(lab, opts))
+	case "mermaid":
+		data = []byte(graph.Mermaid(lab, opts))
+	case "svg", "png":
+		data, err = graph.Render(graph.DOT(lab, opts), *format)
+		if errors.Is(err, graph.ErrNoGraphviz) {
+			fmt.Fprintf(a.stderr, "netlab: graph: %v\n", err)
+			return exitRuntime
+		}
+		if err != nil {
+			return a.fail("graph", err)
+		}
+	default:
+		fmt.Fprintf(a.stderr, "netlab: graph: unknown format %q (want dot, mermaid, svg or png)\n", *format)
+		return exitUsage
+	}
+	if *out == "" {
+		a.stdout.Write(data)
+		return exitOK
+	}
+	if err := os.WriteFile(*out, data, 0o644); err != nil {
+		return a.fail("graph", err)
+	}
+	return exitOK
+}

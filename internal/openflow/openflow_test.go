@@ -1,0 +1,77 @@
+package openflow
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// testLearnCookie is the learn cookie of the goldens.
+const testLearnCookie = 0x6e6c000000000002
+
+func readTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestLearningSwitchGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ports []int
+	}{
+		{"learning-switch-1.flows", []int{1}},
+		{"learning-switch-2.flows", []int{2, 1}},
+		// Unsorted, with a duplicate and gaps: the rendering sorts.
+		{"learning-switch-5.flows", []int{10, 1, 3, 2, 7, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := strings.Join(LearningSwitch(LearningSwitchConfig{Ports: tc.ports, LearnCookie: testLearnCookie}), "\n") + "\n"
+			path := filepath.Join("testdata", tc.name)
+			if *updateGolden {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if want := readTestdata(t, tc.name); got != want {
+				t.Errorf("LearningSwitch(%v):\n%s\nwant (%s; go test -run Golden -update rewrites it):\n%s", tc.ports, got, path, want)
+			}
+		})
+	}
+}
+
+func TestLearningSwitchConfig(t *testing.T) {
+	flows := LearningSwitch(LearningSwitchConfig{Ports: []int{0, -1, 0xff00, 4}, IdleTimeout: 60})
+	all := strings.Join(flows, "\n")
+	if strings.Contains(all, "cookie") {
+		t.Errorf("LearnCookie 0 rendered a cookie:\n%s", all)
+	}
+	if !strings.Contains(all, "idle_timeout=60,") || strings.Contains(all, "idle_timeout=300") {
+		t.Errorf("IdleTimeout 60 not used:\n%s", all)
+	}
+	if !slices.Contains(flows, "table=2,priority=50,reg0=0,actions=output:4,LOCAL") {
+		t.Errorf("invalid ports not skipped:\n%s", all)
+	}
+	// Rendering is deterministic and does not modify the input.
+	in := []int{3, 1, 2}
+	a := LearningSwitch(LearningSwitchConfig{Ports: in})
+	b := LearningSwitch(LearningSwitchConfig{Ports: []int{1, 2, 3}})
+	if !slices.Equal(a, b) || !slices.Equal(in, []int{3, 1, 2}) {
+		t.Errorf("order-dependent or input modified: %v\n%v\n%v", in, a, b)
+	}
+	// A new port changes table 2 only.
+	c := LearningSwitch(LearningSwitchConfig{Ports: []int{1, 2, 3, 4}})
+	for i, f := range c {
+		if !strings.HasPrefix(f, "table=2,") && (i >= len(a) || f != a[i]) {
+			t.Errorf("flow %d outside table 2 changed: %s", i, f)
+		}
+	}
+}

@@ -1,0 +1,599 @@
+package ovs
+
+// OpenFlow tables of a lab's bridges: the learning-switch preset, checking
+// flows with ovs-ofctl's own parser, installing the lab's static flows
+// atomically (one OpenFlow 1.4 bundle) and only when they differ, and reading
+// flows, learned MAC entries and traces back.
+//
+// The lab's static flows carry one cookie (compared with a full mask); every
+// other cookie (the MAC entries learn() creates, a user's own flows) is left
+// alone. go-openvswitch's flow parser is not used: it misreads learn() and
+// fails on output:NXM_NX_REG0[..] (LIBRARIES.md §7.7), so dumps are parsed
+// here.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	goovs "github.com/digitalocean/go-openvswitch/ovs"
+)
+
+// LearnedLocal is what the learning switch stores in reg0 (and MACEntry.Port
+// says) for a MAC seen on the bridge's LOCAL port, whose in_port is 0xfffe
+// (65534): a separate table-0 flow learns the constant 0xffff, which is no
+// OpenFlow port number, and table 2 maps it to LOCAL.
+const LearnedLocal = 0xffff
+
+// ofVersion is the OpenFlow version of every write: bundles need 1.4, which
+// netlab's bridges enable (protocols).
+const ofVersion = "OpenFlow14"
+
+// FlowError says why one flow of a list is bad; Index is its position.
+type FlowError struct {
+	Index int
+	Flow  string
+	Msg   string
+}
+
+func (e *FlowError) Error() string {
+	return fmt.Sprintf("flow %d %q: %s", e.Index, e.Flow, e.Msg)
+}
+
+// precheckFlows catches what ovs-ofctl would not, or would silently accept
+// in a flow file: a cookie (netlab owns cookies), an empty line or comment
+// (skipped by OVS, so the flow would vanish), several lines in one flow.
+func precheckFlows(flows []string) []error {
+	var errs []error
+	for i, f := range flows {
+		if msg := precheckFlow(f); msg != "" {
+			errs = append(errs, &FlowError{Index: i, Flow: f, Msg: msg})
+		}
+	}
+	return errs
+}
+
+func precheckFlow(f string) string {
+	t := strings.TrimSpace(f)
+	switch {
+	case t == "":
+		return "empty flow"
+	case strings.ContainsAny(f, "\r\n"):
+		return "flow spans several lines"
+	case strings.HasPrefix(t, "#"):
+		return "flow is a comment"
+	}
+	if matchKeys(t)["cookie"] {
+		return "sets cookie: netlab gives every flow of the lab its cookie; remove cookie="
+	}
+	return ""
+}
+
+// matchKeys returns the keys of the fields before the actions, the way
+// ovs-ofctl splits them (lib/ofp-flow.c parse_ofp_str__: the actions start at
+// the first "action"; fields are separated by commas or white space, the key
+// ends at '=', ':' or '(').
+func matchKeys(flow string) map[string]bool {
+	if i := strings.Index(flow, "action"); i >= 0 {
+		flow = flow[:i]
+	}
+	keys := map[string]bool{}
+	for _, field := range strings.FieldsFunc(flow, func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t'
+	}) {
+		if i := strings.IndexAny(field, "=:("); i >= 0 {
+			field = field[:i]
+		}
+		keys[strings.ToLower(field)] = true
+	}
+	return keys
+}
+
+// CheckFlows checks flows in ovs-ofctl add-flow syntax without a switch, with
+// Open vSwitch's own parser. Equivalent to:
+// `ovs-ofctl -O OpenFlow14 parse-flows FILE`, repeated without the offending
+// line until the rest parses (ovs-ofctl stops at the first error). It returns
+// one *FlowError per bad flow, in order; none if all are good. Flows setting
+// cookie= are refused (netlab owns cookies), as are empty and multi-line
+// flows. If ovs-ofctl cannot be run, the only error is not a *FlowError.
+// Checks that need a switch (ports that exist, table limits) are not made.
+func CheckFlows(flows []string) []error {
+	return checkFlows(runLocal, flows)
+}
+
+// runLocal runs an OVS program that needs no daemon, bounded by
+// DefaultTimeout; stdout on success, stderr then stdout on failure.
+func runLocal(cmd string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	x := exec.CommandContext(ctx, cmd, args...)
+	var stdout, stderr bytes.Buffer
+	x.Stdout, x.Stderr = &stdout, &stderr
+	if err := x.Run(); err != nil {
+		return append(stderr.Bytes(), stdout.Bytes()...), err
+	}
+	return stdout.Bytes(), nil
+}
+
+func checkFlows(run func(string, ...string) ([]byte, error), flows []string) []error {
+	errs := precheckFlows(flows)
+	bad := map[int]bool{}
+	for _, e := range errs {
+		bad[e.(*FlowError).Index] = true
+	}
+	for {
+		var idx []int // line i+1 of the file is flows[idx[i]]
+		var lines []string
+		for i, f := range flows {
+			if !bad[i] {
+				idx = append(idx, i)
+				lines = append(lines, f)
+			}
+		}
+		if len(lines) == 0 {
+			break
+		}
+		path, err := writeFlowFile(lines)
+		if err != nil {
+			return append(errs, fmt.Errorf("check flows: %w", err))
+		}
+		out, err := run("ovs-ofctl", "-O", ofVersion, "parse-flows", path)
+		os.Remove(path)
+		if err == nil {
+			break
+		}
+		line, msg, ok := fileLineError(out, path)
+		if !ok || line < 1 || line > len(idx) {
+			return append(errs, fmt.Errorf("check flows: ovs-ofctl parse-flows: %w: %s", err, trim(out)))
+		}
+		i := idx[line-1]
+		bad[i] = true
+		errs = append(errs, &FlowError{Index: i, Flow: flows[i], Msg: msg})
+	}
+	slices.SortFunc(errs, func(a, b error) int { return flowIndex(a) - flowIndex(b) })
+	return errs
+}
+
+func flowIndex(err error) int {
+	var fe *FlowError
+	if errors.As(err, &fe) {
+		return fe.Index
+	}
+	return -1
+}
+
+// writeFlowFile writes lines to a new temporary file for ovs-ofctl.
+func writeFlowFile(lines []string) (string, error) {
+	f, err := os.CreateTemp("", "netlab-flows-*.txt")
+	if err != nil {
+		return "", err
+	}
+	_, werr := f.WriteString(strings.Join(lines, "\n") + "\n")
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// fileLineError finds ovs-ofctl's report of a bad line of the file path:
+// "ovs-ofctl: PATH:LINE: MESSAGE".
+func fileLineError(out []byte, path string) (line int, msg string, ok bool) {
+	for l := range strings.Lines(string(out)) {
+		_, rest, found := strings.Cut(l, path+":")
+		if !found {
+			continue
+		}
+		num, msg, found := strings.Cut(rest, ": ")
+		n, err := strconv.Atoi(num)
+		if !found || err != nil {
+			continue
+		}
+		return n, strings.TrimSpace(msg), true
+	}
+	return 0, "", false
+}
+
+// cookieFlows prefixes every flow with the cookie.
+func cookieFlows(cookie uint64, flows []string) []string {
+	out := make([]string, len(flows))
+	for i, f := range flows {
+		out[i] = fmt.Sprintf("cookie=%#x,%s", cookie, strings.TrimSpace(f))
+	}
+	return out
+}
+
+func cookieMatch(cookie uint64) string { return fmt.Sprintf("cookie=%#x/-1", cookie) }
+
+// StaticFlowsDiffer reports whether the bridge's flows carrying cookie
+// (full mask) differ from flows, both sides normalised by Open vSwitch
+// (match, priority, table, timeouts, flags, actions; not counters). It
+// changes nothing. Equivalent to:
+//
+//	ovs-ofctl -O OpenFlow14 --no-names dump-flows --no-stats BR cookie=C/-1 > CUR
+//	ovs-ofctl -O OpenFlow14 diff-flows WANT CUR    # WANT: flows with cookie=C; exit 2 = differ
+func (c *Client) StaticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, error) {
+	d, err := c.staticFlowsDiffer(bridge, cookie, flows)
+	if err != nil {
+		return false, fmt.Errorf("ovs: bridge %s: compare flows: %w", bridge, err)
+	}
+	return d, nil
+}
+
+func (c *Client) staticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, error) {
+	if err := validName(bridge); err != nil {
+		return false, err
+	}
+	if errs := precheckFlows(flows); len(errs) > 0 {
+		return false, errors.Join(errs...)
+	}
+	cur, err := c.OFCtl("-O", ofVersion, "--no-names", "dump-flows", "--no-stats", bridge, cookieMatch(cookie))
+	if err != nil {
+		return false, err
+	}
+	var curLines []string
+	for l := range strings.Lines(string(cur)) {
+		// Drop the reply header ("OFPST_FLOW reply (OF1.4) (xid=0x2):").
+		if t := strings.TrimSpace(l); t != "" && strings.HasPrefix(l, " ") {
+			curLines = append(curLines, t)
+		}
+	}
+	want, err := writeFlowFile(cookieFlows(cookie, flows))
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(want)
+	have, err := writeFlowFile(curLines)
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(have)
+	_, err = c.OFCtl("-O", ofVersion, "diff-flows", want, have)
+	if err == nil {
+		return false, nil
+	}
+	if exitCode(err) == 2 { // ovs-ofctl diff-flows: "exit status 2 if there are differences"
+		return true, nil
+	}
+	if line, msg, ok := fileLineError([]byte(errOut(err)), want); ok && line >= 1 && line <= len(flows) {
+		return false, &FlowError{Index: line - 1, Flow: flows[line-1], Msg: msg}
+	}
+	return false, err
+}
+
+// exitCode is the exit status of the program that failed with err (raw
+// wraps it in a *goovs.Error, which has no Unwrap); -1 if unknown.
+func exitCode(err error) int {
+	var oe *goovs.Error
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// EnsureFlows makes the bridge's flows carrying cookie (full mask) equal to
+// flows (ovs-ofctl syntax, without cookies; cookie is added to each). If they
+// already are (StaticFlowsDiffer) it changes nothing and returns false; else
+// it replaces them in one atomic OpenFlow 1.4 bundle and returns true.
+// Equivalent to:
+//
+//	ovs-ofctl -O OpenFlow14 --bundle add-flows BR FILE
+//
+// with FILE = `delete cookie=C/-1` (every table) followed by `add cookie=C,FLOW`
+// for each flow. ovs-ofctl sends the bundle ORDERED|ATOMIC and ovs-vswitchd
+// commits it as one new classifier version, so packets see either all old or
+// all new flows, never an empty table; a flow the switch rejects aborts the
+// whole bundle. Flows with any other cookie — learned MAC entries, flows
+// added by hand — are neither compared nor touched. A bad flow is reported as
+// a *FlowError.
+func (c *Client) EnsureFlows(bridge string, cookie uint64, flows []string) (changed bool, err error) {
+	differ, err := c.staticFlowsDiffer(bridge, cookie, flows)
+	if err != nil {
+		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
+	}
+	if !differ {
+		return false, nil
+	}
+	lines := []string{"delete " + cookieMatch(cookie)}
+	for _, f := range cookieFlows(cookie, flows) {
+		lines = append(lines, "add "+f)
+	}
+	path, err := writeFlowFile(lines)
+	if err != nil {
+		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
+	}
+	defer os.Remove(path)
+	if _, err := c.OFCtl("-O", ofVersion, "--bundle", "add-flows", bridge, path); err != nil {
+		// Line 1 is the delete; line n+2 is flows[n].
+		if line, msg, ok := fileLineError([]byte(errOut(err)), path); ok && line >= 2 && line-2 < len(flows) {
+			err = &FlowError{Index: line - 2, Flow: flows[line-2], Msg: msg}
+		}
+		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
+	}
+	return true, nil
+}
+
+// DeleteFlows deletes the bridge's flows carrying cookie (full mask), in
+// every table; nil if there are none or the bridge is gone. Equivalent to:
+// `ovs-ofctl del-flows BR cookie=C/-1`.
+func (c *Client) DeleteFlows(bridge string, cookie uint64) error {
+	if err := validName(bridge); err != nil {
+		return fmt.Errorf("ovs: delete flows: %w", err)
+	}
+	if _, err := c.OFCtl("del-flows", bridge, cookieMatch(cookie)); err != nil {
+		if strings.Contains(errOut(err), bridge+" is not a bridge or a socket") {
+			return nil
+		}
+		return fmt.Errorf("ovs: bridge %s: delete flows with %s: %w", bridge, cookieMatch(cookie), err)
+	}
+	return nil
+}
+
+// Flow is one flow entry as ovs-ofctl dump-flows prints it.
+type Flow struct {
+	Table    int
+	Priority int // 32768 (OFP_DEFAULT_PRIORITY) when the dump omits it
+	Cookie   uint64
+	// Packets and Bytes are the counters; IdleAge is seconds since the flow
+	// last matched (-1 if the dump has no idle_age).
+	Packets, Bytes                    uint64
+	IdleTimeout, IdleAge, HardTimeout int
+	Match                             string // without priority, "" for match-all
+	Actions                           string
+}
+
+// DefaultPriority is OFP_DEFAULT_PRIORITY, which dumps do not print.
+const DefaultPriority = 0x8000
+
+// flowFlags are the flow_mod flags dump-flows prints as bare words.
+var flowFlags = map[string]bool{
+	"send_flow_rem": true, "check_overlap": true, "reset_counts": true,
+	"no_packet_counts": true, "no_byte_counts": true,
+}
+
+// headerKeys are the fields dump-flows prints before the match
+// (lib/ofp-flow.c ofputil_flow_stats_format), each followed by ", ".
+var headerKeys = map[string]bool{
+	"cookie": true, "duration": true, "table": true, "n_packets": true, "n_bytes": true,
+	"idle_timeout": true, "hard_timeout": true, "importance": true, "idle_age": true, "hard_age": true,
+}
+
+// ParseFlows parses the text of `ovs-ofctl dump-flows` (with or without
+// --no-stats, any OpenFlow version, numeric table and port names). Reply
+// header lines ("NXST_FLOW reply (xid=0x4):") are skipped.
+func ParseFlows(text []byte) ([]Flow, error) {
+	var flows []Flow
+	n := 0
+	for l := range strings.Lines(string(text)) {
+		n++
+		t := strings.TrimSpace(l)
+		if t == "" {
+			continue
+		}
+		if !strings.HasPrefix(l, " ") {
+			if strings.Contains(t, " reply") {
+				continue
+			}
+			return nil, fmt.Errorf("parse flows: line %d: not a flow: %q", n, t)
+		}
+		f, err := parseFlowLine(t)
+		if err != nil {
+			return nil, fmt.Errorf("parse flows: line %d: %w: %q", n, err, t)
+		}
+		flows = append(flows, f)
+	}
+	return flows, nil
+}
+
+func parseFlowLine(s string) (Flow, error) {
+	f := Flow{Priority: DefaultPriority, IdleAge: -1}
+	i := strings.Index(s, "actions=")
+	if i < 0 {
+		return f, errors.New("no actions")
+	}
+	f.Actions = strings.TrimSpace(s[i+len("actions="):])
+	left := strings.TrimSpace(s[:i])
+	// The match (no spaces) comes last, directly before " actions=";
+	// every header field before it ends in ", ", flags in " ".
+	header := left
+	if !strings.HasSuffix(left, ",") {
+		j := strings.LastIndexByte(left, ' ')
+		last := left[j+1:]
+		k, _, _ := strings.Cut(last, "=")
+		if last != "" && !flowFlags[last] && !headerKeys[k] {
+			f.Match, header = last, left[:j+1]
+		}
+	}
+	for _, w := range strings.Fields(strings.ReplaceAll(header, ",", " ")) {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			continue // a flag
+		}
+		var err error
+		switch k {
+		case "cookie":
+			f.Cookie, err = strconv.ParseUint(v, 0, 64)
+		case "table":
+			f.Table, err = strconv.Atoi(v)
+		case "n_packets":
+			f.Packets, err = strconv.ParseUint(v, 10, 64)
+		case "n_bytes":
+			f.Bytes, err = strconv.ParseUint(v, 10, 64)
+		case "idle_timeout":
+			f.IdleTimeout, err = strconv.Atoi(v)
+		case "hard_timeout":
+			f.HardTimeout, err = strconv.Atoi(v)
+		case "idle_age":
+			f.IdleAge, err = strconv.Atoi(v)
+		}
+		if err != nil {
+			return f, fmt.Errorf("field %s: %w", k, err)
+		}
+	}
+	if rest, ok := strings.CutPrefix(f.Match, "priority="); ok {
+		p, m, _ := strings.Cut(rest, ",")
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return f, fmt.Errorf("field priority: %w", err)
+		}
+		f.Priority, f.Match = n, m
+	}
+	return f, nil
+}
+
+// DumpFlows reads every flow of the bridge with its counters. Equivalent
+// to: `ovs-ofctl --no-names dump-flows BR` (the default protocol
+// negotiation gives Nicira flow stats, which include idle_age).
+func (c *Client) DumpFlows(bridge string) ([]Flow, error) {
+	return c.dumpFlows(bridge)
+}
+
+func (c *Client) dumpFlows(bridge string, filter ...string) ([]Flow, error) {
+	if err := validName(bridge); err != nil {
+		return nil, fmt.Errorf("ovs: dump flows: %w", err)
+	}
+	out, err := c.OFCtl(append([]string{"--no-names", "dump-flows", bridge}, filter...)...)
+	if err != nil {
+		return nil, fmt.Errorf("ovs: bridge %s: dump flows: %w", bridge, err)
+	}
+	flows, err := ParseFlows(out)
+	if err != nil {
+		return nil, fmt.Errorf("ovs: bridge %s: dump flows: %w", bridge, err)
+	}
+	return flows, nil
+}
+
+// ForeignFlows returns the bridge's flows whose cookie is none of cookies,
+// e.g. for status: "flows that are not the lab's" (pass the static and the
+// learn cookie). Equivalent to: `ovs-ofctl --no-names dump-flows BR`, filtered.
+func (c *Client) ForeignFlows(bridge string, cookies ...uint64) ([]Flow, error) {
+	flows, err := c.dumpFlows(bridge)
+	if err != nil {
+		return nil, err
+	}
+	var out []Flow
+	for _, f := range flows {
+		if !slices.Contains(cookies, f.Cookie) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// MACEntry is one MAC address the learning switch has learned.
+type MACEntry struct {
+	MAC  string
+	Port int // OpenFlow port; LearnedLocal (0xffff) for the bridge's LOCAL port
+	// IdleAge is seconds since a packet went to the MAC (-1 if unknown),
+	// IdleTimeout when the entry expires without traffic.
+	IdleAge, IdleTimeout int
+	Packets              uint64
+}
+
+// LearnedMACs reads the learned MAC entries of the bridge: the flows of
+// table carrying cookie, `dl_dst=MAC actions=load:PORT->NXM_NX_REG0[0..15]`
+// as learn() writes them, sorted by MAC. Other flows there are ignored.
+// Equivalent to: `ovs-ofctl --no-names dump-flows BR table=T,cookie=C/-1`.
+func (c *Client) LearnedMACs(bridge string, table int, cookie uint64) ([]MACEntry, error) {
+	flows, err := c.dumpFlows(bridge, fmt.Sprintf("table=%d,%s", table, cookieMatch(cookie)))
+	if err != nil {
+		return nil, err
+	}
+	return learnedMACs(flows, table, cookie), nil
+}
+
+func learnedMACs(flows []Flow, table int, cookie uint64) []MACEntry {
+	var out []MACEntry
+	for _, f := range flows {
+		if f.Table != table || f.Cookie != cookie {
+			continue
+		}
+		mac := ""
+		for _, field := range strings.Split(f.Match, ",") {
+			if v, ok := strings.CutPrefix(field, "dl_dst="); ok {
+				mac = v
+			} else if v, ok := strings.CutPrefix(field, "eth_dst="); ok {
+				mac = v
+			}
+		}
+		port, ok := loadedReg0(f.Actions)
+		if mac == "" || strings.Contains(mac, "/") || !ok {
+			continue
+		}
+		out = append(out, MACEntry{MAC: mac, Port: port, IdleAge: f.IdleAge, IdleTimeout: f.IdleTimeout, Packets: f.Packets})
+	}
+	slices.SortFunc(out, func(a, b MACEntry) int { return strings.Compare(a.MAC, b.MAC) })
+	return out
+}
+
+// loadedReg0 reads the port from "load:0x2->NXM_NX_REG0[0..15]" (or the
+// OpenFlow 1.2+ spelling "set_field:0x2->reg0").
+func loadedReg0(actions string) (int, bool) {
+	var v string
+	if s, ok := strings.CutPrefix(actions, "load:"); ok {
+		v, ok = strings.CutSuffix(s, "->NXM_NX_REG0[0..15]")
+		if !ok {
+			return 0, false
+		}
+	} else if s, ok := strings.CutPrefix(actions, "set_field:"); ok {
+		v, ok = strings.CutSuffix(s, "->reg0")
+		if !ok {
+			return 0, false
+		}
+	} else {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 0, 16)
+	return int(n), err == nil
+}
+
+// Trace runs a packet described by flow (ovs-ofctl flow syntax, e.g.
+// "in_port=1,dl_src=...,dl_dst=...") through the bridge's tables without
+// sending it and returns ovs-vswitchd's explanation. Equivalent to:
+// `ovs-appctl -t RUNDIR/ovs-vswitchd.PID.ctl ofproto/trace BR FLOW` (the
+// instance's own daemon, private or system).
+func (c *Client) Trace(bridge, flow string) (string, error) {
+	if err := validName(bridge); err != nil {
+		return "", fmt.Errorf("ovs: trace: %w", err)
+	}
+	var args []string
+	if pid, ok := daemonPID(c.ovsDir, vswitchd); ok {
+		args = append(args, "-t", filepath.Join(c.ovsDir, fmt.Sprintf("%s.%d.ctl", vswitchd, pid)))
+	}
+	out, err := c.appctl(append(args, "ofproto/trace", bridge, flow)...)
+	if err != nil {
+		return "", fmt.Errorf("ovs: bridge %s: trace %s: %w", bridge, flow, err)
+	}
+	return string(out), nil
+}
+
+// OFPorts returns the OpenFlow port number of each port of the bridge
+// (LOCAL not included; -1 for a port OVS could not open). Equivalent to the
+// Interface part of Observe.
+func (c *Client) OFPorts(bridge string) (map[string]int, error) {
+	brs, err := c.Observe()
+	if err != nil {
+		return nil, err
+	}
+	b, ok := brs[bridge]
+	if !ok {
+		return nil, fmt.Errorf("ovs: bridge %s: no such bridge", bridge)
+	}
+	out := make(map[string]int, len(b.Ports))
+	for name, p := range b.Ports {
+		out[name] = p.OFPort
+	}
+	return out, nil
+}

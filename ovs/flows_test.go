@@ -1,0 +1,613 @@
+package ovs
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"github.com/netlab-dev/netlab/internal/openflow"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// testLearnCookie is the learn cookie of the goldens.
+const testLearnCookie = 0x6e6c000000000002
+
+func TestMatchKeysAndPrecheck(t *testing.T) {
+	for _, tc := range []struct {
+		flow, msg string
+	}{
+		{"table=0,priority=5,actions=drop", ""},
+		{"priority=5 in_port=1 actions=learn(table=10,cookie=0x5,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[])", ""},
+		{"cookie=0x5,actions=drop", "sets cookie"},
+		{"table=1 COOKIE:0 actions=drop", "sets cookie"},
+		{"  ", "empty flow"},
+		{"# comment", "comment"},
+		{"actions=drop\nadd actions=drop", "several lines"},
+	} {
+		msg := precheckFlow(tc.flow)
+		if (tc.msg == "") != (msg == "") || !strings.Contains(msg, tc.msg) {
+			t.Errorf("precheckFlow(%q) = %q, want %q", tc.flow, msg, tc.msg)
+		}
+	}
+}
+
+// TestCheckFlowsLoop drives CheckFlows' retry loop with a fake ovs-ofctl
+// that rejects flows containing "bad" the way the real one does.
+func TestCheckFlowsLoop(t *testing.T) {
+	var runs int
+	fake := func(cmd string, args ...string) ([]byte, error) {
+		runs++
+		path := args[len(args)-1]
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if strings.Contains(l, "bad") {
+				return fmt.Appendf(nil, "ovs-ofctl: %s:%d: unknown keyword bad\n", path, i+1), errors.New("exit status 1")
+			}
+		}
+		return nil, nil
+	}
+	flows := []string{"actions=drop", "bad=1,actions=drop", "cookie=1,actions=drop", "actions=drop", "bad,actions=drop"}
+	errs := checkFlows(fake, flows)
+	var got []string
+	for _, err := range errs {
+		var fe *FlowError
+		if !errors.As(err, &fe) {
+			t.Fatalf("not a FlowError: %v", err)
+		}
+		got = append(got, fmt.Sprintf("%d:%s", fe.Index, fe.Msg))
+	}
+	want := []string{"1:unknown keyword bad", "2:sets cookie: netlab gives every flow of the lab its cookie; remove cookie=", "4:unknown keyword bad"}
+	if !slices.Equal(got, want) {
+		t.Errorf("errors %q, want %q", got, want)
+	}
+	if runs != 3 {
+		t.Errorf("%d runs of ovs-ofctl, want 3", runs)
+	}
+	// A failure without a line number is one plain error.
+	errs = checkFlows(func(string, ...string) ([]byte, error) {
+		return []byte("ovs-ofctl: not found"), errors.New("exec: not found")
+	}, []string{"actions=drop"})
+	if len(errs) != 1 || flowIndex(errs[0]) != -1 {
+		t.Errorf("checkFlows(broken ovs-ofctl) = %v", errs)
+	}
+}
+
+func requireOFCtl(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ovs-ofctl"); err != nil {
+		if os.Getenv("NETLAB_E2E") == "1" {
+			t.Fatal("NETLAB_E2E=1 but ovs-ofctl is missing")
+		}
+		t.Skip("needs ovs-ofctl")
+	}
+}
+
+// TestCheckFlows uses the real ovs-ofctl parser (no switch needed).
+func TestCheckFlows(t *testing.T) {
+	requireOFCtl(t)
+	good := openflow.LearningSwitch(openflow.LearningSwitchConfig{Ports: []int{1, 2, 3}, LearnCookie: testLearnCookie})
+	good = append(good, "table=20,priority=5,ip,nw_dst=10.0.0.0/8,actions=output:NXM_NX_REG0[0..15]",
+		"table=21 priority=7 tcp tp_dst=80 actions=ct(commit,zone=1)")
+	if errs := CheckFlows(good); len(errs) != 0 {
+		t.Fatalf("CheckFlows(good) = %v", errs)
+	}
+	flows := []string{
+		"actions=drop",
+		"foo=bar,actions=drop",                    // unknown field
+		"table=0,actions=output:1,drop",           // drop with other actions
+		"cookie=0x5,actions=drop",                 // netlab owns cookies
+		"table=1,priority=5,actions=LOCAL",        // fine
+		"table=0,in_port=1",                       // no actions
+		"delete table=0",                          // a command, not a flow
+		"table=0,priority=5,actions=resubmit(,1)", // fine
+	}
+	errs := CheckFlows(flows)
+	var idx []int
+	for _, err := range errs {
+		t.Logf("%v", err)
+		var fe *FlowError
+		if !errors.As(err, &fe) {
+			t.Fatalf("not a FlowError: %v", err)
+		}
+		idx = append(idx, fe.Index)
+	}
+	if want := []int{1, 2, 3, 5, 6}; !slices.Equal(idx, want) {
+		t.Errorf("bad flows %v, want %v", idx, want)
+	}
+}
+
+func TestParseFlowsNX(t *testing.T) {
+	flows, err := ParseFlows([]byte(readTestdata(t, "dump-flows-nx.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flows) != 18 {
+		t.Fatalf("%d flows, want 18", len(flows))
+	}
+	want := map[int]Flow{
+		0: {Table: 0, Priority: 100, Cookie: 0x10, IdleAge: 152, Match: "dl_src=01:00:00:00:00:00/01:00:00:00:00:00", Actions: "drop"},
+		1: {Table: 0, Priority: 60, Cookie: 0x10, Packets: 11, Bytes: 866, IdleAge: 15, Match: "in_port=LOCAL",
+			Actions: "learn(table=10,idle_timeout=300,cookie=0x77,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0xffff->NXM_NX_REG0[0..15]),resubmit(,1)"},
+		2: {Table: 0, Priority: 50, Cookie: 0x10, Packets: 48, Bytes: 3644, IdleAge: 0,
+			Actions: "learn(table=10,idle_timeout=300,cookie=0x77,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15]),resubmit(,1)"},
+		5: {Table: 2, Priority: 50, Cookie: 0x10, Packets: 44, Bytes: 3320, Match: "reg0=0", Actions: "output:1,output:2,output:3,LOCAL"},
+		10: {Table: 10, Priority: DefaultPriority, Cookie: 0x77, Packets: 6, Bytes: 476, IdleTimeout: 300, Match: "dl_dst=ee:e6:dc:3e:d6:23",
+			Actions: "load:0x1->NXM_NX_REG0[0..15]"},
+		14: {Table: 20, Priority: DefaultPriority, Cookie: 0x99, HardTimeout: 600, IdleAge: 118, Actions: "output:NXM_NX_REG0[0..15]"},
+		15: {Table: 21, Priority: DefaultPriority, IdleAge: 121, Actions: "drop"},
+		16: {Table: 21, Priority: 7, IdleAge: 117, Match: "tcp,nw_src=10.0.0.0/8,tp_dst=80", Actions: "ct(commit,zone=1),note:aa.bb.00.00.00.00"},
+		17: {Table: 22, Priority: 0, IdleAge: 121, Actions: "NORMAL"},
+	}
+	for i, w := range want {
+		if flows[i] != w {
+			t.Errorf("flow %d:\n got %+v\nwant %+v", i, flows[i], w)
+		}
+	}
+}
+
+func TestParseFlowsOF14AndNoStats(t *testing.T) {
+	of14, err := ParseFlows([]byte(readTestdata(t, "dump-flows-of14.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nostats, err := ParseFlows([]byte(readTestdata(t, "dump-flows-nostats.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := func(fs []Flow) map[string]Flow {
+		m := map[string]Flow{}
+		for _, f := range fs {
+			m[fmt.Sprintf("%d/%d/%s", f.Table, f.Priority, f.Match)] = f
+		}
+		return m
+	}
+	o, n := byKey(of14), byKey(nostats)
+	if len(n) != 18 || len(o) != 20 {
+		t.Fatalf("%d OF1.4 flows, %d no-stats flows", len(o), len(n))
+	}
+	for k, nf := range n {
+		of, ok := o[k]
+		if !ok {
+			t.Errorf("%s missing from the OF1.4 dump", k)
+			continue
+		}
+		if of.IdleAge != -1 || nf.IdleAge != -1 {
+			t.Errorf("%s: idle_age in an OF1.4 or no-stats dump: %d %d", k, of.IdleAge, nf.IdleAge)
+		}
+		of.Packets, of.Bytes = 0, 0
+		if of != nf {
+			t.Errorf("%s:\n OF1.4 %+v\nno-stats %+v", k, of, nf)
+		}
+	}
+	// Flags and importance before the match or the actions.
+	for k, w := range map[string]Flow{
+		"20/32768/":      {Table: 20, Priority: DefaultPriority, Cookie: 0x99, HardTimeout: 600, IdleAge: -1, Actions: "output:NXM_NX_REG0[0..15]"},
+		"23/32768/":      {Table: 23, Priority: DefaultPriority, Cookie: 0x98, IdleAge: -1, Actions: "drop"},
+		"23/9/in_port=2": {Table: 23, Priority: 9, Cookie: 0x98, IdleAge: -1, Match: "in_port=2", Actions: "drop"},
+	} {
+		if o[k] != w {
+			t.Errorf("%s:\n got %+v\nwant %+v", k, o[k], w)
+		}
+	}
+	if f := n["0/100/dl_src=01:00:00:00:00:00/01:00:00:00:00:00"]; f.Cookie != 0x10 || f.Table != 0 {
+		t.Errorf("no-stats table 0 flow: %+v", f)
+	}
+}
+
+func TestParseFlowsErrors(t *testing.T) {
+	for _, in := range []string{
+		"garbage\n",
+		" cookie=0x1, table=0 priority=1\n",
+		" cookie=zz, table=0, actions=drop\n",
+		" table=x, actions=drop\n",
+		" priority=high,in_port=1 actions=drop\n",
+	} {
+		if fs, err := ParseFlows([]byte(in)); err == nil {
+			t.Errorf("ParseFlows(%q) = %+v, want error", in, fs)
+		}
+	}
+	if fs, err := ParseFlows([]byte("NXST_FLOW reply (xid=0x4):\n\n")); err != nil || len(fs) != 0 {
+		t.Errorf("empty dump: %v %v", fs, err)
+	}
+	if fs, err := ParseFlows([]byte(" actions=drop\n")); err != nil || len(fs) != 1 || fs[0].Priority != DefaultPriority || fs[0].Match != "" {
+		t.Errorf("bare flow: %+v %v", fs, err)
+	}
+}
+
+func TestLearnedMACsParse(t *testing.T) {
+	flows, err := ParseFlows([]byte(readTestdata(t, "dump-flows-nx.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows = append(flows, Flow{Table: 10, Cookie: 0x77, Match: "dl_dst=aa:aa:aa:aa:aa:aa", Actions: "set_field:0x5->reg0", IdleAge: 3})
+	flows = append(flows, Flow{Table: 10, Cookie: 0x77, Match: "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00", Actions: "drop"})
+	got := learnedMACs(flows, 10, 0x77)
+	want := []MACEntry{
+		{MAC: "2e:13:e6:26:e8:4e", Port: LearnedLocal, IdleAge: 149, IdleTimeout: 300},
+		{MAC: "aa:aa:aa:aa:aa:aa", Port: 5, IdleAge: 3},
+		{MAC: "d6:92:1b:85:89:1c", Port: 2, IdleTimeout: 300, Packets: 6},
+		{MAC: "ee:e6:dc:3e:d6:23", Port: 1, IdleTimeout: 300, Packets: 6},
+		{MAC: "f2:81:52:c6:09:73", Port: 3, IdleTimeout: 300, Packets: 3},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("learnedMACs:\n got %+v\nwant %+v", got, want)
+	}
+	if got := learnedMACs(flows, 10, 0x78); len(got) != 0 {
+		t.Errorf("other cookie: %+v", got)
+	}
+}
+
+// scriptedOFCtl fakes ovs-ofctl for the Client: it records argv, keeps a
+// copy of every file argument's content, and answers by subcommand.
+type scriptedOFCtl struct {
+	calls []string
+	files map[string]string // subcommand → content of its file argument(s)
+	dump  string            // dump-flows output
+	diff  error             // diff-flows result
+	add   error             // add-flows result
+}
+
+func (s *scriptedOFCtl) exec(cmd string, args ...string) ([]byte, error) {
+	s.calls = append(s.calls, cmd+" "+strings.Join(args, " "))
+	sub := ""
+	for _, a := range args {
+		if strings.HasPrefix(a, "/") {
+			if b, err := os.ReadFile(a); err == nil {
+				s.files[sub] += string(b)
+			}
+		} else if !strings.HasPrefix(a, "-") && sub == "" && a != ofVersion {
+			sub = a
+		}
+	}
+	switch sub {
+	case "dump-flows":
+		return []byte(s.dump), nil
+	case "diff-flows":
+		return nil, s.diff
+	case "add-flows":
+		return nil, s.add
+	}
+	return nil, nil
+}
+
+func exitErr(t *testing.T, code int) error {
+	t.Helper()
+	err := exec.Command("sh", "-c", fmt.Sprintf("exit %d", code)).Run()
+	if err == nil {
+		t.Fatal("no exit error")
+	}
+	return err
+}
+
+func TestEnsureFlowsFake(t *testing.T) {
+	flows := []string{"table=0,actions=resubmit(,1)", " table=1,actions=drop "}
+	dump := "OFPST_FLOW reply (OF1.4) (xid=0x2):\n cookie=0x10, actions=resubmit(,1)\n"
+
+	// Equal: one dump, one diff, no bundle.
+	s := &scriptedOFCtl{files: map[string]string{}, dump: dump}
+	c := newFakeClient(t, &fakeOVS{})
+	c.run = s.exec
+	changed, err := c.EnsureFlows("br0", 0x10, flows)
+	if err != nil || changed {
+		t.Fatalf("EnsureFlows(equal) = %v, %v", changed, err)
+	}
+	if len(s.calls) != 2 || !strings.Contains(s.calls[0], "ovs-ofctl --timeout=10 -O OpenFlow14 --no-names dump-flows --no-stats br0 cookie=0x10/-1") ||
+		!strings.Contains(s.calls[1], "-O OpenFlow14 diff-flows /") {
+		t.Errorf("calls:\n%s", strings.Join(s.calls, "\n"))
+	}
+	if want := "cookie=0x10,table=0,actions=resubmit(,1)\ncookie=0x10,table=1,actions=drop\ncookie=0x10, actions=resubmit(,1)\n"; s.files["diff-flows"] != want {
+		t.Errorf("diff-flows files:\n%s\nwant:\n%s", s.files["diff-flows"], want)
+	}
+
+	// Different (exit 2): the bundle deletes by cookie, then adds.
+	s = &scriptedOFCtl{files: map[string]string{}, dump: dump, diff: exitErr(t, 2)}
+	c.run = s.exec
+	changed, err = c.EnsureFlows("br0", 0x10, flows)
+	if err != nil || !changed {
+		t.Fatalf("EnsureFlows(differ) = %v, %v", changed, err)
+	}
+	if len(s.calls) != 3 || !strings.Contains(s.calls[2], "ovs-ofctl --timeout=10 -O OpenFlow14 --bundle add-flows br0 /") {
+		t.Errorf("calls:\n%s", strings.Join(s.calls, "\n"))
+	}
+	if want := "delete cookie=0x10/-1\nadd cookie=0x10,table=0,actions=resubmit(,1)\nadd cookie=0x10,table=1,actions=drop\n"; s.files["add-flows"] != want {
+		t.Errorf("bundle file:\n%s\nwant:\n%s", s.files["add-flows"], want)
+	}
+
+	// diff-flows failing otherwise is an error; StaticFlowsDiffer says so.
+	s = &scriptedOFCtl{files: map[string]string{}, dump: dump, diff: exitErr(t, 1)}
+	c.run = s.exec
+	if d, err := c.StaticFlowsDiffer("br0", 0x10, flows); err == nil {
+		t.Errorf("StaticFlowsDiffer with failing diff-flows = %v, nil", d)
+	}
+
+	// A cookie in a flow is refused before anything runs.
+	s = &scriptedOFCtl{files: map[string]string{}}
+	c.run = s.exec
+	_, err = c.EnsureFlows("br0", 0x10, []string{"actions=drop", "cookie=0x1,actions=drop"})
+	var fe *FlowError
+	if !errors.As(err, &fe) || fe.Index != 1 || len(s.calls) != 0 {
+		t.Errorf("EnsureFlows(cookie) = %v after %v", err, s.calls)
+	}
+}
+
+func TestDeleteFlowsFake(t *testing.T) {
+	f := (&fakeOVS{}).on("del-flows gone", "ovs-ofctl: gone is not a bridge or a socket", errors.New("exit status 1")).
+		on("del-flows broken", "ovs-ofctl: broken.mgmt: failed to open socket (Connection refused)", errors.New("exit status 1"))
+	c := newFakeClient(t, f)
+	if err := c.DeleteFlows("br0", 0x10); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteFlows("gone", 0x10); err != nil {
+		t.Errorf("DeleteFlows(gone bridge) = %v", err)
+	}
+	if err := c.DeleteFlows("broken", 0x10); err == nil {
+		t.Error("DeleteFlows(broken) = nil")
+	}
+	assertCalls(t, f,
+		"ovs-ofctl --timeout=10 del-flows br0 cookie=0x10/-1",
+		"ovs-ofctl --timeout=10 del-flows gone cookie=0x10/-1",
+		"ovs-ofctl --timeout=10 del-flows broken cookie=0x10/-1")
+}
+
+func TestForeignFlowsAndLearnedMACsFake(t *testing.T) {
+	f := (&fakeOVS{}).on("dump-flows br0 table=10,cookie=0x77/-1", readTestdata(t, "dump-flows-nx.txt"), nil).
+		on("dump-flows br0", readTestdata(t, "dump-flows-nx.txt"), nil)
+	c := newFakeClient(t, f)
+	ff, err := c.ForeignFlows("br0", 0x10, 0x77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ff) != 4 || ff[0].Cookie != 0x99 || ff[3].Table != 22 {
+		t.Errorf("ForeignFlows = %+v", ff)
+	}
+	macs, err := c.LearnedMACs("br0", 10, 0x77)
+	if err != nil || len(macs) != 4 {
+		t.Errorf("LearnedMACs = %+v, %v", macs, err)
+	}
+	assertCalls(t, f,
+		"ovs-ofctl --timeout=10 --no-names dump-flows br0",
+		"ovs-ofctl --timeout=10 --no-names dump-flows br0 table=10,cookie=0x77/-1")
+}
+
+// TestFlowsE2E runs the learning-switch preset on a real bridge (userspace
+// datapath, fail_mode secure) between three throwaway namespaces.
+func TestFlowsE2E(t *testing.T) {
+	requireRoot(t)
+	requireOVS(t)
+	for _, p := range []string{"ping", "ethtool"} {
+		if _, err := exec.LookPath(p); err != nil {
+			if os.Getenv("NETLAB_E2E") == "1" {
+				t.Fatalf("NETLAB_E2E=1 but %s is missing", p)
+			}
+			t.Skipf("needs %s", p)
+		}
+	}
+	c, _, _ := privateInstance(t)
+	id := randHex(t, 2)
+	lab, br := "nlflab"+id, "nlf"+id
+	const static, learned uint64 = 0x6e6c000000000001, 0x6e6c000000000002
+	if err := c.EnsureBridge(BridgeSpec{Name: br, Lab: lab, Datapath: DatapathNetdev, FailMode: FailModeSecure}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteBridge(br, lab) })
+
+	macs := map[int]string{}
+	var ports []PortSpec
+	for i := 1; i <= 3; i++ {
+		ns, host, peer := fmt.Sprintf("nlf%sn%d", id, i), fmt.Sprintf("nlf%sh%d", id, i), fmt.Sprintf("nlf%sp%d", id, i)
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		// No IPv6: only the pings below send frames, so exactly the
+		// pinging namespaces' MACs get learned.
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+		run(t, "ip", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", host).Run() })
+		macs[i] = fmt.Sprintf("02:6e:6c:%s:%s:%02x", id[:2], id[2:], i)
+		run(t, "ip", "-n", ns, "link", "set", peer, "address", macs[i], "up")
+		run(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("10.99.0.%d/24", i), "dev", peer)
+		run(t, "ip", "netns", "exec", ns, "ethtool", "-K", peer, "tx", "off")
+		run(t, "ip", "link", "set", host, "up")
+		ports = append(ports, PortSpec{Name: host, OFPort: i, Lab: lab})
+	}
+	if err := c.EnsurePorts(br, ports); err != nil {
+		t.Fatal(err)
+	}
+	ofports, err := c.OFPorts(br)
+	if err != nil || len(ofports) != 3 || ofports[ports[1].Name] != 2 {
+		t.Fatalf("OFPorts = %v, %v", ofports, err)
+	}
+	ns := func(i int) string { return fmt.Sprintf("nlf%sn%d", id, i) }
+	ping := func(from, to int, args ...string) string {
+		a := append([]string{"netns", "exec", ns(from), "ping", "-q", "-W", "1"}, args...)
+		out, err := exec.Command("ip", append(a, fmt.Sprintf("10.99.0.%d", to))...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ping %d -> %d: %v\n%s", from, to, err, out)
+		}
+		return string(out)
+	}
+	learnedOK := func(stage string) {
+		t.Helper()
+		got, err := c.LearnedMACs(br, 10, learned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []MACEntry{{MAC: macs[1], Port: 1}, {MAC: macs[2], Port: 2}}
+		slices.SortFunc(want, func(a, b MACEntry) int { return strings.Compare(a.MAC, b.MAC) })
+		if len(got) != 2 || got[0].MAC != want[0].MAC || got[0].Port != want[0].Port ||
+			got[1].MAC != want[1].MAC || got[1].Port != want[1].Port || got[0].IdleTimeout != 300 || got[0].IdleAge < 0 {
+			t.Fatalf("%s: LearnedMACs = %+v, want %+v", stage, got, want)
+		}
+	}
+	staticFlows := func() []Flow {
+		t.Helper()
+		all, err := c.DumpFlows(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []Flow
+		for _, f := range all {
+			if f.Cookie == static {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+
+	flows := openflow.LearningSwitch(openflow.LearningSwitchConfig{Ports: []int{1, 2, 3}, LearnCookie: learned})
+	if errs := CheckFlows(flows); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	start := time.Now()
+	changed, err := c.EnsureFlows(br, static, flows)
+	tFirst := time.Since(start)
+	if err != nil || !changed {
+		t.Fatalf("EnsureFlows(first) = %v, %v", changed, err)
+	}
+	if n := len(staticFlows()); n != len(flows) {
+		t.Fatalf("%d static flows, want %d", n, len(flows))
+	}
+	ping(1, 2, "-c", "2")
+	learnedOK("after ping")
+
+	// Same flows: nothing to do, learned entries stay.
+	const reps = 10
+	start = time.Now()
+	for range reps {
+		changed, err := c.EnsureFlows(br, static, flows)
+		if err != nil || changed {
+			t.Fatalf("EnsureFlows(same) = %v, %v", changed, err)
+		}
+	}
+	tNoop := time.Since(start) / reps
+	learnedOK("after no-op EnsureFlows")
+
+	// A flow added by hand with another cookie is foreign and survives.
+	if _, err := c.OFCtl("add-flow", br, "cookie=0xbad,table=30,priority=1,actions=drop"); err != nil {
+		t.Fatal(err)
+	}
+	extra := append(slices.Clone(flows), "table=20,priority=10,ip,nw_dst=10.99.0.99,actions=drop")
+	start = time.Now()
+	changed, err = c.EnsureFlows(br, static, extra)
+	tReplace := time.Since(start)
+	if err != nil || !changed {
+		t.Fatalf("EnsureFlows(extra) = %v, %v", changed, err)
+	}
+	learnedOK("after replace")
+	if d, err := c.StaticFlowsDiffer(br, static, extra); err != nil || d {
+		t.Errorf("StaticFlowsDiffer(extra) = %v, %v after installing it", d, err)
+	}
+	if d, err := c.StaticFlowsDiffer(br, static, flows); err != nil || !d {
+		t.Errorf("StaticFlowsDiffer(old) = %v, %v", d, err)
+	}
+	if n := len(staticFlows()); n != len(extra) {
+		t.Errorf("%d static flows, want %d", n, len(extra))
+	}
+	foreign, err := c.ForeignFlows(br, static, learned)
+	if err != nil || len(foreign) != 1 || foreign[0].Cookie != 0xbad || foreign[0].Table != 30 {
+		t.Errorf("ForeignFlows = %+v, %v", foreign, err)
+	}
+
+	// A port fewer: table 2 shrinks (the delete covers every table).
+	two := openflow.LearningSwitch(openflow.LearningSwitchConfig{Ports: []int{1, 2}, LearnCookie: learned})
+	if changed, err := c.EnsureFlows(br, static, two); err != nil || !changed {
+		t.Fatalf("EnsureFlows(two ports) = %v, %v", changed, err)
+	}
+	for _, f := range staticFlows() {
+		if f.Table == 20 || f.Match == "reg0=0x3" || strings.Contains(f.Actions, "output:3") {
+			t.Errorf("stale static flow: %+v", f)
+		}
+	}
+
+	// Bad flows change nothing: one ovs-ofctl cannot parse (refused before
+	// the bundle, reported by index), one only the switch rejects (a missing
+	// group: the whole bundle is rolled back).
+	_, err = c.EnsureFlows(br, static, append(slices.Clone(flows), "foo=bar,actions=drop"))
+	var fe *FlowError
+	if !errors.As(err, &fe) || fe.Index != len(flows) {
+		t.Errorf("EnsureFlows(unparsable) = %v", err)
+	} else {
+		t.Logf("unparsable flow: %v", err)
+	}
+	_, err = c.EnsureFlows(br, static, append(slices.Clone(flows), "table=3,actions=group:99"))
+	if err == nil {
+		t.Error("EnsureFlows(missing group) = nil")
+	} else {
+		t.Logf("flow the switch rejects: %v", err)
+	}
+	if d, err := c.StaticFlowsDiffer(br, static, two); err != nil || d {
+		t.Errorf("static flows changed by a failed EnsureFlows: %v, %v", d, err)
+	}
+
+	// Replacing the tables under traffic loses nothing: every replace is one
+	// atomic bundle.
+	if _, err := c.EnsureFlows(br, static, flows); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string)
+	go func() {
+		out, _ := exec.Command("ip", "netns", "exec", ns(1), "ping", "-q", "-i", "0.002", "-c", "1000", "-W", "1", "10.99.0.2").CombinedOutput()
+		done <- string(out)
+	}()
+	var swaps int
+	for swapDeadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(swapDeadline); swaps++ {
+		set := flows
+		if swaps%2 == 0 {
+			set = extra
+		}
+		if _, err := c.EnsureFlows(br, static, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pingOut := <-done
+	if !strings.Contains(pingOut, " 0% packet loss") {
+		t.Errorf("packets lost during %d replaces:\n%s", swaps, pingOut)
+	}
+	t.Logf("%d replaces under a 2 ms ping: %s", swaps, strings.TrimSpace(pingOut[strings.LastIndex(pingOut, "---"):]))
+	learnedOK("after replaces under traffic")
+
+	// Trace: a learned destination goes to its port only; an unknown one is
+	// flooded to every other port and LOCAL, never back to the input.
+	tr, err := c.Trace(br, fmt.Sprintf("in_port=1,dl_src=%s,dl_dst=%s", macs[1], macs[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tr, "output:2") || strings.Contains(tr, "output:3") || strings.Contains(tr, "LOCAL\n") {
+		t.Errorf("trace to a learned MAC:\n%s", tr)
+	}
+	tr, err = c.Trace(br, fmt.Sprintf("in_port=1,dl_src=%s,dl_dst=02:00:00:00:00:99", macs[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"output:2", "output:3", "LOCAL", "skipping output to input port"} {
+		if !strings.Contains(tr, s) {
+			t.Errorf("trace to an unknown MAC lacks %q:\n%s", s, tr)
+		}
+	}
+
+	// DeleteFlows takes the static flows only; idempotent.
+	for range 2 {
+		if err := c.DeleteFlows(br, static); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(staticFlows()); n != 0 {
+		t.Errorf("%d static flows after DeleteFlows", n)
+	}
+	learnedOK("after DeleteFlows")
+	if foreign, _ := c.ForeignFlows(br, static, learned); len(foreign) != 1 {
+		t.Errorf("foreign flows after DeleteFlows: %+v", foreign)
+	}
+	if err := c.DeleteFlows("nlf"+id+"zz", static); err != nil {
+		t.Errorf("DeleteFlows(missing bridge) = %v", err)
+	}
+	t.Logf("EnsureFlows: first install %v, no-op %v (mean of %d), replace %v", tFirst, tNoop, reps, tReplace)
+}
