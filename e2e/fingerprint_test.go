@@ -34,6 +34,8 @@ func fingerprint(t *testing.T) string {
 		"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter",
 		"net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad")
 	section("nft", "nft", "list", "ruleset")
+	section("iptables", "iptables-save")
+	section("ip6tables", "ip6tables-save")
 	for _, sock := range []string{"/run/openvswitch/db.sock", "/run/netlab/ovs/db.sock"} {
 		if _, err := os.Stat(sock); err == nil {
 			section("ovs "+sock, "ovs-vsctl", "--timeout=5", "--db=unix:"+sock, "show")
@@ -52,7 +54,7 @@ func fingerprint(t *testing.T) string {
 	return volatile.ReplaceAllString(b.String(), "")
 }
 
-var volatile = regexp.MustCompile(`(?m)(valid_lft \S+|preferred_lft \S+| expires \S+|  *\d+sec|cookie \S+)`)
+var volatile = regexp.MustCompile(`(?m)(valid_lft \S+|preferred_lft \S+| expires \S+|  *\d+sec|cookie \S+|^# (Generated|Completed) .*$|\[\d+:\d+\])`)
 
 // sameHost fails the test when the host differs from the fingerprint.
 func sameHost(t *testing.T, before string) {

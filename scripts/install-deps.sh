@@ -13,6 +13,8 @@ declare -A need=(
   [ethtool]=ethtool
   [tcpdump]=tcpdump
   [nc]=netcat-openbsd
+  [iptables-save]=iptables
+  [dot]=graphviz
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -229,6 +229,20 @@ func (p *parser) assignOFPorts(bi *bridgeInfo) {
 		pt.OFPort = next
 		taken[next] = pt.Name
 	}
+	// External ports number after the lab's own, so adding one never
+	// renumbers a lab port.
+	for i := range bi.b.External {
+		x := &bi.b.External[i]
+		for taken[next] != "" {
+			next++
+		}
+		if next > maxOFPort {
+			p.errorf(x.Pos, x.Path, "bridge %s has more ports than OpenFlow port numbers", bi.b.Name)
+			return
+		}
+		x.OFPort = next
+		taken[next] = x.Name
+	}
 }
 
 // hostName is one name that lives in the host namespace.

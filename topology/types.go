@@ -104,9 +104,10 @@ type Bridge struct {
 
 // ExternalPort is a host interface netlab attaches but does not own.
 type ExternalPort struct {
-	Name string
-	Pos  Pos
-	Path string
+	Name   string
+	OFPort int // OVS only: numbered after the lab's own ports
+	Pos    Pos
+	Path   string
 }
 
 // NATRule masquerades packets from Source that leave through Out.

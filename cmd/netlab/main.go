@@ -56,11 +56,11 @@ type app struct {
 	root           string // --root / NETLAB_ROOT: where journals live (tests)
 }
 
-func (a *app) engine(log io.Writer) *engine.Engine {
+func (a *app) engine(log io.Writer, extra ...engine.Option) *engine.Engine {
 	if log == nil {
 		log = io.Discard
 	}
-	opts := []engine.Option{engine.WithLog(log)}
+	opts := append([]engine.Option{engine.WithLog(log)}, extra...)
 	if a.root != "" {
 		opts = append(opts, engine.WithRoot(a.root))
 	}

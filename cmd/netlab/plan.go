@@ -26,7 +26,11 @@ func (a *app) plan(args []string) int {
 	if lab == nil {
 		return code
 	}
-	p, err := a.engine(io.Discard).Plan(lab)
+	eng := a.engine(io.Discard)
+	for _, w := range eng.Warnings(lab) {
+		fmt.Fprintf(a.stderr, "netlab: warning: %s\n", w)
+	}
+	p, err := eng.Plan(lab)
 	if err != nil {
 		return a.fail("plan "+pos[0], err)
 	}

@@ -109,6 +109,9 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		for _, r := range ns.Routes {
 			fmt.Fprintf(w, "    route %s\n", r)
 		}
+		for _, r := range ns.NAT {
+			fmt.Fprintf(w, "    nat masquerade %s out %s: %d packets, %d bytes\n", r.Source, r.Out, r.Packets, r.Bytes)
+		}
 	}
 	for _, s := range st.HostSysctls {
 		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored on down)\n", s.Key, s.Value, s.Previous)

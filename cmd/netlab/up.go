@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"github.com/netlab-dev/netlab/internal/engine"
 )
 
 // up: netlab up FILE. Idempotent: on a converged lab it prints "up to date"
@@ -11,6 +13,7 @@ func (a *app) up(args []string) int {
 	fs := a.flags("up", "FILE")
 	prefix := prefixFlag(fs)
 	quiet := fs.Bool("q", false, "do not print the actions as they are applied")
+	force := fs.Bool("force", false, "attach an external interface even if it carries the host's default route")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage
@@ -27,7 +30,11 @@ func (a *app) up(args []string) int {
 	if *quiet {
 		log = io.Discard
 	}
-	res, err := a.engine(log).Up(lab, *prefix)
+	eng := a.engine(log, engine.WithForce(*force))
+	for _, w := range eng.Warnings(lab) {
+		fmt.Fprintf(a.stderr, "netlab: warning: %s\n", w)
+	}
+	res, err := eng.Up(lab, *prefix)
 	if err != nil {
 		return a.fail("up "+pos[0], err)
 	}

@@ -3,8 +3,11 @@ package engine
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/nat"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
@@ -195,11 +198,33 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 			return h.SetUp(a.Link, true)
 		}
 		return nil
+	case plan.OpAttachExternal:
+		return s.attachExternal(e, a, j)
+	case plan.OpDetachExternal:
+		if err := s.detachExternal(a.Link, j); err != nil {
+			return err
+		}
+		return e.store.Save(j)
 	case plan.OpSetFlows:
 		_, err := s.ovs.EnsureFlows(a.Bridge, a.Cookie, a.Flows)
 		return err
 	case plan.OpDelFlows:
 		return s.ovs.DeleteFlows(a.Bridge, a.Cookie)
+	case plan.OpSetNAT:
+		var rules []nat.Rule
+		for _, r := range a.NAT {
+			rules = append(rules, nat.Rule{Source: r.Source, Out: r.Out})
+		}
+		return s.journaled(j, e.store, func(j *state.Journal) { j.AddNAT(a.NS) }, func() error {
+			_, err := nat.Ensure(a.NS, s.lab, rules)
+			return err
+		})
+	case plan.OpDelNAT:
+		if err := nat.Delete(a.NS, s.lab); err != nil {
+			return err
+		}
+		j.RemoveNAT(a.NS)
+		return e.store.Save(j)
 	case plan.OpSetTxChecksum:
 		h, err := s.ns(a.NS)
 		if err != nil {
@@ -208,4 +233,94 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		return h.SetTxChecksum(a.Link, a.On)
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
+}
+
+// attachExternal saves the user's interface's state in the journal (once:
+// the first state is the one down restores), then attaches it and brings it
+// up.
+func (s *session) attachExternal(e *Engine, a plan.Action, j *state.Journal) error {
+	h, err := s.ns(topology.Host)
+	if err != nil {
+		return err
+	}
+	if _, saved := j.External[a.Link]; !saved {
+		o, err := h.Observe(nil)
+		if err != nil {
+			return err
+		}
+		l := o.Links[a.Link]
+		if l == nil {
+			return fmt.Errorf("external interface %s does not exist", a.Link)
+		}
+		prev := state.ExternalState{Bridge: a.Bridge, Master: l.Master, Up: l.Up}
+		for _, p := range l.Addrs {
+			prev.Addrs = append(prev.Addrs, p.String())
+		}
+		if j.External == nil {
+			j.External = map[string]state.ExternalState{}
+		}
+		j.External[a.Link] = prev
+		if err := e.store.Save(j); err != nil {
+			return err
+		}
+	}
+	if a.BridgeType == topology.BridgeLinux {
+		if err := h.SetMaster(a.Link, a.Bridge); err != nil {
+			return err
+		}
+		return h.SetUp(a.Link, true)
+	}
+	if err := h.SetUp(a.Link, true); err != nil {
+		return err
+	}
+	return s.ovs.EnsurePorts(a.Bridge, []ovs.PortSpec{{Name: a.Link, OFPort: a.Ports[0].OFPort, Lab: s.lab}})
+}
+
+// detachExternal gives a user's interface back as the journal saved it:
+// detached (or back on its former master), up or down as before, with its
+// addresses. It never deletes the interface.
+func (s *session) detachExternal(name string, j *state.Journal) error {
+	prev, ok := j.External[name]
+	if !ok {
+		return nil
+	}
+	h, err := s.ns(topology.Host)
+	if err != nil {
+		return err
+	}
+	o, err := h.Observe(nil)
+	if err != nil {
+		return err
+	}
+	l := o.Links[name]
+	if l == nil {
+		delete(j.External, name) // gone: nothing to give back
+		return nil
+	}
+	if s.ovs != nil {
+		if err := s.ovs.DeletePorts(prev.Bridge, []string{name}); err != nil {
+			return err
+		}
+	}
+	if l.Master != prev.Master {
+		if err := h.SetMaster(name, prev.Master); err != nil {
+			return err
+		}
+	}
+	for _, a := range prev.Addrs {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			continue
+		}
+		if !slices.Contains(l.Addrs, p) {
+			if err := h.AddrReplace(name, p); err != nil {
+				return err
+			}
+		}
+	}
+	if err := h.SetUp(name, prev.Up); err != nil {
+		return err
+	}
+	delete(j.External, name)
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/nat"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
@@ -191,6 +192,16 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		}
 	}
 
+	// The user's interfaces the lab attached: given back as they were.
+	for _, name := range state.SortedNames(j.External) {
+		prev := j.External[name]
+		if err := s.detachExternal(name, j); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed("external interface %s from bridge %s (restored, not deleted)", name, prev.Bridge)
+	}
+
 	// Processes first, then the namespaces.
 	for _, name := range doomed {
 		if _, err := stopProcesses(name, e.log); err != nil {
@@ -228,6 +239,17 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 			removed("interface %s (unmarked, from an interrupted run)", name)
 		} else if contains(j.HostLinks, name) && l.Owner() != "" {
 			leftAlone("interface %s (%s)", name, ownerText(l.Owner()))
+		}
+	}
+
+	// The lab's NAT table in the host (lab namespaces take theirs along).
+	if _, exists, err := nat.Observe(topology.Host, lab); err != nil {
+		errs = append(errs, err)
+	} else if exists {
+		if err := nat.Delete(topology.Host, lab); err != nil {
+			errs = append(errs, err)
+		} else {
+			removed("nftables table inet %s in the host", nat.TableName(lab))
 		}
 	}
 

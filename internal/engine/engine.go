@@ -24,6 +24,7 @@ import (
 type Option func(*options)
 
 type options struct {
+	force   bool
 	root    string
 	ovsOpts []ovs.Option
 	log     io.Writer
@@ -38,11 +39,16 @@ func WithOVS(opts ...ovs.Option) Option {
 	return func(o *options) { o.ovsOpts = append(o.ovsOpts, opts...) }
 }
 
+// WithForce lets up attach an external interface that carries the host's
+// default route.
+func WithForce(force bool) Option { return func(o *options) { o.force = force } }
+
 // WithLog makes the engine print each action as it applies it.
 func WithLog(w io.Writer) Option { return func(o *options) { o.log = w } }
 
 // Engine runs the verbs. It holds no state between calls except its options.
 type Engine struct {
+	force   bool
 	store   *state.Store
 	ovsOpts []ovs.Option
 	log     io.Writer
@@ -58,7 +64,7 @@ func New(opts ...Option) *Engine {
 	if o.root != "" {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
-	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log}
+	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force}
 }
 
 // Store exposes the journal store (status and the CLI list labs from it).
@@ -151,7 +157,7 @@ func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
+	return plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force})
 }
 
 // ErrNotConverged is returned by Up when the machine still differs from the
@@ -196,7 +202,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
+	p, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force})
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +216,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		if snap, err = s.observe(lab, j); err != nil {
 			return nil, err
 		}
-		if p, err = plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()}); err != nil {
+		if p, err = plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force}); err != nil {
 			return nil, err
 		}
 	}
@@ -218,6 +224,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		j.File = abs
 	}
 	j.Prefix = prefix
+	j.Force = e.force
 	if oc != nil && oc.Info().Private && hasOVS(lab) {
 		j.PrivateOVS = true
 	}
@@ -244,7 +251,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return &Result{Plan: p}, err
 	}
-	again, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
+	again, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force})
 	if err != nil {
 		return &Result{Plan: p}, err
 	}

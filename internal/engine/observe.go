@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
+	"strings"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/nat"
 	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -35,7 +38,37 @@ func hostNames(lab *topology.Lab) map[string]bool {
 			}
 		}
 	}
+	for _, b := range lab.Bridges {
+		for _, x := range b.External {
+			names[x.Name] = true
+		}
+	}
 	return names
+}
+
+// defaultRouteDevs reads the host's default-route interfaces from /proc
+// (the process's own namespace is the host's).
+func defaultRouteDevs() []string {
+	var devs []string
+	if b, err := os.ReadFile("/proc/net/route"); err == nil {
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+			if len(f) >= 8 && f[1] == "00000000" && f[7] == "00000000" {
+				devs = append(devs, f[0])
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/net/ipv6_route"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			// dest plen src splen nexthop metric refcnt use flags dev
+			if len(f) == 10 && f[0] == strings.Repeat("0", 32) && f[1] == "00" && f[9] != "lo" {
+				devs = append(devs, f[9])
+			}
+		}
+	}
+	return devs
 }
 
 // observeNS reads one namespace; a namespace that vanished meanwhile is nil.
@@ -57,7 +90,8 @@ func (s *session) observeNS(name string, keys []string) (*state.Namespace, error
 // observe builds the lab's snapshot: its namespaces (wanted, journaled or
 // marked), the host objects it owns or whose names it wants, and the bridges.
 func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot, error) {
-	snap := &state.Snapshot{Lab: lab.Name, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{}}
+	snap := &state.Snapshot{Lab: lab.Name, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{},
+		HostDefaultRouteDevs: defaultRouteDevs()}
 	onMachine, err := namespace.List()
 	if err != nil {
 		return nil, err
@@ -100,7 +134,7 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 			return nil, err
 		}
 		for name, b := range bridges {
-			if b.Owner == lab.Name || wantHost[name] || hasOwnedPort(b, lab.Name) {
+			if b.Owner == lab.Name || wantHost[name] || hasOwnedPort(b, lab.Name) || hasPortNamed(b, wantHost) {
 				snap.Bridges[name] = b
 			}
 		}
@@ -121,7 +155,19 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 		}
 	}
 	snap.Namespaces[topology.Host] = host
+	if err := observeNAT(lab, j, snap); err != nil {
+		return nil, err
+	}
 	return snap, nil
+}
+
+func hasPortNamed(b *state.Bridge, names map[string]bool) bool {
+	for name := range b.Ports {
+		if names[name] {
+			return true
+		}
+	}
+	return false
 }
 
 func hasOwnedPort(b *state.Bridge, lab string) bool {
@@ -157,6 +203,38 @@ func (s *session) observeFlows(lab *topology.Lab, snap *state.Snapshot) error {
 				return err
 			}
 			ob.FlowsInSync = !differ
+		}
+	}
+	return nil
+}
+
+// observeNAT reads the lab's nftables table in the namespaces that want NAT
+// and in those where the journal says netlab installed it.
+func observeNAT(lab *topology.Lab, j *state.Journal, snap *state.Snapshot) error {
+	names := map[string]bool{}
+	for _, ns := range lab.AllNamespaces() {
+		if len(ns.NAT) > 0 {
+			names[ns.Name] = true
+		}
+	}
+	for _, ns := range j.NAT {
+		names[ns] = true
+	}
+	for _, name := range state.SortedNames(names) {
+		o := snap.Namespaces[name]
+		if o == nil {
+			continue // the namespace is absent; so is its table
+		}
+		t, exists, err := nat.Observe(name, lab.Name)
+		if err != nil {
+			return fmt.Errorf("observe nat in %s: %w", name, err)
+		}
+		if !exists {
+			continue
+		}
+		o.NAT = &state.NATTable{Foreign: len(t.Foreign) > 0}
+		for _, r := range t.Rules {
+			o.NAT.Rules = append(o.NAT.Rules, state.NATRule{Source: r.Source, Out: r.Out, Packets: r.Packets, Bytes: r.Bytes})
 		}
 	}
 	return nil

@@ -30,6 +30,8 @@ type NSStatus struct {
 	Name   string       `json:"name"`
 	Links  []LinkStatus `json:"links"`
 	Routes []string     `json:"routes,omitempty"`
+	// NAT is the lab's masquerade rules here, with their counters.
+	NAT []state.NATRule `json:"nat,omitempty"`
 }
 
 // LinkStatus is one interface.
@@ -114,7 +116,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		st.OVS = &info
 	}
 	if file != nil {
-		p, err := plan.Make(plan.Input{Lab: file, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath()})
+		p, err := plan.Make(plan.Input{Lab: file, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: j.Force})
 		if err != nil {
 			st.DriftError = err.Error()
 		}
@@ -149,7 +151,10 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			}
 			ns.Routes = append(ns.Routes, topology.Route{To: r.To, Via: r.Via, Dev: r.Dev, Metric: m}.String())
 		}
-		if name == topology.Host && len(ns.Links) == 0 && len(ns.Routes) == 0 {
+		if o.NAT != nil {
+			ns.NAT = o.NAT.Rules
+		}
+		if name == topology.Host && len(ns.Links) == 0 && len(ns.Routes) == 0 && len(ns.NAT) == 0 {
 			continue
 		}
 		st.Namespaces = append(st.Namespaces, ns)

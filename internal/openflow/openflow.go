@@ -34,6 +34,9 @@ func BridgeFlows(b *topology.Bridge, learnCookie uint64) []string {
 		for _, p := range b.Ports {
 			ports = append(ports, p.OFPort)
 		}
+		for _, x := range b.External {
+			ports = append(ports, x.OFPort)
+		}
 		out = append(out, LearningSwitch(LearningSwitchConfig{Ports: ports, IdleTimeout: b.LearnIdleTimeout, LearnCookie: learnCookie})...)
 	}
 	for _, f := range b.Flows {

@@ -35,6 +35,8 @@ const (
 	OpSetTxChecksum  Op = "set-tx-checksum"
 	OpAddPorts       Op = "add-ports"
 	OpSetOFPort      Op = "set-ofport"
+	OpAttachExternal Op = "attach-external"
+	OpDetachExternal Op = "detach-external"
 	OpSetFlows       Op = "set-flows"
 	OpDelFlows       Op = "del-flows"
 	OpAddAddr        Op = "add-addr"
@@ -78,6 +80,9 @@ type Action struct {
 
 	// add-ports, del-ports, set-ofport.
 	Ports []Port `json:"ports,omitempty"`
+
+	// attach-external, detach-external: the bridge's type.
+	BridgeType string `json:"bridge_type,omitempty"`
 
 	// set-flows, del-flows: the static flows (without cookie) and the lab's
 	// cookie they carry.
@@ -211,6 +216,17 @@ func (a Action) String() string {
 			parts = append(parts, "up")
 		}
 		return fmt.Sprintf("%s link set %s %s", ipn(a.NS), a.Link, strings.Join(parts, " "))
+	case OpAttachExternal:
+		if a.BridgeType == topology.BridgeLinux {
+			return fmt.Sprintf("ip link set %s master %s up   # external: state saved, restored on down", a.Link, a.Bridge)
+		}
+		return fmt.Sprintf("ip link set %s up && ovs-vsctl --may-exist add-port %s %s -- set Interface %s ofport_request=%d -- set Port %s external_ids:%s=%s   # external: state saved, restored on down",
+			a.Link, a.Bridge, a.Link, a.Link, a.Ports[0].OFPort, a.Link, state.OVSLabKey, a.Lab)
+	case OpDetachExternal:
+		if a.BridgeType == topology.BridgeLinux {
+			return fmt.Sprintf("ip link set %s nomaster   # and back to its saved state", a.Link)
+		}
+		return fmt.Sprintf("ovs-vsctl --if-exists del-port %s %s   # and %s back to its saved state", a.Bridge, a.Link, a.Link)
 	case OpSetFlows:
 		var b strings.Builder
 		fmt.Fprintf(&b, "ovs-ofctl -O OpenFlow14 --bundle add-flows %s - <<'EOF'\n", a.Bridge)

@@ -21,6 +21,9 @@ type Input struct {
 	Journal *state.Journal
 	// Datapath is used for OVS bridges whose datapath is auto.
 	Datapath string
+	// Force allows attaching an external interface that carries the host's
+	// default route.
+	Force bool
 }
 
 // wantLink is one interface the lab wants, with everything the plan checks.
@@ -141,17 +144,44 @@ func Make(in Input) (Plan, error) {
 			clash(b.Pos, "bridges."+b.Name, "bridge %s already exists and %s; netlab leaves it alone", b.Name, ownerText(o.Owner))
 		}
 	}
+	// External interfaces: the user's own, so they must exist and be free.
+	host := snap.Namespaces[topology.Host]
+	for _, b := range lab.Bridges {
+		for _, x := range b.External {
+			var l *state.Link
+			if host != nil {
+				l = host.Links[x.Name]
+			}
+			switch {
+			case l == nil:
+				clash(x.Pos, x.Path, "external interface %s does not exist on this machine", x.Name)
+			case l.Owner() != "":
+				clash(x.Pos, x.Path, "%s belongs to lab %s; external: attaches interfaces no lab owns", x.Name, l.Owner())
+			case l.Master != "" && l.Master != b.Name:
+				clash(x.Pos, x.Path, "external interface %s is already attached to %s", x.Name, l.Master)
+			case slices.Contains(snap.HostDefaultRouteDevs, x.Name) && !in.Force:
+				clash(x.Pos, x.Path, "external interface %s carries the host's default route: attaching it to the lab would cut the host off its network (--force attaches it anyway)", x.Name)
+			}
+			for _, ob := range snap.Bridges {
+				if ob.Name != b.Name && ob.Ports[x.Name] != nil {
+					clash(x.Pos, x.Path, "external interface %s is already a port of Open vSwitch bridge %s", x.Name, ob.Name)
+				}
+			}
+		}
+	}
 	if len(clashes) > 0 {
 		return nil, clashes
 	}
 
 	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, unmarked: unmarked, dirty: map[string]bool{}}
+	p.detachExternal(in.Journal)
 	p.deletions()
 	p.hostSysctls(in.Journal)
 	p.bridges()
 	p.namespaces()
 	p.links()
 	p.ports()
+	p.attachExternal()
 	p.flows()
 	p.addresses()
 	p.routes()
@@ -275,6 +305,9 @@ func (p *planner) deletions() {
 		for _, pName := range state.SortedNames(b.Ports) {
 			port := b.Ports[pName]
 			if port.Owner != p.lab.Name {
+				continue
+			}
+			if p.externalOf(bName, pName) {
 				continue
 			}
 			w := p.want[topology.Host][pName]
@@ -663,4 +696,62 @@ func sameNAT(want []NATRule, have []state.NATRule) bool {
 		}
 	}
 	return true
+}
+
+// externalOf says whether name is an external port of the bridge in the file.
+func (p *planner) externalOf(bridge, name string) bool {
+	if b := p.lab.Bridge(bridge); b != nil {
+		for _, x := range b.External {
+			if x.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// detachExternal gives back the interfaces the journal says the lab attached
+// and the file no longer attaches (to that bridge).
+func (p *planner) detachExternal(j *state.Journal) {
+	if j == nil {
+		return
+	}
+	for _, name := range state.SortedNames(j.External) {
+		prev := j.External[name]
+		if p.externalOf(prev.Bridge, name) {
+			continue
+		}
+		typ := topology.BridgeOVS
+		if b := p.snap.Bridges[prev.Bridge]; b != nil && b.Type == topology.BridgeLinux {
+			typ = topology.BridgeLinux
+		} else if l := p.observedLink(topology.Host, name); l != nil && l.Master == prev.Bridge {
+			typ = topology.BridgeLinux
+		}
+		p.emit(Action{Op: OpDetachExternal, Bridge: prev.Bridge, Link: name, BridgeType: typ})
+	}
+}
+
+// attachExternal attaches the file's external interfaces that are not (or
+// not fully: down, wrong port number) attached.
+func (p *planner) attachExternal() {
+	for _, b := range p.lab.Bridges {
+		for _, x := range b.External {
+			l := p.observedLink(topology.Host, x.Name)
+			attached := l != nil && l.Up
+			if b.Type == topology.BridgeLinux {
+				attached = attached && l.Master == b.Name
+			} else {
+				ob := p.snap.Bridges[b.Name]
+				port := (*state.Port)(nil)
+				if ob != nil {
+					port = ob.Ports[x.Name]
+				}
+				attached = attached && port != nil && port.Owner == p.lab.Name && port.OFPort == x.OFPort
+			}
+			if !attached {
+				p.emit(Action{Op: OpAttachExternal, Bridge: b.Name, Link: x.Name, BridgeType: b.Type,
+					Ports: []Port{{Name: x.Name, OFPort: x.OFPort}}})
+			}
+		}
+	}
 }

@@ -28,6 +28,9 @@ type Journal struct {
 	File string `json:"file,omitempty"`
 	// Prefix is the --prefix the lab was brought up with.
 	Prefix string `json:"prefix,omitempty"`
+	// Force is set when up was allowed to attach an interface carrying the
+	// host's default route.
+	Force bool `json:"force,omitempty"`
 	// Namespaces netlab created (or was about to create) for this lab.
 	Namespaces []string `json:"namespaces,omitempty"`
 	// HostLinks are links in the host namespace netlab created: bridge ports,
@@ -38,6 +41,12 @@ type Journal struct {
 	// HostSysctls maps each host sysctl netlab changed to its value before the
 	// first change; down writes it back.
 	HostSysctls map[string]string `json:"host_sysctls,omitempty"`
+	// NAT lists the namespaces (host included) where netlab installed the
+	// lab's nftables table.
+	NAT []string `json:"nat,omitempty"`
+	// External maps each host interface attached to a lab bridge to its
+	// state before, which down restores.
+	External map[string]ExternalState `json:"external,omitempty"`
 	// PrivateOVS is set when the lab's bridges live in netlab's private OVS.
 	PrivateOVS bool      `json:"private_ovs,omitempty"`
 	Updated    time.Time `json:"updated"`
@@ -85,9 +94,24 @@ func (j *Journal) SaveHostSysctl(key, previous string) {
 	}
 }
 
+// ExternalState is a user's interface as it was before the lab attached it.
+type ExternalState struct {
+	Bridge string   `json:"bridge"`
+	Master string   `json:"master,omitempty"`
+	Up     bool     `json:"up"`
+	Addrs  []string `json:"addresses,omitempty"`
+}
+
+// AddNAT records a namespace about to get the lab's NAT table.
+func (j *Journal) AddNAT(ns string) { j.NAT = addName(j.NAT, ns) }
+
+// RemoveNAT forgets a namespace whose NAT table is gone.
+func (j *Journal) RemoveNAT(ns string) { j.NAT = removeName(j.NAT, ns) }
+
 // Empty says whether the journal names nothing that may exist.
 func (j *Journal) Empty() bool {
-	return len(j.Namespaces) == 0 && len(j.HostLinks) == 0 && len(j.Bridges) == 0 && len(j.HostSysctls) == 0
+	return len(j.Namespaces) == 0 && len(j.HostLinks) == 0 && len(j.Bridges) == 0 && len(j.HostSysctls) == 0 &&
+		len(j.NAT) == 0 && len(j.External) == 0
 }
 
 // Store is the directory of journals and locks, /run/netlab by default.

@@ -27,6 +27,10 @@ type Snapshot struct {
 	Bridges map[string]*Bridge
 	// OVS tells whether an OVS database was reachable, and which one.
 	OVS OVSInfo
+	// HostDefaultRouteDevs are the host interfaces that carry a default
+	// route (IPv4 or IPv6): attaching one to a lab bridge would cut the host
+	// off its network.
+	HostDefaultRouteDevs []string
 }
 
 // OVSInfo describes the Open vSwitch instance netlab talks to.

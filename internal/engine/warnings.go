@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"net/netip"
+
+	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Warnings says what on the machine would stop the lab from working as
+// written without netlab changing it: a firewall whose forward policy drops
+// the traffic the lab forwards (in a namespace that masquerades, or in the
+// host when the lab turns on its forwarding). netlab never adds such rules
+// itself; the warning says which to add.
+func (e *Engine) Warnings(lab *topology.Lab) []string {
+	var out []string
+	for _, ns := range lab.AllNamespaces() {
+		var sources []netip.Prefix
+		for _, r := range ns.NAT {
+			sources = append(sources, r.Source)
+		}
+		if ns.IsHost() && forwards(ns) {
+			for _, b := range lab.Bridges {
+				for _, a := range b.Addresses {
+					sources = append(sources, a.Masked())
+				}
+			}
+			for _, i := range ns.Interfaces {
+				for _, a := range i.Addresses {
+					sources = append(sources, a.Masked())
+				}
+			}
+		}
+		if len(sources) == 0 {
+			continue
+		}
+		if ns.Name != topology.Host && !exists(ns.Name) {
+			continue // a namespace netlab will create has no firewall of its own
+		}
+		w, err := nat.ForwardWarnings(ns.Name, dedup(sources))
+		if err != nil {
+			out = append(out, "could not read the firewall of "+ns.Name+": "+err.Error())
+			continue
+		}
+		out = append(out, w...)
+	}
+	return out
+}
+
+func forwards(ns *topology.Namespace) bool {
+	for _, s := range ns.Sysctls {
+		if (s.Key == "net.ipv4.ip_forward" || s.Key == "net.ipv6.conf.all.forwarding") && s.Value == "1" {
+			return true
+		}
+	}
+	return false
+}
+
+func dedup(in []netip.Prefix) []netip.Prefix {
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+	for _, p := range in {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func exists(ns string) bool { return namespace.Exists(ns) }
