@@ -160,7 +160,10 @@ func sections() map[string]section {
 		"bridge":    {known: []string{"type", "fail-mode", "datapath", "addresses", "mtu", "ports", "openflow", "flows", "external"}},
 		"openflow":  {known: []string{"preset", "idle-timeout"}},
 		"port":      {known: []string{"ofport"}},
-		"namespace": {known: []string{"interfaces", "routes", "sysctls", "nat"}, reserved: []string{"tuns", "taps"}},
+		"namespace": {known: []string{"interfaces", "routes", "sysctls", "nat", "tuns", "taps"}},
+		"tun":       {known: []string{"reflector", "udp", "queues", "mtu", "addresses", "routes", "log"}},
+		"udp":       {known: []string{"listen", "send", "namespace"}},
+		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses"}},
 		"interface": {known: []string{"peer", "addresses", "mac", "mtu"}},
 		"route":     {known: []string{"to", "via", "dev", "metric"}},
 	}
@@ -581,6 +584,143 @@ func (p *parser) parseNamespaceBody(ni *nsInfo, n *yaml.Node, sec string) {
 			}
 		}
 	}
+	if e, ok := f["tuns"]; ok {
+		for _, te := range p.entries(e.v, e.path) {
+			ni.ns.TUNs = append(ni.ns.TUNs, p.parseTUN(te, ni.ns.Name))
+		}
+	}
+	if e, ok := f["taps"]; ok {
+		for _, te := range p.entries(e.v, e.path) {
+			ni.ns.TAPs = append(ni.ns.TAPs, p.parseTAP(te, ni.ns.Name))
+		}
+	}
+}
+
+// parseTUN reads a TUN device: a reflector, a TUN<->UDP bridge, or a plain
+// persistent TUN for the user's own program.
+func (p *parser) parseTUN(e entry, ns string) *TUN {
+	t := &TUN{Name: e.key, NS: ns, Pos: pos(e.k), Path: e.path}
+	if msg := checkIfName(e.key, "tun"); msg != "" {
+		p.errorf(pos(e.k), e.path, "%s", msg)
+	}
+	f := p.fields(e.v, e.path, "tun")
+	if re, ok := f["reflector"]; ok {
+		t.Reflector, _ = p.boolean(re)
+	}
+	if ue, ok := f["udp"]; ok {
+		t.UDP = &UDPBridge{Pos: pos(ue.k)}
+		uf := p.fields(ue.v, ue.path, "udp")
+		for _, k := range []string{"listen", "send"} {
+			ke, found := uf[k]
+			if !found {
+				p.errorf(pos(ue.v), join(ue.path, k), "required: an address and port such as 127.0.0.1:12345")
+				continue
+			}
+			s, good := p.str(ke)
+			if !good {
+				continue
+			}
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil || ap.Port() == 0 {
+				p.errorf(pos(ke.v), ke.path, "want an address and port such as 127.0.0.1:12345 or [::1]:12345, got %q", s)
+				continue
+			}
+			if k == "listen" {
+				t.UDP.Listen = ap
+			} else {
+				t.UDP.Send = ap
+			}
+		}
+		if ne, found := uf["namespace"]; found {
+			if s, good := p.str(ne); good {
+				t.UDP.Namespace, t.UDP.nsPos = s, pos(ne.v)
+			}
+		}
+		if t.Reflector {
+			p.errorf(pos(ue.k), ue.path, "a TUN is either a reflector or a UDP bridge, not both")
+		}
+	}
+	if qe, ok := f["queues"]; ok {
+		t.Queues, _ = p.integer(qe, 1, MaxQueues)
+		if !t.Reflector {
+			p.errorf(pos(qe.k), qe.path, "queues: only reflectors read a TUN with several queues")
+		}
+	}
+	if me, ok := f["mtu"]; ok {
+		t.MTU, _ = p.integer(me, minMTU, maxMTU)
+	}
+	if ae, ok := f["addresses"]; ok {
+		t.Addresses, _, _ = p.addresses(ae)
+	}
+	if re, ok := f["routes"]; ok {
+		for i, item := range p.list(re) {
+			path := index(re.path, i)
+			if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+				p.errorf(pos(item), path, "want a prefix routed to the device, such as 10.200.0.0/16, got %s", describe(item))
+				continue
+			}
+			pfx, msg := parseDestination(item.Value)
+			if msg != "" {
+				p.errorf(pos(item), path, "%s", strings.Replace(msg, ", or default", "", 1))
+				continue
+			}
+			t.Routes = append(t.Routes, pfx)
+		}
+	}
+	if le, ok := f["log"]; ok {
+		t.Log, _ = p.boolean(le)
+		if !t.Reflector {
+			p.errorf(pos(le.k), le.path, "log: only reflectors log packets")
+		}
+	}
+	return t
+}
+
+// parseTAP reads a persistent TAP device that a user's program attaches to.
+func (p *parser) parseTAP(e entry, ns string) *TAP {
+	t := &TAP{Name: e.key, NS: ns, Owner: -1, Group: -1, Pos: pos(e.k), Path: e.path}
+	if msg := checkIfName(e.key, "tap"); msg != "" {
+		p.errorf(pos(e.k), e.path, "%s", msg)
+	}
+	f := p.fields(e.v, e.path, "tap")
+	if oe, ok := f["owner"]; ok {
+		t.Owner, _ = p.integer(oe, 0, 1<<31-1)
+	}
+	if ge, ok := f["group"]; ok {
+		t.Group, _ = p.integer(ge, 0, 1<<31-1)
+	}
+	if me, ok := f["mac"]; ok {
+		if s, good := p.str(me); good {
+			mac, msg := parseMAC(s)
+			if msg != "" {
+				p.errorf(pos(me.v), me.path, "%s", msg)
+			} else {
+				t.MAC = mac
+			}
+		}
+	}
+	if qe, ok := f["multi-queue"]; ok {
+		t.MultiQueue, _ = p.boolean(qe)
+	}
+	if ve, ok := f["vnet-hdr"]; ok {
+		t.VnetHdr, _ = p.boolean(ve)
+	}
+	if me, ok := f["mtu"]; ok {
+		t.MTU, _ = p.integer(me, minMTU, maxMTU)
+	}
+	if ae, ok := f["addresses"]; ok {
+		t.Addresses, _, _ = p.addresses(ae)
+	}
+	return t
+}
+
+// boolean returns a true/false value.
+func (p *parser) boolean(e entry) (bool, bool) {
+	if e.v.Kind != yaml.ScalarNode || e.v.ShortTag() != "!!bool" {
+		p.errorf(pos(e.v), e.path, "want true or false, got %s", describe(e.v))
+		return false, false
+	}
+	return e.v.Value == "true", true
 }
 
 // parseNAT reads {source: 10.0.0.0/24, out: wan0}.

@@ -80,6 +80,15 @@ func ApplyPrefix(l *Lab, p string) error {
 	for _, n := range append([]*Namespace{l.Host}, l.Namespaces...) {
 		isHost := n.IsHost()
 		n.Name = ns(n.Name)
+		for _, t := range n.TUNs {
+			t.NS = n.Name
+			if t.UDP != nil {
+				t.UDP.Namespace = ns(t.UDP.Namespace)
+			}
+		}
+		for _, t := range n.TAPs {
+			t.NS = n.Name
+		}
 		for _, i := range n.Interfaces {
 			if isHost {
 				i.Name = p + i.Name

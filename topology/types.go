@@ -145,6 +145,9 @@ type Namespace struct {
 	Interfaces []*Interface
 	Routes     []Route
 	Sysctls    []Sysctl // as written in the file (EffectiveSysctls adds the defaults)
+	// TUNs and TAPs are persistent TUN/TAP devices in the namespace.
+	TUNs []*TUN
+	TAPs []*TAP
 	// NAT masquerades traffic from a source prefix leaving through an
 	// interface (IPv4 and IPv6), in one nftables table of the lab.
 	NAT []NATRule
@@ -254,4 +257,57 @@ func (x Expect) Kind() string {
 		return "udp"
 	}
 	return "ping"
+}
+
+// MaxQueues bounds a reflector's queues (one reader goroutine each).
+const MaxQueues = 8
+
+// TUN is a persistent TUN device. With Reflector, netlab runs `netlab
+// reflect` on it: every packet comes back with source and destination
+// swapped, so every address routed to the device answers. With UDP, every
+// packet read is sent as a UDP datagram and every datagram received is
+// written back (a TUN<->UDP bridge). With neither, it is a plain device for
+// the user's own program.
+type TUN struct {
+	Name      string
+	NS        string
+	Reflector bool
+	UDP       *UDPBridge
+	Queues    int // reflector queues; 0: the number of CPUs, at most MaxQueues
+	MTU       int
+	Addresses []netip.Prefix
+	Routes    []netip.Prefix // routed to the device
+	Log       bool           // reflector: one line per packet in its log
+	Pos       Pos
+	Path      string
+}
+
+// Supervised says whether netlab runs a process on the TUN.
+func (t *TUN) Supervised() bool { return t.Reflector || t.UDP != nil }
+
+// UDPBridge is the UDP side of a TUN<->UDP bridge.
+type UDPBridge struct {
+	Listen, Send netip.AddrPort
+	// Namespace holds the UDP socket: the host by default, so a program
+	// outside the lab reaches it on loopback.
+	Namespace string
+	Pos       Pos
+
+	nsPos Pos
+}
+
+// TAP is a persistent TAP device a user's program (a VM, an emulator)
+// attaches to. Owner and Group are -1 when not set; the kernel lets a user
+// attach only if both match, so give both.
+type TAP struct {
+	Name         string
+	NS           string
+	Owner, Group int
+	MAC          net.HardwareAddr
+	MultiQueue   bool
+	VnetHdr      bool
+	MTU          int
+	Addresses    []netip.Prefix
+	Pos          Pos
+	Path         string
 }

@@ -17,6 +17,39 @@ func (p *parser) validate() {
 	p.checkExpectations()
 	p.checkNAT()
 	p.checkExternal()
+	p.checkDevices()
+}
+
+// checkDevices: TUN and TAP names are interface names of their namespace,
+// so they may not repeat one; a UDP bridge's namespace must exist.
+func (p *parser) checkDevices() {
+	for _, n := range p.lab.Namespaces {
+		seen := map[string]bool{}
+		for _, i := range n.Interfaces {
+			seen[i.Name] = true
+		}
+		dup := func(name string, at Pos, path string) {
+			if seen[name] {
+				p.errorf(at, path, "namespace %s already has an interface %s", n.Name, name)
+			}
+			seen[name] = true
+		}
+		for _, t := range n.TUNs {
+			dup(t.Name, t.Pos, t.Path)
+			if t.UDP != nil && t.UDP.Namespace != "" && p.lab.Namespace(t.UDP.Namespace) == nil {
+				p.errorf(t.UDP.nsPos, join(join(t.Path, "udp"), "namespace"), "no namespace %q in this lab", t.UDP.Namespace)
+			}
+			if t.UDP != nil && t.UDP.Listen.IsValid() && t.UDP.Send.IsValid() && t.UDP.Listen.Addr().Is4() != t.UDP.Send.Addr().Is4() {
+				p.errorf(t.UDP.Pos, join(t.Path, "udp"), "listen and send must be of one family")
+			}
+		}
+		for _, t := range n.TAPs {
+			dup(t.Name, t.Pos, t.Path)
+			if (t.Owner >= 0) != (t.Group >= 0) {
+				p.errorf(t.Pos, t.Path, "give both owner and group: the kernel lets a user attach a TAP only when both match (netlink would set the other to 0)")
+			}
+		}
+	}
 }
 
 // checkNAT: in a lab namespace, out must be one of its interfaces; in the
