@@ -97,6 +97,8 @@ func (a *app) run(args []string) int {
 		return a.check(rest)
 	case "graph":
 		return a.graph(rest)
+	case "reflect":
+		return a.reflect(rest)
 	case "completion":
 		return a.completion(rest)
 	case "version", "--version", "-version":

@@ -109,6 +109,10 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		for _, r := range ns.Routes {
 			fmt.Fprintf(w, "    route %s\n", r)
 		}
+		for _, p := range ns.Processes {
+			fmt.Fprintf(w, "    netlab reflect on %s: pid %d, %d queues, %d packets, %d bytes, %d dropped (%s)\n",
+				p.Device, p.PID, p.Queues, p.Packets, p.Bytes, p.Drops, p.Spec)
+		}
 		for _, r := range ns.NAT {
 			fmt.Fprintf(w, "    nat masquerade %s out %s: %d packets, %d bytes\n", r.Source, r.Out, r.Packets, r.Bytes)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
 	"github.com/netlab-dev/netlab/internal/plan"
@@ -205,6 +206,17 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 			return err
 		}
 		return e.store.Save(j)
+	case plan.OpAddTuntap:
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		t := a.Tuntap
+		return h.AddTuntap(a.Link, a.Alias, kernel.Tuntap{TAP: t.TAP, MultiQueue: t.MultiQueue, VnetHdr: t.VnetHdr, Owner: t.Owner, Group: t.Group})
+	case plan.OpStartProcess:
+		return e.startProcess(s.lab, a.NS, a.Link, a.Spec)
+	case plan.OpStopProcess:
+		return e.stopProcess(s.lab, a.NS, a.Link, e.log)
 	case plan.OpSetFlows:
 		_, err := s.ovs.EnsureFlows(a.Bridge, a.Cookie, a.Flows)
 		return err

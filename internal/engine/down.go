@@ -192,6 +192,16 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		}
 	}
 
+	// Supervised processes (reflectors, UDP bridges): they run in the host
+	// namespace, so the namespace sweep below would not find them.
+	if stopped, err := e.stopAllProcesses(lab, e.log); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, p := range stopped {
+			removed("netlab reflect on %s", p)
+		}
+	}
+
 	// The user's interfaces the lab attached: given back as they were.
 	for _, name := range state.SortedNames(j.External) {
 		prev := j.External[name]

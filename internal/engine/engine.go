@@ -6,6 +6,7 @@
 package engine
 
 import (
+	"runtime"
 	"errors"
 	"fmt"
 	"io"
@@ -157,7 +158,7 @@ func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force})
+	return plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()})
 }
 
 // ErrNotConverged is returned by Up when the machine still differs from the
@@ -202,7 +203,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force})
+	p, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()})
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +217,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		if snap, err = s.observe(lab, j); err != nil {
 			return nil, err
 		}
-		if p, err = plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force}); err != nil {
+		if p, err = plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()}); err != nil {
 			return nil, err
 		}
 	}
@@ -251,7 +252,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return &Result{Plan: p}, err
 	}
-	again, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force})
+	again, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()})
 	if err != nil {
 		return &Result{Plan: p}, err
 	}
@@ -272,13 +273,14 @@ func crashPoint() int {
 
 // session caches one kernel handle per namespace for the length of a verb.
 type session struct {
+	e       *Engine
 	lab     string
 	ovs     *ovs.Client
 	handles map[string]*kernel.NS
 }
 
 func (e *Engine) newSession(lab string, oc *ovs.Client) (*session, error) {
-	return &session{lab: lab, ovs: oc, handles: map[string]*kernel.NS{}}, nil
+	return &session{e: e, lab: lab, ovs: oc, handles: map[string]*kernel.NS{}}, nil
 }
 
 func (s *session) ns(name string) (*kernel.NS, error) {

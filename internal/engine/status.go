@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"runtime"
 	"fmt"
 	"sort"
 
@@ -32,6 +33,19 @@ type NSStatus struct {
 	Routes []string     `json:"routes,omitempty"`
 	// NAT is the lab's masquerade rules here, with their counters.
 	NAT []state.NATRule `json:"nat,omitempty"`
+	// Processes are the reflectors and UDP bridges on this namespace's TUNs.
+	Processes []ProcessStatus `json:"processes,omitempty"`
+}
+
+// ProcessStatus is one supervised `netlab reflect` process.
+type ProcessStatus struct {
+	Device  string `json:"device"`
+	PID     int    `json:"pid"`
+	Spec    string `json:"spec"`
+	Queues  int    `json:"queues"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	Drops   uint64 `json:"drops"`
 }
 
 // LinkStatus is one interface.
@@ -116,7 +130,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		st.OVS = &info
 	}
 	if file != nil {
-		p, err := plan.Make(plan.Input{Lab: file, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: j.Force})
+		p, err := plan.Make(plan.Input{Lab: file, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: j.Force, CPUs: runtime.NumCPU()})
 		if err != nil {
 			st.DriftError = err.Error()
 		}
@@ -153,6 +167,14 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		}
 		if o.NAT != nil {
 			ns.NAT = o.NAT.Rules
+		}
+		for _, dev := range state.SortedNames(o.Processes) {
+			pr := o.Processes[dev]
+			ps := ProcessStatus{Device: dev, PID: pr.PID, Spec: pr.Spec}
+			if st, err := e.processStats(lab, name, dev); err == nil {
+				ps.Queues, ps.Packets, ps.Bytes, ps.Drops = st.Queues, st.Packets, st.Bytes, st.Drops
+			}
+			ns.Processes = append(ns.Processes, ps)
 		}
 		if name == topology.Host && len(ns.Links) == 0 && len(ns.Routes) == 0 && len(ns.NAT) == 0 {
 			continue

@@ -153,7 +153,10 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 			continue
 		}
 		p, ok := prefixOf(a.IPNet)
-		if !ok || (p.Addr().Is6() && p.Addr().IsLinkLocalUnicast()) {
+		// Every address, the kernel's own IPv6 link-local ones included: a
+		// file may ask for a link-local address (fe80::1 on a TUN), and the
+		// plan never removes one it did not ask for.
+		if !ok {
 			continue
 		}
 		sl.Addrs = append(sl.Addrs, p)

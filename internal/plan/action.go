@@ -35,6 +35,9 @@ const (
 	OpSetTxChecksum  Op = "set-tx-checksum"
 	OpAddPorts       Op = "add-ports"
 	OpSetOFPort      Op = "set-ofport"
+	OpAddTuntap      Op = "add-tuntap"
+	OpStartProcess   Op = "start-process"
+	OpStopProcess    Op = "stop-process"
 	OpAttachExternal Op = "attach-external"
 	OpDetachExternal Op = "detach-external"
 	OpSetFlows       Op = "set-flows"
@@ -53,6 +56,14 @@ type NATRule struct {
 
 // NATTable is the nftables table of a lab: netlab_<lab>, '-' made '_'.
 func NATTable(lab string) string { return "netlab_" + strings.ReplaceAll(lab, "-", "_") }
+
+// Tuntap is a persistent TUN/TAP device to create.
+type Tuntap struct {
+	TAP          bool `json:"tap,omitempty"`
+	MultiQueue   bool `json:"multi_queue,omitempty"`
+	VnetHdr      bool `json:"vnet_hdr,omitempty"`
+	Owner, Group int  `json:"-"`
+}
 
 // Port is an OVS port to attach.
 type Port struct {
@@ -80,6 +91,11 @@ type Action struct {
 
 	// add-ports, del-ports, set-ofport.
 	Ports []Port `json:"ports,omitempty"`
+
+	// add-tuntap.
+	Tuntap *Tuntap `json:"tuntap,omitempty"`
+	// start-process, stop-process: what the process does, canonically.
+	Spec string `json:"spec,omitempty"`
 
 	// attach-external, detach-external: the bridge's type.
 	BridgeType string `json:"bridge_type,omitempty"`
@@ -216,6 +232,30 @@ func (a Action) String() string {
 			parts = append(parts, "up")
 		}
 		return fmt.Sprintf("%s link set %s %s", ipn(a.NS), a.Link, strings.Join(parts, " "))
+	case OpAddTuntap:
+		t := a.Tuntap
+		mode := "tun"
+		if t.TAP {
+			mode = "tap"
+		}
+		s := fmt.Sprintf("%s tuntap add dev %s mode %s", ipn(a.NS), a.Link, mode)
+		if t.Owner >= 0 {
+			s += fmt.Sprintf(" user %d", t.Owner)
+		}
+		if t.Group >= 0 {
+			s += fmt.Sprintf(" group %d", t.Group)
+		}
+		if t.MultiQueue {
+			s += " multi_queue"
+		}
+		if t.VnetHdr {
+			s += " vnet_hdr"
+		}
+		return s + fmt.Sprintf(" && %s link set %s alias %s", ipn(a.NS), a.Link, a.Alias)
+	case OpStartProcess:
+		return fmt.Sprintf("netlab reflect --ns %s --dev %s %s &   # supervised: pidfile and log under /run/netlab/labs/%s", a.NS, a.Link, a.Spec, a.Lab)
+	case OpStopProcess:
+		return fmt.Sprintf("kill $(cat /run/netlab/labs/%s/proc/%s-%s.pid)   # after checking /proc/PID/exe and cmdline", a.Lab, a.NS, a.Link)
 	case OpAttachExternal:
 		if a.BridgeType == topology.BridgeLinux {
 			return fmt.Sprintf("ip link set %s master %s up   # external: state saved, restored on down", a.Link, a.Bridge)

@@ -24,6 +24,39 @@ type Input struct {
 	// Force allows attaching an external interface that carries the host's
 	// default route.
 	Force bool
+	// CPUs is the default number of reflector queues (at most
+	// topology.MaxQueues); 0 means 1.
+	CPUs int
+}
+
+// ReflectorVnetHdr says whether reflector TUNs use IFF_VNET_HDR with TUN
+// offloads: the kernel then hands the reflector 64 KiB GSO super-packets,
+// which it swaps and writes back with the same virtio header.
+const ReflectorVnetHdr = true
+
+// ProcessSpec is the canonical argument list of the process netlab runs on a
+// TUN (after `netlab reflect --ns NS --dev DEV`); the plan compares it with
+// the running process's to decide on a restart.
+func ProcessSpec(t *topology.TUN, cpus int) string {
+	if t.UDP != nil {
+		ns := t.UDP.Namespace
+		if ns == "" {
+			ns = topology.Host
+		}
+		return fmt.Sprintf("--udp-listen %s --udp-send %s --udp-ns %s", t.UDP.Listen, t.UDP.Send, ns)
+	}
+	q := t.Queues
+	if q == 0 {
+		q = min(max(cpus, 1), topology.MaxQueues)
+	}
+	s := fmt.Sprintf("--queues %d", q)
+	if ReflectorVnetHdr {
+		s += " --vnet-hdr"
+	}
+	if t.Log {
+		s += " --log"
+	}
+	return s
 }
 
 // wantLink is one interface the lab wants, with everything the plan checks.
@@ -39,9 +72,24 @@ type wantLink struct {
 	txOff           bool   // tx checksum offload must be off (OVS userspace datapath)
 	pos             topology.Pos
 	path            string
+	tun             *topology.TUN
+	tap             *topology.TAP
 }
 
-const kindOVSLocal = "ovs-local"
+const (
+	kindOVSLocal = "ovs-local"
+	kindTUN      = "tun"
+	kindTAP      = "tap"
+)
+
+// sameKind compares a wanted kind with netlink's: TUN and TAP devices are
+// both "tuntap" there.
+func sameKind(want, got string) bool {
+	if want == kindTUN || want == kindTAP {
+		return got == state.KindTuntap
+	}
+	return want == got
+}
 
 // desired computes the interfaces of every namespace (Host included).
 func desired(lab *topology.Lab, datapath string) map[string]map[string]*wantLink {
@@ -64,6 +112,16 @@ func desired(lab *topology.Lab, datapath string) map[string]map[string]*wantLink
 			w.kind = kindOVSLocal
 		}
 		add(w)
+	}
+	for _, ns := range lab.Namespaces {
+		for _, t := range ns.TUNs {
+			add(&wantLink{ns: ns.Name, name: t.Name, alias: state.LinkAlias(lab.Name, ns.Name, t.Name), kind: kindTUN,
+				mtu: t.MTU, addrs: t.Addresses, pos: t.Pos, path: t.Path, tun: t})
+		}
+		for _, t := range ns.TAPs {
+			add(&wantLink{ns: ns.Name, name: t.Name, alias: state.LinkAlias(lab.Name, ns.Name, t.Name), kind: kindTAP,
+				mac: t.MAC, mtu: t.MTU, addrs: t.Addresses, pos: t.Pos, path: t.Path, tap: t})
+		}
 	}
 	for _, l := range lab.Links {
 		ovs := false
@@ -175,6 +233,7 @@ func Make(in Input) (Plan, error) {
 
 	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, unmarked: unmarked, dirty: map[string]bool{}}
 	p.detachExternal(in.Journal)
+	p.stopProcesses(in.CPUs)
 	p.deletions()
 	p.hostSysctls(in.Journal)
 	p.bridges()
@@ -186,6 +245,7 @@ func Make(in Input) (Plan, error) {
 	p.addresses()
 	p.routes()
 	p.nat()
+	p.processes(in.CPUs)
 	return p.out, nil
 }
 
@@ -275,7 +335,7 @@ func (p *planner) deletions() {
 		}
 		ns := p.lab.Namespace(nsName)
 		for _, r := range o.Routes {
-			if !slices.ContainsFunc(ns.Routes, func(w topology.Route) bool { return sameRoute(toState(w), r) }) &&
+			if !slices.ContainsFunc(nsRoutes(ns), func(w topology.Route) bool { return sameRoute(toState(w), r) }) &&
 				p.linkSurvives(nsName, r.Dev) {
 				r := r
 				p.emit(Action{Op: OpDelRoute, NS: nsName, Route: &r})
@@ -339,7 +399,7 @@ func (p *planner) deletions() {
 			if gone[key(nsName, name)] {
 				continue
 			}
-			if w == nil || p.recreated[key(nsName, name)] || w.kind != l.Kind {
+			if w == nil || p.recreated[key(nsName, name)] || !sameKind(w.kind, l.Kind) {
 				p.emit(Action{Op: OpDelLink, NS: nsName, Link: name})
 				if w != nil && w.kind == state.KindVeth && l.Kind == state.KindVeth {
 					gone[key(w.peer.NS, w.peer.Name)] = true
@@ -469,7 +529,7 @@ func (p *planner) exists(ns, name string) *state.Link {
 	if l == nil {
 		return nil
 	}
-	if w := p.want[ns][name]; w != nil && w.kind != kindOVSLocal && w.kind != l.Kind {
+	if w := p.want[ns][name]; w != nil && w.kind != kindOVSLocal && !sameKind(w.kind, l.Kind) {
 		return nil
 	}
 	return l
@@ -491,6 +551,23 @@ func (p *planner) links() {
 			Op: OpAddVeth, NS: a.NS, Link: a.Name, Alias: state.LinkAlias(p.lab.Name, a.NS, a.Name),
 			PeerNS: b.NS, Peer: b.Name, PeerAlias: state.LinkAlias(p.lab.Name, b.NS, b.Name),
 		})
+	}
+	// TUN and TAP devices.
+	for _, nsName := range p.nsOrder() {
+		for _, name := range p.linkOrder(nsName) {
+			w := p.want[nsName][name]
+			if (w.kind != kindTUN && w.kind != kindTAP) || p.exists(nsName, name) != nil {
+				continue
+			}
+			tt := &Tuntap{Owner: -1, Group: -1}
+			if w.tun != nil {
+				tt.MultiQueue = w.tun.Reflector
+				tt.VnetHdr = w.tun.Reflector && ReflectorVnetHdr
+			} else {
+				tt.TAP, tt.MultiQueue, tt.VnetHdr, tt.Owner, tt.Group = true, w.tap.MultiQueue, w.tap.VnetHdr, w.tap.Owner, w.tap.Group
+			}
+			p.emit(Action{Op: OpAddTuntap, NS: nsName, Link: name, Alias: w.alias, Tuntap: tt})
+		}
 	}
 	// Settings of every wanted link, in namespace order (host first).
 	for _, nsName := range p.nsOrder() {
@@ -597,11 +674,23 @@ func (p *planner) addresses() {
 	}
 }
 
+// nsRoutes are a namespace's routes: the file's, and the prefixes routed to
+// its TUN devices.
+func nsRoutes(ns *topology.Namespace) []topology.Route {
+	out := append([]topology.Route(nil), ns.Routes...)
+	for _, t := range ns.TUNs {
+		for _, r := range t.Routes {
+			out = append(out, topology.Route{To: r, Dev: t.Name, Pos: t.Pos})
+		}
+	}
+	return out
+}
+
 func (p *planner) routes() {
 	for _, nsName := range p.nsOrder() {
 		ns := p.lab.Namespace(nsName)
 		o := p.snap.Namespaces[nsName]
-		for _, r := range ns.Routes {
+		for _, r := range nsRoutes(ns) {
 			want := toState(r)
 			found := false
 			if o != nil && !p.dirty[nsName] {
@@ -752,6 +841,40 @@ func (p *planner) attachExternal() {
 				p.emit(Action{Op: OpAttachExternal, Bridge: b.Name, Link: x.Name, BridgeType: b.Type,
 					Ports: []Port{{Name: x.Name, OFPort: x.OFPort}}})
 			}
+		}
+	}
+}
+
+// stopProcesses stops supervised processes the file no longer wants, or
+// wants with another spec (they are started again later in the plan), and
+// those whose device is made again.
+func (p *planner) stopProcesses(cpus int) {
+	for _, nsName := range state.SortedNames(p.snap.Namespaces) {
+		o := p.snap.Namespaces[nsName]
+		for _, dev := range state.SortedNames(o.Processes) {
+			pr := o.Processes[dev]
+			w := p.want[nsName][dev]
+			if w == nil || w.tun == nil || !w.tun.Supervised() || ProcessSpec(w.tun, cpus) != pr.Spec || p.exists(nsName, dev) == nil {
+				p.emit(Action{Op: OpStopProcess, NS: nsName, Link: dev, Spec: pr.Spec})
+			}
+		}
+	}
+}
+
+// processes starts the supervised processes that are not running (never
+// started, died, or stopped above for a new spec).
+func (p *planner) processes(cpus int) {
+	for _, ns := range p.lab.Namespaces {
+		o := p.snap.Namespaces[ns.Name]
+		for _, t := range ns.TUNs {
+			if !t.Supervised() {
+				continue
+			}
+			spec := ProcessSpec(t, cpus)
+			if o != nil && o.Processes[t.Name] != nil && o.Processes[t.Name].Spec == spec && p.exists(ns.Name, t.Name) != nil {
+				continue
+			}
+			p.emit(Action{Op: OpStartProcess, NS: ns.Name, Link: t.Name, Spec: spec})
 		}
 	}
 }

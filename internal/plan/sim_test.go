@@ -160,6 +160,19 @@ func (m *machine) apply(t *testing.T, a Action) {
 	case OpDelFlows:
 		b := m.snap.Bridges[a.Bridge]
 		b.LabFlows, b.FlowsInSync = 0, false
+	case OpAddTuntap:
+		if m.ns(tt, a.NS).Links[a.Link] != nil {
+			t.Fatalf("link %s/%s exists", a.NS, a.Link)
+		}
+		m.ns(tt, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindTuntap, Alias: a.Alias, MTU: 1500}
+	case OpStartProcess:
+		ns := m.ns(tt, a.NS)
+		if ns.Processes == nil {
+			ns.Processes = map[string]*state.Process{}
+		}
+		ns.Processes[a.Link] = &state.Process{PID: 4242, Spec: a.Spec}
+	case OpStopProcess:
+		delete(m.ns(tt, a.NS).Processes, a.Link)
 	case OpSetNAT:
 		nt := &state.NATTable{}
 		for _, r := range a.NAT {

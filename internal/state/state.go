@@ -51,6 +51,18 @@ type Namespace struct {
 	Sysctls map[string]string
 	// NAT is the lab's nftables table in this namespace; nil when absent.
 	NAT *NATTable
+	// Processes are the lab's supervised processes on this namespace's
+	// devices (reflectors, UDP bridges), by device name; only live ones.
+	Processes map[string]*Process
+}
+
+// Process is a supervised process netlab started, found by its pidfile and
+// checked against /proc/<pid>/exe and cmdline.
+type Process struct {
+	PID int
+	// Spec is the canonical description of what it was started to do; a
+	// different spec in the file means restart.
+	Spec string
 }
 
 // NATTable is the lab's observed nftables table.
@@ -87,8 +99,8 @@ type Link struct {
 	MTU    int
 	MAC    net.HardwareAddr
 	Master string // name of the Linux bridge it is enslaved to, if any
-	// Addrs are the addresses netlab manages: every address except IPv6
-	// link-local ones the kernel assigns by itself.
+	// Addrs are the link's addresses, IPv6 link-local ones included (the
+	// plan never removes a link-local address the file does not name).
 	Addrs []netip.Prefix
 	// TxChecksum is the tx checksum offload state (ethtool -k: tx-checksumming);
 	// nil when not read.

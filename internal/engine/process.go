@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/reflector"
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// Supervised processes (reflectors, TUN<->UDP bridges) are `netlab reflect`
+// processes, detached in their own session, with a pidfile, a spec file, a
+// stats file and a log under /run/netlab/labs/<lab>/proc/. netlab signals
+// them by PID only, after checking /proc/<pid>/cmdline says it is the
+// reflect process of that namespace and device.
+
+func (e *Engine) procDir(lab string) string { return filepath.Join(e.store.Dir(lab), "proc") }
+
+func procBase(dir, ns, dev string) string { return filepath.Join(dir, ns+"-"+dev) }
+
+// reflectBinary finds the netlab binary that runs reflectors: NETLAB_BIN,
+// this program if it is netlab, or netlab on PATH (a test binary using the
+// fixture is not netlab).
+func reflectBinary() (string, error) {
+	if b := os.Getenv("NETLAB_BIN"); b != "" {
+		return b, nil
+	}
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "netlab" {
+		return exe, nil
+	}
+	if p, err := exec.LookPath("netlab"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("reflectors run as `netlab reflect`, and no netlab binary was found: put it on PATH or set NETLAB_BIN")
+}
+
+// ourProcess says whether pid is the reflect process of ns/dev.
+func ourProcess(pid int, ns, dev string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if len(args) < 2 || args[1] != "reflect" {
+		return false
+	}
+	cmd := " " + strings.Join(args, " ") + " "
+	if !strings.Contains(cmd, " --ns "+ns+" ") || !strings.Contains(cmd, " --dev "+dev+" ") {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.HasPrefix(filepath.Base(exe), "netlab")
+}
+
+// observeProcesses reads the lab's pidfiles: live processes of ours go into
+// their namespace's Processes; stale pidfiles are ignored.
+func (e *Engine) observeProcesses(lab string, snap *state.Snapshot) {
+	dir := e.procDir(lab)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	for _, f := range files {
+		ns, dev, pid, ok := readPidfile(f)
+		if !ok || len(alive([]int{pid})) == 0 || !ourProcess(pid, ns, dev) {
+			continue
+		}
+		o := snap.Namespaces[ns]
+		if o == nil {
+			continue
+		}
+		spec, _ := os.ReadFile(strings.TrimSuffix(f, ".pid") + ".spec")
+		if o.Processes == nil {
+			o.Processes = map[string]*state.Process{}
+		}
+		o.Processes[dev] = &state.Process{PID: pid, Spec: strings.TrimSpace(string(spec))}
+	}
+}
+
+// readPidfile parses <dir>/<ns>-<dev>.pid: the device name is the part after
+// the last '-' (device names cannot hold '-'... they can: so the file also
+// holds "pid ns dev").
+func readPidfile(path string) (ns, dev string, pid int, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		return "", "", 0, false
+	}
+	pid, err = strconv.Atoi(f[0])
+	if err != nil || pid <= 1 {
+		return "", "", 0, false
+	}
+	return f[1], f[2], pid, true
+}
+
+// startProcess starts `netlab reflect` on ns/dev with spec and waits until it
+// runs (its first stats file) or died (then its log says why).
+func (e *Engine) startProcess(lab, ns, dev, spec string) error {
+	bin, err := reflectBinary()
+	if err != nil {
+		return err
+	}
+	dir := e.procDir(lab)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base := procBase(dir, ns, dev)
+	logf, err := os.OpenFile(base+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	os.Remove(base + ".stats.json")
+	args := append([]string{"reflect", "--ns", ns, "--dev", dev, "--stats-file", base + ".stats.json"}, strings.Fields(spec)...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	// Its own session: a Ctrl-C in the terminal that ran `netlab up` does
+	// not reach it, and it outlives netlab.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s %s: %w", bin, strings.Join(args, " "), err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // reaps it if it dies while we run
+	if err := os.WriteFile(base+".spec", []byte(spec+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".pid", []byte(fmt.Sprintf("%d %s %s\n", pid, ns, dev)), 0o644); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("netlab reflect on %s/%s exited at once (%v): %s", ns, dev, err, tail(base+".log"))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if _, err := os.Stat(base + ".stats.json"); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("netlab reflect on %s/%s did not start within 5s: %s", ns, dev, tail(base+".log"))
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	s := strings.TrimSpace(string(b))
+	if len(s) > 600 {
+		s = "..." + s[len(s)-600:]
+	}
+	return s
+}
+
+// stopProcess ends the reflect process of ns/dev by PID (SIGTERM, SIGKILL
+// after a grace period) and removes its files. nil if it is not running.
+func (e *Engine) stopProcess(lab, ns, dev string, log io.Writer) error {
+	base := procBase(e.procDir(lab), ns, dev)
+	_, _, pid, ok := readPidfile(base + ".pid")
+	if ok && len(alive([]int{pid})) > 0 && ourProcess(pid, ns, dev) {
+		fmt.Fprintf(log, "stopping netlab reflect %d on %s/%s\n", pid, ns, dev)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(graceTime)
+		for len(alive([]int{pid})) > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(alive([]int{pid})) > 0 && ourProcess(pid, ns, dev) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		for deadline := time.Now().Add(graceTime); len(alive([]int{pid})) > 0 && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(alive([]int{pid})) > 0 {
+			return fmt.Errorf("netlab reflect %d on %s/%s did not stop", pid, ns, dev)
+		}
+	}
+	for _, ext := range []string{".pid", ".spec", ".stats.json"} {
+		os.Remove(base + ext)
+	}
+	return nil
+}
+
+// stopAllProcesses stops every supervised process of the lab (down).
+func (e *Engine) stopAllProcesses(lab string, log io.Writer) ([]string, error) {
+	files, _ := filepath.Glob(filepath.Join(e.procDir(lab), "*.pid"))
+	var stopped []string
+	var errs []error
+	for _, f := range files {
+		ns, dev, _, ok := readPidfile(f)
+		if !ok {
+			os.Remove(f)
+			continue
+		}
+		if err := e.stopProcess(lab, ns, dev, log); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		stopped = append(stopped, ns+"/"+dev)
+	}
+	return stopped, errors.Join(errs...)
+}
+
+// processStats reads a running process's counters.
+func (e *Engine) processStats(lab, ns, dev string) (reflector.StatsFile, error) {
+	return reflector.ReadStats(procBase(e.procDir(lab), ns, dev) + ".stats.json")
+}

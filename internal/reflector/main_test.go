@@ -1,0 +1,60 @@
+package reflector
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"testing"
+)
+
+// reexecEnv makes the test binary act as a child process instead of running
+// tests: "main" runs Main(os.Args[1:]) (the reflector process), "caps" drops
+// capabilities and prints every thread's status.
+const reexecEnv = "NETLAB_REFLECTOR_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(reexecEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "main":
+		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	case "caps":
+		os.Exit(capsChild())
+	default:
+		fmt.Fprintf(os.Stderr, "unknown %s\n", reexecEnv)
+		os.Exit(3)
+	}
+}
+
+// capsChild runs a few goroutines locked to their own threads (so the
+// process has several), drops capabilities and prints
+// "TID CapEff CapPrm CapBnd NoNewPrivs" for every thread.
+func capsChild() int {
+	release := make(chan struct{})
+	for range 4 {
+		go func() {
+			runtime.LockOSThread()
+			<-release
+		}()
+	}
+	if err := DropAllCapabilities(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	var lines []string
+	for _, e := range tasks {
+		st, err := ReadProcStatus("/proc/self/task/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %s %s %s", e.Name(), st["CapEff"], st["CapPrm"], st["CapBnd"], st["NoNewPrivs"]))
+	}
+	sort.Strings(lines)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	close(release)
+	return 0
+}

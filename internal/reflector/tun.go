@@ -1,0 +1,254 @@
+package reflector
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netlab-dev/netlab/internal/namespace"
+)
+
+// TUN offload bits for TUNSETOFFLOAD (include/uapi/linux/if_tun.h); x/sys
+// does not define them.
+const (
+	tunFCsum = 0x01 // TUN_F_CSUM: we accept packets with partial checksums
+	tunFTSO4 = 0x02 // TUN_F_TSO4
+	tunFTSO6 = 0x04 // TUN_F_TSO6
+	tunFUSO4 = 0x20 // TUN_F_USO4 (Linux 6.2+)
+	tunFUSO6 = 0x40 // TUN_F_USO6 (Linux 6.2+)
+)
+
+// CreateTUN ensures a persistent layer-3 TUN device ifname exists in namespace
+// nsName (namespace.Host for the root namespace), with the given MTU (0 keeps
+// the kernel's 1500), and is up. An existing TUN of that name is accepted if
+// its multi-queue setting matches; any other existing link of that name is an
+// error. Addresses and routes are the caller's business.
+//
+// It runs on a thread inside the namespace (namespace.Do) because a TUN device
+// is created by TUNSETIFF on an open /dev/net/tun, and the kernel creates (or
+// looks up) the device in the network namespace of the thread that opened it
+// — netlink's Tuntap sends no netlink message at all, so a Handle bound to
+// another namespace would not help. netlink.Tuntap with Queues: 0 opens one
+// queue, sets TUNSETPERSIST (NonPersist: false) and closes the fd again, so no
+// process keeps the device or the namespace; owner and group stay root, i.e.
+// only CAP_NET_ADMIN can attach. vnetHdr is recorded in the device's flags
+// but every attacher sets its own (OpenQueues decides).
+//
+// Equivalent to: `ip netns exec NS ip tuntap add dev IFNAME mode tun
+// [multi_queue] [vnet_hdr]; ip -n NS link set IFNAME mtu MTU up`.
+func CreateTUN(nsName, ifname string, mtu int, multiQueue, vnetHdr bool) error {
+	if err := checkIfname(ifname); err != nil {
+		return fmt.Errorf("ns %s: create tun: %w", nsName, err)
+	}
+	ns, err := namespace.Open(nsName)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	err = namespace.Do(ns, func() error {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // this thread's namespace
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		link, err := h.LinkByName(ifname)
+		var lnf netlink.LinkNotFoundError
+		switch {
+		case errors.As(err, &lnf):
+			flags := netlink.TUNTAP_NO_PI | netlink.TUNTAP_TUN_EXCL
+			if multiQueue {
+				flags |= netlink.TUNTAP_MULTI_QUEUE
+			}
+			if vnetHdr {
+				flags |= netlink.TUNTAP_VNET_HDR
+			}
+			tt := &netlink.Tuntap{
+				LinkAttrs: netlink.NewLinkAttrs(),
+				Mode:      netlink.TUNTAP_MODE_TUN,
+				Flags:     flags,
+				Queues:    0, // open one queue to create, close it again
+			}
+			tt.Name = ifname
+			// Package-level LinkAdd: Tuntap creation opens /dev/net/tun in
+			// the calling thread's namespace, which is ns here.
+			if err := netlink.LinkAdd(tt); err != nil {
+				return fmt.Errorf("add tun %s: %w", ifname, err)
+			}
+			if link, err = h.LinkByName(ifname); err != nil {
+				return fmt.Errorf("add tun %s: %w", ifname, err)
+			}
+		case err != nil:
+			return fmt.Errorf("tun %s: %w", ifname, err)
+		default:
+			tt, ok := link.(*netlink.Tuntap)
+			if !ok || tt.Mode != netlink.TUNTAP_MODE_TUN {
+				return fmt.Errorf("tun %s: %w", ifname, errNotTUN(link))
+			}
+			if mq := tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0; mq != multiQueue {
+				return fmt.Errorf("tun %s already exists with multi_queue=%v", ifname, mq)
+			}
+		}
+		if mtu > 0 && link.Attrs().MTU != mtu {
+			if err := h.LinkSetMTU(link, mtu); err != nil {
+				return fmt.Errorf("tun %s: set mtu %d: %w", ifname, mtu, err)
+			}
+		}
+		if err := h.LinkSetUp(link); err != nil {
+			return fmt.Errorf("tun %s: set up: %w", ifname, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ns %s: %w", nsName, err)
+	}
+	return nil
+}
+
+// errNotTUN describes an existing link that is not a TUN device.
+func errNotTUN(l netlink.Link) error {
+	if tt, ok := l.(*netlink.Tuntap); ok && tt.Mode == netlink.TUNTAP_MODE_TAP {
+		return errors.New("already exists but is a tap, not a tun")
+	}
+	return fmt.Errorf("already exists but is a %s, not a tun", l.Type())
+}
+
+// checkIfname rejects names the kernel would refuse or that TUNSETIFF would
+// silently truncate.
+func checkIfname(name string) error {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return fmt.Errorf("invalid interface name %q (1 to %d bytes)", name, unix.IFNAMSIZ-1)
+	}
+	return nil
+}
+
+// OpenQueues attaches queues file descriptors to the existing TUN device
+// ifname in namespace nsName and returns them as nonblocking *os.File (so
+// Read/Write go through Go's poller and Close wakes a blocked Read). The
+// caller closes them; the device persists.
+//
+// Everything runs on a thread inside the namespace: TUNSETIFF looks the name
+// up in the opener's namespace and, if it is not there, silently CREATES a new
+// device there. So the device's existence (and kind) is checked first, in the
+// same namespace, and attaching never creates anything of ours by mistake
+// (a device vanishing in between is the only window).
+//
+// Flags: IFF_TUN|IFF_NO_PI, plus IFF_MULTI_QUEUE if the device was created
+// multi-queue (the kernel refuses a mismatch; a single-queue device takes only
+// one queue), plus IFF_VNET_HDR if vnetHdr. With vnetHdr the device's offloads
+// are set to checksum + TSO4/6 + USO4/6 (USO only where the kernel has it), so
+// the kernel hands over 64 KiB GSO super-packets, each after a 10-byte
+// virtio_net_hdr (wrap the files with VnetHdr for Run); without it offloads
+// are cleared, so no GSO packet or partial checksum can reach a reader that
+// has no header to learn about it.
+//
+// Equivalent to: nothing in iproute2; it is what `ip tuntap` does internally
+// (open /dev/net/tun, ioctl TUNSETIFF) on an existing device.
+func OpenQueues(nsName, ifname string, queues int, vnetHdr bool) ([]*os.File, error) {
+	if err := checkIfname(ifname); err != nil {
+		return nil, fmt.Errorf("ns %s: open tun: %w", nsName, err)
+	}
+	if queues < 1 {
+		return nil, fmt.Errorf("ns %s: open tun %s: queues %d < 1", nsName, ifname, queues)
+	}
+	ns, err := namespace.Open(nsName)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	var files []*os.File
+	err = namespace.Do(ns, func() error {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // this thread's namespace
+		if err != nil {
+			return err
+		}
+		link, err := h.LinkByName(ifname)
+		h.Close()
+		if err != nil {
+			return fmt.Errorf("tun %s: %w", ifname, err)
+		}
+		tt, ok := link.(*netlink.Tuntap)
+		if !ok || tt.Mode != netlink.TUNTAP_MODE_TUN {
+			return fmt.Errorf("tun %s: %w", ifname, errNotTUN(link))
+		}
+		flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		if tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 {
+			flags |= unix.IFF_MULTI_QUEUE
+		} else if queues > 1 {
+			return fmt.Errorf("tun %s: %d queues asked but the device is not multi-queue", ifname, queues)
+		}
+		if vnetHdr {
+			flags |= unix.IFF_VNET_HDR
+		}
+		for i := range queues {
+			f, err := attach(ifname, flags, i == 0, vnetHdr)
+			if err != nil {
+				return fmt.Errorf("tun %s: queue %d: %w", ifname, i, err)
+			}
+			files = append(files, f)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, fmt.Errorf("ns %s: %w", nsName, err)
+	}
+	return files, nil
+}
+
+// attach opens /dev/net/tun on the calling thread and attaches it to ifname.
+// If setOffload, it also sets the device-wide offloads (TUNSETOFFLOAD acts on
+// the device, not the queue).
+func attach(ifname string, flags uint16, setOffload, vnetHdr bool) (*os.File, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(ifname)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("ioctl TUNSETIFF: %w", err)
+	}
+	if setOffload {
+		if err := setOffloads(fd, vnetHdr); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+	}
+	// Nonblocking before os.NewFile, so the file is registered with the
+	// poller (golang/go#30426).
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("set nonblock: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/net/tun:"+ifname), nil
+}
+
+// setOffloads enables checksum, TSO and (where available) USO offloads when
+// the reader takes virtio_net_hdr, and clears them otherwise.
+func setOffloads(fd int, vnetHdr bool) error {
+	if !vnetHdr {
+		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
+			return fmt.Errorf("ioctl TUNSETOFFLOAD 0: %w", err)
+		}
+		return nil
+	}
+	base := tunFCsum | tunFTSO4 | tunFTSO6
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, base|tunFUSO4|tunFUSO6); err == nil {
+		return nil
+	}
+	// Before Linux 6.2 the USO bits are EINVAL.
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, base); err != nil {
+		return fmt.Errorf("ioctl TUNSETOFFLOAD csum,tso4,tso6: %w", err)
+	}
+	return nil
+}
