@@ -6,12 +6,12 @@
 package engine
 
 import (
-	"runtime"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 
 	"github.com/netlab-dev/netlab/internal/kernel"

@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"runtime"
 	"fmt"
+	"runtime"
 	"sort"
 
 	"github.com/netlab-dev/netlab/internal/plan"
