@@ -21,6 +21,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Readable by everyone: TestTapMAC runs it as an unprivileged user.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	netlabBin = filepath.Join(dir, "netlab")
 	build := exec.Command("go", "build", "-race", "-o", netlabBin, "../cmd/netlab")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
@@ -28,6 +33,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build netlab:", err)
 		os.Exit(1)
 	}
+	// Reflectors run as `netlab reflect`: the binary under test.
+	os.Setenv("NETLAB_BIN", netlabBin)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -42,6 +42,8 @@ Usage:
                               OpenFlow tables and the learned MAC table
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
+  netlab doctor               check what netlab needs, say how to fix what is missing
+  netlab tap-mac IFACE MAC    set a TAP's MAC as its unprivileged owner
   netlab completion bash|zsh  print a shell completion script
   netlab version
 
@@ -99,6 +101,10 @@ func (a *app) run(args []string) int {
 		return a.graph(rest)
 	case "reflect":
 		return a.reflect(rest)
+	case "tap-mac":
+		return a.tapMAC(rest)
+	case "doctor":
+		return a.doctor(rest)
 	case "completion":
 		return a.completion(rest)
 	case "version", "--version", "-version":
@@ -183,7 +189,7 @@ func (a *app) fail(context string, err error) int {
 	}
 	fmt.Fprintf(a.stderr, "netlab: %s: %v\n", context, err)
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-		fmt.Fprintln(a.stderr, "netlab: permission denied: netlab needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN")
+		fmt.Fprintln(a.stderr, "netlab: permission denied: netlab needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN; `netlab doctor` says what is missing and why")
 	}
 	return exitRuntime
 }

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/netlab-dev/netlab/internal/tap"
+)
+
+// tapMAC: netlab tap-mac IFACE MAC changes a TAP's MAC as its unprivileged
+// owner, in the namespace netlab-tap-mac runs in (ip netns exec puts it
+// there), with no capability at all.
+func (a *app) tapMAC(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(a.stderr, "Usage: netlab tap-mac IFACE MAC   (as the TAP's owner; no capability needed)")
+		return exitUsage
+	}
+	mac, err := net.ParseMAC(args[1])
+	if err != nil {
+		fmt.Fprintf(a.stderr, "netlab: tap-mac: %v\n", err)
+		return exitUsage
+	}
+	if err := tap.SetMAC(args[0], mac); err != nil {
+		fmt.Fprintf(a.stderr, "netlab: tap-mac: %v\n", err)
+		return exitRuntime
+	}
+	fmt.Fprintf(a.stdout, "%s: MAC set to %s\n", args[0], mac)
+	return exitOK
+}

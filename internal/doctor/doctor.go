@@ -1,0 +1,283 @@
+// Package doctor checks what netlab needs on this machine and says how to fix
+// what is missing: privileges (and the classic traps that take them away),
+// /dev/net/tun, kernel features, Open vSwitch and iproute2. It only reads:
+// /proc, /sys, PATH and the binary's own mount; it changes nothing.
+package doctor
+
+import (
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Level of a finding.
+type Level string
+
+// Levels: OK, a warning (some feature will not work), or fatal (the main job,
+// bringing a lab up, cannot run).
+const (
+	OK    Level = "ok"
+	Warn  Level = "warn"
+	Fatal Level = "FAIL"
+)
+
+// Finding is one check's result.
+type Finding struct {
+	Check string `json:"check"`
+	Level Level  `json:"level"`
+	What  string `json:"what"`
+	Fix   string `json:"fix,omitempty"`
+}
+
+// Capabilities netlab uses (linux/capability.h).
+var caps = []struct {
+	bit       uint
+	name, why string
+	fatal     bool
+}{
+	{unix.CAP_NET_ADMIN, "CAP_NET_ADMIN", "links, addresses, routes, nftables, TUN/TAP, Open vSwitch", true},
+	{unix.CAP_SYS_ADMIN, "CAP_SYS_ADMIN", "creating and entering network namespaces (setns, mount of /run/netns)", true},
+	{unix.CAP_NET_RAW, "CAP_NET_RAW", "ping and Open vSwitch's packet sockets", false},
+}
+
+// Run performs every check.
+func Run() []Finding {
+	var out []Finding
+	status := procStatus("/proc/self/status")
+	out = append(out, privileges(status)...)
+	out = append(out, traps(status)...)
+	out = append(out, tunDevice())
+	out = append(out, kernelFeatures()...)
+	out = append(out, tools()...)
+	return out
+}
+
+// CanRun says whether the main job can run: no fatal finding.
+func CanRun(fs []Finding) bool {
+	for _, f := range fs {
+		if f.Level == Fatal {
+			return false
+		}
+	}
+	return true
+}
+
+func procStatus(path string) map[string]string {
+	m := map[string]string{}
+	f, err := os.Open(path)
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+func privileges(status map[string]string) []Finding {
+	eff, err := strconv.ParseUint(status["CapEff"], 16, 64)
+	if err != nil {
+		return []Finding{{Check: "capabilities", Level: Warn, What: "cannot read CapEff from /proc/self/status"}}
+	}
+	var out []Finding
+	uid := os.Geteuid()
+	for _, c := range caps {
+		f := Finding{Check: c.name}
+		if eff&(1<<c.bit) != 0 {
+			f.Level, f.What = OK, fmt.Sprintf("present (%s)", c.why)
+		} else {
+			f.Level, f.What = Warn, fmt.Sprintf("missing: needed for %s", c.why)
+			if c.fatal {
+				f.Level = Fatal
+			}
+			f.Fix = "run netlab as root (sudo netlab ...)"
+			if uid == 0 {
+				f.Fix = "you are root but without this capability: the process was started with a reduced capability set (a container, setpriv, capsh, systemd CapabilityBoundingSet); run netlab outside it"
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// traps explains the classic ways a user who "gave netlab the capabilities"
+// still gets EPERM.
+func traps(status map[string]string) []Finding {
+	var out []Finding
+	if tp := status["TracerPid"]; tp != "" && tp != "0" {
+		out = append(out, Finding{Check: "tracer", Level: Warn,
+			What: fmt.Sprintf("netlab runs under a tracer (pid %s: strace, a debugger): the kernel does not grant file capabilities to a traced exec by an unprivileged tracer", tp),
+			Fix:  "run without strace/dlv, or trace as root"})
+	}
+	if status["NoNewPrivs"] == "1" {
+		out = append(out, Finding{Check: "no_new_privs", Level: Warn,
+			What: "no_new_privs is set: file capabilities (setcap) are ignored on exec",
+			Fix:  "run netlab from a context without no_new_privs (e.g. not under a sandboxing launcher), or as root"})
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return out
+	}
+	if os.Geteuid() != 0 {
+		if hasFileCaps(exe) {
+			if nosuid(exe) {
+				out = append(out, Finding{Check: "file capabilities", Level: Fatal,
+					What: exe + " has file capabilities, but it lies on a nosuid mount, where the kernel ignores them",
+					Fix:  "install netlab on a mount without nosuid (e.g. /usr/local/bin) and setcap it there"})
+			}
+		} else {
+			out = append(out, Finding{Check: "file capabilities", Level: Warn,
+				What: exe + " has no file capabilities (setcap is lost when the binary is rebuilt or copied)",
+				Fix:  "sudo setcap cap_net_admin,cap_sys_admin,cap_net_raw+ep " + exe + "  (or run as root)"})
+		}
+	}
+	return out
+}
+
+func hasFileCaps(path string) bool {
+	sz, err := unix.Getxattr(path, "security.capability", nil)
+	return err == nil && sz > 0
+}
+
+// nosuid says whether path's mount has nosuid (from /proc/self/mountinfo:
+// the longest mount point that prefixes the path).
+func nosuid(path string) bool {
+	path, _ = filepath.EvalSymlinks(path)
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	best, opts := "", ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			continue
+		}
+		mp := f[4]
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best, opts = mp, f[5]
+		}
+	}
+	return strings.Contains(","+opts+",", ",nosuid,")
+}
+
+func tunDevice() Finding {
+	f := Finding{Check: "/dev/net/tun"}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	switch {
+	case err == nil:
+		unix.Close(fd)
+		f.Level, f.What = OK, "opens (TUN reflectors, TAP devices)"
+	case os.IsNotExist(err):
+		f.Level, f.What, f.Fix = Warn, "missing: TUN/TAP devices cannot be made", "mkdir -p /dev/net && mknod /dev/net/tun c 10 200 (in a container: pass the device in)"
+	default:
+		f.Level, f.What, f.Fix = Warn, "cannot open: "+err.Error(), "run as root"
+	}
+	return f
+}
+
+// kernelConfig reads /proc/config.gz or /boot/config-$(uname -r).
+func kernelConfig() map[string]string {
+	m := map[string]string{}
+	var r io.Reader
+	if f, err := os.Open("/proc/config.gz"); err == nil {
+		defer f.Close()
+		if z, err := gzip.NewReader(f); err == nil {
+			r = z
+		}
+	}
+	if r == nil {
+		var u unix.Utsname
+		if unix.Uname(&u) == nil {
+			rel := unix.ByteSliceToString(u.Release[:])
+			if f, err := os.Open("/boot/config-" + rel); err == nil {
+				defer f.Close()
+				r = f
+			}
+		}
+	}
+	if r == nil {
+		return nil
+	}
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		if k, v, ok := strings.Cut(s.Text(), "="); ok && strings.HasPrefix(k, "CONFIG_") {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func kernelFeatures() []Finding {
+	cfg := kernelConfig()
+	var out []Finding
+	feature := func(name, key, what string, fatal bool) {
+		f := Finding{Check: "kernel " + name}
+		_, builtin := os.Stat("/sys/module/" + strings.ToLower(strings.TrimPrefix(key, "CONFIG_")))
+		switch v := cfg[key]; {
+		case v == "y" || v == "m" || builtin == nil:
+			f.Level, f.What = OK, what
+		case cfg == nil:
+			f.Level, f.What = OK, what+" (kernel config not readable; assumed)"
+		default:
+			f.Level, f.What, f.Fix = Warn, name+" is not built into this kernel ("+key+")", "use a kernel with "+key
+			if fatal {
+				f.Level = Fatal
+			}
+		}
+		out = append(out, f)
+	}
+	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
+		out = append(out, Finding{Check: "kernel network namespaces", Level: Fatal, What: "no /proc/self/ns/net", Fix: "a kernel with CONFIG_NET_NS"})
+	} else {
+		out = append(out, Finding{Check: "kernel network namespaces", Level: OK, What: "present"})
+	}
+	feature("veth", "CONFIG_VETH", "veth pairs", true)
+	feature("bridge", "CONFIG_BRIDGE", "Linux bridges", false)
+	feature("tun", "CONFIG_TUN", "TUN/TAP", false)
+	feature("nftables", "CONFIG_NF_TABLES", "nftables (NAT)", false)
+	feature("masquerade", "CONFIG_NFT_MASQ", "nftables masquerade", false)
+	ovsdp := Finding{Check: "openvswitch datapath"}
+	if _, err := os.Stat("/sys/module/openvswitch"); err == nil || cfg["CONFIG_OPENVSWITCH"] == "y" || cfg["CONFIG_OPENVSWITCH"] == "m" {
+		ovsdp.Level, ovsdp.What = OK, "kernel datapath available (bridges use datapath_type=system)"
+	} else {
+		ovsdp.Level, ovsdp.What = OK, "no kernel datapath: bridges use Open vSwitch's userspace datapath (datapath_type=netdev), which netlab picks by itself; veth ends on them get tx checksum offload off so TCP works"
+	}
+	return append(out, ovsdp)
+}
+
+func tools() []Finding {
+	var out []Finding
+	tool := func(cmd, pkg, what string, fatal bool) {
+		f := Finding{Check: cmd}
+		if p, err := exec.LookPath(cmd); err == nil {
+			f.Level, f.What = OK, p
+		} else {
+			f.Level, f.What, f.Fix = Warn, "missing: needed for "+what, "apt-get install "+pkg
+			if fatal {
+				f.Level = Fatal
+			}
+		}
+		out = append(out, f)
+	}
+	tool("ip", "iproute2", "netlab exec and tests", true)
+	tool("ovs-vsctl", "openvswitch-switch", "Open vSwitch bridges", false)
+	tool("ovs-vswitchd", "openvswitch-switch", "Open vSwitch bridges (netlab starts a private instance when none runs)", false)
+	tool("ovsdb-server", "openvswitch-switch", "Open vSwitch bridges", false)
+	tool("ovs-ofctl", "openvswitch-switch", "OpenFlow flows", false)
+	tool("nft", "nftables", "inspecting NAT rules by hand (netlab itself talks netlink)", false)
+	return out
+}
