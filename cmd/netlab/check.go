@@ -57,29 +57,17 @@ func (a *app) check(args []string) int {
 		}
 	}
 	if *asJSON {
-		type row struct {
-			Index  int    `json:"index"`
-			From   string `json:"from"`
-			To     string `json:"to"`
-			Addr   string `json:"addr"`
-			Check  string `json:"check"`
-			Want   bool   `json:"want"`
-			Got    bool   `json:"got"`
-			Pass   bool   `json:"pass"`
-			Detail string `json:"detail"`
-			Millis int64  `json:"ms"`
-		}
-		rows := []row{}
+		rows := []checkRow{}
 		for _, r := range results {
 			c := string(r.Kind)
 			if r.Kind != check.Ping {
 				c = fmt.Sprintf("%s/%d", r.Kind, r.Port)
 			}
-			rows = append(rows, row{r.Index, r.From, r.To, r.Addr.String(), c, r.Want, r.Got, r.Pass, r.Detail, r.Duration.Milliseconds()})
+			rows = append(rows, checkRow{r.Index, r.From, r.To, r.Addr.String(), c, r.Want, r.Got, r.Pass, r.Detail, r.Duration.Milliseconds()})
 		}
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"lab": lab.Name, "passed": len(results) - failed, "failed": failed, "results": rows}); err != nil {
+		if err := enc.Encode(checkJSON{Lab: lab.Name, Passed: len(results) - failed, Failed: failed, Results: rows}); err != nil {
 			return a.fail("check", err)
 		}
 	} else {
@@ -90,4 +78,26 @@ func (a *app) check(args []string) int {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// checkJSON is the shape of `netlab check --json`.
+type checkJSON struct {
+	Lab     string     `json:"lab"`
+	Passed  int        `json:"passed"`
+	Failed  int        `json:"failed"`
+	Results []checkRow `json:"results"`
+}
+
+// checkRow is one expectation's result.
+type checkRow struct {
+	Index  int    `json:"index"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Addr   string `json:"addr"`
+	Check  string `json:"check"`
+	Want   bool   `json:"want"`
+	Got    bool   `json:"got"`
+	Pass   bool   `json:"pass"`
+	Detail string `json:"detail"`
+	Millis int64  `json:"ms"`
 }

@@ -35,9 +35,9 @@ type Snapshot struct {
 
 // OVSInfo describes the Open vSwitch instance netlab talks to.
 type OVSInfo struct {
-	Running bool   // a database answered
-	Private bool   // it is netlab's private instance under /run/netlab/ovs
-	DB      string // e.g. unix:/run/netlab/ovs/db.sock
+	Running bool   `json:"running"` // a database answered
+	Private bool   `json:"private"` // it is netlab's private instance under /run/netlab/ovs
+	DB      string `json:"db"`      // e.g. unix:/run/netlab/ovs/db.sock
 }
 
 // Namespace is an observed network namespace.
@@ -122,10 +122,10 @@ func (l *Link) Owner() string {
 
 // Route is an observed route.
 type Route struct {
-	To     netip.Prefix
-	Via    netip.Addr
-	Dev    string
-	Metric int
+	To     netip.Prefix `json:"to"`
+	Via    netip.Addr   `json:"via,omitzero"`
+	Dev    string       `json:"dev,omitempty"`
+	Metric int          `json:"metric,omitempty"`
 }
 
 // Bridge is an observed bridge: an OVS bridge (from the OVS database) or a

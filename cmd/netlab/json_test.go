@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/netlab-dev/netlab/internal/doctor"
+	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/internal/plan"
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// The --json outputs are an interface other programs parse: their shapes
+// (field names, nesting) are golden files, so a change is a visible diff.
+func TestJSONShapes(t *testing.T) {
+	route := state.Route{To: netip.MustParsePrefix("0.0.0.0/0"), Via: netip.MustParseAddr("10.0.0.254")}
+	cases := map[string]any{
+		"status": []*engine.LabStatus{{
+			Lab: "blue-red", File: "/labs/blue-red.yaml", Prefix: "t1-",
+			OVS: &state.OVSInfo{Running: true, Private: true, DB: "unix:/run/netlab/ovs/db.sock"},
+			Namespaces: []engine.NSStatus{{
+				Name:      "blue",
+				Links:     []engine.LinkStatus{{Name: "veth1", Kind: "veth", State: "up", LinkLayer: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff", MTU: 1500, Addresses: []string{"10.0.0.1/24"}}},
+				Routes:    []string{"default via 10.0.0.254"},
+				NAT:       []state.NATRule{{Source: netip.MustParsePrefix("10.0.0.0/24"), Out: "wan0", Packets: 3, Bytes: 180}},
+				Processes: []engine.ProcessStatus{{Device: "tun0", PID: 42, Spec: "--queues 2", Queues: 2, Packets: 10, Bytes: 840}},
+			}},
+			Bridges:     []engine.BridgeStatus{{Name: "ovsbr0", Type: "ovs", Datapath: "netdev", FailMode: "secure", Ports: []engine.PortStatus{{Name: "veth0", OFPort: 1}}}},
+			HostSysctls: []engine.SysctlStatus{{Key: "net.ipv4.ip_forward", Value: "1", Previous: "0"}},
+			Drift:       []string{"ip -n blue addr replace 10.0.0.1/24 dev veth1"},
+		}},
+		"plan": plan.Plan{
+			{Op: plan.OpAddNamespace, NS: "blue", Alias: "netlab:blue-red"},
+			{Op: plan.OpAddAddr, NS: "blue", Link: "veth1", Addr: netip.MustParsePrefix("10.0.0.1/24")},
+			{Op: plan.OpReplaceRoute, NS: "blue", Route: &route},
+			{Op: plan.OpAddPorts, Bridge: "ovsbr0", Ports: []plan.Port{{Name: "veth0", OFPort: 1}}},
+		},
+		"down": map[string]*engine.DownResult{"blue-red": {Removed: []string{"namespace blue"}, LeftAlone: []string{"namespace red (no netlab marker)"}}},
+		"flows": []engine.BridgeFlows{{Bridge: "ovsbr0",
+			Flows: []engine.FlowRow{{Table: 0, Priority: 50, Cookie: "0x1", Owner: "lab", Packets: 4, Bytes: 336, Match: "in_port=1", Actions: "resubmit(,1)"}},
+			MACs:  []engine.MACRow{{MAC: "02:00:00:00:00:01", Port: 1, PortName: "veth0", Namespace: "blue", Interface: "veth1", IdleAge: 3, Packets: 2}}}},
+		"check": checkJSON{Lab: "blue-red", Passed: 1, Failed: 0, Results: []checkRow{{Index: 0, From: "blue", To: "red", Addr: "10.0.0.2", Check: "ping", Want: true, Got: true, Pass: true, Detail: "2/2 replies", Millis: 3}}},
+		"doctor": []doctor.Finding{{Check: "CAP_NET_ADMIN", Level: doctor.OK, What: "present"}, {Check: "ip", Level: doctor.Fatal, What: "missing", Fix: "apt-get install iproute2"}},
+	}
+	for name, v := range cases {
+		t.Run(name, func(t *testing.T) {
+			b, err := json.MarshalIndent(v, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", name+".json")
+			if *update {
+				if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (go test -update)", err)
+			}
+			if string(want) != string(b)+"\n" {
+				t.Errorf("%s changed (go test -update to accept):\n%s", path, b)
+			}
+		})
+	}
+}
