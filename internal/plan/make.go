@@ -202,6 +202,18 @@ func Make(in Input) (Plan, error) {
 			clash(b.Pos, "bridges."+b.Name, "bridge %s already exists and %s; netlab leaves it alone", b.Name, ownerText(o.Owner))
 		}
 	}
+	// An nftables table with the lab's name that netlab did not make (the
+	// journal does not name its namespace) is someone else's.
+	for _, ns := range lab.AllNamespaces() {
+		o := snap.Namespaces[ns.Name]
+		if o == nil || o.NAT == nil || len(ns.NAT) == 0 {
+			continue
+		}
+		if in.Journal == nil || !slices.Contains(in.Journal.NAT, ns.Name) {
+			clash(ns.Pos, "namespaces."+ns.Name+".nat", "nftables table inet %s already exists in namespace %s and netlab did not make it; netlab leaves it alone", NATTable(lab.Name), ns.Name)
+		}
+	}
+
 	// External interfaces: the user's own, so they must exist and be free.
 	host := snap.Namespaces[topology.Host]
 	for _, b := range lab.Bridges {

@@ -15,12 +15,13 @@ import (
 // tests use it to check that applying a plan converges (the next plan is
 // empty), which is the property `up` relies on.
 type machine struct {
+	j     *state.Journal // what the engine would journal, as far as plans read it
 	snap  *state.Snapshot
 	peers map[string]string // "ns/link" -> "ns/link" of its veth peer
 }
 
 func newMachine() *machine {
-	return &machine{peers: map[string]string{}, snap: &state.Snapshot{
+	return &machine{j: &state.Journal{}, peers: map[string]string{}, snap: &state.Snapshot{
 		Namespaces: map[string]*state.Namespace{
 			topology.Host: {Name: topology.Host, Links: map[string]*state.Link{}, Sysctls: map[string]string{"net.ipv4.ip_forward": "0"}},
 		},
@@ -179,8 +180,10 @@ func (m *machine) apply(t *testing.T, a Action) {
 			nt.Rules = append(nt.Rules, state.NATRule{Source: r.Source, Out: r.Out})
 		}
 		m.ns(tt, a.NS).NAT = nt
+		m.j.AddNAT(a.NS)
 	case OpDelNAT:
 		m.ns(tt, a.NS).NAT = nil
+		m.j.RemoveNAT(a.NS)
 	case OpSetTxChecksum:
 		on := a.On
 		m.link(t, a.NS, a.Link).TxChecksum = &on
@@ -207,14 +210,14 @@ func (m *machine) delLink(ns, name string) {
 // converge applies plans until one is empty, failing if it takes more than one.
 func (m *machine) converge(t *testing.T, lab *topology.Lab) Plan {
 	t.Helper()
-	p, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: topology.DatapathNetdev})
+	p, err := Make(Input{Lab: lab, Snapshot: m.snap, Journal: m.j, Datapath: topology.DatapathNetdev})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
 	for _, a := range p {
 		m.apply(t, a)
 	}
-	again, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: topology.DatapathNetdev})
+	again, err := Make(Input{Lab: lab, Snapshot: m.snap, Journal: m.j, Datapath: topology.DatapathNetdev})
 	if err != nil {
 		t.Fatalf("second plan: %v", err)
 	}
