@@ -7,7 +7,7 @@ BIN     := bin/netlab
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 15s
 
-.PHONY: all deps build demo demo-down test unit e2e fuzz vet bench clean
+.PHONY: all deps build demo demo-down test test-long unit e2e fuzz vet bench clean
 
 all: build
 
@@ -34,6 +34,11 @@ test: deps vet
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 	cd examples/fixture && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
+
+# The long variants of the reliability suites: a crash after every step of
+# every shipped lab, not a sample.
+test-long: deps
+	NETLAB_LONG=1 $(GO) test -race -count=1 -timeout 60m -run 'TestCrashAtEveryStep' -v ./e2e/
 
 unit:
 	$(GO) test -count=1 ./topology/... ./internal/plan/... ./internal/state/...
