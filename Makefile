@@ -50,5 +50,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./topology/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(FUZZTIME) ./internal/kernel/
 
+# Times netlab up/down against shell baselines (hand-batched and naive) on
+# star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and
+# the learning switch; also the planner's own benchmark. Root; about 5 min
+# (BENCHFLAGS=-quick for less). Results: bench/RESULTS.md.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plan/
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bench/bin/netlab ./cmd/netlab
+	$(GO) run ./bench/run $(BENCHFLAGS)
+
 clean:
 	rm -rf bin
