@@ -15,14 +15,40 @@ import (
 	"github.com/netlab-dev/netlab/topology"
 )
 
-// journaled runs fn after recording an intent in the journal, so that a crash
-// during fn still leaves the object known to down.
-func (s *session) journaled(j *state.Journal, store *state.Store, record func(*state.Journal), fn func() error) error {
-	record(j)
-	if err := store.Save(j); err != nil {
-		return err
+// recordIntents writes, in one journal save before anything is applied,
+// every object the plan will create: a crash at any later point leaves a
+// journal that names all that may exist (down tolerates what does not).
+// Saving once instead of before each object keeps up linear in the lab's
+// size.
+func recordIntents(p plan.Plan, j *state.Journal) {
+	for _, a := range p {
+		switch a.Op {
+		case plan.OpAddNamespace:
+			j.AddNamespace(a.NS)
+		case plan.OpAddBridge:
+			j.AddBridge(a.Bridge)
+		case plan.OpAddLinuxBridge:
+			j.AddHostLink(a.Link)
+		case plan.OpAddVeth:
+			if a.NS == topology.Host {
+				j.AddHostLink(a.Link)
+			}
+			if a.PeerNS == topology.Host {
+				j.AddHostLink(a.Peer)
+			}
+		case plan.OpSetNAT:
+			j.AddNAT(a.NS)
+		}
 	}
-	return fn()
+}
+
+// journal changes the journal and saves it, serialised: actions run
+// concurrently.
+func (s *session) journal(change func(j *state.Journal)) error {
+	s.jmu.Lock()
+	defer s.jmu.Unlock()
+	change(s.j)
+	return s.e.store.Save(s.j)
 }
 
 // apply maps one action to its driver call. Creations are recorded in the
@@ -81,8 +107,7 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 			return err
 		}
 		if a.NS == topology.Host {
-			j.RemoveHostLink(a.Link)
-			return e.store.Save(j)
+			return s.journal(func(j *state.Journal) { j.RemoveHostLink(a.Link) })
 		}
 		return nil
 	case plan.OpDelNamespace:
@@ -93,14 +118,12 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		if err := namespace.Delete(a.NS); err != nil {
 			return err
 		}
-		j.RemoveNamespace(a.NS)
-		return e.store.Save(j)
+		return s.journal(func(j *state.Journal) { j.RemoveNamespace(a.NS) })
 	case plan.OpDelBridge:
 		if err := s.ovs.DeleteBridge(a.Bridge, s.lab); err != nil {
 			return err
 		}
-		j.RemoveBridge(a.Bridge)
-		return e.store.Save(j)
+		return s.journal(func(j *state.Journal) { j.RemoveBridge(a.Bridge) })
 	case plan.OpRestoreSysctl:
 		h, err := s.ns(topology.Host)
 		if err != nil {
@@ -109,8 +132,7 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		if err := h.SetSysctl(a.Key, a.Value); err != nil {
 			return err
 		}
-		delete(j.HostSysctls, a.Key)
-		return e.store.Save(j)
+		return s.journal(func(j *state.Journal) { delete(j.HostSysctls, a.Key) })
 	case plan.OpSetSysctl:
 		h, err := s.ns(a.NS)
 		if err != nil {
@@ -121,16 +143,13 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 			if err != nil {
 				return err
 			}
-			j.SaveHostSysctl(a.Key, prev)
-			if err := e.store.Save(j); err != nil {
+			if err := s.journal(func(j *state.Journal) { j.SaveHostSysctl(a.Key, prev) }); err != nil {
 				return err
 			}
 		}
 		return h.SetSysctl(a.Key, a.Value)
 	case plan.OpAddBridge:
-		return s.journaled(j, e.store, func(j *state.Journal) { j.AddBridge(a.Bridge) }, func() error {
-			return s.ovs.EnsureBridge(ovs.BridgeSpec{Name: a.Bridge, Lab: s.lab, Datapath: a.Datapath, FailMode: a.FailMode})
-		})
+		return s.ovs.EnsureBridge(ovs.BridgeSpec{Name: a.Bridge, Lab: s.lab, Datapath: a.Datapath, FailMode: a.FailMode})
 	case plan.OpSetFailMode:
 		return s.ovs.SetFailMode(a.Bridge, a.FailMode)
 	case plan.OpAddLinuxBridge:
@@ -138,20 +157,16 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		if err != nil {
 			return err
 		}
-		return s.journaled(j, e.store, func(j *state.Journal) { j.AddHostLink(a.Link) }, func() error {
-			return h.AddBridge(a.Link, a.Alias)
-		})
+		return h.AddBridge(a.Link, a.Alias)
 	case plan.OpAddNamespace:
-		return s.journaled(j, e.store, func(j *state.Journal) { j.AddNamespace(a.NS) }, func() error {
-			if err := namespace.Create(a.NS); err != nil {
-				return err
-			}
-			h, err := s.ns(a.NS)
-			if err != nil {
-				return err
-			}
-			return h.MarkNamespace(s.lab)
-		})
+		if err := namespace.Create(a.NS); err != nil {
+			return err
+		}
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		return h.MarkNamespace(s.lab)
 	case plan.OpAddVeth:
 		h, err := s.ns(a.NS)
 		if err != nil {
@@ -161,16 +176,7 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		if err != nil {
 			return err
 		}
-		return s.journaled(j, e.store, func(j *state.Journal) {
-			if a.NS == topology.Host {
-				j.AddHostLink(a.Link)
-			}
-			if a.PeerNS == topology.Host {
-				j.AddHostLink(a.Peer)
-			}
-		}, func() error {
-			return h.AddVeth(a.Link, a.Alias, peer, a.Peer, a.PeerAlias)
-		})
+		return h.AddVeth(a.Link, a.Alias, peer, a.Peer, a.PeerAlias)
 	case plan.OpSetLink:
 		h, err := s.ns(a.NS)
 		if err != nil {
@@ -202,10 +208,11 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 	case plan.OpAttachExternal:
 		return s.attachExternal(e, a, j)
 	case plan.OpDetachExternal:
-		if err := s.detachExternal(a.Link, j); err != nil {
+		var derr error
+		if err := s.journal(func(j *state.Journal) { derr = s.detachExternal(a.Link, j) }); err != nil {
 			return err
 		}
-		return e.store.Save(j)
+		return derr
 	case plan.OpAddTuntap:
 		h, err := s.ns(a.NS)
 		if err != nil {
@@ -227,16 +234,13 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		for _, r := range a.NAT {
 			rules = append(rules, nat.Rule{Source: r.Source, Out: r.Out})
 		}
-		return s.journaled(j, e.store, func(j *state.Journal) { j.AddNAT(a.NS) }, func() error {
-			_, err := nat.Ensure(a.NS, s.lab, rules)
-			return err
-		})
+		_, err := nat.Ensure(a.NS, s.lab, rules)
+		return err
 	case plan.OpDelNAT:
 		if err := nat.Delete(a.NS, s.lab); err != nil {
 			return err
 		}
-		j.RemoveNAT(a.NS)
-		return e.store.Save(j)
+		return s.journal(func(j *state.Journal) { j.RemoveNAT(a.NS) })
 	case plan.OpSetTxChecksum:
 		h, err := s.ns(a.NS)
 		if err != nil {
@@ -268,11 +272,12 @@ func (s *session) attachExternal(e *Engine, a plan.Action, j *state.Journal) err
 		for _, p := range l.Addrs {
 			prev.Addrs = append(prev.Addrs, p.String())
 		}
-		if j.External == nil {
-			j.External = map[string]state.ExternalState{}
-		}
-		j.External[a.Link] = prev
-		if err := e.store.Save(j); err != nil {
+		if err := s.journal(func(j *state.Journal) {
+			if j.External == nil {
+				j.External = map[string]state.ExternalState{}
+			}
+			j.External[a.Link] = prev
+		}); err != nil {
 			return err
 		}
 	}

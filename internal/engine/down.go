@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"syscall"
@@ -35,6 +36,12 @@ func stopProcesses(ns string, log io.Writer) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find processes in namespace %s: %w", ns, err)
 	}
+	return stopPids(ns, pids, log)
+}
+
+// stopPids ends the given processes of a namespace: SIGTERM, SIGKILL after
+// the grace period. Never this process.
+func stopPids(ns string, pids []int, log io.Writer) ([]int, error) {
 	var targets []int
 	for _, pid := range pids {
 		if pid == os.Getpid() {
@@ -131,22 +138,22 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		return nil, err
 	}
 	for _, name := range onMachine {
-		o, err := s.observeNS(name, nil)
+		owner, links, err := s.marker(name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if o == nil {
-			continue
+		if links == nil {
+			continue // gone meanwhile
 		}
 		journaled := contains(j.Namespaces, name)
 		switch {
-		case o.Owner == lab:
+		case owner == lab:
 			doomed = append(doomed, name)
-		case journaled && o.Owner == "" && onlyLoopback(o):
+		case journaled && owner == "" && len(links) == 1 && links[0] == "lo":
 			doomed = append(doomed, name)
 		case journaled:
-			leftAlone("namespace %s (%s)", name, ownerText(o.Owner))
+			leftAlone("namespace %s (%s)", name, ownerText(owner))
 		}
 		s.forget(name)
 	}
@@ -212,10 +219,17 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		removed("external interface %s from bridge %s (restored, not deleted)", name, prev.Bridge)
 	}
 
-	// Processes first, then the namespaces.
+	// Processes first (one walk of /proc for all namespaces), then the
+	// namespaces.
+	pids, err := namespace.PidsIn(doomed)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, name := range doomed {
-		if _, err := stopProcesses(name, e.log); err != nil {
-			errs = append(errs, err)
+		if len(pids[name]) > 0 {
+			if _, err := stopPids(name, pids[name], e.log); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if err := namespace.Delete(name); err != nil {
 			errs = append(errs, fmt.Errorf("delete namespace %s: %w", name, err))
@@ -231,10 +245,14 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	hostNS, err := s.ns(topology.Host)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range state.SortedNames(host.Links) {
 		l := host.Links[name]
 		if l.Owner() == lab {
-			if err := s.handles[topology.Host].DeleteLink(name); err != nil {
+			if err := hostNS.DeleteLink(name); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -242,7 +260,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		} else if contains(j.HostLinks, name) && l.Alias == "" && l.Kind == state.KindVeth {
 			// Journaled, never marked: created by a run that died before
 			// setting the alias (up checks no such link existed before).
-			if err := s.handles[topology.Host].DeleteLink(name); err != nil {
+			if err := hostNS.DeleteLink(name); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -269,7 +287,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		if cur := host.Sysctls[key]; cur == prev {
 			continue
 		}
-		if err := s.handles[topology.Host].SetSysctl(key, prev); err != nil {
+		if err := hostNS.SetSysctl(key, prev); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -282,6 +300,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	if err := e.store.Remove(lab); err != nil {
 		return res, err
 	}
+	e.store.RemoveLock(lab)
 	// netlab's private OVS goes when no lab has a bridge in it and no other
 	// netlab process is using it.
 	if release, idle, err := e.store.OVSIdle(); err != nil {
@@ -349,20 +368,18 @@ func (e *Engine) Labs() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range append(names, topology.Host) {
-		o, err := s.observeNS(name, nil)
-		if err != nil || o == nil {
-			continue
+	for _, name := range names {
+		if owner, _, err := s.marker(name); err == nil && owner != "" {
+			labs[owner] = true
 		}
-		if o.Owner != "" {
-			labs[o.Owner] = true
-		}
-		for _, l := range o.Links {
+		s.forget(name)
+	}
+	if host, err := s.observeNS(topology.Host, nil); err == nil && host != nil {
+		for _, l := range host.Links {
 			if owner := l.Owner(); owner != "" {
 				labs[owner] = true
 			}
 		}
-		s.forget(name)
 	}
 	if oc != nil {
 		bridges, err := oc.Observe()
@@ -376,4 +393,16 @@ func (e *Engine) Labs() ([]string, error) {
 		}
 	}
 	return state.SortedNames(labs), nil
+}
+
+// marker reads whose a namespace is; links is nil when it vanished.
+func (s *session) marker(name string) (owner string, links []string, err error) {
+	h, err := s.ns(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil, nil
+		}
+		return "", nil, fmt.Errorf("namespace %s: %w", name, err)
+	}
+	return h.Marker()
 }

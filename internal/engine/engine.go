@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
@@ -49,6 +51,7 @@ func WithLog(w io.Writer) Option { return func(o *options) { o.log = w } }
 
 // Engine runs the verbs. It holds no state between calls except its options.
 type Engine struct {
+	logMu   sync.Mutex
 	force   bool
 	store   *state.Store
 	ovsOpts []ovs.Option
@@ -71,7 +74,11 @@ func New(opts ...Option) *Engine {
 // Store exposes the journal store (status and the CLI list labs from it).
 func (e *Engine) Store() *state.Store { return e.store }
 
-func (e *Engine) logf(format string, args ...any) { fmt.Fprintf(e.log, format, args...) }
+func (e *Engine) logf(format string, args ...any) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	fmt.Fprintf(e.log, format, args...)
+}
 
 // hasOVS says whether the lab has Open vSwitch bridges.
 func hasOVS(lab *topology.Lab) bool {
@@ -196,11 +203,14 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	}
 	defer s.close()
 
-	if err := s.repairCrashLeftovers(j); err != nil {
+	if err := removeHalfCreated(j); err != nil {
 		return nil, err
 	}
 	snap, err := s.observe(lab, j)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.repairCrashLeftovers(j, snap); err != nil {
 		return nil, err
 	}
 	p, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()})
@@ -229,20 +239,13 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if oc != nil && oc.Info().Private && hasOVS(lab) {
 		j.PrivateOVS = true
 	}
+	recordIntents(p, j)
 	if err := e.store.Save(j); err != nil {
 		return nil, err
 	}
-	crashAfter := crashPoint()
-	for i, a := range p {
-		e.logf("%s\n", a)
-		if err := s.apply(e, a, j); err != nil {
-			return &Result{Plan: p[:i]}, fmt.Errorf("%s: %w", a, err)
-		}
-		if crashAfter > 0 && i+1 == crashAfter {
-			// Test-only: die like kill -9 would, right after step K.
-			fmt.Fprintf(os.Stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", crashAfter)
-			os.Exit(99)
-		}
+	s.j = j
+	if done, err := s.applyPlan(p, crashPoint()); err != nil {
+		return &Result{Plan: p[:done]}, err
 	}
 	if len(p) == 0 {
 		return &Result{}, nil
@@ -273,9 +276,15 @@ func crashPoint() int {
 
 // session caches one kernel handle per namespace for the length of a verb.
 type session struct {
-	e       *Engine
-	lab     string
-	ovs     *ovs.Client
+	e   *Engine
+	lab string
+	ovs *ovs.Client
+	// j is the lab's journal while up applies; jmu serialises its changes
+	// (actions run concurrently).
+	j   *state.Journal
+	jmu sync.Mutex
+	// handles caches one kernel handle per namespace; hmu guards it.
+	hmu     sync.Mutex
 	handles map[string]*kernel.NS
 }
 
@@ -284,6 +293,8 @@ func (e *Engine) newSession(lab string, oc *ovs.Client) (*session, error) {
 }
 
 func (s *session) ns(name string) (*kernel.NS, error) {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
 	if h := s.handles[name]; h != nil {
 		return h, nil
 	}
@@ -298,6 +309,8 @@ func (s *session) ns(name string) (*kernel.NS, error) {
 // forget closes the handle of a namespace about to be deleted: an open
 // handle would keep the namespace and its links alive.
 func (s *session) forget(name string) {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
 	if h := s.handles[name]; h != nil {
 		h.Close()
 		delete(s.handles, name)
@@ -305,7 +318,87 @@ func (s *session) forget(name string) {
 }
 
 func (s *session) close() {
-	for name := range s.handles {
+	s.hmu.Lock()
+	names := state.SortedNames(s.handles)
+	s.hmu.Unlock()
+	for _, name := range names {
 		s.forget(name)
 	}
+}
+
+// parallelism bounds how many actions of one step run at once: the kernel
+// work of different namespaces is independent, and most of an action's time
+// is spent waiting for the kernel, not on a CPU.
+const parallelism = 8
+
+// applyPlan applies the plan in order, running a stretch of actions of the
+// same kind concurrently when they touch different namespaces (or bridges):
+// the plan's order matters between kinds (namespaces before their veths),
+// not between namespaces. It returns how many actions completed.
+func (s *session) applyPlan(p plan.Plan, crashAfter int) (int, error) {
+	var done atomic.Int64
+	finished := func() {
+		if n := done.Add(1); crashAfter > 0 && int(n) == crashAfter {
+			// Test-only: die like kill -9 would, right after step K.
+			fmt.Fprintf(os.Stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", crashAfter)
+			os.Exit(99)
+		}
+	}
+	for start := 0; start < len(p); {
+		end := start + 1
+		for end < len(p) && p[end].Op == p[start].Op {
+			end++
+		}
+		// Buckets by what the action works on; each bucket runs in order.
+		var keys []string
+		buckets := map[string][]plan.Action{}
+		for _, a := range p[start:end] {
+			k := a.NS
+			if k == "" {
+				k = "bridge:" + a.Bridge
+			}
+			if _, ok := buckets[k]; !ok {
+				keys = append(keys, k)
+			}
+			buckets[k] = append(buckets[k], a)
+		}
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			first error
+		)
+		sem := make(chan struct{}, parallelism)
+		for _, k := range keys {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(actions []plan.Action) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				for _, a := range actions {
+					mu.Lock()
+					stop := first != nil
+					mu.Unlock()
+					if stop {
+						return
+					}
+					s.e.logf("%s\n", a)
+					if err := s.apply(s.e, a, s.j); err != nil {
+						mu.Lock()
+						if first == nil {
+							first = fmt.Errorf("%s: %w", a, err)
+						}
+						mu.Unlock()
+						return
+					}
+					finished()
+				}
+			}(buckets[k])
+		}
+		wg.Wait()
+		if first != nil {
+			return int(done.Load()), first
+		}
+		start = end
+	}
+	return int(done.Load()), nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
@@ -96,19 +97,35 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range onMachine {
+	// Observe the namespaces concurrently: each has its own handle, and the
+	// kernel answers them independently.
+	observed := make([]*state.Namespace, len(onMachine))
+	errs := make([]error, len(onMachine))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallelism)
+	for i, name := range onMachine {
 		var keys []string
-		wanted := lab.Namespace(name) != nil && name != topology.Host
-		if wanted {
+		if lab.Namespace(name) != nil && name != topology.Host {
 			keys = sysctlKeys(lab.Namespace(name))
 		}
-		o, err := s.observeNS(name, keys)
-		if err != nil {
-			return nil, err
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			observed[i], errs[i] = s.observeNS(name, keys)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, name := range onMachine {
+		o := observed[i]
 		if o == nil {
 			continue
 		}
+		wanted := lab.Namespace(name) != nil && name != topology.Host
 		if wanted || o.Owner == lab.Name || slices.Contains(j.Namespaces, name) {
 			snap.Namespaces[name] = o
 		} else {

@@ -1,56 +1,69 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 
-	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
 )
 
-// repairCrashLeftovers finishes what a crash (or kill -9) interrupted between
-// creating an object and marking it. The journal recorded the intent before
-// the creation, and up had checked that no object of that name existed, so
-// an unmarked object the journal names is ours:
-//   - a namespace file that was never mounted is removed;
-//   - a journaled namespace with no marker and nothing but lo gets its marker;
-//   - a journaled host link with no alias at all is deleted (up makes it again).
-//
-// Anything carrying someone else's marker, or with content, stays a clash.
-func (s *session) repairCrashLeftovers(j *state.Journal) error {
+// removeHalfCreated removes the namespace files a crash left unmounted (a
+// crash between creating /run/netns/NAME and binding the namespace on it):
+// they are journaled, and cannot be opened, so observe would fail on them.
+func removeHalfCreated(j *state.Journal) error {
 	for _, name := range j.Namespaces {
 		if !namespace.Exists(name) {
 			if err := namespace.Delete(name); err != nil {
 				return fmt.Errorf("remove half-created namespace %s: %w", name, err)
 			}
-			continue
-		}
-		o, err := s.observeNS(name, nil)
-		if err != nil || o == nil {
-			continue
-		}
-		if o.Owner == "" && onlyLoopback(o) {
-			if err := s.handles[name].MarkNamespace(s.lab); err != nil {
-				return err
-			}
 		}
 	}
-	if len(j.HostLinks) == 0 {
+	return nil
+}
+
+// repairCrashLeftovers finishes, on the machine and in the snapshot, what a
+// crash (or kill -9) interrupted between creating an object and marking it.
+// The journal recorded the intent before the creation, and up had checked
+// that no object of that name existed, so an unmarked object the journal
+// names is ours:
+//   - a journaled namespace with no marker and nothing but lo gets its marker;
+//   - a journaled host link with no alias at all is deleted (the plan makes it
+//     again).
+//
+// Anything carrying someone else's marker, or with content, stays a clash.
+func (s *session) repairCrashLeftovers(j *state.Journal, snap *state.Snapshot) error {
+	for _, name := range j.Namespaces {
+		o := snap.Namespaces[name]
+		if o == nil || o.Owner != "" || !onlyLoopback(o) {
+			continue
+		}
+		h, err := s.ns(name)
+		if err != nil {
+			return err
+		}
+		if err := h.MarkNamespace(s.lab); err != nil {
+			return err
+		}
+		o.Owner = s.lab
+	}
+	host := snap.Namespaces[topology.Host]
+	if host == nil {
 		return nil
 	}
-	host, err := s.observeNS(topology.Host, nil)
-	if err != nil {
-		return err
-	}
 	for _, name := range j.HostLinks {
-		if l := host.Links[name]; l != nil && l.Alias == "" && l.Kind != "" {
-			if err := s.handles[topology.Host].DeleteLink(name); err != nil && !errors.Is(err, kernel.ErrLinkNotFound) && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
+		l := host.Links[name]
+		if l == nil || l.Alias != "" || l.Kind != state.KindVeth {
+			continue
 		}
+		h, err := s.ns(topology.Host)
+		if err != nil {
+			return err
+		}
+		if err := h.DeleteLink(name); err != nil {
+			return err
+		}
+		delete(host.Links, name)
 	}
 	return nil
 }

@@ -295,3 +295,21 @@ func dumpLinkLayer() (map[int32]LinkLayerInfo, error) {
 		}
 	}
 }
+
+// Marker reads only what says whose a namespace is: the lab in lo's alias,
+// and the names of its links (down and the lab scan need no more than that,
+// and a full Observe costs four dumps).
+func (n *NS) Marker() (lab string, links []string, err error) {
+	ls, err := retryDump(n.h.LinkList)
+	if err != nil {
+		return "", nil, fmt.Errorf("ns %s: list links: %w", n.name, err)
+	}
+	for _, l := range ls {
+		a := l.Attrs()
+		links = append(links, a.Name)
+		if a.Name == "lo" {
+			lab, _ = state.ParseNamespaceAlias(a.Alias)
+		}
+	}
+	return lab, links, nil
+}

@@ -228,15 +228,33 @@ func (s *Store) Lock(lab string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, lab+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
-	}
-	if err := flock(f, syscall.LOCK_EX); err != nil {
+	path := s.lockPath(lab)
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("lock lab %s: %w", lab, err)
+		}
+		if err := flock(f, syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock lab %s: %w", lab, err)
+		}
+		// down removes the lock file of a lab it took down (so lock files do
+		// not pile up): a waiter that locked the removed file must start over
+		// on the current one.
+		var held, now syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &held) == nil && syscall.Stat(path, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
+			return func() { f.Close() }, nil
+		}
 		f.Close()
-		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
 	}
-	return func() { f.Close() }, nil
+}
+
+func (s *Store) lockPath(lab string) string { return filepath.Join(s.Root, "locks", lab+".lock") }
+
+// RemoveLock removes the lab's lock file; call it while holding the lock,
+// right before releasing it.
+func (s *Store) RemoveLock(lab string) {
+	os.Remove(s.lockPath(lab))
 }
 
 // OVSUser marks this process as a user of netlab's private OVS for as long
