@@ -157,6 +157,7 @@ func TestForeignObjectsNeverRemoved(t *testing.T) {
 	// foreign bridge in it.
 	keeper := newPrefix(t)
 	labUp(t, "testdata/pair.yaml", keeper, "pair")
+	waitNoTentative(t)
 	db := "--db=unix:/run/netlab/ovs/db.sock"
 	sh(t, "ovs-vsctl", db, "add-br", p+"ovsbr0", "--", "set", "Bridge", p+"ovsbr0", "datapath_type=netdev")
 	t.Cleanup(func() { run(t, nil, "ovs-vsctl", db, "--if-exists", "del-br", p+"ovsbr0") })
@@ -306,4 +307,16 @@ func TestFaultsUnderRunningLab(t *testing.T) {
 		t.Errorf("down without a journal:\n%s", out)
 	}
 	sameHost(t, before)
+}
+
+// waitNoTentative waits until the host's IPv6 addresses have finished
+// duplicate address detection: a fingerprint taken while a lab's host-side
+// links are still "tentative" would differ from one taken a second later.
+func waitNoTentative(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if !strings.Contains(sh(t, "ip", "addr", "show"), "tentative") {
+			return
+		}
+	}
 }

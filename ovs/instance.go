@@ -201,7 +201,9 @@ func (c *Client) StopPrivateIfUnused() (bool, error) {
 	if err := errors.Join(errs...); err != nil {
 		return false, fmt.Errorf("ovs: stop private instance in %s: %w", c.runDir, err)
 	}
-	for _, pat := range []string{dbSock, "*.ctl", "*.pid", "*.mgmt", "*.snoop"} {
+	// The database goes too: it is empty, and a database left behind means
+	// daemons that died with bridges in it (down then starts them to clean up).
+	for _, pat := range []string{dbSock, "*.ctl", "*.pid", "*.mgmt", "*.snoop", "conf.db", ".conf.db.~lock~"} {
 		files, _ := filepath.Glob(filepath.Join(c.runDir, pat))
 		for _, f := range files {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {

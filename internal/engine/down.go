@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -112,6 +113,19 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	oc, err := e.connectOVS(false)
 	if err != nil {
 		return nil, err
+	}
+	if oc == nil && (len(j.Bridges) > 0 || e.privateDBExists()) {
+		// The lab's bridges may sit in the database of a private OVS whose
+		// daemons died: start it to remove them (and stop it again below).
+		release, rerr := e.store.OVSUser()
+		if rerr != nil {
+			return nil, rerr
+		}
+		oc, err = e.connectOVS(true)
+		release()
+		if err != nil {
+			return nil, err
+		}
 	}
 	s, err := e.newSession(lab, oc)
 	if err != nil {
@@ -405,4 +419,12 @@ func (s *session) marker(name string) (owner string, links []string, err error) 
 		return "", nil, fmt.Errorf("namespace %s: %w", name, err)
 	}
 	return h.Marker()
+}
+
+// privateDBExists says whether netlab's private OVS has a database, which
+// may hold bridges even while its daemons are not running.
+func (e *Engine) privateDBExists() bool {
+	dir := filepath.Join(e.store.Root, "ovs")
+	_, err := os.Stat(filepath.Join(dir, "conf.db"))
+	return err == nil
 }

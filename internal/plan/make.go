@@ -183,6 +183,12 @@ func Make(in Input) (Plan, error) {
 				continue
 			}
 			if w.kind == kindOVSLocal {
+				if !snap.OVS.Running && l.Kind == state.KindTuntap {
+					// Open vSwitch is not running: this may be the tap of our
+					// bridge, left by a daemon that died. Up starts OVS and
+					// observes again before it decides.
+					continue
+				}
 				if b := snap.Bridges[name]; b == nil || b.Type != topology.BridgeOVS {
 					clash(w.pos, w.path, "interface %s already exists in the host namespace and is not an Open vSwitch bridge of this lab", name)
 				}
