@@ -41,6 +41,16 @@ func TestExecGraphCompletion(t *testing.T) {
 		t.Errorf("svg: %v\n%.300s", err, b)
 	}
 
+	// check: a failing expectation fails the command, with the table.
+	bad := writeFile(t, t.TempDir(), "pair.yaml", strings.Replace(readFile(t, "testdata/pair.yaml"), "name: pair", `name: pair
+expect:
+  - {from: a, to: b, ping: true}
+  - {from: a, to: 192.168.77.99, ping: true}`, 1))
+	r := netlab(t, "check", "--prefix", p, bad)
+	if r.code != 1 || !strings.Contains(r.out, "1 passed, 1 failed") || !strings.Contains(r.out, "FAIL") {
+		t.Errorf("check with a failing expectation: exit %d\n%s", r.code, r.out)
+	}
+
 	// completion scripts are valid shell.
 	script := mustNetlab(t, "completion", "bash")
 	cmd := exec.Command("bash", "-n")

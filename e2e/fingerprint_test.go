@@ -41,6 +41,10 @@ func fingerprint(t *testing.T) string {
 			section("ovs "+sock, "ovs-vsctl", "--timeout=5", "--db=unix:"+sock, "show")
 		}
 	}
+	// netlab's supervised processes (reflectors) must all be gone.
+	if out, err := exec.Command("pgrep", "-af", "netlab reflect").Output(); err == nil {
+		b.WriteString("## netlab reflect\n" + volatilePid.ReplaceAllString(string(out), "") + "\n")
+	}
 	// Live OVS daemons (zombies awaiting a slow reaper are gone already).
 	out, _ := exec.Command("ps", "-eo", "pid=,stat=,args=").Output()
 	b.WriteString("## ovs daemons\n")
@@ -55,6 +59,8 @@ func fingerprint(t *testing.T) string {
 	// Counters and timers change by themselves; the rest must not.
 	return volatile.ReplaceAllString(b.String(), "")
 }
+
+var volatilePid = regexp.MustCompile(`(?m)^\d+ `)
 
 var volatile = regexp.MustCompile(`(?m)(valid_lft \S+|preferred_lft \S+| expires \S+|  *\d+sec|cookie \S+|^# (Generated|Completed) .*$|\[\d+:\d+\])`)
 

@@ -58,12 +58,28 @@ func (p *parser) checkDevices() {
 func (p *parser) checkNAT() {
 	for _, n := range p.lab.Namespaces {
 		for _, r := range n.NAT {
-			found := false
+			var out *Interface
 			for _, i := range n.Interfaces {
-				found = found || i.Name == r.Out
+				if i.Name == r.Out {
+					out = i
+				}
 			}
-			if !found {
+			if out == nil {
 				p.errorf(r.outPos, join(r.Path, "out"), "namespace %s has no interface %s", n.Name, r.Out)
+				continue
+			}
+			// Masquerading takes the address of out: it needs one of the
+			// source's family.
+			family := false
+			for _, a := range out.Addresses {
+				family = family || a.Addr().Is4() == r.Source.Addr().Is4()
+			}
+			if !family && r.Source.IsValid() {
+				fam := "IPv6"
+				if r.Source.Addr().Is4() {
+					fam = "IPv4"
+				}
+				p.errorf(r.Pos, r.Path, "%s has no %s address to masquerade %s behind", r.Out, fam, r.Source)
 			}
 		}
 	}

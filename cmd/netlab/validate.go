@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/netlab-dev/netlab/internal/engine"
 )
 
 // validate: netlab validate FILE... Checks every file, prints every error.
@@ -34,6 +36,11 @@ func (a *app) validate(args []string) int {
 				code = a.fail("validate "+path, err)
 				continue
 			}
+		} else if err := engine.CheckFlows(lab); err != nil {
+			// Raw flows are checked by Open vSwitch itself (ovs-ofctl
+			// parse-flows), which needs no privilege.
+			code = a.fail("validate "+path, err)
+			continue
 		}
 		what := "valid"
 		if !machine {

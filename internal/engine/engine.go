@@ -115,9 +115,9 @@ type Result struct {
 	Plan plan.Plan // the actions applied; empty when the lab was up to date
 }
 
-// checkFlows has Open vSwitch check the file's raw flows before anything
+// CheckFlows has Open vSwitch check the file's raw flows before anything
 // changes, and reports bad ones at their place in the file.
-func checkFlows(lab *topology.Lab) error {
+func CheckFlows(lab *topology.Lab) error {
 	var errs topology.ErrorList
 	for _, b := range lab.Bridges {
 		if len(b.Flows) == 0 {
@@ -145,7 +145,7 @@ func checkFlows(lab *topology.Lab) error {
 
 // Plan computes what Up would do, changing nothing.
 func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
-	if err := checkFlows(lab); err != nil {
+	if err := CheckFlows(lab); err != nil {
 		return nil, err
 	}
 	oc, err := e.connectOVS(false)
@@ -175,7 +175,7 @@ var ErrNotConverged = errors.New("not converged")
 // Up makes the machine match the lab: lock, observe, plan, apply with the
 // journal, observe again and check that nothing is left to do. The lab's is recorded in the journal so status can load the file the same way.
 func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
-	if err := checkFlows(lab); err != nil {
+	if err := CheckFlows(lab); err != nil {
 		return nil, err
 	}
 	unlock, err := e.store.Lock(lab.Name)

@@ -273,3 +273,52 @@ func TestFlowsLifecycle(t *testing.T) {
 		t.Errorf("flows dropped from file: plan\n%s", p)
 	}
 }
+
+// External interfaces are the user's: a missing one, one attached elsewhere
+// and one carrying the host's default route are refused (the last unless
+// forced), before anything changes.
+func TestExternalRefusals(t *testing.T) {
+	lab := parse(t, "ext.yaml", `
+name: ext
+bridges:
+  br0: {type: linux, external: [up0, busy0, gone0]}
+namespaces:
+  a:
+    interfaces:
+      eth0: {peer: br0/pa, addresses: [10.9.0.1/24]}
+`)
+	m := newMachine()
+	host := m.snap.Namespaces[topology.Host]
+	host.Links["up0"] = &state.Link{Name: "up0", Kind: "device", Up: true}
+	host.Links["busy0"] = &state.Link{Name: "busy0", Kind: state.KindVeth, Master: "docker0"}
+	m.snap.HostDefaultRouteDevs = []string{"up0"}
+	_, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: "netdev"})
+	for _, want := range []string{
+		"ext.yaml:4:33: bridges.br0.external[0]: external interface up0 carries the host's default route",
+		"external interface busy0 is already attached to docker0",
+		"external interface gone0 does not exist on this machine",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	delete(host.Links, "busy0")
+	lab.Bridges[0].External = lab.Bridges[0].External[:1]
+	p, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: "netdev", Force: true})
+	if err != nil || !strings.Contains(p.String(), "ip link set up0 master br0 up") {
+		t.Errorf("forced: %v\n%s", err, p)
+	}
+}
+
+// An nftables table with the lab's name that netlab did not make (no journal
+// entry) is a clash, not something to replace.
+func TestForeignNATTableIsAClash(t *testing.T) {
+	lab := load(t, "../../labs/nat.yaml")
+	m := newMachine()
+	m.converge(t, lab)
+	m.j.RemoveNAT("gw")
+	_, err := Make(Input{Lab: lab, Snapshot: m.snap, Journal: m.j, Datapath: "netdev"})
+	if err == nil || !strings.Contains(err.Error(), "nftables table inet netlab_nat already exists in namespace gw and netlab did not make it") {
+		t.Errorf("err = %v", err)
+	}
+}
