@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/netlab-dev/netlab/internal/proc"
 	"net"
 	"os"
 	"strings"
@@ -235,19 +236,5 @@ func TestDoctor(t *testing.T) {
 	}
 }
 
-// alive returns the pids that exist and are not zombies.
-func alive(pids []int) []int {
-	var out []int
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] == 'Z' {
-			continue
-		}
-		out = append(out, pid)
-	}
-	return out
-}
+// alive is proc.Alive: the pids that still run.
+func alive(pids []int) []int { return proc.Alive(pids) }

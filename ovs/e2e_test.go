@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/netlab-dev/netlab/internal/roottest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,18 +19,8 @@ import (
 	"github.com/netlab-dev/netlab/internal/state"
 )
 
-// requireRoot skips without root, but fails when NETLAB_E2E=1 (CI) so that
-// CI can never pass by skipping.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("NETLAB_E2E") == "1" {
-		t.Fatal("NETLAB_E2E=1 but not running as root")
-	}
-	t.Skip("needs root")
-}
+// requireRoot: see roottest.
+func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "Open vSwitch, veths") }
 
 // requireOVS skips when the Open vSwitch programs are missing, but fails
 // when NETLAB_E2E=1.

@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
@@ -49,51 +49,16 @@ func stopPids(ns string, pids []int, log io.Writer) ([]int, error) {
 			continue
 		}
 		targets = append(targets, pid)
-		fmt.Fprintf(log, "stopping process %d (%s) in namespace %s\n", pid, procName(pid), ns)
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+		fmt.Fprintf(log, "stopping process %d (%s) in namespace %s\n", pid, proc.Name(pid), ns)
 	}
-	deadline := time.Now().Add(graceTime)
-	for len(alive(targets)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	for _, pid := range alive(targets) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	deadline = time.Now().Add(graceTime)
-	for len(alive(targets)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if left := alive(targets); len(left) > 0 {
+	if left := proc.Stop(targets, graceTime); len(left) > 0 {
 		return targets, fmt.Errorf("namespace %s: processes %v did not stop", ns, left)
 	}
 	return targets, nil
 }
 
-func procName(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// alive returns the pids that still exist and are not zombies.
-func alive(pids []int) []int {
-	var out []int
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// State is the field after the parenthesised command name.
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) && s[i+2] == 'Z' {
-			continue
-		}
-		out = append(out, pid)
-	}
-	return out
-}
+// alive is proc.Alive: the pids that still run.
+func alive(pids []int) []int { return proc.Alive(pids) }
 
 // Down removes everything of the lab, from the journal and the markers alone:
 // no topology file is needed. It never removes an object that does not carry

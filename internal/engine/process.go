@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/reflector"
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -167,18 +168,7 @@ func (e *Engine) stopProcess(lab, ns, dev string, log io.Writer) error {
 	_, _, pid, ok := readPidfile(base + ".pid")
 	if ok && len(alive([]int{pid})) > 0 && ourProcess(pid, ns, dev) {
 		fmt.Fprintf(log, "stopping netlab reflect %d on %s/%s\n", pid, ns, dev)
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(graceTime)
-		for len(alive([]int{pid})) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if len(alive([]int{pid})) > 0 && ourProcess(pid, ns, dev) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		for deadline := time.Now().Add(graceTime); len(alive([]int{pid})) > 0 && time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if len(alive([]int{pid})) > 0 {
+		if left := proc.Stop([]int{pid}, graceTime); len(left) > 0 {
 			return fmt.Errorf("netlab reflect %d on %s/%s did not stop", pid, ns, dev)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/netlab-dev/netlab/internal/roottest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,18 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// requireRoot skips a test that needs root, unless NETLAB_E2E=1 (CI), where a
-// skip would hide a failure.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("NETLAB_E2E") == "1" {
-		t.Fatal("needs root (NETLAB_E2E=1 forbids skipping)")
-	}
-	t.Skip("needs root (namespaces)")
-}
+// requireRoot: see roottest.
+func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "namespaces") }
 
 // testName returns a unique throw-away name: "nlk" and 4 random hex digits.
 func testName(t *testing.T) string {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/netlab-dev/netlab/internal/roottest"
 	"net"
 	"net/netip"
 	"os"
@@ -63,23 +64,8 @@ func TestHostRulesetSnapshot(t *testing.T) {
 	}
 }
 
-// requireRoot skips a test that needs root, unless NETLAB_E2E=1 (CI), where
-// a skip would hide a failure.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		if _, err := exec.LookPath("nft"); err != nil && os.Getenv("NETLAB_E2E") == "1" {
-			t.Fatal("nft missing (NETLAB_E2E=1 forbids skipping)")
-		} else if err != nil {
-			t.Skip("needs the nft command (nftables) to set up fixtures")
-		}
-		return
-	}
-	if os.Getenv("NETLAB_E2E") == "1" {
-		t.Fatal("needs root (NETLAB_E2E=1 forbids skipping)")
-	}
-	t.Skip("needs root (namespaces, nftables)")
-}
+// requireRoot: see roottest.
+func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "namespaces, nftables") }
 
 // newNS creates a throw-away namespace "nln<hex>" deleted when the test ends.
 func newNS(t *testing.T) string {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/netlab-dev/netlab/internal/roottest"
 	"net"
 	"net/netip"
 	"os"
@@ -20,18 +21,8 @@ import (
 	"github.com/netlab-dev/netlab/internal/namespace"
 )
 
-// requireRoot skips a test that needs root, unless NETLAB_E2E=1 (CI), where
-// a skip would hide a failure.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("NETLAB_E2E") == "1" {
-		t.Fatal("needs root (NETLAB_E2E=1 forbids skipping)")
-	}
-	t.Skip("needs root (namespaces, TUN)")
-}
+// requireRoot: see roottest.
+func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "namespaces, TUN devices") }
 
 // ourLinks are the link names the tests create, always inside their own
 // namespaces.
