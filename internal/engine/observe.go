@@ -117,6 +117,14 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 		}()
 	}
 	wg.Wait()
+	for i, name := range onMachine {
+		// Another lab's namespace may be half made or half gone while we
+		// look (labs come up concurrently): only our own must be readable.
+		if errs[i] != nil && lab.Namespace(name) == nil && !slices.Contains(j.Namespaces, name) {
+			errs[i], observed[i] = nil, nil
+			s.forget(name)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
