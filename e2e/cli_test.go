@@ -16,6 +16,21 @@ func TestExecGraphCompletion(t *testing.T) {
 	labUp(t, "testdata/pair.yaml", p, "pair")
 	lab := p + "pair"
 
+	// up --json: one event per action, then a final one; -q: the result only.
+	other := newPrefix(t)
+	r0 := netlab(t, "up", "--json", "--prefix", other, "testdata/pair.yaml")
+	t.Cleanup(func() { netlab(t, "down", other+"pair") })
+	lines := strings.Split(strings.TrimSpace(r0.out), "\n")
+	if r0.code != 0 || len(lines) < 10 || !strings.Contains(lines[0], `"event":"action"`) || !strings.Contains(lines[len(lines)-1], `"event":"done"`) {
+		t.Errorf("up --json: exit %d\n%s", r0.code, r0.out)
+	}
+	if out := mustNetlab(t, "up", "-q", "--prefix", other, "testdata/pair.yaml"); strings.TrimSpace(out) != "lab "+other+"pair: up to date" {
+		t.Errorf("up -q on a converged lab: %q", out)
+	}
+	if out := mustNetlab(t, "down", "--json", other+"pair"); !strings.Contains(out, `"event":"removed"`) || !strings.Contains(out, `"not_running":false`) {
+		t.Errorf("down --json:\n%s", out)
+	}
+
 	// exec by the file's namespace name and by the machine's.
 	if out := mustNetlab(t, "exec", lab, "a", "--", "ip", "-br", "addr", "show", "eth0"); !strings.Contains(out, "192.168.77.1/24") {
 		t.Errorf("exec in a: %s", out)

@@ -66,6 +66,7 @@ func (a *app) check(args []string) int {
 			rows = append(rows, checkRow{r.Index, r.From, r.To, r.Addr.String(), c, r.Want, r.Got, r.Pass, r.Detail, r.Duration.Milliseconds()})
 		}
 		enc := json.NewEncoder(a.stdout)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(checkJSON{Lab: lab.Name, Passed: len(results) - failed, Failed: failed, Results: rows}); err != nil {
 			return a.fail("check", err)

@@ -19,6 +19,7 @@ func (a *app) doctor(args []string) int {
 	findings := doctor.Run()
 	if *asJSON {
 		enc := json.NewEncoder(a.stdout)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		enc.Encode(findings)
 	} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +16,9 @@ func (a *app) down(args []string) int {
 	fs := a.flags("down", "NAME|FILE|--all")
 	prefix := prefixFlag(fs)
 	all := fs.Bool("all", false, "take down every lab on this machine")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	quiet := fs.Bool("q", false, "do not list what is removed")
+	asJSON := fs.Bool("json", false, "print one JSON event per removed object, then a final one per lab")
+	quiet := fs.Bool("q", false, "print only the result (also --quiet)")
+	fs.BoolVar(quiet, "quiet", false, "print only the result")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage
@@ -31,7 +31,13 @@ func (a *app) down(args []string) int {
 	if *quiet || *asJSON {
 		log = io.Discard
 	}
-	eng := a.engine(log)
+	var opts []engine.Option
+	var events *jsonEvents
+	if *asJSON {
+		events = newJSONEvents(a.stdout)
+		opts = append(opts, engine.WithProgress(func(ev engine.Event) { events.write(ev) }))
+	}
+	eng := a.engine(log, opts...)
 	var labs []string
 	if *all {
 		labs, err = eng.Labs()
@@ -48,12 +54,20 @@ func (a *app) down(args []string) int {
 		}
 		labs = []string{name}
 	}
-	results := map[string]*engine.DownResult{}
 	code := exitOK
 	for _, lab := range labs {
 		res, err := eng.Down(lab)
-		results[lab] = res
-		if res != nil && !*asJSON {
+		if events != nil {
+			done := downDone{Event: "done", Lab: lab}
+			if res != nil {
+				done.DownResult = *res
+			}
+			if err != nil {
+				done.Event, done.Error = "error", err.Error()
+			}
+			events.write(done)
+		}
+		if res != nil && events == nil {
 			for _, l := range res.LeftAlone {
 				fmt.Fprintf(a.stdout, "left alone: %s\n", l)
 			}
@@ -62,7 +76,7 @@ func (a *app) down(args []string) int {
 			code = a.fail("down "+lab, err)
 			continue
 		}
-		if *asJSON {
+		if events != nil {
 			continue
 		}
 		if res.NotRunning {
@@ -71,14 +85,15 @@ func (a *app) down(args []string) int {
 			fmt.Fprintf(a.stdout, "lab %s: down\n", lab)
 		}
 	}
-	if *asJSON {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
-			return a.fail("down", err)
-		}
-	}
 	return code
+}
+
+// downDone is the last JSON event of `netlab down --json` for each lab.
+type downDone struct {
+	Event string `json:"event"` // "done" or "error"
+	Lab   string `json:"lab"`
+	engine.DownResult
+	Error string `json:"error,omitempty"`
 }
 
 // labName turns a down/status argument into a lab name: a path to a topology

@@ -40,6 +40,7 @@ func (a *app) flows(args []string) int {
 			out = []engine.BridgeFlows{}
 		}
 		enc := json.NewEncoder(a.stdout)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
 			return a.fail("flows", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"net/netip"
@@ -41,7 +42,9 @@ func TestJSONShapes(t *testing.T) {
 			{Op: plan.OpReplaceRoute, NS: "blue", Route: &route},
 			{Op: plan.OpAddPorts, Bridge: "ovsbr0", Ports: []plan.Port{{Name: "veth0", OFPort: 1}}},
 		},
-		"down": map[string]*engine.DownResult{"blue-red": {Removed: []string{"namespace blue"}, LeftAlone: []string{"namespace red (no netlab marker)"}}},
+		"down-done": downDone{Event: "done", Lab: "blue-red", DownResult: engine.DownResult{Removed: []string{"namespace blue"}, LeftAlone: []string{"namespace red (no netlab marker)"}}},
+		"up-done":   upDone{Event: "done", Lab: "blue-red", Actions: 39},
+		"event":     engine.Event{Kind: "action", Lab: "blue-red", Done: 3, Total: 39, Action: "ip netns add blue && ip -n blue link set lo alias netlab:blue-red up"},
 		"flows": []engine.BridgeFlows{{Bridge: "ovsbr0",
 			Flows: []engine.FlowRow{{Table: 0, Priority: 50, Cookie: "0x1", Owner: "lab", Packets: 4, Bytes: 336, Match: "in_port=1", Actions: "resubmit(,1)"}},
 			MACs:  []engine.MACRow{{MAC: "02:00:00:00:00:01", Port: 1, PortName: "veth0", Namespace: "blue", Interface: "veth1", IdleAge: 3, Packets: 2}}}},
@@ -50,10 +53,14 @@ func TestJSONShapes(t *testing.T) {
 	}
 	for name, v := range cases {
 		t.Run(name, func(t *testing.T) {
-			b, err := json.MarshalIndent(v, "", "  ")
-			if err != nil {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(v); err != nil {
 				t.Fatal(err)
 			}
+			b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 			path := filepath.Join("testdata", name+".json")
 			if *update {
 				if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {

@@ -39,6 +39,7 @@ func (a *app) plan(args []string) int {
 			p = plan.Plan{}
 		}
 		enc := json.NewEncoder(a.stdout)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(p); err != nil {
 			return a.fail("plan", err)

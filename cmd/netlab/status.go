@@ -46,6 +46,7 @@ func (a *app) status(args []string) int {
 	}
 	if *asJSON {
 		enc := json.NewEncoder(a.stdout)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
 			return a.fail("status", err)

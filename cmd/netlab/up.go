@@ -7,12 +7,25 @@ import (
 	"github.com/netlab-dev/netlab/internal/engine"
 )
 
+// upDone is the last JSON event of `netlab up --json`.
+type upDone struct {
+	Event    string   `json:"event"` // "done" or "error"
+	Lab      string   `json:"lab"`
+	Actions  int      `json:"actions"`
+	UpToDate bool     `json:"up_to_date"`
+	Warnings []string `json:"warnings,omitempty"`
+	Error    string   `json:"error,omitempty"`
+}
+
 // up: netlab up FILE. Idempotent: on a converged lab it prints "up to date"
-// and changes nothing.
+// and changes nothing. Progress: a live line on a terminal, one line per
+// action otherwise, one JSON event per action with --json, nothing with -q.
 func (a *app) up(args []string) int {
 	fs := a.flags("up", "FILE")
 	prefix := prefixFlag(fs)
-	quiet := fs.Bool("q", false, "do not print the actions as they are applied")
+	quiet := fs.Bool("q", false, "print only the result (also --quiet)")
+	fs.BoolVar(quiet, "quiet", false, "print only the result")
+	asJSON := fs.Bool("json", false, "print one JSON event per action, then a final one")
 	force := fs.Bool("force", false, "attach an external interface even if it carries the host's default route")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -26,17 +39,46 @@ func (a *app) up(args []string) int {
 	if lab == nil {
 		return code
 	}
-	log := a.stdout
-	if *quiet {
+	opts := []engine.Option{engine.WithForce(*force)}
+	var log io.Writer = a.stdout
+	var live *liveLine
+	var events *jsonEvents
+	switch width := terminalWidth(a.stdout); {
+	case *asJSON:
+		log, events = io.Discard, newJSONEvents(a.stdout)
+		opts = append(opts, engine.WithProgress(func(ev engine.Event) { events.write(ev) }))
+	case *quiet:
 		log = io.Discard
+	case width > 0:
+		log, live = io.Discard, &liveLine{w: a.stdout, width: width}
+		opts = append(opts, engine.WithProgress(live.show))
 	}
-	eng := a.engine(log, engine.WithForce(*force))
-	for _, w := range eng.Warnings(lab) {
-		fmt.Fprintf(a.stderr, "netlab: warning: %s\n", w)
+	eng := a.engine(log, opts...)
+	warnings := eng.Warnings(lab)
+	if events == nil {
+		for _, w := range warnings {
+			fmt.Fprintf(a.stderr, "netlab: warning: %s\n", w)
+		}
 	}
 	res, err := eng.Up(lab, *prefix)
+	if live != nil {
+		live.clear()
+	}
+	if events != nil {
+		done := upDone{Event: "done", Lab: lab.Name, Warnings: warnings}
+		if res != nil {
+			done.Actions, done.UpToDate = len(res.Plan), len(res.Plan) == 0 && err == nil
+		}
+		if err != nil {
+			done.Event, done.Error = "error", err.Error()
+		}
+		events.write(done)
+	}
 	if err != nil {
 		return a.fail("up "+pos[0], err)
+	}
+	if events != nil {
+		return exitOK
 	}
 	if len(res.Plan) == 0 {
 		fmt.Fprintf(a.stdout, "lab %s: up to date\n", lab.Name)

@@ -104,6 +104,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		msg := fmt.Sprintf(format, args...)
 		res.Removed = append(res.Removed, msg)
 		fmt.Fprintf(e.log, "removed %s\n", msg)
+		e.emit(Event{Kind: "removed", Lab: lab, Done: len(res.Removed), Action: msg})
 	}
 	leftAlone := func(format string, args ...any) {
 		res.LeftAlone = append(res.LeftAlone, fmt.Sprintf(format, args...))

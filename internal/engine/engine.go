@@ -27,10 +27,11 @@ import (
 type Option func(*options)
 
 type options struct {
-	force   bool
-	root    string
-	ovsOpts []ovs.Option
-	log     io.Writer
+	progress func(Event)
+	force    bool
+	root     string
+	ovsOpts  []ovs.Option
+	log      io.Writer
 }
 
 // WithRoot keeps journals, locks and the private OVS under dir instead of
@@ -51,11 +52,12 @@ func WithLog(w io.Writer) Option { return func(o *options) { o.log = w } }
 
 // Engine runs the verbs. It holds no state between calls except its options.
 type Engine struct {
-	logMu   sync.Mutex
-	force   bool
-	store   *state.Store
-	ovsOpts []ovs.Option
-	log     io.Writer
+	progress func(Event)
+	logMu    sync.Mutex
+	force    bool
+	store    *state.Store
+	ovsOpts  []ovs.Option
+	log      io.Writer
 }
 
 // New returns an engine.
@@ -68,7 +70,7 @@ func New(opts ...Option) *Engine {
 	if o.root != "" {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
-	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force}
+	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress}
 }
 
 // Store exposes the journal store (status and the CLI list labs from it).
@@ -337,8 +339,10 @@ const parallelism = 8
 // not between namespaces. It returns how many actions completed.
 func (s *session) applyPlan(p plan.Plan, crashAfter int) (int, error) {
 	var done atomic.Int64
-	finished := func() {
-		if n := done.Add(1); crashAfter > 0 && int(n) == crashAfter {
+	finished := func(a plan.Action) {
+		n := done.Add(1)
+		s.e.emit(Event{Kind: "action", Lab: s.lab, Done: int(n), Total: len(p), Action: a.String()})
+		if crashAfter > 0 && int(n) == crashAfter {
 			// Test-only: die like kill -9 would, right after step K.
 			fmt.Fprintf(os.Stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", crashAfter)
 			os.Exit(99)
@@ -390,7 +394,7 @@ func (s *session) applyPlan(p plan.Plan, crashAfter int) (int, error) {
 						mu.Unlock()
 						return
 					}
-					finished()
+					finished(a)
 				}
 			}(buckets[k])
 		}
