@@ -239,3 +239,24 @@ namespaces:
 	}
 	sameHost(t, before)
 }
+
+// TestForwardPolicyWarning: a host firewall whose forward chain drops by
+// policy would drop a lab's forwarded traffic; plan says so, and which rule
+// to add, and adds nothing itself. (The test's own chain exists for a moment
+// and is removed; it only concerns forwarded traffic.)
+func TestForwardPolicyWarning(t *testing.T) {
+	requireRoot(t)
+	hostRoutesFree(t, "10.0.1.0/24", "fd00:11::/64")
+	table := "netlab_e2e_fw_" + strings.TrimSuffix(newPrefix(t), "-")
+	sh(t, "nft", "add", "table", "inet", table)
+	t.Cleanup(func() { run(t, nil, "nft", "delete", "table", "inet", table) })
+	sh(t, "nft", "add chain inet "+table+" forward_drop { type filter hook forward priority 0 ; policy drop ; }")
+	before := sh(t, "nft", "list", "ruleset")
+	r := netlab(t, "plan", "--prefix", newPrefix(t), "../labs/blue-red-linux.yaml")
+	if r.code != 0 || !strings.Contains(r.out, "warning:") || !strings.Contains(r.out, "policy drop") || !strings.Contains(r.out, "10.0.1.0/24") {
+		t.Errorf("plan with a forward policy of drop: exit %d\n%s", r.code, r.out)
+	}
+	if after := sh(t, "nft", "list", "ruleset"); after != before {
+		t.Errorf("plan changed the ruleset:\n%s", diff(before, after))
+	}
+}
