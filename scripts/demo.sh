@@ -30,6 +30,12 @@ for _ in $(seq 50); do
 done
 ip netns exec blue iperf3 -c 10.0.0.2 -t 2 -f m | tail -n 4
 
+say "netlab check blue-red (the expectations in the file)"
+"$netlab" check blue-red
+
+say "netlab flows blue-red (what the learning switch learned)"
+"$netlab" flows blue-red | sed -n '/learned MACs/,$p'
+
 say "netlab status blue-red"
 "$netlab" status blue-red
 
