@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/check"
-	"github.com/netlab-dev/netlab/topology"
 )
 
 // check: netlab check LAB|FILE [--json] [--timeout D] runs the expectations
@@ -27,21 +26,10 @@ func (a *app) check(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	var lab *topology.Lab
 	eng := a.engine(nil)
-	if isFileArg(pos[0]) {
-		var code int
-		if lab, code = a.loadLab(pos[0], *prefix); lab == nil {
-			return code
-		}
-	} else {
-		name, code := a.labName(pos[0], *prefix)
-		if name == "" {
-			return code
-		}
-		if lab, err = eng.LabFile(name); err != nil {
-			return a.fail("check", err)
-		}
+	lab, code := a.labOrFile("check", pos[0], *prefix)
+	if lab == nil {
+		return code
 	}
 	if len(lab.Expect) == 0 {
 		fmt.Fprintf(a.stderr, "netlab: check: %s has no expect: entries\n", lab.File)

@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/netlab-dev/netlab/internal/graph"
-	"github.com/netlab-dev/netlab/topology"
 )
 
 // graph: netlab graph FILE|LAB [--format dot|mermaid|svg|png] [-o FILE]
@@ -25,20 +24,9 @@ func (a *app) graph(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	var lab *topology.Lab
-	if isFileArg(pos[0]) {
-		var code int
-		if lab, code = a.loadLab(pos[0], *prefix); lab == nil {
-			return code
-		}
-	} else {
-		name, code := a.labName(pos[0], *prefix)
-		if name == "" {
-			return code
-		}
-		if lab, err = a.engine(nil).LabFile(name); err != nil {
-			return a.fail("graph", err)
-		}
+	lab, code := a.labOrFile("graph", pos[0], *prefix)
+	if lab == nil {
+		return code
 	}
 	opts := graph.Options{Marks: map[string][]string{}}
 	for _, ns := range lab.AllNamespaces() {

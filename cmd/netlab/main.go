@@ -193,3 +193,21 @@ func (a *app) fail(context string, err error) int {
 	}
 	return exitRuntime
 }
+
+// labOrFile resolves a LAB|FILE argument to a topology: a file is loaded
+// (with the prefix); a running lab's file comes from its journal. On failure
+// it has printed why and returns the exit code.
+func (a *app) labOrFile(verb, arg, prefix string) (*topology.Lab, int) {
+	if isFileArg(arg) {
+		return a.loadLab(arg, prefix)
+	}
+	name, code := a.labName(arg, prefix)
+	if name == "" {
+		return nil, code
+	}
+	lab, err := a.engine(nil).LabFile(name)
+	if err != nil {
+		return nil, a.fail(verb, err)
+	}
+	return lab, exitOK
+}
