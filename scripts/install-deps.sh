@@ -15,6 +15,8 @@ declare -A need=(
   [nc]=netcat-openbsd
   [iptables-save]=iptables
   [dot]=graphviz
+  [pgrep]=procps
+  [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!need[@]}"; do
