@@ -184,7 +184,14 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer func() {
+		// An up that changed nothing and left no journal (a clash, a bad
+		// flow) leaves no lock file either.
+		if !e.store.Exists(lab.Name) {
+			e.store.RemoveLock(lab.Name)
+		}
+		unlock()
+	}()
 
 	j, err := e.store.Load(lab.Name)
 	if err != nil {
