@@ -6,7 +6,7 @@
 // sender, which the kernel then answers itself).
 //
 // The package has four layers: Reflect (pure, allocation-free byte swap),
-// Run (the loop over a Device), OpenQueues/CreateTUN (the OS edge, done on a
+// Run (the loop over a Device), OpenQueues (the OS edge, done on a
 // thread inside the lab namespace) and Main (the `netlab reflect` process,
 // which attaches, drops every capability, then runs one loop per queue).
 package reflector

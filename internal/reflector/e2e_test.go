@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/roottest"
 	"net"
 	"net/netip"
@@ -80,9 +81,7 @@ func inNS(ns string, args ...string) *exec.Cmd {
 // fd2a:cd2c:8bc4::/64.
 func setupTUN(t *testing.T, ns string, mtu int, multiQueue bool) {
 	t.Helper()
-	if err := CreateTUN(ns, "refl0", mtu, multiQueue, false); err != nil {
-		t.Fatal(err)
-	}
+	createTUN(t, ns, "refl0", mtu, multiQueue, false)
 	ip(t, "-n", ns, "addr", "add", "10.0.0.1/8", "dev", "refl0")
 	ip(t, "-n", ns, "-6", "addr", "add", "fe80::1/64", "dev", "refl0", "nodad")
 	ip(t, "-n", ns, "-6", "route", "add", "fd2a:cd2c:8bc4::/64", "dev", "refl0")
@@ -357,22 +356,32 @@ func freeUDPPort(t *testing.T) netip.AddrPort {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-func TestCreateTUNAndOpenQueues(t *testing.T) {
-	requireRoot(t)
-	ns := newTestNS(t)
-	if err := CreateTUN(ns, "refl0", 9000, true, true); err != nil {
+// createTUN makes a persistent TUN the way netlab up does (kernel.AddTuntap),
+// with an MTU, and brings it up.
+func createTUN(t *testing.T, ns, name string, mtu int, multiQueue, vnetHdr bool) {
+	t.Helper()
+	h, err := kernel.Open(ns)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Idempotent.
-	if err := CreateTUN(ns, "refl0", 9000, true, true); err != nil {
-		t.Errorf("second CreateTUN: %v", err)
+	defer h.Close()
+	if err := h.AddTuntap(name, "netlab:test:"+ns+"/"+name, kernel.Tuntap{MultiQueue: multiQueue, VnetHdr: vnetHdr, Owner: -1, Group: -1}); err != nil {
+		t.Fatal(err)
 	}
-	if err := CreateTUN(ns, "refl0", 9000, false, false); err == nil {
-		t.Errorf("CreateTUN with another multi-queue setting succeeded")
+	if mtu > 0 {
+		if err := h.SetMTU(name, mtu); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := CreateTUN(ns, "lo", 0, false, false); err == nil || !strings.Contains(err.Error(), "not a tun") {
-		t.Errorf("CreateTUN over lo: %v", err)
+	if err := h.SetUp(name, true); err != nil {
+		t.Fatal(err)
 	}
+}
+
+func TestOpenQueues(t *testing.T) {
+	requireRoot(t)
+	ns := newTestNS(t)
+	createTUN(t, ns, "refl0", 9000, true, true)
 	out, _ := exec.Command("ip", "-n", ns, "-d", "link", "show", "refl0").CombinedOutput()
 	if !strings.Contains(string(out), "mtu 9000") || !strings.Contains(string(out), "tun") || !strings.Contains(string(out), "multi_queue") {
 		t.Errorf("refl0 is not an MTU 9000 multi-queue tun:\n%s", out)
@@ -395,9 +404,7 @@ func TestCreateTUNAndOpenQueues(t *testing.T) {
 		t.Errorf("OpenQueues created nosuch0")
 	}
 	// A single-queue device takes one queue, not two.
-	if err := CreateTUN(ns, "single0", 0, false, false); err != nil {
-		t.Fatal(err)
-	}
+	createTUN(t, ns, "single0", 0, false, false)
 	if files, err := OpenQueues(ns, "single0", 1, false); err != nil {
 		t.Errorf("one queue on single-queue tun: %v", err)
 	} else {
