@@ -245,9 +245,6 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	}
 	j.Prefix = prefix
 	j.Force = e.force
-	if oc != nil && oc.Info().Private && hasOVS(lab) {
-		j.PrivateOVS = true
-	}
 	recordIntents(p, j)
 	if err := e.store.Save(j); err != nil {
 		return nil, err

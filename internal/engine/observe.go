@@ -205,13 +205,25 @@ func hasOwnedPort(b *state.Bridge, lab string) bool {
 	return false
 }
 
-// observeFlows fills LabFlows and FlowsInSync of the lab's OVS bridges. The
+// observeFlows fills FlowsInSync of the lab's OVS bridges whose file entry
+// has flows, and LabFlows of the others. The
 // comparison is Open vSwitch's own (diff-flows normalises both sides), so a
 // flow written differently but meaning the same is in sync.
 func (s *session) observeFlows(lab *topology.Lab, snap *state.Snapshot) error {
 	cookie := state.FlowCookie(lab.Name)
 	for name, ob := range snap.Bridges {
 		if ob.Type != topology.BridgeOVS || ob.Owner != lab.Name {
+			continue
+		}
+		// The plan needs the comparison where the file has flows, and the
+		// count of the lab's flows only where it has none (to remove them):
+		// one ovs-ofctl round per bridge, not two.
+		if b := lab.Bridge(name); b != nil && b.HasFlows() {
+			differ, err := s.ovs.StaticFlowsDiffer(name, cookie, openflow.BridgeFlows(b, state.LearnCookie(lab.Name)))
+			if err != nil {
+				return err
+			}
+			ob.FlowsInSync = !differ
 			continue
 		}
 		flows, err := s.ovs.DumpFlows(name)
@@ -222,13 +234,6 @@ func (s *session) observeFlows(lab *topology.Lab, snap *state.Snapshot) error {
 			if f.Cookie == cookie {
 				ob.LabFlows++
 			}
-		}
-		if b := lab.Bridge(name); b != nil && b.HasFlows() {
-			differ, err := s.ovs.StaticFlowsDiffer(name, cookie, openflow.BridgeFlows(b, state.LearnCookie(lab.Name)))
-			if err != nil {
-				return err
-			}
-			ob.FlowsInSync = !differ
 		}
 	}
 	return nil

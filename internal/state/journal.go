@@ -47,9 +47,7 @@ type Journal struct {
 	// External maps each host interface attached to a lab bridge to its
 	// state before, which down restores.
 	External map[string]ExternalState `json:"external,omitempty"`
-	// PrivateOVS is set when the lab's bridges live in netlab's private OVS.
-	PrivateOVS bool      `json:"private_ovs,omitempty"`
-	Updated    time.Time `json:"updated"`
+	Updated  time.Time                `json:"updated"`
 }
 
 func addName(list []string, name string) []string {

@@ -137,9 +137,10 @@ type Bridge struct {
 	Datapath string // OVS datapath_type ("" means system)
 	FailMode string // OVS fail_mode ("" means standalone)
 	Ports    map[string]*Port
-	// LabFlows counts the flows carrying the lab's static cookie, and
-	// FlowsInSync says whether they equal what the file wants (as Open
-	// vSwitch normalises them). Only read for bridges whose lab has flows.
+	// FlowsInSync says whether the flows carrying the lab's static cookie
+	// equal what the file wants (as Open vSwitch normalises them); read for
+	// bridges whose file entry has flows. LabFlows counts those flows; read
+	// for the lab's other bridges, whose flows are to be removed.
 	LabFlows    int
 	FlowsInSync bool
 }
