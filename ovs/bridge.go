@@ -46,19 +46,56 @@ type PortSpec struct {
 	Name   string
 	OFPort int // ofport_request; 0 lets OVS choose
 	Lab    string
+	// Type is the Interface type: "" or PortTypeSystem for an AF_PACKET
+	// port, PortTypeAFXDPNonPMD or PortTypeAFXDP for AF_XDP.
+	Type string
+}
+
+// Interface types netlab uses for veth ports. OVS treats "" as "system".
+const (
+	PortTypeSystem      = "system"
+	PortTypeAFXDPNonPMD = "afxdp-nonpmd"
+	PortTypeAFXDP       = "afxdp"
+)
+
+func validPortType(t string) error {
+	switch t {
+	case "", PortTypeSystem, PortTypeAFXDPNonPMD, PortTypeAFXDP:
+		return nil
+	}
+	return fmt.Errorf("unknown port type %q", t)
 }
 
 // snapshot is what one Observe call reads.
 type snapshot struct {
 	bridges    map[string]*state.Bridge
 	portBridge map[string]string // every port, the LOCAL ones too → its bridge
+	ifaceTypes []string          // the Open_vSwitch row's iface_types
 }
 
-// observeArgs reads the three tables in one ovs-vsctl invocation.
+// observeArgs reads the four tables in one ovs-vsctl invocation.
 var observeArgs = []string{"--format=json",
 	"--", "--columns=_uuid,name,datapath_type,fail_mode,external_ids,ports", "list", "Bridge",
 	"--", "--columns=_uuid,name,external_ids,interfaces", "list", "Port",
-	"--", "--columns=_uuid,name,ofport_request,ofport", "list", "Interface",
+	"--", "--columns=_uuid,name,ofport_request,ofport,type", "list", "Interface",
+	"--", "--columns=iface_types", "list", "Open_vSwitch",
+}
+
+// Switch is what ObserveSwitch reads: every bridge, and the interface types
+// this Open vSwitch supports.
+type Switch struct {
+	Bridges    map[string]*state.Bridge
+	IfaceTypes []string
+}
+
+// ObserveSwitch is Observe plus the Open_vSwitch table's iface_types (system,
+// internal, afxdp, ...), in the same single ovs-vsctl invocation.
+func (c *Client) ObserveSwitch() (Switch, error) {
+	s, err := c.observe()
+	if err != nil {
+		return Switch{}, err
+	}
+	return Switch{Bridges: s.bridges, IfaceTypes: s.ifaceTypes}, nil
 }
 
 // Observe lists every bridge of the instance (netlab's or not) with its
@@ -91,6 +128,7 @@ func (c *Client) observe() (*snapshot, error) {
 type ifaceRow struct {
 	name            string
 	ofport, request int
+	typ             string
 }
 
 type portRow struct {
@@ -104,8 +142,18 @@ func parseObserve(out []byte) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(ts) != 3 {
-		return nil, fmt.Errorf("parse ovs-vsctl json: %d tables, want 3", len(ts))
+	if len(ts) != 4 {
+		return nil, fmt.Errorf("parse ovs-vsctl json: %d tables, want 4", len(ts))
+	}
+	ovsRows, err := ts[3].rows()
+	if err != nil {
+		return nil, err
+	}
+	var ifaceTypes []string
+	if len(ovsRows) == 1 {
+		if ifaceTypes, err = ovsRows[0].strs("iface_types"); err != nil {
+			return nil, err
+		}
 	}
 	ifaces := map[string]ifaceRow{}
 	irows, err := ts[2].rows()
@@ -125,6 +173,9 @@ func parseObserve(out []byte) (*snapshot, error) {
 			return nil, err
 		}
 		if ir.ofport, _, err = r.int("ofport"); err != nil {
+			return nil, err
+		}
+		if ir.typ, err = r.str("type"); err != nil {
 			return nil, err
 		}
 		ifaces[uuid] = ir
@@ -153,7 +204,7 @@ func parseObserve(out []byte) (*snapshot, error) {
 		}
 		ports[uuid] = pr
 	}
-	s := &snapshot{bridges: map[string]*state.Bridge{}, portBridge: map[string]string{}}
+	s := &snapshot{bridges: map[string]*state.Bridge{}, portBridge: map[string]string{}, ifaceTypes: ifaceTypes}
 	brows, err := ts[0].rows()
 	if err != nil {
 		return nil, err
@@ -182,7 +233,7 @@ func parseObserve(out []byte) (*snapshot, error) {
 			for i, iu := range pr.ifaces {
 				ir, ok := ifaces[iu]
 				if ok && (i == 0 || ir.name == pr.name) {
-					p.OFPortRequest, p.OFPort = ir.request, ir.ofport
+					p.OFPortRequest, p.OFPort, p.Type = ir.request, ir.ofport, ir.typ
 				}
 			}
 			b.Ports[p.Name] = p
@@ -394,6 +445,9 @@ func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
 		if p.OFPort < 0 || p.OFPort > maxOFPort {
 			return fmt.Errorf("ovs: add port %s to %s: ofport %d out of range 1..%d", p.Name, bridge, p.OFPort, maxOFPort)
 		}
+		if err := validPortType(p.Type); err != nil {
+			return fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, err)
+		}
 	}
 	s, err := c.observe()
 	if err != nil {
@@ -425,8 +479,15 @@ func portsTxn(bridge string, ports []PortSpec) []string {
 	var args []string
 	for _, p := range ports {
 		args = append(args, "--", "--may-exist", "add-port", bridge, p.Name)
+		var iface []string
 		if p.OFPort > 0 {
-			args = append(args, "--", "set", "Interface", p.Name, "ofport_request="+strconv.Itoa(p.OFPort))
+			iface = append(iface, "ofport_request="+strconv.Itoa(p.OFPort))
+		}
+		if p.Type != "" && p.Type != PortTypeSystem {
+			iface = append(iface, "type="+p.Type)
+		}
+		if len(iface) > 0 {
+			args = append(append(args, "--", "set", "Interface", p.Name), iface...)
 		}
 		args = append(args, "--", "set", "Port", p.Name, "external_ids:"+state.OVSLabKey+"="+p.Lab)
 	}
@@ -490,6 +551,37 @@ func (c *Client) SetOFPort(port string, ofport int) error {
 		return fmt.Errorf("ovs: set ofport of %s: %w", port, err)
 	}
 	return nil
+}
+
+// SetPortTypes changes the Interface type of existing ports in one
+// transaction ("" and PortTypeSystem both mean system), then checks, like
+// EnsurePorts, that OVS opened each one again with its ofport. OVS closes
+// and reopens the device: a port changed to AF_XDP loads an XDP program on
+// the veth, one changed back removes it. Equivalent to:
+//
+//	ovs-vsctl -- set Interface P1 type=T -- set Interface P2 type=T ...
+func (c *Client) SetPortTypes(bridge string, ports []PortSpec) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	var args []string
+	for _, p := range ports {
+		if err := validName(p.Name); err != nil {
+			return fmt.Errorf("ovs: set port types on %s: %w", bridge, err)
+		}
+		if err := validPortType(p.Type); err != nil {
+			return fmt.Errorf("ovs: set type of port %s on %s: %w", p.Name, bridge, err)
+		}
+		t := p.Type
+		if t == "" {
+			t = PortTypeSystem
+		}
+		args = append(args, "--", "set", "Interface", p.Name, "type="+t)
+	}
+	if _, err := c.VSCtl(args...); err != nil {
+		return fmt.Errorf("ovs: set port types on %s: %w", bridge, err)
+	}
+	return c.checkOFPorts(bridge, ports)
 }
 
 // DeletePorts detaches the ports from the bridge in one transaction; ports

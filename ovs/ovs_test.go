@@ -183,10 +183,11 @@ func TestDeleteBridge(t *testing.T) {
 // p1 (ofport 1) and p2 (ofport 2) and bridge other (no marker) with port p9.
 const observeTwoPorts = `{"data":[[["uuid","b0"],"br0","netdev","secure",["map",[["netlab-lab","lab1"]]],["set",[["uuid","pl"],["uuid","pp1"],["uuid","pp2"]]]],[["uuid","b1"],"other","netdev",["set",[]],["map",[]],["set",[["uuid","po"],["uuid","pp9"]]]]],"headings":["_uuid","name","datapath_type","fail_mode","external_ids","ports"]}
 {"data":[[["uuid","pl"],"br0",["map",[]],["uuid","il"]],[["uuid","pp1"],"p1",["map",[["netlab-lab","lab1"]]],["uuid","ip1"]],[["uuid","pp2"],"p2",["map",[]],["uuid","ip2"]],[["uuid","po"],"other",["map",[]],["uuid","io"]],[["uuid","pp9"],"p9",["map",[]],["uuid","ip9"]]],"headings":["_uuid","name","external_ids","interfaces"]}
-{"data":[[["uuid","il"],"br0",["set",[]],65534],[["uuid","ip1"],"p1",1,1],[["uuid","ip2"],"p2",2,2],[["uuid","io"],"other",["set",[]],65534],[["uuid","ip9"],"p9",["set",[]],1]],"headings":["_uuid","name","ofport_request","ofport"]}
+{"data":[[["uuid","il"],"br0",["set",[]],65534,"internal"],[["uuid","ip1"],"p1",1,1,""],[["uuid","ip2"],"p2",2,2,"afxdp-nonpmd"],[["uuid","io"],"other",["set",[]],65534,"internal"],[["uuid","ip9"],"p9",["set",[]],1,""]],"headings":["_uuid","name","ofport_request","ofport","type"]}
+{"data":[[["set",["afxdp","afxdp-nonpmd","system","tap"]]]],"headings":["iface_types"]}
 `
 
-const observePrefix = prefix + "--format=json -- --columns=_uuid,name,datapath_type,fail_mode,external_ids,ports list Bridge -- --columns=_uuid,name,external_ids,interfaces list Port -- --columns=_uuid,name,ofport_request,ofport list Interface"
+const observePrefix = prefix + "--format=json -- --columns=_uuid,name,datapath_type,fail_mode,external_ids,ports list Bridge -- --columns=_uuid,name,external_ids,interfaces list Port -- --columns=_uuid,name,ofport_request,ofport,type list Interface -- --columns=iface_types list Open_vSwitch"
 
 func TestEnsurePortsTxn(t *testing.T) {
 	f := (&fakeOVS{}).
@@ -195,8 +196,8 @@ func TestEnsurePortsTxn(t *testing.T) {
 	c := newFakeClient(t, f)
 	err := c.EnsurePorts("br0", []PortSpec{
 		{Name: "p1", OFPort: 1, Lab: "lab1"},
-		{Name: "p3", OFPort: 3, Lab: "lab1"},
-		{Name: "p4", Lab: "lab1"}, // OVS chooses
+		{Name: "p3", OFPort: 3, Lab: "lab1", Type: PortTypeAFXDPNonPMD},
+		{Name: "p4", Lab: "lab1", Type: PortTypeAFXDP}, // OVS chooses the number
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -204,11 +205,29 @@ func TestEnsurePortsTxn(t *testing.T) {
 	assertCalls(t, f,
 		observePrefix,
 		prefix+"-- --may-exist add-port br0 p1 -- set Interface p1 ofport_request=1 -- set Port p1 external_ids:netlab-lab=lab1"+
-			" -- --may-exist add-port br0 p3 -- set Interface p3 ofport_request=3 -- set Port p3 external_ids:netlab-lab=lab1"+
-			" -- --may-exist add-port br0 p4 -- set Port p4 external_ids:netlab-lab=lab1",
+			" -- --may-exist add-port br0 p3 -- set Interface p3 ofport_request=3 type=afxdp-nonpmd -- set Port p3 external_ids:netlab-lab=lab1"+
+			" -- --may-exist add-port br0 p4 -- set Interface p4 type=afxdp -- set Port p4 external_ids:netlab-lab=lab1",
 		prefix+"--format=json --columns=name,ofport,error list Interface p1 p3 p4",
 	)
 }
+
+func TestSetPortTypes(t *testing.T) {
+	f := (&fakeOVS{}).
+		on("list Interface p1 p2", `{"data":[["p1",1,["set",[]]],["p2",-1,"could not open network device p2 (Operation not permitted)"]],"headings":["name","ofport","error"]}`, nil)
+	c := newFakeClient(t, f)
+	err := c.SetPortTypes("br0", []PortSpec{{Name: "p1", Type: ""}, {Name: "p2", Type: PortTypeAFXDPNonPMD}})
+	if err == nil || !strings.Contains(err.Error(), "add port p2 to br0: could not open network device p2 (Operation not permitted)") {
+		t.Errorf("err = %v, want p2's Interface error", err)
+	}
+	assertCalls(t, f,
+		prefix+"-- set Interface p1 type=system -- set Interface p2 type=afxdp-nonpmd",
+		prefix+"--format=json --columns=name,ofport,error list Interface p1 p2",
+	)
+	if err := c.SetPortTypes("br0", []PortSpec{{Name: "p1", Type: "dpdk"}}); err == nil {
+		t.Error("type dpdk accepted")
+	}
+}
+
 
 func TestEnsurePortsRefusals(t *testing.T) {
 	for _, tc := range []struct {
@@ -344,7 +363,7 @@ func TestParseObserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := fmt.Sprint(describe(s.bridges))
-	want := "nltg0 ovs owner=nltlab dp=netdev fail=secure ports=[nltgA owner=nltlab req=7 ofport=7 nltgB owner=nltlab req=8 ofport=-1]\n" +
+	want := "nltg0 ovs owner=nltlab dp=netdev fail=secure ports=[nltgA owner=nltlab req=7 ofport=7 type=afxdp-nonpmd nltgB owner=nltlab req=8 ofport=-1]\n" +
 		"nltg1 ovs owner= dp=netdev fail= ports=[]\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
@@ -359,10 +378,13 @@ func TestParseObserveTwoPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "br0 ovs owner=lab1 dp=netdev fail=secure ports=[p1 owner=lab1 req=1 ofport=1 p2 owner= req=2 ofport=2]\n" +
+	want := "br0 ovs owner=lab1 dp=netdev fail=secure ports=[p1 owner=lab1 req=1 ofport=1 p2 owner= req=2 ofport=2 type=afxdp-nonpmd]\n" +
 		"other ovs owner= dp=netdev fail= ports=[p9 owner= req=0 ofport=1]\n"
 	if got := describe(s.bridges); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if got := strings.Join(s.ifaceTypes, ","); got != "afxdp,afxdp-nonpmd,system,tap" {
+		t.Errorf("iface types = %q", got)
 	}
 }
 
@@ -387,7 +409,11 @@ func describe(brs map[string]*state.Bridge) string {
 		var ports []string
 		for _, pn := range state.SortedNames(br.Ports) {
 			p := br.Ports[pn]
-			ports = append(ports, fmt.Sprintf("%s owner=%s req=%d ofport=%d", p.Name, p.Owner, p.OFPortRequest, p.OFPort))
+			d := fmt.Sprintf("%s owner=%s req=%d ofport=%d", p.Name, p.Owner, p.OFPortRequest, p.OFPort)
+			if p.Type != "" {
+				d += " type=" + p.Type
+			}
+			ports = append(ports, d)
 		}
 		fmt.Fprintf(&b, "%s %s owner=%s dp=%s fail=%s ports=[%s]\n", br.Name, br.Type, br.Owner, br.Datapath, br.FailMode, strings.Join(ports, " "))
 	}

@@ -85,7 +85,9 @@ func (p *parser) derive() {
 			// An undescribed host end: netlab creates it, nothing configures it.
 			ii.iface.Peer = t
 			ii.linked = true
-			p.lab.Links = append(p.lab.Links, &Link{A: linkEnd(ii), B: LinkEnd{End: t, Pos: ii.peerPos}})
+			// The port end takes the namespace end's MTU: a veth drops frames
+	// larger than the receiving end's MTU, so jumbo frames need both.
+	p.lab.Links = append(p.lab.Links, &Link{A: linkEnd(ii), B: LinkEnd{End: t, Pos: ii.peerPos, MTU: ii.iface.MTU}})
 			claimed[t.key()] = claim{t, ii, ii.peerPos, ii.peerPos}
 			continue
 		}
@@ -180,7 +182,9 @@ func (p *parser) linkPort(ii *ifaceInfo, bi *bridgeInfo) {
 	ii.iface.Peer = t
 	ii.linked = true
 	bi.b.Ports = append(bi.b.Ports, &Port{Name: t.Name, Peer: endOf(ii), Pos: ii.peerPos})
-	p.lab.Links = append(p.lab.Links, &Link{A: linkEnd(ii), B: LinkEnd{End: t, Pos: ii.peerPos}})
+	// The port end takes the namespace end's MTU: a veth drops frames
+	// larger than the receiving end's MTU, so jumbo frames need both.
+	p.lab.Links = append(p.lab.Links, &Link{A: linkEnd(ii), B: LinkEnd{End: t, Pos: ii.peerPos, MTU: ii.iface.MTU}})
 }
 
 // assignOFPorts applies a bridge's ports: settings and numbers the other

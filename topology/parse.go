@@ -114,6 +114,7 @@ type bridgeInfo struct {
 	addrPos  []Pos
 	ovsOnly  []entry // fail-mode, datapath: errors on a Linux bridge
 	settings []*portSetting
+	portType *entry // nil when not written
 	addrBad  bool
 }
 
@@ -157,7 +158,7 @@ func sections() map[string]section {
 		"expect":    {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
 		"host":      {known: []string{"sysctls", "routes", "interfaces", "nat"}},
 		"nat":       {known: []string{"source", "out"}},
-		"bridge":    {known: []string{"type", "fail-mode", "datapath", "addresses", "mtu", "ports", "openflow", "flows", "external"}},
+		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external"}},
 		"openflow":  {known: []string{"preset", "idle-timeout"}},
 		"port":      {known: []string{"ofport"}},
 		"namespace": {known: []string{"interfaces", "routes", "sysctls", "nat", "tuns", "taps"}},
@@ -1056,6 +1057,13 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 			b.Datapath = d
 		}
 	}
+	if pe, ok := f["port-type"]; ok {
+		bi.ovsOnly = append(bi.ovsOnly, pe)
+		bi.portType = &pe
+		if t, ok := p.oneOf(pe, PortTypeAuto, PortTypeSystem, PortTypeAFXDPNonPMD, PortTypeAFXDP); ok {
+			b.PortType = t
+		}
+	}
 	if ae, ok := f["addresses"]; ok {
 		b.Addresses, bi.addrPos, bi.addrBad = p.addresses(ae)
 	}
@@ -1111,9 +1119,12 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 		if b.FailMode == "" {
 			b.FailMode = FailStandalone
 		}
+		if b.PortType == "" {
+			b.PortType = PortTypeAuto
+		}
 		return bi
 	}
-	b.FailMode = ""
+	b.FailMode, b.PortType = "", ""
 	for _, oe := range bi.ovsOnly {
 		p.errorf(pos(oe.k), oe.path, "only Open vSwitch bridges have %s; this bridge is type: linux", oe.key)
 	}

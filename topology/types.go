@@ -43,6 +43,26 @@ const (
 	DatapathSystem = "system"
 )
 
+// OVS port types for the veth ports of a bridge (Interface type). With
+// PortTypeAuto netlab uses AF_XDP without polling (afxdp-nonpmd) on a
+// userspace (netdev) bridge when Open vSwitch lists it and the kernel has
+// AF_XDP sockets, and plain system (AF_PACKET) ports otherwise.
+const (
+	PortTypeAuto        = "auto"
+	PortTypeSystem      = "system"
+	PortTypeAFXDPNonPMD = "afxdp-nonpmd"
+	PortTypeAFXDP       = "afxdp" // a poll thread busy on a whole core, even idle
+)
+
+// AFXDPMaxMTU is the largest MTU of the namespace end of a veth whose host
+// end is an AF_XDP port: with an XDP program on one end, the kernel caps the
+// other end's MTU at one 4 KiB page minus the XDP headroom (measured: veth
+// maxmtu 3506 on Linux 6.x).
+const AFXDPMaxMTU = 3506
+
+// IsAFXDP says whether an OVS port type is one of the AF_XDP ones.
+func IsAFXDP(t string) bool { return t == PortTypeAFXDP || t == PortTypeAFXDPNonPMD }
+
 // Limits of the format.
 const (
 	MaxLabName = 12 // lab names end up inside nft table names and markers
@@ -81,10 +101,13 @@ type Lab struct {
 // bridge. Its own interface (the OVS LOCAL port, or the Linux bridge device)
 // carries Addresses.
 type Bridge struct {
-	Name      string
-	Type      string // BridgeOVS or BridgeLinux
-	FailMode  string // OVS only: FailStandalone or FailSecure
-	Datapath  string // OVS only: DatapathAuto, DatapathNetdev or DatapathSystem
+	Name     string
+	Type     string // BridgeOVS or BridgeLinux
+	FailMode string // OVS only: FailStandalone or FailSecure
+	Datapath string // OVS only: DatapathAuto, DatapathNetdev or DatapathSystem
+	// PortType is the OVS Interface type of the bridge's veth ports: one of
+	// the PortType constants (OVS only; PortTypeAuto when not written).
+	PortType  string
 	Addresses []netip.Prefix
 	MTU       int // 0: kernel default
 	Ports     []*Port

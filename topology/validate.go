@@ -18,6 +18,31 @@ func (p *parser) validate() {
 	p.checkNAT()
 	p.checkExternal()
 	p.checkDevices()
+	p.checkPortTypes()
+}
+
+// checkPortTypes: an AF_XDP port type asked for by name needs the userspace
+// datapath, and caps the MTU of each port's namespace end (the kernel
+// refuses a larger one while the XDP program is attached).
+func (p *parser) checkPortTypes() {
+	for _, bi := range p.bridges {
+		b := bi.b
+		if bi.portType == nil || !IsAFXDP(b.PortType) {
+			continue
+		}
+		at, path := pos(bi.portType.v), bi.portType.path
+		if b.Datapath == DatapathSystem {
+			p.errorf(at, path, "%s ports need the userspace datapath; this bridge is datapath: system", b.PortType)
+			continue
+		}
+		for _, pt := range b.Ports {
+			ii := p.byKey[pt.Peer.key()]
+			if ii != nil && ii.iface.MTU > AFXDPMaxMTU {
+				p.errorf(at, path, "%s ports carry at most MTU %d, and %s has mtu %d (line %d); use port-type: auto or system",
+					b.PortType, AFXDPMaxMTU, pt.Peer, ii.iface.MTU, ii.iface.Pos.Line)
+			}
+		}
+	}
 }
 
 // checkDevices: TUN and TAP names are interface names of their namespace,

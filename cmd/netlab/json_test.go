@@ -24,7 +24,7 @@ func TestJSONShapes(t *testing.T) {
 	cases := map[string]any{
 		"status": []*engine.LabStatus{{
 			Lab: "blue-red", File: "/labs/blue-red.yaml", Prefix: "t1-",
-			OVS: &state.OVSInfo{Running: true, Private: true, DB: "unix:/run/netlab/ovs/db.sock"},
+			OVS: &state.OVSInfo{Running: true, Private: true, DB: "unix:/run/netlab/ovs/db.sock", AFXDP: true},
 			Namespaces: []engine.NSStatus{{
 				Name:      "blue",
 				Links:     []engine.LinkStatus{{Name: "veth1", Kind: "veth", State: "up", LinkLayer: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff", MTU: 1500, Addresses: []string{"10.0.0.1/24"}}},
@@ -32,7 +32,7 @@ func TestJSONShapes(t *testing.T) {
 				NAT:       []state.NATRule{{Source: netip.MustParsePrefix("10.0.0.0/24"), Out: "wan0", Packets: 3, Bytes: 180}},
 				Processes: []engine.ProcessStatus{{Device: "tun0", PID: 42, Spec: "--queues 2", Queues: 2, Packets: 10, Bytes: 840}},
 			}},
-			Bridges:     []engine.BridgeStatus{{Name: "ovsbr0", Type: "ovs", Datapath: "netdev", FailMode: "secure", Ports: []engine.PortStatus{{Name: "veth0", OFPort: 1}}}},
+			Bridges:     []engine.BridgeStatus{{Name: "ovsbr0", Type: "ovs", Datapath: "netdev", FailMode: "secure", Ports: []engine.PortStatus{{Name: "veth0", OFPort: 1, Type: "afxdp-nonpmd"}, {Name: "veth2", OFPort: 2, Type: "system", AFXDPError: "ovs: add port veth2 to ovsbr0: could not open network device veth2 (Operation not permitted)"}}}},
 			HostSysctls: []engine.SysctlStatus{{Key: "net.ipv4.ip_forward", Value: "1", Previous: "0"}},
 			Drift:       []string{"ip -n blue addr replace 10.0.0.1/24 dev veth1"},
 		}},
@@ -40,7 +40,7 @@ func TestJSONShapes(t *testing.T) {
 			{Op: plan.OpAddNamespace, NS: "blue", Alias: "netlab:blue-red"},
 			{Op: plan.OpAddAddr, NS: "blue", Link: "veth1", Addr: netip.MustParsePrefix("10.0.0.1/24")},
 			{Op: plan.OpReplaceRoute, NS: "blue", Route: &route},
-			{Op: plan.OpAddPorts, Bridge: "ovsbr0", Ports: []plan.Port{{Name: "veth0", OFPort: 1}}},
+			{Op: plan.OpAddPorts, Bridge: "ovsbr0", Ports: []plan.Port{{Name: "veth0", OFPort: 1, Type: "afxdp-nonpmd", Auto: true}}},
 		},
 		"down-done": downDone{Event: "done", Lab: "blue-red", DownResult: engine.DownResult{Removed: []string{"namespace blue"}, LeftAlone: []string{"namespace red (no netlab marker)"}}},
 		"up-done":   upDone{Event: "done", Lab: "blue-red", Actions: 39},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/netlab-dev/netlab/internal/engine"
@@ -74,8 +75,18 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 	for _, b := range st.Bridges {
 		var ports []string
 		for _, p := range b.Ports {
+			var about []string
 			if p.OFPort != 0 {
-				ports = append(ports, fmt.Sprintf("%s(%d)", p.Name, p.OFPort))
+				about = append(about, strconv.Itoa(p.OFPort))
+			}
+			if p.Type != "" {
+				about = append(about, p.Type)
+			}
+			if p.AFXDPError != "" {
+				about = append(about, "AF_XDP failed")
+			}
+			if len(about) > 0 {
+				ports = append(ports, fmt.Sprintf("%s(%s)", p.Name, strings.Join(about, ", ")))
 			} else {
 				ports = append(ports, p.Name)
 			}

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
@@ -86,11 +88,9 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		}
 		return s.ovs.DeletePorts(a.Bridge, names)
 	case plan.OpAddPorts:
-		var specs []ovs.PortSpec
-		for _, p := range a.Ports {
-			specs = append(specs, ovs.PortSpec{Name: p.Name, OFPort: p.OFPort, Lab: s.lab})
-		}
-		return s.ovs.EnsurePorts(a.Bridge, specs)
+		return s.afxdpFallback(a, s.ovs.EnsurePorts)
+	case plan.OpSetPortType:
+		return s.afxdpFallback(a, s.ovs.SetPortTypes)
 	case plan.OpSetOFPort:
 		for _, p := range a.Ports {
 			if err := s.ovs.SetOFPort(p.Name, p.OFPort); err != nil {
@@ -249,6 +249,43 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		return h.SetTxChecksum(a.Link, a.On)
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
+}
+
+// afxdpFallback runs do (EnsurePorts or SetPortTypes) for the action's ports.
+// If it fails and port-type auto chose AF_XDP for some of them, it runs do
+// again with those as system ports; when that works, the failure is recorded
+// in the journal (AFXDPFailed, which keeps auto on system for them) and
+// reported, and up goes on.
+func (s *session) afxdpFallback(a plan.Action, do func(bridge string, ports []ovs.PortSpec) error) error {
+	specs := make([]ovs.PortSpec, 0, len(a.Ports))
+	var auto []string
+	for _, p := range a.Ports {
+		specs = append(specs, ovs.PortSpec{Name: p.Name, OFPort: p.OFPort, Lab: s.lab, Type: p.Type})
+		if p.Auto && topology.IsAFXDP(p.Type) {
+			auto = append(auto, p.Name)
+		}
+	}
+	err := do(a.Bridge, specs)
+	if err == nil || len(auto) == 0 {
+		return err
+	}
+	for i := range specs {
+		if slices.Contains(auto, specs[i].Name) {
+			specs[i].Type = ovs.PortTypeSystem
+		}
+	}
+	if err2 := do(a.Bridge, specs); err2 != nil {
+		return errors.Join(err, err2)
+	}
+	s.e.logf("warning: AF_XDP did not work on %s of bridge %s; using system (AF_PACKET) ports: %v\n", strings.Join(auto, ", "), a.Bridge, err)
+	return s.journal(func(j *state.Journal) {
+		if j.AFXDPFailed == nil {
+			j.AFXDPFailed = map[string]string{}
+		}
+		for _, name := range auto {
+			j.AFXDPFailed[name] = err.Error()
+		}
+	})
 }
 
 // attachExternal saves the user's interface's state in the journal (once:

@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
 	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -154,11 +156,13 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 	wantHost := hostNames(lab)
 	if s.ovs != nil {
 		snap.OVS = s.ovs.Info()
-		bridges, err := s.ovs.Observe()
+		sw, err := s.ovs.ObserveSwitch()
 		if err != nil {
 			return nil, err
 		}
-		for name, b := range bridges {
+		snap.OVS.AFXDP = slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDPNonPMD) && slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDP) &&
+			kernel.HasAFXDP()
+		for name, b := range sw.Bridges {
 			if b.Owner == lab.Name || wantHost[name] || hasOwnedPort(b, lab.Name) || hasPortNamed(b, wantHost) {
 				snap.Bridges[name] = b
 			}

@@ -72,6 +72,11 @@ type BridgeStatus struct {
 type PortStatus struct {
 	Name   string `json:"name"`
 	OFPort int    `json:"ofport,omitempty"`
+	// Type is an OVS port's Interface type: system (AF_PACKET),
+	// afxdp-nonpmd or afxdp; empty for a Linux bridge port.
+	Type string `json:"type,omitempty"`
+	// AFXDPError is why up fell back from AF_XDP to system on this port.
+	AFXDPError string `json:"afxdp_error,omitempty"`
 }
 
 // SysctlStatus is a host sysctl the lab changed.
@@ -188,7 +193,12 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		}
 		bs := BridgeStatus{Name: name, Type: b.Type, Datapath: b.Datapath, FailMode: normFail(b), Ports: []PortStatus{}}
 		for _, pn := range state.SortedNames(b.Ports) {
-			bs.Ports = append(bs.Ports, PortStatus{Name: pn, OFPort: b.Ports[pn].OFPort})
+			p := b.Ports[pn]
+			t := p.Type
+			if t == "" {
+				t = ovs.PortTypeSystem
+			}
+			bs.Ports = append(bs.Ports, PortStatus{Name: pn, OFPort: p.OFPort, Type: t, AFXDPError: j.AFXDPFailed[pn]})
 		}
 		if b.Type == topology.BridgeLinux {
 			for _, l := range snap.Namespaces[topology.Host].Links {

@@ -35,6 +35,7 @@ const (
 	OpSetTxChecksum  Op = "set-tx-checksum"
 	OpAddPorts       Op = "add-ports"
 	OpSetOFPort      Op = "set-ofport"
+	OpSetPortType    Op = "set-port-type"
 	OpAddTuntap      Op = "add-tuntap"
 	OpStartProcess   Op = "start-process"
 	OpStopProcess    Op = "stop-process"
@@ -69,6 +70,12 @@ type Tuntap struct {
 type Port struct {
 	Name   string `json:"name"`
 	OFPort int    `json:"ofport"`
+	// Type is the Interface type (add-ports, set-port-type): "system"
+	// (AF_PACKET, OVS's default; omitted) or an AF_XDP type.
+	Type string `json:"type,omitempty"`
+	// Auto says port-type auto chose the AF_XDP type: if Open vSwitch
+	// cannot open the port that way, up falls back to a system port.
+	Auto bool `json:"auto,omitempty"`
 }
 
 // Action is one step of a plan. Only the fields its Op needs are set. NS is
@@ -89,7 +96,7 @@ type Action struct {
 	Datapath string `json:"datapath,omitempty"`
 	FailMode string `json:"fail_mode,omitempty"`
 
-	// add-ports, del-ports, set-ofport.
+	// add-ports, del-ports, set-ofport, set-port-type.
 	Ports []Port `json:"ports,omitempty"`
 
 	// add-tuntap.
@@ -185,7 +192,7 @@ func (a Action) String() string {
 			s += " nodad"
 		}
 		return s
-	case OpDelPorts, OpAddPorts, OpSetOFPort:
+	case OpDelPorts, OpAddPorts, OpSetOFPort, OpSetPortType:
 		return a.ovsPortsString()
 	case OpDelLink:
 		return fmt.Sprintf("%s link del %s", ipn(a.NS), a.Link)
@@ -317,10 +324,16 @@ func (a Action) ovsPortsString() string {
 		case OpDelPorts:
 			fmt.Fprintf(&b, " --if-exists del-port %s %s", a.Bridge, p.Name)
 		case OpAddPorts:
-			fmt.Fprintf(&b, " --may-exist add-port %s %s -- set Interface %s ofport_request=%d -- set Port %s external_ids:%s=%s",
-				a.Bridge, p.Name, p.Name, p.OFPort, p.Name, state.OVSLabKey, a.Lab)
+			typ := ""
+			if p.Type != "" && p.Type != topology.PortTypeSystem {
+				typ = " type=" + p.Type
+			}
+			fmt.Fprintf(&b, " --may-exist add-port %s %s -- set Interface %s ofport_request=%d%s -- set Port %s external_ids:%s=%s",
+				a.Bridge, p.Name, p.Name, p.OFPort, typ, p.Name, state.OVSLabKey, a.Lab)
 		case OpSetOFPort:
 			fmt.Fprintf(&b, " set Interface %s ofport_request=%d", p.Name, p.OFPort)
+		case OpSetPortType:
+			fmt.Fprintf(&b, " set Interface %s type=%s", p.Name, p.Type)
 		}
 	}
 	return b.String()

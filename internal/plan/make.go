@@ -250,12 +250,16 @@ func Make(in Input) (Plan, error) {
 	}
 
 	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, unmarked: unmarked, dirty: map[string]bool{}}
+	if err := p.portTypes(in.Journal); err != nil {
+		return nil, err
+	}
 	p.detachExternal(in.Journal)
 	p.stopProcesses(in.CPUs)
 	p.deletions()
 	p.hostSysctls(in.Journal)
 	p.bridges()
 	p.namespaces()
+	p.portTypesToSystem()
 	p.links()
 	p.ports()
 	p.attachExternal()
@@ -286,6 +290,11 @@ type planner struct {
 	unmarked map[string]bool
 	// dirty names namespaces where this plan removes addresses or links.
 	dirty map[string]bool
+	// portType is the Interface type each OVS veth port gets, by bridge
+	// and port name (see portTypes); autoAFXDP names those where port-type
+	// auto chose AF_XDP.
+	portType  map[string]string
+	autoAFXDP map[string]bool
 }
 
 func (p *planner) emit(a Action) {
@@ -650,6 +659,102 @@ func (p *planner) linkOrder(ns string) []string {
 	return append(first, rest...)
 }
 
+// portTypes decides the Interface type of every OVS veth port. A port-type
+// written in the file is used as is; auto means afxdp-nonpmd on a userspace
+// bridge when AF_XDP works here (snapshot) and the namespace end's MTU fits
+// (topology.AFXDPMaxMTU), unless AF_XDP already failed on that port (the
+// journal's AFXDPFailed: up fell back to system), and system otherwise. An
+// AF_XDP type the file asks for by name where it cannot work is an error.
+func (p *planner) portTypes(j *state.Journal) error {
+	p.portType, p.autoAFXDP = map[string]string{}, map[string]bool{}
+	var errs topology.ErrorList
+	for _, b := range p.lab.Bridges {
+		if b.Type != topology.BridgeOVS {
+			continue
+		}
+		dp := b.Datapath
+		if dp == topology.DatapathAuto {
+			dp = p.datapath
+		}
+		if o := p.snap.Bridges[b.Name]; o != nil && o.Owner == p.lab.Name {
+			dp = o.Datapath
+		}
+		for _, port := range b.Ports {
+			t := b.PortType
+			if t == topology.PortTypeAuto || t == "" {
+				t = topology.PortTypeSystem
+				mtu := 0
+				if w := p.want[port.Peer.NS][port.Peer.Name]; w != nil {
+					mtu = w.mtu
+				}
+				failed := j != nil && j.AFXDPFailed[port.Name] != ""
+				if dp == topology.DatapathNetdev && p.snap.OVS.AFXDP && mtu <= topology.AFXDPMaxMTU && !failed {
+					t = topology.PortTypeAFXDPNonPMD
+					p.autoAFXDP[key(b.Name, port.Name)] = true
+				}
+			}
+			p.portType[key(b.Name, port.Name)] = t
+		}
+		if !topology.IsAFXDP(b.PortType) {
+			continue
+		}
+		switch {
+		case dp == topology.DatapathSystem:
+			errs = append(errs, &topology.Error{File: p.lab.File, Pos: b.Pos, Path: "bridges." + b.Name + ".port-type",
+				Msg: fmt.Sprintf("%s ports need the userspace datapath, and this bridge uses the kernel's (set datapath: netdev)", b.PortType)})
+		case p.snap.OVS.Running && !p.snap.OVS.AFXDP:
+			errs = append(errs, &topology.Error{File: p.lab.File, Pos: b.Pos, Path: "bridges." + b.Name + ".port-type",
+				Msg: fmt.Sprintf("%s ports do not work here: Open vSwitch does not list them or the kernel has no AF_XDP sockets (see netlab doctor; port-type: auto falls back to system)", b.PortType)})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// observedPortType is the Interface type of an observed port, "" made
+// "system".
+func observedPortType(op *state.Port) string {
+	if op.Type == "" {
+		return topology.PortTypeSystem
+	}
+	return op.Type
+}
+
+// portTypesToSystem turns AF_XDP ports that are to be system ports back
+// before links are changed: while the XDP program is attached the kernel
+// refuses a namespace-end MTU above topology.AFXDPMaxMTU, which may be the
+// very change that makes auto choose system.
+func (p *planner) portTypesToSystem() {
+	p.setPortTypes(func(t string) bool { return t == topology.PortTypeSystem })
+}
+
+// setPortTypes emits set-port-type for the lab's existing ports whose type
+// differs from the wanted one, when sel accepts the wanted type.
+func (p *planner) setPortTypes(sel func(string) bool) {
+	for _, b := range p.lab.Bridges {
+		o := p.snap.Bridges[b.Name]
+		if b.Type != topology.BridgeOVS || o == nil {
+			continue
+		}
+		var set []Port
+		for _, port := range b.Ports {
+			op := o.Ports[port.Name]
+			if op == nil || op.Owner != p.lab.Name || p.exists(topology.Host, port.Name) == nil {
+				continue
+			}
+			t := p.portType[key(b.Name, port.Name)]
+			if observedPortType(op) != t && sel(t) {
+				set = append(set, Port{Name: port.Name, OFPort: port.OFPort, Type: t, Auto: p.autoAFXDP[key(b.Name, port.Name)]})
+			}
+		}
+		if len(set) > 0 {
+			p.emit(Action{Op: OpSetPortType, Bridge: b.Name, Ports: set})
+		}
+	}
+}
+
 func (p *planner) ports() {
 	for _, b := range p.lab.Bridges {
 		if b.Type != topology.BridgeOVS {
@@ -664,7 +769,11 @@ func (p *planner) ports() {
 			}
 			switch {
 			case op == nil || op.Owner != p.lab.Name:
-				add = append(add, Port{Name: port.Name, OFPort: port.OFPort})
+				t := p.portType[key(b.Name, port.Name)]
+				if t == topology.PortTypeSystem {
+					t = "" // OVS's default; the plan does not spell it
+				}
+				add = append(add, Port{Name: port.Name, OFPort: port.OFPort, Type: t, Auto: p.autoAFXDP[key(b.Name, port.Name)]})
 			case op.OFPortRequest != port.OFPort || op.OFPort != port.OFPort:
 				fix = append(fix, Port{Name: port.Name, OFPort: port.OFPort})
 			}
@@ -676,6 +785,7 @@ func (p *planner) ports() {
 			p.emit(Action{Op: OpSetOFPort, Bridge: b.Name, Ports: fix})
 		}
 	}
+	p.setPortTypes(func(t string) bool { return t != topology.PortTypeSystem })
 }
 
 func (p *planner) addresses() {

@@ -88,7 +88,11 @@ func (m *machine) apply(t *testing.T, a Action) {
 		b := m.snap.Bridges[a.Bridge]
 		for _, p := range a.Ports {
 			m.link(t, topology.Host, p.Name)
-			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: a.Lab, OFPortRequest: p.OFPort, OFPort: p.OFPort}
+			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: a.Lab, OFPortRequest: p.OFPort, OFPort: p.OFPort, Type: p.Type}
+		}
+	case OpSetPortType:
+		for _, p := range a.Ports {
+			m.snap.Bridges[a.Bridge].Ports[p.Name].Type = p.Type
 		}
 	case OpSetOFPort:
 		for _, p := range a.Ports {

@@ -47,7 +47,11 @@ type Journal struct {
 	// External maps each host interface attached to a lab bridge to its
 	// state before, which down restores.
 	External map[string]ExternalState `json:"external,omitempty"`
-	Updated  time.Time                `json:"updated"`
+	// AFXDPFailed maps each OVS port on which Open vSwitch could not open
+	// an AF_XDP socket to its error: up fell back to a system port there,
+	// and port-type auto keeps it so.
+	AFXDPFailed map[string]string `json:"afxdp_failed,omitempty"`
+	Updated     time.Time         `json:"updated"`
 }
 
 func addName(list []string, name string) []string {

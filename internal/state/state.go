@@ -38,6 +38,10 @@ type OVSInfo struct {
 	Running bool   `json:"running"` // a database answered
 	Private bool   `json:"private"` // it is netlab's private instance under /run/netlab/ovs
 	DB      string `json:"db"`      // e.g. unix:/run/netlab/ovs/db.sock
+	// AFXDP says that AF_XDP ports work here: Open vSwitch lists
+	// afxdp-nonpmd among its iface_types and the kernel opens AF_XDP
+	// sockets.
+	AFXDP bool `json:"afxdp"`
 }
 
 // Namespace is an observed network namespace.
@@ -151,6 +155,7 @@ type Port struct {
 	Owner         string // OVS: external_ids:netlab-lab on the Port
 	OFPortRequest int    // OVS ofport_request, 0 if unset
 	OFPort        int    // OVS ofport assigned, -1 on error
+	Type          string // OVS Interface type ("" means system)
 }
 
 // SortedNames returns the keys of m in order; plans iterate with it so they
