@@ -228,7 +228,6 @@ func TestSetPortTypes(t *testing.T) {
 	}
 }
 
-
 func TestEnsurePortsRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

@@ -86,8 +86,8 @@ func (p *parser) derive() {
 			ii.iface.Peer = t
 			ii.linked = true
 			// The port end takes the namespace end's MTU: a veth drops frames
-	// larger than the receiving end's MTU, so jumbo frames need both.
-	p.lab.Links = append(p.lab.Links, &Link{A: linkEnd(ii), B: LinkEnd{End: t, Pos: ii.peerPos, MTU: ii.iface.MTU}})
+			// larger than the receiving end's MTU, so jumbo frames need both.
+			p.lab.Links = append(p.lab.Links, &Link{A: linkEnd(ii), B: LinkEnd{End: t, Pos: ii.peerPos, MTU: ii.iface.MTU}})
 			claimed[t.key()] = claim{t, ii, ii.peerPos, ii.peerPos}
 			continue
 		}
