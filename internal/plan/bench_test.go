@@ -51,3 +51,39 @@ func BenchmarkPlan(b *testing.B) {
 		})
 	}
 }
+
+// starRouted is star with what a real lab file has per namespace: IPv4 and
+// IPv6 addresses and default routes through the bridge's own address.
+func starRouted(n int) string {
+	var b strings.Builder
+	b.WriteString("name: star\nbridges:\n  sw: {addresses: [10.0.0.1/16, fd00::1/64]}\nnamespaces:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  h%04d:\n    interfaces:\n      eth0: {peer: sw/p%04d, addresses: [10.0.%d.%d/16, fd00::%x/64]}\n", i, i, 1+i/250, i%250+1, i+2)
+		b.WriteString("    routes:\n      - {to: default, via: 10.0.0.1}\n      - {to: default, via: fd00::1}\n")
+	}
+	return b.String()
+}
+
+// What `netlab plan FILE` does apart from observing: parse and validate the
+// file (topology.Parse), then plan it on an empty machine, for labs of up to
+// 1000 namespaces; ns/namespace must stay flat as N grows.
+func BenchmarkParseValidatePlan(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		src := []byte(starRouted(n))
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				lab, err := topology.Parse("star.yaml", src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m := newMachine()
+				p, err := Make(Input{Lab: lab, Snapshot: m.snap, Datapath: "netdev"})
+				if err != nil || len(p) < n {
+					b.Fatalf("plan: %v (%d actions)", err, len(p))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/namespace")
+		})
+	}
+}

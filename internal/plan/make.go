@@ -250,6 +250,15 @@ func Make(in Input) (Plan, error) {
 	}
 
 	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, unmarked: unmarked, dirty: map[string]bool{}}
+	// A namespace to create takes about 20 actions; sizing the plan once
+	// saves copying large Actions over and over as it grows.
+	missing := 1
+	for _, ns := range lab.Namespaces {
+		if snap.Namespaces[ns.Name] == nil {
+			missing++
+		}
+	}
+	p.out = make(Plan, 0, 20*missing)
 	if err := p.portTypes(in.Journal); err != nil {
 		return nil, err
 	}
