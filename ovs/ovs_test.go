@@ -205,8 +205,8 @@ func TestEnsurePortsTxn(t *testing.T) {
 	assertCalls(t, f,
 		observePrefix,
 		prefix+"-- --may-exist add-port br0 p1 -- set Interface p1 ofport_request=1 -- set Port p1 external_ids:netlab-lab=lab1"+
-			" -- --may-exist add-port br0 p3 -- set Interface p3 ofport_request=3 type=afxdp-nonpmd -- set Port p3 external_ids:netlab-lab=lab1"+
-			" -- --may-exist add-port br0 p4 -- set Interface p4 type=afxdp -- set Port p4 external_ids:netlab-lab=lab1",
+			" -- --may-exist add-port br0 p3 -- set Interface p3 ofport_request=3 type=afxdp-nonpmd options:xdp-mode=native -- set Port p3 external_ids:netlab-lab=lab1"+
+			" -- --may-exist add-port br0 p4 -- set Interface p4 type=afxdp options:xdp-mode=native -- set Port p4 external_ids:netlab-lab=lab1",
 		prefix+"--format=json --columns=name,ofport,error list Interface p1 p3 p4",
 	)
 }
@@ -220,7 +220,7 @@ func TestSetPortTypes(t *testing.T) {
 		t.Errorf("err = %v, want p2's Interface error", err)
 	}
 	assertCalls(t, f,
-		prefix+"-- set Interface p1 type=system -- set Interface p2 type=afxdp-nonpmd",
+		prefix+"-- set Interface p1 type=system -- set Interface p2 type=afxdp-nonpmd options:xdp-mode=native",
 		prefix+"--format=json --columns=name,ofport,error list Interface p1 p2",
 	)
 	if err := c.SetPortTypes("br0", []PortSpec{{Name: "p1", Type: "dpdk"}}); err == nil {
@@ -474,5 +474,41 @@ func TestConcurrentCalls(t *testing.T) {
 	wg.Wait()
 	if n != 24 {
 		t.Errorf("%d calls, want 24", n)
+	}
+}
+
+// ovs-vswitchd opens AF_XDP ports one by one (~60 ms each): transactions
+// carry at most maxAFXDPPerTxn of them, in order, system ports riding along.
+func TestAFXDPChunks(t *testing.T) {
+	var ports []PortSpec
+	for i := range 40 {
+		typ := PortTypeAFXDPNonPMD
+		if i%4 == 3 {
+			typ = ""
+		}
+		ports = append(ports, PortSpec{Name: fmt.Sprintf("p%d", i), Type: typ})
+	}
+	chunks := afxdpChunks(ports)
+	var all []PortSpec
+	for i, c := range chunks {
+		n := 0
+		for _, p := range c {
+			if isAFXDP(p.Type) {
+				n++
+			}
+		}
+		if n > maxAFXDPPerTxn || n == 0 {
+			t.Errorf("chunk %d has %d AF_XDP ports", i, n)
+		}
+		all = append(all, c...)
+	}
+	if len(chunks) != 2 || fmt.Sprint(all) != fmt.Sprint(ports) {
+		t.Errorf("%d chunks, order kept: %v", len(chunks), fmt.Sprint(all) == fmt.Sprint(ports))
+	}
+	if got := afxdpChunks(ports[:3]); len(got) != 1 || len(got[0]) != 3 {
+		t.Errorf("3 ports: %v", got)
+	}
+	if got := afxdpChunks(nil); len(got) != 0 {
+		t.Errorf("no ports: %v", got)
 	}
 }

@@ -29,6 +29,7 @@ func main() {
 	n := flag.Int("n", 10, "number of namespaces")
 	bridge := flag.String("bridge", "ovs", "ovs | linux | veth (a direct pair, -n 2)")
 	openflow := flag.String("openflow", "", "OVS only: an openflow preset (learning-switch, with fail-mode secure)")
+	portType := flag.String("port-type", "", "OVS only: the bridge's port-type (auto, system, afxdp-nonpmd, afxdp); default: not written (auto)")
 	name := flag.String("name", "", "lab name, at most 12 characters (default star-ovs|lx|ls|veth-N)")
 	out := flag.String("o", "-", "output file (- for stdout)")
 	flag.Parse()
@@ -44,7 +45,7 @@ func main() {
 		w = f
 	}
 	bw := bufio.NewWriter(w)
-	if err := write(bw, *n, *bridge, *openflow, *name); err != nil {
+	if err := write(bw, *n, *bridge, *openflow, *portType, *name); err != nil {
 		fmt.Fprintln(os.Stderr, "star:", err)
 		os.Exit(2)
 	}
@@ -54,7 +55,7 @@ func main() {
 	}
 }
 
-func write(w io.Writer, n int, bridge, openflow, name string) error {
+func write(w io.Writer, n int, bridge, openflow, portType, name string) error {
 	if n < 1 || n > 999 {
 		return fmt.Errorf("-n %d: want 1..999", n)
 	}
@@ -70,11 +71,14 @@ func write(w io.Writer, n int, bridge, openflow, name string) error {
 	if openflow != "" {
 		fmt.Fprintf(w, " -openflow %s", openflow)
 	}
+	if portType != "" {
+		fmt.Fprintf(w, " -port-type %s", portType)
+	}
 	fmt.Fprintf(w, "\nname: %s\n", name)
 	switch bridge {
 	case "veth":
-		if n != 2 || openflow != "" {
-			return fmt.Errorf("-bridge veth: a direct pair is -n 2 and no -openflow")
+		if n != 2 || openflow != "" || portType != "" {
+			return fmt.Errorf("-bridge veth: a direct pair is -n 2 and no -openflow or -port-type")
 		}
 		fmt.Fprintf(w, "namespaces:\n")
 		fmt.Fprintf(w, "  h001:\n    interfaces:\n      eth0: {peer: h002/eth0, addresses: [%s]}\n", Addr(1))
@@ -85,9 +89,12 @@ func write(w io.Writer, n int, bridge, openflow, name string) error {
 		if openflow != "" {
 			fmt.Fprintf(w, "    fail-mode: secure\n    openflow: %s\n", openflow)
 		}
+		if portType != "" {
+			fmt.Fprintf(w, "    port-type: %s\n", portType)
+		}
 	case "linux":
-		if openflow != "" {
-			return fmt.Errorf("-openflow needs -bridge ovs")
+		if openflow != "" || portType != "" {
+			return fmt.Errorf("-openflow and -port-type need -bridge ovs")
 		}
 		fmt.Fprintf(w, "bridges:\n  br:\n    type: linux\n")
 	default:

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
@@ -15,6 +16,13 @@ import (
 // itself; the warning says which to add.
 func (e *Engine) Warnings(lab *topology.Lab) []string {
 	var out []string
+	// A big bridge of AF_XDP ports asked for by name: say what it costs.
+	for _, b := range lab.Bridges {
+		if topology.IsAFXDP(b.PortType) && len(b.Ports) > topology.AutoAFXDPMaxPorts {
+			out = append(out, fmt.Sprintf("bridge %s: %d %s ports make ovs-vswitchd hold about %d MB more and take about %.0f s more to come up (port-type auto uses system ports above %d)",
+				b.Name, len(b.Ports), b.PortType, len(b.Ports)*topology.AFXDPPortMemory>>20, float64(len(b.Ports))*0.07, topology.AutoAFXDPMaxPorts))
+		}
+	}
 	for _, ns := range lab.AllNamespaces() {
 		var sources []netip.Prefix
 		for _, r := range ns.NAT {

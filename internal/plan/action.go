@@ -325,8 +325,8 @@ func (a Action) ovsPortsString() string {
 			fmt.Fprintf(&b, " --if-exists del-port %s %s", a.Bridge, p.Name)
 		case OpAddPorts:
 			typ := ""
-			if p.Type != "" && p.Type != topology.PortTypeSystem {
-				typ = " type=" + p.Type
+			if topology.IsAFXDP(p.Type) {
+				typ = " type=" + p.Type + " options:xdp-mode=native"
 			}
 			fmt.Fprintf(&b, " --may-exist add-port %s %s -- set Interface %s ofport_request=%d%s -- set Port %s external_ids:%s=%s",
 				a.Bridge, p.Name, p.Name, p.OFPort, typ, p.Name, state.OVSLabKey, a.Lab)
@@ -334,6 +334,9 @@ func (a Action) ovsPortsString() string {
 			fmt.Fprintf(&b, " set Interface %s ofport_request=%d", p.Name, p.OFPort)
 		case OpSetPortType:
 			fmt.Fprintf(&b, " set Interface %s type=%s", p.Name, p.Type)
+			if topology.IsAFXDP(p.Type) {
+				b.WriteString(" options:xdp-mode=native")
+			}
 		}
 	}
 	return b.String()

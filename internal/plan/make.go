@@ -670,9 +670,10 @@ func (p *planner) linkOrder(ns string) []string {
 
 // portTypes decides the Interface type of every OVS veth port. A port-type
 // written in the file is used as is; auto means afxdp-nonpmd on a userspace
-// bridge when AF_XDP works here (snapshot) and the namespace end's MTU fits
-// (topology.AFXDPMaxMTU), unless AF_XDP already failed on that port (the
-// journal's AFXDPFailed: up fell back to system), and system otherwise. An
+// bridge of at most topology.AutoAFXDPMaxPorts ports when AF_XDP works here
+// (snapshot) and the namespace end's MTU fits (topology.AFXDPMaxMTU), unless
+// AF_XDP already failed on that port (the journal's AFXDPFailed: up fell back
+// to system), and system otherwise. An
 // AF_XDP type the file asks for by name where it cannot work is an error.
 func (p *planner) portTypes(j *state.Journal) error {
 	p.portType, p.autoAFXDP = map[string]string{}, map[string]bool{}
@@ -697,7 +698,8 @@ func (p *planner) portTypes(j *state.Journal) error {
 					mtu = w.mtu
 				}
 				failed := j != nil && j.AFXDPFailed[port.Name] != ""
-				if dp == topology.DatapathNetdev && p.snap.OVS.AFXDP && mtu <= topology.AFXDPMaxMTU && !failed {
+				small := len(b.Ports) <= topology.AutoAFXDPMaxPorts
+				if dp == topology.DatapathNetdev && p.snap.OVS.AFXDP && small && mtu <= topology.AFXDPMaxMTU && !failed {
 					t = topology.PortTypeAFXDPNonPMD
 					p.autoAFXDP[key(b.Name, port.Name)] = true
 				}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -59,7 +60,7 @@ func TestPortTypeAuto(t *testing.T) {
 		}, []string{"set Interface pa ofport_request=1 type=afxdp-nonpmd", "set Interface pb ofport_request=2 -- "}, ""},
 		{"kernel datapath", ", datapath: system", "", afxdp, []string{"ofport_request=1 -- "}, "type="},
 		{"system by name", ", port-type: system", "", afxdp, []string{"ofport_request=1 -- "}, "type="},
-		{"afxdp by name", ", port-type: afxdp", "", afxdp, []string{"ofport_request=1 type=afxdp --", "ofport_request=2 type=afxdp --"}, ""},
+		{"afxdp by name", ", port-type: afxdp", "", afxdp, []string{"ofport_request=1 type=afxdp options:xdp-mode=native --", "ofport_request=2 type=afxdp options:xdp-mode=native --"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMachine()
@@ -95,7 +96,7 @@ func TestPortTypeChanges(t *testing.T) {
 		t.Errorf("auto, MTU to 9000:\n%s\nwant:\n%s", p, want)
 	}
 	p = m.converge(t, xdp(t, ", port-type: afxdp", ""))
-	if got := portLines(p); got != "ovs-vsctl set Interface pa type=afxdp -- set Interface pb type=afxdp" {
+	if got := portLines(p); got != "ovs-vsctl set Interface pa type=afxdp options:xdp-mode=native -- set Interface pb type=afxdp options:xdp-mode=native" {
 		t.Errorf("to afxdp: %s", got)
 	}
 	p = m.converge(t, xdp(t, ", port-type: system", ""))
@@ -132,5 +133,50 @@ func TestPortTypeRefused(t *testing.T) {
 	m.snap.OVS = state.OVSInfo{}
 	if _, err := Make(Input{Lab: xdp(t, ", port-type: afxdp", ""), Snapshot: m.snap, Datapath: topology.DatapathNetdev}); err != nil {
 		t.Errorf("OVS not running: %v", err)
+	}
+}
+
+// A bridge of more than topology.AutoAFXDPMaxPorts ports gets system ports
+// from auto (each AF_XDP port costs ovs-vswitchd ~73 MB), AF_XDP ones only
+// when the file names the type.
+func TestPortTypeAutoBigBridge(t *testing.T) {
+	lab := func(n int, bridge string) *topology.Lab {
+		var b strings.Builder
+		fmt.Fprintf(&b, "name: big\nbridges:\n  br0: {type: ovs%s}\nnamespaces:\n", bridge)
+		for i := range n {
+			fmt.Fprintf(&b, "  h%02d:\n    interfaces:\n      e0: {peer: br0/p%02d}\n", i, i)
+		}
+		return parse(t, "big.yaml", b.String())
+	}
+	count := func(p Plan) (afxdp, system int) {
+		for _, a := range p {
+			if a.Op != OpAddPorts {
+				continue
+			}
+			for _, port := range a.Ports {
+				if topology.IsAFXDP(port.Type) {
+					afxdp++
+				} else {
+					system++
+				}
+			}
+		}
+		return afxdp, system
+	}
+	for _, tc := range []struct {
+		n             int
+		bridge        string
+		afxdp, system int
+	}{
+		{topology.AutoAFXDPMaxPorts, "", topology.AutoAFXDPMaxPorts, 0},
+		{topology.AutoAFXDPMaxPorts + 1, "", 0, topology.AutoAFXDPMaxPorts + 1},
+		{topology.AutoAFXDPMaxPorts + 1, ", port-type: afxdp-nonpmd", topology.AutoAFXDPMaxPorts + 1, 0},
+	} {
+		m := newMachine()
+		m.snap.OVS = state.OVSInfo{Running: true, AFXDP: true}
+		a, s := count(m.converge(t, lab(tc.n, tc.bridge)))
+		if a != tc.afxdp || s != tc.system {
+			t.Errorf("%d ports%s: %d AF_XDP, %d system; want %d, %d", tc.n, tc.bridge, a, s, tc.afxdp, tc.system)
+		}
 	}
 }
