@@ -7,6 +7,9 @@
 #         eth0 up); one ovs-vsctl transaction for the bridge and all ports;
 #         two ethtool runs per OVS port (tx checksum off on both veth ends;
 #         ethtool has no batch form).
+#         PORT_TYPE=afxdp-nonpmd|afxdp makes the OVS ports AF_XDP ones (XDP
+#         mode native, as netlab does; in transactions of at most 16 such
+#         ports, as ovs-vsctl's wait would otherwise outlast its patience).
 #   down: one ovs-vsctl transaction (del-br: its ports go with it), then one
 #         `ip -batch` deleting all namespaces (their veths go with them) and
 #         the Linux bridge.
@@ -29,8 +32,26 @@ if [ "$VERB" = up ]; then
 	done
 	if [ "$BR" = ovs ]; then
 		args=(add-br "$BRIDGE" -- set bridge "$BRIDGE" datapath_type=$DATAPATH)
-		for ((i = 1; i <= N; i++)); do args+=(-- add-port "$BRIDGE" "$(port $i)"); done
-		vsctl "${args[@]}"
+		case ${PORT_TYPE:-system} in
+		system)
+			for ((i = 1; i <= N; i++)); do args+=(-- add-port "$BRIDGE" "$(port $i)"); done
+			vsctl "${args[@]}"
+			;;
+		afxdp | afxdp-nonpmd)
+			vsctl "${args[@]}"
+			for ((i = 1; i <= N; i += 16)); do
+				args=()
+				for ((j = i; j < i + 16 && j <= N; j++)); do
+					args+=(-- add-port "$BRIDGE" "$(port $j)" -- set interface "$(port $j)" type="$PORT_TYPE" options:xdp-mode=native)
+				done
+				vsctl "${args[@]}"
+			done
+			;;
+		*)
+			echo "PORT_TYPE=$PORT_TYPE: want system, afxdp-nonpmd or afxdp" >&2
+			exit 2
+			;;
+		esac
 		ip link set "$BRIDGE" up
 		if [ "$TXOFF" != 0 ]; then
 			for ((i = 1; i <= N; i++)); do

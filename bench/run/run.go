@@ -54,6 +54,7 @@ type config struct {
 	bridges  []string
 	iperf    time.Duration
 	datapath bool
+	afxdp    bool
 	verbose  bool
 	naiveMax int // above this N the naive script runs once (it takes a minute)
 }
@@ -66,6 +67,7 @@ func main() {
 	netlabBin := flag.String("netlab", "bench/bin/netlab", "the netlab binary (go build -o bench/bin/netlab ./cmd/netlab)")
 	iperf := flag.Duration("iperf", 2*time.Second, "length of each iperf3 run")
 	noDatapath := flag.Bool("no-datapath", false, "skip the iperf3 figures")
+	noAFXDP := flag.Bool("no-afxdp", false, "skip the AF_XDP port section")
 	out := flag.String("o", "", "also write the report to this file")
 	verbose := flag.Bool("v", false, "log every step on stderr")
 	naiveMax := flag.Int("naive-max", 100, "above this N the naive script runs once, not -runs times (it takes about a minute at N=250)")
@@ -78,7 +80,7 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
-	c := &config{root: root, runs: *runs, iperf: *iperf, datapath: !*noDatapath, verbose: *verbose, naiveMax: *naiveMax}
+	c := &config{root: root, runs: *runs, iperf: *iperf, datapath: !*noDatapath, afxdp: !*noAFXDP, verbose: *verbose, naiveMax: *naiveMax}
 	if c.runs < 1 {
 		fatalf("-runs %d: want at least 1", c.runs)
 	}
@@ -159,6 +161,11 @@ func (c *config) run(w io.Writer) (err error) {
 	}
 	printResults(w, results)
 
+	if c.afxdp && slices.Contains(c.bridges, "ovs") {
+		if err := c.afxdpCost(w); err != nil {
+			return err
+		}
+	}
 	if c.datapath {
 		if keeper == nil {
 			if keeper, err = c.startKeeper(); err != nil {
@@ -214,12 +221,30 @@ type lab struct {
 	prefix, file, bridge string
 	n                    int
 	tool                 tool
+	// portType is the OVS port type the scripts make (PORT_TYPE; "" is
+	// system); netlab's comes from the file.
+	portType string
+}
+
+// env is the environment of the lab's script.
+func (l *lab) env() []string {
+	if l.portType == "" {
+		return nil
+	}
+	return []string{"PORT_TYPE=" + l.portType}
 }
 
 func (c *config) measure(br string, n int) (*result, error) {
 	r := &result{bridge: br, n: n, up: map[tool][]float64{}, down: map[tool][]float64{}, settle: map[tool][]float64{}}
 	file := filepath.Join(c.tmp, fmt.Sprintf("star-%s-%d.yaml", br, n))
-	if b, err := exec.Command(c.star, "-n", strconv.Itoa(n), "-bridge", br, "-o", file).CombinedOutput(); err != nil {
+	args := []string{"-n", strconv.Itoa(n), "-bridge", br, "-o", file}
+	if br == "ovs" {
+		// The scripts make system (AF_PACKET) ports; so does netlab here,
+		// for the same work. AF_XDP ports, netlab's default on small
+		// bridges, are measured on their own (afxdpCost).
+		args = append(args, "-port-type", "system")
+	}
+	if b, err := exec.Command(c.star, args...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("star: %v: %s", err, b)
 	}
 	fmt.Fprintf(os.Stderr, "bench: %s star, N=%d:", br, n)
@@ -268,18 +293,18 @@ func (c *config) measure(br string, n int) (*result, error) {
 func (c *config) up(l *lab) (float64, int64, error) {
 	switch l.tool {
 	case toolNetlab:
-		return c.timed(c.netlab, "up", "-q", "--prefix", l.prefix, l.file)
+		return c.timed(nil, c.netlab, "up", "-q", "--prefix", l.prefix, l.file)
 	default:
-		return c.timed(filepath.Join(c.root, "bench", string(l.tool)+".sh"), strconv.Itoa(l.n), l.bridge, l.prefix, "up")
+		return c.timed(l.env(), filepath.Join(c.root, "bench", string(l.tool)+".sh"), strconv.Itoa(l.n), l.bridge, l.prefix, "up")
 	}
 }
 
 func (c *config) timedDown(l *lab) (float64, int64, error) {
 	switch l.tool {
 	case toolNetlab:
-		return c.timed(c.netlab, "down", "--prefix", l.prefix, l.file)
+		return c.timed(nil, c.netlab, "down", "--prefix", l.prefix, l.file)
 	default:
-		return c.timed(filepath.Join(c.root, "bench", string(l.tool)+".sh"), strconv.Itoa(l.n), l.bridge, l.prefix, "down")
+		return c.timed(l.env(), filepath.Join(c.root, "bench", string(l.tool)+".sh"), strconv.Itoa(l.n), l.bridge, l.prefix, "down")
 	}
 }
 
@@ -299,7 +324,7 @@ func (c *config) cleanup(l *lab) {
 	fmt.Fprintf(os.Stderr, "\nbench: cleaning up prefix %s after a failure\n", l.prefix)
 	_, _, _ = c.timedDown(l)
 	if l.tool == toolNetlab {
-		_, _, _ = c.timed(filepath.Join(c.root, "bench", "batched.sh"), strconv.Itoa(l.n), l.bridge, l.prefix, "down")
+		_, _, _ = c.timed(nil, filepath.Join(c.root, "bench", "batched.sh"), strconv.Itoa(l.n), l.bridge, l.prefix, "down")
 	}
 	if _, err := waitClean(l.prefix, 10*time.Second); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: RESIDUE after cleanup: %v\n", err)
@@ -309,8 +334,11 @@ func (c *config) cleanup(l *lab) {
 // timed runs a command and returns its wall time in seconds and its peak
 // RSS in KB (the kernel's ru_maxrss: the largest of the process and the
 // children it waited for). A failure carries the command's output.
-func (c *config) timed(name string, args ...string) (float64, int64, error) {
+func (c *config) timed(env []string, name string, args ...string) (float64, int64, error) {
 	cmd := c.command(name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t0 := time.Now()
@@ -495,26 +523,154 @@ func (c *config) startKeeper() (*lab, error) {
 }
 
 // ---------------------------------------------------------------------------
+// AF_XDP ports.
+
+// afxdpSizes are the star sizes of the AF_XDP section: port-type auto makes
+// AF_XDP ports on bridges of up to 16 ports.
+var afxdpSizes = []int{2, 10, 16}
+
+// afxdpCost times up and down of OVS stars whose ports are AF_XDP (netlab's
+// default, port-type auto) against the batched script making the same
+// afxdp-nonpmd ports, and netlab with system ports, and reads what the ports
+// add to ovs-vswitchd's resident memory.
+func (c *config) afxdpCost(w io.Writer) error {
+	fmt.Fprintf(w, "\n## AF_XDP ports\n\nOVS stars whose veth ports are `afxdp-nonpmd` (netlab's port-type auto on a bridge of up to 16 ports here) against bench/batched.sh making the same ports (PORT_TYPE=afxdp-nonpmd), and netlab with `port-type: system`. Seconds, medians of %d runs. ovs-vswitchd RSS: what the lab's ports add to the switch's resident memory, read after up.\n\n", c.runs)
+	fmt.Fprintf(w, "| N | netlab up, AF_XDP | batched up, AF_XDP | up ÷ batched | netlab up, system | netlab down, AF_XDP | batched down, AF_XDP | down ÷ batched | netlab down, system | ovs-vswitchd RSS added, AF_XDP | same, system |\n")
+	fmt.Fprintf(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, n := range afxdpSizes {
+		auto := filepath.Join(c.tmp, fmt.Sprintf("afxdp-%d.yaml", n))
+		sys := filepath.Join(c.tmp, fmt.Sprintf("afxdp-%d-system.yaml", n))
+		for file, pt := range map[string]string{auto: "", sys: "system"} {
+			args := []string{"-n", strconv.Itoa(n), "-bridge", "ovs", "-name", fmt.Sprintf("afxdp-%d", n), "-o", file}
+			if pt != "" {
+				args = append(args, "-port-type", pt)
+			}
+			if b, err := exec.Command(c.star, args...).CombinedOutput(); err != nil {
+				return fmt.Errorf("star: %v: %s", err, b)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "bench: AF_XDP star, N=%d:", n)
+		var up, down [3][]float64 // netlab AF_XDP, batched AF_XDP, netlab system
+		var rss [3][]float64      // MB added
+		for run := 0; run < c.runs; run++ {
+			for k, l := range []*lab{
+				{file: auto, bridge: "ovs", n: n, tool: toolNetlab},
+				{file: auto, bridge: "ovs", n: n, tool: toolBatched, portType: "afxdp-nonpmd"},
+				{file: sys, bridge: "ovs", n: n, tool: toolNetlab},
+			} {
+				l.prefix = newPrefix()
+				before := vswitchdRSS()
+				d, _, err := c.up(l)
+				if err != nil {
+					c.cleanup(l)
+					return err
+				}
+				up[k] = append(up[k], d)
+				rss[k] = append(rss[k], float64(vswitchdRSS()-before)/(1<<20))
+				d, _, err = c.timedDown(l)
+				if err != nil {
+					c.cleanup(l)
+					return err
+				}
+				down[k] = append(down[k], d)
+				if _, err := waitClean(l.prefix, 10*time.Second); err != nil {
+					return fmt.Errorf("AF_XDP star N=%d, %s: %w", n, l.tool, err)
+				}
+				fmt.Fprintf(os.Stderr, " %.2f/%.2f", up[k][len(up[k])-1], d)
+			}
+		}
+		fmt.Fprintln(os.Stderr)
+		fmt.Fprintf(w, "| %d | %.3f | %.3f | %.2f× | %.3f | %.3f | %.3f | %.2f× | %.3f | %.0f MB | %.0f MB |\n", n,
+			median(up[0]), median(up[1]), median(up[0])/median(up[1]), median(up[2]),
+			median(down[0]), median(down[1]), median(down[0])/median(down[1]), median(down[2]),
+			median(rss[0]), median(rss[2]))
+	}
+	return nil
+}
+
+// vswitchdRSS is the resident memory of the ovs-vswitchd serving ovsDB(),
+// in bytes (0 if unknown).
+func vswitchdRSS() int64 {
+	db := ovsDB()
+	if db == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(db), "ovs-vswitchd.pid"))
+	if err != nil {
+		return 0
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		var kb int64
+		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &kb); err == nil {
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// vswitchdCPU is the CPU time ovs-vswitchd has used (utime + stime, in
+// clock ticks), for its idle cost.
+func vswitchdCPU() int64 {
+	db := ovsDB()
+	if db == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(db), "ovs-vswitchd.pid"))
+	if err != nil {
+		return 0
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which may hold spaces) start at ") ".
+	i := bytes.LastIndexByte(st, ')')
+	f := strings.Fields(string(st[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
+// ---------------------------------------------------------------------------
 // Data path.
 
 type pathCase struct {
-	name, bridge, openflow string
+	name, bridge, openflow, portType string
+	mtu                              int
 }
 
 func (c *config) dataPath(w io.Writer) error {
 	cases := []pathCase{
-		{"direct veth pair", "veth", ""},
-		{"Linux bridge", "linux", ""},
-		{"OVS bridge (standalone, NORMAL)", "ovs", ""},
-		{"OVS learning switch (fail-mode secure, openflow: learning-switch)", "ovs", "learning-switch"},
+		{name: "direct veth pair", bridge: "veth"},
+		{name: "Linux bridge", bridge: "linux"},
+		{name: "OVS bridge (standalone, NORMAL), afxdp-nonpmd ports (default)", bridge: "ovs"},
+		{name: "OVS bridge, afxdp ports (a PMD thread polls)", bridge: "ovs", portType: "afxdp"},
+		{name: "OVS bridge, system (AF_PACKET) ports", bridge: "ovs", portType: "system"},
+		{name: "OVS bridge, afxdp-nonpmd ports, MTU 3400", bridge: "ovs", mtu: 3400},
+		{name: "OVS bridge, system ports, MTU 9000 (auto picks system above MTU 3506)", bridge: "ovs", mtu: 9000},
+		{name: "OVS learning switch (fail-mode secure, openflow: learning-switch), afxdp-nonpmd (default)", bridge: "ovs", openflow: "learning-switch"},
+		{name: "OVS learning switch, system ports", bridge: "ovs", openflow: "learning-switch", portType: "system"},
 	}
-	fmt.Fprintf(w, "\n## Data path\n\nTCP between two namespaces (iperf3 -t %g, one stream, h001 → h002), as netlab builds them (veths on OVS with tx checksum offload off, Linux bridge and direct veth with offloads on); OVS ports are `system` (AF_PACKET) ports of a `%s` bridge.\n\n", c.iperf.Seconds(), datapathType())
-	fmt.Fprintf(w, "| path | Gb/s | retransmits |\n|---|---|---|\n")
-	for _, pc := range cases {
-		file := filepath.Join(c.tmp, "path-"+pc.bridge+pc.openflow+".yaml")
+	fmt.Fprintf(w, "\n## Data path\n\nTCP between two namespaces (iperf3 -t %g, one stream, h001 → h002), as netlab builds them (veths on OVS with tx checksum offload off, Linux bridge and direct veth with offloads on); OVS bridges use the `%s` datapath. Idle CPU: what ovs-vswitchd used in the 2 s after the transfer, in %% of one CPU.\n\n", c.iperf.Seconds(), datapathType())
+	fmt.Fprintf(w, "| path | Gb/s | retransmits | ovs-vswitchd idle CPU |\n|---|---|---|---|\n")
+	for i, pc := range cases {
+		file := filepath.Join(c.tmp, fmt.Sprintf("path-%d.yaml", i))
 		args := []string{"-n", "2", "-bridge", pc.bridge, "-o", file}
 		if pc.openflow != "" {
 			args = append(args, "-openflow", pc.openflow)
+		}
+		if pc.portType != "" {
+			args = append(args, "-port-type", pc.portType)
+		}
+		if pc.mtu != 0 {
+			args = append(args, "-mtu", strconv.Itoa(pc.mtu))
 		}
 		if b, err := exec.Command(c.star, args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("star: %v: %s", err, b)
@@ -525,17 +681,26 @@ func (c *config) dataPath(w io.Writer) error {
 			return err
 		}
 		gbps, retr, err := c.iperf3(l)
+		idle := "-"
+		if pc.bridge == "ovs" {
+			t0 := vswitchdCPU()
+			time.Sleep(2 * time.Second)
+			idle = fmt.Sprintf("%.0f %%", float64(vswitchdCPU()-t0)/2/float64(clockTicks)*100)
+		}
 		if derr := c.down(l); derr != nil {
 			return fmt.Errorf("data path %s: %w", pc.name, derr)
 		}
 		if err != nil {
-			fmt.Fprintf(w, "| %s | failed: %v | |\n", pc.name, strings.ReplaceAll(err.Error(), "\n", " "))
+			fmt.Fprintf(w, "| %s | failed: %v | | |\n", pc.name, strings.ReplaceAll(err.Error(), "\n", " "))
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %d |\n", pc.name, gbps, retr)
+		fmt.Fprintf(w, "| %s | %.2f | %d | %s |\n", pc.name, gbps, retr, idle)
 	}
 	return nil
 }
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTicks = 100
 
 // iperf3 runs a server in h002, waits until it listens, and runs a client
 // in h001. The server is ended by its PID afterwards.

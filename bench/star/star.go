@@ -29,6 +29,7 @@ func main() {
 	n := flag.Int("n", 10, "number of namespaces")
 	bridge := flag.String("bridge", "ovs", "ovs | linux | veth (a direct pair, -n 2)")
 	openflow := flag.String("openflow", "", "OVS only: an openflow preset (learning-switch, with fail-mode secure)")
+	mtu := flag.Int("mtu", 0, "MTU of every namespace interface (0: not written)")
 	portType := flag.String("port-type", "", "OVS only: the bridge's port-type (auto, system, afxdp-nonpmd, afxdp); default: not written (auto)")
 	name := flag.String("name", "", "lab name, at most 12 characters (default star-ovs|lx|ls|veth-N)")
 	out := flag.String("o", "-", "output file (- for stdout)")
@@ -45,7 +46,7 @@ func main() {
 		w = f
 	}
 	bw := bufio.NewWriter(w)
-	if err := write(bw, *n, *bridge, *openflow, *portType, *name); err != nil {
+	if err := write(bw, *n, *bridge, *openflow, *portType, *name, *mtu); err != nil {
 		fmt.Fprintln(os.Stderr, "star:", err)
 		os.Exit(2)
 	}
@@ -55,7 +56,7 @@ func main() {
 	}
 }
 
-func write(w io.Writer, n int, bridge, openflow, portType, name string) error {
+func write(w io.Writer, n int, bridge, openflow, portType, name string, mtu int) error {
 	if n < 1 || n > 999 {
 		return fmt.Errorf("-n %d: want 1..999", n)
 	}
@@ -74,6 +75,11 @@ func write(w io.Writer, n int, bridge, openflow, portType, name string) error {
 	if portType != "" {
 		fmt.Fprintf(w, " -port-type %s", portType)
 	}
+	extra := ""
+	if mtu != 0 {
+		fmt.Fprintf(w, " -mtu %d", mtu)
+		extra = fmt.Sprintf(", mtu: %d", mtu)
+	}
 	fmt.Fprintf(w, "\nname: %s\n", name)
 	switch bridge {
 	case "veth":
@@ -81,8 +87,8 @@ func write(w io.Writer, n int, bridge, openflow, portType, name string) error {
 			return fmt.Errorf("-bridge veth: a direct pair is -n 2 and no -openflow or -port-type")
 		}
 		fmt.Fprintf(w, "namespaces:\n")
-		fmt.Fprintf(w, "  h001:\n    interfaces:\n      eth0: {peer: h002/eth0, addresses: [%s]}\n", Addr(1))
-		fmt.Fprintf(w, "  h002:\n    interfaces:\n      eth0: {addresses: [%s]}\n", Addr(2))
+		fmt.Fprintf(w, "  h001:\n    interfaces:\n      eth0: {peer: h002/eth0, addresses: [%s]%s}\n", Addr(1), extra)
+		fmt.Fprintf(w, "  h002:\n    interfaces:\n      eth0: {addresses: [%s]%s}\n", Addr(2), extra)
 		return nil
 	case "ovs":
 		fmt.Fprintf(w, "bridges:\n  br:\n    type: ovs\n")
@@ -102,7 +108,7 @@ func write(w io.Writer, n int, bridge, openflow, portType, name string) error {
 	}
 	fmt.Fprintf(w, "namespaces:\n")
 	for i := 1; i <= n; i++ {
-		fmt.Fprintf(w, "  h%03d:\n    interfaces:\n      eth0: {peer: br/p%03d, addresses: [%s]}\n", i, i, Addr(i))
+		fmt.Fprintf(w, "  h%03d:\n    interfaces:\n      eth0: {peer: br/p%03d, addresses: [%s]%s}\n", i, i, Addr(i), extra)
 	}
 	return nil
 }
