@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netlab-dev/netlab/internal/kernel"
 )
 
 // Level of a finding.
@@ -256,7 +258,14 @@ func kernelFeatures() []Finding {
 	} else {
 		ovsdp.Level, ovsdp.What = OK, "no kernel datapath: bridges use Open vSwitch's userspace datapath (datapath_type=netdev), which netlab picks by itself; veth ends on them get tx checksum offload off so TCP works"
 	}
-	return append(out, ovsdp)
+	out = append(out, ovsdp)
+	xdp := Finding{Check: "kernel AF_XDP sockets"}
+	if kernel.HasAFXDP() {
+		xdp.Level, xdp.What = OK, "available: veth ports of userspace OVS bridges of up to 16 ports are AF_XDP ports (afxdp-nonpmd) when Open vSwitch lists the type (netlab status shows each port's type)"
+	} else {
+		xdp.Level, xdp.What, xdp.Fix = Warn, "not available: OVS ports are system (AF_PACKET) ports, about half the TCP throughput of AF_XDP ones on a userspace bridge", "a kernel with CONFIG_XDP_SOCKETS"
+	}
+	return append(out, xdp)
 }
 
 func tools() []Finding {
