@@ -28,8 +28,20 @@ func portTypeFile(t *testing.T, dir, bridge, mtu string) string {
 	return writeFile(t, dir, "ptype.yaml", text)
 }
 
-// portTypes reads each OVS port's type from `netlab status --json`.
+// portTypes reads each OVS port's type from `netlab status --json`, and
+// fails the test if up fell back from AF_XDP on any.
 func portTypes(t *testing.T, lab string) map[string]string {
+	t.Helper()
+	types, fallbacks := portTypesAndFallbacks(t, lab)
+	for name, msg := range fallbacks {
+		t.Errorf("port %s fell back from AF_XDP: %s", name, msg)
+	}
+	return types
+}
+
+// portTypesAndFallbacks reads each OVS port's type, and the AF_XDP error of
+// those where up fell back to system, from `netlab status --json`.
+func portTypesAndFallbacks(t *testing.T, lab string) (types, fallbacks map[string]string) {
 	t.Helper()
 	var st []struct {
 		OVS struct {
@@ -46,16 +58,16 @@ func portTypes(t *testing.T, lab string) map[string]string {
 	if err := json.Unmarshal([]byte(mustNetlab(t, "status", lab, "--json")), &st); err != nil || len(st) != 1 {
 		t.Fatalf("status --json: %v", err)
 	}
-	got := map[string]string{"db": st[0].OVS.DB}
+	types, fallbacks = map[string]string{"db": st[0].OVS.DB}, map[string]string{}
 	for _, b := range st[0].Bridges {
 		for _, p := range b.Ports {
-			got[p.Name] = p.Type
+			types[p.Name] = p.Type
 			if p.AFXDPError != "" {
-				t.Errorf("port %s fell back from AF_XDP: %s", p.Name, p.AFXDPError)
+				fallbacks[p.Name] = p.AFXDPError
 			}
 		}
 	}
-	return got
+	return types, fallbacks
 }
 
 // xdpAttached says whether the host interface has an XDP program (`ip link`
@@ -148,6 +160,44 @@ func TestPortTypes(t *testing.T) {
 		}
 	})
 
+	t.Run("back to auto after jumbo frames", func(t *testing.T) {
+		// The file no longer sets an MTU, so the interfaces keep 9000,
+		// which AF_XDP cannot carry: auto keeps system ports.
+		file := portTypeFile(t, dir, "", "")
+		mustNetlab(t, "up", "-q", "--prefix", p, file)
+		if types = portTypes(t, lab); types[pa] != "system" {
+			t.Errorf("port types %v with MTU 9000 left on the interfaces, want system", types)
+		}
+		if got := mustNetlab(t, "up", "--prefix", p, file); !strings.Contains(got, "up to date") {
+			t.Errorf("second up: %s", got)
+		}
+	})
+
 	mustNetlab(t, "down", lab)
+	if want == "afxdp-nonpmd" {
+		t.Run("fallback to system when Open vSwitch cannot open AF_XDP", func(t *testing.T) {
+			file := portTypeFile(t, dir, "", "")
+			// An XDP mode Open vSwitch rejects: it fails to open every
+			// AF_XDP port ("could not set configuration").
+			r := run(t, []string{"NETLAB_TEST_XDP_MODE=bogus"}, netlabBin, "up", "-q", "--prefix", p, file)
+			t.Cleanup(func() { netlab(t, "down", lab) })
+			if r.code != 0 || !strings.Contains(r.out, "netlab: warning: Open vSwitch could not open "+pa+", "+pb+" of bridge "+p+"br0 as AF_XDP ports") {
+				t.Fatalf("up with AF_XDP failing: exit %d\n%s", r.code, r.out)
+			}
+			types, fallbacks := portTypesAndFallbacks(t, lab)
+			if types[pa] != "system" || types[pb] != "system" || !strings.Contains(fallbacks[pa], "could not set configuration") {
+				t.Errorf("types %v, fallbacks %v", types, fallbacks)
+			}
+			if st := mustNetlab(t, "status", lab); !strings.Contains(st, pa+"(1, system, AF_XDP failed)") {
+				t.Errorf("status:\n%s", st)
+			}
+			traffic(t)
+			// The journal remembers: the next up does not try AF_XDP again.
+			if got := mustNetlab(t, "up", "--prefix", p, file); !strings.Contains(got, "up to date") {
+				t.Errorf("up after the fallback: %s", got)
+			}
+			mustNetlab(t, "down", lab)
+		})
+	}
 	sameHost(t, before)
 }

@@ -469,15 +469,15 @@ func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
 		}
 	}
 	for _, chunk := range afxdpChunks(ports) {
-		if _, err := c.VSCtl(portsTxn(bridge, chunk)...); err != nil {
+		if _, err := c.VSCtl(portsTxn(bridge, chunk, c.xdpMode)...); err != nil {
 			return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 		}
 	}
 	return c.checkOFPorts(bridge, ports)
 }
 
-// portsTxn builds EnsurePorts' transaction.
-func portsTxn(bridge string, ports []PortSpec) []string {
+// portsTxn builds EnsurePorts' transaction; AF_XDP ports get xdpMode.
+func portsTxn(bridge string, ports []PortSpec, xdpMode string) []string {
 	var args []string
 	for _, p := range ports {
 		args = append(args, "--", "--may-exist", "add-port", bridge, p.Name)
@@ -486,7 +486,7 @@ func portsTxn(bridge string, ports []PortSpec) []string {
 			iface = append(iface, "ofport_request="+strconv.Itoa(p.OFPort))
 		}
 		if isAFXDP(p.Type) {
-			iface = append(iface, "type="+p.Type, "options:xdp-mode="+afxdpMode)
+			iface = append(iface, "type="+p.Type, "options:xdp-mode="+xdpMode)
 		} else if p.Type == PortTypeSystem {
 			iface = append(iface, "type="+p.Type)
 		}
@@ -581,7 +581,7 @@ func (c *Client) SetPortTypes(bridge string, ports []PortSpec) error {
 		for _, p := range chunk {
 			switch {
 			case isAFXDP(p.Type):
-				args = append(args, "--", "set", "Interface", p.Name, "type="+p.Type, "options:xdp-mode="+afxdpMode)
+				args = append(args, "--", "set", "Interface", p.Name, "type="+p.Type, "options:xdp-mode="+c.xdpMode)
 			default:
 				args = append(args, "--", "set", "Interface", p.Name, "type="+PortTypeSystem)
 			}
@@ -593,11 +593,11 @@ func (c *Client) SetPortTypes(bridge string, ports []PortSpec) error {
 	return c.checkOFPorts(bridge, ports)
 }
 
-// afxdpMode is the XDP mode netlab asks for on its AF_XDP ports. They are
-// all veths, which have native XDP; OVS's default, best-effort, first tries
-// zero-copy and fails, which doubles the set-up time of each port (measured:
-// 60 ms per port native, 112 ms best-effort).
-const afxdpMode = "native"
+// DefaultXDPMode is the XDP mode netlab asks for on its AF_XDP ports. They
+// are all veths, which have native XDP; OVS's default, best-effort, first
+// tries zero-copy and fails, which doubles the set-up time of each port
+// (measured: 60 ms per port native, 112 ms best-effort).
+const DefaultXDPMode = "native"
 
 // maxAFXDPPerTxn bounds the AF_XDP ports one ovs-vsctl transaction opens:
 // ovs-vswitchd opens them one after the other in its main thread, ~60 ms

@@ -59,6 +59,7 @@ type options struct {
 	timeout   time.Duration
 	exec      goovs.ExecFunc
 	systemDBs []string
+	xdpMode   string
 }
 
 // WithRunDir sets the directory of netlab's private OVS instance (default
@@ -69,6 +70,11 @@ func WithRunDir(dir string) Option { return func(o *options) { o.runDir = dir } 
 // their --timeout, rounded up to whole seconds) and the waits for daemons and
 // bridge interfaces. Default DefaultTimeout.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithXDPMode sets the options:xdp-mode of the AF_XDP ports this client
+// makes (default DefaultXDPMode). Tests use an invalid mode to make Open
+// vSwitch fail to open AF_XDP ports for real.
+func WithXDPMode(mode string) Option { return func(o *options) { o.xdpMode = mode } }
 
 // WithExec replaces the function that runs OVS programs, e.g. with a fake in
 // unit tests. It receives the complete argv (including --db and --timeout) but
@@ -84,7 +90,7 @@ func withSystemDBs(socks ...string) Option {
 }
 
 func buildOptions(opts []Option) options {
-	o := options{runDir: DefaultRunDir, timeout: DefaultTimeout, systemDBs: systemDBs}
+	o := options{runDir: DefaultRunDir, timeout: DefaultTimeout, systemDBs: systemDBs, xdpMode: DefaultXDPMode}
 	for _, fn := range opts {
 		fn(&o)
 	}
@@ -104,6 +110,7 @@ type Client struct {
 	ovsDir  string   // OVS_RUNDIR of the instance (for <bridge>.mgmt sockets)
 	env     []string // extra environment for every OVS program
 	timeout time.Duration
+	xdpMode string         // options:xdp-mode of AF_XDP ports
 	run     goovs.ExecFunc // runs a program: the seam
 	ovs     *goovs.Client
 }
@@ -117,6 +124,7 @@ func newClient(o options, sock string, private bool) *Client {
 		ovsDir:  dir,
 		env:     []string{"OVS_RUNDIR=" + dir},
 		timeout: o.timeout,
+		xdpMode: o.xdpMode,
 		run:     o.exec,
 	}
 	if private {

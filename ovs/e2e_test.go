@@ -259,7 +259,7 @@ func TestPrivateInstanceE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 		start = time.Now()
-		if _, err := c.VSCtl(portsTxn(br, ps)...); err != nil {
+		if _, err := c.VSCtl(portsTxn(br, ps, DefaultXDPMode)...); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("add-port transaction alone, %d port(s): %v", len(ps), time.Since(start))

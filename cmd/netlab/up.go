@@ -64,6 +64,14 @@ func (a *app) up(args []string) int {
 	if live != nil {
 		live.clear()
 	}
+	if res != nil {
+		warnings = append(warnings, res.Warnings...)
+		if events == nil {
+			for _, w := range res.Warnings {
+				fmt.Fprintf(a.stderr, "netlab: warning: %s\n", w)
+			}
+		}
+	}
 	if events != nil {
 		done := upDone{Event: "done", Lab: lab.Name, Warnings: warnings}
 		if res != nil {

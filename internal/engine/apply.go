@@ -277,7 +277,6 @@ func (s *session) afxdpFallback(a plan.Action, do func(bridge string, ports []ov
 	if err2 := do(a.Bridge, specs); err2 != nil {
 		return errors.Join(err, err2)
 	}
-	s.e.logf("warning: AF_XDP did not work on %s of bridge %s; using system (AF_PACKET) ports: %v\n", strings.Join(auto, ", "), a.Bridge, err)
 	return s.journal(func(j *state.Journal) {
 		if j.AFXDPFailed == nil {
 			j.AFXDPFailed = map[string]string{}
@@ -285,6 +284,8 @@ func (s *session) afxdpFallback(a plan.Action, do func(bridge string, ports []ov
 		for _, name := range auto {
 			j.AFXDPFailed[name] = err.Error()
 		}
+		s.warnings = append(s.warnings, fmt.Sprintf("Open vSwitch could not open %s of bridge %s as AF_XDP ports, so they are system (AF_PACKET) ports: %v",
+			strings.Join(auto, ", "), a.Bridge, err))
 	})
 }
 

@@ -67,6 +67,11 @@ func New(opts ...Option) *Engine {
 		fn(&o)
 	}
 	ovsOpts := append([]ovs.Option{}, o.ovsOpts...)
+	// Test-only switch: an XDP mode Open vSwitch rejects makes every AF_XDP
+	// port fail to open, so the e2e tests can watch up fall back to system.
+	if m := os.Getenv("NETLAB_TEST_XDP_MODE"); m != "" {
+		ovsOpts = append(ovsOpts, ovs.WithXDPMode(m))
+	}
 	if o.root != "" {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
@@ -115,6 +120,9 @@ func (e *Engine) connectOVS(start bool) (*ovs.Client, error) {
 // Result is what Up did.
 type Result struct {
 	Plan plan.Plan // the actions applied; empty when the lab was up to date
+	// Warnings are what up worked around while applying, e.g. ports that
+	// Open vSwitch could not open as AF_XDP and got as system ports.
+	Warnings []string
 }
 
 // CheckFlows has Open vSwitch check the file's raw flows before anything
@@ -251,24 +259,25 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	}
 	s.j = j
 	if done, err := s.applyPlan(p, crashPoint()); err != nil {
-		return &Result{Plan: p[:done]}, err
+		return &Result{Plan: p[:done], Warnings: s.warnings}, err
 	}
 	if len(p) == 0 {
 		return &Result{}, nil
 	}
+	res := &Result{Plan: p, Warnings: s.warnings}
 	// Observe again: the plan must now be empty.
 	snap, err = s.observe(lab, j)
 	if err != nil {
-		return &Result{Plan: p}, err
+		return res, err
 	}
 	again, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()})
 	if err != nil {
-		return &Result{Plan: p}, err
+		return res, err
 	}
 	if len(again) > 0 {
-		return &Result{Plan: p}, fmt.Errorf("%w: still to do:\n%s", ErrNotConverged, again)
+		return res, fmt.Errorf("%w: still to do:\n%s", ErrNotConverged, again)
 	}
-	return &Result{Plan: p}, nil
+	return res, nil
 }
 
 // crashPoint reads the test-only NETLAB_CRASH_AFTER switch.
@@ -289,6 +298,8 @@ type session struct {
 	// (actions run concurrently).
 	j   *state.Journal
 	jmu sync.Mutex
+	// warnings are what apply worked around (Result.Warnings); under jmu.
+	warnings []string
 	// handles caches one kernel handle per namespace; hmu guards it.
 	hmu     sync.Mutex
 	handles map[string]*kernel.NS

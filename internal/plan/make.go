@@ -693,9 +693,15 @@ func (p *planner) portTypes(j *state.Journal) error {
 			t := b.PortType
 			if t == topology.PortTypeAuto || t == "" {
 				t = topology.PortTypeSystem
+				// The MTU the namespace end will have: the file's, else the
+				// one it has now (a lab edited from mtu: 9000 to nothing
+				// keeps 9000, which an XDP program refuses).
 				mtu := 0
 				if w := p.want[port.Peer.NS][port.Peer.Name]; w != nil {
 					mtu = w.mtu
+				}
+				if o := p.observedLink(port.Peer.NS, port.Peer.Name); mtu == 0 && o != nil {
+					mtu = o.MTU
 				}
 				failed := j != nil && j.AFXDPFailed[port.Name] != ""
 				small := len(b.Ports) <= topology.AutoAFXDPMaxPorts
