@@ -673,8 +673,8 @@ func (p *planner) linkOrder(ns string) []string {
 // bridge of at most topology.AutoAFXDPMaxPorts ports when AF_XDP works here
 // (snapshot) and the namespace end's MTU fits (topology.AFXDPMaxMTU), unless
 // AF_XDP already failed on that port (the journal's AFXDPFailed: up fell back
-// to system), and system otherwise. An
-// AF_XDP type the file asks for by name where it cannot work is an error.
+// to system), and system otherwise. An AF_XDP type the file asks for by name
+// where it cannot work is an error.
 func (p *planner) portTypes(j *state.Journal) error {
 	p.portType, p.autoAFXDP = map[string]string{}, map[string]bool{}
 	var errs topology.ErrorList
