@@ -269,6 +269,17 @@ func (s *session) afxdpFallback(a plan.Action, do func(bridge string, ports []ov
 	if err == nil || len(auto) == 0 {
 		return err
 	}
+	// The ports the error names ("add port P to BR: ..."), if it names
+	// any; otherwise the whole transaction failed and all fall back.
+	var named []string
+	for _, name := range auto {
+		if strings.Contains(err.Error(), "port "+name+" ") {
+			named = append(named, name)
+		}
+	}
+	if len(named) > 0 {
+		auto = named
+	}
 	for i := range specs {
 		if slices.Contains(auto, specs[i].Name) {
 			specs[i].Type = ovs.PortTypeSystem
