@@ -6,7 +6,9 @@
 // sender, which the kernel then answers itself).
 //
 // The package has four layers: Reflect (pure, allocation-free byte swap),
-// Run (the loop over a Device), OpenQueues (the OS edge, done on a
-// thread inside the lab namespace) and Main (the `netlab reflect` process,
-// which attaches, drops every capability, then runs one loop per queue).
+// Run (the loop over a Device), OpenQueues and Queue (the OS edge: queues
+// attached on a thread inside the lab namespace, then read and written with
+// blocking system calls, like a C reflector) and Main (the `netlab reflect`
+// process, which attaches, drops every capability, then runs one loop per
+// queue).
 package reflector

@@ -12,8 +12,9 @@ import (
 )
 
 // Device is one packet queue: each Read returns one whole packet and each
-// Write sends one (wireguard-go's tun.Device, reduced to a single queue). An
-// *os.File on /dev/net/tun is a Device.
+// Write sends one (wireguard-go's tun.Device, reduced to a single queue). A
+// *Queue (what OpenQueues attaches), an *os.File on /dev/net/tun and a
+// ChannelDevice are Devices.
 type Device interface {
 	Read(b []byte) (int, error)
 	Write(b []byte) (int, error)
@@ -21,8 +22,8 @@ type Device interface {
 }
 
 // framed is implemented by a Device whose packets start with a fixed-size
-// header that Run must skip and write back unchanged (VnetHdr's
-// virtio_net_hdr).
+// header that Run must skip and write back unchanged (the virtio_net_hdr of
+// VnetHdr, or of a Queue attached with it).
 type framed interface {
 	HeaderLen() int
 }
@@ -42,6 +43,20 @@ func VnetHdr(dev Device) Device { return vnetDevice{dev} }
 type vnetDevice struct{ Device }
 
 func (vnetDevice) HeaderLen() int { return VnetHdrLen }
+
+// binder returns the readerBinder in dev, looking through VnetHdr.
+func binder(dev Device) readerBinder {
+	for {
+		if b, ok := dev.(readerBinder); ok {
+			return b
+		}
+		v, ok := dev.(vnetDevice)
+		if !ok {
+			return nil
+		}
+		dev = v.Device
+	}
+}
 
 // Stats counts what Run did. The fields are updated atomically and may be
 // read while Run runs. Several Runs may share one Stats, but one per queue
@@ -65,10 +80,12 @@ const maxPacket = 65535 + VnetHdrLen
 
 // Run reads packets from dev, reflects each one (see Reflect) and writes it
 // back, until ctx is done or dev is closed (or, for a TUN queue, its device
-// deleted); all are a clean stop and return nil. When ctx is done Run closes dev to wake its blocked Read, so Run owns
-// dev. Bad packets are dropped and counted in st.Drops, and so are packets
-// whose write fails (e.g. EIO while the link is down); Run only returns an
-// error for a Read that fails for another reason than closing.
+// deleted); all are a clean stop and return nil. When ctx is done Run closes
+// dev to wake its blocked Read, so Run owns dev. For a *Queue, Run locks its
+// goroutine to its thread and binds it as the queue's reader, so that Close
+// can wake it. Bad packets are dropped and counted in st.Drops, and so are
+// packets whose write fails (e.g. EIO while the link is down); Run only
+// returns an error for a Read that fails for another reason than closing.
 //
 // If log is not nil, Run calls it for every packet with one line describing
 // the packet as it was READ, before reflection: "72: fe80::1->fd2a::23"
@@ -80,6 +97,9 @@ func Run(ctx context.Context, dev Device, st *Stats, log func(string)) error {
 	off := 0
 	if f, ok := dev.(framed); ok {
 		off = f.HeaderLen()
+	}
+	if b := binder(dev); b != nil {
+		defer b.bindReader()()
 	}
 	stop := context.AfterFunc(ctx, func() { dev.Close() })
 	defer stop()

@@ -189,13 +189,13 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 		defer conn.Close()
 	}
-	files, err := OpenQueues(c.ns, c.dev, c.queues, c.vnetHdr)
+	queues, err := OpenQueues(c.ns, c.dev, c.queues, c.vnetHdr)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		for _, f := range files {
-			f.Close()
+		for _, q := range queues {
+			q.Close()
 		}
 	}()
 	if err := DropAllCapabilities(); err != nil {
@@ -214,20 +214,16 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stats := make([]Stats, len(files)+1) // +1: UDP→TUN
+	stats := make([]Stats, len(queues)+1) // +1: UDP→TUN
 	var wg sync.WaitGroup
 	errc := make(chan error, len(stats))
-	for i, f := range files {
+	for i, q := range queues {
 		wg.Go(func() {
 			var err error
 			if c.udpBridging {
-				err = tunToUDP(ctx, f, conn, c.udpSend, &stats[i], logf)
+				err = tunToUDP(ctx, q, conn, c.udpSend, &stats[i], logf)
 			} else {
-				var dev Device = f
-				if c.vnetHdr {
-					dev = VnetHdr(f)
-				}
-				err = Run(ctx, dev, &stats[i], logf)
+				err = Run(ctx, q, &stats[i], logf) // q skips its virtio_net_hdr itself
 			}
 			if err != nil {
 				errc <- fmt.Errorf("queue %d: %w", i, err)
@@ -237,7 +233,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	if c.udpBridging {
 		wg.Go(func() {
-			if err := udpToTUN(ctx, conn, files[0], &stats[len(files)], logf); err != nil {
+			if err := udpToTUN(ctx, conn, queues[0], &stats[len(queues)], logf); err != nil {
 				errc <- err
 			}
 			cancel()
@@ -250,7 +246,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 			sum.Add(&stats[i])
 		}
 		return StatsFile{
-			Pid: os.Getpid(), Queues: len(files),
+			Pid: os.Getpid(), Queues: len(queues),
 			Packets: sum.Packets.Load(), Bytes: sum.Bytes.Load(), Drops: sum.Drops.Load(),
 			Updated: time.Now().UTC(),
 		}
@@ -330,8 +326,12 @@ func listenUDP(nsName string, addr netip.AddrPort) (*net.UDPConn, error) {
 }
 
 // tunToUDP sends every packet read from dev as one datagram to dst. Like
-// Run it closes dev when ctx is done and returns nil then.
+// Run it binds itself as a Queue's reader, closes dev when ctx is done and
+// returns nil then.
 func tunToUDP(ctx context.Context, dev Device, conn *net.UDPConn, dst netip.AddrPort, st *Stats, log func(string)) error {
+	if b := binder(dev); b != nil {
+		defer b.bindReader()()
+	}
 	stop := context.AfterFunc(ctx, func() { dev.Close() })
 	defer stop()
 	buf := make([]byte, maxPacket)

@@ -3,7 +3,6 @@ package reflector
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -39,9 +38,9 @@ func checkIfname(name string) error {
 }
 
 // OpenQueues attaches queues file descriptors to the existing TUN device
-// ifname in namespace nsName and returns them as nonblocking *os.File (so
-// Read/Write go through Go's poller and Close wakes a blocked Read). The
-// caller closes them; the device persists.
+// ifname in namespace nsName and returns them as Queues (blocking
+// descriptors read and written directly; see Queue). The caller closes them;
+// the device persists.
 //
 // Everything runs on a thread inside the namespace: TUNSETIFF looks the name
 // up in the opener's namespace and, if it is not there, silently CREATES a new
@@ -54,13 +53,13 @@ func checkIfname(name string) error {
 // one queue), plus IFF_VNET_HDR if vnetHdr. With vnetHdr the device's offloads
 // are set to checksum + TSO4/6 + USO4/6 (USO only where the kernel has it), so
 // the kernel hands over 64 KiB GSO super-packets, each after a 10-byte
-// virtio_net_hdr (wrap the files with VnetHdr for Run); without it offloads
+// virtio_net_hdr (the Queues' HeaderLen, which Run skips); without it offloads
 // are cleared, so no GSO packet or partial checksum can reach a reader that
 // has no header to learn about it.
 //
 // Equivalent to: nothing in iproute2; it is what `ip tuntap` does internally
 // (open /dev/net/tun, ioctl TUNSETIFF) on an existing device.
-func OpenQueues(nsName, ifname string, queues int, vnetHdr bool) ([]*os.File, error) {
+func OpenQueues(nsName, ifname string, queues int, vnetHdr bool) ([]*Queue, error) {
 	if err := checkIfname(ifname); err != nil {
 		return nil, fmt.Errorf("ns %s: open tun: %w", nsName, err)
 	}
@@ -72,7 +71,7 @@ func OpenQueues(nsName, ifname string, queues int, vnetHdr bool) ([]*os.File, er
 		return nil, err
 	}
 	defer ns.Close()
-	var files []*os.File
+	var qs []*Queue
 	err = namespace.Do(ns, func() error {
 		h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // this thread's namespace
 		if err != nil {
@@ -97,27 +96,27 @@ func OpenQueues(nsName, ifname string, queues int, vnetHdr bool) ([]*os.File, er
 			flags |= unix.IFF_VNET_HDR
 		}
 		for i := range queues {
-			f, err := attach(ifname, flags, i == 0, vnetHdr)
+			q, err := attach(ifname, i, flags, i == 0, vnetHdr)
 			if err != nil {
 				return fmt.Errorf("tun %s: queue %d: %w", ifname, i, err)
 			}
-			files = append(files, f)
+			qs = append(qs, q)
 		}
 		return nil
 	})
 	if err != nil {
-		for _, f := range files {
-			f.Close()
+		for _, q := range qs {
+			q.Close()
 		}
 		return nil, fmt.Errorf("ns %s: %w", nsName, err)
 	}
-	return files, nil
+	return qs, nil
 }
 
-// attach opens /dev/net/tun on the calling thread and attaches it to ifname.
-// If setOffload, it also sets the device-wide offloads (TUNSETOFFLOAD acts on
-// the device, not the queue).
-func attach(ifname string, flags uint16, setOffload, vnetHdr bool) (*os.File, error) {
+// attach opens /dev/net/tun on the calling thread and attaches it to ifname
+// as queue number i, in blocking mode. If setOffload, it also sets the
+// device-wide offloads (TUNSETOFFLOAD acts on the device, not the queue).
+func attach(ifname string, i int, flags uint16, setOffload, vnetHdr bool) (*Queue, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
@@ -138,13 +137,11 @@ func attach(ifname string, flags uint16, setOffload, vnetHdr bool) (*os.File, er
 			return nil, err
 		}
 	}
-	// Nonblocking before os.NewFile, so the file is registered with the
-	// poller (golang/go#30426).
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("set nonblock: %w", err)
+	hdr := 0
+	if vnetHdr {
+		hdr = VnetHdrLen
 	}
-	return os.NewFile(uintptr(fd), "/dev/net/tun:"+ifname), nil
+	return newQueue(fd, fmt.Sprintf("tun %s queue %d", ifname, i), hdr), nil
 }
 
 // setOffloads enables checksum, TSO and (where available) USO offloads when
