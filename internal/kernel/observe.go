@@ -129,6 +129,15 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		if v, ok := txcsum[a.Name]; ok {
 			sl.TxChecksum = &v
 		}
+		if tt, ok := l.(*netlink.Tuntap); ok {
+			sl.Tuntap = &state.Tuntap{
+				TAP:        tt.Mode == netlink.TUNTAP_MODE_TAP,
+				MultiQueue: tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0,
+				VnetHdr:    tt.Flags&netlink.TUNTAP_VNET_HDR != 0,
+				Owner:      int(int32(tt.Owner)),
+				Group:      int(int32(tt.Group)),
+			}
+		}
 		if ll, ok := linkLayer[int32(a.Index)]; ok {
 			sl.LinkLayer = ll.String()
 		}

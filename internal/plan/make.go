@@ -262,6 +262,7 @@ func Make(in Input) (Plan, error) {
 	if err := p.portTypes(in.Journal); err != nil {
 		return nil, err
 	}
+	p.recreations()
 	p.detachExternal(in.Journal)
 	p.stopProcesses(in.CPUs)
 	p.deletions()
@@ -332,9 +333,10 @@ func (p *planner) wantNS(name string) bool {
 	return name == topology.Host || p.lab.Namespace(name) != nil
 }
 
-// deletions removes, in dependency order, what the lab owns but no longer
-// wants, and the broken halves of veth pairs so they can be made again.
-func (p *planner) deletions() {
+// recreations decides which links are deleted and made again: veths without
+// their marker, broken veth pairs, and TUN/TAP devices whose fixed settings
+// differ from the file's.
+func (p *planner) recreations() {
 	p.recreated = map[string]bool{}
 	for k := range p.unmarked {
 		p.recreated[k] = true
@@ -362,6 +364,37 @@ func (p *planner) deletions() {
 			p.recreated[key(l.B.NS, l.B.Name)] = true
 		}
 	}
+	// The kernel cannot change a TUN/TAP device's mode or multi-queue flag,
+	// and netlab sets owner and group only at creation.
+	for nsName, links := range p.want {
+		for name, w := range links {
+			if w.kind != kindTUN && w.kind != kindTAP {
+				continue
+			}
+			if o := p.observedLink(nsName, name); o != nil && o.Tuntap != nil && !sameTuntap(w, o.Tuntap) {
+				p.recreated[key(nsName, name)] = true
+			}
+		}
+	}
+}
+
+// sameTuntap compares a wanted TUN/TAP with the device's settings. The
+// kernel reports an owner or group only when one is set, so an observed 0
+// may be root or nobody: it matches a file that sets none.
+func sameTuntap(w *wantLink, t *state.Tuntap) bool {
+	tap, mq, owner, group := false, false, -1, -1
+	if w.tun != nil {
+		mq = w.tun.Reflector
+	} else {
+		tap, mq, owner, group = true, w.tap.MultiQueue, w.tap.Owner, w.tap.Group
+	}
+	sameID := func(want, got int) bool { return want == got || (want < 0 && got <= 0) }
+	return t.TAP == tap && t.MultiQueue == mq && sameID(owner, t.Owner) && sameID(group, t.Group)
+}
+
+// deletions removes, in dependency order, what the lab owns but no longer
+// wants, and the broken halves of veth pairs so they can be made again.
+func (p *planner) deletions() {
 
 	// Routes and addresses first: they depend on links.
 	for _, nsName := range state.SortedNames(p.snap.Namespaces) {

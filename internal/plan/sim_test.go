@@ -169,7 +169,10 @@ func (m *machine) apply(t *testing.T, a Action) {
 		if m.ns(tt, a.NS).Links[a.Link] != nil {
 			t.Fatalf("link %s/%s exists", a.NS, a.Link)
 		}
-		m.ns(tt, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindTuntap, Alias: a.Alias, MTU: 1500}
+		// The kernel reports no owner or group when none is set: 0.
+		owner, group := max(a.Tuntap.Owner, 0), max(a.Tuntap.Group, 0)
+		m.ns(tt, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindTuntap, Alias: a.Alias, MTU: 1500,
+			Tuntap: &state.Tuntap{TAP: a.Tuntap.TAP, MultiQueue: a.Tuntap.MultiQueue, VnetHdr: a.Tuntap.VnetHdr, Owner: owner, Group: group}}
 	case OpStartProcess:
 		ns := m.ns(tt, a.NS)
 		if ns.Processes == nil {

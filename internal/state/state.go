@@ -109,10 +109,22 @@ type Link struct {
 	// TxChecksum is the tx checksum offload state (ethtool -k: tx-checksumming);
 	// nil when not read.
 	TxChecksum *bool
+	// Tuntap holds a TUN/TAP device's fixed settings; nil for other kinds.
+	Tuntap *Tuntap
 	// LinkLayer is the link-layer address as `ip link` prints it, for
 	// `netlab status`: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff",
 	// "link/none" for a TUN device; "" when not read.
 	LinkLayer string
+}
+
+// Tuntap is what the kernel reports of a TUN/TAP device.
+type Tuntap struct {
+	TAP        bool
+	MultiQueue bool
+	VnetHdr    bool // the flag of the last queue attached (or of creation)
+	// Owner and Group are 0 when the kernel reports none (it omits unset
+	// ones), so 0 may also mean root.
+	Owner, Group int
 }
 
 // Owner returns the lab named in the link's alias marker, or "".
