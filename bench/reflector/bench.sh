@@ -1,16 +1,50 @@
 #!/usr/bin/env bash
 # Compares internal/reflector (Go) with the minimal C reflector (reflect.c)
 # on identical throw-away namespaces, on this machine, in one run:
-#   - flood ping: 10,000 echo requests of 1400 B to a reflected address (time);
+#   - flood ping: 10,000 echo requests of 1400 B to a reflected address
+#     (time), twice: as the scheduler places things ("ping"), and with the
+#     reflector and ping pinned to CPU 0 ("ping 1cpu"; Go rows then run with
+#     GOMAXPROCS=$(nproc), as they would unpinned);
 #   - iperf3 TCP, client and server both in the namespace, the client
 #     connecting to a reflected address (10.9.9.9), at TUN MTU 1500, 9000
-#     and 65000.
+#     and 65000; and at MTU 1500 once more with the reflector pinned to the
+#     last CPU and iperf3 to CPU 0 ("TCP 1500 pin": the reflector then has a
+#     CPU of its own and is the bottleneck, so this is its cost per packet,
+#     with much less noise).
 # Rows: c (blocking read/write), go (reflector.Main, one queue), go-vnet
-# (--vnet-hdr: TSO/USO offloads, 64 KiB GSO super-packets).
-# Each figure is the median of REPS rounds, the rounds interleaving all rows,
-# because a shared 2-CPU VM is noisy (single runs varied 2x here).
-# Needs root, gcc, go, iperf3, ping, ip.
-# Usage: bench.sh [SECONDS per iperf3 run (5)] [REPS (3)]
+# (--vnet-hdr: TSO/USO offloads, 64 KiB GSO super-packets); with BASE=REV
+# also base and base-vnet, the same built from git revision REV, for a
+# before/after comparison in one run.
+# Each figure is the median of REPS rounds; every round runs every row, in
+# a random order, because a shared 2-CPU VM is noisy (single runs varied 2x
+# here). Raw samples follow the table.
+#
+# Reading the ping figures: on a 2-vCPU Firecracker VM a wake-up that crosses
+# CPUs costs ~60 us a round trip, one on the same CPU ~17 us, so "ping"
+# mostly measures where the scheduler put the reflector (0.17 s or 0.6-0.8 s
+# per 10k, for C and Go alike); "ping 1cpu" is the reflector's own cost.
+#
+# Results of `BASE=8f5feb3 bench.sh 3 7` (2 vCPUs, Firecracker VM, Linux 6.18,
+# Go 1.26; another engineer's tests ran at times; base = the reflector on
+# Go's network poller, go = blocking queues, reflector.Queue):
+#   impl        ping (s)  ping 1cpu  TCP 1500  TCP 1500 pin  TCP 9000  TCP 65000
+#   lo                 -          -     15.65             -     17.60      22.88
+#   c              0.687      0.185      1.93          1.80      7.54      15.83
+#   go             0.744      0.184      1.57          1.70      6.88      16.35
+#   go-vnet        0.749      0.188     12.47         14.64     11.88      15.21
+#   base           0.857      0.235      1.41          1.39      5.99      14.32
+#   base-vnet      0.731      0.250      9.49         13.46     10.14      15.15
+#   go/c           0.92x      1.01x     0.81x         0.94x     0.91x      1.03x
+#   base/c         0.80x      0.79x     0.73x         0.77x     0.79x      0.90x
+# (TCP in Gb/s.) Without offloads the reflector spends ~95% of its CPU in the
+# kernel (perf); Go's own share is ~5% against C's ~2%, and since a slower
+# reflector makes the receiving iperf3 sleep (and need a wake-up IPI) more
+# often, that gap shows up as 5-10% of throughput. Even a loop of raw
+# read/write system calls with nothing else (unsafe: it would stall Go's
+# garbage collector while idle) measured 0.92x C pinned.
+#
+# Needs root, gcc, go, iperf3, ping, ip, taskset, shuf.
+# Usage: [BASE=REV] bench.sh [SECONDS per iperf3 run (5)] [REPS (3)]
 # Touches nothing but namespaces named nlrb<hex> it creates and deletes.
 set -euo pipefail
 T=${1:-5}
@@ -29,6 +63,14 @@ trap cleanup EXIT
 
 gcc -O2 -Wall -o "$tmp/reflect-c" "$here/reflect.c"
 (cd "$root" && CGO_ENABLED=0 go build -o "$tmp/reflect-go" ./bench/reflector/goreflect)
+impls=(c go go-vnet)
+if [ -n "${BASE:-}" ]; then
+	mkdir "$tmp/base"
+	git -C "$root" archive "$BASE" | tar -x -C "$tmp/base"
+	(cd "$tmp/base" && CGO_ENABLED=0 go build -o "$tmp/reflect-base" ./bench/reflector/goreflect)
+	impls+=(base base-vnet)
+fi
+ncpu=$(nproc)
 
 # setup MTU: fresh namespace with a single-queue TUN refl0, 10.0.0.1/8.
 setup() {
@@ -46,11 +88,18 @@ teardown() {
 	ip netns delete "$ns"
 	ns=""
 }
-start() { # start IMPL: reflector in the background, PID in rpid
+start() { # start IMPL [CPU]: reflector in the background (pinned to CPU), PID in rpid
+	local pin=() env=()
+	if [ -n "${2:-}" ]; then
+		pin=(taskset -c "$2")
+		env=(env GOMAXPROCS="$ncpu")
+	fi
 	case $1 in
-	c) ip netns exec "$ns" "$tmp/reflect-c" refl0 & ;;
-	go) "$tmp/reflect-go" --ns "$ns" --dev refl0 2>/dev/null & ;;
-	go-vnet) "$tmp/reflect-go" --ns "$ns" --dev refl0 --vnet-hdr 2>/dev/null & ;;
+	c) "${pin[@]}" ip netns exec "$ns" "$tmp/reflect-c" refl0 & ;;
+	go) "${pin[@]}" "${env[@]}" "$tmp/reflect-go" --ns "$ns" --dev refl0 2>/dev/null & ;;
+	go-vnet) "${pin[@]}" "${env[@]}" "$tmp/reflect-go" --ns "$ns" --dev refl0 --vnet-hdr 2>/dev/null & ;;
+	base) "${pin[@]}" "${env[@]}" "$tmp/reflect-base" --ns "$ns" --dev refl0 2>/dev/null & ;;
+	base-vnet) "${pin[@]}" "${env[@]}" "$tmp/reflect-base" --ns "$ns" --dev refl0 --vnet-hdr 2>/dev/null & ;;
 	esac
 	rpid=$!
 	for _ in $(seq 50); do # wait for carrier (a queue attached)
@@ -60,25 +109,27 @@ start() { # start IMPL: reflector in the background, PID in rpid
 	echo "bench: $1 did not attach" >&2
 	return 1
 }
-flood() { # prints seconds for 10,000 x 1400 B flood pings
-	local t0 t1
+flood() { # flood [CPU]: prints seconds for 10,000 x 1400 B flood pings
+	local t0 t1 pin=()
+	[ -n "${1:-}" ] && pin=(taskset -c "$1")
 	t0=$(date +%s.%N)
-	ip netns exec "$ns" ping -q -f -c 10000 -s 1400 -W 1 10.0.0.41 >/dev/null
+	"${pin[@]}" ip netns exec "$ns" ping -q -f -c 10000 -s 1400 -W 1 10.0.0.41 >/dev/null
 	t1=$(date +%s.%N)
 	echo "$t0 $t1" | awk '{printf "%.3f", $2-$1}'
 }
-tcp() { # tcp [ADDR]: prints receiver Gbit/s of one iperf3 TCP run
-	ip netns exec "$ns" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+tcp() { # tcp [ADDR [CPU]]: prints receiver Gbit/s of one iperf3 TCP run (pinned to CPU)
+	local pin=()
+	[ -n "${2:-}" ] && pin=(taskset -c "$2")
+	"${pin[@]}" ip netns exec "$ns" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 	local spid=$!
 	sleep 0.3
-	ip netns exec "$ns" iperf3 -c "${1:-10.9.9.9}" -p 5201 -t "$T" -f m 2>/dev/null |
+	"${pin[@]}" ip netns exec "$ns" iperf3 -c "${1:-10.9.9.9}" -p 5201 -t "$T" -f m 2>/dev/null |
 		awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") printf "%.2f", $(i-1)/1000}'
 	wait "$spid" 2>/dev/null || true
 }
 
 declare -A M # medians
 declare -A R # "impl,metric" -> space-separated samples
-impls=(c go go-vnet)
 mtus=(1500 9000 65000)
 add() { R[$1]="${R[$1]:-} $2"; }
 for rep in $(seq "$REPS"); do
@@ -92,7 +143,15 @@ for rep in $(seq "$REPS"); do
 		ip netns delete "$ns"
 		ns=""
 	done
-	for impl in "${impls[@]}"; do
+	for impl in $(printf '%s\n' "${impls[@]}" | shuf); do
+		setup 1500
+		start "$impl" 0
+		add "$impl,ping1" "$(flood 0)"
+		teardown
+		setup 1500
+		start "$impl" $((ncpu - 1))
+		add "$impl,tcppin" "$(tcp 10.9.9.9 0)"
+		teardown
 		for mtu in "${mtus[@]}"; do
 			setup "$mtu"
 			start "$impl"
@@ -106,17 +165,23 @@ done
 med() { echo "${R[$1]:-}" | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 for k in "${!R[@]}"; do M[$k]=$(med "$k"); done
 M[lo,ping]=-
+M[lo,ping1]=-
+M[lo,tcppin]=-
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "-" }'; }
-printf '\n%-10s %14s %14s %14s %14s\n' impl "ping 10k (s)" "TCP 1500" "TCP 9000" "TCP 65000"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a/b; else print "-" }'; }
+printf '\n%-10s %9s %10s %14s %14s %14s %14s\n' impl "ping (s)" "ping 1cpu" "TCP 1500" "TCP 1500 pin" "TCP 9000" "TCP 65000"
 for impl in lo "${impls[@]}"; do
-	printf '%-10s %14s %10s Gb/s %9s Gb/s %9s Gb/s\n' "$impl" "${M[$impl,ping]}" \
-		"${M[$impl,1500]}" "${M[$impl,9000]}" "${M[$impl,65000]}"
+	printf '%-10s %9s %10s %9s Gb/s %9s Gb/s %9s Gb/s %9s Gb/s\n' "$impl" "${M[$impl,ping]}" "${M[$impl,ping1]}" \
+		"${M[$impl,1500]}" "${M[$impl,tcppin]}" "${M[$impl,9000]}" "${M[$impl,65000]}"
 done
-for impl in go go-vnet; do
-	printf '%-10s %14s %14s %14s %14s\n' "$impl/c" "$(ratio "${M[c,ping]}" "${M[$impl,ping]}")x" \
-		"$(ratio "${M[$impl,1500]}" "${M[c,1500]}")x" "$(ratio "${M[$impl,9000]}" "${M[c,9000]}")x" \
-		"$(ratio "${M[$impl,65000]}" "${M[c,65000]}")x"
+for impl in "${impls[@]}"; do
+	[ "$impl" = c ] && continue
+	printf '%-10s %9s %10s %14s %14s %14s %14s\n' "$impl/c" "$(ratio "${M[c,ping]}" "${M[$impl,ping]}")" \
+		"$(ratio "${M[c,ping1]}" "${M[$impl,ping1]}")" "$(ratio "${M[$impl,1500]}" "${M[c,1500]}")" \
+		"$(ratio "${M[$impl,tcppin]}" "${M[c,tcppin]}")" \
+		"$(ratio "${M[$impl,9000]}" "${M[c,9000]}")" "$(ratio "${M[$impl,65000]}" "${M[c,65000]}")"
 done
 echo "(lo: iperf3 over 127.0.0.1 in a namespace, no reflector: the machine's ceiling)"
-echo "(ratios: speed of Go over C; for ping, C time / Go time; $(nproc) CPUs, iperf3 ${T}s per run, median of $REPS)"
+echo "(ratios: speed of Go over C; for ping, C time / Go time; $ncpu CPUs, iperf3 ${T}s per run, median of $REPS)"
+echo "samples:"
+for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "  $k:${R[$k]}"; done

@@ -17,8 +17,8 @@ import (
 // goroutine's thread. An *os.File would be nonblocking and go through Go's
 // network poller, which costs an epoll wake-up and a goroutine switch for
 // every packet that finds the queue empty: on a ping flood pinned to one CPU
-// (bench.sh "ping 1cpu") that made the reflector 25-35% slower than C; this
-// way it is within 5% of it. (Polling a pipe or eventfd next to the queue
+// (bench.sh "ping 1cpu") that took 0.235 s per 10k pings against C's 0.185
+// s; this way it takes 0.184 s. (Polling a pipe or eventfd next to the queue
 // only when idle would stop it more simply, but costs a failed read and a
 // poll(2), about 1.2 us, per wake-up: 7% of a ping's round trip.)
 //

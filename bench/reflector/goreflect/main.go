@@ -1,6 +1,6 @@
-// Command goreflect runs internal/reflector's Main on its own, so
-// bench/reflector/bench.sh can compare it with reflect.c before the
-// `netlab reflect` subcommand exists.
+// Command goreflect runs internal/reflector's Main on its own (what `netlab
+// reflect` runs), so bench/reflector/bench.sh can build the reflector of any
+// revision, without cgo, and compare it with reflect.c.
 package main
 
 import (
