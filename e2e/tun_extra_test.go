@@ -331,13 +331,9 @@ func TestTunExtraMultiQueueTap(t *testing.T) {
 }
 
 // TestTunExtraTapFlagChange: turning multi-queue off in the file makes up
-// make the TAP again, single-queue (the kernel cannot change the flag of a
-// device).
-//
-// Known gap, reported: the planner does not observe a TAP's flags (nor its
-// owner and group), so up says "up to date" and keeps the multi-queue device.
-// Until it does, this test checks the rest and then skips, saying so; once
-// the planner remakes the device, the test enforces it.
+// make the TAP again, single-queue (the kernel cannot change that flag of a
+// device), with the file's other settings; so does a new owner. The next up
+// is a no-op each time.
 func TestTunExtraTapFlagChange(t *testing.T) {
 	requireRoot(t)
 	before := fingerprint(t)
@@ -346,29 +342,35 @@ func TestTunExtraTapFlagChange(t *testing.T) {
 	file := writeFile(t, dir, "tap-mq.yaml", readFile(t, "testdata/tunextra/tap-mq.yaml"))
 	labUp(t, file, p, "tunx-tap")
 	lab, vm := p+"tunx-tap", p+"vm"
-	index := tunLink(t, vm, "tap0").Index
 
-	writeFile(t, dir, "tap-mq.yaml", strings.Replace(readFile(t, file), "multi-queue: true", "multi-queue: false", 1))
-	plan := mustNetlab(t, "plan", "--prefix", p, file)
-	mustNetlab(t, "up", "-q", "--prefix", p, file)
-	tt := tunLink(t, vm, "tap0")
-	gap := strings.Contains(plan, "up to date") && tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 && tt.Index == index
-	if !gap {
-		if tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 || tt.Index == index {
-			t.Errorf("multi-queue: false in the file: tap0 multi-queue %v, ifindex %d (was %d); plan was:\n%s",
-				tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0, tt.Index, index, plan)
+	// edit changes the file, brings it up and returns the TAP, which must
+	// have been made again (a new ifindex).
+	edit := func(old, new string) *netlink.Tuntap {
+		t.Helper()
+		index := tunLink(t, vm, "tap0").Index
+		writeFile(t, dir, "tap-mq.yaml", strings.Replace(readFile(t, file), old, new, 1))
+		plan := mustNetlab(t, "plan", "--prefix", p, file)
+		mustNetlab(t, "up", "-q", "--prefix", p, file)
+		tt := tunLink(t, vm, "tap0")
+		if tt.Index == index {
+			t.Errorf("%s -> %s: tap0 not made again (ifindex %d); plan was:\n%s", old, new, index, plan)
 		}
-		if tt.Flags&netlink.TUNTAP_VNET_HDR == 0 || tt.Owner != 65534 || tt.Group != 65534 || tt.Attrs().HardwareAddr.String() != "d6:27:b8:30:55:93" {
-			t.Errorf("remade tap0 lost settings of the file: flags %v owner %d group %d MAC %s",
-				tt.Flags, tt.Owner, tt.Group, tt.Attrs().HardwareAddr)
+		if tt.Mode != netlink.TUNTAP_MODE_TAP || tt.Flags&netlink.TUNTAP_VNET_HDR == 0 || tt.Attrs().HardwareAddr.String() != "d6:27:b8:30:55:93" {
+			t.Errorf("%s -> %s: remade tap0 lost settings of the file: mode %v flags %v MAC %s",
+				old, new, tt.Mode, tt.Flags, tt.Attrs().HardwareAddr)
 		}
 		if out := mustNetlab(t, "up", "--prefix", p, file); !strings.Contains(out, "up to date") {
-			t.Errorf("up after the change is not a no-op:\n%s", out)
+			t.Errorf("%s -> %s: the next up is not a no-op:\n%s", old, new, out)
 		}
+		return tt
 	}
+	if tt := edit("multi-queue: true", "multi-queue: false"); tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 || tt.Owner != 65534 || tt.Group != 65534 {
+		t.Errorf("multi-queue: false: tap0 flags %v owner %d group %d", tt.Flags, tt.Owner, tt.Group)
+	}
+	if tt := edit("owner: 65534, group: 65534", "owner: 1000, group: 1000"); tt.Owner != 1000 || tt.Group != 1000 || tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0 {
+		t.Errorf("owner 1000: tap0 flags %v owner %d group %d", tt.Flags, tt.Owner, tt.Group)
+	}
+
 	mustNetlab(t, "down", lab)
 	sameHost(t, before)
-	if gap {
-		t.Skip("KNOWN GAP (reported): the planner ignores a TAP's multi-queue flag; up keeps the multi-queue device after multi-queue: false")
-	}
 }
