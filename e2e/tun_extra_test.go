@@ -33,22 +33,6 @@ func inLabNS(t *testing.T, ns string, fn func() error) {
 	}
 }
 
-// ipv4Sum is the ones'-complement sum of b, folded: 0xffff over a header or
-// message whose checksum is right.
-func ipv4Sum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
-}
-
 // echoPacket is an ICMPv4 echo request or reply as a UDP bridge delivered it.
 type echoPacket struct {
 	src, dst string
@@ -69,9 +53,9 @@ func parseEcho(pkt []byte) (echoPacket, error) {
 		return e, fmt.Errorf("IP total length %d, datagram %d bytes", binary.BigEndian.Uint16(pkt[2:4]), len(pkt))
 	case pkt[9] != 1:
 		return e, fmt.Errorf("protocol %d, not ICMP", pkt[9])
-	case ipv4Sum(pkt[:20]) != 0xffff:
+	case checksum(pkt[:20]) != 0:
 		return e, fmt.Errorf("bad IPv4 header checksum")
-	case ipv4Sum(pkt[20:]) != 0xffff:
+	case checksum(pkt[20:]) != 0:
 		return e, fmt.Errorf("bad ICMP checksum")
 	}
 	return echoPacket{

@@ -163,6 +163,8 @@ func TestTunUDP(t *testing.T) {
 	sameHost(t, before)
 }
 
+// checksum is the Internet checksum of b (RFC 1071): what goes in a header's
+// checksum field, and 0 over a header or message whose checksum is right.
 func checksum(b []byte) uint16 {
 	var sum uint32
 	for i := 0; i+1 < len(b); i += 2 {

@@ -588,18 +588,23 @@ func (c *config) afxdpCost(w io.Writer) error {
 	return nil
 }
 
-// vswitchdRSS is the resident memory of the ovs-vswitchd serving ovsDB(),
-// in bytes (0 if unknown).
-func vswitchdRSS() int64 {
+// vswitchdProc reads /proc/PID/NAME of the ovs-vswitchd serving ovsDB().
+func vswitchdProc(name string) ([]byte, error) {
 	db := ovsDB()
 	if db == "" {
-		return 0
+		return nil, errors.New("no ovs")
 	}
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(db), "ovs-vswitchd.pid"))
 	if err != nil {
-		return 0
+		return nil, err
 	}
-	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
+	return os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/" + name)
+}
+
+// vswitchdRSS is the resident memory of the ovs-vswitchd serving ovsDB(),
+// in bytes (0 if unknown).
+func vswitchdRSS() int64 {
+	st, err := vswitchdProc("status")
 	if err != nil {
 		return 0
 	}
@@ -615,15 +620,7 @@ func vswitchdRSS() int64 {
 // vswitchdCPU is the CPU time ovs-vswitchd has used (utime + stime, in
 // clock ticks), for its idle cost.
 func vswitchdCPU() int64 {
-	db := ovsDB()
-	if db == "" {
-		return 0
-	}
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(db), "ovs-vswitchd.pid"))
-	if err != nil {
-		return 0
-	}
-	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
+	st, err := vswitchdProc("stat")
 	if err != nil {
 		return 0
 	}
@@ -860,7 +857,8 @@ func (c *config) netlabVersion() string {
 	if err != nil {
 		return "?"
 	}
-	return strings.TrimSpace(string(out))
+	// `netlab version` prints "netlab REV"; the header says "netlab" itself.
+	return strings.TrimPrefix(strings.TrimSpace(string(out)), "netlab ")
 }
 
 // ---------------------------------------------------------------------------

@@ -66,14 +66,7 @@ func TestPortTypeAuto(t *testing.T) {
 			m := newMachine()
 			tc.setup(m)
 			got := portLines(m.converge(t, xdp(t, tc.bridge, tc.mtuA)))
-			rest := got
-			for _, w := range tc.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("port actions lack %q (in order):\n%s", w, got)
-				}
-				rest = rest[i+len(w):]
-			}
+			containsInOrder(t, got, tc.want)
 			if tc.notWant != "" && strings.Contains(got, tc.notWant) {
 				t.Errorf("port actions have %q:\n%s", tc.notWant, got)
 			}
@@ -178,5 +171,18 @@ func TestPortTypeAutoBigBridge(t *testing.T) {
 		if a != tc.afxdp || s != tc.system {
 			t.Errorf("%d ports%s: %d AF_XDP, %d system; want %d, %d", tc.n, tc.bridge, a, s, tc.afxdp, tc.system)
 		}
+	}
+}
+
+// containsInOrder fails the test unless got holds each of want, in order.
+func containsInOrder(t *testing.T, got string, want []string) {
+	t.Helper()
+	rest := got
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("lacks %q (in order):\n%s", w, got)
+		}
+		rest = rest[i+len(w):]
 	}
 }

@@ -60,14 +60,7 @@ func TestRunReflectsAndCounts(t *testing.T) {
 	default:
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after cancel: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run does not stop on cancel")
-	}
+	runStops(t, done, "after cancel")
 	if got, want := st.Packets.Load(), uint64(2); got != want {
 		t.Errorf("Packets = %d, want %d", got, want)
 	}
@@ -94,14 +87,7 @@ func TestRunStopsWhenDeviceCloses(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(t.Context(), dev, new(Stats), nil) }()
 	dev.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run does not stop when the device closes")
-	}
+	runStops(t, done, "after Close")
 }
 
 // errDevice fails every Read with err.
@@ -189,4 +175,18 @@ func BenchmarkRun(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	Run(context.Background(), d, new(Stats), nil)
+}
+
+// runStops waits for Run, whose result comes on done, to return nil; what
+// says what should have stopped it ("after cancel").
+func runStops(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run %s: %v", what, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Run did not return %s within 5 s", what)
+	}
 }

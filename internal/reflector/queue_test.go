@@ -72,14 +72,7 @@ func TestRunQueueReflectsAndStops(t *testing.T) {
 	// Let Run block in read(2) again, then stop it.
 	time.Sleep(50 * time.Millisecond)
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after cancel: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run does not stop on cancel: the blocked read was not woken")
-	}
+	runStops(t, done, "after cancel")
 	if st.Packets.Load() != 3 || st.Drops.Load() != 1 {
 		t.Errorf("stats %d packets %d drops, want 3 and 1", st.Packets.Load(), st.Drops.Load())
 	}
@@ -136,14 +129,7 @@ func TestQueueClosedBeforeRead(t *testing.T) {
 	q.Close()
 	done := make(chan error, 1)
 	go func() { done <- Run(t.Context(), q, new(Stats), nil) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run on a closed queue: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run blocks on a closed queue")
-	}
+	runStops(t, done, "on a closed queue")
 }
 
 // Stress the stop path: Close comes at a random moment of Run's life,
