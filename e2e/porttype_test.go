@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 const portTypeLab = `# two namespaces on a userspace OVS bridge
@@ -102,9 +104,14 @@ func TestPortTypes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ovs-vsctl get iface_types: %v\n%s", err, out)
 	}
+	// AF_XDP needs both: Open vSwitch built with it, and a kernel with
+	// AF_XDP sockets.
 	want := "system"
-	if strings.Contains(string(out), "afxdp-nonpmd") {
-		want = "afxdp-nonpmd"
+	if fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err == nil {
+		unix.Close(fd)
+		if strings.Contains(string(out), "afxdp-nonpmd") {
+			want = "afxdp-nonpmd"
+		}
 	}
 	t.Logf("Open vSwitch iface_types %s; default port type %s", strings.TrimSpace(string(out)), want)
 	if types[pa] != want || types[pb] != want {
