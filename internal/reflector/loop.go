@@ -3,6 +3,7 @@ package reflector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -98,6 +99,45 @@ func Run(ctx context.Context, dev Device, st *Stats, log func(string)) error {
 	if f, ok := dev.(framed); ok {
 		off = f.HeaderLen()
 	}
+	return readPackets(ctx, dev, func(buf []byte) error {
+		if len(buf) < off {
+			st.Drops.Add(1)
+			if log != nil {
+				log(strconv.Itoa(len(buf)) + ": drop")
+			}
+			return nil
+		}
+		pkt := buf[off:]
+		if log != nil {
+			log(describe(pkt))
+		}
+		if !Reflect(pkt) {
+			st.Drops.Add(1)
+			return nil
+		}
+		if _, err := dev.Write(buf); err != nil {
+			if isClosed(err) || ctx.Err() != nil {
+				return errStop
+			}
+			st.Drops.Add(1)
+			return nil
+		}
+		st.Packets.Add(1)
+		st.Bytes.Add(uint64(len(pkt)))
+		return nil
+	})
+}
+
+// errStop, returned by a readPackets handler, ends the loop cleanly.
+var errStop = errors.New("stop")
+
+// readPackets is the read side every loop on a device shares: it binds the
+// calling goroutine as a Queue's reader (so Close can wake it), closes dev
+// when ctx is done, and calls handle with each packet read (header
+// included) until dev is closed or gone, or handle returns errStop (nil
+// then), or a read fails otherwise or handle returns another error (that
+// error).
+func readPackets(ctx context.Context, dev Device, handle func(buf []byte) error) error {
 	if b := binder(dev); b != nil {
 		defer b.bindReader()()
 	}
@@ -111,32 +151,14 @@ func Run(ctx context.Context, dev Device, st *Stats, log func(string)) error {
 			if isClosed(err) || ctx.Err() != nil {
 				return nil
 			}
-			return err
+			return fmt.Errorf("read: %w", err)
 		}
-		if n < off {
-			st.Drops.Add(1)
-			if log != nil {
-				log(strconv.Itoa(n) + ": drop")
-			}
-			continue
-		}
-		pkt := buf[off:n]
-		if log != nil {
-			log(describe(pkt))
-		}
-		if !Reflect(pkt) {
-			st.Drops.Add(1)
-			continue
-		}
-		if _, err := dev.Write(buf[:n]); err != nil {
-			if isClosed(err) || ctx.Err() != nil {
+		if err := handle(buf[:n]); err != nil {
+			if err == errStop {
 				return nil
 			}
-			st.Drops.Add(1)
-			continue
+			return err
 		}
-		st.Packets.Add(1)
-		st.Bytes.Add(uint64(len(pkt)))
 	}
 }
 

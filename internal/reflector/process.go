@@ -329,33 +329,25 @@ func listenUDP(nsName string, addr netip.AddrPort) (*net.UDPConn, error) {
 // Run it binds itself as a Queue's reader, closes dev when ctx is done and
 // returns nil then.
 func tunToUDP(ctx context.Context, dev Device, conn *net.UDPConn, dst netip.AddrPort, st *Stats, log func(string)) error {
-	if b := binder(dev); b != nil {
-		defer b.bindReader()()
-	}
-	stop := context.AfterFunc(ctx, func() { dev.Close() })
-	defer stop()
-	buf := make([]byte, maxPacket)
-	for {
-		n, err := dev.Read(buf)
-		if err != nil {
-			if isClosed(err) || ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("tun read: %w", err)
-		}
+	err := readPackets(ctx, dev, func(pkt []byte) error {
 		if log != nil {
-			log("tun->udp " + describe(buf[:n]))
+			log("tun->udp " + describe(pkt))
 		}
-		if _, err := conn.WriteToUDPAddrPort(buf[:n], dst); err != nil {
+		if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return errStop
 			}
 			st.Drops.Add(1)
-			continue
+			return nil
 		}
 		st.Packets.Add(1)
-		st.Bytes.Add(uint64(n))
+		st.Bytes.Add(uint64(len(pkt)))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tun %w", err)
 	}
+	return nil
 }
 
 // udpToTUN writes every datagram received on conn to dev if it holds an IP
