@@ -301,10 +301,8 @@ type planner struct {
 	// dirty names namespaces where this plan removes addresses or links.
 	dirty map[string]bool
 	// portType is the Interface type each OVS veth port gets, by bridge
-	// and port name (see portTypes); autoAFXDP names those where port-type
-	// auto chose AF_XDP.
-	portType  map[string]string
-	autoAFXDP map[string]bool
+	// and port name (see portTypes).
+	portType map[string]string
 }
 
 func (p *planner) emit(a Action) {
@@ -709,7 +707,7 @@ func (p *planner) linkOrder(ns string) []string {
 // to system), and system otherwise. An AF_XDP type the file asks for by name
 // where it cannot work is an error.
 func (p *planner) portTypes(j *state.Journal) error {
-	p.portType, p.autoAFXDP = map[string]string{}, map[string]bool{}
+	p.portType = map[string]string{}
 	var errs topology.ErrorList
 	for _, b := range p.lab.Bridges {
 		if b.Type != topology.BridgeOVS {
@@ -740,7 +738,6 @@ func (p *planner) portTypes(j *state.Journal) error {
 				small := len(b.Ports) <= topology.AutoAFXDPMaxPorts
 				if dp == topology.DatapathNetdev && p.snap.OVS.AFXDP && small && mtu <= topology.AFXDPMaxMTU && !failed {
 					t = topology.PortTypeAFXDPNonPMD
-					p.autoAFXDP[key(b.Name, port.Name)] = true
 				}
 			}
 			p.portType[key(b.Name, port.Name)] = t
@@ -761,6 +758,12 @@ func (p *planner) portTypes(j *state.Journal) error {
 		return errs
 	}
 	return nil
+}
+
+// autoAFXDP says whether port-type auto chose the AF_XDP type t, so up may
+// fall back to system if Open vSwitch cannot open it.
+func autoAFXDP(b *topology.Bridge, t string) bool {
+	return b.PortType == topology.PortTypeAuto && topology.IsAFXDP(t)
 }
 
 // observedPortType is the Interface type of an observed port, "" made
@@ -796,7 +799,7 @@ func (p *planner) setPortTypes(sel func(string) bool) {
 			}
 			t := p.portType[key(b.Name, port.Name)]
 			if observedPortType(op) != t && sel(t) {
-				set = append(set, Port{Name: port.Name, OFPort: port.OFPort, Type: t, Auto: p.autoAFXDP[key(b.Name, port.Name)]})
+				set = append(set, Port{Name: port.Name, OFPort: port.OFPort, Type: t, Auto: autoAFXDP(b, t)})
 			}
 		}
 		if len(set) > 0 {
@@ -823,7 +826,7 @@ func (p *planner) ports() {
 				if t == topology.PortTypeSystem {
 					t = "" // OVS's default; the plan does not spell it
 				}
-				add = append(add, Port{Name: port.Name, OFPort: port.OFPort, Type: t, Auto: p.autoAFXDP[key(b.Name, port.Name)]})
+				add = append(add, Port{Name: port.Name, OFPort: port.OFPort, Type: t, Auto: autoAFXDP(b, t)})
 			case op.OFPortRequest != port.OFPort || op.OFPort != port.OFPort:
 				fix = append(fix, Port{Name: port.Name, OFPort: port.OFPort})
 			}
