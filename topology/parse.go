@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -162,7 +163,7 @@ func sections() map[string]section {
 		"openflow":  {known: []string{"preset", "idle-timeout"}},
 		"port":      {known: []string{"ofport"}},
 		"namespace": {known: []string{"interfaces", "routes", "sysctls", "nat", "tuns", "taps"}},
-		"tun":       {known: []string{"reflector", "udp", "queues", "mtu", "addresses", "routes", "log"}},
+		"tun":       {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
 		"udp":       {known: []string{"listen", "send", "namespace"}},
 		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses"}},
 		"interface": {known: []string{"peer", "addresses", "mac", "mtu"}},
@@ -647,6 +648,12 @@ func (p *parser) parseTUN(e entry, ns string) *TUN {
 			p.errorf(pos(qe.k), qe.path, "queues: only reflectors read a TUN with several queues")
 		}
 	}
+	if ce, ok := f["cpus"]; ok {
+		t.CPUs = p.cpus(ce)
+		if !t.Supervised() {
+			p.errorf(pos(ce.k), ce.path, "cpus: only a reflector or a UDP bridge runs a process to place on CPUs")
+		}
+	}
 	if me, ok := f["mtu"]; ok {
 		t.MTU, _ = p.integer(me, minMTU, maxMTU)
 	}
@@ -675,6 +682,34 @@ func (p *parser) parseTUN(e entry, ns string) *TUN {
 		}
 	}
 	return t
+}
+
+// cpus reads a list of CPU numbers, each once, and returns them sorted.
+func (p *parser) cpus(e entry) []int {
+	items := p.list(e)
+	if len(items) == 0 {
+		if e.v.Kind == yaml.SequenceNode || isNull(e.v) {
+			p.errorf(pos(e.v), e.path, "want at least one CPU number, such as [1]")
+		}
+		return nil
+	}
+	var out []int
+	seen := map[int]bool{}
+	for i, item := range items {
+		path := index(e.path, i)
+		c, ok := p.integer(entry{k: item, v: item, path: path}, 0, MaxCPU)
+		if !ok {
+			continue
+		}
+		if seen[c] {
+			p.errorf(pos(item), path, "CPU %d is listed twice", c)
+			continue
+		}
+		seen[c] = true
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // parseTAP reads a persistent TAP device that a user's program attaches to.

@@ -297,6 +297,11 @@ func (x Expect) Kind() string {
 // MaxQueues bounds a reflector's queues (one reader goroutine each).
 const MaxQueues = 8
 
+// MaxCPU is the highest CPU number a TUN's cpus may name: the kernel's
+// default CPU_SETSIZE (1024 CPUs) less one, what sched_setaffinity takes
+// in a glibc cpu_set_t and in x/sys/unix.CPUSet.
+const MaxCPU = 1023
+
 // TUN is a persistent TUN device. With Reflector, netlab runs `netlab
 // reflect` on it: every packet comes back with source and destination
 // swapped, so every address routed to the device answers. With UDP, every
@@ -308,7 +313,10 @@ type TUN struct {
 	NS        string
 	Reflector bool
 	UDP       *UDPBridge
-	Queues    int // reflector queues; 0: the number of CPUs, at most MaxQueues
+	Queues    int // reflector queues; 0: len(CPUs) if set, else the number of CPUs, at most MaxQueues
+	// CPUs the reflector or UDP bridge process runs on (sched_setaffinity
+	// of all its threads), sorted; nil: wherever the scheduler puts it.
+	CPUs      []int
 	MTU       int
 	Addresses []netip.Prefix
 	Routes    []netip.Prefix // routed to the device

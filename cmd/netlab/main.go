@@ -179,9 +179,11 @@ func (a *app) loadLab(path, prefix string) (*topology.Lab, int) {
 func (a *app) fail(context string, err error) int {
 	var list topology.ErrorList
 	if errors.As(err, &list) {
-		// Clashes with objects that are not the lab's: the file cannot be
-		// brought up on this machine as it stands, like an invalid file.
-		fmt.Fprintf(a.stderr, "netlab: %s: the lab clashes with objects that are not its own:\n", context)
+		// Clashes with objects that are not the lab's, or settings this
+		// machine cannot give (an AF_XDP port type, an offline CPU): the
+		// file cannot be brought up here as it stands, like an invalid
+		// file.
+		fmt.Fprintf(a.stderr, "netlab: %s: the file cannot be brought up on this machine as it stands:\n", context)
 		for _, e := range list {
 			fmt.Fprintln(a.stderr, e)
 		}

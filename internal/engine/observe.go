@@ -95,6 +95,9 @@ func (s *session) observeNS(name string, keys []string) (*state.Namespace, error
 func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot, error) {
 	snap := &state.Snapshot{Lab: lab.Name, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{},
 		HostDefaultRouteDevs: defaultRouteDevs()}
+	if cpus, err := kernel.OnlineCPUs(); err == nil {
+		snap.CPUs = cpus // else unchecked: the reflector's own affinity call still fails clearly
+	}
 	onMachine, err := namespace.List()
 	if err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -43,10 +45,14 @@ func ProcessSpec(t *topology.TUN, cpus int) string {
 		if ns == "" {
 			ns = topology.Host
 		}
-		return fmt.Sprintf("--udp-listen %s --udp-send %s --udp-ns %s", t.UDP.Listen, t.UDP.Send, ns)
+		return fmt.Sprintf("--udp-listen %s --udp-send %s --udp-ns %s", t.UDP.Listen, t.UDP.Send, ns) + cpusArg(t.CPUs)
 	}
 	q := t.Queues
 	if q == 0 {
+		// One reader per CPU the reflector may use.
+		if len(t.CPUs) > 0 {
+			cpus = len(t.CPUs)
+		}
 		q = min(max(cpus, 1), topology.MaxQueues)
 	}
 	s := fmt.Sprintf("--queues %d", q)
@@ -56,7 +62,44 @@ func ProcessSpec(t *topology.TUN, cpus int) string {
 	if t.Log {
 		s += " --log"
 	}
-	return s
+	return s + cpusArg(t.CPUs)
+}
+
+// cpusArg is the --cpus argument for a TUN's cpus, "" for none.
+func cpusArg(cpus []int) string {
+	if len(cpus) == 0 {
+		return ""
+	}
+	s := make([]string, len(cpus))
+	for i, c := range cpus {
+		s[i] = strconv.Itoa(c)
+	}
+	return " --cpus " + strings.Join(s, ",")
+}
+
+// checkCPUs fails, naming the field, for a TUN whose cpus name a CPU that
+// is not online here (sched_setaffinity would refuse the set, or silently
+// use fewer CPUs than the file says). Unchecked when the snapshot does not
+// know the machine's CPUs.
+func checkCPUs(lab *topology.Lab, online []int) error {
+	if online == nil {
+		return nil
+	}
+	var errs topology.ErrorList
+	for _, ns := range lab.Namespaces {
+		for _, t := range ns.TUNs {
+			for _, c := range t.CPUs {
+				if !slices.Contains(online, c) {
+					errs = append(errs, &topology.Error{File: lab.File, Pos: t.Pos, Path: t.Path + ".cpus",
+						Msg: fmt.Sprintf("CPU %d is not online on this machine (online: %s)", c, topology.FormatCPUList(online))})
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
 
 // wantLink is one interface the lab wants, with everything the plan checks.
@@ -260,6 +303,9 @@ func Make(in Input) (Plan, error) {
 	}
 	p.out = make(Plan, 0, 20*missing)
 	if err := p.portTypes(in.Journal); err != nil {
+		return nil, err
+	}
+	if err := checkCPUs(lab, snap.CPUs); err != nil {
 		return nil, err
 	}
 	p.recreations()

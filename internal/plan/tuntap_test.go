@@ -52,3 +52,41 @@ func TestTuntapRemadeWhenFixedSettingsChange(t *testing.T) {
 		})
 	}
 }
+
+// A reflector's cpus go to the process as --cpus, and set its default
+// queues (one reader per CPU); changing them restarts it. A CPU that is not
+// online here is an error naming the field, before anything is planned.
+func TestReflectorCPUs(t *testing.T) {
+	lab := `
+name: tt
+namespaces:
+  vm:
+    tuns:
+      tun0: {reflector: true, cpus: [1]}
+      tun1: {udp: {listen: 127.0.0.1:40001, send: 127.0.0.1:40002}, cpus: [0]}
+`
+	m := newMachine()
+	m.snap.CPUs = []int{0, 1}
+	p := m.converge(t, parse(t, "tt.yaml", lab))
+	containsInOrder(t, p.String(), []string{
+		"netlab reflect --ns vm --dev tun0 --queues 1 --vnet-hdr --cpus 1",
+	})
+	containsInOrder(t, p.String(), []string{
+		"netlab reflect --ns vm --dev tun1 --udp-listen 127.0.0.1:40001 --udp-send 127.0.0.1:40002 --udp-ns host --cpus 0",
+	})
+
+	p = m.converge(t, parse(t, "tt.yaml", strings.Replace(lab, "cpus: [1]", "cpus: [1, 0]", 1)))
+	containsInOrder(t, p.String(), []string{
+		"kill $(cat /run/netlab/labs/tt/proc/vm-tun0.pid)",
+		"netlab reflect --ns vm --dev tun0 --queues 2 --vnet-hdr --cpus 0,1",
+	})
+	if strings.Contains(p.String(), "tun1") {
+		t.Errorf("the UDP bridge, unchanged, is restarted:\n%s", p)
+	}
+
+	_, err := Make(Input{Lab: parse(t, "tt.yaml", strings.Replace(lab, "cpus: [1]", "cpus: [3]", 1)), Snapshot: m.snap, Journal: m.j})
+	want := "tt.yaml:6:7: namespaces.vm.tuns.tun0.cpus: CPU 3 is not online on this machine (online: 0-1)"
+	if err == nil || err.Error() != want {
+		t.Errorf("offline CPU: %v\nwant %s", err, want)
+	}
+}

@@ -428,6 +428,8 @@ func TestMainUsage(t *testing.T) {
 		{"--dev", "refl0", "--udp-ns", "x"},
 		{"--dev", "refl0", "extra"},
 		{"--dev", "a-name-longer-than-15"},
+		{"--dev", "refl0", "--cpus", "1-"},
+		{"--dev", "refl0", "--cpus", "1024"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(args, &out, &errb); code != 2 {

@@ -6,6 +6,9 @@ import (
 	"runtime"
 	"sort"
 	"testing"
+	"time"
+
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // reexecEnv makes the test binary act as a child process instead of running
@@ -21,10 +24,46 @@ func TestMain(m *testing.M) {
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 	case "caps":
 		os.Exit(capsChild())
+	case "affinity":
+		os.Exit(affinityChild(os.Args[1]))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s\n", reexecEnv)
 		os.Exit(3)
 	}
+}
+
+// affinityChild starts a few threads, sets the CPU list cpus on the
+// process, starts a few more, and prints every thread's Cpus_allowed_list.
+func affinityChild(cpus string) int {
+	release := make(chan struct{})
+	lockThreads := func() {
+		for range 3 {
+			go func() {
+				runtime.LockOSThread()
+				<-release
+			}()
+		}
+	}
+	lockThreads()
+	list, err := topology.ParseCPUList(cpus)
+	if err == nil {
+		err = setAffinity(list)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	lockThreads()
+	time.Sleep(50 * time.Millisecond) // let the new threads start
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, e := range tasks {
+		st, err := ReadProcStatus("/proc/self/task/" + e.Name() + "/status")
+		if err == nil {
+			fmt.Println(e.Name(), st["Cpus_allowed_list"])
+		}
+	}
+	close(release)
+	return 0
 }
 
 // capsChild runs a few goroutines locked to their own threads (so the

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // StatsFile is what a running reflector writes to --stats-file, as JSON,
@@ -84,10 +85,11 @@ type config struct {
 	udpSend     netip.AddrPort
 	udpNS       string
 	udpBridging bool
+	cpus        []int // --cpus: run every thread on these CPUs; nil: anywhere
 }
 
 const usage = `usage: netlab reflect --dev IFNAME [--ns NAME] [--queues N] [--vnet-hdr]
-                     [--log] [--stats-file PATH]
+                     [--log] [--stats-file PATH] [--cpus LIST]
                      [--udp-listen ADDR:PORT --udp-send ADDR:PORT [--udp-ns NAME]]
 
 Attaches to the existing TUN device IFNAME in namespace NAME, drops every
@@ -99,7 +101,7 @@ datagram received on --udp-listen is written to the TUN.
 
 func parseArgs(args []string, stderr io.Writer) (config, error) {
 	var c config
-	var listen, send string
+	var listen, send, cpus string
 	fs := flag.NewFlagSet("reflect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
@@ -109,6 +111,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.vnetHdr, "vnet-hdr", false, "attach with IFF_VNET_HDR and TSO/USO offloads (64 KiB GSO packets)")
 	fs.BoolVar(&c.log, "log", false, `print one line per packet to stdout: "LEN: SRC->DST" as read`)
 	fs.StringVar(&c.statsFile, "stats-file", "", "write JSON counters here every second and on exit")
+	fs.StringVar(&cpus, "cpus", "", `run on these CPUs only, a list such as "1" or "0-1,4" (all threads; sched_setaffinity)`)
 	fs.StringVar(&listen, "udp-listen", "", "UDP bridge: receive datagrams on ADDR:PORT and write them to the TUN")
 	fs.StringVar(&send, "udp-send", "", "UDP bridge: send each packet read from the TUN to ADDR:PORT")
 	fs.StringVar(&c.udpNS, "udp-ns", namespace.Host, "UDP bridge: namespace of the UDP socket")
@@ -126,6 +129,12 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.queues < 1 || c.queues > 256 {
 		return c, fmt.Errorf("--queues %d: want 1 to 256", c.queues)
+	}
+	if cpus != "" {
+		var err error
+		if c.cpus, err = topology.ParseCPUList(cpus); err != nil {
+			return c, fmt.Errorf("--cpus: %w", err)
+		}
 	}
 	if (listen == "") != (send == "") {
 		return c, errors.New("--udp-listen and --udp-send go together")
@@ -181,6 +190,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // run attaches, drops privileges and moves packets until ctx is done or a
 // loop fails.
 func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	if c.cpus != nil {
+		if err := setAffinity(c.cpus); err != nil {
+			return err
+		}
+	}
 	var conn *net.UDPConn
 	if c.udpBridging {
 		var err error

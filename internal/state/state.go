@@ -31,6 +31,9 @@ type Snapshot struct {
 	// route (IPv4 or IPv6): attaching one to a lab bridge would cut the host
 	// off its network.
 	HostDefaultRouteDevs []string
+	// CPUs are the machine's online CPUs, sorted, which a TUN's cpus may
+	// name; nil: not observed (not checked).
+	CPUs []int
 }
 
 // OVSInfo describes the Open vSwitch instance netlab talks to.
