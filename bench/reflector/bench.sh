@@ -11,8 +11,9 @@
 #     last CPU and iperf3 to CPU 0 ("TCP 1500 pin": the reflector then has a
 #     CPU of its own and is the bottleneck, so this is its cost per packet,
 #     with much less noise).
-# Rows: c (blocking read/write), go (reflector.Main, one queue), go-vnet
-# (--vnet-hdr: TSO/USO offloads, 64 KiB GSO super-packets); with BASE=REV
+# Rows: c (blocking read/write), go (reflector.Main, one queue), c-vnet and
+# go-vnet (IFF_VNET_HDR with TSO/USO offloads, 64 KiB GSO super-packets:
+# netlab's mode, in C and in Go); with BASE=REV
 # also base and base-vnet, the same built from git revision REV, for a
 # before/after comparison in one run.
 # Each figure is the median of REPS rounds; every round runs every row, in
@@ -24,9 +25,28 @@
 # mostly measures where the scheduler put the reflector (0.17 s or 0.6-0.8 s
 # per 10k, for C and Go alike); "ping 1cpu" is the reflector's own cost.
 #
-# Results of `BASE=8f5feb3 bench.sh 3 7` (2 vCPUs, Firecracker VM, Linux 6.18,
-# Go 1.26; another engineer's tests ran at times; base = the reflector on
-# Go's network poller, go = blocking queues, reflector.Queue):
+# Results of `bench.sh 5 5` (2 vCPUs, Firecracker VM, Linux 6.18, Go 1.26,
+# a slower machine than the earlier runs below: C does 1.15 Gb/s here):
+#   impl        ping (s)  ping 1cpu  TCP 1500  TCP 1500 pin  TCP 9000  TCP 65000
+#   lo                 -          -     14.63             -     15.73      13.44
+#   c              0.361      0.297      1.15          1.07      5.19      12.81
+#   go             0.368      0.310      1.00          1.00      4.66      12.10
+#   c-vnet         0.381      0.298      9.73         15.10     10.25      15.11
+#   go-vnet        0.392      0.346     10.38         15.17      9.88      14.54
+#   go/c           0.98x      0.96x     0.87x         0.93x     0.90x      0.94x
+#   c-vnet/c       0.95x      1.00x     8.46x        14.11x     1.97x      1.18x
+#   go-vnet/c-vnet 0.97x      0.86x     1.07x         1.00x     0.96x      0.96x
+# Doing the same work (IFF_VNET_HDR and offloads) the Go reflector is as fast
+# as the C one; on a CPU of its own (--cpus, a lab's cpus:) both pass
+# 15 Gb/s at MTU 1500, and with everything free to move both do ~10: a TCP
+# stream through a reflector costs four copies of every byte against
+# loopback's two (perf: iperf3's send copy 18%, the reflector's read and
+# write copies 10% and 7% of both CPUs), so on 2 CPUs the reflector and the
+# two iperf3 threads compete, and their placement decides.
+#
+# Results of `BASE=8f5feb3 bench.sh 3 7` (an earlier machine, 2 vCPUs; base
+# = the reflector on Go's network poller, go = blocking queues,
+# reflector.Queue):
 #   impl        ping (s)  ping 1cpu  TCP 1500  TCP 1500 pin  TCP 9000  TCP 65000
 #   lo                 -          -     15.65             -     17.60      22.88
 #   c              0.687      0.185      1.93          1.80      7.54      15.83
@@ -37,11 +57,13 @@
 #   go/c           0.92x      1.01x     0.81x         0.94x     0.91x      1.03x
 #   base/c         0.80x      0.79x     0.73x         0.77x     0.79x      0.90x
 # (TCP in Gb/s.) Without offloads the reflector spends ~95% of its CPU in the
-# kernel (perf); Go's own share is ~5% against C's ~2%, and since a slower
-# reflector makes the receiving iperf3 sleep (and need a wake-up IPI) more
-# often, that gap shows up as 5-10% of throughput. Even a loop of raw
-# read/write system calls with nothing else (unsafe: it would stall Go's
-# garbage collector while idle) measured 0.92x C pinned.
+# kernel (perf); Go's own share is 5-8% against C's ~2% (the runtime's
+# system-call bookkeeping, entersyscall/exitsyscall, and the queue's
+# atomics), and on a CPU-bound reflector that gap is the 5-10% of
+# throughput between them. Even a loop of raw read/write system calls with
+# nothing else (unsafe: it would stall Go's garbage collector while idle)
+# measured 0.92x C pinned; spinning on nonblocking reads before sleeping
+# did not change the figures beyond noise.
 #
 # Needs root, gcc, go, iperf3, ping, ip, taskset, shuf.
 # Usage: [BASE=REV] bench.sh [SECONDS per iperf3 run (5)] [REPS (3)]
@@ -63,7 +85,7 @@ trap cleanup EXIT
 
 gcc -O2 -Wall -o "$tmp/reflect-c" "$here/reflect.c"
 (cd "$root" && CGO_ENABLED=0 go build -o "$tmp/reflect-go" ./bench/reflector/goreflect)
-impls=(c go go-vnet)
+impls=(c go c-vnet go-vnet)
 if [ -n "${BASE:-}" ]; then
 	mkdir "$tmp/base"
 	git -C "$root" archive "$BASE" | tar -x -C "$tmp/base"
@@ -89,15 +111,20 @@ teardown() {
 	ns=""
 }
 start() { # start IMPL [CPU]: reflector in the background (pinned to CPU), PID in rpid
-	local pin=() env=()
+	# C rows are pinned with taskset; Go rows with --cpus, the reflector's
+	# own affinity (what a lab's cpus: gives), and GOMAXPROCS as unpinned.
+	local pin=() env=() cpus=()
 	if [ -n "${2:-}" ]; then
 		pin=(taskset -c "$2")
 		env=(env GOMAXPROCS="$ncpu")
+		cpus=(--cpus "$2")
 	fi
 	case $1 in
 	c) "${pin[@]}" ip netns exec "$ns" "$tmp/reflect-c" refl0 & ;;
-	go) "${pin[@]}" "${env[@]}" "$tmp/reflect-go" --ns "$ns" --dev refl0 2>/dev/null & ;;
-	go-vnet) "${pin[@]}" "${env[@]}" "$tmp/reflect-go" --ns "$ns" --dev refl0 --vnet-hdr 2>/dev/null & ;;
+	c-vnet) "${pin[@]}" ip netns exec "$ns" "$tmp/reflect-c" refl0 vnet & ;;
+	go) "${env[@]}" "$tmp/reflect-go" --ns "$ns" --dev refl0 "${cpus[@]}" 2>/dev/null & ;;
+	go-vnet) "${env[@]}" "$tmp/reflect-go" --ns "$ns" --dev refl0 --vnet-hdr "${cpus[@]}" 2>/dev/null & ;;
+	# An older revision may not know --cpus: taskset.
 	base) "${pin[@]}" "${env[@]}" "$tmp/reflect-base" --ns "$ns" --dev refl0 2>/dev/null & ;;
 	base-vnet) "${pin[@]}" "${env[@]}" "$tmp/reflect-base" --ns "$ns" --dev refl0 --vnet-hdr 2>/dev/null & ;;
 	esac
@@ -174,14 +201,22 @@ for impl in lo "${impls[@]}"; do
 	printf '%-10s %9s %10s %9s Gb/s %9s Gb/s %9s Gb/s %9s Gb/s\n' "$impl" "${M[$impl,ping]}" "${M[$impl,ping1]}" \
 		"${M[$impl,1500]}" "${M[$impl,tcppin]}" "${M[$impl,9000]}" "${M[$impl,65000]}"
 done
+# Each Go row against the C reflector doing the same work: plain rows
+# against c, -vnet rows against c-vnet; and c-vnet against c, what the
+# offloads themselves are worth.
 for impl in "${impls[@]}"; do
-	[ "$impl" = c ] && continue
-	printf '%-10s %9s %10s %14s %14s %14s %14s\n' "$impl/c" "$(ratio "${M[c,ping]}" "${M[$impl,ping]}")" \
-		"$(ratio "${M[c,ping1]}" "${M[$impl,ping1]}")" "$(ratio "${M[$impl,1500]}" "${M[c,1500]}")" \
-		"$(ratio "${M[$impl,tcppin]}" "${M[c,tcppin]}")" \
-		"$(ratio "${M[$impl,9000]}" "${M[c,9000]}")" "$(ratio "${M[$impl,65000]}" "${M[c,65000]}")"
+	ref=c
+	case $impl in
+	c) continue ;;
+	c-vnet) ;;
+	*-vnet) ref=c-vnet ;;
+	esac
+	printf '%-14s %5s %10s %14s %14s %14s %14s\n' "$impl/$ref" "$(ratio "${M[$ref,ping]}" "${M[$impl,ping]}")" \
+		"$(ratio "${M[$ref,ping1]}" "${M[$impl,ping1]}")" "$(ratio "${M[$impl,1500]}" "${M[$ref,1500]}")" \
+		"$(ratio "${M[$impl,tcppin]}" "${M[$ref,tcppin]}")" \
+		"$(ratio "${M[$impl,9000]}" "${M[$ref,9000]}")" "$(ratio "${M[$impl,65000]}" "${M[$ref,65000]}")"
 done
 echo "(lo: iperf3 over 127.0.0.1 in a namespace, no reflector: the machine's ceiling)"
-echo "(ratios: speed of Go over C; for ping, C time / Go time; $ncpu CPUs, iperf3 ${T}s per run, median of $REPS)"
+echo "(ratios: speed of the first over the second; for ping, time of the second / time of the first; $ncpu CPUs, iperf3 ${T}s per run, median of $REPS)"
 echo "samples:"
 for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "  $k:${R[$k]}"; done

@@ -14,8 +14,9 @@ import (
 // setAffinity restricts every thread of this process to cpus (a TUN's
 // cpus: in the file, --cpus here), so the reflector keeps CPUs of its own
 // and the program under test can be kept off them (taskset). A reflector
-// sharing its CPU with the iperf3 it serves moved 10 Gb/s at MTU 1500 here;
-// on a CPU of its own, 15-17 (bench/reflector/bench.sh "TCP 1500 pin").
+// sharing its CPUs with the iperf3 it serves moved 10 Gb/s at MTU 1500 here;
+// on a CPU of its own, 13-16, median 15.2 (bench/reflector/bench.sh "TCP
+// 1500 pin").
 //
 // sched_setaffinity acts on one thread, and the Go runtime has started
 // several before main; a thread it starts later inherits the mask of the
