@@ -131,7 +131,7 @@ namespaces:
 	// running reflector is left alone.
 	writeFile(t, dir, "cpus.yaml", lab("[1023]"))
 	r := netlab(t, "up", "-q", "--prefix", p, file)
-	if r.code != 2 || !strings.Contains(r.out, "cpus.yaml:5:7: namespaces.refl.tuns.tun0.cpus: CPU 1023 is not online on this machine") {
+	if r.code != 2 || !strings.Contains(r.out, "cpus.yaml:7:15: namespaces.refl.tuns.tun0.cpus: CPU 1023 is not online on this machine") {
 		t.Errorf("up with cpus [1023]: exit %d\n%s", r.code, r.out)
 	}
 	if got := waitReflector(t, name, refl); got.PID != second.PID {

@@ -649,7 +649,7 @@ func (p *parser) parseTUN(e entry, ns string) *TUN {
 		}
 	}
 	if ce, ok := f["cpus"]; ok {
-		t.CPUs = p.cpus(ce)
+		t.CPUs, t.CPUsPos = p.cpus(ce), pos(ce.v)
 		if !t.Supervised() {
 			p.errorf(pos(ce.k), ce.path, "cpus: only a reflector or a UDP bridge runs a process to place on CPUs")
 		}

@@ -317,6 +317,7 @@ type TUN struct {
 	// CPUs the reflector or UDP bridge process runs on (sched_setaffinity
 	// of all its threads), sorted; nil: wherever the scheduler puts it.
 	CPUs      []int
+	CPUsPos   Pos // where cpus is written, for errors about the machine
 	MTU       int
 	Addresses []netip.Prefix
 	Routes    []netip.Prefix // routed to the device

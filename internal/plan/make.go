@@ -90,7 +90,7 @@ func checkCPUs(lab *topology.Lab, online []int) error {
 		for _, t := range ns.TUNs {
 			for _, c := range t.CPUs {
 				if !slices.Contains(online, c) {
-					errs = append(errs, &topology.Error{File: lab.File, Pos: t.Pos, Path: t.Path + ".cpus",
+					errs = append(errs, &topology.Error{File: lab.File, Pos: t.CPUsPos, Path: t.Path + ".cpus",
 						Msg: fmt.Sprintf("CPU %d is not online on this machine (online: %s)", c, topology.FormatCPUList(online))})
 				}
 			}

@@ -85,7 +85,7 @@ namespaces:
 	}
 
 	_, err := Make(Input{Lab: parse(t, "tt.yaml", strings.Replace(lab, "cpus: [1]", "cpus: [3]", 1)), Snapshot: m.snap, Journal: m.j})
-	want := "tt.yaml:6:7: namespaces.vm.tuns.tun0.cpus: CPU 3 is not online on this machine (online: 0-1)"
+	want := "tt.yaml:6:37: namespaces.vm.tuns.tun0.cpus: CPU 3 is not online on this machine (online: 0-1)"
 	if err == nil || err.Error() != want {
 		t.Errorf("offline CPU: %v\nwant %s", err, want)
 	}
