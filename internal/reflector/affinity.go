@@ -15,8 +15,8 @@ import (
 // cpus: in the file, --cpus here), so the reflector keeps CPUs of its own
 // and the program under test can be kept off them (taskset). A reflector
 // sharing its CPUs with the iperf3 it serves moved 10 Gb/s at MTU 1500 here;
-// on a CPU of its own, 13-16, median 15.2 (bench/reflector/bench.sh "TCP
-// 1500 pin").
+// on a CPU of its own, 12-16, run medians 12.3-15.2 (bench/reflector/bench.sh
+// "TCP 1500 pin"), as the C reflector with the same offloads does.
 //
 // sched_setaffinity acts on one thread, and the Go runtime has started
 // several before main; a thread it starts later inherits the mask of the
@@ -55,6 +55,12 @@ func setAffinity(cpus []int) error {
 				// process's cpuset.
 				return fmt.Errorf("sched_setaffinity CPUs %s: %w", topology.FormatCPUList(cpus), err)
 			}
+			// A cpuset (cgroup) quietly narrows the mask to the CPUs it
+			// allows; running on fewer CPUs than the file says is an error.
+			if err := unix.SchedGetaffinity(tid, &cur); err == nil && cur != set {
+				return fmt.Errorf("sched_setaffinity CPUs %s: the kernel gave CPUs %s (a cpuset limits this process)",
+					topology.FormatCPUList(cpus), topology.FormatCPUList(members(&cur)))
+			}
 			changed = true
 		}
 		if !changed {
@@ -62,6 +68,17 @@ func setAffinity(cpus []int) error {
 		}
 	}
 	return errors.New("sched_setaffinity: threads kept appearing without the mask")
+}
+
+// members lists the CPUs in set.
+func members(set *unix.CPUSet) []int {
+	var out []int
+	for c := range topology.MaxCPU + 1 {
+		if set.IsSet(c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // threads lists the thread ids of this process.
