@@ -36,9 +36,10 @@
 #   go/c           0.98x      0.96x     0.87x         0.93x     0.90x      0.94x
 #   c-vnet/c       0.95x      1.00x     8.46x        14.11x     1.97x      1.18x
 #   go-vnet/c-vnet 0.97x      0.86x     1.07x         1.00x     0.96x      0.96x
-# Doing the same work (IFF_VNET_HDR and offloads) the Go reflector is as fast
-# as the C one; on a CPU of its own (--cpus, a lab's cpus:) both pass
-# 15 Gb/s at MTU 1500, and with everything free to move both do ~10: a TCP
+# Doing the same work (IFF_VNET_HDR and offloads) the Go reflector is about
+# as fast as the C one (0.83-1.07x across three runs that day); on a CPU of
+# its own (--cpus, a lab's cpus:) both did 15 Gb/s at MTU 1500 in this run
+# (run medians 12.3-15.2 that day), and with everything free to move ~10: a TCP
 # stream through a reflector costs four copies of every byte against
 # loopback's two (perf: iperf3's send copy 18%, the reflector's read and
 # write copies 10% and 7% of both CPUs), so on 2 CPUs the reflector and the

@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -49,11 +47,11 @@ func ProcessSpec(t *topology.TUN, cpus int) string {
 	}
 	q := t.Queues
 	if q == 0 {
-		// One reader per CPU the reflector may use.
+		n := cpus
 		if len(t.CPUs) > 0 {
-			cpus = len(t.CPUs)
+			n = len(t.CPUs) // one reader per CPU the reflector may use
 		}
-		q = min(max(cpus, 1), topology.MaxQueues)
+		q = min(max(n, 1), topology.MaxQueues)
 	}
 	s := fmt.Sprintf("--queues %d", q)
 	if ReflectorVnetHdr {
@@ -65,16 +63,13 @@ func ProcessSpec(t *topology.TUN, cpus int) string {
 	return s + cpusArg(t.CPUs)
 }
 
-// cpusArg is the --cpus argument for a TUN's cpus, "" for none.
+// cpusArg is the --cpus argument for a TUN's cpus, "" for none, in the
+// kernel's list format the reflector parses back (topology.ParseCPUList).
 func cpusArg(cpus []int) string {
 	if len(cpus) == 0 {
 		return ""
 	}
-	s := make([]string, len(cpus))
-	for i, c := range cpus {
-		s[i] = strconv.Itoa(c)
-	}
-	return " --cpus " + strings.Join(s, ",")
+	return " --cpus " + topology.FormatCPUList(cpus)
 }
 
 // checkCPUs fails, naming the field, for a TUN whose cpus name a CPU that

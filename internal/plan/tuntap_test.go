@@ -78,7 +78,7 @@ namespaces:
 	p = m.converge(t, parse(t, "tt.yaml", strings.Replace(lab, "cpus: [1]", "cpus: [1, 0]", 1)))
 	containsInOrder(t, p.String(), []string{
 		"kill $(cat /run/netlab/labs/tt/proc/vm-tun0.pid)",
-		"netlab reflect --ns vm --dev tun0 --queues 2 --vnet-hdr --cpus 0,1",
+		"netlab reflect --ns vm --dev tun0 --queues 2 --vnet-hdr --cpus 0-1",
 	})
 	if strings.Contains(p.String(), "tun1") {
 		t.Errorf("the UDP bridge, unchanged, is restarted:\n%s", p)
