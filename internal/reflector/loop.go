@@ -45,20 +45,6 @@ type vnetDevice struct{ Device }
 
 func (vnetDevice) HeaderLen() int { return VnetHdrLen }
 
-// binder returns the readerBinder in dev, looking through VnetHdr.
-func binder(dev Device) readerBinder {
-	for {
-		if b, ok := dev.(readerBinder); ok {
-			return b
-		}
-		v, ok := dev.(vnetDevice)
-		if !ok {
-			return nil
-		}
-		dev = v.Device
-	}
-}
-
 // Stats counts what Run did. The fields are updated atomically and may be
 // read while Run runs. Several Runs may share one Stats, but one per queue
 // avoids sharing a cache line between CPUs; add them up with Add.
@@ -82,11 +68,11 @@ const maxPacket = 65535 + VnetHdrLen
 // Run reads packets from dev, reflects each one (see Reflect) and writes it
 // back, until ctx is done or dev is closed (or, for a TUN queue, its device
 // deleted); all are a clean stop and return nil. When ctx is done Run closes
-// dev to wake its blocked Read, so Run owns dev. For a *Queue, Run locks its
-// goroutine to its thread and binds it as the queue's reader, so that Close
-// can wake it. Bad packets are dropped and counted in st.Drops, and so are
-// packets whose write fails (e.g. EIO while the link is down); Run only
-// returns an error for a Read that fails for another reason than closing.
+// dev to wake its blocked Read, so Run owns dev. Bad packets are dropped and
+// counted in st.Drops, and so are packets whose write fails (e.g. EIO while
+// the link is down); Run only returns an error for a Read that fails for
+// another reason than closing. On a *Queue (also behind VnetHdr) Run reads
+// in bursts and counts in batches: see runQueue.
 //
 // If log is not nil, Run calls it for every packet with one line describing
 // the packet as it was READ, before reflection: "72: fe80::1->fd2a::23"
@@ -95,55 +81,94 @@ const maxPacket = 65535 + VnetHdrLen
 // logged as "3: drop". Logging costs an allocation per packet; with a nil
 // log the loop allocates nothing.
 func Run(ctx context.Context, dev Device, st *Stats, log func(string)) error {
-	off := 0
+	l := reflection{st: st, log: log}
 	if f, ok := dev.(framed); ok {
-		off = f.HeaderLen()
+		l.off = f.HeaderLen()
 	}
-	return readPackets(ctx, dev, func(buf []byte) error {
-		if len(buf) < off {
-			st.Drops.Add(1)
-			if log != nil {
-				log(strconv.Itoa(len(buf)) + ": drop")
-			}
-			return nil
+	if q := queueIn(dev); q != nil {
+		return runQueue(ctx, q, &l)
+	}
+	return readPackets(ctx, dev, func(dev Device, buf []byte) error {
+		ok := l.reflect(ctx, dev, buf)
+		l.flush()
+		if !ok {
+			return errStop
 		}
-		pkt := buf[off:]
-		if log != nil {
-			log(describe(pkt))
-		}
-		if !Reflect(pkt) {
-			st.Drops.Add(1)
-			return nil
-		}
-		if _, err := dev.Write(buf); err != nil {
-			if isClosed(err) || ctx.Err() != nil {
-				return errStop
-			}
-			st.Drops.Add(1)
-			return nil
-		}
-		st.Packets.Add(1)
-		st.Bytes.Add(uint64(len(pkt)))
 		return nil
 	})
+}
+
+// reflection is what Run does with each packet, and its counts not yet
+// added to st.
+type reflection struct {
+	off            int // header length: bytes before the IP packet
+	st             *Stats
+	log            func(string)
+	packets, bytes uint64 // reflected, not yet in st
+}
+
+// reflect reflects buf (header included) and writes it back to dev,
+// counting it; it returns false if the write found dev closed or ctx done.
+// Drops are counted in st at once, reflected packets locally (see flush).
+func (l *reflection) reflect(ctx context.Context, dev Device, buf []byte) bool {
+	if len(buf) < l.off {
+		l.st.Drops.Add(1)
+		if l.log != nil {
+			l.log(strconv.Itoa(len(buf)) + ": drop")
+		}
+		return true
+	}
+	pkt := buf[l.off:]
+	if l.log != nil {
+		l.log(describe(pkt))
+	}
+	if !Reflect(pkt) {
+		l.st.Drops.Add(1)
+		return true
+	}
+	if _, err := dev.Write(buf); err != nil {
+		if isClosed(err) || ctx.Err() != nil {
+			return false
+		}
+		l.st.Drops.Add(1)
+		return true
+	}
+	l.packets++
+	l.bytes += uint64(len(pkt))
+	return true
+}
+
+// flush adds the packets and bytes counted since the last flush to st.
+func (l *reflection) flush() {
+	if l.packets != 0 {
+		l.st.Packets.Add(l.packets)
+		l.st.Bytes.Add(l.bytes)
+		l.packets, l.bytes = 0, 0
+	}
 }
 
 // errStop, returned by a readPackets handler, ends the loop cleanly.
 var errStop = errors.New("stop")
 
-// readPackets is the read side every loop on a device shares: it binds the
-// calling goroutine as a Queue's reader (so Close can wake it), closes dev
-// when ctx is done, and calls handle with each packet read (header
+// readPackets is the read side of a loop that handles one packet at a time
+// (Run on devices other than a Queue, and the TUN→UDP bridge): it closes
+// dev when ctx is done, and calls handle with each packet read (header
 // included) until dev is closed or gone, or handle returns errStop (nil
 // then), or a read fails otherwise or handle returns another error (that
-// error).
-func readPackets(ctx context.Context, dev Device, handle func(buf []byte) error) error {
-	if b := binder(dev); b != nil {
-		defer b.bindReader()()
-	}
+// error). handle gets the device to write back to: dev itself, or for a
+// *Queue (also behind VnetHdr) a view of it that the loop has pinned open
+// for its whole run (see pinnedQueue).
+func readPackets(ctx context.Context, dev Device, handle func(dev Device, buf []byte) error) error {
 	stop := context.AfterFunc(ctx, func() { dev.Close() })
 	defer stop()
 
+	if q := queueIn(dev); q != nil {
+		if !q.acquire() {
+			return nil // closed before we started
+		}
+		defer q.release()
+		dev = pinnedQueue{q}
+	}
 	buf := make([]byte, maxPacket)
 	for {
 		n, err := dev.Read(buf)
@@ -153,11 +178,25 @@ func readPackets(ctx context.Context, dev Device, handle func(buf []byte) error)
 			}
 			return fmt.Errorf("read: %w", err)
 		}
-		if err := handle(buf[:n]); err != nil {
+		if err := handle(dev, buf[:n]); err != nil {
 			if err == errStop {
 				return nil
 			}
 			return err
+		}
+	}
+}
+
+// queueIn returns the *Queue dev is, looking through VnetHdr, or nil.
+func queueIn(dev Device) *Queue {
+	for {
+		switch d := dev.(type) {
+		case *Queue:
+			return d
+		case vnetDevice:
+			dev = d.Device
+		default:
+			return nil
 		}
 	}
 }

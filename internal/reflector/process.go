@@ -340,10 +340,9 @@ func listenUDP(nsName string, addr netip.AddrPort) (*net.UDPConn, error) {
 }
 
 // tunToUDP sends every packet read from dev as one datagram to dst. Like
-// Run it binds itself as a Queue's reader, closes dev when ctx is done and
-// returns nil then.
+// Run it closes dev when ctx is done and returns nil then.
 func tunToUDP(ctx context.Context, dev Device, conn *net.UDPConn, dst netip.AddrPort, st *Stats, log func(string)) error {
-	err := readPackets(ctx, dev, func(pkt []byte) error {
+	err := readPackets(ctx, dev, func(_ Device, pkt []byte) error {
 		if log != nil {
 			log("tun->udp " + describe(pkt))
 		}

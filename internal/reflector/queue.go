@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,19 +19,33 @@ import (
 // network poller, which costs an epoll wake-up and a goroutine switch for
 // every packet that finds the queue empty: on a ping flood pinned to one CPU
 // (bench.sh "ping 1cpu") that took 0.235 s per 10k pings against C's 0.185
-// s; this way it takes 0.184 s. (Polling a pipe or eventfd next to the queue
-// only when idle would stop it more simply, but costs a failed read and a
-// poll(2), about 1.2 us, per wake-up: 7% of a ping's round trip.)
+// s; this way it takes 0.184 s.
+//
+// Under load a read rarely has to wait, so Read first tries one that cannot:
+// preadv2(2) with RWF_NOWAIT, as a raw system call that skips the Go
+// scheduler's system-call bookkeeping. Only when the queue is empty does it
+// make a blocking read(2) through the scheduler (which may then hand the
+// goroutine's P to other work while the thread sleeps); and while the queue
+// keeps being found empty (a ping flood: one packet at a time) it tries the
+// nonblocking read ever less often, so an idle-then-busy queue costs at most
+// one failed system call per 64 reads. Busy, the reader goroutine therefore
+// never enters the scheduler, and is not locked to its thread: Go's
+// sysmon preempts a goroutine that runs 10 ms without rescheduling, which
+// for an unlocked goroutine is a cheap switch back to itself but for a
+// locked one hands its thread off and back (two futex wake-ups and thread
+// switches, ~100 times a second, plus sysmon waking ~1000 times a second
+// to police it).
 //
 // A blocked read(2) cannot be woken by closing the descriptor, so Close
 // does what the kernel does honour: it sets O_NONBLOCK on the queue and
-// sends SIGURG to the thread of the goroutine bound as its reader (see
-// bindReader; Run binds itself). The signal interrupts the read, Go's
+// interrupts the read with SIGURG. The signal interrupts the read, Go's
 // handler (SA_RESTART) restarts it, and the restarted read sees
 // O_NONBLOCK and returns EAGAIN at once; a read that starts after the flag
-// is set returns at once too. The Go runtime itself sends SIGURG to
-// threads to preempt goroutines, so every Go program tolerates a spurious
-// one.
+// is set returns at once too. Because the reader is not locked to a thread,
+// Close does not know which thread blocks, so it signals every thread of
+// the process until no read is blocked: the Go runtime itself sends SIGURG
+// to threads to preempt goroutines, so every Go program tolerates a
+// spurious one.
 //
 // Read, Write and Close may be called concurrently (one reader at a time);
 // the descriptor is closed when the last call in progress returns after
@@ -39,19 +54,31 @@ type Queue struct {
 	fd        int
 	name      string // for errors: "tun IFNAME queue N"
 	headerLen int    // VnetHdrLen if attached with IFF_VNET_HDR, else 0
-	// state is the number of Read/Write calls in progress, plus
+	// state is the number of pins on the descriptor (Read and Write
+	// calls in progress, loops that hold it open: see pinnedQueue), plus
 	// closedBit once Close was called.
 	state     atomic.Uint64
-	reader    atomic.Int64 // thread id of the bound reader, 0 if none
+	blocked   atomic.Int32 // Reads in (or about to enter) a blocking read(2)
 	closeOnce sync.Once
+
+	// The reader's own state (one reader at a time).
+	noWait  bool       // preadv2 RWF_NOWAIT works on fd (until it fails with EOPNOTSUPP)
+	backoff int        // nonblocking reads to skip after the next one finds the queue empty
+	skip    int        // nonblocking reads still to skip
+	iov     unix.Iovec // preadv2's one buffer
 }
 
-const closedBit = 1 << 63
+const (
+	closedBit = 1 << 63
+	// maxBackoff bounds how many reads go straight to blocking while the
+	// queue keeps being found empty.
+	maxBackoff = 63
+)
 
 // newQueue wraps fd, a TUN queue attached in blocking mode. The Queue owns
 // fd.
 func newQueue(fd int, name string, headerLen int) *Queue {
-	return &Queue{fd: fd, name: name, headerLen: headerLen}
+	return &Queue{fd: fd, name: name, headerLen: headerLen, noWait: true}
 }
 
 // HeaderLen is the size of the virtio_net_hdr in front of every packet:
@@ -89,42 +116,100 @@ func (q *Queue) Read(b []byte) (int, error) {
 		return 0, os.ErrClosed
 	}
 	defer q.release()
+	n, _, err := q.read(b, nil)
+	return n, err
+}
+
+// read is Read for a caller that holds a pin on the descriptor (acquire);
+// it calls idle, if not nil, before it waits for a packet, and reports
+// whether it waited (false: the packet was already queued).
+func (q *Queue) read(b []byte, idle func()) (n int, waited bool, err error) {
 	for {
-		n, err := unix.Read(q.fd, b)
+		if q.noWait && q.skip == 0 {
+			n, errno := q.readNoWait(b)
+			switch errno {
+			case 0:
+				q.backoff = 0
+				return n, false, nil
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				// Empty: wait below, and skip the next few tries
+				// while the queue keeps being found empty.
+				q.backoff = min(2*q.backoff+1, maxBackoff)
+				q.skip = q.backoff
+			case unix.EOPNOTSUPP:
+				q.noWait = false // a descriptor without FMODE_NOWAIT
+			default:
+				return 0, false, q.readError(errno)
+			}
+		} else if q.skip > 0 {
+			q.skip--
+		}
+		if idle != nil {
+			idle()
+		}
+		n, err = q.readBlocking(b)
 		switch {
 		case err == nil:
-			return n, nil
+			return n, true, nil
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
 			if q.state.Load()&closedBit != 0 {
-				return 0, os.ErrClosed
+				return 0, true, os.ErrClosed
 			}
 			// Nonblocking, but not by Close (someone shares the file):
 			// wait like a blocking read would.
 			if err := q.waitReadable(); err != nil {
-				return 0, fmt.Errorf("%s: read: %w", q.name, err)
+				return 0, true, fmt.Errorf("%s: read: %w", q.name, err)
 			}
 			continue
-		case err == unix.EFAULT:
-			err = unix.EBADFD
 		}
-		return 0, &os.PathError{Op: "read", Path: q.name, Err: err}
+		return 0, true, q.readError(err.(unix.Errno))
 	}
 }
 
-// waitReadable waits until the queue has a packet or an error.
+// readNoWait is preadv2(fd, b, -1, RWF_NOWAIT) as a raw system call: it
+// never blocks, so it does not need the scheduler's bookkeeping.
+func (q *Queue) readNoWait(b []byte) (int, unix.Errno) {
+	q.iov.Base = unsafe.SliceData(b)
+	q.iov.SetLen(len(b))
+	n, _, errno := unix.RawSyscall6(unix.SYS_PREADV2, uintptr(q.fd), uintptr(unsafe.Pointer(&q.iov)), 1,
+		^uintptr(0), ^uintptr(0), unix.RWF_NOWAIT)
+	q.iov.Base = nil
+	return int(n), errno
+}
+
+// readBlocking is read(2) through the scheduler, counted in q.blocked so
+// that Close knows to interrupt it.
+func (q *Queue) readBlocking(b []byte) (int, error) {
+	q.blocked.Add(1)
+	defer q.blocked.Add(-1)
+	return unix.Read(q.fd, b)
+}
+
+// readError wraps a failed read's errno.
+func (q *Queue) readError(errno unix.Errno) error {
+	if errno == unix.EFAULT {
+		errno = unix.EBADFD
+	}
+	return &os.PathError{Op: "read", Path: q.name, Err: errno}
+}
+
+// waitReadable waits until the queue has a packet or an error, or Close
+// was called. Like readBlocking it is counted in q.blocked, and it checks
+// for Close after counting itself, since poll(2) ignores O_NONBLOCK.
 func (q *Queue) waitReadable() error {
+	q.blocked.Add(1)
+	defer q.blocked.Add(-1)
 	pfd := []unix.PollFd{{Fd: int32(q.fd), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(pfd, -1)
-		if err != unix.EINTR {
+	for q.state.Load()&closedBit == 0 {
+		if _, err := unix.Poll(pfd, -1); err != unix.EINTR {
 			return err
 		}
-		if q.state.Load()&closedBit != 0 {
-			return nil
-		}
 	}
+	return nil
 }
 
 // Write writes one packet (with its virtio_net_hdr, if any). It is a raw
@@ -140,26 +225,27 @@ func (q *Queue) Write(b []byte) (int, error) {
 		return 0, os.ErrClosed
 	}
 	defer q.release()
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
+	return q.write(b)
+}
+
+// write is Write for a caller that holds a pin on the descriptor.
+func (q *Queue) write(b []byte) (int, error) {
 	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(q.fd), uintptr(p), uintptr(len(b)))
-		if errno == unix.EINTR {
-			continue
-		}
-		if errno != 0 {
+		// RawSyscallNoError is the SYSCALL instruction and nothing
+		// else; the kernel returns -errno.
+		r, _ := unix.RawSyscallNoError(unix.SYS_WRITE, uintptr(q.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		if n := int(r); n >= 0 || n < -4095 {
+			return n, nil
+		} else if errno := unix.Errno(-n); errno != unix.EINTR {
 			return 0, &os.PathError{Op: "write", Path: q.name, Err: errno}
 		}
-		return int(n), nil
 	}
 }
 
-// Close stops the queue: a Read blocked in the bound reader returns
-// os.ErrClosed, later calls return it at once, and the descriptor is closed
-// when no call is in progress any more (the attached queue goes with it;
-// the device persists). It may be called more than once.
+// Close stops the queue: a Read blocked in read(2) returns os.ErrClosed,
+// later calls return it at once, and the descriptor is closed when no call
+// is in progress any more (the attached queue goes with it; the device
+// persists). It may be called more than once.
 func (q *Queue) Close() error {
 	// Pin the descriptor while setting the closed bit, so it stays open
 	// (and its number is not reused) until we are done with it.
@@ -173,37 +259,53 @@ func (q *Queue) Close() error {
 		}
 	}
 	defer q.release()
-	var errs []error
 	if err := unix.SetNonblock(q.fd, true); err != nil {
-		errs = append(errs, fmt.Errorf("set nonblock: %w", err))
+		return fmt.Errorf("%s: close: set nonblock: %w", q.name, err)
 	}
-	// After the flag: a reader bound later reads with O_NONBLOCK already
-	// set; one bound earlier is visible here (both are atomics).
-	if tid := q.reader.Load(); tid != 0 {
-		if err := unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG); err != nil && err != unix.ESRCH {
-			errs = append(errs, fmt.Errorf("wake reader: %w", err))
+	// After the flag: a read that starts now returns at once; one that
+	// started before is counted in blocked (both are atomics) and is
+	// interrupted by the signal.
+	for wait := 50 * time.Microsecond; q.blocked.Load() > 0; wait = min(2*wait, 10*time.Millisecond) {
+		if err := signalThreads(unix.SIGURG); err != nil {
+			return fmt.Errorf("%s: close: wake reader: %w", q.name, err)
 		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%s: close: %w", q.name, err)
+		time.Sleep(wait)
 	}
 	return nil
 }
 
-// bindReader locks the calling goroutine to its thread and records the
-// thread as the queue's reader, so Close can wake it; call the returned
-// function when done reading. Run does this for a Device that has it.
-func (q *Queue) bindReader() (unbind func()) {
-	runtime.LockOSThread()
-	q.reader.Store(int64(unix.Gettid()))
-	return func() {
-		q.reader.Store(0)
-		runtime.UnlockOSThread()
-	}
-}
+// pinnedQueue is a Queue as the one loop that reads it uses it (see
+// readPackets and runQueue): the loop holds a pin on the descriptor from
+// start to end, so Read and Write skip acquire and release, two atomic
+// additions each. On a TCP stream through a reflector pinned to its own CPU
+// those four per packet were a third of the reflector's own (user) CPU
+// time: each misses the cache that the kernel's work for the packet has
+// just churned.
+type pinnedQueue struct{ q *Queue }
 
-// readerBinder is a Device whose blocked Read Close can only wake in a
-// goroutine bound with bindReader.
-type readerBinder interface {
-	bindReader() (unbind func())
+func (p pinnedQueue) Read(b []byte) (int, error) {
+	n, _, err := p.q.read(b, nil)
+	return n, err
+}
+func (p pinnedQueue) Write(b []byte) (int, error) { return p.q.write(b) }
+func (p pinnedQueue) Close() error                { return p.q.Close() }
+
+// signalThreads sends sig to every thread of this process.
+func signalThreads(sig unix.Signal) error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	pid := unix.Getpid()
+	var errs []error
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.Tgkill(pid, tid, sig); err != nil && err != unix.ESRCH {
+			errs = append(errs, fmt.Errorf("thread %d: %w", tid, err))
+		}
+	}
+	return errors.Join(errs...)
 }
