@@ -62,10 +62,9 @@ type Queue struct {
 	closeOnce sync.Once
 
 	// The reader's own state (one reader at a time).
-	noWait  bool       // preadv2 RWF_NOWAIT works on fd (until it fails with EOPNOTSUPP)
-	backoff int        // nonblocking reads to skip after the next one finds the queue empty
-	skip    int        // nonblocking reads still to skip
-	iov     unix.Iovec // preadv2's one buffer
+	nonblocking bool // the reader set O_NONBLOCK on fd (see readNoWait)
+	backoff     int  // nonblocking reads to skip after the next one finds the queue empty
+	skip        int  // nonblocking reads still to skip
 }
 
 const (
@@ -78,7 +77,7 @@ const (
 // newQueue wraps fd, a TUN queue attached in blocking mode. The Queue owns
 // fd.
 func newQueue(fd int, name string, headerLen int) *Queue {
-	return &Queue{fd: fd, name: name, headerLen: headerLen, noWait: true}
+	return &Queue{fd: fd, name: name, headerLen: headerLen}
 }
 
 // HeaderLen is the size of the virtio_net_hdr in front of every packet:
@@ -125,7 +124,7 @@ func (q *Queue) Read(b []byte) (int, error) {
 // whether it waited (false: the packet was already queued).
 func (q *Queue) read(b []byte, idle func()) (n int, waited bool, err error) {
 	for {
-		if q.noWait && q.skip == 0 {
+		if q.skip == 0 {
 			n, errno := q.readNoWait(b)
 			switch errno {
 			case 0:
@@ -138,8 +137,6 @@ func (q *Queue) read(b []byte, idle func()) (n int, waited bool, err error) {
 				// while the queue keeps being found empty.
 				q.backoff = min(2*q.backoff+1, maxBackoff)
 				q.skip = q.backoff
-			case unix.EOPNOTSUPP:
-				q.noWait = false // a descriptor without FMODE_NOWAIT
 			default:
 				return 0, false, q.readError(errno)
 			}
@@ -170,22 +167,57 @@ func (q *Queue) read(b []byte, idle func()) (n int, waited bool, err error) {
 	}
 }
 
-// readNoWait is preadv2(fd, b, -1, RWF_NOWAIT) as a raw system call: it
-// never blocks, so it does not need the scheduler's bookkeeping.
+// readNoWait is a read(2) that does not wait: the descriptor is switched
+// to O_NONBLOCK (if the last read waited) and read with a raw system call,
+// which skips the scheduler's bookkeeping since it cannot block. A busy
+// queue stays nonblocking, so this is one read(2) a packet, as in C. (It is
+// cheaper than preadv2 with RWF_NOWAIT, whose iovec import and vectored
+// read path cost ~3% of a packet's CPU time on a saturated reflector.)
 func (q *Queue) readNoWait(b []byte) (int, unix.Errno) {
-	q.iov.Base = unsafe.SliceData(b)
-	q.iov.SetLen(len(b))
-	n, _, errno := unix.RawSyscall6(unix.SYS_PREADV2, uintptr(q.fd), uintptr(unsafe.Pointer(&q.iov)), 1,
-		^uintptr(0), ^uintptr(0), unix.RWF_NOWAIT)
-	q.iov.Base = nil
-	return int(n), errno
+	if !q.nonblocking {
+		if errno := q.setFlags(unix.O_NONBLOCK); errno != 0 {
+			return 0, errno
+		}
+		q.nonblocking = true
+	}
+	r, _ := unix.RawSyscallNoError(unix.SYS_READ, uintptr(q.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	return result(r)
 }
 
-// readBlocking is read(2) through the scheduler, counted in q.blocked so
-// that Close knows to interrupt it.
+// setFlags sets the descriptor's file status flags (F_SETFL): O_NONBLOCK
+// or 0. A raw system call, as F_SETFL does not block.
+func (q *Queue) setFlags(flags int) unix.Errno {
+	r, _ := unix.RawSyscallNoError(unix.SYS_FCNTL, uintptr(q.fd), unix.F_SETFL, uintptr(flags))
+	_, errno := result(r)
+	return errno
+}
+
+// result decodes a raw system call's return value: the kernel returns
+// -errno for an error.
+func result(r uintptr) (int, unix.Errno) {
+	if n := int(r); n < 0 && n >= -4095 {
+		return 0, unix.Errno(-n)
+	}
+	return int(r), 0
+}
+
+// readBlocking is read(2) through the scheduler, on the descriptor switched
+// back to blocking, counted in q.blocked so that Close knows to interrupt
+// it. Close sets O_NONBLOCK and then looks at q.blocked; if our switch to
+// blocking came after Close's, the closed bit, set before, is visible after
+// we count ourselves, so we return EAGAIN as the read would have.
 func (q *Queue) readBlocking(b []byte) (int, error) {
+	if q.nonblocking {
+		if errno := q.setFlags(0); errno != 0 {
+			return 0, errno
+		}
+		q.nonblocking = false
+	}
 	q.blocked.Add(1)
 	defer q.blocked.Add(-1)
+	if q.state.Load()&closedBit != 0 {
+		return 0, unix.EAGAIN
+	}
 	return unix.Read(q.fd, b)
 }
 
@@ -234,9 +266,11 @@ func (q *Queue) write(b []byte) (int, error) {
 		// RawSyscallNoError is the SYSCALL instruction and nothing
 		// else; the kernel returns -errno.
 		r, _ := unix.RawSyscallNoError(unix.SYS_WRITE, uintptr(q.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		if n := int(r); n >= 0 || n < -4095 {
+		n, errno := result(r)
+		if errno == 0 {
 			return n, nil
-		} else if errno := unix.Errno(-n); errno != unix.EINTR {
+		}
+		if errno != unix.EINTR {
 			return 0, &os.PathError{Op: "write", Path: q.name, Err: errno}
 		}
 	}
