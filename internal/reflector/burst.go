@@ -47,8 +47,9 @@ func runQueue(ctx context.Context, q *Queue, l *reflection) error {
 
 	arena := make([]byte, burstArena)
 	var ends [maxBurst]int
+	var more backoff
 	for {
-		k, err := readBurst(q, arena, &ends, l.flush)
+		k, err := readBurst(q, arena, &ends, &more, l.flush)
 		if err != nil {
 			if isClosed(err) || ctx.Err() != nil {
 				return nil
@@ -72,21 +73,33 @@ func runQueue(ctx context.Context, q *Queue, l *reflection) error {
 // (calling idle first), and then, if it did not wait, more while q has
 // them, up to maxBurst and while arena has room for a packet of any size.
 // It returns how many it read: packet i is arena[align(ends[i-1]):ends[i]]
-// (from 0 for the first). The caller holds a pin on q.
-func readBurst(q *Queue, arena []byte, ends *[maxBurst]int, idle func()) (int, error) {
+// (from 0 for the first). Looking for more costs a failed read when there
+// is none, so while bursts keep ending at their first packet (a ping flood
+// on one CPU: the reflector finds the kernel's echo reply queued, and
+// nothing after it) more spaces out the looks. The caller holds a pin on
+// q.
+func readBurst(q *Queue, arena []byte, ends *[maxBurst]int, more *backoff, idle func()) (int, error) {
 	n, waited, err := q.read(arena[:maxPacket], idle)
 	if err != nil {
 		return 0, err
 	}
 	ends[0] = n
+	if waited || !more.try() {
+		return 1, nil
+	}
 	k := 1
-	for start := align(n); !waited && k < maxBurst && start+maxPacket <= len(arena); start = align(ends[k-1]) {
+	for start := align(n); k < maxBurst && start+maxPacket <= len(arena); start = align(ends[k-1]) {
 		n, errno := q.readNoWait(arena[start : start+maxPacket])
 		if errno != 0 {
 			break // empty, or an error the next q.read reports
 		}
 		ends[k] = start + n
 		k++
+	}
+	if k == 1 {
+		more.failed()
+	} else {
+		more.succeeded()
 	}
 	return k, nil
 }

@@ -26,7 +26,7 @@ func queuePackets(t *testing.T, peer, n, size int) {
 func checkBurst(t *testing.T, q *Queue, arena []byte, want, size, first int) {
 	t.Helper()
 	var ends [maxBurst]int
-	k, err := readBurst(q, arena, &ends, nil)
+	k, err := readBurst(q, arena, &ends, new(backoff), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,4 +115,36 @@ func TestRunQueueBurstAndIdleStats(t *testing.T) {
 	}
 	cancel()
 	runStops(t, done, "after cancel")
+}
+
+// A burst that ends at its first packet makes readBurst skip looking for
+// more the next time (the look costs a failed read), and look again after.
+func TestReadBurstBacksOff(t *testing.T) {
+	q, peer := seqpacketQueue(t)
+	if !q.acquire() {
+		t.Fatal("queue closed")
+	}
+	defer q.release()
+	arena := make([]byte, burstArena)
+	var ends [maxBurst]int
+	var more backoff
+	burst := func() int {
+		t.Helper()
+		k, err := readBurst(q, arena, &ends, &more, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	queuePackets(t, peer, 1, 100)
+	if k := burst(); k != 1 {
+		t.Fatalf("burst of %d, want 1", k)
+	}
+	queuePackets(t, peer, 3, 100)
+	if k := burst(); k != 1 {
+		t.Fatalf("burst of %d right after one that found nothing more, want 1 (no look)", k)
+	}
+	if k := burst(); k != 2 {
+		t.Fatalf("burst of %d, want 2", k)
+	}
 }

@@ -62,17 +62,31 @@ type Queue struct {
 	closeOnce sync.Once
 
 	// The reader's own state (one reader at a time).
-	nonblocking bool // the reader set O_NONBLOCK on fd (see readNoWait)
-	backoff     int  // nonblocking reads to skip after the next one finds the queue empty
-	skip        int  // nonblocking reads still to skip
+	nonblocking bool    // the reader set O_NONBLOCK on fd (see readNoWait)
+	noWait      backoff // when read tries a read that does not wait first
 }
 
-const (
-	closedBit = 1 << 63
-	// maxBackoff bounds how many reads go straight to blocking while the
-	// queue keeps being found empty.
-	maxBackoff = 63
-)
+const closedBit = 1 << 63
+
+// backoff spaces out attempts that keep failing, each of which costs a
+// wasted system call: after a failure the next 1, then 3, 7, ... up to
+// maxBackoff chances are skipped; a success resets it.
+type backoff struct{ n, skip int }
+
+// maxBackoff bounds how many chances a backoff skips in a row.
+const maxBackoff = 63
+
+// try reports whether to attempt this time.
+func (b *backoff) try() bool {
+	if b.skip > 0 {
+		b.skip--
+		return false
+	}
+	return true
+}
+
+func (b *backoff) failed()    { b.n = min(2*b.n+1, maxBackoff); b.skip = b.n }
+func (b *backoff) succeeded() { b.n = 0 }
 
 // newQueue wraps fd, a TUN queue attached in blocking mode. The Queue owns
 // fd.
@@ -124,24 +138,21 @@ func (q *Queue) Read(b []byte) (int, error) {
 // whether it waited (false: the packet was already queued).
 func (q *Queue) read(b []byte, idle func()) (n int, waited bool, err error) {
 	for {
-		if q.skip == 0 {
+		if q.noWait.try() {
 			n, errno := q.readNoWait(b)
 			switch errno {
 			case 0:
-				q.backoff = 0
+				q.noWait.succeeded()
 				return n, false, nil
 			case unix.EINTR:
 				continue
 			case unix.EAGAIN:
-				// Empty: wait below, and skip the next few tries
-				// while the queue keeps being found empty.
-				q.backoff = min(2*q.backoff+1, maxBackoff)
-				q.skip = q.backoff
+				// Empty: wait below, and try less often while the
+				// queue keeps being found empty.
+				q.noWait.failed()
 			default:
 				return 0, false, q.readError(errno)
 			}
-		} else if q.skip > 0 {
-			q.skip--
 		}
 		if idle != nil {
 			idle()
