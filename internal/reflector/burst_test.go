@@ -60,6 +60,12 @@ func TestReadBurst(t *testing.T) {
 	queuePackets(t, peer, 5, 30000)
 	checkBurst(t, q, arena, 3, 30000, 0)
 	checkBurst(t, q, arena, 2, 30000, 3)
+
+	// A queue with virtio headers reads one packet at a time.
+	q.headerLen = VnetHdrLen
+	queuePackets(t, peer, 2, 1000)
+	checkBurst(t, q, arena, 1, 1000, 0)
+	checkBurst(t, q, arena, 1, 1000, 1)
 }
 
 // A read that had to wait ends its burst at one packet (the queue was

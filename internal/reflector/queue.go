@@ -13,28 +13,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Queue is one attached TUN queue used the way a C reflector uses it: a
-// blocking file descriptor, read(2) and write(2) called directly on the
-// goroutine's thread. An *os.File would be nonblocking and go through Go's
-// network poller, which costs an epoll wake-up and a goroutine switch for
-// every packet that finds the queue empty: on a ping flood pinned to one CPU
+// Queue is one attached TUN queue used the way a C reflector uses it:
+// read(2) and write(2) called directly on the goroutine's thread, blocking
+// when there is nothing to read. An *os.File would go through Go's network
+// poller, which costs an epoll wake-up and a goroutine switch for every
+// packet that finds the queue empty: on a ping flood pinned to one CPU
 // (bench.sh "ping 1cpu") that took 0.235 s per 10k pings against C's 0.185
 // s; this way it takes 0.184 s.
 //
 // Under load a read rarely has to wait, so Read first tries one that cannot:
-// preadv2(2) with RWF_NOWAIT, as a raw system call that skips the Go
-// scheduler's system-call bookkeeping. Only when the queue is empty does it
-// make a blocking read(2) through the scheduler (which may then hand the
-// goroutine's P to other work while the thread sleeps); and while the queue
-// keeps being found empty (a ping flood: one packet at a time) it tries the
-// nonblocking read ever less often, so an idle-then-busy queue costs at most
-// one failed system call per 64 reads. Busy, the reader goroutine therefore
-// never enters the scheduler, and is not locked to its thread: Go's
-// sysmon preempts a goroutine that runs 10 ms without rescheduling, which
-// for an unlocked goroutine is a cheap switch back to itself but for a
-// locked one hands its thread off and back (two futex wake-ups and thread
-// switches, ~100 times a second, plus sysmon waking ~1000 times a second
-// to police it).
+// read(2) on the descriptor switched to O_NONBLOCK, as a raw system call
+// that skips the Go scheduler's system-call bookkeeping. Only when the
+// queue is empty does it switch the descriptor back and make a blocking
+// read(2) through the scheduler (which may then hand the goroutine's P to
+// other work while the thread sleeps); and while the queue keeps being found
+// empty (a ping flood: one packet at a time) it tries the nonblocking read
+// ever less often (see backoff). Busy, the reader goroutine therefore never
+// enters the scheduler, and it is not locked to its thread: Go's sysmon
+// preempts a goroutine that runs 10 ms without rescheduling, which for an
+// unlocked goroutine is a cheap switch back to itself but for a locked one
+// hands its thread off and back (futex wake-ups and thread switches, ~50
+// times a second, with sysmon waking ~1000 times a second to police it,
+// against ~100 now).
 //
 // A blocked read(2) cannot be woken by closing the descriptor, so Close
 // does what the kernel does honour: it sets O_NONBLOCK on the queue and
