@@ -53,13 +53,13 @@ fuzz:
 # Times netlab up/down against shell baselines (hand-batched and naive) on
 # star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and
 # the learning switch; also the planner's own benchmark, and netlab's
-# reflector against a minimal C reflector in the same run. Root; about 10 min
+# reflector against a minimal C reflector in the same run. Root; about 15 min
 # (BENCHFLAGS=-quick for less). Results: bench/RESULTS.md.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plan/
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bench/bin/netlab ./cmd/netlab
 	$(GO) run ./bench/run $(BENCHFLAGS)
-	bash bench/reflector/bench.sh 3 3
+	PAIRS=8 bash bench/reflector/bench.sh 3 3
 
 clean:
 	rm -rf bin
