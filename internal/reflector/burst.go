@@ -75,13 +75,12 @@ func runQueue(ctx context.Context, q *Queue, l *reflection) error {
 // readBurst reads one packet from q into arena, waiting for it if need be
 // (calling idle first), and then, if it did not wait, more while q has
 // them, up to maxBurst and while arena has room for a packet of any size.
-// A queue with virtio headers gets no bursts (see runQueue). It returns how
-// many it read: packet i is arena[align(ends[i-1]):ends[i]]
-// (from 0 for the first). Looking for more costs a failed read when there
-// is none, so while bursts keep ending at their first packet (a ping flood
-// on one CPU: the reflector finds the kernel's echo reply queued, and
-// nothing after it) more spaces out the looks. The caller holds a pin on
-// q.
+// It returns how many it read: packet i is arena[align(ends[i-1]):ends[i]]
+// (from 0 for the first). A queue with virtio headers gets no bursts (see
+// runQueue). Looking for more costs a failed read when there is none, so
+// while bursts keep ending at their first packet (a ping flood on one CPU:
+// the reflector finds the kernel's echo reply queued, and nothing after
+// it) more spaces out the looks. The caller holds a pin on q.
 func readBurst(q *Queue, arena []byte, ends *[maxBurst]int, more *backoff, idle func()) (int, error) {
 	n, waited, err := q.read(arena[:maxPacket], idle)
 	if err != nil {
