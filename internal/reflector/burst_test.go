@@ -21,6 +21,18 @@ func queuePackets(t *testing.T, peer, n, size int) {
 	}
 }
 
+// pinnedSeqpacket is seqpacketQueue pinned for the test, as runQueue pins
+// its queue, with an arena for readBurst.
+func pinnedSeqpacket(t *testing.T) (*Queue, int, []byte) {
+	t.Helper()
+	q, peer := seqpacketQueue(t)
+	if !q.acquire() {
+		t.Fatal("queue closed")
+	}
+	t.Cleanup(q.release)
+	return q, peer, make([]byte, burstArena)
+}
+
 // checkBurst calls readBurst and checks that it read want packets of size
 // bytes, filled with first, first+1, ...
 func checkBurst(t *testing.T, q *Queue, arena []byte, want, size, first int) {
@@ -45,12 +57,7 @@ func checkBurst(t *testing.T, q *Queue, arena []byte, want, size, first int) {
 // Queued packets are read in bursts of at most maxBurst, each packet whole
 // and in order, while the arena has room for a packet of any size.
 func TestReadBurst(t *testing.T) {
-	q, peer := seqpacketQueue(t)
-	if !q.acquire() {
-		t.Fatal("queue closed")
-	}
-	defer q.release()
-	arena := make([]byte, burstArena)
+	q, peer, arena := pinnedSeqpacket(t)
 
 	queuePackets(t, peer, maxBurst+8, 1000)
 	checkBurst(t, q, arena, maxBurst, 1000, 0)
@@ -74,14 +81,14 @@ func TestReadBurst(t *testing.T) {
 // back-off), which may wait too, so it reads one packet; the one after
 // that finds a packet queued without waiting and reads the rest in a burst.
 func TestReadBurstAfterWait(t *testing.T) {
-	q, peer := seqpacketQueue(t)
-	if !q.acquire() {
-		t.Fatal("queue closed")
-	}
-	defer q.release()
-	arena := make([]byte, burstArena)
+	q, peer, arena := pinnedSeqpacket(t)
+	written := make(chan struct{})
 	go func() {
-		time.Sleep(50 * time.Millisecond)
+		defer close(written)
+		// Once the reader blocks in read(2), so that it waited.
+		for q.blocked.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
 		for i := range 5 {
 			if _, err := unix.Write(peer, bytes.Repeat([]byte{byte(i)}, 100)); err != nil {
 				t.Error(err)
@@ -89,7 +96,7 @@ func TestReadBurstAfterWait(t *testing.T) {
 		}
 	}()
 	checkBurst(t, q, arena, 1, 100, 0)
-	time.Sleep(50 * time.Millisecond)
+	<-written
 	checkBurst(t, q, arena, 1, 100, 1)
 	checkBurst(t, q, arena, 3, 100, 2)
 }
@@ -126,12 +133,7 @@ func TestRunQueueBurstAndIdleStats(t *testing.T) {
 // A burst that ends at its first packet makes readBurst skip looking for
 // more the next time (the look costs a failed read), and look again after.
 func TestReadBurstBacksOff(t *testing.T) {
-	q, peer := seqpacketQueue(t)
-	if !q.acquire() {
-		t.Fatal("queue closed")
-	}
-	defer q.release()
-	arena := make([]byte, burstArena)
+	q, peer, arena := pinnedSeqpacket(t)
 	var ends [maxBurst]int
 	var more backoff
 	burst := func() int {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,7 +195,8 @@ func (q *Queue) readNoWait(b []byte) (int, unix.Errno) {
 }
 
 // setFlags sets the descriptor's file status flags (F_SETFL): O_NONBLOCK
-// or 0. A raw system call, as F_SETFL does not block.
+// or 0, the only status flags a queue ever has (the reader switches them,
+// Close sets O_NONBLOCK). A raw system call, as F_SETFL does not block.
 func (q *Queue) setFlags(flags int) unix.Errno {
 	r, _ := unix.RawSyscallNoError(unix.SYS_FCNTL, uintptr(q.fd), unix.F_SETFL, uintptr(flags))
 	_, errno := result(r)
@@ -304,8 +304,8 @@ func (q *Queue) Close() error {
 		}
 	}
 	defer q.release()
-	if err := unix.SetNonblock(q.fd, true); err != nil {
-		return fmt.Errorf("%s: close: set nonblock: %w", q.name, err)
+	if errno := q.setFlags(unix.O_NONBLOCK); errno != 0 {
+		return fmt.Errorf("%s: close: set nonblock: %w", q.name, errno)
 	}
 	// After the flag: a read that starts now returns at once; one that
 	// started before is counted in blocked (both are atomics) and is
@@ -337,17 +337,13 @@ func (p pinnedQueue) Close() error                { return p.q.Close() }
 
 // signalThreads sends sig to every thread of this process.
 func signalThreads(sig unix.Signal) error {
-	tasks, err := os.ReadDir("/proc/self/task")
+	tids, err := threads()
 	if err != nil {
 		return err
 	}
 	pid := unix.Getpid()
 	var errs []error
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
+	for _, tid := range tids {
 		if err := unix.Tgkill(pid, tid, sig); err != nil && err != unix.ESRCH {
 			errs = append(errs, fmt.Errorf("thread %d: %w", tid, err))
 		}
