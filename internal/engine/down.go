@@ -110,6 +110,11 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		res.LeftAlone = append(res.LeftAlone, fmt.Sprintf(format, args...))
 	}
 
+	// A crash between creating a namespace's file and mounting it leaves a
+	// plain file the journal names; it cannot be opened, only removed.
+	if err := removeHalfCreated(j); err != nil {
+		errs = append(errs, err)
+	}
 	// Namespaces: marked with the lab, or journaled and still empty (a crash
 	// between creating and marking it).
 	var doomed []string
