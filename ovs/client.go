@@ -42,10 +42,10 @@ var ErrNotRunning = errors.New("ovs: no Open vSwitch running")
 // ErrOtherVSwitchd is wrapped by EnsureRunning's error when it would start
 // netlab's private ovs-vswitchd while another ovs-vswitchd (not the system
 // one Connect looks for, e.g. a private instance in another run directory)
-// already runs on the host: both would create the datapath's "ovs-netdev"
-// (or "ovs-system") device, and the second fails with "Device or resource
-// busy", so none of its bridges would work.
-var ErrOtherVSwitchd = errors.New("another ovs-vswitchd is running on this host")
+// already runs in the same network namespace: both would create the
+// datapath's "ovs-netdev" (or "ovs-system") device there, and the second
+// fails with "Device or resource busy", so none of its bridges would work.
+var ErrOtherVSwitchd = errors.New("another ovs-vswitchd is running in this network namespace")
 
 // ErrNotOwned is wrapped by every refusal to touch an OVS object (bridge or
 // port) whose external_ids:netlab-lab names another lab or nobody.

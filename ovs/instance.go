@@ -284,16 +284,27 @@ func isDaemon(pid int, name string) bool {
 	return true
 }
 
-// otherVSwitchd finds a live ovs-vswitchd process (any: the caller has
-// checked its own pidfile first).
+// otherVSwitchd finds a live ovs-vswitchd process in this process's network
+// namespace (any: the caller has checked its own pidfile first). The clash
+// is per network namespace: the datapath's ovs-netdev device lives in the
+// daemon's, so the ovs-vswitchd of a sandbox (a network namespace of its
+// own) never stands in the way of the machine's, nor the other way round.
 func otherVSwitchd() (pid int, cmdline string, found bool) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, "", false
 	}
+	var ours unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &ours); err != nil {
+		return 0, "", false
+	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || !isDaemon(pid, vswitchd) {
+			continue
+		}
+		var theirs unix.Stat_t
+		if unix.Stat("/proc/"+e.Name()+"/ns/net", &theirs) == nil && (theirs.Ino != ours.Ino || theirs.Dev != ours.Dev) {
 			continue
 		}
 		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")

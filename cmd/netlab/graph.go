@@ -24,6 +24,9 @@ func (a *app) graph(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
+	if a.sandbox != "" && !isFileArg(pos[0]) {
+		return a.enter("graph", args)
+	}
 	lab, code := a.labOrFile("graph", pos[0], *prefix)
 	if lab == nil {
 		return code

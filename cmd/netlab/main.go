@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -43,19 +44,29 @@ Usage:
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
   netlab doctor               check what netlab needs, say how to fix what is missing
+  netlab sandbox ls|rm        list or remove sandboxes (labs in a network of their own)
   netlab tap-mac IFACE MAC    set a TAP's MAC as its unprivileged owner
   netlab completion bash|zsh  print a shell completion script
   netlab version
 
-Run 'netlab VERB -h' for the flags of a verb. netlab needs root
-(CAP_NET_ADMIN and CAP_SYS_ADMIN) for everything but validate and plan of an
-absent lab.
+Run 'netlab VERB -h' for the flags of a verb.
+
+Where labs live: as root (or with CAP_NET_ADMIN and CAP_SYS_ADMIN), on this
+machine's own network stack. Any other user's labs live in their sandbox
+"default": a user, network, mount and PID namespace of their own, made by the
+first up and removed with its last lab. --sandbox NAME (before or after the
+verb; or NETLAB_SANDBOX=NAME) puts a lab verb in the sandbox NAME instead, as
+root too: a network of its own, apart from the machine's and other
+sandboxes'.
 `
 
 // app carries what every verb needs: output streams and engine options.
 type app struct {
 	stdout, stderr io.Writer
 	root           string // --root / NETLAB_ROOT: where journals live (tests)
+	// sandbox is the sandbox the lab verb runs in ("" this machine's, or
+	// this sandbox's, own network stack): see place.
+	sandbox string
 }
 
 func (a *app) engine(log io.Writer, extra ...engine.Option) *engine.Engine {
@@ -75,11 +86,34 @@ func main() {
 }
 
 func (a *app) run(args []string) int {
+	if err := sandbox.VerifyInside(); err != nil {
+		fmt.Fprintf(a.stderr, "netlab: %v\n", err)
+		return exitRuntime
+	}
+	explicit, args, err := sandboxFlag(args)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "netlab: %v\n", err)
+		return exitUsage
+	}
+	if explicit != "" {
+		if err := sandbox.CheckName(explicit); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: --sandbox: %v\n", err)
+			return exitUsage
+		}
+	}
 	if len(args) == 0 {
 		fmt.Fprint(a.stderr, usage)
 		return exitUsage
 	}
 	verb, rest := args[0], args[1:]
+	if labVerbs[verb] || verb == "validate" {
+		a.sandbox = place(explicit)
+	}
+	// up checks its file before it makes a sandbox; graph of a file needs
+	// none. Every other lab verb runs where the labs are.
+	if a.sandbox != "" && labVerbs[verb] && verb != "up" && verb != "graph" {
+		return a.enter(verb, rest)
+	}
 	switch verb {
 	case "up":
 		return a.up(rest)
@@ -99,6 +133,8 @@ func (a *app) run(args []string) int {
 		return a.check(rest)
 	case "graph":
 		return a.graph(rest)
+	case "sandbox":
+		return a.sandboxVerb(rest)
 	case "reflect":
 		return a.reflect(rest)
 	case "tap-mac":
@@ -190,6 +226,10 @@ func (a *app) fail(context string, err error) int {
 		return exitUsage
 	}
 	fmt.Fprintf(a.stderr, "netlab: %s: %v\n", context, err)
+	if (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)) && sandbox.Inside() != "" {
+		fmt.Fprintf(a.stderr, "netlab: permission denied in sandbox %s: the kernel keeps this for the machine's root (a setting that is not per network namespace, or a device this user may not open); `netlab doctor` says what sandboxes can do here\n", sandbox.Inside())
+		return exitRuntime
+	}
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
 		fmt.Fprintln(a.stderr, "netlab: permission denied: netlab needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN; `netlab doctor` says what is missing and why")
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // upDone is the last JSON event of `netlab up --json`.
@@ -38,6 +39,14 @@ func (a *app) up(args []string) int {
 	lab, code := a.loadLab(pos[0], *prefix)
 	if lab == nil {
 		return code
+	}
+	if a.sandbox != "" {
+		// From the machine into a sandbox: what names the machine's own
+		// interfaces cannot follow the lab there.
+		if errs := topology.SandboxErrors(lab); len(errs) > 0 {
+			return a.fail("up "+pos[0], errs)
+		}
+		return a.enter("up", args)
 	}
 	opts := []engine.Option{engine.WithForce(*force)}
 	var log io.Writer = a.stdout

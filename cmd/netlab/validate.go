@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // validate: netlab validate FILE... Checks every file, prints every error.
@@ -23,12 +24,18 @@ func (a *app) validate(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	machine := !*static && os.Geteuid() == 0
+	// For a sandbox the machine checks would be the sandbox's: the file is
+	// checked for what a lab cannot take from the machine into one instead.
+	machine := !*static && os.Geteuid() == 0 && a.sandbox == ""
 	code := exitOK
 	for _, path := range pos {
 		lab, c := a.loadLab(path, *prefix)
 		if lab == nil {
 			code = c
+			continue
+		}
+		if errs := topology.SandboxErrors(lab); a.sandbox != "" && len(errs) > 0 {
+			code = a.fail("validate "+path, errs)
 			continue
 		}
 		if machine {
@@ -43,7 +50,10 @@ func (a *app) validate(args []string) int {
 			continue
 		}
 		what := "valid"
-		if !machine {
+		switch {
+		case a.sandbox != "" && !*static:
+			what += " (file only, for sandbox " + a.sandbox + ")"
+		case !machine:
 			what += " (file only; machine not checked: needs root)"
 		}
 		if *static {

@@ -9,9 +9,17 @@
 //		err := lab.Do("red", func() error { return serve(ctx) })
 //	}
 //
-// Up needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Without it the test is
-// skipped, unless NETLAB_E2E=1, under which it fails: CI can never pass by
-// skipping. NETLAB_KEEP=1 keeps a failed test's lab for inspection.
+// Call Main from the package's TestMain and the whole test binary runs in a
+// sandbox of its own: a network world apart from the machine's, where labs
+// never meet a user's labs and, for a user without root, a user namespace
+// of theirs that makes them root inside. Then `go test ./...` needs no sudo:
+//
+//	func TestMain(m *testing.M) { netlabtest.Main(m) }
+//
+// Without Main, Up needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and uses the
+// machine's own network stack; without root the test is skipped, unless
+// NETLAB_E2E=1, under which it fails: CI can never pass by skipping.
+// NETLAB_KEEP=1 keeps a failed test's lab for inspection.
 package netlabtest
 
 import (
@@ -28,8 +36,48 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/engine"
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/topology"
 )
+
+// MainOption configures Main and Run.
+type MainOption func(*mainOptions)
+
+type mainOptions struct {
+	onHost bool
+}
+
+// OnHost runs the tests on the machine's own network stack, as without
+// Main: they need root then, and their labs share the machine with the
+// user's (under random prefixes). NETLAB_TEST_ON_HOST=1 does the same from
+// outside.
+func OnHost() MainOption { return func(o *mainOptions) { o.onHost = true } }
+
+// Main runs the test binary inside a fresh sandbox and exits with its
+// status; call it from TestMain. It never returns. Code in TestMain before
+// Main runs twice, outside and again inside; Run returns instead of exiting,
+// for a TestMain with work to do after the tests.
+//
+// How: the binary starts itself again (Go's SysProcAttr) as the first
+// process of new network, mount and PID namespaces, plus a user namespace
+// mapping the caller to root when the caller is not root; that process sets
+// up a private /run, /proc and /sys and runs the binary once more, where the
+// tests run. When the binary ends, the kernel ends everything in the
+// sandbox: labs, Open vSwitch, reflectors.
+func Main(m *testing.M, opts ...MainOption) { os.Exit(Run(m, opts...)) }
+
+// Run is Main that returns the exit status instead of exiting (0: the tests
+// passed). Inside the sandbox (and with OnHost) it is m.Run().
+func Run(m *testing.M, opts ...MainOption) int {
+	var o mainOptions
+	for _, fn := range opts {
+		fn(&o)
+	}
+	return sandbox.RunTests(m.Run, o.onHost)
+}
+
+// InSandbox says whether the tests run inside a sandbox (Main's).
+func InSandbox() bool { return sandbox.Inside() != "" }
 
 // Option configures Up.
 type Option func(*options)
@@ -76,8 +124,7 @@ func Up(t testing.TB, file string, opts ...Option) *Lab {
 	l := &Lab{lab: lab, prefix: o.prefix, eng: engine.New()}
 	t.Cleanup(func() {
 		if o.keep && t.Failed() {
-			t.Logf("netlabtest: keeping lab %s for inspection (NETLAB_KEEP):\n  enter:  ip netns exec %s bash\n  status: netlab status %s\n  remove: netlab down %s",
-				lab.Name, l.NS(firstNS(lab)), lab.Name, lab.Name)
+			t.Logf("netlabtest: %s", keepHint(lab.Name, l.NS(firstNS(lab))))
 			return
 		}
 		if _, err := l.eng.Down(lab.Name); err != nil {
@@ -88,6 +135,18 @@ func Up(t testing.TB, file string, opts ...Option) *Lab {
 		t.Fatalf("netlabtest: up %s (prefix %s): %v", file, o.prefix, err)
 	}
 	return l
+}
+
+// keepHint says how to enter and remove a kept lab, and where it is.
+func keepHint(lab, ns string) string {
+	switch sb := sandbox.Inside(); {
+	case sb == "":
+		return fmt.Sprintf("keeping lab %s for inspection (NETLAB_KEEP):\n  enter:  ip netns exec %s bash\n  status: netlab status %s\n  remove: netlab down %s", lab, ns, lab, lab)
+	case sb == sandbox.TestSandbox:
+		return fmt.Sprintf("keeping lab %s, but in this test binary's own sandbox, which ends with it: set NETLAB_KEEP=1 in the environment to keep the sandbox too", lab)
+	default:
+		return fmt.Sprintf("keeping lab %s for inspection (NETLAB_KEEP), in sandbox %s:\n  enter:  netlab --sandbox %s exec %s %s -- bash\n  status: netlab --sandbox %s status %s\n  remove: netlab --sandbox %s down %s", lab, sb, sb, lab, ns, sb, lab, sb, lab)
+	}
 }
 
 func firstNS(lab *topology.Lab) string {
@@ -103,10 +162,11 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() == 0 {
 		return
 	}
+	const why = "netlabtest: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), or netlabtest.Main in TestMain to run in a sandbox without root"
 	if os.Getenv("NETLAB_E2E") == "1" {
-		t.Fatal("netlabtest: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); NETLAB_E2E=1 makes this a failure")
+		t.Fatal(why + "; NETLAB_E2E=1 makes this a failure")
 	}
-	t.Skip("netlabtest: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); set NETLAB_E2E=1 to fail instead")
+	t.Skip(why + "; set NETLAB_E2E=1 to fail instead")
 }
 
 var prefixMu sync.Mutex

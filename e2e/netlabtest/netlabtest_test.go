@@ -143,3 +143,5 @@ func TestWithPrefix(t *testing.T) {
 	}
 	lab.Ping(t, "a", "192.168.77.2")
 }
+
+func TestMain(m *testing.M) { Main(m) }

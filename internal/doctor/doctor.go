@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
+	"github.com/netlab-dev/netlab/internal/sandbox"
 )
 
 // Level of a finding.
@@ -54,11 +55,67 @@ var caps = []struct {
 func Run() []Finding {
 	var out []Finding
 	status := procStatus("/proc/self/status")
-	out = append(out, privileges(status)...)
-	out = append(out, traps(status)...)
-	out = append(out, tunDevice())
-	out = append(out, kernelFeatures()...)
+	privileged := sandbox.Privileged()
+	sb := sandboxFindings(privileged)
+	// Without the capabilities labs live in a sandbox: missing ones are
+	// fatal only when no sandbox can be made either.
+	if privileged || !CanRun(sb) {
+		out = append(out, privileges(status)...)
+	} else {
+		out = append(out, Finding{Check: "privileges", Level: OK,
+			What: "not root: labs live in this user's sandbox (below); root, or CAP_NET_ADMIN and CAP_SYS_ADMIN, would put them on the machine's own network stack"})
+	}
+	if privileged {
+		out = append(out, traps(status)...)
+	}
+	if privileged {
+		// For anyone else the sandbox's findings say what matters: whether
+		// a sandbox of theirs may open it.
+		out = append(out, tunDevice())
+	}
+	out = append(out, sb...)
+	out = append(out, kernelFeatures(privileged)...)
 	out = append(out, tools()...)
+	return out
+}
+
+// sandboxFindings checks that a sandbox can be made (by making one, which
+// leaves nothing) and what works in one: for a user without the
+// capabilities that is where every lab lives; for root, where --sandbox
+// puts one.
+func sandboxFindings(privileged bool) []Finding {
+	var out []Finding
+	sb := Finding{Check: "sandbox"}
+	level := Fatal
+	if privileged {
+		level = Warn // labs still run on the machine's own stack
+	}
+	switch err := sandbox.Probe(); {
+	case err != nil:
+		sb.Level, sb.What = level, err.Error()
+		sb.Fix = sandbox.Diagnose(err)
+		if sb.Fix == "" {
+			sb.Fix = "see README, \"Without root\""
+		}
+	case sandbox.NeedsUserNamespace():
+		sb.Level, sb.What = OK, "labs of this user run in their sandbox: a user namespace of theirs (they are root inside, nobody else is mapped: no newuidmap needed) with network, mount and PID namespaces of its own"
+	default:
+		sb.Level, sb.What = OK, "--sandbox NAME puts labs in network, mount and PID namespaces of their own"
+	}
+	out = append(out, sb)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		out = append(out, Finding{Check: "nsenter", Level: level, What: "missing: commands enter a sandbox with it", Fix: "apt-get install util-linux"})
+	}
+	if sandbox.NeedsUserNamespace() {
+		tun := Finding{Check: "/dev/net/tun in a sandbox"}
+		if ok, why, fix := sandbox.TunUsable(); ok {
+			tun.Level, tun.What = OK, why+": TUN reflectors, TAPs and Open vSwitch bridges work in this user's sandbox"
+		} else {
+			tun.Level, tun.What, tun.Fix = Warn, why, fix
+		}
+		out = append(out, tun, Finding{Check: "AF_XDP in a sandbox", Level: OK,
+			What: "Open vSwitch ports in this user's sandbox are system (AF_PACKET) ports: an AF_XDP port needs an XDP program, which the kernel loads only for the machine's root"})
+	}
 	return out
 }
 
@@ -176,13 +233,24 @@ func nosuid(path string) bool {
 	return strings.Contains(","+opts+",", ",nosuid,")
 }
 
+// tunDevice says whether /dev/net/tun opens here, and who else may open it:
+// a TAP's non-root owner (netlab tap-mac, a VM) and a rootless sandbox can
+// only when its mode lets everyone in, as the stock udev rule of Debian and
+// Ubuntu does (0666).
 func tunDevice() Finding {
 	f := Finding{Check: "/dev/net/tun"}
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	var st unix.Stat_t
+	statErr := unix.Stat("/dev/net/tun", &st)
 	switch {
+	case err == nil && statErr == nil && st.Mode&0o006 != 0o006:
+		unix.Close(fd)
+		f.Level = Warn
+		f.What = fmt.Sprintf("opens for this process, but its mode is %04o: only its owner (uid %d) and group (gid %d) may open it, so a TAP's non-root owner cannot attach (netlab tap-mac, a VM) and a rootless sandbox has no TUN, TAP or Open vSwitch bridge", st.Mode&0o7777, st.Uid, st.Gid)
+		f.Fix = "the stock udev rule of Debian and Ubuntu makes it 0666 (KERNEL==\"tun\", MODE=\"0666\"); here: sudo chmod 0666 /dev/net/tun, and a rule in /etc/udev/rules.d/ to keep it"
 	case err == nil:
 		unix.Close(fd)
-		f.Level, f.What = OK, "opens (TUN reflectors, TAP devices)"
+		f.Level, f.What = OK, "opens (TUN reflectors, TAP devices); mode 0666: a TAP's owner and rootless sandboxes may open it too"
 	case os.IsNotExist(err):
 		f.Level, f.What, f.Fix = Warn, "missing: TUN/TAP devices cannot be made", "mkdir -p /dev/net && mknod /dev/net/tun c 10 200 (in a container: pass the device in)"
 	default:
@@ -223,7 +291,7 @@ func kernelConfig() map[string]string {
 	return m
 }
 
-func kernelFeatures() []Finding {
+func kernelFeatures(privileged bool) []Finding {
 	cfg := kernelConfig()
 	var out []Finding
 	feature := func(name, key, what string, fatal bool) {
@@ -259,6 +327,11 @@ func kernelFeatures() []Finding {
 		ovsdp.Level, ovsdp.What = OK, "no kernel datapath: bridges use Open vSwitch's userspace datapath (datapath_type=netdev), which netlab picks by itself; veth ends on them get tx checksum offload off so TCP works"
 	}
 	out = append(out, ovsdp)
+	if !privileged {
+		// A user may not open an AF_XDP socket on the machine, and in a
+		// sandbox of theirs AF_XDP cannot work (sandboxFindings).
+		return out
+	}
 	xdp := Finding{Check: "kernel AF_XDP sockets"}
 	if kernel.HasAFXDP() {
 		xdp.Level, xdp.What = OK, "available: veth ports of userspace OVS bridges of up to 16 ports are AF_XDP ports (afxdp-nonpmd) when Open vSwitch lists the type (netlab status shows each port's type)"

@@ -163,8 +163,9 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 		if err != nil {
 			return nil, err
 		}
+		snap.OVS.NoAFXDP = kernel.NoAFXDP()
 		snap.OVS.AFXDP = slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDPNonPMD) && slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDP) &&
-			kernel.HasAFXDP()
+			snap.OVS.NoAFXDP == ""
 		for name, b := range sw.Bridges {
 			if b.Owner == lab.Name || wantHost[name] || hasOwnedPort(b, lab.Name) || hasPortNamed(b, wantHost) {
 				snap.Bridges[name] = b

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -21,6 +23,19 @@ func (e *Engine) Warnings(lab *topology.Lab) []string {
 		if topology.IsAFXDP(b.PortType) && len(b.Ports) > topology.AutoAFXDPMaxPorts {
 			out = append(out, fmt.Sprintf("bridge %s: %d %s ports make ovs-vswitchd hold about %d MB more and take about %.0f s more to come up (port-type auto uses system ports above %d)",
 				b.Name, len(b.Ports), b.PortType, len(b.Ports)*topology.AFXDPPortMemory>>20, float64(len(b.Ports))*0.07, topology.AutoAFXDPMaxPorts))
+		}
+	}
+	// In a user namespace (a rootless sandbox) auto cannot choose AF_XDP:
+	// say so, as the fallback after a failed AF_XDP port does.
+	if why := kernel.NoAFXDP(); kernel.InUserNamespace() {
+		for _, b := range lab.Bridges {
+			dp := b.Datapath
+			if dp == topology.DatapathAuto {
+				dp = ovs.DefaultDatapath()
+			}
+			if b.Type == topology.BridgeOVS && b.PortType == topology.PortTypeAuto && dp == topology.DatapathNetdev && len(b.Ports) > 0 {
+				out = append(out, fmt.Sprintf("bridge %s: its ports are system (AF_PACKET) ports, about half the TCP throughput of AF_XDP ones: %s", b.Name, why))
+			}
 		}
 	}
 	for _, ns := range lab.AllNamespaces() {

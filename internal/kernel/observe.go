@@ -107,6 +107,20 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
 	}
 
+	// TUN/TAP owners are reported in this user namespace's ids; the lab's
+	// are the machine's.
+	var ids struct{ uids, gids idMap }
+	for _, l := range links {
+		if _, ok := l.(*netlink.Tuntap); ok {
+			if ids.uids, err = readIDMap("uid"); err == nil {
+				ids.gids, err = readIDMap("gid")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
+			}
+			break
+		}
+	}
 	out := &state.Namespace{
 		Name:    n.name,
 		Links:   make(map[string]*state.Link, len(links)),
@@ -134,8 +148,8 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 				TAP:        tt.Mode == netlink.TUNTAP_MODE_TAP,
 				MultiQueue: tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0,
 				VnetHdr:    tt.Flags&netlink.TUNTAP_VNET_HDR != 0,
-				Owner:      int(int32(tt.Owner)),
-				Group:      int(int32(tt.Group)),
+				Owner:      ids.uids.outside(int(int32(tt.Owner))),
+				Group:      ids.gids.outside(int(int32(tt.Group))),
 			}
 		}
 		if ll, ok := linkLayer[int32(a.Index)]; ok {

@@ -38,7 +38,11 @@ func (n *NS) AddTuntap(name, alias string, spec Tuntap) error {
 	if spec.VnetHdr {
 		flags |= unix.IFF_VNET_HDR
 	}
-	err := namespace.Do(n.ns, func() error {
+	owner, group, err := insideIDs(spec.Owner, spec.Group)
+	if err != nil {
+		return fmt.Errorf("ns %s: add %s %s: %w", n.name, modeName(spec.TAP), name, err)
+	}
+	err = namespace.Do(n.ns, func() error {
 		// Raw ioctls rather than netlink's Tuntap: netlink always sends
 		// TUNSETOWNER and TUNSETGROUP, and the kernel rejects "nobody" (-1)
 		// with EINVAL, so an unowned device could not be made.
@@ -55,14 +59,14 @@ func (n *NS) AddTuntap(name, alias string, spec Tuntap) error {
 		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 			return fmt.Errorf("TUNSETIFF: %w", err)
 		}
-		if spec.Owner >= 0 {
-			if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, spec.Owner); err != nil {
-				return fmt.Errorf("TUNSETOWNER %d: %w", spec.Owner, err)
+		if owner >= 0 {
+			if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, owner); err != nil {
+				return fmt.Errorf("TUNSETOWNER %d: %w", owner, err)
 			}
 		}
-		if spec.Group >= 0 {
-			if err := unix.IoctlSetInt(fd, unix.TUNSETGROUP, spec.Group); err != nil {
-				return fmt.Errorf("TUNSETGROUP %d: %w", spec.Group, err)
+		if group >= 0 {
+			if err := unix.IoctlSetInt(fd, unix.TUNSETGROUP, group); err != nil {
+				return fmt.Errorf("TUNSETGROUP %d: %w", group, err)
 			}
 		}
 		if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
@@ -87,4 +91,30 @@ func modeName(tap bool) string {
 		return "tap"
 	}
 	return "tun"
+}
+
+// insideIDs turns a TUN/TAP's owner and group, the machine's ids, into the
+// ids of this process's user namespace, which the kernel's TUNSETOWNER and
+// TUNSETGROUP take. In a rootless sandbox only its owner is mapped (to 0).
+func insideIDs(owner, group int) (int, int, error) {
+	if owner < 0 && group < 0 {
+		return owner, group, nil
+	}
+	uids, err := readIDMap("uid")
+	if err != nil {
+		return 0, 0, err
+	}
+	gids, err := readIDMap("gid")
+	if err != nil {
+		return 0, 0, err
+	}
+	o, ok := uids.inside(owner)
+	if !ok {
+		return 0, 0, fmt.Errorf("owner uid %d has no uid in this user namespace (a rootless sandbox maps only the user who made it: give that user's uid)", owner)
+	}
+	g, ok := gids.inside(group)
+	if !ok {
+		return 0, 0, fmt.Errorf("group gid %d has no gid in this user namespace (a rootless sandbox maps only the group of the user who made it: give that gid)", group)
+	}
+	return o, g, nil
 }

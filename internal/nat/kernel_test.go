@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"net"
 	"net/netip"
 	"os"
@@ -16,21 +15,27 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/roottest"
+	"github.com/netlab-dev/netlab/internal/sandbox"
 )
 
-// TestMain checks that the tests left the host's ruleset exactly as they
-// found it: every NAT in this package happens in throw-away namespaces.
+// TestMain runs the tests in a sandbox of their own (sandbox.RunTests) and
+// checks that they left its host's ruleset exactly as they found it: every
+// NAT in this package happens in throw-away namespaces.
 func TestMain(m *testing.M) {
-	before, snap := hostRuleset()
-	code := m.Run()
-	if snap {
-		if after, _ := hostRuleset(); after != before {
-			fmt.Fprintf(os.Stderr, "host ruleset changed during the tests\n--- before\n%s--- after\n%s", before, after)
-			code = 1
+	os.Exit(sandbox.RunTests(func() int {
+		before, snap := hostRuleset()
+		code := m.Run()
+		if snap {
+			if after, _ := hostRuleset(); after != before {
+				fmt.Fprintf(os.Stderr, "host ruleset changed during the tests\n--- before\n%s--- after\n%s", before, after)
+				code = 1
+			}
 		}
-	}
-	os.Exit(code)
+		return code
+	}, false))
 }
 
 // hostRuleset returns `nft list ruleset` plus `iptables-save`/`ip6tables-save`

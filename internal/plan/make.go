@@ -790,6 +790,9 @@ func (p *planner) portTypes(j *state.Journal) error {
 		case dp == topology.DatapathSystem:
 			errs = append(errs, &topology.Error{File: p.lab.File, Pos: b.Pos, Path: "bridges." + b.Name + ".port-type",
 				Msg: fmt.Sprintf("%s ports need the userspace datapath, and this bridge uses the kernel's (set datapath: netdev)", b.PortType)})
+		case p.snap.OVS.Running && p.snap.OVS.NoAFXDP != "":
+			errs = append(errs, &topology.Error{File: p.lab.File, Pos: b.Pos, Path: "bridges." + b.Name + ".port-type",
+				Msg: fmt.Sprintf("%s ports do not work here: %s (port-type: auto makes system ports)", b.PortType, p.snap.OVS.NoAFXDP)})
 		case p.snap.OVS.Running && !p.snap.OVS.AFXDP:
 			errs = append(errs, &topology.Error{File: p.lab.File, Pos: b.Pos, Path: "bridges." + b.Name + ".port-type",
 				Msg: fmt.Sprintf("%s ports do not work here: Open vSwitch does not list them or the kernel has no AF_XDP sockets (see netlab doctor; port-type: auto falls back to system)", b.PortType)})

@@ -57,3 +57,28 @@ func wait(pids []int, d time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// StartTime is the process's start time in clock ticks after boot (field 22
+// of /proc/PID/stat): with the PID, it names one process for good, since a
+// PID is reused only by a process started later. ok is false when the
+// process is gone or a zombie.
+func StartTime(pid int) (ticks uint64, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	// After "pid (comm) ": state is field 3, starttime field 22.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || f[0] == "Z" {
+		return 0, false
+	}
+	if _, err := fmt.Sscan(f[19], &ticks); err != nil {
+		return 0, false
+	}
+	return ticks, true
+}

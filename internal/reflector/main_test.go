@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -19,7 +20,9 @@ const reexecEnv = "NETLAB_REFLECTOR_TEST_CHILD"
 func TestMain(m *testing.M) {
 	switch os.Getenv(reexecEnv) {
 	case "":
-		os.Exit(m.Run())
+		// In a sandbox of their own, like every package that makes
+		// namespaces (sandbox.RunTests).
+		os.Exit(sandbox.RunTests(m.Run, false))
 	case "main":
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 	case "caps":

@@ -45,6 +45,9 @@ type OVSInfo struct {
 	// afxdp-nonpmd among its iface_types and the kernel opens AF_XDP
 	// sockets.
 	AFXDP bool `json:"afxdp"`
+	// NoAFXDP says why AF_XDP ports do not work here, when the kernel or
+	// the user namespace is the reason ("" otherwise).
+	NoAFXDP string `json:"no_afxdp,omitempty"`
 }
 
 // Namespace is an observed network namespace.

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/netlab-dev/netlab/internal/sandbox"
+)
+
+// defaultSandbox is the sandbox of a user who can not use the machine's own
+// network stack (no root, no CAP_NET_ADMIN and CAP_SYS_ADMIN).
+const defaultSandbox = "default"
+
+// labVerbs are the verbs that act on labs, and so run where the labs live:
+// on the machine, or inside a sandbox.
+var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status": true, "check": true, "flows": true, "exec": true, "graph": true}
+
+// sandboxFlag takes --sandbox NAME (or --sandbox=NAME) out of the arguments,
+// wherever it stands before a "--" (exec's command is the command's own).
+func sandboxFlag(args []string) (name string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return name, append(rest, args[i:]...), nil
+		case a == "--sandbox" || a == "-sandbox":
+			if i+1 >= len(args) {
+				return "", nil, fmt.Errorf("--sandbox needs a name")
+			}
+			name = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--sandbox=") || strings.HasPrefix(a, "-sandbox="):
+			_, name, _ = strings.Cut(a, "=")
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return name, rest, nil
+}
+
+// place says where a lab verb runs: "" on this machine's (or this
+// sandbox's) own stack, else the name of the sandbox to run it in. Inside a
+// sandbox, verbs run right there. A user who can not change the machine's
+// network (not root, and without CAP_NET_ADMIN and CAP_SYS_ADMIN) gets their
+// sandbox "default"; NETLAB_SANDBOX or --sandbox names another.
+func place(explicit string) string {
+	switch {
+	case sandbox.Inside() != "":
+		return ""
+	case explicit != "":
+		return explicit
+	case os.Getenv("NETLAB_SANDBOX") != "":
+		return os.Getenv("NETLAB_SANDBOX")
+	case !sandbox.Privileged():
+		return defaultSandbox
+	}
+	return ""
+}
+
+// enter runs `netlab VERB ARGS` inside the sandbox a.sandbox, with this
+// process's standard streams, and returns its exit status. up makes the
+// sandbox when it is not there; any other verb given an absent sandbox runs
+// in a fresh one that goes with it (what it finds there: nothing). A
+// sandbox left without labs afterwards is removed, keeper and all: a
+// sandbox lives as long as it holds a lab.
+func (a *app) enter(verb string, args []string) int {
+	reg, err := sandbox.DefaultRegistry(a.root)
+	if err != nil {
+		return a.fail(verb, err)
+	}
+	sb, release, err := reg.Use(a.sandbox, verb == "up")
+	if err != nil {
+		return a.failSandbox(verb, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		release()
+		return a.fail(verb, err)
+	}
+	var code int
+	if sb == nil {
+		code, err = sandbox.Run(a.sandbox)
+	} else {
+		code, err = a.runIn(sb, exe, append([]string{verb}, args...))
+	}
+	release()
+	if err != nil {
+		return a.failSandbox(verb, err)
+	}
+	if sb == nil {
+		return code
+	}
+	removed, err := reg.RemoveIfIdle(a.sandbox, a.root)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "netlab: sandbox %s: %v\n", a.sandbox, err)
+	} else if removed && verb == "down" {
+		fmt.Fprintf(a.stdout, "sandbox %s: removed (no lab left in it)\n", a.sandbox)
+	}
+	return code
+}
+
+// runIn runs exe with argv inside the sandbox and returns its status. The
+// terminal's Ctrl-C reaches the command itself (it is in the same process
+// group): this process only waits for it.
+func (a *app) runIn(sb *sandbox.Sandbox, exe string, argv []string) (int, error) {
+	cmd, err := sb.Command(exe, argv...)
+	if err != nil {
+		return 0, err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, a.stdout, a.stderr
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
+	defer signal.Reset(syscall.SIGINT, syscall.SIGQUIT)
+	err = cmd.Run()
+	if cmd.ProcessState == nil {
+		return 0, fmt.Errorf("sandbox %s: %w", sb.Name, err)
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return cmd.ProcessState.ExitCode(), nil
+}
+
+// failSandbox reports a sandbox that could not be made or entered, with
+// what the kernel settings say about why.
+func (a *app) failSandbox(verb string, err error) int {
+	fmt.Fprintf(a.stderr, "netlab: %s: %v\n", verb, err)
+	if why := sandbox.Diagnose(err); why != "" {
+		fmt.Fprintf(a.stderr, "netlab: %s\n", why)
+	}
+	fmt.Fprintln(a.stderr, "netlab: `netlab doctor` checks what sandboxes need")
+	return exitRuntime
+}
+
+// sandboxVerb: netlab sandbox ls [--json] | rm NAME...|--all.
+func (a *app) sandboxVerb(args []string) int {
+	usage := func() int {
+		fmt.Fprintln(a.stderr, "Usage: netlab sandbox ls [--json]\n       netlab sandbox rm NAME...|--all")
+		return exitUsage
+	}
+	if len(args) == 0 {
+		return usage()
+	}
+	reg, err := sandbox.DefaultRegistry(a.root)
+	if err != nil {
+		return a.fail("sandbox", err)
+	}
+	switch args[0] {
+	case "ls", "list":
+		fs := a.flags("sandbox ls", "[--json]")
+		asJSON := fs.Bool("json", false, "print the sandboxes as JSON")
+		if _, err := parse(fs, args[1:]); err != nil {
+			return exitUsage
+		}
+		return a.sandboxList(reg, *asJSON)
+	case "rm", "remove":
+		fs := a.flags("sandbox rm", "NAME...|--all")
+		all := fs.Bool("all", false, "remove every sandbox of this user")
+		names, err := parse(fs, args[1:])
+		if err != nil {
+			return exitUsage
+		}
+		if *all == (len(names) > 0) {
+			fs.Usage()
+			return exitUsage
+		}
+		if *all {
+			list, err := reg.List()
+			if err != nil {
+				return a.fail("sandbox rm", err)
+			}
+			for _, sb := range list {
+				names = append(names, sb.Name)
+			}
+		}
+		code := exitOK
+		for _, name := range names {
+			if err := sandbox.CheckName(name); err != nil {
+				fmt.Fprintf(a.stderr, "netlab: sandbox rm: %v\n", err)
+				code = exitUsage
+				continue
+			}
+			sb, err := reg.Get(name)
+			if err == nil && sb == nil {
+				fmt.Fprintf(a.stdout, "sandbox %s: not there\n", name)
+				continue
+			}
+			if err == nil {
+				err = reg.Remove(name)
+			}
+			if err != nil {
+				code = a.fail("sandbox rm "+name, err)
+				continue
+			}
+			fmt.Fprintf(a.stdout, "sandbox %s: removed\n", name)
+		}
+		return code
+	}
+	return usage()
+}
+
+// sandboxRow is one sandbox in `netlab sandbox ls --json`.
+type sandboxRow struct {
+	*sandbox.Sandbox
+	Alive bool     `json:"alive"`
+	Labs  []string `json:"labs"`
+}
+
+func (a *app) sandboxList(reg *sandbox.Registry, asJSON bool) int {
+	list, err := reg.List()
+	if err != nil {
+		return a.fail("sandbox ls", err)
+	}
+	rows := []sandboxRow{}
+	for _, sb := range list {
+		r := sandboxRow{Sandbox: sb, Alive: sb.Alive(), Labs: []string{}}
+		if r.Alive {
+			if labs, err := sb.Labs(a.root); err == nil && labs != nil {
+				r.Labs = labs
+			}
+		}
+		rows = append(rows, r)
+	}
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rows); err != nil {
+			return a.fail("sandbox ls", err)
+		}
+		return exitOK
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(a.stdout, "no sandboxes")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tKEEPER\tLABS\tCREATED")
+	for _, r := range rows {
+		kind := "root"
+		if r.UserNS {
+			kind = "rootless"
+		}
+		keeper := strconv.Itoa(r.PID)
+		if !r.Alive {
+			keeper += " (gone)"
+		}
+		labs := strings.Join(r.Labs, ",")
+		if labs == "" {
+			labs = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, kind, keeper, labs, r.Created.Format("2006-01-02 15:04:05Z"))
+	}
+	tw.Flush()
+	return exitOK
+}

@@ -1,0 +1,95 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel settings that decide whether a user may make a sandbox, as
+// /proc/sys paths.
+var userNSSettings = []string{
+	"kernel/unprivileged_userns_clone",             // Debian's and Ubuntu's patch; 0: users may not
+	"user/max_user_namespaces",                     // 0: nobody may
+	"user/max_net_namespaces",                      // 0: no new network namespaces
+	"user/max_mnt_namespaces",                      // 0: no new mount namespaces
+	"user/max_pid_namespaces",                      // 0: no new PID namespaces
+	"kernel/apparmor_restrict_unprivileged_userns", // Ubuntu 23.10+: 1: a user namespace without capabilities
+}
+
+// Diagnose explains why a sandbox could not be made and what to do, from
+// the error and this machine's kernel settings; "" when it has nothing to
+// add to the error.
+func Diagnose(err error) string {
+	settings := map[string]string{}
+	for _, s := range userNSSettings {
+		if b, rerr := os.ReadFile("/proc/sys/" + s); rerr == nil {
+			settings[strings.ReplaceAll(s, "/", ".")] = strings.TrimSpace(string(b))
+		}
+	}
+	return explain(err, settings, os.Geteuid())
+}
+
+// explain is Diagnose on given settings (sysctl names with dots), for the
+// user euid.
+func explain(err error, settings map[string]string, euid int) string {
+	var se *Error
+	userns := errors.As(err, &se) && se.UserNS
+	if userns && euid == 0 && isEPERM(err) {
+		return "root without its capabilities (a reduced bounding set: setpriv, capsh, a container) can make no sandbox: mapping uid 0 into a user namespace needs CAP_SETFCAP, and root of that namespace would get no capability from an empty bounding set; run netlab with root's capabilities"
+	}
+	var why []string
+	if userns && settings["kernel.unprivileged_userns_clone"] == "0" {
+		why = append(why, "kernel.unprivileged_userns_clone=0: this kernel lets only root make user namespaces.\n"+
+			"  fix: sudo sysctl -w kernel.unprivileged_userns_clone=1   (keep it: a file in /etc/sysctl.d/)")
+	}
+	for _, k := range []string{"user.max_user_namespaces", "user.max_net_namespaces", "user.max_mnt_namespaces", "user.max_pid_namespaces"} {
+		if k == "user.max_user_namespaces" && !userns {
+			continue
+		}
+		if settings[k] == "0" {
+			why = append(why, fmt.Sprintf("%s=0: no process may make such a namespace.\n  fix: sudo sysctl -w %s=15000   (keep it: a file in /etc/sysctl.d/)", k, k))
+		}
+	}
+	if userns && settings["kernel.apparmor_restrict_unprivileged_userns"] == "1" {
+		why = append(why, "kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu): a user namespace made by a program without an AppArmor profile that allows it has no capabilities in it.\n"+
+			"  fix: an AppArmor profile for netlab, /etc/apparmor.d/netlab:\n"+
+			"      abi <abi/4.0>,\n      include <tunables/global>\n      profile netlab /usr/local/bin/netlab flags=(unconfined) { userns, }\n"+
+			"    then: sudo apparmor_parser -r /etc/apparmor.d/netlab\n"+
+			"  (go test binaries have no fixed path: for them, sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)")
+	}
+	if len(why) > 0 {
+		return strings.Join(why, "\n")
+	}
+	switch {
+	case userns && isEPERM(err):
+		return "the kernel refused a user namespace to this user although the usual settings allow it: a container's seccomp profile or a security module may forbid it; run netlab as root, or outside that container"
+	case errors.Is(err, syscall.ENOSPC):
+		return "the limit on user namespaces (user.max_user_namespaces) is reached or zero: raise it with sudo sysctl -w user.max_user_namespaces=15000"
+	}
+	return ""
+}
+
+// TunUsable says whether this process may open /dev/net/tun, which TUN
+// reflectors, TAP devices and Open vSwitch's userspace datapath (its bridges'
+// internal ports are TAP devices) need. In a user namespace that is not
+// root's, only the device's mode lets a user in: the stock udev rule of
+// Debian and Ubuntu makes it 0666; some machines have 0600. why and fix say
+// what is wrong when it is not usable.
+func TunUsable() (ok bool, why, fix string) {
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/net/tun", &st); err != nil {
+		return false, "/dev/net/tun is missing", "sudo mkdir -p /dev/net && sudo mknod -m 0666 /dev/net/tun c 10 200 (in a container: pass the device in)"
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err == nil {
+		unix.Close(fd)
+		return true, fmt.Sprintf("opens (mode %04o)", st.Mode&0o7777), ""
+	}
+	return false, fmt.Sprintf("/dev/net/tun has mode %04o (owner uid %d) and this user (uid %d) cannot open it: TUN reflectors, TAPs and Open vSwitch bridges (its userspace datapath opens it) will not work in a sandbox of this user's", st.Mode&0o7777, st.Uid, os.Geteuid()),
+		"the stock udev rule of Debian and Ubuntu makes it 0666 (KERNEL==\"tun\", MODE=\"0666\"); on this machine: sudo chmod 0666 /dev/net/tun, and a rule in /etc/udev/rules.d/ to keep it"
+}

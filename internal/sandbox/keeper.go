@@ -1,0 +1,117 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/proc"
+)
+
+// create starts a keeper for a new named sandbox and registers it; call it
+// holding the sandbox's lock.
+//
+// The keeper is this program started again as the sandbox's first process,
+// in a session of its own (a terminal's Ctrl-C never reaches it), its output
+// in keeper.log. It reports ready once the sandbox is set up; then
+// keeper.json is written (atomically), and only then is the keeper told to
+// go on: a creator that dies in between leaves a keeper that ends by itself,
+// never one nobody knows.
+func (r *Registry) create(name string) (*Sandbox, error) {
+	exe, err := self()
+	if err != nil {
+		return nil, err
+	}
+	dir := r.dir(name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	log, err := os.OpenFile(filepath.Join(dir, "keeper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	defer log.Close()
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	defer ready.Close()
+	commitR, commit, err := os.Pipe()
+	if err != nil {
+		readyW.Close()
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	defer commit.Close()
+	userns := NeedsUserNamespace()
+	cmd := &exec.Cmd{
+		Path: exe,
+		// What ps shows; the role comes from the environment.
+		Args:        []string{exe, "sandbox", "keeper", name},
+		Env:         append(withoutEnv(os.Environ(), envInit, EnvInside, envNetNS), envInit+"="+roleKeeper, EnvInside+"="+name),
+		Stdout:      log,
+		Stderr:      log,
+		ExtraFiles:  []*os.File{readyW, commitR},
+		SysProcAttr: sysProcAttr(userns),
+	}
+	cmd.SysProcAttr.Setsid = true
+	err = cmd.Start()
+	readyW.Close()
+	commitR.Close()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, &Error{Op: "create", Err: err, UserNS: userns}
+	}
+	fail := func(err error) (*Sandbox, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	if err := readReady(ready); err != nil {
+		return fail(&Error{Op: "set up", Err: err, UserNS: userns})
+	}
+	pid := cmd.Process.Pid
+	start, ok := proc.StartTime(pid)
+	if !ok {
+		return fail(fmt.Errorf("keeper %d ended", pid))
+	}
+	netns, err := netNSInode("/proc/" + strconv.Itoa(pid) + "/ns/net")
+	if err != nil {
+		return fail(err)
+	}
+	sb := &Sandbox{Name: name, PID: pid, Start: start, UserNS: userns, NetNS: netns, Created: time.Now().UTC().Truncate(time.Second)}
+	if err := writeJSON(filepath.Join(dir, "keeper.json"), sb); err != nil {
+		return fail(err)
+	}
+	if _, err := commit.Write([]byte("go")); err != nil {
+		return fail(fmt.Errorf("start keeper: %w", err))
+	}
+	// Reap the keeper if it ends while this process still runs.
+	go cmd.Wait()
+	return sb, nil
+}
+
+// writeJSON writes v to path atomically (a temporary file renamed).
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

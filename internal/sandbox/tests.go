@@ -1,0 +1,86 @@
+package sandbox
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// TestSandbox is what Inside says in the sandbox RunTests makes for a test
+// binary (one that ends with it).
+const TestSandbox = "test"
+
+// EnvOnHost, set to 1, makes RunTests run the tests on the machine itself,
+// as before sandboxes: netlabtest.OnHost() in code.
+const EnvOnHost = "NETLAB_TEST_ON_HOST"
+
+// RunTests is the body of a test binary's TestMain: it runs the whole test
+// binary again inside a fresh sandbox and returns its exit status, so the
+// tests' labs never meet the machine's (nor a user's labs) and a user without
+// root runs them for real. run (m.Run) runs the tests; it is called here,
+// inside, or on the machine when onHost (or EnvOnHost=1) says so.
+//
+// When no sandbox can be made, the tests run on the machine (those that
+// need root skip without it), after saying why; under NETLAB_E2E=1, where a
+// test that cannot run must fail, the binary fails instead.
+func RunTests(run func() int, onHost bool) int {
+	if Inside() != "" || onHost || os.Getenv(EnvOnHost) == "1" {
+		return run()
+	}
+	var code int
+	var err error
+	if os.Getenv("NETLAB_KEEP") == "1" {
+		code, err = runKept()
+	} else {
+		code, err = Run(TestSandbox)
+	}
+	if err == nil {
+		return code
+	}
+	fmt.Fprintf(os.Stderr, "netlab: the tests cannot run in a sandbox: %v\n", err)
+	if why := Diagnose(err); why != "" {
+		fmt.Fprintln(os.Stderr, why)
+	}
+	if os.Getenv("NETLAB_E2E") == "1" {
+		fmt.Fprintln(os.Stderr, "netlab: NETLAB_E2E=1 makes this a failure")
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, "netlab: running them on this machine instead (tests that need root skip)")
+	return run()
+}
+
+// runKept runs the test binary again in a named sandbox of its own,
+// "test-XXXX", held by a keeper: under NETLAB_KEEP=1 the labs of failed
+// tests stay, and so must their sandbox after the binary ends. A sandbox
+// left with no lab is removed; one with kept labs is named, with how to
+// enter and remove it.
+func runKept() (int, error) {
+	exe, err := self()
+	if err != nil {
+		return 0, err
+	}
+	reg, err := DefaultRegistry("")
+	if err != nil {
+		return 0, err
+	}
+	name := "test-" + strings.ToLower(rand.Text()[:6])
+	sb, release, err := reg.Use(name, true)
+	if err != nil {
+		return 0, err
+	}
+	cmd, err := sb.Command(exe, os.Args[1:]...)
+	if err != nil {
+		release()
+		reg.Remove(name)
+		return 0, err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = cmd.Run()
+	release()
+	code, err := exitCode(cmd, err)
+	if removed, rerr := reg.RemoveIfIdle(name, ""); rerr == nil && !removed {
+		fmt.Fprintf(os.Stderr, "netlab: NETLAB_KEEP: the kept labs are in sandbox %s:\n  netlab --sandbox %s status\n  netlab --sandbox %s exec LAB NS -- bash\n  remove: netlab sandbox rm %s\n", name, name, name, name)
+	}
+	return code, err
+}
