@@ -29,9 +29,11 @@ vet:
 	$(GO) vet ./...
 
 # Every test: vet, unit and fuzz-seed tests, e2e tests (real namespaces, OVS,
-# traffic) with -race, and a short fuzz run of the parsers.
+# traffic) with -race, and a short fuzz run of the parsers. Packages run side
+# by side: each that makes namespaces runs in a sandbox of its own, and the
+# one that looks at the machine itself (e2e/machine) sees none of theirs.
 test: deps vet
-	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 	cd examples/fixture && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 

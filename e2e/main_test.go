@@ -21,6 +21,13 @@ import (
 var netlabBin string
 
 func TestMain(m *testing.M) {
+	// The race detector's runtime sleeps 1 s at every exit, so that the
+	// reports of goroutines still running come out: every netlab command a
+	// test runs (and the sandbox's init) would pay it. 50 ms still lets
+	// them out.
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=50")
+	}
 	// Built outside the sandbox, once: the run inside finds it in
 	// NETLAB_BIN, which reflectors use too (`netlab reflect`).
 	netlabBin = os.Getenv("NETLAB_BIN")

@@ -95,11 +95,12 @@ func stopByPidfiles(t *testing.T, dir string) {
 	}
 }
 
-// waitNoVSwitchd makes sure no other ovs-vswitchd runs: only one can run per
-// host (the userspace datapath's ovs-netdev device is global). make test runs
-// packages one at a time, so another daemon is the user's (a system OVS, or a
-// lab they have up): this test cannot run without disturbing it. It waits a
-// few seconds for a daemon that is exiting, then skips, or fails under
+// waitNoVSwitchd makes sure no other ovs-vswitchd runs in this network
+// namespace: only one can (the userspace datapath's ovs-netdev device lives
+// there). The tests run in a sandbox of their own (TestMain), so another
+// daemon is one a test left exiting; on the machine (NETLAB_TEST_ON_HOST=1)
+// it may be the user's, which this test cannot disturb. It waits a few
+// seconds for a daemon that is exiting, then skips, or fails under
 // NETLAB_E2E=1.
 func waitNoVSwitchd(t *testing.T) {
 	t.Helper()

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -46,6 +48,14 @@ func (a *app) up(args []string) int {
 		if errs := topology.SandboxErrors(lab); len(errs) > 0 {
 			return a.fail("up "+pos[0], errs)
 		}
+	}
+	if users := engine.TUNUsers(lab); len(users) > 0 {
+		if ok, why, fix := sandbox.TunUsable(); !ok {
+			fmt.Fprintf(a.stderr, "netlab: up %s: %s needs /dev/net/tun: %s\nnetlab: fix: %s\n", pos[0], strings.Join(users, ", "), why, fix)
+			return exitRuntime
+		}
+	}
+	if a.sandbox != "" {
 		return a.enter("up", args)
 	}
 	opts := []engine.Option{engine.WithForce(*force)}

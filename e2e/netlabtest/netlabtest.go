@@ -121,6 +121,11 @@ func Up(t testing.TB, file string, opts ...Option) *Lab {
 	if err != nil {
 		t.Fatalf("netlabtest: %v", err)
 	}
+	if users := engine.TUNUsers(lab); len(users) > 0 {
+		if ok, why, fix := sandbox.TunUsable(); !ok {
+			skipOrFail(t, fmt.Sprintf("netlabtest: %s needs /dev/net/tun: %s (fix: %s)", strings.Join(users, ", "), why, fix))
+		}
+	}
 	l := &Lab{lab: lab, prefix: o.prefix, eng: engine.New()}
 	t.Cleanup(func() {
 		if o.keep && t.Failed() {
@@ -162,7 +167,13 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() == 0 {
 		return
 	}
-	const why = "netlabtest: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), or netlabtest.Main in TestMain to run in a sandbox without root"
+	skipOrFail(t, "netlabtest: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), or netlabtest.Main in TestMain to run in a sandbox without root")
+}
+
+// skipOrFail skips a test this machine cannot run, or fails it under
+// NETLAB_E2E=1, where skipping is not allowed.
+func skipOrFail(t testing.TB, why string) {
+	t.Helper()
 	if os.Getenv("NETLAB_E2E") == "1" {
 		t.Fatal(why + "; NETLAB_E2E=1 makes this a failure")
 	}

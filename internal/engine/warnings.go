@@ -7,7 +7,6 @@ import (
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
-	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -29,11 +28,7 @@ func (e *Engine) Warnings(lab *topology.Lab) []string {
 	// say so, as the fallback after a failed AF_XDP port does.
 	if why := kernel.NoAFXDP(); kernel.InUserNamespace() {
 		for _, b := range lab.Bridges {
-			dp := b.Datapath
-			if dp == topology.DatapathAuto {
-				dp = ovs.DefaultDatapath()
-			}
-			if b.Type == topology.BridgeOVS && b.PortType == topology.PortTypeAuto && dp == topology.DatapathNetdev && len(b.Ports) > 0 {
+			if b.Type == topology.BridgeOVS && b.PortType == topology.PortTypeAuto && datapath(b) == topology.DatapathNetdev && len(b.Ports) > 0 {
 				out = append(out, fmt.Sprintf("bridge %s: its ports are system (AF_PACKET) ports, about half the TCP throughput of AF_XDP ones: %s", b.Name, why))
 			}
 		}

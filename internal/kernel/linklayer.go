@@ -12,9 +12,10 @@ import (
 )
 
 // LinkLayerInfo is what an RTM_NEWLINK message says about a link's
-// link-layer addresses. netlink's Go types cannot be used for this: they drop
+// link-layer addresses, and what netlink's Go types lose of it: they drop
 // IFLA_BROADCAST and every all-zero address (loopback, a tunnel bound to
-// 0.0.0.0) and do not know ARPHRD_IP6GRE.
+// 0.0.0.0), do not know ARPHRD_IP6GRE, and read a TUN/TAP without an owner
+// as owned by uid 0.
 type LinkLayerInfo struct {
 	Index       int32
 	Name        string // IFLA_IFNAME
@@ -23,7 +24,19 @@ type LinkLayerInfo struct {
 	Address     []byte // IFLA_ADDRESS; nil if absent (TUN)
 	Broadcast   []byte // IFLA_BROADCAST: broadcast, or the peer on IFF_POINTOPOINT links
 	PermAddress []byte // IFLA_PERM_ADDRESS; the kernel sends it only if non-zero
+	// TunOwner and TunGroup are a TUN/TAP's IFLA_TUN_OWNER and
+	// IFLA_TUN_GROUP (in the reader's user namespace's ids), -1 when the
+	// kernel sent none: the device has no owner or group.
+	TunOwner, TunGroup int64
 }
+
+// Attributes inside IFLA_LINKINFO and, for kind "tun", its IFLA_INFO_DATA
+// (linux/if_link.h).
+const (
+	iflaInfoData = 2
+	iflaTunOwner = 1
+	iflaTunGroup = 2
+)
 
 // ErrTruncated reports a netlink message shorter than its headers claim.
 var ErrTruncated = errors.New("truncated netlink message")
@@ -41,17 +54,8 @@ func ParseLinkMessage(b []byte) (LinkLayerInfo, error) {
 	info.Type = binary.NativeEndian.Uint16(b[2:4])
 	info.Index = int32(binary.NativeEndian.Uint32(b[4:8]))
 	info.Flags = binary.NativeEndian.Uint32(b[8:12])
-	attrs := b[unix.SizeofIfInfomsg:]
-	for len(attrs) > 0 {
-		if len(attrs) < unix.SizeofRtAttr {
-			return info, fmt.Errorf("attribute header: %d bytes: %w", len(attrs), ErrTruncated)
-		}
-		alen := int(binary.NativeEndian.Uint16(attrs[0:2]))
-		atype := binary.NativeEndian.Uint16(attrs[2:4]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
-		if alen < unix.SizeofRtAttr || alen > len(attrs) {
-			return info, fmt.Errorf("attribute %d: length %d of %d bytes left: %w", atype, alen, len(attrs), ErrTruncated)
-		}
-		val := attrs[unix.SizeofRtAttr:alen]
+	info.TunOwner, info.TunGroup = -1, -1
+	err := forEachAttr(b[unix.SizeofIfInfomsg:], func(atype uint16, val []byte) error {
 		switch atype {
 		case unix.IFLA_IFNAME:
 			name, _, _ := strings.Cut(string(val), "\x00")
@@ -62,14 +66,55 @@ func ParseLinkMessage(b []byte) (LinkLayerInfo, error) {
 			info.Broadcast = clone(val)
 		case unix.IFLA_PERM_ADDRESS:
 			info.PermAddress = clone(val)
+		case unix.IFLA_LINKINFO:
+			return forEachAttr(val, func(atype uint16, val []byte) error {
+				if atype != iflaInfoData {
+					return nil
+				}
+				// Only a tun device has these numbers in its info data
+				// with 4-byte values; other kinds use 1 and 2 otherwise,
+				// and the caller reads them for TUN/TAP devices only.
+				return forEachAttr(val, func(atype uint16, val []byte) error {
+					if len(val) != 4 {
+						return nil
+					}
+					switch atype {
+					case iflaTunOwner:
+						info.TunOwner = int64(binary.NativeEndian.Uint32(val))
+					case iflaTunGroup:
+						info.TunGroup = int64(binary.NativeEndian.Uint32(val))
+					}
+					return nil
+				})
+			})
+		}
+		return nil
+	})
+	return info, err
+}
+
+// forEachAttr calls fn with the type (without the nested and byte-order
+// flags) and value of each netlink attribute in b, in order.
+func forEachAttr(b []byte, fn func(atype uint16, val []byte) error) error {
+	for len(b) > 0 {
+		if len(b) < unix.SizeofRtAttr {
+			return fmt.Errorf("attribute header: %d bytes: %w", len(b), ErrTruncated)
+		}
+		alen := int(binary.NativeEndian.Uint16(b[0:2]))
+		atype := binary.NativeEndian.Uint16(b[2:4]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+		if alen < unix.SizeofRtAttr || alen > len(b) {
+			return fmt.Errorf("attribute %d: length %d of %d bytes left: %w", atype, alen, len(b), ErrTruncated)
+		}
+		if err := fn(atype, b[unix.SizeofRtAttr:alen]); err != nil {
+			return err
 		}
 		next := rtaAlign(alen)
-		if next >= len(attrs) {
+		if next >= len(b) {
 			break // the last attribute may omit its padding
 		}
-		attrs = attrs[next:]
+		b = b[next:]
 	}
-	return info, nil
+	return nil
 }
 
 func rtaAlign(n int) int { return (n + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1) }

@@ -192,6 +192,36 @@ func TestParseLinkMessageFields(t *testing.T) {
 	}
 }
 
+// nested builds a nested attribute of the given attributes.
+func nested(typ uint16, attrs ...attr) attr {
+	b := linkMsg(0, 0, 0, attrs...)[16:]
+	return attr{typ | unix.NLA_F_NESTED, b}
+}
+
+func u32(typ uint16, v uint32) attr { return attr{typ, binary.NativeEndian.AppendUint32(nil, v)} }
+
+// A TUN/TAP's owner and group come from IFLA_LINKINFO's info data; without
+// them (no owner), -1, where netlink's Go types say uid 0.
+func TestParseLinkMessageTunOwner(t *testing.T) {
+	kind := attr{1, []byte("tun\x00")} // IFLA_INFO_KIND
+	owned := linkMsg(unix.ARPHRD_ETHER, 9, 0, name("tap0"),
+		nested(unix.IFLA_LINKINFO, kind, nested(iflaInfoData, attr{4, []byte{1}}, u32(iflaTunOwner, 0), u32(iflaTunGroup, 1000))))
+	info, err := ParseLinkMessage(owned)
+	if err != nil || info.TunOwner != 0 || info.TunGroup != 1000 || info.Name != "tap0" {
+		t.Errorf("owned tap: owner %d group %d, %v", info.TunOwner, info.TunGroup, err)
+	}
+	unowned := linkMsg(unix.ARPHRD_NONE, 10, 0, name("tun0"),
+		nested(unix.IFLA_LINKINFO, kind, nested(iflaInfoData, attr{4, []byte{1}})))
+	info, err = ParseLinkMessage(unowned)
+	if err != nil || info.TunOwner != -1 || info.TunGroup != -1 {
+		t.Errorf("unowned tun: owner %d group %d, %v", info.TunOwner, info.TunGroup, err)
+	}
+	bad := linkMsg(unix.ARPHRD_NONE, 10, 0, nested(unix.IFLA_LINKINFO, attr{iflaInfoData, []byte{200, 0, 1, 0}}))
+	if _, err := ParseLinkMessage(bad); !errors.Is(err, ErrTruncated) {
+		t.Errorf("a truncated nested attribute: %v, want ErrTruncated", err)
+	}
+}
+
 // TestParseLinkMessageLiteral checks the layout against bytes written out by
 // hand (little endian: the x86-64 and arm64 machines netlab runs on).
 func TestParseLinkMessageLiteral(t *testing.T) {

@@ -148,12 +148,16 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 				TAP:        tt.Mode == netlink.TUNTAP_MODE_TAP,
 				MultiQueue: tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0,
 				VnetHdr:    tt.Flags&netlink.TUNTAP_VNET_HDR != 0,
-				Owner:      ids.uids.outside(int(int32(tt.Owner))),
-				Group:      ids.gids.outside(int(int32(tt.Group))),
+				Owner:      -1,
+				Group:      -1,
 			}
 		}
 		if ll, ok := linkLayer[int32(a.Index)]; ok {
 			sl.LinkLayer = ll.String()
+			if sl.Tuntap != nil {
+				sl.Tuntap.Owner = ids.uids.outside(int(ll.TunOwner))
+				sl.Tuntap.Group = ids.gids.outside(int(ll.TunGroup))
+			}
 		}
 		out.Links[a.Name] = sl
 		byIndex[a.Index] = sl

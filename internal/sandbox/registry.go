@@ -155,6 +155,9 @@ func VerifyInside() error {
 	if strconv.FormatUint(got, 10) != want {
 		return fmt.Errorf("sandbox %s: its keeper ended while this command joined it (run it again)", Inside())
 	}
+	// Checked: the commands this one starts run in other namespaces (ip
+	// netns exec) and have nothing to check.
+	os.Unsetenv(envNetNS)
 	return nil
 }
 
@@ -237,9 +240,11 @@ func (r *Registry) Use(name string, create bool) (sb *Sandbox, release func(), e
 	}
 	if sb == nil {
 		if !create {
+			r.forget(name)
 			return nil, func() {}, nil
 		}
 		if sb, err = r.create(name); err != nil {
+			r.forget(name)
 			return nil, nil, err
 		}
 	}
@@ -264,8 +269,12 @@ func (r *Registry) RemoveIfIdle(name, root string) (bool, error) {
 	}
 	defer unlock()
 	sb, err := r.Get(name)
-	if err != nil || sb == nil {
+	if err != nil {
 		return false, err
+	}
+	if sb == nil {
+		r.forget(name)
+		return false, nil
 	}
 	use, err := os.OpenFile(r.usePath(name), os.O_RDWR, 0)
 	if err == nil {
@@ -296,8 +305,12 @@ func (r *Registry) Remove(name string) error {
 	}
 	defer unlock()
 	sb, err := r.Get(name)
-	if err != nil || sb == nil {
+	if err != nil {
 		return err
+	}
+	if sb == nil {
+		r.forget(name)
+		return nil
 	}
 	return r.remove(sb)
 }
@@ -320,13 +333,19 @@ func (r *Registry) remove(sb *Sandbox) error {
 	if err := os.RemoveAll(r.dir(sb.Name)); err != nil {
 		return fmt.Errorf("sandbox %s: %w", sb.Name, err)
 	}
-	os.Remove(r.lockPath(sb.Name))
-	// The last sandbox takes the registry's directories with it (these
-	// fail, harmlessly, while any other is there).
+	r.forget(sb.Name)
+	return nil
+}
+
+// forget removes the lock file of a sandbox that is not there (any more),
+// and the registry's directories once they are empty (they are not, and
+// stay, while another sandbox is there). Call it holding the lock: a waiter
+// that then gets the removed file starts over (lock).
+func (r *Registry) forget(name string) {
+	os.Remove(r.lockPath(name))
 	if os.Remove(r.Dir) == nil && r.top != "" {
 		os.Remove(r.top)
 	}
-	return nil
 }
 
 // lock takes the sandbox's lock exclusively: creating, finding and removing

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netlab-dev/netlab/internal/roottest"
 )
@@ -100,6 +101,12 @@ func TestRegistryDeadKeeper(t *testing.T) {
 	// A daemon inside, as OVS would be: it must go with the keeper.
 	inside(t, sb, `sleep 300 </dev/null >/dev/null 2>&1 & echo $! > /run/sleeper.pid`)
 	syscall.Kill(sb.PID, syscall.SIGKILL)
+	// Its exit completes once every process of its PID namespace is gone.
+	for deadline := time.Now().Add(5 * time.Second); sb.Alive(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("keeper %d alive 5 s after SIGKILL", sb.PID)
+		}
+	}
 	again, release, err := reg.Use("dead", false)
 	if err != nil || again != nil {
 		t.Fatalf("Use of a dead sandbox: %+v, %v", again, err)
