@@ -4,12 +4,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/netlab-dev/netlab/internal/proc"
 	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netlab-dev/netlab/internal/proc"
+	"github.com/netlab-dev/netlab/internal/reflector"
 )
 
 type procJSON []struct {
@@ -65,7 +67,13 @@ func TestTunReflector(t *testing.T) {
 		t.Errorf("check: %s", r)
 	}
 
+	// The reflector writes its counters every StatsInterval: wait for the
+	// packets above to show.
 	pid, packets := reflectorPID(t, lab, refl)
+	for deadline := time.Now().Add(3 * reflector.StatsInterval); pid != 0 && packets == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		pid, packets = reflectorPID(t, lab, refl)
+	}
 	if pid == 0 || packets == 0 {
 		t.Fatalf("status shows reflector pid %d with %d packets", pid, packets)
 	}
