@@ -45,18 +45,19 @@ import (
 const privateDB = "/run/netlab/ovs/db.sock"
 
 type config struct {
-	root     string // the repository
-	netlab   string // the binary under test
-	star     string // the bench/star binary, built into tmp
-	tmp      string
-	runs     int
-	sizes    []int
-	bridges  []string
-	iperf    time.Duration
-	datapath bool
-	afxdp    bool
-	verbose  bool
-	naiveMax int // above this N the naive script runs once (it takes a minute)
+	root      string // the repository
+	netlab    string // the binary under test
+	star      string // the bench/star binary, built into tmp
+	tmp       string
+	runs      int
+	sizes     []int
+	bridges   []string
+	iperf     time.Duration
+	datapath  bool
+	afxdp     bool
+	sandboxes bool
+	verbose   bool
+	naiveMax  int // above this N the naive script runs once (it takes a minute)
 }
 
 func main() {
@@ -68,6 +69,7 @@ func main() {
 	iperf := flag.Duration("iperf", 2*time.Second, "length of each iperf3 run")
 	noDatapath := flag.Bool("no-datapath", false, "skip the iperf3 figures")
 	noAFXDP := flag.Bool("no-afxdp", false, "skip the AF_XDP port section")
+	noSandbox := flag.Bool("no-sandbox", false, "skip the sandbox section")
 	out := flag.String("o", "", "also write the report to this file")
 	verbose := flag.Bool("v", false, "log every step on stderr")
 	naiveMax := flag.Int("naive-max", 100, "above this N the naive script runs once, not -runs times (it takes about a minute at N=250)")
@@ -80,7 +82,7 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
-	c := &config{root: root, runs: *runs, iperf: *iperf, datapath: !*noDatapath, afxdp: !*noAFXDP, verbose: *verbose, naiveMax: *naiveMax}
+	c := &config{root: root, runs: *runs, iperf: *iperf, datapath: !*noDatapath, afxdp: !*noAFXDP, sandboxes: !*noSandbox, verbose: *verbose, naiveMax: *naiveMax}
 	if c.runs < 1 {
 		fatalf("-runs %d: want at least 1", c.runs)
 	}
@@ -103,7 +105,7 @@ func main() {
 	if _, err := os.Stat(c.netlab); err != nil {
 		fatalf("%v (build it: go build -o bench/bin/netlab ./cmd/netlab)", err)
 	}
-	for _, tool := range []string{"ip", "ss", "ovs-vsctl", "ethtool", "iperf3", "nft"} {
+	for _, tool := range []string{"ip", "ss", "ovs-vsctl", "ethtool", "iperf3", "nft", "nsenter", "setpriv", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			fatalf("%s is needed: %v", tool, err)
 		}
@@ -181,6 +183,13 @@ func (c *config) run(w io.Writer) (err error) {
 		keeper = nil
 		if err := c.down(k); err != nil {
 			return fmt.Errorf("take down keeper lab: %w", err)
+		}
+	}
+	// With no lab of the bench's up: the machine's figures start from no
+	// Open vSwitch, like the sandboxes'.
+	if c.sandboxes {
+		if err := c.sandboxSection(w); err != nil {
+			return err
 		}
 	}
 	after := hostFingerprint()

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ---------------------------------------------------------------------------
+// Sandboxes (issue 14): what a lab costs in a sandbox of root's and in a
+// rootless one (uid 65534), against the same lab on the machine, in one run.
+
+// userTun gives the rootless runs a 0666 /dev/net/tun of their own, as a
+// stock Debian machine has (this one's is 0600), in a private mount
+// namespace; the machine's device is never changed.
+const userTun = `d=$(mktemp -d) && mount -t tmpfs -o mode=0755 netlab-bench-tun "$d" && mknod -m 0666 "$d/tun" c 10 200 && ` +
+	`mount --bind "$d/tun" /dev/net/tun && umount -l "$d" && rmdir "$d" && exec "$@"`
+
+// place is where a lab of the sandbox section runs.
+type place struct {
+	name    string
+	sandbox string // "" on the machine
+	user    bool   // as uid 65534, in that user's sandbox
+}
+
+// argv is the command line of `netlab ARGS` there.
+func (c *config) argv(p place, bin string, args ...string) []string {
+	if p.sandbox != "" {
+		args = append([]string{"--sandbox", p.sandbox}, args...)
+	}
+	if !p.user {
+		return append([]string{bin}, args...)
+	}
+	user := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--",
+		"env", "-u", "XDG_RUNTIME_DIR", "HOME=/", bin}
+	return append(append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", userTun, "sh"}, user...), args...)
+}
+
+// userFiles copies the netlab binary and the labs where uid 65534 may read
+// them: the bench's temporary directory, opened to everyone.
+func (c *config) userFiles() (bin string, labs string, err error) {
+	dir := filepath.Join(c.tmp, "user")
+	if err := os.Chmod(c.tmp, 0o755); err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	b, err := os.ReadFile(c.netlab)
+	if err != nil {
+		return "", "", err
+	}
+	bin = filepath.Join(dir, "netlab")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		return "", "", err
+	}
+	for _, name := range []string{"blue-red.yaml", "blue-red-linux.yaml"} {
+		b, err := os.ReadFile(filepath.Join(c.root, "labs", name))
+		if err != nil {
+			return "", "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return "", "", err
+		}
+	}
+	// blue-red with the system ports a rootless sandbox gets: the machine's
+	// like-for-like figure.
+	b, err = os.ReadFile(filepath.Join(dir, "blue-red.yaml"))
+	if err != nil {
+		return "", "", err
+	}
+	system := strings.Replace(string(b), "    fail-mode: secure", "    fail-mode: secure\n    port-type: system", 1)
+	if system == string(b) {
+		return "", "", errors.New("labs/blue-red.yaml: no fail-mode line to add port-type after")
+	}
+	return bin, dir, os.WriteFile(filepath.Join(dir, "blue-red-system.yaml"), []byte(system), 0o644)
+}
+
+func (c *config) sandboxSection(w io.Writer) error {
+	bin, labs, err := c.userFiles()
+	if err != nil {
+		return fmt.Errorf("sandbox section: %w", err)
+	}
+	fmt.Fprintf(w, "\n## Sandboxes\n\n")
+	if out, _ := exec.Command("ip", "route", "show", "10.0.0.0/24").Output(); len(bytes.TrimSpace(out)) > 0 {
+		fmt.Fprintf(w, "Skipped: the machine already routes 10.0.0.0/24 (a blue-red lab of a user's is up), which the machine's copy of blue-red would disturb.\n")
+		return nil
+	}
+	if db := ovsDB(); db != "" {
+		fmt.Fprintf(w, "An Open vSwitch already runs on the machine (%s): the machine's figures do not include starting one, the sandboxes' do (each starts its own).\n\n", db)
+	}
+	machine := place{name: "machine"}
+	root := place{name: "root's sandbox", sandbox: "bench"}
+	rootless := place{name: "rootless sandbox (uid 65534)", user: true}
+	places := []place{machine, root, rootless}
+
+	// Up of blue-red: from nothing (no sandbox, no Open vSwitch) to a lab
+	// whose expectations hold.
+	fmt.Fprintf(w, "`netlab up labs/blue-red.yaml` from nothing: on the machine netlab starts its private Open vSwitch; in a sandbox it also makes the sandbox (its keeper, namespaces and mounts) and the sandbox's own Open vSwitch. Seconds, medians of %d runs; down (which removes the sandbox with its last lab) is not timed here.\n\n", c.runs)
+	fmt.Fprintf(w, "| where | up | ÷ machine | runs |\n|---|---:|---:|---|\n")
+	ups := map[string][]float64{}
+	for run := 0; run < c.runs; run++ {
+		for _, p := range places {
+			pre := newPrefix()
+			file := filepath.Join(labs, "blue-red.yaml")
+			up := c.argv(p, bin, "up", "-q", "--prefix", pre, file)
+			d, _, err := c.timed(nil, up[0], up[1:]...)
+			down := c.argv(p, bin, "down", "-q", pre+"blue-red")
+			if _, _, derr := c.timed(nil, down[0], down[1:]...); derr != nil && err == nil {
+				err = derr
+			}
+			if err != nil {
+				return fmt.Errorf("blue-red in %s: %w", p.name, err)
+			}
+			if p == machine {
+				if _, err := waitClean(pre, 10*time.Second); err != nil {
+					return err
+				}
+			}
+			ups[p.name] = append(ups[p.name], d)
+		}
+	}
+	for _, p := range places {
+		fmt.Fprintf(w, "| %s | %.3f | %.2f× | %s |\n", p.name, median(ups[p.name]), median(ups[p.name])/median(ups[machine.name]), list(ups[p.name]))
+	}
+
+	// TCP through the lab's bridge, blue -> red. The lab is up in every
+	// place at once (one file, the same names: what sandboxes are for), and
+	// each run measures every place in turn, so the machine's
+	// minute-to-minute swings (20-40 % on this VM) fall on all of them; the
+	// ratio is the median of each run's.
+	fmt.Fprintf(w, "\nTCP blue → red (iperf3 -t %g, one stream), Gb/s: the same file up on the machine and in the sandboxes at once, %d runs each measuring every place in turn; `÷ machine` is the median of the runs' ratios. A rootless sandbox has system (AF_PACKET) ports (no XDP program in a user namespace): its like-for-like figure is against `port-type: system` on the machine.\n\n", c.iperf.Seconds(), c.runs)
+	fmt.Fprintf(w, "| lab | where | Gb/s | ÷ machine | runs |\n|---|---|---:|---:|---|\n")
+	cases := []struct{ lab, file, name string }{
+		{"blue-red", "blue-red.yaml", "OVS learning switch, default ports"},
+		{"blue-red", "blue-red-system.yaml", "OVS learning switch, system ports"},
+		{"blue-red-lx", "blue-red-linux.yaml", "Linux bridge"},
+	}
+	for _, tc := range cases {
+		var where []place
+		for _, p := range places {
+			// A rootless sandbox gets the system ports of the next case.
+			if !(p.user && tc.file == "blue-red.yaml") {
+				where = append(where, p)
+			}
+		}
+		pre := newPrefix()
+		var err error
+		for _, p := range where {
+			up := c.argv(p, bin, "up", "-q", "--prefix", pre, filepath.Join(labs, tc.file))
+			if _, _, err = c.timed(nil, up[0], up[1:]...); err != nil {
+				break
+			}
+		}
+		runs := map[string][]float64{}
+		ratios := map[string][]float64{}
+		for run := 0; run < c.runs && err == nil; run++ {
+			var base, gbps float64
+			for _, p := range where {
+				if gbps, err = c.sandboxTCP(p, bin, pre+tc.lab); err != nil {
+					err = fmt.Errorf("TCP in %s, %s: %w", p.name, tc.name, err)
+					break
+				}
+				if p == machine {
+					base = gbps
+				}
+				runs[p.name] = append(runs[p.name], gbps)
+				ratios[p.name] = append(ratios[p.name], gbps/base)
+			}
+		}
+		for _, p := range where {
+			down := c.argv(p, bin, "down", "-q", pre+tc.lab)
+			if _, _, derr := c.timed(nil, down[0], down[1:]...); derr != nil && err == nil {
+				err = derr
+			}
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range where {
+			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f× | %s |\n", tc.name, p.name, median(runs[p.name]), median(ratios[p.name]), list(runs[p.name]))
+		}
+	}
+
+	// A rootless 100-namespace star against the hand-batched script on the
+	// machine (which needs an Open vSwitch running: the keeper lab).
+	keeper, err := c.startKeeper()
+	if err != nil {
+		return err
+	}
+	defer c.down(keeper)
+	fmt.Fprintf(w, "\nA 100-namespace star up: netlab as uid 65534 in a new rootless sandbox (making the sandbox and, on OVS, starting its Open vSwitch) against bench/batched.sh on the machine (with an Open vSwitch already running). Seconds, medians of %d runs.\n\n", c.runs)
+	fmt.Fprintf(w, "| bridge | rootless netlab up | batched script up (machine) | ÷ batched | runs (netlab) |\n|---|---:|---:|---:|---|\n")
+	for _, br := range c.bridges {
+		file := filepath.Join(labs, "star-"+br+"-100.yaml")
+		args := []string{"-n", "100", "-bridge", br, "-o", file}
+		if br == "ovs" {
+			args = append(args, "-port-type", "system")
+		}
+		if b, err := exec.Command(c.star, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("star: %v: %s", err, b)
+		}
+		if err := os.Chmod(file, 0o644); err != nil {
+			return err
+		}
+		var nl, sh []float64
+		for run := 0; run < c.runs; run++ {
+			pre := newPrefix()
+			up := c.argv(rootless, bin, "up", "-q", "--prefix", pre, file)
+			d, _, err := c.timed(nil, up[0], up[1:]...)
+			down := c.argv(rootless, bin, "down", "-q", "--all")
+			if _, _, derr := c.timed(nil, down[0], down[1:]...); derr != nil && err == nil {
+				err = derr
+			}
+			if err != nil {
+				return fmt.Errorf("rootless star: %w", err)
+			}
+			nl = append(nl, d)
+			l := &lab{prefix: newPrefix(), file: file, bridge: br, n: 100, tool: toolBatched}
+			d, _, err = c.up(l)
+			if err != nil {
+				c.cleanup(l)
+				return err
+			}
+			if err := c.down(l); err != nil {
+				return err
+			}
+			sh = append(sh, d)
+		}
+		fmt.Fprintf(w, "| %s | %.3f | %.3f | %.2f× | %s |\n", br, median(nl), median(sh), median(nl)/median(sh), list(nl))
+	}
+	return nil
+}
+
+// sandboxTCP measures TCP blue -> red (10.0.0.2, or 10.0.1.2 on
+// blue-red-lx) in the lab, up in p, with iperf3 run through `netlab exec`.
+func (c *config) sandboxTCP(p place, bin, lab string) (float64, error) {
+	dst := "10.0.0.2"
+	if strings.HasSuffix(lab, "blue-red-lx") {
+		dst = "10.0.1.2"
+	}
+	inNS := func(ns string, args ...string) []string {
+		return c.argv(p, bin, append([]string{"exec", lab, ns, "--"}, args...)...)
+	}
+	srv := inNS("red", "iperf3", "-s", "-1", "-D", "-B", dst)
+	if out, err := exec.Command(srv[0], srv[1:]...).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("iperf3 server: %v: %s", err, out)
+	}
+	var out []byte
+	var err error
+	for try := 0; try < 50; try++ {
+		cli := inNS("blue", "iperf3", "-c", dst, "-t", fmt.Sprint(c.iperf.Seconds()), "-J", "--connect-timeout", "1000")
+		if out, err = exec.Command(cli[0], cli[1:]...).Output(); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	if jerr := json.Unmarshal(out, &res); jerr != nil || res.Error != "" || err != nil {
+		return 0, fmt.Errorf("iperf3: %v %v %s: %s", err, jerr, res.Error, out)
+	}
+	return res.End.SumReceived.BitsPerSecond / 1e9, nil
+}
