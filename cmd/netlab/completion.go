@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "check", "graph", "flows", "completion", "version"}
+var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "check", "graph", "flows", "sandbox", "doctor", "completion", "version"}
 
 // bashCompletion completes verbs, topology files for verbs that take one, and
 // running labs (from `netlab status --json`'s lab names via /run/netlab).
@@ -25,6 +25,7 @@ _netlab() {
       elif [[ $verb == exec && $COMP_CWORD == 3 ]]; then
         COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d' ' -f1)" -- "$cur"))
       fi ;;
+    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
   esac
 }
