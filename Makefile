@@ -55,7 +55,8 @@ fuzz:
 # Times netlab up/down against shell baselines (hand-batched and naive) on
 # star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and
 # the learning switch; also the planner's own benchmark, and netlab's
-# reflector against a minimal C reflector in the same run. Root; about 15 min
+# reflector against a minimal C reflector in the same run, and labs in
+# sandboxes against the same labs on the machine. Root; about 17 min
 # (BENCHFLAGS=-quick for less). Results: bench/RESULTS.md.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plan/
