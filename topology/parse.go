@@ -86,7 +86,8 @@ type parser struct {
 // nsInfo is a namespace (or the host) with what the walk learned about it.
 type nsInfo struct {
 	ns      *Namespace
-	path    string // "host" or "namespaces.<name>"
+	machine []machineRef // machine: as written
+	path    string       // "host" or "namespaces.<name>"
 	ifaces  []*ifaceInfo
 	routes  []*routeInfo
 	addrBad bool // an address failed to parse: skip checks that need them all
@@ -106,6 +107,7 @@ type ifaceInfo struct {
 	target   End  // peer, resolved
 	targetOK bool // target is usable
 	linked   bool // part of a Link already
+	vni      *entry
 }
 
 // bridgeInfo is a bridge entry with its raw per-port settings.
@@ -117,6 +119,8 @@ type bridgeInfo struct {
 	settings []*portSetting
 	portType *entry // nil when not written
 	addrBad  bool
+	machines []machineRef // machine: or machines: as written
+	vni      *entry
 }
 
 // portSetting is one entry of a bridge's ports: map.
@@ -155,18 +159,19 @@ type section struct {
 // Sections of the format, by the name their definition has in the schema.
 func sections() map[string]section {
 	return map[string]section{
-		"lab":       {known: []string{"name", "host", "bridges", "namespaces", "expect"}},
+		"lab":       {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect"}},
+		"machine":   {known: []string{"address", "interface"}},
 		"expect":    {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
 		"host":      {known: []string{"sysctls", "routes", "interfaces", "nat"}},
 		"nat":       {known: []string{"source", "out"}},
-		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external"}},
+		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni"}},
 		"openflow":  {known: []string{"preset", "idle-timeout"}},
 		"port":      {known: []string{"ofport"}},
-		"namespace": {known: []string{"interfaces", "routes", "sysctls", "nat", "tuns", "taps"}},
+		"namespace": {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps"}},
 		"tun":       {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
 		"udp":       {known: []string{"listen", "send", "namespace"}},
 		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses"}},
-		"interface": {known: []string{"peer", "addresses", "mac", "mtu"}},
+		"interface": {known: []string{"peer", "addresses", "mac", "mtu", "vni"}},
 		"route":     {known: []string{"to", "via", "dev", "metric"}},
 	}
 }
@@ -246,6 +251,7 @@ func (p *parser) parse(data []byte) *Lab {
 	}
 	p.derive()
 	p.validate()
+	p.checkMachines()
 	return p.lab
 }
 
@@ -459,6 +465,9 @@ func (p *parser) parseLab(root *yaml.Node) {
 		p.errorf(pos(root), "name", "required: the lab's name, such as name: blue-red")
 	}
 
+	if e, ok := f["machines"]; ok {
+		p.parseMachines(e)
+	}
 	p.host = &nsInfo{ns: &Namespace{Name: Host}, path: "host"}
 	lab.Host = p.host.ns
 	if e, ok := f["host"]; ok {
@@ -556,6 +565,9 @@ func (p *parser) parseExpectations(e entry) {
 // (section "host"); both hold interfaces, routes and sysctls.
 func (p *parser) parseNamespaceBody(ni *nsInfo, n *yaml.Node, sec string) {
 	f := p.fields(n, ni.path, sec)
+	if e, ok := f["machine"]; ok {
+		ni.machine = p.machineRefs(e, false)
+	}
 	if e, ok := f["interfaces"]; ok {
 		for _, ie := range p.entries(e.v, e.path) {
 			ii := p.parseInterface(ie, ni)
@@ -829,6 +841,10 @@ func (p *parser) parseInterface(e entry, ni *nsInfo) *ifaceInfo {
 	if me, ok := f["mtu"]; ok {
 		ii.iface.MTU, _ = p.integer(me, minMTU, maxMTU)
 		p.checkIPv6MTU(me, ii.iface.MTU, ii.iface.Addresses)
+	}
+	if ve, ok := f["vni"]; ok {
+		ii.iface.VNI, _ = p.integer(ve, minVNI, maxVNI)
+		ii.vni = &ve
 	}
 	return ii
 }
@@ -1120,6 +1136,19 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 	if oe, ok := f["openflow"]; ok {
 		bi.ovsOnly = append(bi.ovsOnly, oe)
 		p.parseOpenFlow(oe, b)
+	}
+	if me, ok := f["machine"]; ok {
+		bi.machines = p.machineRefs(me, false)
+	}
+	if me, ok := f["machines"]; ok {
+		if bi.machines != nil {
+			p.errorf(pos(me.k), me.path, "give machine: or machines:, not both")
+		}
+		bi.machines = p.machineRefs(me, true)
+	}
+	if ve, ok := f["vni"]; ok {
+		b.VNI, _ = p.integer(ve, minVNI, maxVNI)
+		bi.vni = &ve
 	}
 	if fe, ok := f["flows"]; ok {
 		bi.ovsOnly = append(bi.ovsOnly, fe)

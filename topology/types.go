@@ -107,6 +107,19 @@ type Lab struct {
 	// Links are the veth pairs, derived from the interfaces' peers: one entry
 	// per pair, however many sides described it.
 	Links []*Link
+
+	// Machines are the machines a lab spans (machines:), in file order; none
+	// for a lab of one machine. See machine.go.
+	Machines []*Machine
+	// Machine is the machine this lab is the part of (ForMachine), "" for a
+	// whole lab. A part's Namespaces, Bridges and Links are that machine's,
+	// its Tunnels the ends of the links that cross to other machines,
+	// Remote what the other machines have, and Expect the expectations
+	// whose source is here (Elsewhere: the others').
+	Machine   string
+	Tunnels   []*Tunnel
+	Remote    []RemotePart
+	Elsewhere []Expect
 }
 
 // Bridge is a switch in the host namespace: an Open vSwitch bridge or a Linux
@@ -135,6 +148,12 @@ type Bridge struct {
 	// External are existing host interfaces the lab attaches to the bridge
 	// (a spare NIC, a VM's tap); down detaches them and restores their state.
 	External []ExternalPort
+	// Machines are the machines the bridge is on (multi-machine labs): one,
+	// or several for a bridge stretched over them (one L2 segment, a bridge
+	// on each, joined by a VXLAN mesh). VNI is a stretched bridge's, 0:
+	// derived.
+	Machines []string
+	VNI      int
 }
 
 // ExternalPort is a host interface netlab attaches but does not own.
@@ -170,8 +189,11 @@ func (b *Bridge) HasFlows() bool { return b.OpenFlow != "" || len(b.Flows) > 0 }
 type Port struct {
 	Name   string // interface name in the host namespace
 	OFPort int    // OVS only: requested OpenFlow port number (ofport_request), from 1
-	Peer   End    // the namespace end of the veth
+	Peer   End    // the namespace end of the veth (of a tunnel port: the far end, on another machine)
 	Pos    Pos
+	// Tunnel says the port is a VXLAN tunnel to other machines, not a veth
+	// (a machine's part of a multi-machine lab only).
+	Tunnel bool
 }
 
 // Namespace is a lab network namespace (or the host, for Lab.Host).
@@ -187,6 +209,8 @@ type Namespace struct {
 	// interface (IPv4 and IPv6), in one nftables table of the lab.
 	NAT []NATRule
 	Pos Pos
+	// Machine is the machine holding the namespace in a multi-machine lab.
+	Machine string
 }
 
 // IsHost says whether n is the root namespace.
@@ -201,6 +225,7 @@ type Interface struct {
 	MAC       net.HardwareAddr // nil: kernel's random MAC
 	MTU       int              // 0: kernel default
 	Pos       Pos
+	VNI       int // of a link that crosses machines; 0: derived
 }
 
 // End names one end of a veth pair. For a bridge port, NS is Host, Name is the
@@ -222,6 +247,10 @@ func (e End) String() string {
 // peer. Either end may carry addresses, MAC and MTU from its interface entry.
 type Link struct {
 	A, B LinkEnd
+	// VNI is the link's VXLAN network identifier when it crosses machines,
+	// as the file gives it on either end (0: derived).
+	VNI    int
+	VNIPos Pos
 }
 
 // LinkEnd is one end of a veth pair with its configuration.
