@@ -143,6 +143,19 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		if v, ok := txcsum[a.Name]; ok {
 			sl.TxChecksum = &v
 		}
+		if vx, ok := l.(*netlink.Vxlan); ok {
+			v := &state.VXLAN{VNI: vx.VxlanId, Port: vx.Port, DevIndex: vx.VtepDevIndex}
+			if ip, ok := netip.AddrFromSlice(vx.SrcAddr); ok {
+				v.Local = ip.Unmap()
+			}
+			if st := a.Statistics; st != nil {
+				v.RxPackets, v.TxPackets = st.RxPackets, st.TxPackets
+			}
+			if v.Remotes, err = n.remotes(a.Index); err != nil {
+				return nil, err
+			}
+			sl.VXLAN = v
+		}
 		if tt, ok := l.(*netlink.Tuntap); ok {
 			sl.Tuntap = &state.Tuntap{
 				TAP:        tt.Mode == netlink.TUNTAP_MODE_TAP,

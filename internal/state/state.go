@@ -96,6 +96,7 @@ const (
 	KindVeth   = "veth"
 	KindBridge = "bridge"
 	KindTuntap = "tuntap"
+	KindVXLAN  = "vxlan"
 	KindOVS    = "openvswitch"
 )
 
@@ -117,6 +118,9 @@ type Link struct {
 	TxChecksum *bool
 	// Tuntap holds a TUN/TAP device's fixed settings; nil for other kinds.
 	Tuntap *Tuntap
+	// VXLAN holds a VXLAN device's settings and counters; nil for other
+	// kinds.
+	VXLAN *VXLAN
 	// LinkLayer is the link-layer address as `ip link` prints it, for
 	// `netlab status`: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff",
 	// "link/none" for a TUN device; "" when not read.
@@ -128,9 +132,22 @@ type Tuntap struct {
 	TAP        bool
 	MultiQueue bool
 	VnetHdr    bool // the flag of the last queue attached (or of creation)
-	// Owner and Group are 0 when the kernel reports none (it omits unset
-	// ones), so 0 may also mean root.
+	// Owner and Group are the machine's ids; -1 when the device has none.
 	Owner, Group int
+}
+
+// VXLAN is what the kernel reports of a VXLAN device (a tunnel between
+// machines).
+type VXLAN struct {
+	VNI      int
+	Local    netip.Addr
+	Port     int
+	DevIndex int // the underlay device's index in the host namespace; 0: none
+	// Remotes are the destinations of its all-zeros forwarding entries,
+	// sorted.
+	Remotes []netip.Addr
+	// RxPackets and TxPackets say whether the tunnel carries traffic.
+	RxPackets, TxPackets uint64
 }
 
 // Owner returns the lab named in the link's alias marker, or "".
