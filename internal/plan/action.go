@@ -37,6 +37,8 @@ const (
 	OpSetOFPort      Op = "set-ofport"
 	OpSetPortType    Op = "set-port-type"
 	OpAddTuntap      Op = "add-tuntap"
+	OpAddVXLAN       Op = "add-vxlan"
+	OpSetRemotes     Op = "set-remotes"
 	OpStartProcess   Op = "start-process"
 	OpStopProcess    Op = "stop-process"
 	OpAttachExternal Op = "attach-external"
@@ -64,6 +66,15 @@ type Tuntap struct {
 	MultiQueue   bool `json:"multi_queue,omitempty"`
 	VnetHdr      bool `json:"vnet_hdr,omitempty"`
 	Owner, Group int  `json:"-"`
+}
+
+// VXLAN is a tunnel device to create (add-vxlan): made from the host,
+// where its UDP socket stays, in NS.
+type VXLAN struct {
+	VNI   int        `json:"vni"`
+	Local netip.Addr `json:"local"`
+	Dev   string     `json:"dev,omitempty"`
+	Port  int        `json:"port"`
 }
 
 // Port is an OVS port to attach.
@@ -101,6 +112,13 @@ type Action struct {
 
 	// add-tuntap.
 	Tuntap *Tuntap `json:"tuntap,omitempty"`
+	// add-vxlan.
+	VXLAN *VXLAN `json:"vxlan,omitempty"`
+	// set-remotes: a VXLAN device's remote ends, all of them; Added and
+	// Removed say what changes.
+	Remotes []netip.Addr `json:"remotes,omitempty"`
+	Added   []netip.Addr `json:"added,omitempty"`
+	Removed []netip.Addr `json:"removed,omitempty"`
 	// start-process, stop-process: what the process does, canonically.
 	Spec string `json:"spec,omitempty"`
 
@@ -144,6 +162,14 @@ func ipn(ns string) string {
 		return "ip"
 	}
 	return "ip -n " + ns
+}
+
+// nsFlag renders "" or " -n NS", for commands with iproute2's -n.
+func nsFlag(ns string) string {
+	if ns == topology.Host || ns == "" {
+		return ""
+	}
+	return " -n " + ns
 }
 
 // inNS prefixes a command that has no namespace flag with ip netns exec.
@@ -259,6 +285,26 @@ func (a Action) String() string {
 			s += " vnet_hdr"
 		}
 		return s + fmt.Sprintf(" && %s link set %s alias %s", ipn(a.NS), a.Link, a.Alias)
+	case OpAddVXLAN:
+		v := a.VXLAN
+		s := fmt.Sprintf("ip link add %s", a.Link)
+		if a.NS != topology.Host {
+			s += " netns " + a.NS
+		}
+		s += fmt.Sprintf(" type vxlan id %d local %s dstport %d", v.VNI, v.Local, v.Port)
+		if v.Dev != "" {
+			s += " dev " + v.Dev
+		}
+		return s + fmt.Sprintf(" && %s link set %s alias %s", ipn(a.NS), a.Link, a.Alias)
+	case OpSetRemotes:
+		var cmds []string
+		for _, r := range a.Removed {
+			cmds = append(cmds, fmt.Sprintf("bridge%s fdb del 00:00:00:00:00:00 dev %s dst %s", nsFlag(a.NS), a.Link, r))
+		}
+		for _, r := range a.Added {
+			cmds = append(cmds, fmt.Sprintf("bridge%s fdb append 00:00:00:00:00:00 dev %s dst %s", nsFlag(a.NS), a.Link, r))
+		}
+		return strings.Join(cmds, " && ")
 	case OpStartProcess:
 		return fmt.Sprintf("netlab reflect --ns %s --dev %s %s &   # supervised: pidfile and log under /run/netlab/labs/%s", a.NS, a.Link, a.Spec, a.Lab)
 	case OpStopProcess:

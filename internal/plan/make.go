@@ -112,6 +112,7 @@ type wantLink struct {
 	path            string
 	tun             *topology.TUN
 	tap             *topology.TAP
+	vx              *topology.Tunnel
 }
 
 const (
@@ -161,6 +162,7 @@ func desired(lab *topology.Lab, datapath string) map[string]map[string]*wantLink
 				mac: t.MAC, mtu: t.MTU, addrs: t.Addresses, pos: t.Pos, path: t.Path, tap: t})
 		}
 	}
+	addTunnels(want, lab, add)
 	for _, l := range lab.Links {
 		ovs := false
 		for _, e := range []topology.LinkEnd{l.A, l.B} {
@@ -194,6 +196,10 @@ func desired(lab *topology.Lab, datapath string) map[string]map[string]*wantLink
 func Make(in Input) (Plan, error) {
 	lab, snap := in.Lab, in.Snapshot
 	want := desired(lab, in.Datapath)
+	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, dirty: map[string]bool{}}
+	if err := p.tunnelMTUs(); err != nil {
+		return nil, err
+	}
 	var clashes topology.ErrorList
 	clash := func(pos topology.Pos, path, format string, args ...any) {
 		clashes = append(clashes, &topology.Error{File: lab.File, Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -232,7 +238,7 @@ func Make(in Input) (Plan, error) {
 				}
 				continue
 			}
-			if nsName != topology.Host && o.Owner == lab.Name && l.Alias == "" && l.Kind == state.KindVeth {
+			if nsName != topology.Host && o.Owner == lab.Name && l.Alias == "" && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN) {
 				unmarked[key(nsName, name)] = true
 				continue
 			}
@@ -287,7 +293,7 @@ func Make(in Input) (Plan, error) {
 		return nil, clashes
 	}
 
-	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, unmarked: unmarked, dirty: map[string]bool{}}
+	p.unmarked = unmarked
 	// A namespace to create takes about 20 actions; sizing the plan once
 	// saves copying large Actions over and over as it grows.
 	missing := 1
@@ -407,10 +413,14 @@ func (p *planner) recreations() {
 	// and netlab sets owner and group only at creation.
 	for nsName, links := range p.want {
 		for name, w := range links {
+			o := p.observedLink(nsName, name)
+			if w.kind == kindVXLAN && o != nil && o.Kind == kindVXLAN && !p.sameVXLAN(w, o.VXLAN) {
+				p.recreated[key(nsName, name)] = true
+			}
 			if w.kind != kindTUN && w.kind != kindTAP {
 				continue
 			}
-			if o := p.observedLink(nsName, name); o != nil && o.Tuntap != nil && !sameTuntap(w, o.Tuntap) {
+			if o != nil && o.Tuntap != nil && !sameTuntap(w, o.Tuntap) {
 				p.recreated[key(nsName, name)] = true
 			}
 		}
@@ -677,6 +687,7 @@ func (p *planner) links() {
 			p.emit(Action{Op: OpAddTuntap, NS: nsName, Link: name, Alias: w.alias, Tuntap: tt})
 		}
 	}
+	p.tunnels()
 	// Settings of every wanted link, in namespace order (host first).
 	for _, nsName := range p.nsOrder() {
 		for _, name := range p.linkOrder(nsName) {
@@ -762,6 +773,11 @@ func (p *planner) portTypes(j *state.Journal) error {
 			dp = o.Datapath
 		}
 		for _, port := range b.Ports {
+			if port.Tunnel {
+				// A VXLAN device has no XDP of its own: AF_PACKET.
+				p.portType[key(b.Name, port.Name)] = topology.PortTypeSystem
+				continue
+			}
 			t := b.PortType
 			if t == topology.PortTypeAuto || t == "" {
 				t = topology.PortTypeSystem

@@ -169,10 +169,21 @@ func (m *machine) apply(t *testing.T, a Action) {
 		if m.ns(tt, a.NS).Links[a.Link] != nil {
 			t.Fatalf("link %s/%s exists", a.NS, a.Link)
 		}
-		// The kernel reports no owner or group when none is set: 0.
-		owner, group := max(a.Tuntap.Owner, 0), max(a.Tuntap.Group, 0)
 		m.ns(tt, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindTuntap, Alias: a.Alias, MTU: 1500,
-			Tuntap: &state.Tuntap{TAP: a.Tuntap.TAP, MultiQueue: a.Tuntap.MultiQueue, VnetHdr: a.Tuntap.VnetHdr, Owner: owner, Group: group}}
+			Tuntap: &state.Tuntap{TAP: a.Tuntap.TAP, MultiQueue: a.Tuntap.MultiQueue, VnetHdr: a.Tuntap.VnetHdr, Owner: a.Tuntap.Owner, Group: a.Tuntap.Group}}
+	case OpAddVXLAN:
+		if m.ns(tt, a.NS).Links[a.Link] != nil {
+			t.Fatalf("link %s/%s exists", a.NS, a.Link)
+		}
+		v := &state.VXLAN{VNI: a.VXLAN.VNI, Local: a.VXLAN.Local, Port: a.VXLAN.Port}
+		if a.VXLAN.Dev != "" {
+			v.DevIndex = m.snap.Underlay.Index
+		}
+		on := true
+		m.ns(tt, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindVXLAN, Alias: a.Alias, MTU: 1500, VXLAN: v,
+			MAC: net.HardwareAddr{2, 0, 0, 0, 2, byte(len(a.Link))}, TxChecksum: &on}
+	case OpSetRemotes:
+		m.link(t, a.NS, a.Link).VXLAN.Remotes = slices.Clone(a.Remotes)
 	case OpStartProcess:
 		ns := m.ns(tt, a.NS)
 		if ns.Processes == nil {

@@ -34,6 +34,18 @@ type Snapshot struct {
 	// CPUs are the machine's online CPUs, sorted, which a TUN's cpus may
 	// name; nil: not observed (not checked).
 	CPUs []int
+	// Underlay is the host interface this machine's tunnels go over (a
+	// machine's part of a multi-machine lab); nil when not observed or
+	// not found.
+	Underlay *Underlay
+}
+
+// Underlay is the host interface with a machine's underlay address (or
+// the one the file names).
+type Underlay struct {
+	Dev   string
+	Index int
+	MTU   int
 }
 
 // OVSInfo describes the Open vSwitch instance netlab talks to.
