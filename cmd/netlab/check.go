@@ -18,6 +18,7 @@ func (a *app) check(args []string) int {
 	prefix := prefixFlag(fs)
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	timeout := fs.Duration("timeout", 2*time.Second, "timeout of each probe")
+	machine := machineFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage
@@ -27,9 +28,15 @@ func (a *app) check(args []string) int {
 		return exitUsage
 	}
 	eng := a.engine(nil)
-	lab, code := a.labOrFile("check", pos[0], *prefix)
+	lab, code := a.labPart("check", pos[0], *prefix, *machine)
 	if lab == nil {
 		return code
+	}
+	if len(lab.Elsewhere) > 0 && !*asJSON {
+		fmt.Fprintf(a.stdout, "lab %s: machine %s's part: %d expectations start on other machines (run check there)\n", lab.Name, lab.Machine, len(lab.Elsewhere))
+	}
+	if len(lab.Expect) == 0 && len(lab.Elsewhere) > 0 {
+		return exitOK
 	}
 	if len(lab.Expect) == 0 {
 		fmt.Fprintf(a.stderr, "netlab: check: %s has no expect: entries\n", lab.File)

@@ -18,6 +18,7 @@ func (a *app) down(args []string) int {
 	all := fs.Bool("all", false, "take down every lab on this machine")
 	asJSON := fs.Bool("json", false, "print one JSON event per removed object, then a final one per lab")
 	quiet := fs.Bool("q", false, "print only the result (also --quiet)")
+	machine := fs.String("machine", "", "the machine whose part to take down: refused if this machine has another's")
 	fs.BoolVar(quiet, "quiet", false, "print only the result")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -56,6 +57,13 @@ func (a *app) down(args []string) int {
 	}
 	code := exitOK
 	for _, lab := range labs {
+		if *machine != "" {
+			if j, err := eng.Store().Load(lab); err == nil && eng.Store().Exists(lab) && j.Machine != *machine {
+				fmt.Fprintf(a.stderr, "netlab: down %s: this machine has %s, not machine %s's part\n", lab, partName(j.Machine), *machine)
+				code = exitRuntime
+				continue
+			}
+		}
 		res, err := eng.Down(lab)
 		if events != nil {
 			done := downDone{Event: "done", Lab: lab}
@@ -134,4 +142,11 @@ func validLabName(s string) bool {
 		}
 	}
 	return true
+}
+
+func partName(machine string) string {
+	if machine == "" {
+		return "a lab of one machine"
+	}
+	return "machine " + machine + "'s part"
 }

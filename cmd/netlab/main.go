@@ -236,6 +236,50 @@ func (a *app) fail(context string, err error) int {
 	return exitRuntime
 }
 
+// machineFlag adds --machine to a verb that acts on one machine's part of
+// a multi-machine lab.
+func machineFlag(fs *flag.FlagSet) *string {
+	return fs.String("machine", "", "the machine (of the file's machines:) whose part to act on; default: the one whose address is on this machine")
+}
+
+// part returns the part of the lab this machine brings up (see
+// engine.Part), having printed why when it fails.
+func (a *app) part(verb string, lab *topology.Lab, machine string) (*topology.Lab, string, int) {
+	part, how, err := engine.Part(lab, machine)
+	if err != nil {
+		var list topology.ErrorList
+		if errors.As(err, &list) {
+			return nil, "", a.fail(verb, err)
+		}
+		fmt.Fprintf(a.stderr, "netlab: %s: %v\n", verb, err)
+		return nil, "", exitRuntime
+	}
+	return part, how, exitOK
+}
+
+// labPart is labOrFile for the verbs that act on this machine's part of a
+// lab: a file's part for machine (or the one found here), a running lab's
+// part as its journal says.
+func (a *app) labPart(verb, arg, prefix, machine string) (*topology.Lab, int) {
+	if !isFileArg(arg) {
+		name, code := a.labName(arg, prefix)
+		if name == "" {
+			return nil, code
+		}
+		lab, err := a.engine(nil).LabPart(name)
+		if err != nil {
+			return nil, a.fail(verb, err)
+		}
+		return lab, exitOK
+	}
+	lab, code := a.loadLab(arg, prefix)
+	if lab == nil {
+		return nil, code
+	}
+	part, _, code := a.part(verb, lab, machine)
+	return part, code
+}
+
 // labOrFile resolves a LAB|FILE argument to a topology: a file is loaded
 // (with the prefix); a running lab's file comes from its journal. On failure
 // it has printed why and returns the exit code.

@@ -14,6 +14,7 @@ func (a *app) plan(args []string) int {
 	fs := a.flags("plan", "FILE [--json]")
 	prefix := prefixFlag(fs)
 	asJSON := fs.Bool("json", false, "print the actions as JSON")
+	machine := machineFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage
@@ -24,6 +25,9 @@ func (a *app) plan(args []string) int {
 	}
 	lab, code := a.loadLab(pos[0], *prefix)
 	if lab == nil {
+		return code
+	}
+	if lab, _, code = a.part("plan "+pos[0], lab, *machine); lab == nil {
 		return code
 	}
 	eng := a.engine(io.Discard)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -137,10 +138,11 @@ func (a *app) failSandbox(verb string, err error) int {
 	return exitRuntime
 }
 
-// sandboxVerb: netlab sandbox ls [--json] | rm NAME...|--all.
+// sandboxVerb: netlab sandbox ls [--json] | rm NAME...|--all | create NAME
+// | exec NAME -- CMD...
 func (a *app) sandboxVerb(args []string) int {
 	usage := func() int {
-		fmt.Fprintln(a.stderr, "Usage: netlab sandbox ls [--json]\n       netlab sandbox rm NAME...|--all")
+		fmt.Fprintln(a.stderr, "Usage: netlab sandbox ls [--json]\n       netlab sandbox rm NAME...|--all\n       netlab sandbox create NAME\n       netlab sandbox exec NAME -- CMD [ARGS...]")
 		return exitUsage
 	}
 	if len(args) == 0 {
@@ -158,6 +160,45 @@ func (a *app) sandboxVerb(args []string) int {
 			return exitUsage
 		}
 		return a.sandboxList(reg, *asJSON)
+	case "create":
+		if len(args) != 2 {
+			return usage()
+		}
+		sb, err := reg.Create(args[1])
+		if err != nil {
+			return a.failSandbox("sandbox create", err)
+		}
+		fmt.Fprintf(a.stdout, "sandbox %s: created (keeper %d); it stays until netlab sandbox rm %s\n", sb.Name, sb.PID, sb.Name)
+		return exitOK
+	case "exec":
+		// netlab sandbox exec NAME -- CMD: a command in the sandbox's own
+		// network namespace (its host), as root of the sandbox.
+		if len(args) < 3 {
+			return usage()
+		}
+		cmd := args[2:]
+		if cmd[0] == "--" {
+			cmd = cmd[1:]
+		}
+		if len(cmd) == 0 {
+			return usage()
+		}
+		sb, err := reg.Get(args[1])
+		if err == nil && (sb == nil || !sb.Alive()) {
+			err = fmt.Errorf("no sandbox %s running (netlab sandbox ls)", args[1])
+		}
+		if err != nil {
+			return a.fail("sandbox exec", err)
+		}
+		path, err := exec.LookPath(cmd[0])
+		if err != nil {
+			return a.fail("sandbox exec", err)
+		}
+		code, err := a.runIn(sb, path, cmd[1:])
+		if err != nil {
+			return a.fail("sandbox exec", err)
+		}
+		return code
 	case "rm", "remove":
 		fs := a.flags("sandbox rm", "NAME...|--all")
 		all := fs.Bool("all", false, "remove every sandbox of this user")

@@ -68,6 +68,9 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 	if st.File != "" {
 		fmt.Fprintf(w, "  (file %s)", st.File)
 	}
+	if st.Machine != "" {
+		fmt.Fprintf(w, "  machine %s's part", st.Machine)
+	}
 	fmt.Fprintln(w)
 	if len(st.Namespaces) == 0 && len(st.Bridges) == 0 {
 		fmt.Fprintln(w, "  nothing on the machine")
@@ -128,6 +131,21 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		for _, r := range ns.NAT {
 			fmt.Fprintf(w, "    nat masquerade %s out %s: %d packets, %d bytes\n", r.Source, r.Out, r.Packets, r.Bytes)
 		}
+	}
+	for _, t := range st.Tunnels {
+		where := t.NS
+		if t.Bridge != "" {
+			where = "bridge " + t.Bridge
+		}
+		state := "missing"
+		if t.Present {
+			state = fmt.Sprintf("mtu %d, %d packets in, %d out", t.MTU, t.RxPackets, t.TxPackets)
+		}
+		fmt.Fprintf(w, "  tunnel %s (%s) vni %d %s -> %s over %s (mtu %d): to %s; %s\n",
+			t.Name, where, t.VNI, t.Local, strings.Join(t.Remotes, ","), t.Underlay, t.UnderlayMTU, t.To, state)
+	}
+	for _, r := range st.Remote {
+		fmt.Fprintf(w, "  remote %s %s on machine %s (%s)\n", r.Kind, r.Name, r.Machine, r.Address)
 	}
 	for _, s := range st.HostSysctls {
 		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored on down)\n", s.Key, s.Value, s.Previous)

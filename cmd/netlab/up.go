@@ -30,6 +30,7 @@ func (a *app) up(args []string) int {
 	fs.BoolVar(quiet, "quiet", false, "print only the result")
 	asJSON := fs.Bool("json", false, "print one JSON event per action, then a final one")
 	force := fs.Bool("force", false, "attach an external interface even if it carries the host's default route")
+	machine := machineFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage
@@ -57,6 +58,13 @@ func (a *app) up(args []string) int {
 	}
 	if a.sandbox != "" {
 		return a.enter("up", args)
+	}
+	lab, how, code := a.part("up "+pos[0], lab, *machine)
+	if lab == nil {
+		return code
+	}
+	if how != "" && !*quiet && !*asJSON {
+		fmt.Fprintf(a.stdout, "lab %s: machine %s's part (%s)\n", lab.Name, lab.Machine, how)
 	}
 	opts := []engine.Option{engine.WithForce(*force)}
 	var log io.Writer = a.stdout

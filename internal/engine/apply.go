@@ -40,6 +40,10 @@ func recordIntents(p plan.Plan, j *state.Journal) {
 			}
 		case plan.OpSetNAT:
 			j.AddNAT(a.NS)
+		case plan.OpAddVXLAN:
+			if a.NS == topology.Host {
+				j.AddHostLink(a.Link)
+			}
 		}
 	}
 }
@@ -220,6 +224,29 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		}
 		t := a.Tuntap
 		return h.AddTuntap(a.Link, a.Alias, kernel.Tuntap{TAP: t.TAP, MultiQueue: t.MultiQueue, VnetHdr: t.VnetHdr, Owner: t.Owner, Group: t.Group})
+	case plan.OpAddVXLAN:
+		host, err := s.ns(topology.Host)
+		if err != nil {
+			return err
+		}
+		target, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		v := a.VXLAN
+		return host.AddVXLAN(a.Link, a.Alias, kernel.VXLAN{VNI: v.VNI, Local: v.Local, Dev: v.Dev, Port: v.Port}, target)
+	case plan.OpSetGRO:
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		return h.SetGRO(a.Link, a.On)
+	case plan.OpSetRemotes:
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		return h.SetRemotes(a.Link, a.Remotes)
 	case plan.OpStartProcess:
 		return e.startProcess(s.lab, a.NS, a.Link, a.Spec)
 	case plan.OpStopProcess:

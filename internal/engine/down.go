@@ -246,7 +246,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 				continue
 			}
 			removed("interface %s", name)
-		} else if contains(j.HostLinks, name) && l.Alias == "" && l.Kind == state.KindVeth {
+		} else if contains(j.HostLinks, name) && l.Alias == "" && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN) {
 			// Journaled, never marked: created by a run that died before
 			// setting the alias (up checks no such link existed before).
 			if err := hostNS.DeleteLink(name); err != nil {

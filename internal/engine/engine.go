@@ -205,6 +205,9 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.store.Exists(lab.Name) && j.Machine != lab.Machine {
+		return nil, fmt.Errorf("lab %s here is %s: take it down first (netlab down %s)", lab.Name, partText(j.Machine), lab.Name)
+	}
 	release, err := e.store.OVSUser()
 	if err != nil {
 		return nil, err
@@ -252,6 +255,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		j.File = abs
 	}
 	j.Prefix = prefix
+	j.Machine = lab.Machine
 	j.Force = e.force
 	recordIntents(p, j)
 	if err := e.store.Save(j); err != nil {
@@ -278,6 +282,14 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		return res, fmt.Errorf("%w: still to do:\n%s", ErrNotConverged, again)
 	}
 	return res, nil
+}
+
+// partText names what of a lab a machine has.
+func partText(machine string) string {
+	if machine == "" {
+		return "a lab of one machine"
+	}
+	return "machine " + machine + "'s part"
 }
 
 // crashPoint reads the test-only NETLAB_CRASH_AFTER switch.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -46,7 +47,54 @@ func hostNames(lab *topology.Lab) map[string]bool {
 			names[x.Name] = true
 		}
 	}
+	for _, t := range lab.Tunnels {
+		if t.NS == topology.Host {
+			names[t.Name] = true
+		}
+	}
 	return names
+}
+
+// underlay finds the host interface a machine's tunnels go over: the one
+// the file names, else the one with the machine's address. It reads the
+// host's links before the snapshot keeps only the lab's.
+func underlay(lab *topology.Lab, host *state.Namespace) *state.Underlay {
+	me := lab.MachineByName(lab.Machine)
+	if me == nil {
+		return nil
+	}
+	for _, name := range state.SortedNames(host.Links) {
+		l := host.Links[name]
+		match := name == me.Interface
+		if me.Interface == "" {
+			match = slices.ContainsFunc(l.Addrs, func(p netip.Prefix) bool { return p.Addr() == me.Address })
+		}
+		if match {
+			return &state.Underlay{Dev: name, Index: l.Index, MTU: l.MTU}
+		}
+	}
+	return nil
+}
+
+// HostAddrs lists the addresses of this machine's interfaces (in the host
+// namespace): which machine of a lab this one is.
+func HostAddrs() ([]netip.Addr, error) {
+	h, err := kernel.Open(topology.Host)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	o, err := h.Observe(nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, l := range o.Links {
+		for _, p := range l.Addrs {
+			out = append(out, p.Addr())
+		}
+	}
+	return out, nil
 }
 
 // defaultRouteDevs reads the host's default-route interfaces from /proc
@@ -157,6 +205,9 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 		return nil, err
 	}
 	wantHost := hostNames(lab)
+	if lab.Machine != "" {
+		snap.Underlay = underlay(lab, host)
+	}
 	if s.ovs != nil {
 		snap.OVS = s.ovs.Info()
 		sw, err := s.ovs.ObserveSwitch()

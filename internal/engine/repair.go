@@ -53,7 +53,7 @@ func (s *session) repairCrashLeftovers(j *state.Journal, snap *state.Snapshot) e
 	}
 	for _, name := range j.HostLinks {
 		l := host.Links[name]
-		if l == nil || l.Alias != "" || l.Kind != state.KindVeth {
+		if l == nil || l.Alias != "" || (l.Kind != state.KindVeth && l.Kind != state.KindVXLAN) {
 			continue
 		}
 		h, err := s.ns(topology.Host)

@@ -24,6 +24,38 @@ type LabStatus struct {
 	// the lab matches it. DriftError says why drift could not be computed.
 	Drift      []string `json:"drift"`
 	DriftError string   `json:"drift_error,omitempty"`
+	// Machine is the machine of a multi-machine lab whose part this is;
+	// Tunnels its ends of the links to other machines, Remote what the
+	// other machines have.
+	Machine string         `json:"machine,omitempty"`
+	Tunnels []TunnelStatus `json:"tunnels,omitempty"`
+	Remote  []RemoteStatus `json:"remote,omitempty"`
+}
+
+// TunnelStatus is one VXLAN tunnel to other machines, with what the
+// kernel reports of it: its counters say whether it carries traffic.
+type TunnelStatus struct {
+	Name        string   `json:"name"`
+	NS          string   `json:"ns"`
+	Bridge      string   `json:"bridge,omitempty"`
+	VNI         int      `json:"vni"`
+	Local       string   `json:"local"`
+	Remotes     []string `json:"remotes"`
+	To          string   `json:"to"`
+	MTU         int      `json:"mtu"`
+	Underlay    string   `json:"underlay,omitempty"`
+	UnderlayMTU int      `json:"underlay_mtu,omitempty"`
+	Present     bool     `json:"present"`
+	RxPackets   uint64   `json:"rx_packets"`
+	TxPackets   uint64   `json:"tx_packets"`
+}
+
+// RemoteStatus is a namespace or bridge of the lab on another machine.
+type RemoteStatus struct {
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Machine string `json:"machine"`
+	Address string `json:"address"`
 }
 
 // NSStatus is one namespace (or the host's part of the lab).
@@ -115,6 +147,9 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			file = nil
 		} else if file.Name != lab {
 			st.DriftError = fmt.Sprintf("%s now describes lab %s", j.File, file.Name)
+			file = nil
+		} else if file, err = topology.ForMachine(file, j.Machine); err != nil {
+			st.DriftError = fmt.Sprintf("the lab's part on this machine: %v", err)
 			file = nil
 		}
 	} else {
@@ -210,6 +245,13 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		}
 		st.Bridges = append(st.Bridges, bs)
 	}
+	st.Machine = j.Machine
+	if file != nil {
+		st.Tunnels = tunnelStatus(file, snap)
+		for _, r := range file.Remote {
+			st.Remote = append(st.Remote, RemoteStatus{Kind: r.Kind, Name: r.Name, Machine: r.Machine, Address: r.Address.String()})
+		}
+	}
 	host := snap.Namespaces[topology.Host]
 	for _, k := range state.SortedNames(j.HostSysctls) {
 		st.HostSysctls = append(st.HostSysctls, SysctlStatus{Key: k, Value: host.Sysctls[k], Previous: j.HostSysctls[k]})
@@ -225,4 +267,26 @@ func normFail(b *state.Bridge) string {
 		return topology.FailStandalone
 	}
 	return b.FailMode
+}
+
+// tunnelStatus reports the lab part's tunnels as observed.
+func tunnelStatus(part *topology.Lab, snap *state.Snapshot) []TunnelStatus {
+	var out []TunnelStatus
+	for _, t := range part.Tunnels {
+		ts := TunnelStatus{Name: t.Name, NS: t.NS, Bridge: t.Bridge, VNI: t.VNI, Local: t.Local.String(), To: t.To, Remotes: []string{}}
+		for _, r := range t.Remotes {
+			ts.Remotes = append(ts.Remotes, r.String())
+		}
+		if u := snap.Underlay; u != nil {
+			ts.Underlay, ts.UnderlayMTU = u.Dev, u.MTU
+		}
+		if ns := snap.Namespaces[t.NS]; ns != nil {
+			if l := ns.Links[t.Name]; l != nil && l.VXLAN != nil {
+				ts.Present, ts.MTU = true, l.MTU
+				ts.RxPackets, ts.TxPackets = l.VXLAN.RxPackets, l.VXLAN.TxPackets
+			}
+		}
+		out = append(out, ts)
+	}
+	return out
 }

@@ -72,6 +72,7 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		linkLayer map[int32]LinkLayerInfo
 		sysctls   = map[string]string{}
 		txcsum    = map[string]bool{}
+		gro       = map[string]bool{}
 	)
 	err = namespace.Do(n.ns, func() error {
 		var err error
@@ -89,7 +90,7 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 			sysctls[key] = v
 		}
 		for _, l := range links {
-			if l.Type() != state.KindVeth {
+			if l.Type() != state.KindVeth && l.Type() != state.KindVXLAN {
 				continue
 			}
 			v, err := ethtool(l.Attrs().Name, unix.ETHTOOL_GTXCSUM, 0)
@@ -100,6 +101,13 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 				return fmt.Errorf("tx checksumming of %s: %w", l.Attrs().Name, err)
 			}
 			txcsum[l.Attrs().Name] = v != 0
+			if l.Type() == state.KindVXLAN {
+				v, err := ethtool(l.Attrs().Name, unix.ETHTOOL_GGRO, 0)
+				if err != nil && !errors.Is(err, ErrLinkNotFound) {
+					return fmt.Errorf("generic receive offload of %s: %w", l.Attrs().Name, err)
+				}
+				gro[l.Attrs().Name] = v != 0
+			}
 		}
 		return nil
 	})
@@ -142,6 +150,9 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		}
 		if v, ok := txcsum[a.Name]; ok {
 			sl.TxChecksum = &v
+		}
+		if v, ok := gro[a.Name]; ok {
+			sl.GRO = &v
 		}
 		if vx, ok := l.(*netlink.Vxlan); ok {
 			v := &state.VXLAN{VNI: vx.VxlanId, Port: vx.Port, DevIndex: vx.VtepDevIndex}

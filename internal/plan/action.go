@@ -33,6 +33,7 @@ const (
 	OpAddVeth        Op = "add-veth"
 	OpSetLink        Op = "set-link"
 	OpSetTxChecksum  Op = "set-tx-checksum"
+	OpSetGRO         Op = "set-gro"
 	OpAddPorts       Op = "add-ports"
 	OpSetOFPort      Op = "set-ofport"
 	OpSetPortType    Op = "set-port-type"
@@ -149,7 +150,7 @@ type Action struct {
 	Master *string `json:"master,omitempty"` // "" = no master
 	Up     bool    `json:"up,omitempty"`
 
-	// set-tx-checksum.
+	// set-tx-checksum, set-gro.
 	On bool `json:"on,omitempty"`
 
 	// Lab is the lab the objects belong to (markers, external ids).
@@ -355,6 +356,12 @@ func (a Action) String() string {
 			v = "on"
 		}
 		return inNS(a.NS, fmt.Sprintf("ethtool -K %s tx %s", a.Link, v))
+	case OpSetGRO:
+		v := "off"
+		if a.On {
+			v = "on"
+		}
+		return inNS(a.NS, fmt.Sprintf("ethtool -K %s gro %s", a.Link, v))
 	}
 	return fmt.Sprintf("<unknown action %q>", a.Op)
 }

@@ -108,6 +108,7 @@ type wantLink struct {
 	master          string // Linux bridge this end is enslaved to
 	ovsPort         bool   // attached to an OVS bridge
 	txOff           bool   // tx checksum offload must be off (OVS userspace datapath)
+	groOff          bool   // generic receive offload must be off (a VXLAN port of OVS)
 	pos             topology.Pos
 	path            string
 	tun             *topology.TUN
@@ -701,7 +702,7 @@ func (p *planner) links() {
 			if w.mtu != 0 && (o == nil || o.MTU != w.mtu) {
 				a.MTU, changed = w.mtu, true
 			}
-			if !w.ovsPort && w.kind == state.KindVeth {
+			if !w.ovsPort && (w.kind == state.KindVeth || w.kind == kindVXLAN) {
 				observedMaster := ""
 				if o != nil {
 					observedMaster = o.Master
@@ -720,6 +721,9 @@ func (p *planner) links() {
 			}
 			if w.txOff && (o == nil || o.TxChecksum == nil || *o.TxChecksum) {
 				p.emit(Action{Op: OpSetTxChecksum, NS: nsName, Link: name, On: false})
+			}
+			if w.groOff && (o == nil || o.GRO == nil || *o.GRO) {
+				p.emit(Action{Op: OpSetGRO, NS: nsName, Link: name, On: false})
 			}
 			if changed {
 				a.Up = needUp

@@ -180,8 +180,12 @@ func (m *machine) apply(t *testing.T, a Action) {
 			v.DevIndex = m.snap.Underlay.Index
 		}
 		on := true
+		gro := true
 		m.ns(tt, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindVXLAN, Alias: a.Alias, MTU: 1500, VXLAN: v,
-			MAC: net.HardwareAddr{2, 0, 0, 0, 2, byte(len(a.Link))}, TxChecksum: &on}
+			MAC: net.HardwareAddr{2, 0, 0, 0, 2, byte(len(a.Link))}, TxChecksum: &on, GRO: &gro}
+	case OpSetGRO:
+		on := a.On
+		m.link(t, a.NS, a.Link).GRO = &on
 	case OpSetRemotes:
 		m.link(t, a.NS, a.Link).VXLAN.Remotes = slices.Clone(a.Remotes)
 	case OpStartProcess:

@@ -21,16 +21,22 @@ const kindVXLAN = state.KindVXLAN
 // addTunnels adds the lab's tunnel devices to the wanted links.
 func addTunnels(want map[string]map[string]*wantLink, lab *topology.Lab, add func(*wantLink)) {
 	for _, t := range lab.Tunnels {
+		// Transmit checksum offload off on every tunnel: a frame sent with
+		// its checksum left to the hardware keeps that promise through the
+		// encapsulation, the underlay and the decapsulation on the other
+		// machine, where an OVS userspace bridge forwards it unfilled (the
+		// receiver drops it: ping works, TCP does not). The far end may be
+		// such a bridge whatever this one is.
 		w := &wantLink{ns: t.NS, name: t.Name, alias: state.LinkAlias(lab.Name, t.NS, t.Name), kind: kindVXLAN,
-			mac: t.MAC, mtu: t.MTU, addrs: t.Addresses, pos: t.Pos, path: t.Path, vx: t}
+			mac: t.MAC, mtu: t.MTU, addrs: t.Addresses, pos: t.Pos, path: t.Path, vx: t, txOff: true}
 		if b := lab.Bridge(t.Bridge); b != nil {
 			if b.Type == topology.BridgeLinux {
 				w.master = b.Name
 			} else {
-				// OVS's userspace datapath forwards what it reads from the
-				// device as is: the kernel must fill checksums in first, as
-				// on the veths.
-				w.ovsPort, w.txOff = true, true
+				// What the device decapsulates it merges (GRO) into frames
+				// up to 64 KiB; the userspace switch reads one MTU at a time
+				// and drops them.
+				w.ovsPort, w.groOff = true, true
 			}
 		}
 		add(w)

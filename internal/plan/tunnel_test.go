@@ -39,8 +39,15 @@ func TestSplitLab(t *testing.T) {
 			golden(t, "split-"+c.machine+".plan", p.String())
 			inner := c.mtu - 50
 			for _, tn := range part.Tunnels {
-				if l := m.link(t, tn.NS, tn.Name); l.MTU != inner || l.VXLAN == nil || len(l.VXLAN.Remotes) != len(tn.Remotes) {
-					t.Errorf("tunnel %s/%s: mtu %d, %+v", tn.NS, tn.Name, l.MTU, l.VXLAN)
+				l := m.link(t, tn.NS, tn.Name)
+				if l.MTU != inner || l.VXLAN == nil || len(l.VXLAN.Remotes) != len(tn.Remotes) || !l.Up || l.TxChecksum == nil || *l.TxChecksum {
+					t.Errorf("tunnel %s/%s: mtu %d, up %v, tx %v, %+v", tn.NS, tn.Name, l.MTU, l.Up, l.TxChecksum, l.VXLAN)
+				}
+				if b := part.Bridge(tn.Bridge); b != nil && b.Type == topology.BridgeLinux && l.Master != b.Name {
+					t.Errorf("tunnel %s: master %q, want Linux bridge %s", tn.Name, l.Master, b.Name)
+				}
+				if b := part.Bridge(tn.Bridge); b != nil && b.Type == topology.BridgeOVS && m.snap.Bridges[b.Name].Ports[tn.Name] == nil {
+					t.Errorf("tunnel %s: not a port of OVS bridge %s", tn.Name, b.Name)
 				}
 			}
 			for _, b := range part.Bridges {

@@ -12,8 +12,8 @@ import (
 	"github.com/netlab-dev/netlab/internal/proc"
 )
 
-// create starts a keeper for a new named sandbox and registers it; call it
-// holding the sandbox's lock.
+// create starts a keeper for a new named sandbox and registers it (kept:
+// see Sandbox.Kept); call it holding the sandbox's lock.
 //
 // The keeper is this program started again as the sandbox's first process,
 // in a session of its own (a terminal's Ctrl-C never reaches it), its output
@@ -21,7 +21,7 @@ import (
 // keeper.json is written (atomically), and only then is the keeper told to
 // go on: a creator that dies in between leaves a keeper that ends by itself,
 // never one nobody knows.
-func (r *Registry) create(name string) (*Sandbox, error) {
+func (r *Registry) create(name string, kept bool) (*Sandbox, error) {
 	exe, err := self()
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func (r *Registry) create(name string) (*Sandbox, error) {
 	if err != nil {
 		return fail(err)
 	}
-	sb := &Sandbox{Name: name, PID: pid, Start: start, UserNS: userns, NetNS: netns, Created: time.Now().UTC().Truncate(time.Second)}
+	sb := &Sandbox{Name: name, PID: pid, Start: start, UserNS: userns, NetNS: netns, Created: time.Now().UTC().Truncate(time.Second), Kept: kept}
 	if err := writeJSON(filepath.Join(dir, "keeper.json"), sb); err != nil {
 		return fail(err)
 	}

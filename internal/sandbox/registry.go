@@ -85,6 +85,9 @@ type Sandbox struct {
 	// joined checks (VerifyInside) before it does anything.
 	NetNS   uint64    `json:"netns"`
 	Created time.Time `json:"created"`
+	// Kept says it was made on its own (Create): it stays without labs,
+	// until it is removed.
+	Kept bool `json:"kept,omitempty"`
 }
 
 // Alive says whether the sandbox's keeper still runs.
@@ -243,7 +246,7 @@ func (r *Registry) Use(name string, create bool) (sb *Sandbox, release func(), e
 			r.forget(name)
 			return nil, func() {}, nil
 		}
-		if sb, err = r.create(name); err != nil {
+		if sb, err = r.create(name, false); err != nil {
 			r.forget(name)
 			return nil, nil, err
 		}
@@ -257,6 +260,32 @@ func (r *Registry) Use(name string, create bool) (sb *Sandbox, release func(), e
 		return nil, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
 	return sb, func() { use.Close() }, nil
+}
+
+// Create makes the sandbox name, kept until Remove: a place to set up
+// before labs come (another machine's underlay, in tests), or to keep with
+// no lab. It is an error if it exists.
+func (r *Registry) Create(name string) (*Sandbox, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	unlock, err := r.lock(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if sb, err := r.Get(name); err != nil {
+		return nil, err
+	} else if sb != nil && sb.Alive() {
+		return nil, fmt.Errorf("sandbox %s exists (keeper %d)", name, sb.PID)
+	}
+	os.RemoveAll(r.dir(name))
+	sb, err := r.create(name, true)
+	if err != nil {
+		r.forget(name)
+		return nil, err
+	}
+	return sb, nil
 }
 
 // RemoveIfIdle removes the sandbox when no process uses it and no lab is
@@ -284,6 +313,9 @@ func (r *Registry) RemoveIfIdle(name, root string) (bool, error) {
 		}
 	}
 	if sb.Alive() {
+		if sb.Kept {
+			return false, nil
+		}
 		labs, err := sb.Labs(root)
 		if err != nil {
 			return false, err

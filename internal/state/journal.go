@@ -28,6 +28,8 @@ type Journal struct {
 	File string `json:"file,omitempty"`
 	// Prefix is the --prefix the lab was brought up with.
 	Prefix string `json:"prefix,omitempty"`
+	// Machine is the machine of a multi-machine lab whose part this is.
+	Machine string `json:"machine,omitempty"`
 	// Force is set when up was allowed to attach an interface carrying the
 	// host's default route.
 	Force bool `json:"force,omitempty"`

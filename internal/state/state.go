@@ -128,6 +128,9 @@ type Link struct {
 	// TxChecksum is the tx checksum offload state (ethtool -k: tx-checksumming);
 	// nil when not read.
 	TxChecksum *bool
+	// GRO is the generic receive offload state of a VXLAN device; nil when
+	// not read.
+	GRO *bool
 	// Tuntap holds a TUN/TAP device's fixed settings; nil for other kinds.
 	Tuntap *Tuntap
 	// VXLAN holds a VXLAN device's settings and counters; nil for other
