@@ -69,7 +69,7 @@ func main() {
 	iperf := flag.Duration("iperf", 2*time.Second, "length of each iperf3 run")
 	noDatapath := flag.Bool("no-datapath", false, "skip the iperf3 figures")
 	noAFXDP := flag.Bool("no-afxdp", false, "skip the AF_XDP port section")
-	noSandbox := flag.Bool("no-sandbox", false, "skip the sandbox section")
+	noSandbox := flag.Bool("no-sandbox", false, "skip the sections on sandboxes and labs over two machines")
 	out := flag.String("o", "", "also write the report to this file")
 	verbose := flag.Bool("v", false, "log every step on stderr")
 	naiveMax := flag.Int("naive-max", 100, "above this N the naive script runs once, not -runs times (it takes about a minute at N=250)")
@@ -189,6 +189,9 @@ func (c *config) run(w io.Writer) (err error) {
 	// Open vSwitch, like the sandboxes'.
 	if c.sandboxes {
 		if err := c.sandboxSection(w); err != nil {
+			return err
+		}
+		if err := c.multiMachineSection(w); err != nil {
 			return err
 		}
 	}

@@ -253,10 +253,15 @@ func (c *config) sandboxTCP(p place, bin, lab string) (float64, error) {
 	if out, err := exec.Command(srv[0], srv[1:]...).CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("iperf3 server: %v: %s", err, out)
 	}
+	return c.iperfClient(inNS("blue", "iperf3", "-c", dst, "-t", fmt.Sprint(c.iperf.Seconds()), "-J", "--connect-timeout", "1000"))
+}
+
+// iperfClient runs an iperf3 client command line (-J) until the server
+// listens, and returns the receiver's Gb/s.
+func (c *config) iperfClient(cli []string) (float64, error) {
 	var out []byte
 	var err error
 	for try := 0; try < 50; try++ {
-		cli := inNS("blue", "iperf3", "-c", dst, "-t", fmt.Sprint(c.iperf.Seconds()), "-J", "--connect-timeout", "1000")
 		if out, err = exec.Command(cli[0], cli[1:]...).Output(); err == nil {
 			break
 		}
@@ -274,4 +279,189 @@ func (c *config) sandboxTCP(p place, bin, lab string) (float64, error) {
 		return 0, fmt.Errorf("iperf3: %v %v %s: %s", err, jerr, res.Error, out)
 	}
 	return res.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
+// ---------------------------------------------------------------------------
+// Labs over two machines (issue 16), with root's sandboxes as the machines,
+// joined by a veth underlay: against the same lab on one machine (a sandbox
+// too, so the only difference is the tunnel).
+
+// splitBlueRed is blue-red with red on machine b: the learning switch and
+// blue on a, red behind a VXLAN tunnel.
+const splitBlueRed = `name: split
+machines:
+  a: {address: 192.0.2.1}
+  b: {address: 192.0.2.2}
+host:
+  sysctls: {net.ipv4.ip_forward: 1}
+bridges:
+  ovsbr0: {fail-mode: secure, openflow: learning-switch, addresses: [10.0.0.254/24]}
+namespaces:
+  blue:
+    interfaces:
+      veth1: {peer: ovsbr0/veth0, addresses: [10.0.0.1/24]}
+  red:
+    machine: b
+    interfaces:
+      veth3: {peer: ovsbr0/veth2, addresses: [10.0.0.2/24]}
+`
+
+// splitStar makes a star lab span machines a and b: its bridge stretched
+// over both, every other namespace on b.
+func splitStar(star []byte) string {
+	s := strings.Replace(string(star), "\nbridges:\n  br:\n", "\nmachines:\n  a: {address: 192.0.2.1}\n  b: {address: 192.0.2.2}\nbridges:\n  br:\n    machines: [a, b]\n", 1)
+	lines := strings.Split(s, "\n")
+	var out []string
+	for _, l := range lines {
+		out = append(out, l)
+		var i int
+		if n, _ := fmt.Sscanf(l, "  h%03d:", &i); n == 1 && i%2 == 0 {
+			out = append(out, "    machine: b")
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func (c *config) multiMachineSection(w io.Writer) error {
+	pre := newPrefix()
+	ma, mb, one, sys := pre+"a", pre+"b", pre+"one", pre+"sys"
+	defer func() {
+		for _, n := range []string{ma, mb, one, sys} {
+			exec.Command(c.netlab, "sandbox", "rm", n).Run()
+		}
+	}()
+	pid := map[string]string{}
+	for _, n := range []string{ma, mb} {
+		out, err := exec.Command(c.netlab, "sandbox", "create", n).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("sandbox create %s: %v: %s", n, err, out)
+		}
+		var p int
+		if _, err := fmt.Sscanf(string(out[strings.Index(string(out), "keeper ")+len("keeper "):]), "%d", &p); err != nil {
+			return fmt.Errorf("sandbox create %s: %s", n, out)
+		}
+		pid[n] = fmt.Sprint(p)
+	}
+	if out, err := exec.Command("ip", "link", "add", "ul", "netns", pid[ma], "type", "veth", "peer", "name", "ul", "netns", pid[mb]).CombinedOutput(); err != nil {
+		return fmt.Errorf("underlay: %v: %s", err, out)
+	}
+	for n, a := range map[string]string{ma: "192.0.2.1/24", mb: "192.0.2.2/24"} {
+		if out, err := exec.Command(c.netlab, "sandbox", "exec", n, "--", "sh", "-c", "ip addr add "+a+" dev ul && ip link set ul up").CombinedOutput(); err != nil {
+			return fmt.Errorf("underlay address: %v: %s", err, out)
+		}
+	}
+	split := filepath.Join(c.tmp, "split.yaml")
+	if err := os.WriteFile(split, []byte(splitBlueRed), 0o644); err != nil {
+		return err
+	}
+	nl := func(sb string, args ...string) error {
+		out, err := exec.Command(c.netlab, append([]string{"--sandbox", sb}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("netlab --sandbox %s %s: %v: %s", sb, strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	fmt.Fprintf(w, "\n## Labs over two machines\n\nTwo of root's sandboxes stand in for two machines, joined by a veth underlay (IPv4, MTU 1500); the same lab on one machine is in a sandbox too, so the tunnel is the only difference.\n\n")
+
+	// TCP blue -> red through the learning switch: red behind a VXLAN
+	// tunnel, against blue-red on one machine; both up at once, measured in
+	// turn.
+	for _, step := range [][]string{{ma, "up", "-q", "--machine", "a", split}, {mb, "up", "-q", "--machine", "b", split},
+		{one, "up", "-q", filepath.Join(c.root, "labs", "blue-red.yaml")},
+		{sys, "up", "-q", filepath.Join(c.tmp, "user", "blue-red-system.yaml")}} {
+		if err := nl(step[0], step[1:]...); err != nil {
+			return err
+		}
+	}
+	across := place{name: "across", sandbox: ma}
+	serverB := place{name: "b", sandbox: mb}
+	single := place{name: "one machine", sandbox: one}
+	singleSys := place{name: "one machine, system ports", sandbox: sys}
+	var acrossRuns, oneRuns, sysRuns, ratios, sysRatios []float64
+	for run := 0; run < c.runs; run++ {
+		g1, err := c.tcpBetween(serverB, across, "split", "10.0.0.2")
+		if err != nil {
+			return err
+		}
+		g2, err := c.tcpBetween(single, single, "blue-red", "10.0.0.2")
+		if err != nil {
+			return err
+		}
+		g3, err := c.tcpBetween(singleSys, singleSys, "blue-red", "10.0.0.2")
+		if err != nil {
+			return err
+		}
+		acrossRuns, oneRuns, sysRuns = append(acrossRuns, g1), append(oneRuns, g2), append(sysRuns, g3)
+		ratios, sysRatios = append(ratios, g1/g2), append(sysRatios, g1/g3)
+	}
+	for _, step := range [][]string{{ma, "down", "-q", "split"}, {mb, "down", "-q", "split"}, {one, "down", "-q", "blue-red"}, {sys, "down", "-q", "blue-red"}} {
+		if err := nl(step[0], step[1:]...); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "TCP blue → red through the OVS learning switch (iperf3 -t %g), Gb/s, medians of %d runs measured in turn; the ratio is the median of the runs' ratios. One machine's ports are AF_XDP (netlab's default); the tunnel port is a system port (a VXLAN device has no XDP of its own).\n\n", c.iperf.Seconds(), c.runs)
+	fmt.Fprintf(w, "| | Gb/s | across ÷ this | runs |\n|---|---:|---:|---|\n")
+	fmt.Fprintf(w, "| one machine (labs/blue-red.yaml, AF_XDP ports) | %.2f | %.2f× | %s |\n", median(oneRuns), median(ratios), list(oneRuns))
+	fmt.Fprintf(w, "| one machine, system ports | %.2f | %.2f× | %s |\n", median(sysRuns), median(sysRatios), list(sysRuns))
+	fmt.Fprintf(w, "| across two machines (red on b) | %.2f | | %s |\n", median(acrossRuns), list(acrossRuns))
+
+	// Up of a 100-namespace star: split over the two machines (both ups at
+	// once, until the later is done) against all of it on one.
+	fmt.Fprintf(w, "\nUp of a 100-namespace star (OVS with system ports, and Linux bridge): its bridge stretched over the two machines with 50 namespaces on each, both `up`s started at once, until the later is done; against the whole star up on one machine. Seconds, medians of %d runs.\n\n", c.runs)
+	fmt.Fprintf(w, "| bridge | two machines | one machine | ÷ one machine |\n|---|---:|---:|---:|\n")
+	for _, br := range c.bridges {
+		file := filepath.Join(c.tmp, "star-one-"+br+".yaml")
+		args := []string{"-n", "100", "-bridge", br, "-o", file}
+		if br == "ovs" {
+			args = append(args, "-port-type", "system")
+		}
+		if b, err := exec.Command(c.star, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("star: %v: %s", err, b)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		splitFile := filepath.Join(c.tmp, "star-split-"+br+".yaml")
+		if err := os.WriteFile(splitFile, []byte(splitStar(b)), 0o644); err != nil {
+			return err
+		}
+		var two, oneUp []float64
+		for run := 0; run < c.runs; run++ {
+			t0 := time.Now()
+			errc := make(chan error, 2)
+			for _, m := range []struct{ sb, name string }{{ma, "a"}, {mb, "b"}} {
+				go func() { errc <- nl(m.sb, "up", "-q", "--machine", m.name, splitFile) }()
+			}
+			if err := errors.Join(<-errc, <-errc); err != nil {
+				return err
+			}
+			two = append(two, time.Since(t0).Seconds())
+			for _, sb := range []string{ma, mb} {
+				if err := nl(sb, "down", "-q", "--all"); err != nil {
+					return err
+				}
+			}
+			t0 = time.Now()
+			if err := nl(one, "up", "-q", file); err != nil {
+				return err
+			}
+			oneUp = append(oneUp, time.Since(t0).Seconds())
+			if err := nl(one, "down", "-q", "--all"); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(w, "| %s | %.3f | %.3f | %.2f× |\n", br, median(two), median(oneUp), median(two)/median(oneUp))
+	}
+	return nil
+}
+
+// tcpBetween measures TCP from blue (in client's place) to addr (red, in
+// server's place) of lab, with iperf3 through `netlab exec`.
+func (c *config) tcpBetween(server, client place, lab, addr string) (float64, error) {
+	srv := c.argv(server, c.netlab, "exec", lab, "red", "--", "iperf3", "-s", "-1", "-D", "-B", addr)
+	if out, err := exec.Command(srv[0], srv[1:]...).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("iperf3 server: %v: %s", err, out)
+	}
+	return c.iperfClient(c.argv(client, c.netlab, "exec", lab, "blue", "--", "iperf3", "-c", addr, "-t", fmt.Sprint(c.iperf.Seconds()), "-J", "--connect-timeout", "1000"))
 }
