@@ -25,7 +25,7 @@ _netlab() {
       elif [[ $verb == exec && $COMP_CWORD == 3 ]]; then
         COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d' ' -f1)" -- "$cur"))
       fi ;;
-    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm" -- "$cur")) ;;
+    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm create exec" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
   esac
 }

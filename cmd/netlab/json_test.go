@@ -37,6 +37,10 @@ func TestJSONShapes(t *testing.T) {
 			Bridges:     []engine.BridgeStatus{{Name: "ovsbr0", Type: "ovs", Datapath: "netdev", FailMode: "secure", Ports: []engine.PortStatus{{Name: "veth0", OFPort: 1, Type: "afxdp-nonpmd"}, {Name: "veth2", OFPort: 2, Type: "system", AFXDPError: "ovs: add port veth2 to ovsbr0: could not open network device veth2 (Operation not permitted)"}}}},
 			HostSysctls: []engine.SysctlStatus{{Key: "net.ipv4.ip_forward", Value: "1", Previous: "0"}},
 			Drift:       []string{"ip -n blue addr replace 10.0.0.1/24 dev veth1"},
+			Machine:     "a",
+			Tunnels: []engine.TunnelStatus{{Name: "veth2", NS: "host", Bridge: "ovsbr0", VNI: 12642948, Local: "192.0.2.1", Remotes: []string{"192.0.2.2"},
+				To: "red/veth3 on machine b", MTU: 1450, Underlay: "eth1", UnderlayMTU: 1500, Present: true, RxPackets: 12, TxPackets: 14}},
+			Remote: []engine.RemoteStatus{{Kind: "namespace", Name: "red", Machine: "b", Address: "192.0.2.2"}},
 		}},
 		"plan": plan.Plan{
 			{Op: plan.OpAddNamespace, NS: "blue", Alias: "netlab:blue-red"},

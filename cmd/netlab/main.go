@@ -44,12 +44,16 @@ Usage:
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
   netlab doctor               check what netlab needs, say how to fix what is missing
-  netlab sandbox ls|rm        list or remove sandboxes (labs in a network of their own)
+  netlab sandbox ls|rm|create|exec
+                              list, remove, make or enter sandboxes (networks of their own)
   netlab tap-mac IFACE MAC    set a TAP's MAC as its unprivileged owner
   netlab completion bash|zsh  print a shell completion script
   netlab version
 
 Run 'netlab VERB -h' for the flags of a verb.
+
+A file with machines: spans machines: up, plan, check and status act on this
+machine's part (--machine NAME, or the machine whose address is here).
 
 Where labs live: as root (or with CAP_NET_ADMIN and CAP_SYS_ADMIN), on this
 machine's own network stack. Any other user's labs live in their sandbox
