@@ -208,9 +208,16 @@ namespaces:
 	// Rather than change the host's device, the test gives the user a
 	// 0666 node of its own, in the private mount namespace `ip netns exec`
 	// runs the command in.
-	const tunNode = "mount -t tmpfs netlab-test /dev/net && mknod -m 666 /dev/net/tun c 10 200 && exec setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps=-all --bounding-set=-all -- \"$@\""
+	const tunNode = "mount -t tmpfs netlab-test /dev/net && mknod -m $TUNMODE /dev/net/tun c 10 200 && exec setpriv --reuid 65534 --regid 65534 --clear-groups --inh-caps=-all --bounding-set=-all -- \"$@\""
+	// With a device of mode 0600 (root's alone), tap-mac says why it
+	// cannot, and how to fix it.
+	r := run(t, []string{"TUNMODE=600"}, "ip", "netns", "exec", ns, "sh", "-c", tunNode, "sh", netlabBin, "tap-mac", "tap0", "02:11:22:33:44:55")
+	if r.code != 1 || !strings.Contains(r.out, "mode 0600") || !strings.Contains(r.out, "0666") {
+		t.Errorf("tap-mac with a 0600 /dev/net/tun: exit %d, want the mode and the fix:\n%s", r.code, r.out)
+	}
+	t.Setenv("TUNMODE", "666")
 	asNobody := []string{"netns", "exec", ns, "sh", "-c", tunNode, "sh"}
-	r := run(t, nil, "ip", append(asNobody, "ip", "link", "set", "dev", "tap0", "address", "02:11:22:33:44:55")...)
+	r = run(t, nil, "ip", append(asNobody, "ip", "link", "set", "dev", "tap0", "address", "02:11:22:33:44:55")...)
 	if r.code == 0 || !strings.Contains(r.out, "Operation not permitted") {
 		t.Errorf("ip link set as nobody: exit %d, want EPERM:\n%s", r.code, r.out)
 	}

@@ -1244,6 +1244,10 @@ func checkIfName(name, what string) string {
 		return fmt.Sprintf("%s name %q is %d bytes; Linux allows at most %d", what, name, len(name), MaxIfName)
 	case name == "." || name == "..":
 		return fmt.Sprintf("%q is not a usable %s name", name, what)
+	case name[0] == '-':
+		// The name reaches command lines (ovs-vsctl, ovs-ofctl, ethtool,
+		// tcpdump), which would read it as an option.
+		return fmt.Sprintf("%s name %q starts with -, which tools read as an option", what, name)
 	}
 	for _, c := range name {
 		if c == '/' || c == ':' || c == '%' || c <= ' ' || c == 0x7f || c == '\u00a0' || c == '\u0085' {

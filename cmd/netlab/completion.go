@@ -36,6 +36,9 @@ complete -o filenames -F _netlab netlab
 func (a *app) completion(args []string) int {
 	if len(args) != 1 || (args[0] != "bash" && args[0] != "zsh") {
 		fmt.Fprintln(a.stderr, "Usage: netlab completion bash|zsh   (then: source <(netlab completion bash))")
+		if wantsHelp(args) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	script := fmt.Sprintf(bashCompletion, strings.Join(verbs, " "))

@@ -14,7 +14,7 @@ func (a *app) doctor(args []string) int {
 	fs := a.flags("doctor", "[--json]")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
 	if _, err := parse(fs, args); err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	findings := doctor.Run()
 	if *asJSON {

@@ -22,7 +22,7 @@ func (a *app) down(args []string) int {
 	fs.BoolVar(quiet, "quiet", false, "print only the result")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if (*all && len(pos) != 0) || (!*all && len(pos) != 1) {
 		fs.Usage()

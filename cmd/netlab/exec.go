@@ -16,6 +16,10 @@ import (
 // netlab, so its exit code, signals and terminal are the command's own.
 func (a *app) exec(args []string) int {
 	fs := a.flags("exec", "LAB NS -- CMD [ARGS...]")
+	if wantsHelp(args) {
+		fs.Usage()
+		return exitOK
+	}
 	if len(args) < 3 {
 		fs.Usage()
 		return exitUsage

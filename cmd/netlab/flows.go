@@ -17,7 +17,7 @@ func (a *app) flows(args []string) int {
 	asJSON := fs.Bool("json", false, "print as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if len(pos) < 1 || len(pos) > 2 {
 		fs.Usage()

@@ -110,7 +110,7 @@ func (a *app) run(args []string) int {
 		return exitUsage
 	}
 	verb, rest := args[0], args[1:]
-	if labVerbs[verb] || verb == "validate" {
+	if (labVerbs[verb] || verb == "validate") && !helpAsked(rest) {
 		a.sandbox = place(explicit)
 	}
 	// up checks its file before it makes a sandbox; graph of a file needs
@@ -172,6 +172,36 @@ func (a *app) flags(verb, argsUsage string) *flag.FlagSet {
 // prefixFlag adds --prefix to a verb that takes a topology file.
 func prefixFlag(fs *flag.FlagSet) *string {
 	return fs.String("prefix", "", "prefix for every machine-wide name of the lab (lab, namespaces, bridges, host interfaces), so copies of one file can run side by side")
+}
+
+// flagExit is a verb's exit code after its flags failed to parse: -h and
+// --help asked for the usage, which flag printed (0); anything else is a
+// usage error (2).
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// helpAsked says whether -h or --help stands among a verb's arguments
+// (before a "--"): its usage needs no sandbox.
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// wantsHelp says whether a verb without flags of its own was asked for its
+// usage.
+func wantsHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help")
 }
 
 // parse parses flags that may come before or after the positional arguments

@@ -148,6 +148,10 @@ func (a *app) sandboxVerb(args []string) int {
 	if len(args) == 0 {
 		return usage()
 	}
+	if wantsHelp(args) {
+		usage()
+		return exitOK
+	}
 	reg, err := sandbox.DefaultRegistry(a.root)
 	if err != nil {
 		return a.fail("sandbox", err)
@@ -157,7 +161,7 @@ func (a *app) sandboxVerb(args []string) int {
 		fs := a.flags("sandbox ls", "[--json]")
 		asJSON := fs.Bool("json", false, "print the sandboxes as JSON")
 		if _, err := parse(fs, args[1:]); err != nil {
-			return exitUsage
+			return flagExit(err)
 		}
 		return a.sandboxList(reg, *asJSON)
 	case "create":
@@ -204,7 +208,7 @@ func (a *app) sandboxVerb(args []string) int {
 		all := fs.Bool("all", false, "remove every sandbox of this user")
 		names, err := parse(fs, args[1:])
 		if err != nil {
-			return exitUsage
+			return flagExit(err)
 		}
 		if *all == (len(names) > 0) {
 			fs.Usage()

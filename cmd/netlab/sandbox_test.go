@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +25,26 @@ func TestSandboxFlag(t *testing.T) {
 		name, rest, err := sandboxFlag(c.args)
 		if (err != nil) != c.bad || name != c.name || !slices.Equal(rest, c.rest) {
 			t.Errorf("sandboxFlag(%q) = %q, %q, %v; want %q, %q (error %v)", c.args, name, rest, err, c.name, c.rest, c.bad)
+		}
+	}
+}
+
+// -h and --help print a verb's usage and exit 0; an unknown flag stays a
+// usage error.
+func TestHelpExitsZero(t *testing.T) {
+	for _, verb := range []string{"up", "down", "plan", "status", "validate", "check", "graph", "flows", "exec", "doctor", "sandbox", "tap-mac", "completion"} {
+		for _, help := range []string{"-h", "--help"} {
+			var out bytes.Buffer
+			a := &app{stdout: &out, stderr: &out}
+			if code := a.run([]string{verb, help}); code != exitOK || !strings.Contains(out.String(), "netlab "+verb) {
+				t.Errorf("netlab %s %s: exit %d\n%s", verb, help, code, out.String())
+			}
+		}
+	}
+	for _, verb := range []string{"up", "down", "plan", "status", "validate", "check", "graph", "flows", "doctor"} {
+		var out bytes.Buffer
+		if code := (&app{stdout: &out, stderr: &out}).run([]string{verb, "--no-such-flag"}); code != exitUsage {
+			t.Errorf("netlab %s --no-such-flag: exit %d, want %d", verb, code, exitUsage)
 		}
 	}
 }

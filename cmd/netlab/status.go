@@ -17,7 +17,7 @@ func (a *app) status(args []string) int {
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if len(pos) > 1 {
 		fs.Usage()

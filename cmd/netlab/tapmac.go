@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"syscall"
 
+	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/internal/tap"
 )
 
@@ -11,8 +14,11 @@ import (
 // owner, in the namespace netlab-tap-mac runs in (ip netns exec puts it
 // there), with no capability at all.
 func (a *app) tapMAC(args []string) int {
-	if len(args) != 2 {
+	if wantsHelp(args) || len(args) != 2 {
 		fmt.Fprintln(a.stderr, "Usage: netlab tap-mac IFACE MAC   (as the TAP's owner; no capability needed)")
+		if wantsHelp(args) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	mac, err := net.ParseMAC(args[1])
@@ -22,6 +28,12 @@ func (a *app) tapMAC(args []string) int {
 	}
 	if err := tap.SetMAC(args[0], mac); err != nil {
 		fmt.Fprintf(a.stderr, "netlab: tap-mac: %v\n", err)
+		var open *tap.OpenError
+		if errors.As(err, &open) && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
+			if ok, why, fix := sandbox.TunUsable(); !ok {
+				fmt.Fprintf(a.stderr, "netlab: tap-mac: %s\nnetlab: fix: %s\n", why, fix)
+			}
+		}
 		return exitRuntime
 	}
 	fmt.Fprintf(a.stdout, "%s: MAC set to %s\n", args[0], mac)

@@ -33,7 +33,7 @@ func (a *app) up(args []string) int {
 	machine := machineFlag(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if len(pos) != 1 {
 		fs.Usage()

@@ -18,7 +18,7 @@ func (a *app) validate(args []string) int {
 	static := fs.Bool("static", false, "check the file only, not the machine")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return exitUsage
+		return flagExit(err)
 	}
 	if len(pos) == 0 {
 		fs.Usage()

@@ -69,7 +69,7 @@ func attach(name string) (int, error) {
 	for _, flags := range candidates {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return -1, fmt.Errorf("tap %s: open /dev/net/tun: %w", name, err)
+			return -1, &OpenError{TAP: name, Err: err}
 		}
 		ifr, err := unix.NewIfreq(name)
 		if err != nil {
@@ -142,3 +142,14 @@ func kindOf(l netlink.Link) string {
 	}
 	return l.Type()
 }
+
+// OpenError is /dev/net/tun refusing to open: nothing of the TAP's was
+// tried yet.
+type OpenError struct {
+	TAP string
+	Err error
+}
+
+func (e *OpenError) Error() string { return fmt.Sprintf("tap %s: open /dev/net/tun: %v", e.TAP, e.Err) }
+
+func (e *OpenError) Unwrap() error { return e.Err }
