@@ -38,9 +38,9 @@ test: deps vet
 	$(MAKE) fuzz
 
 # The long variants of the reliability suites: a crash after every step of
-# every shipped lab, not a sample.
+# every shipped lab, and hundreds of kills at any moment, not a sample.
 test-long: deps
-	NETLAB_LONG=1 $(GO) test -race -count=1 -timeout 60m -run 'TestCrashAtEveryStep' -v ./e2e/
+	NETLAB_LONG=1 $(GO) test -race -count=1 -timeout 60m -run 'TestCrashAtEveryStep|TestKillAtAnyMoment' -v ./e2e/
 
 unit:
 	$(GO) test -count=1 ./topology/... ./internal/plan/... ./internal/state/...

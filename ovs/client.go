@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,6 +106,8 @@ func buildOptions(opts []Option) options {
 type Client struct {
 	mu   sync.Mutex
 	info state.OVSInfo
+	// warnings say what starting the private instance worked around.
+	warnings []string
 
 	runDir  string   // private instance directory; "" for a system OVS
 	ovsDir  string   // OVS_RUNDIR of the instance (for <bridge>.mgmt sockets)
@@ -210,8 +213,42 @@ func (c *Client) VSCtl(args ...string) ([]byte, error) {
 // the instance's run directory so that a bridge name finds its
 // <bridge>.mgmt socket. Equivalent to:
 // `OVS_RUNDIR=DIR ovs-ofctl --timeout=N ARGS...`.
+//
+// A bridge the database has but ovs-vswitchd has not made yet (a run killed
+// right after adding it leaves ovs-vsctl waiting for the daemon, and the
+// next run may get there first) has no management socket yet: ovs-ofctl
+// says "is not a bridge or a socket". Then OFCtl waits for the daemon, up to
+// the timeout; for a bridge the database lacks, it fails at once.
 func (c *Client) OFCtl(args ...string) ([]byte, error) {
-	return c.raw("ovs-ofctl", args...)
+	deadline := time.Now().Add(c.timeout)
+	for {
+		out, err := c.raw("ovs-ofctl", args...)
+		br, notYet := notABridge(err)
+		if !notYet || time.Now().After(deadline) {
+			return out, err
+		}
+		if _, verr := c.VSCtl("br-exists", br); verr != nil {
+			return out, err // not in the database either: really no bridge
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// notABridge reads ovs-ofctl's "BR is not a bridge or a socket".
+func notABridge(err error) (bridge string, ok bool) {
+	if err == nil {
+		return "", false
+	}
+	out := errOut(err)
+	i := strings.Index(out, " is not a bridge or a socket")
+	if i < 0 {
+		return "", false
+	}
+	f := strings.Fields(out[:i])
+	if len(f) == 0 {
+		return "", false
+	}
+	return f[len(f)-1], true
 }
 
 // appctl runs ovs-appctl. Equivalent to: `ovs-appctl --timeout=N ARGS...`.

@@ -509,3 +509,37 @@ func TestEnsureRunningConcurrentE2E(t *testing.T) {
 		t.Fatalf("StopPrivateIfUnused = %v, %v", stopped, err)
 	}
 }
+
+// A private database a killed run left empty or unreadable is made anew,
+// with a warning, and the instance starts.
+func TestPrivateInstanceBrokenDB(t *testing.T) {
+	roottest.Require(t, "starts Open vSwitch")
+	for _, content := range []string{"", "garbage, not a database\n"} {
+		dir := testRunDir(t)
+		if err := os.WriteFile(filepath.Join(dir, dbFile), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitNoVSwitchd(t)
+		c, err := EnsureRunning(WithRunDir(dir), withSystemDBs(), WithTimeout(5*time.Second))
+		if err != nil {
+			t.Fatalf("database %q: %v", content, err)
+		}
+		if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "made anew") {
+			t.Errorf("database %q: warnings %q", content, w)
+		}
+		if _, err := c.VSCtl("show"); err != nil {
+			t.Errorf("database %q: %v", content, err)
+		}
+		stopByPidfiles(t, dir)
+	}
+	// A sound one is kept, without a word.
+	dir := testRunDir(t)
+	waitNoVSwitchd(t)
+	c, err := EnsureRunning(WithRunDir(dir), withSystemDBs(), WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("fresh instance warns: %q", w)
+	}
+}

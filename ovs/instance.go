@@ -132,9 +132,9 @@ func (c *Client) startPrivate() error {
 		}
 	}
 	db := filepath.Join(d, dbFile)
-	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
-		if out, err := c.run("ovsdb-tool", "create", db, vswitchSchema); err != nil {
-			return fmt.Errorf("ovsdb-tool create %s: %w: %s", db, err, trim(out))
+	if _, ok := daemonPID(d, ovsdbServer); !ok {
+		if err := c.ensureDB(db); err != nil {
+			return err
 		}
 	}
 	if _, ok := daemonPID(d, ovsdbServer); !ok {
@@ -163,6 +163,50 @@ func (c *Client) startPrivate() error {
 		return fmt.Errorf("wait for %s: %w", vswitchd, err)
 	}
 	return nil
+}
+
+// ensureDB makes the private database when it is missing, or empty or
+// unreadable: a run killed while making it (or a full disk) leaves such a
+// file, and ovsdb-server then refuses to start ("cannot identify file
+// type") for every lab until someone removes it. With no ovsdb-server
+// running nothing holds it, and a file OVS cannot read holds no bridge it
+// could still serve: it is made anew, with a warning. It is written under a
+// temporary name and renamed, so a kill at any moment leaves either no
+// database or a whole one.
+// Equivalent to: `ovsdb-tool create DIR/conf.db.new SCHEMA && mv DIR/conf.db.new DIR/conf.db`.
+func (c *Client) ensureDB(db string) error {
+	fi, err := os.Stat(db)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("private database: %w", err)
+	case fi.Size() > 0:
+		if _, err := c.run("ovsdb-tool", "db-name", db); err == nil {
+			return nil
+		}
+		fallthrough
+	default:
+		c.mu.Lock()
+		c.warnings = append(c.warnings, fmt.Sprintf("netlab's private Open vSwitch database %s was empty or unreadable (%d bytes; an earlier run was killed while making it?): made anew", db, fi.Size()))
+		c.mu.Unlock()
+	}
+	tmp := db + ".new"
+	os.Remove(tmp)
+	if out, err := c.run("ovsdb-tool", "create", tmp, vswitchSchema); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("ovsdb-tool create %s: %w: %s", tmp, err, trim(out))
+	}
+	if err := os.Rename(tmp, db); err != nil {
+		return fmt.Errorf("private database: %w", err)
+	}
+	return nil
+}
+
+// Warnings says what starting netlab's private instance worked around.
+func (c *Client) Warnings() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.warnings...)
 }
 
 // StopPrivateIfUnused stops netlab's private instance when this client talks
@@ -203,7 +247,7 @@ func (c *Client) StopPrivateIfUnused() (bool, error) {
 	}
 	// The database goes too: it is empty, and a database left behind means
 	// daemons that died with bridges in it (down then starts them to clean up).
-	for _, pat := range []string{dbSock, "*.ctl", "*.pid", "*.mgmt", "*.snoop", "conf.db", ".conf.db.~lock~"} {
+	for _, pat := range []string{dbSock, "*.ctl", "*.pid", "*.mgmt", "*.snoop", "conf.db", "conf.db.new", ".conf.db.~lock~"} {
 		files, _ := filepath.Glob(filepath.Join(c.runDir, pat))
 		for _, f := range files {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {

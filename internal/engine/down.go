@@ -75,6 +75,14 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.store.Exists(lab) {
+		// Say so before anything stops: an up after a down killed midway
+		// must not take a process told to stop for one that runs.
+		j.DownAt = time.Now().UTC()
+		if err := e.store.Save(j); err != nil {
+			return nil, err
+		}
+	}
 	oc, err := e.connectOVS(false)
 	if err != nil {
 		return nil, err
@@ -90,6 +98,9 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		release()
 		if err != nil {
 			return nil, err
+		}
+		for _, w := range oc.Warnings() {
+			e.logf("warning: %s\n", w)
 		}
 	}
 	s, err := e.newSession(lab, oc)

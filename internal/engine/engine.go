@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
@@ -226,6 +227,15 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err := removeHalfCreated(j); err != nil {
 		return nil, err
 	}
+	if !j.DownAt.IsZero() {
+		// A down was interrupted: its processes were perhaps told to stop
+		// and are still exiting. Stop them for good; the plan starts them
+		// again.
+		if _, err := e.stopAllProcesses(lab.Name, e.log); err != nil {
+			return nil, err
+		}
+		j.DownAt = time.Time{}
+	}
 	snap, err := s.observe(lab, j)
 	if err != nil {
 		return nil, err
@@ -244,6 +254,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 			return nil, err
 		}
 		s.ovs = oc
+		s.warnings = append(s.warnings, oc.Warnings()...)
 		if snap, err = s.observe(lab, j); err != nil {
 			return nil, err
 		}

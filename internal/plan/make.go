@@ -213,8 +213,9 @@ func Make(in Input) (Plan, error) {
 		}
 	}
 	// Links with the names the lab wants, in namespaces that exist. In a
-	// namespace of the lab, a veth with no alias at all is the lab's own,
-	// interrupted between creation and marking (a crash): made again.
+	// namespace of the lab, a veth, TUN/TAP or VXLAN device with no alias at
+	// all is the lab's own, interrupted between creation and marking (a
+	// crash: the kernel takes no alias in a create request): made again.
 	unmarked := map[string]bool{}
 	for _, nsName := range state.SortedNames(want) {
 		o := snap.Namespaces[nsName]
@@ -239,7 +240,7 @@ func Make(in Input) (Plan, error) {
 				}
 				continue
 			}
-			if nsName != topology.Host && o.Owner == lab.Name && l.Alias == "" && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN) {
+			if nsName != topology.Host && o.Owner == lab.Name && l.Alias == "" && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN || l.Kind == state.KindTuntap) {
 				unmarked[key(nsName, name)] = true
 				continue
 			}

@@ -322,3 +322,24 @@ func TestForeignNATTableIsAClash(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A TUN left without its marker by a kill between creating and marking it,
+// in the lab's own namespace, is the lab's: made again, not a clash.
+func TestUnmarkedTunInLabNamespaceIsRemade(t *testing.T) {
+	lab, err := topology.Load("../../labs/tun-reflector.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMachine()
+	m.converge(t, lab)
+	ns := lab.Namespaces[0]
+	l := m.link(t, ns.Name, ns.TUNs[0].Name)
+	l.Alias = ""
+	p, err := Make(Input{Lab: lab, Snapshot: m.snap, Journal: m.j, Datapath: topology.DatapathNetdev})
+	if err != nil {
+		t.Fatalf("an unmarked TUN in the lab's namespace: %v", err)
+	}
+	if s := p.String(); !strings.Contains(s, "link del "+l.Name) || !strings.Contains(s, "tuntap add dev "+l.Name) {
+		t.Errorf("plan does not remake the TUN:\n%s", s)
+	}
+}

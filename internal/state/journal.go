@@ -53,7 +53,11 @@ type Journal struct {
 	// an AF_XDP socket to its error: up fell back to a system port there,
 	// and port-type auto keeps it so.
 	AFXDPFailed map[string]string `json:"afxdp_failed,omitempty"`
-	Updated     time.Time         `json:"updated"`
+	// DownAt is when a down of the lab started; a down that finished takes
+	// the journal with it, so a set DownAt means one was interrupted: the
+	// lab's processes may have been told to stop and be on their way out.
+	DownAt  time.Time `json:"down_at,omitzero"`
+	Updated time.Time `json:"updated"`
 }
 
 func addName(list []string, name string) []string {
