@@ -328,6 +328,13 @@ func isDaemon(pid int, name string) bool {
 	return true
 }
 
+// VSwitchdRunning says whether any ovs-vswitchd runs in this process's
+// network namespace.
+func VSwitchdRunning() bool {
+	_, _, found := otherVSwitchd()
+	return found
+}
+
 // otherVSwitchd finds a live ovs-vswitchd process in this process's network
 // namespace (any: the caller has checked its own pidfile first). The clash
 // is per network namespace: the datapath's ovs-netdev device lives in the

@@ -160,6 +160,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 
 	// OVS: this lab's ports on other bridges, then this lab's bridges (their
 	// ports go with them).
+	foreignBridge := map[string]bool{}
 	if oc != nil {
 		bridges, err := oc.Observe()
 		if err != nil {
@@ -183,6 +184,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 					removed("ovs ports %s from bridge %s", strings.Join(ports, ", "), name)
 				}
 			}
+			foreignBridge[name] = true
 			if contains(j.Bridges, name) {
 				leftAlone("ovs bridge %s (%s)", name, ownerText(b.Owner))
 			}
@@ -265,6 +267,15 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 				continue
 			}
 			removed("interface %s (unmarked, from an interrupted run)", name)
+		} else if contains(j.Bridges, name) && l.Alias == "" && l.Kind == state.KindTuntap && !foreignBridge[name] {
+			// The internal port of one of the lab's OVS bridges, left as a
+			// TAP device by an ovs-vswitchd that died without cleaning up
+			// (the bridge itself is gone from the database).
+			if err := hostNS.DeleteLink(name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed("interface %s (left by an Open vSwitch that died)", name)
 		} else if contains(j.HostLinks, name) && l.Owner() != "" {
 			leftAlone("interface %s (%s)", name, ownerText(l.Owner()))
 		}
@@ -313,6 +324,18 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		}
 		if stopped {
 			removed("private Open vSwitch (no lab uses it)")
+			// A daemon that died without cleaning up left its datapath's
+			// device; once it is stopped for good, nothing uses it.
+			if h, err := s.ns(topology.Host); err == nil && !ovs.VSwitchdRunning() {
+				if o, err := h.Observe(nil); err == nil {
+					if l := o.Links["ovs-netdev"]; l != nil && l.Kind == state.KindTuntap && l.Alias == "" {
+						if err := h.DeleteLink("ovs-netdev"); err != nil {
+							return res, err
+						}
+						removed("interface ovs-netdev (left by netlab's private Open vSwitch)")
+					}
+				}
+			}
 		}
 	}
 	res.NotRunning = len(res.Removed) == 0 && j.Empty()

@@ -227,6 +227,9 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err := removeHalfCreated(j); err != nil {
 		return nil, err
 	}
+	if _, err := e.stopStrayProcesses(lab.Name, e.log); err != nil {
+		return nil, err
+	}
 	if !j.DownAt.IsZero() {
 		// A down was interrupted: its processes were perhaps told to stop
 		// and are still exiting. Stop them for good; the plan starts them
@@ -256,6 +259,9 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		s.ovs = oc
 		s.warnings = append(s.warnings, oc.Warnings()...)
 		if snap, err = s.observe(lab, j); err != nil {
+			return nil, err
+		}
+		if err := s.removeDeadBridgeDevices(j, snap); err != nil {
 			return nil, err
 		}
 		if p, err = plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()}); err != nil {

@@ -178,7 +178,8 @@ func (e *Engine) stopProcess(lab, ns, dev string, log io.Writer) error {
 	return nil
 }
 
-// stopAllProcesses stops every supervised process of the lab (down).
+// stopAllProcesses stops every supervised process of the lab (down): those
+// of its pidfiles, and any stray one (see strayProcesses).
 func (e *Engine) stopAllProcesses(lab string, log io.Writer) ([]string, error) {
 	files, _ := filepath.Glob(filepath.Join(e.procDir(lab), "*.pid"))
 	var stopped []string
@@ -194,6 +195,75 @@ func (e *Engine) stopAllProcesses(lab string, log io.Writer) ([]string, error) {
 			continue
 		}
 		stopped = append(stopped, ns+"/"+dev)
+	}
+	strays, err := e.stopStrayProcesses(lab, log)
+	return append(stopped, strays...), errors.Join(append(errs, err)...)
+}
+
+// labProcess is a reflect process found by its command line.
+type labProcess struct {
+	pid     int
+	ns, dev string
+}
+
+// strayProcesses finds the lab's reflect processes that no pidfile names:
+// a kill between starting one and writing its pidfile leaves it running
+// unknown. They are the lab's by their command line: the --stats-file each
+// is given lies in the lab's own directory.
+func (e *Engine) strayProcesses(lab string) []labProcess {
+	dir := e.procDir(lab) + string(filepath.Separator)
+	ents, _ := os.ReadDir("/proc")
+	var out []labProcess
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid <= 1 {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) < 2 || args[1] != "reflect" {
+			continue
+		}
+		var p labProcess
+		var stats string
+		for i := 2; i+1 < len(args); i++ {
+			switch args[i] {
+			case "--ns":
+				p.ns = args[i+1]
+			case "--dev":
+				p.dev = args[i+1]
+			case "--stats-file":
+				stats = args[i+1]
+			}
+		}
+		if !strings.HasPrefix(stats, dir) || p.ns == "" || p.dev == "" || !ourProcess(pid, p.ns, p.dev) {
+			continue
+		}
+		if _, _, known, ok := readPidfile(procBase(e.procDir(lab), p.ns, p.dev) + ".pid"); ok && known == pid {
+			continue
+		}
+		p.pid = pid
+		out = append(out, p)
+	}
+	return out
+}
+
+// stopStrayProcesses ends the lab's stray reflect processes (SIGTERM,
+// SIGKILL after the grace period): up then starts the one the file wants,
+// and down leaves none.
+func (e *Engine) stopStrayProcesses(lab string, log io.Writer) ([]string, error) {
+	var stopped []string
+	var errs []error
+	for _, p := range e.strayProcesses(lab) {
+		fmt.Fprintf(log, "stopping netlab reflect %d on %s/%s (no pidfile: left by an interrupted run)\n", p.pid, p.ns, p.dev)
+		if left := proc.Stop([]int{p.pid}, graceTime); len(left) > 0 {
+			errs = append(errs, fmt.Errorf("netlab reflect %d on %s/%s did not stop", p.pid, p.ns, p.dev))
+			continue
+		}
+		stopped = append(stopped, p.ns+"/"+p.dev)
 	}
 	return stopped, errors.Join(errs...)
 }

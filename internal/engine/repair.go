@@ -33,6 +33,11 @@ func removeHalfCreated(j *state.Journal) error {
 //
 // Anything carrying someone else's marker, or with content, stays a clash.
 func (s *session) repairCrashLeftovers(j *state.Journal, snap *state.Snapshot) error {
+	if s.ovs != nil {
+		if err := s.removeDeadBridgeDevices(j, snap); err != nil {
+			return err
+		}
+	}
 	for _, name := range j.Namespaces {
 		o := snap.Namespaces[name]
 		if o == nil || o.Owner != "" || !onlyLoopback(o) {
@@ -62,6 +67,34 @@ func (s *session) repairCrashLeftovers(j *state.Journal, snap *state.Snapshot) e
 		}
 		if err := h.DeleteLink(name); err != nil {
 			return err
+		}
+		delete(host.Links, name)
+	}
+	return nil
+}
+
+// removeDeadBridgeDevices deletes, on the machine and in the snapshot, the
+// host devices of the lab's journaled OVS bridges that Open vSwitch no
+// longer has: an ovs-vswitchd that dies without cleaning up (killed while
+// it started, say) leaves each bridge's internal port behind as a TAP
+// device of the bridge's name, unmarked. Only with a running OVS whose
+// database lacks the bridge: a bridge it has keeps its device.
+func (s *session) removeDeadBridgeDevices(j *state.Journal, snap *state.Snapshot) error {
+	host := snap.Namespaces[topology.Host]
+	if host == nil {
+		return nil
+	}
+	for _, name := range j.Bridges {
+		l := host.Links[name]
+		if l == nil || l.Alias != "" || l.Kind != state.KindTuntap || snap.Bridges[name] != nil {
+			continue
+		}
+		h, err := s.ns(topology.Host)
+		if err != nil {
+			return err
+		}
+		if err := h.DeleteLink(name); err != nil {
+			return fmt.Errorf("remove the device a dead Open vSwitch left for bridge %s: %w", name, err)
 		}
 		delete(host.Links, name)
 	}
