@@ -42,14 +42,16 @@ const (
 	OpSetRemotes     Op = "set-remotes"
 	OpStartProcess   Op = "start-process"
 	OpStopProcess    Op = "stop-process"
-	OpAttachExternal Op = "attach-external"
-	OpDetachExternal Op = "detach-external"
-	OpSetFlows       Op = "set-flows"
-	OpDelFlows       Op = "del-flows"
-	OpAddAddr        Op = "add-addr"
-	OpSetNAT         Op = "set-nat"
-	OpDelNAT         Op = "del-nat"
-	OpReplaceRoute   Op = "replace-route"
+	// OpStopNSProcesses ends every process in the namespaces (down).
+	OpStopNSProcesses Op = "stop-ns-processes"
+	OpAttachExternal  Op = "attach-external"
+	OpDetachExternal  Op = "detach-external"
+	OpSetFlows        Op = "set-flows"
+	OpDelFlows        Op = "del-flows"
+	OpAddAddr         Op = "add-addr"
+	OpSetNAT          Op = "set-nat"
+	OpDelNAT          Op = "del-nat"
+	OpReplaceRoute    Op = "replace-route"
 )
 
 // NATRule is a masquerade rule of a set-nat action.
@@ -122,6 +124,8 @@ type Action struct {
 	Removed []netip.Addr `json:"removed,omitempty"`
 	// start-process, stop-process: what the process does, canonically.
 	Spec string `json:"spec,omitempty"`
+	// stop-ns-processes.
+	Namespaces []string `json:"namespaces,omitempty"`
 
 	// attach-external, detach-external: the bridge's type.
 	BridgeType string `json:"bridge_type,omitempty"`
@@ -310,6 +314,8 @@ func (a Action) String() string {
 		return fmt.Sprintf("netlab reflect --ns %s --dev %s %s &   # supervised: pidfile and log under /run/netlab/labs/%s", a.NS, a.Link, a.Spec, a.Lab)
 	case OpStopProcess:
 		return fmt.Sprintf("kill $(cat /run/netlab/labs/%s/proc/%s-%s.pid)   # after checking /proc/PID/exe and cmdline", a.Lab, a.NS, a.Link)
+	case OpStopNSProcesses:
+		return fmt.Sprintf("for ns in %s; do kill $(ip netns pids $ns); done   # SIGKILL after 2 s", strings.Join(a.Namespaces, " "))
 	case OpAttachExternal:
 		if a.BridgeType == topology.BridgeLinux {
 			return fmt.Sprintf("ip link set %s master %s up   # external: state saved, restored on down", a.Link, a.Bridge)

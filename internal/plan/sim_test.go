@@ -100,23 +100,46 @@ func (m *machine) apply(t *testing.T, a Action) {
 			port.OFPortRequest, port.OFPort = p.OFPort, p.OFPort
 		}
 	case OpDelLink:
-		m.link(t, a.NS, a.Link)
+		// Like the driver's DeleteLink: nothing to do when it is gone (a
+		// host veth end goes with its peer's namespace here; the kernel
+		// frees it a little later).
+		m.ns(t, a.NS)
 		m.delLink(a.NS, a.Link)
+		if b := m.snap.Bridges[a.Link]; a.NS == topology.Host && b != nil && b.Type == topology.BridgeLinux {
+			delete(m.snap.Bridges, a.Link)
+		}
+		if a.NS == topology.Host {
+			m.j.RemoveHostLink(a.Link)
+		}
 	case OpDelNamespace:
 		for name := range m.ns(t, a.NS).Links {
 			m.delLink(a.NS, name)
 		}
 		delete(m.snap.Namespaces, a.NS)
+		m.j.RemoveNamespace(a.NS)
+		m.j.RemoveNAT(a.NS) // its tables go with it
 	case OpDelBridge:
 		delete(m.snap.Bridges, a.Bridge)
 		delete(m.snap.Namespaces[topology.Host].Links, a.Bridge)
+		m.j.RemoveBridge(a.Bridge)
 	case OpRestoreSysctl, OpSetSysctl:
+		if a.NS == topology.Host && a.Op == OpSetSysctl {
+			m.j.SaveHostSysctl(a.Key, m.ns(t, a.NS).Sysctls[a.Key])
+		}
+		if a.Op == OpRestoreSysctl {
+			delete(m.j.HostSysctls, a.Key)
+		}
 		m.ns(t, a.NS).Sysctls[a.Key] = a.Value
+	case OpStopNSProcesses:
+		for _, ns := range a.Namespaces {
+			m.ns(t, ns)
+		}
 	case OpAddBridge:
 		if m.snap.Bridges[a.Bridge] != nil {
 			t.Fatalf("bridge %s exists", a.Bridge)
 		}
 		m.snap.Bridges[a.Bridge] = &state.Bridge{Name: a.Bridge, Type: topology.BridgeOVS, Owner: a.Lab, Datapath: a.Datapath, FailMode: a.FailMode, Ports: map[string]*state.Port{}}
+		m.j.AddBridge(a.Bridge)
 		m.ns(t, topology.Host).Links[a.Bridge] = &state.Link{Name: a.Bridge, Kind: state.KindTuntap, MTU: 1500}
 	case OpSetFailMode:
 		// Open vSwitch wipes the flow tables when the fail mode changes.
@@ -125,12 +148,14 @@ func (m *machine) apply(t *testing.T, a Action) {
 	case OpAddLinuxBridge:
 		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindBridge, Alias: a.Alias, MTU: 1500}
 		m.snap.Bridges[a.Link] = &state.Bridge{Name: a.Link, Type: topology.BridgeLinux, Owner: a.Lab}
+		m.j.AddHostLink(a.Link)
 	case OpAddNamespace:
 		if m.snap.Namespaces[a.NS] != nil {
 			t.Fatalf("namespace %s exists", a.NS)
 		}
 		m.snap.Namespaces[a.NS] = &state.Namespace{Name: a.NS, Owner: a.Lab, Sysctls: map[string]string{},
 			Links: map[string]*state.Link{"lo": {Name: "lo", Kind: "device", Alias: a.Alias, Up: true}}}
+		m.j.AddNamespace(a.NS)
 	case OpAddVeth:
 		for _, end := range [][2]string{{a.NS, a.Link}, {a.PeerNS, a.Peer}} {
 			if m.ns(t, end[0]).Links[end[1]] != nil {
@@ -145,6 +170,11 @@ func (m *machine) apply(t *testing.T, a Action) {
 			MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(len(a.Peer))}, TxChecksum: &peerOn}
 		m.peers[a.NS+"/"+a.Link] = a.PeerNS + "/" + a.Peer
 		m.peers[a.PeerNS+"/"+a.Peer] = a.NS + "/" + a.Link
+		for _, end := range [][2]string{{a.NS, a.Link}, {a.PeerNS, a.Peer}} {
+			if end[0] == topology.Host {
+				m.j.AddHostLink(end[1])
+			}
+		}
 	case OpSetLink:
 		l := m.link(t, a.NS, a.Link)
 		if a.MAC != "" {

@@ -1,0 +1,186 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// DownInput is what Down needs: no topology file, only the lab's journal
+// and what was observed of the lab (its marked objects, and those the
+// journal names).
+type DownInput struct {
+	Lab      string
+	Journal  *state.Journal // may be empty, never nil
+	Snapshot *state.Snapshot
+}
+
+// Down computes the plan that removes everything of the lab, and what it
+// leaves alone: objects the journal names that carry someone else's marker
+// (or none, where an interrupted run is not the explanation). It is the
+// deletion half of Make with nothing wanted, in the same order: the lab's
+// processes (reflectors, then everything running in its namespaces), the
+// user's interfaces given back, the lab's OVS ports and bridges, its
+// namespaces, its host links, its host NAT table, and the host sysctls
+// back to their saved values. Like Make it is pure.
+func Down(in DownInput) (Plan, []string) {
+	lab, j, snap := in.Lab, in.Journal, in.Snapshot
+	var p Plan
+	var left []string
+	emit := func(a Action) {
+		a.Lab = lab
+		p = append(p, a)
+	}
+
+	// Reflectors and UDP bridges: they run in the host namespace, so
+	// ending the processes in the lab's namespaces would not reach them.
+	for _, ns := range state.SortedNames(snap.Namespaces) {
+		for _, dev := range state.SortedNames(snap.Namespaces[ns].Processes) {
+			emit(Action{Op: OpStopProcess, NS: ns, Link: dev, Spec: snap.Namespaces[ns].Processes[dev].Spec})
+		}
+	}
+
+	// The user's interfaces, given back as they were.
+	host := snap.Namespaces[topology.Host]
+	for _, name := range state.SortedNames(j.External) {
+		prev := j.External[name]
+		typ := topology.BridgeOVS
+		if b := snap.Bridges[prev.Bridge]; b != nil && b.Type == topology.BridgeLinux {
+			typ = topology.BridgeLinux
+		} else if host != nil && host.Links[name] != nil && host.Links[name].Master == prev.Bridge {
+			typ = topology.BridgeLinux
+		}
+		emit(Action{Op: OpDetachExternal, Bridge: prev.Bridge, Link: name, BridgeType: typ})
+	}
+
+	// OVS: the lab's ports on other bridges, then the lab's bridges (their
+	// ports go with them), before the namespaces: a port whose device
+	// vanished first makes Open vSwitch complain.
+	for _, name := range state.SortedNames(snap.Bridges) {
+		b := snap.Bridges[name]
+		if b.Type != topology.BridgeOVS || b.Owner == lab {
+			continue
+		}
+		var ports []Port
+		for _, pn := range state.SortedNames(b.Ports) {
+			if b.Ports[pn].Owner == lab && j.External[pn].Bridge == "" {
+				ports = append(ports, Port{Name: pn})
+			}
+		}
+		if len(ports) > 0 {
+			emit(Action{Op: OpDelPorts, Bridge: name, Ports: ports})
+		}
+		if slices.Contains(j.Bridges, name) {
+			left = append(left, fmt.Sprintf("ovs bridge %s (%s)", name, whose(b.Owner)))
+		}
+	}
+	for _, name := range state.SortedNames(snap.Bridges) {
+		if b := snap.Bridges[name]; b.Type == topology.BridgeOVS && b.Owner == lab {
+			emit(Action{Op: OpDelBridge, Bridge: name})
+		}
+	}
+
+	// Namespaces: marked with the lab, or journaled and holding nothing
+	// but lo (an interrupted run made it and died before marking it). The
+	// processes inside go first: one keeps a namespace, and its devices,
+	// alive after its name is gone.
+	var doomed []string
+	for _, name := range state.SortedNames(snap.Namespaces) {
+		o := snap.Namespaces[name]
+		if name == topology.Host {
+			continue
+		}
+		journaled := slices.Contains(j.Namespaces, name)
+		switch {
+		case o.Owner == lab, journaled && o.Owner == "" && onlyLo(o):
+			doomed = append(doomed, name)
+		case journaled:
+			left = append(left, fmt.Sprintf("namespace %s (%s)", name, whose(o.Owner)))
+		}
+	}
+	if len(doomed) > 0 {
+		emit(Action{Op: OpStopNSProcesses, Namespaces: doomed})
+	}
+	for _, name := range doomed {
+		emit(Action{Op: OpDelNamespace, NS: name})
+	}
+
+	// Host links: the lab's (veth ends are deleted here, not left to the
+	// kernel, which frees them only when their namespace is finally gone;
+	// Linux bridges), the journaled ones an interrupted run left unmarked,
+	// and the devices a dead ovs-vswitchd left for the lab's bridges.
+	if host != nil {
+		for _, name := range state.SortedNames(host.Links) {
+			l := host.Links[name]
+			if b := snap.Bridges[name]; b != nil && b.Type == topology.BridgeOVS {
+				continue // an OVS bridge's own port: it goes with its bridge
+			}
+			unmarked := l.Alias == ""
+			switch {
+			case l.Owner() == lab,
+				unmarked && slices.Contains(j.HostLinks, name) && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN),
+				unmarked && slices.Contains(j.Bridges, name) && l.Kind == state.KindTuntap:
+				emit(Action{Op: OpDelLink, NS: topology.Host, Link: name})
+			case slices.Contains(j.HostLinks, name) && l.Owner() != "":
+				left = append(left, fmt.Sprintf("interface %s (%s)", name, whose(l.Owner())))
+			}
+		}
+		if host.NAT != nil {
+			emit(Action{Op: OpDelNAT, NS: topology.Host})
+		}
+		for _, key := range state.SortedNames(j.HostSysctls) {
+			if prev := j.HostSysctls[key]; host.Sysctls[key] != prev {
+				emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: key, Value: prev})
+			}
+		}
+	}
+	return p, left
+}
+
+func onlyLo(o *state.Namespace) bool {
+	for name := range o.Links {
+		if name != "lo" {
+			return false
+		}
+	}
+	return true
+}
+
+func whose(owner string) string {
+	if owner == "" {
+		return "no netlab marker"
+	}
+	return "belongs to lab " + owner
+}
+
+// RemovedText says what an action of a down plan removed, as down reports it.
+func (a Action) RemovedText() string {
+	switch a.Op {
+	case OpStopProcess:
+		return "netlab reflect on " + a.NS + "/" + a.Link
+	case OpDetachExternal:
+		return fmt.Sprintf("external interface %s from bridge %s (restored, not deleted)", a.Link, a.Bridge)
+	case OpDelPorts:
+		var names []string
+		for _, p := range a.Ports {
+			names = append(names, p.Name)
+		}
+		return fmt.Sprintf("ovs ports %s from bridge %s", strings.Join(names, ", "), a.Bridge)
+	case OpDelBridge:
+		return "ovs bridge " + a.Bridge
+	case OpStopNSProcesses:
+		return "" // says for itself what it stopped, if anything
+	case OpDelNamespace:
+		return "namespace " + a.NS
+	case OpDelLink:
+		return "interface " + a.Link
+	case OpDelNAT:
+		return "nftables table inet " + NATTable(a.Lab) + " in the " + a.NS
+	case OpRestoreSysctl:
+		return fmt.Sprintf("host sysctl %s (restored to %s)", a.Key, a.Value)
+	}
+	return a.String()
+}
