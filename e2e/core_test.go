@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -134,6 +135,22 @@ expect:`,
 	})
 
 	t.Run("down", func(t *testing.T) {
+		// The dry run says what down will do, and changes nothing.
+		up := fingerprint(t)
+		dry := mustNetlab(t, "down", "--dry-run", p+"blue-red")
+		for _, want := range []string{"lab " + p + "blue-red: down would run:", "del-br " + p + "ovsbr0", "ip netns del " + blue, "ip netns del " + red} {
+			if !strings.Contains(dry, want) {
+				t.Errorf("down --dry-run lacks %q:\n%s", want, dry)
+			}
+		}
+		var dp struct {
+			Lab     string            `json:"lab"`
+			Actions []json.RawMessage `json:"actions"`
+		}
+		if err := json.Unmarshal([]byte(mustNetlab(t, "down", "--dry-run", "--json", p+"blue-red")), &dp); err != nil || dp.Lab != p+"blue-red" || len(dp.Actions) < 4 {
+			t.Errorf("down --dry-run --json: %v %+v", err, dp)
+		}
+		sameHost(t, up)
 		out := mustNetlab(t, "down", p+"blue-red")
 		if !strings.Contains(out, "lab "+p+"blue-red: down") {
 			t.Errorf("down: %s", out)
@@ -145,6 +162,9 @@ expect:`,
 		out = mustNetlab(t, "down", p+"blue-red")
 		if !strings.Contains(out, "lab "+p+"blue-red: not running") {
 			t.Errorf("second down: %s", out)
+		}
+		if out := mustNetlab(t, "down", "--dry-run", p+"blue-red"); !strings.Contains(out, "lab "+p+"blue-red: nothing to remove") {
+			t.Errorf("down --dry-run after down: %s", out)
 		}
 		// Without the file too.
 		os.Remove(file)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -19,6 +21,7 @@ func (a *app) down(args []string) int {
 	asJSON := fs.Bool("json", false, "print one JSON event per removed object, then a final one per lab")
 	quiet := fs.Bool("q", false, "print only the result (also --quiet)")
 	machine := fs.String("machine", "", "the machine whose part to take down: refused if this machine has another's")
+	dryRun := fs.Bool("dry-run", false, "print what down would remove and leave alone, and change nothing (with --json: one object per lab)")
 	fs.BoolVar(quiet, "quiet", false, "print only the result")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -54,6 +57,9 @@ func (a *app) down(args []string) int {
 			return code
 		}
 		labs = []string{name}
+	}
+	if *dryRun {
+		return a.downDryRun(eng, labs, *asJSON)
 	}
 	code := exitOK
 	for _, lab := range labs {
@@ -91,6 +97,59 @@ func (a *app) down(args []string) int {
 			fmt.Fprintf(a.stdout, "lab %s: not running\n", lab)
 		} else {
 			fmt.Fprintf(a.stdout, "lab %s: down\n", lab)
+		}
+	}
+	return code
+}
+
+// downPlan is what `netlab down --dry-run --json` prints for each lab.
+type downPlan struct {
+	Lab       string    `json:"lab"`
+	Actions   plan.Plan `json:"actions"`
+	LeftAlone []string  `json:"left_alone"`
+	Notes     []string  `json:"notes"`
+}
+
+// downDryRun prints each lab's down plan: the actions in order, what down
+// leaves alone and why, and what it does besides the plan.
+func (a *app) downDryRun(eng *engine.Engine, labs []string, asJSON bool) int {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	code := exitOK
+	for _, lab := range labs {
+		p, left, notes, err := eng.DownPlan(lab)
+		if err != nil {
+			code = a.fail("down --dry-run "+lab, err)
+			continue
+		}
+		if asJSON {
+			out := downPlan{Lab: lab, Actions: p, LeftAlone: left, Notes: notes}
+			if out.Actions == nil {
+				out.Actions = plan.Plan{}
+			}
+			if out.LeftAlone == nil {
+				out.LeftAlone = []string{}
+			}
+			if out.Notes == nil {
+				out.Notes = []string{}
+			}
+			if err := enc.Encode(out); err != nil {
+				return a.fail("down --dry-run", err)
+			}
+			continue
+		}
+		if len(p) == 0 && len(notes) == 0 {
+			fmt.Fprintf(a.stdout, "lab %s: nothing to remove\n", lab)
+		} else {
+			fmt.Fprintf(a.stdout, "lab %s: down would run:\n", lab)
+			fmt.Fprint(a.stdout, p.String())
+		}
+		for _, l := range left {
+			fmt.Fprintf(a.stdout, "left alone: %s\n", l)
+		}
+		for _, n := range notes {
+			fmt.Fprintf(a.stdout, "note: %s\n", n)
 		}
 	}
 	return code

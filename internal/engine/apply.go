@@ -54,6 +54,9 @@ func (s *session) journal(change func(j *state.Journal)) error {
 	s.jmu.Lock()
 	defer s.jmu.Unlock()
 	change(s.j)
+	if s.downing {
+		return nil
+	}
 	return s.e.store.Save(s.j)
 }
 
@@ -114,9 +117,33 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 			return s.journal(func(j *state.Journal) { j.RemoveHostLink(a.Link) })
 		}
 		return nil
-	case plan.OpDelNamespace:
-		if _, err := stopProcesses(a.NS, e.log); err != nil {
+	case plan.OpStopNSProcesses:
+		// One walk of /proc for all the namespaces about to go.
+		pids, err := namespace.PidsIn(a.Namespaces)
+		if err != nil {
 			return err
+		}
+		var errs []error
+		for _, ns := range a.Namespaces {
+			if len(pids[ns]) > 0 {
+				if _, err := stopPids(ns, pids[ns], e.log); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+			}
+			s.jmu.Lock()
+			s.nsStopped[ns] = true
+			s.jmu.Unlock()
+		}
+		return errors.Join(errs...)
+	case plan.OpDelNamespace:
+		s.jmu.Lock()
+		stopped := s.nsStopped[a.NS]
+		s.jmu.Unlock()
+		if !stopped {
+			if _, err := stopProcesses(a.NS, e.log); err != nil {
+				return err
+			}
 		}
 		s.forget(a.NS)
 		if err := namespace.Delete(a.NS); err != nil {

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
@@ -61,9 +63,12 @@ func stopPids(ns string, pids []int, log io.Writer) ([]int, error) {
 func alive(pids []int) []int { return proc.Alive(pids) }
 
 // Down removes everything of the lab, from the journal and the markers alone:
-// no topology file is needed. It never removes an object that does not carry
-// the lab's marker, and reports those it left alone. Errors are collected; it
-// removes as much as it can.
+// no topology file is needed. Like up it observes, plans (plan.Down: what
+// to remove, in what order, and what to leave alone) and applies with the
+// same loop; unlike up it goes on past a failed action, removing as much as
+// it can, and reports every error. It never removes an object that does not
+// carry the lab's marker (or that the journal names and an interrupted run
+// left unmarked).
 func (e *Engine) Down(lab string) (*DownResult, error) {
 	unlock, err := e.store.Lock(lab)
 	if err != nil {
@@ -108,205 +113,44 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		return nil, err
 	}
 	defer s.close()
+	s.downing = true
+	s.j = j
 
 	res := &DownResult{}
 	var errs []error
-	removed := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
+	var rmu sync.Mutex // actions of one step finish concurrently
+	removed := func(msg string) {
+		rmu.Lock()
+		defer rmu.Unlock()
 		res.Removed = append(res.Removed, msg)
-		fmt.Fprintf(e.log, "removed %s\n", msg)
+		e.logf("removed %s\n", msg)
 		e.emit(Event{Kind: "removed", Lab: lab, Done: len(res.Removed), Action: msg})
 	}
-	leftAlone := func(format string, args ...any) {
-		res.LeftAlone = append(res.LeftAlone, fmt.Sprintf(format, args...))
-	}
-
-	// A crash between creating a namespace's file and mounting it leaves a
-	// plain file the journal names; it cannot be opened, only removed.
+	// What an interrupted run left that no observation shows as the lab's:
+	// a namespace file never mounted, a reflector never given its pidfile.
 	if err := removeHalfCreated(j); err != nil {
 		errs = append(errs, err)
 	}
-	// Namespaces: marked with the lab, or journaled and still empty (a crash
-	// between creating and marking it).
-	var doomed []string
-	onMachine, err := namespace.List()
+	strays, err := e.stopStrayProcesses(lab, e.log)
+	errs = append(errs, err)
+	for _, p := range strays {
+		removed("netlab reflect on " + p + " (no pidfile: left by an interrupted run)")
+	}
+
+	snap, err := s.observeDown(lab, j)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range onMachine {
-		owner, links, err := s.marker(name)
-		if err != nil {
-			// Another lab's namespace may be half made while we look; only
-			// one the journal names must be readable.
-			if contains(j.Namespaces, name) {
-				errs = append(errs, err)
-			}
-			continue
+	p, left := plan.Down(plan.DownInput{Lab: lab, Journal: j, Snapshot: snap})
+	res.LeftAlone = left
+	_, err = s.applyPlan(p, applyOptions{keepGoing: true, quiet: true, done: func(a plan.Action) {
+		if msg := a.RemovedText(); msg != "" {
+			removed(msg)
 		}
-		if links == nil {
-			continue // gone meanwhile
-		}
-		journaled := contains(j.Namespaces, name)
-		switch {
-		case owner == lab:
-			doomed = append(doomed, name)
-		case journaled && owner == "" && len(links) == 1 && links[0] == "lo":
-			doomed = append(doomed, name)
-		case journaled:
-			leftAlone("namespace %s (%s)", name, ownerText(owner))
-		}
-		s.forget(name)
-	}
-
-	// OVS: this lab's ports on other bridges, then this lab's bridges (their
-	// ports go with them).
-	foreignBridge := map[string]bool{}
-	if oc != nil {
-		bridges, err := oc.Observe()
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, name := range state.SortedNames(bridges) {
-			b := bridges[name]
-			if b.Owner == lab {
-				continue
-			}
-			var ports []string
-			for _, pn := range state.SortedNames(b.Ports) {
-				if b.Ports[pn].Owner == lab {
-					ports = append(ports, pn)
-				}
-			}
-			if len(ports) > 0 {
-				if err := oc.DeletePorts(name, ports); err != nil {
-					errs = append(errs, err)
-				} else {
-					removed("ovs ports %s from bridge %s", strings.Join(ports, ", "), name)
-				}
-			}
-			foreignBridge[name] = true
-			if contains(j.Bridges, name) {
-				leftAlone("ovs bridge %s (%s)", name, ownerText(b.Owner))
-			}
-		}
-		for _, name := range state.SortedNames(bridges) {
-			if bridges[name].Owner != lab {
-				continue
-			}
-			if err := oc.DeleteBridge(name, lab); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			removed("ovs bridge %s", name)
-		}
-	}
-
-	// Supervised processes (reflectors, UDP bridges): they run in the host
-	// namespace, so the namespace sweep below would not find them.
-	if stopped, err := e.stopAllProcesses(lab, e.log); err != nil {
-		errs = append(errs, err)
-	} else {
-		for _, p := range stopped {
-			removed("netlab reflect on %s", p)
-		}
-	}
-
-	// The user's interfaces the lab attached: given back as they were.
-	for _, name := range state.SortedNames(j.External) {
-		prev := j.External[name]
-		if err := s.detachExternal(name, j); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed("external interface %s from bridge %s (restored, not deleted)", name, prev.Bridge)
-	}
-
-	// Processes first (one walk of /proc for all namespaces), then the
-	// namespaces.
-	pids, err := namespace.PidsIn(doomed)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, name := range doomed {
-		if len(pids[name]) > 0 {
-			if _, err := stopPids(name, pids[name], e.log); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if err := namespace.Delete(name); err != nil {
-			errs = append(errs, fmt.Errorf("delete namespace %s: %w", name, err))
-			continue
-		}
-		removed("namespace %s", name)
-	}
-
-	// Host links with the lab's marker: veth ends (deleted explicitly: the
-	// kernel removes them only when the namespace is finally freed) and Linux
-	// bridges.
-	host, err := s.observeNS(topology.Host, state.SortedNames(j.HostSysctls))
-	if err != nil {
-		return nil, err
-	}
-	hostNS, err := s.ns(topology.Host)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range state.SortedNames(host.Links) {
-		l := host.Links[name]
-		if l.Owner() == lab {
-			if err := hostNS.DeleteLink(name); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			removed("interface %s", name)
-		} else if contains(j.HostLinks, name) && l.Alias == "" && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN) {
-			// Journaled, never marked: created by a run that died before
-			// setting the alias (up checks no such link existed before).
-			if err := hostNS.DeleteLink(name); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			removed("interface %s (unmarked, from an interrupted run)", name)
-		} else if contains(j.Bridges, name) && l.Alias == "" && l.Kind == state.KindTuntap && !foreignBridge[name] {
-			// The internal port of one of the lab's OVS bridges, left as a
-			// TAP device by an ovs-vswitchd that died without cleaning up
-			// (the bridge itself is gone from the database).
-			if err := hostNS.DeleteLink(name); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			removed("interface %s (left by an Open vSwitch that died)", name)
-		} else if contains(j.HostLinks, name) && l.Owner() != "" {
-			leftAlone("interface %s (%s)", name, ownerText(l.Owner()))
-		}
-	}
-
-	// The lab's NAT table in the host (lab namespaces take theirs along).
-	if _, exists, err := nat.Observe(topology.Host, lab); err != nil {
-		errs = append(errs, err)
-	} else if exists {
-		if err := nat.Delete(topology.Host, lab); err != nil {
-			errs = append(errs, err)
-		} else {
-			removed("nftables table inet %s in the host", nat.TableName(lab))
-		}
-	}
-
-	// Host sysctls back to what they were.
-	for _, key := range state.SortedNames(j.HostSysctls) {
-		prev := j.HostSysctls[key]
-		if cur := host.Sysctls[key]; cur == prev {
-			continue
-		}
-		if err := hostNS.SetSysctl(key, prev); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed("host sysctl %s (restored to %s)", key, prev)
-	}
-
-	if len(errs) > 0 {
-		return res, errors.Join(errs...)
+	}})
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return res, err
 	}
 	if err := e.store.Remove(lab); err != nil {
 		return res, err
@@ -326,20 +170,138 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 			removed("private Open vSwitch (no lab uses it)")
 			// A daemon that died without cleaning up left its datapath's
 			// device; once it is stopped for good, nothing uses it.
-			if h, err := s.ns(topology.Host); err == nil && !ovs.VSwitchdRunning() {
-				if o, err := h.Observe(nil); err == nil {
-					if l := o.Links["ovs-netdev"]; l != nil && l.Kind == state.KindTuntap && l.Alias == "" {
-						if err := h.DeleteLink("ovs-netdev"); err != nil {
-							return res, err
-						}
-						removed("interface ovs-netdev (left by netlab's private Open vSwitch)")
-					}
-				}
+			if gone, err := s.removeNetdevLeftover(); err != nil {
+				return res, err
+			} else if gone {
+				removed("interface ovs-netdev (left by netlab's private Open vSwitch)")
 			}
 		}
 	}
 	res.NotRunning = len(res.Removed) == 0 && j.Empty()
 	return res, nil
+}
+
+// DownPlan is what Down would do, changing nothing: the plan, what it
+// leaves alone, and notes on what it would do besides (start netlab's
+// private OVS to reach bridges in its database, stop it when it is idle).
+func (e *Engine) DownPlan(lab string) (plan.Plan, []string, []string, error) {
+	j, err := e.store.Load(lab)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	oc, err := e.connectOVS(false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var notes []string
+	if oc == nil && (len(j.Bridges) > 0 || e.privateDBExists()) {
+		notes = append(notes, "Open vSwitch is not running: down starts netlab's private one to remove the lab's bridges from its database ("+strings.Join(j.Bridges, ", ")+")")
+	}
+	s, err := e.newSession(lab, oc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer s.close()
+	snap, err := s.observeDown(lab, j)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, left := plan.Down(plan.DownInput{Lab: lab, Journal: j, Snapshot: snap})
+	if strays := e.strayProcesses(lab); len(strays) > 0 {
+		notes = append(notes, fmt.Sprintf("%d netlab reflect processes without a pidfile (left by an interrupted run) are stopped first", len(strays)))
+	}
+	if oc != nil && oc.Info().Private {
+		notes = append(notes, "then netlab's private Open vSwitch stops if no other lab uses it")
+	}
+	return p, left, notes, nil
+}
+
+// observeDown observes what down needs, and no more: whose each namespace
+// is (its marker) and its links' names, the host's links with their
+// markers and the host sysctls the journal saved, the lab's NAT table in
+// the host, the OVS bridges of the lab or with its ports, and its
+// supervised processes.
+func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, error) {
+	snap := &state.Snapshot{Lab: lab, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{}}
+	names, err := namespace.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		owner, links, err := s.marker(name)
+		switch {
+		case err != nil && contains(j.Namespaces, name):
+			return nil, err
+		case err != nil || links == nil:
+			// Another lab's namespace may be half made while we look; only
+			// one the journal names must be readable. Or it vanished.
+			s.forget(name)
+			continue
+		}
+		s.forget(name)
+		if owner != lab && !contains(j.Namespaces, name) {
+			continue
+		}
+		o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
+		for _, l := range links {
+			o.Links[l] = &state.Link{Name: l}
+		}
+		snap.Namespaces[name] = o
+	}
+	host, err := s.observeNS(topology.Host, state.SortedNames(j.HostSysctls))
+	if err != nil {
+		return nil, err
+	}
+	for name, l := range host.Links {
+		if l.Owner() != lab && !contains(j.HostLinks, name) && !contains(j.Bridges, name) && j.External[name].Bridge == "" {
+			delete(host.Links, name)
+		}
+	}
+	if _, exists, err := nat.Observe(topology.Host, lab); err != nil {
+		return nil, err
+	} else if exists {
+		host.NAT = &state.NATTable{}
+	}
+	snap.Namespaces[topology.Host] = host
+	if s.ovs != nil {
+		bridges, err := s.ovs.Observe()
+		if err != nil {
+			return nil, err
+		}
+		for name, b := range bridges {
+			if b.Owner == lab || contains(j.Bridges, name) || hasOwnedPort(b, lab) {
+				snap.Bridges[name] = b
+			}
+		}
+	}
+	for name, l := range host.Links {
+		if l.Kind == state.KindBridge && snap.Bridges[name] == nil {
+			snap.Bridges[name] = &state.Bridge{Name: name, Type: topology.BridgeLinux, Owner: l.Owner()}
+		}
+	}
+	s.e.observeProcesses(lab, snap)
+	return snap, nil
+}
+
+// removeNetdevLeftover deletes the ovs-netdev device an ovs-vswitchd that
+// died without cleaning up leaves in the host namespace: only once netlab
+// has stopped its private instance and no ovs-vswitchd runs here.
+func (s *session) removeNetdevLeftover() (bool, error) {
+	if ovs.VSwitchdRunning() {
+		return false, nil
+	}
+	h, err := s.ns(topology.Host)
+	if err != nil {
+		return false, err
+	}
+	o, err := h.Observe(nil)
+	if err != nil {
+		return false, err
+	}
+	if l := o.Links["ovs-netdev"]; l == nil || l.Kind != state.KindTuntap || l.Alias != "" {
+		return false, nil
+	}
+	return true, h.DeleteLink("ovs-netdev")
 }
 
 func contains(list []string, s string) bool {

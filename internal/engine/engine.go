@@ -279,7 +279,11 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		return nil, err
 	}
 	s.j = j
-	if done, err := s.applyPlan(p, crashPoint()); err != nil {
+	var step atomic.Int64
+	emitAction := func(a plan.Action) {
+		s.e.emit(Event{Kind: "action", Lab: s.lab, Done: int(step.Add(1)), Total: len(p), Action: a.String()})
+	}
+	if done, err := s.applyPlan(p, applyOptions{crashAfter: crashPoint(), done: emitAction}); err != nil {
 		return &Result{Plan: p[:done], Warnings: s.warnings}, err
 	}
 	if len(p) == 0 {
@@ -332,10 +336,16 @@ type session struct {
 	// handles caches one kernel handle per namespace; hmu guards it.
 	hmu     sync.Mutex
 	handles map[string]*kernel.NS
+	// downing is set by down: the journal is not saved after each removal
+	// (down deletes it at the end, and a down cut short observes again),
+	// and the namespaces whose processes an earlier action stopped are in
+	// nsStopped (under jmu), so deleting them does not walk /proc again.
+	downing   bool
+	nsStopped map[string]bool
 }
 
 func (e *Engine) newSession(lab string, oc *ovs.Client) (*session, error) {
-	return &session{e: e, lab: lab, ovs: oc, handles: map[string]*kernel.NS{}}, nil
+	return &session{e: e, lab: lab, ovs: oc, handles: map[string]*kernel.NS{}, nsStopped: map[string]bool{}}, nil
 }
 
 func (s *session) ns(name string) (*kernel.NS, error) {
@@ -377,20 +387,46 @@ func (s *session) close() {
 // is spent waiting for the kernel, not on a CPU.
 const parallelism = 8
 
+// applyOptions say how applyPlan goes about a plan.
+type applyOptions struct {
+	// crashAfter, when positive, ends the process abruptly right after
+	// that many actions (test-only: NETLAB_CRASH_AFTER).
+	crashAfter int
+	// keepGoing goes on past a failed action, with the next one, and
+	// returns every error: down removes as much as it can.
+	keepGoing bool
+	// done is called after each action that succeeded (concurrently).
+	done func(a plan.Action)
+	// quiet does not log each action as it starts: down logs what it
+	// removed instead.
+	quiet bool
+}
+
 // applyPlan applies the plan in order, running a stretch of actions of the
 // same kind concurrently when they touch different namespaces (or bridges):
 // the plan's order matters between kinds (namespaces before their veths),
 // not between namespaces. It returns how many actions completed.
-func (s *session) applyPlan(p plan.Plan, crashAfter int) (int, error) {
+func (s *session) applyPlan(p plan.Plan, o applyOptions) (int, error) {
 	var done atomic.Int64
 	finished := func(a plan.Action) {
 		n := done.Add(1)
-		s.e.emit(Event{Kind: "action", Lab: s.lab, Done: int(n), Total: len(p), Action: a.String()})
-		if crashAfter > 0 && int(n) == crashAfter {
+		if o.done != nil {
+			o.done(a)
+		}
+		if o.crashAfter > 0 && int(n) == o.crashAfter {
 			// Test-only: die like kill -9 would, right after step K.
-			fmt.Fprintf(os.Stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", crashAfter)
+			fmt.Fprintf(os.Stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", o.crashAfter)
 			os.Exit(99)
 		}
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(errs) > 0 && !o.keepGoing
 	}
 	for start := 0; start < len(p); {
 		end := start + 1
@@ -410,11 +446,7 @@ func (s *session) applyPlan(p plan.Plan, crashAfter int) (int, error) {
 			}
 			buckets[k] = append(buckets[k], a)
 		}
-		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
-			first error
-		)
+		var wg sync.WaitGroup
 		sem := make(chan struct{}, parallelism)
 		for _, k := range keys {
 			wg.Add(1)
@@ -423,30 +455,30 @@ func (s *session) applyPlan(p plan.Plan, crashAfter int) (int, error) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				for _, a := range actions {
-					mu.Lock()
-					stop := first != nil
-					mu.Unlock()
-					if stop {
+					if failed() {
 						return
 					}
-					s.e.logf("%s\n", a)
+					if !o.quiet {
+						s.e.logf("%s\n", a)
+					}
 					if err := s.apply(s.e, a, s.j); err != nil {
 						mu.Lock()
-						if first == nil {
-							first = fmt.Errorf("%s: %w", a, err)
-						}
+						errs = append(errs, fmt.Errorf("%s: %w", a, err))
 						mu.Unlock()
-						return
+						continue
 					}
 					finished(a)
 				}
 			}(buckets[k])
 		}
 		wg.Wait()
-		if first != nil {
-			return int(done.Load()), first
+		if failed() {
+			break
 		}
 		start = end
 	}
-	return int(done.Load()), nil
+	if !o.keepGoing && len(errs) > 0 {
+		return int(done.Load()), errs[0]
+	}
+	return int(done.Load()), errors.Join(errs...)
 }
