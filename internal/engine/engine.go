@@ -342,6 +342,11 @@ type session struct {
 	// nsStopped (under jmu), so deleting them does not walk /proc again.
 	downing   bool
 	nsStopped map[string]bool
+	// pending are the waits of bridge deletions ovs-vswitchd is still
+	// applying (under jmu): applyPlan goes on with the next actions and
+	// waits for them at its end, so namespaces and links go while
+	// ovs-vswitchd closes the ports.
+	pending []func() error
 }
 
 func (e *Engine) newSession(lab string, oc *ovs.Client) (*session, error) {
@@ -374,6 +379,9 @@ func (s *session) forget(name string) {
 }
 
 func (s *session) close() {
+	if s.ovs != nil {
+		s.ovs.Close()
+	}
 	s.hmu.Lock()
 	names := state.SortedNames(s.handles)
 	s.hmu.Unlock()
@@ -476,6 +484,16 @@ func (s *session) applyPlan(p plan.Plan, o applyOptions) (int, error) {
 			break
 		}
 		start = end
+	}
+	// The bridge deletions ovs-vswitchd was applying meanwhile.
+	s.jmu.Lock()
+	pending := s.pending
+	s.pending = nil
+	s.jmu.Unlock()
+	for _, wait := range pending {
+		if err := wait(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if !o.keepGoing && len(errs) > 0 {
 		return int(done.Load()), errs[0]
