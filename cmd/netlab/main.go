@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"syscall"
 
 	"github.com/netlab-dev/netlab/internal/engine"
 	"github.com/netlab-dev/netlab/internal/sandbox"
+	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -81,7 +83,31 @@ func (a *app) engine(log io.Writer, extra ...engine.Option) *engine.Engine {
 	if a.root != "" {
 		opts = append(opts, engine.WithRoot(a.root))
 	}
-	return engine.New(opts...)
+	return engine.New(append(opts, testHooks(a.stderr)...)...)
+}
+
+// testHooks are the switches the e2e suites give the netlab binary, as
+// engine options; nothing else reads them.
+//   - NETLAB_CRASH_AFTER=K: up ends the process right after its K-th action,
+//     as abruptly as kill -9 (no deferred cleanup, no journal save), for the
+//     crash suites.
+//   - NETLAB_TEST_XDP_MODE=M: AF_XDP ports get options:xdp-mode=M; a mode
+//     Open vSwitch rejects makes every AF_XDP port fail to open, so a test
+//     can watch up fall back to system ports.
+func testHooks(stderr io.Writer) []engine.Option {
+	var opts []engine.Option
+	if k, err := strconv.Atoi(os.Getenv("NETLAB_CRASH_AFTER")); err == nil && k > 0 {
+		opts = append(opts, engine.WithAfterAction(func(done int) {
+			if done == k {
+				fmt.Fprintf(stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", k)
+				os.Exit(99)
+			}
+		}))
+	}
+	if m := os.Getenv("NETLAB_TEST_XDP_MODE"); m != "" {
+		opts = append(opts, engine.WithOVS(ovs.WithXDPMode(m)))
+	}
+	return opts
 }
 
 func main() {
