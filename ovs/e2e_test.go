@@ -1,11 +1,8 @@
 package ovs
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/testkit"
+
 	"github.com/netlab-dev/netlab/internal/state"
 )
 
-// requireRoot: see roottest.
-func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "Open vSwitch, veths") }
+// requireRoot: see testkit.RequireRoot.
+func requireRoot(t *testing.T) { t.Helper(); testkit.RequireRoot(t, "Open vSwitch, veths") }
 
 // requireOVS skips when the Open vSwitch programs are missing, but fails
 // when NETLAB_E2E=1.
@@ -45,13 +44,7 @@ func requireOVS(t *testing.T) {
 	t.Skipf("needs Open vSwitch (missing %v)", missing)
 }
 
-func randHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
+func randHex(t *testing.T, n int) string { return testkit.Name(t, "", 2*n) }
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -556,7 +549,7 @@ func TestEnsureRunningConcurrentE2E(t *testing.T) {
 // A private database a killed run left empty or unreadable is made anew,
 // with a warning, and the instance starts.
 func TestPrivateInstanceBrokenDB(t *testing.T) {
-	roottest.Require(t, "starts Open vSwitch")
+	testkit.RequireRoot(t, "starts Open vSwitch")
 	for _, content := range []string{"", "garbage, not a database\n"} {
 		dir := testRunDir(t)
 		if err := os.WriteFile(filepath.Join(dir, dbFile), []byte(content), 0o600); err != nil {
