@@ -41,6 +41,12 @@ type Interface struct {
 	// TUN (ARPHRD_NONE).
 	LinkType layers.LinkType
 	Index    int // ifindex inside NS
+	// Reversed: NS/Name is the veth peer of the interface Label names,
+	// read in its stead (see ForLab); directions are flipped to read as
+	// the named one's.
+	Reversed bool
+	// Description goes into the pcapng interface block.
+	Description string
 }
 
 // Packet is one captured packet.
@@ -188,7 +194,7 @@ func (h *Handle) Read() (Packet, error) {
 	}
 	p := Packet{Length: n, Time: timestamp(h.oob[:oobn])}
 	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
-		p.Outgoing = ll.Pkttype == unix.PACKET_OUTGOING
+		p.Outgoing = (ll.Pkttype == unix.PACKET_OUTGOING) != h.Reversed
 	}
 	p.Data = append([]byte(nil), h.buf[:min(n, len(h.buf))]...)
 	return p, nil
@@ -225,6 +231,7 @@ func OpenAll(ifaces []Interface, filter string, snapLen int) ([]*Handle, error) 
 		if i.Label != "" {
 			h.Label = i.Label
 		}
+		h.Reversed, h.Description = i.Reversed, i.Description
 		hs = append(hs, h)
 	}
 	return hs, nil

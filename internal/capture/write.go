@@ -63,9 +63,13 @@ func newPcapng(w io.Writer, ifaces []Interface, filter string, snapLen int) (Wri
 		return nil, fmt.Errorf("pcapng: no interface")
 	}
 	ngIface := func(i Interface) pcapgo.NgInterface {
+		desc := i.Description
+		if desc == "" {
+			desc = fmt.Sprintf("%s in network namespace %s", i.Name, i.NS)
+		}
 		return pcapgo.NgInterface{
 			Name:                i.Label,
-			Description:         fmt.Sprintf("%s in network namespace %s", i.Name, i.NS),
+			Description:         desc,
 			Filter:              filter,
 			OS:                  runtime.GOOS,
 			LinkType:            i.LinkType,
