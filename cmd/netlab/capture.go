@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
 	"github.com/netlab-dev/netlab/internal/capture"
@@ -77,6 +78,14 @@ Flags:
 	case *write != "":
 		f = capture.FormatOf(*write)
 	}
+	if filter != "" {
+		// A filter tcpdump cannot compile is a usage error; checked for
+		// Ethernet here, and compiled again per interface's link type.
+		if _, err := capture.Compile(filter, layers.LinkTypeEthernet, *snapLen); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: capture: %v\n", err)
+			return exitUsage
+		}
+	}
 	name, code := a.labName(pos[0], "")
 	if name == "" {
 		return code
@@ -84,6 +93,10 @@ Flags:
 	st, err := a.engine(nil).Status(name)
 	if err != nil {
 		return a.fail("capture "+name, err)
+	}
+	if len(st.Namespaces) == 0 && len(st.Bridges) == 0 {
+		fmt.Fprintf(a.stderr, "netlab: capture: lab %s is not running (netlab status lists the labs)\n", name)
+		return exitRuntime
 	}
 	msg := io.Writer(a.stderr)
 	if *quiet {

@@ -16,7 +16,7 @@ func TestCaptureHelpAndUsage(t *testing.T) {
 			t.Errorf("netlab capture %s: exit %d\n%s", help, code, out.String())
 		}
 	}
-	for _, args := range [][]string{{"capture"}, {"capture", "lab"}, {"capture", "lab", "icmp"}, {"capture", "lab", "a/b", "--count", "-1"}, {"capture", "lab", "a/b", "--format", "txt"}, {"capture", "--no-such-flag"}} {
+	for _, args := range [][]string{{"capture"}, {"capture", "lab"}, {"capture", "lab", "icmp"}, {"capture", "lab", "a/b", "--count", "-1"}, {"capture", "lab", "a/b", "--format", "txt"}, {"capture", "lab", "a/b", "tcp", "port"}, {"capture", "--no-such-flag"}} {
 		var out bytes.Buffer
 		if code := (&app{stdout: &out, stderr: &out}).run(args); code != exitUsage {
 			t.Errorf("netlab %s: exit %d, want %d\n%s", strings.Join(args, " "), code, exitUsage, out.String())
