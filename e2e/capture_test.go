@@ -147,8 +147,13 @@ func TestCapture(t *testing.T) {
 		if code := c.wait(t, 10*time.Second); code != 0 {
 			t.Fatalf("capture: exit %d\n%s", code, c.stderr.String())
 		}
-		if !strings.Contains(c.stderr.String(), "8 packets captured") {
+		if !strings.Contains(c.stderr.String(), "8 packets captured\n") {
 			t.Errorf("capture's report:\n%s", c.stderr.String())
+		}
+		// An AF_XDP port (the default where the kernel allows it) is read
+		// on its peer, and the capture says so.
+		if st := mustNetlab(t, "status", lab); strings.Contains(st, "veth0(1, afxdp") != strings.Contains(c.stderr.String(), "host/"+p+"veth0 is an AF_XDP port") {
+			t.Errorf("AF_XDP port and the capture's note disagree:\n%s\n%s", st, c.stderr.String())
 		}
 		out := sh(t, "tcpdump", "-n", "-r", file)
 		// Each packet once on blue's veth and once on the port.

@@ -167,7 +167,15 @@ Flags:
 	if err != nil {
 		return a.fail("capture "+name, err)
 	}
-	fmt.Fprintf(msg, "netlab: %d packets captured\n", n)
+	dropped := 0
+	for _, h := range hs {
+		dropped += h.Dropped()
+	}
+	fmt.Fprintf(msg, "netlab: %d packets captured", n)
+	if dropped > 0 {
+		fmt.Fprintf(msg, ", %d dropped by the kernel (the socket's buffer was full: write to a file, or filter)", dropped)
+	}
+	fmt.Fprintln(msg)
 	return exitOK
 }
 

@@ -65,6 +65,9 @@ type Handle struct {
 	f      *os.File
 	buf    []byte
 	oob    []byte
+
+	dropOnce sync.Once
+	dropped  int
 }
 
 // Open opens a packet socket on interface name of namespace ns, with filter
@@ -215,8 +218,29 @@ func timestamp(oob []byte) time.Time {
 	return time.Now()
 }
 
-// Close closes the socket; a Read waiting on it returns ErrClosed.
-func (h *Handle) Close() error { return h.f.Close() }
+// Close closes the socket; a Read waiting on it returns ErrClosed. It
+// reads the kernel's drop count first (see Dropped).
+func (h *Handle) Close() error {
+	h.dropOnce.Do(func() {
+		rc, err := h.f.SyscallConn()
+		if err != nil {
+			return
+		}
+		rc.Control(func(fd uintptr) {
+			// PACKET_STATISTICS counts since the last read of it: this is
+			// the only read.
+			if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+				h.dropped = int(st.Drops)
+			}
+		})
+	})
+	return h.f.Close()
+}
+
+// Dropped is how many packets the kernel dropped because the socket's
+// buffer was full (tcpdump's "dropped by kernel"); known after Close (Run
+// closes its handles before it returns).
+func (h *Handle) Dropped() int { return h.dropped }
 
 // OpenAll opens every interface with the same filter; on an error it closes
 // those it opened.

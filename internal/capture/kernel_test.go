@@ -104,6 +104,11 @@ func TestCaptureVeth(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("%d packets, want 4 (the count)", len(got))
 	}
+	for _, h := range hs {
+		if h.Dropped() != 0 {
+			t.Errorf("%s: %d dropped by the kernel, of a ping", h.Label, h.Dropped())
+		}
+	}
 	var lines []string
 	for _, p := range got {
 		lines = append(lines, Line(p, hs[p.Iface].Interface))
