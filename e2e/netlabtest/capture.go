@@ -15,6 +15,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/netlab-dev/netlab/internal/capture"
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // CaptureOption configures Capture.
@@ -86,10 +87,14 @@ func (l *Lab) Capture(t testing.TB, ns, iface string, opts ...CaptureOption) *Ca
 	}
 	machineNS := l.NS(ns)
 	// Inside namespaces interfaces keep the file's names; on the host
-	// side they carry the prefix.
+	// side they carry the prefix, which comes first there so that a
+	// machine interface of the file's name is never taken for the lab's.
 	names := []string{iface}
 	if !strings.HasPrefix(iface, l.prefix) {
 		names = append(names, l.prefix+iface)
+		if machineNS == topology.Host {
+			names[0], names[1] = names[1], names[0]
+		}
 	}
 	label := strings.TrimPrefix(machineNS, l.prefix) + "/" + iface
 	var where capture.Interface
