@@ -45,6 +45,8 @@ Usage:
                               OpenFlow tables and the learned MAC table
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
+  netlab capture LAB NS/IFACE... [-w FILE|-] [--count N] [--duration D] [FILTER]
+                              record packets of lab interfaces (pcapng, pcap, or one line each)
   netlab doctor               check what netlab needs, say how to fix what is missing
   netlab sandbox ls|rm|create|exec
                               list, remove, make or enter sandboxes (networks of their own)
@@ -157,6 +159,8 @@ func (a *app) run(args []string) int {
 		return a.validate(rest)
 	case "exec":
 		return a.exec(rest)
+	case "capture":
+		return a.capture(rest)
 	case "flows":
 		return a.flows(rest)
 	case "check":
