@@ -207,6 +207,23 @@ func prefixFlag(fs *flag.FlagSet) *string {
 // flagExit is a verb's exit code after its flags failed to parse: -h and
 // --help asked for the usage, which flag printed (0); anything else is a
 // usage error (2).
+// positional is a verb's prologue: its flags parsed (they may stand among
+// the other arguments), then the count of the others checked against min
+// and max (max < 0: no limit). When ok is false the usage (or the flag
+// error) has been printed and code is the exit status: 0 for -h/--help,
+// 2 otherwise.
+func positional(fs *flag.FlagSet, args []string, min, max int) (pos []string, code int, ok bool) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, flagExit(err), false
+	}
+	if len(pos) < min || max >= 0 && len(pos) > max {
+		fs.Usage()
+		return nil, exitUsage, false
+	}
+	return pos, exitOK, true
+}
+
 func flagExit(err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
