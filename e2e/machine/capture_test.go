@@ -22,14 +22,7 @@ func TestRootlessCapture(t *testing.T) {
 		t.Fatal("tcpdump is missing (make deps): netlab capture compiles filters with it")
 	}
 	before := testkit.Fingerprint()
-	if p := processesOf(t, "65534"); p != "" {
-		t.Fatalf("uid 65534 already runs processes; this test plays that user:\n%s", p)
-	}
-	u := newUser(t)
-	t.Cleanup(func() {
-		u.netlab("down", "--all")
-		u.netlab("sandbox", "rm", "--all")
-	})
+	u := soleUser(t)
 	u.mustNetlab("up", u.lab("blue-red.yaml"))
 	// A directory the user may write to: the capture's file is theirs.
 	mine := filepath.Join(u.dir, "captures")

@@ -78,6 +78,22 @@ type user struct {
 const withTun = `m=$1; shift; d=$(mktemp -d) && mount -t tmpfs -o mode=0755 netlab-test-tun "$d" && mknod -m "$m" "$d/tun" c 10 200 && ` +
 	`mount --bind "$d/tun" /dev/net/tun && umount -l "$d" && rmdir "$d" && exec "$@"`
 
+// soleUser is newUser for a test that plays uid 65534 alone: it fails when
+// that user already runs processes, and at cleanup, whatever failed, takes
+// down every lab and sandbox of the user.
+func soleUser(t *testing.T) *user {
+	t.Helper()
+	if p := processesOf(t, "65534"); p != "" {
+		t.Fatalf("uid 65534 already runs processes; this test plays that user:\n%s", p)
+	}
+	u := newUser(t)
+	t.Cleanup(func() {
+		u.netlab("down", "--all")
+		u.netlab("sandbox", "rm", "--all")
+	})
+	return u
+}
+
 func newUser(t *testing.T) *user {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "netlab-user-")

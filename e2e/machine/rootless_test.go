@@ -62,15 +62,7 @@ func tcpAsUser(t *testing.T, u *user, lab, server, client, addr string, sandbox 
 func TestRootless(t *testing.T) {
 	requireRoot(t)
 	before := testkit.Fingerprint()
-	if p := processesOf(t, "65534"); p != "" {
-		t.Fatalf("uid 65534 already runs processes; this test plays that user:\n%s", p)
-	}
-	u := newUser(t)
-	t.Cleanup(func() {
-		// Whatever failed: nothing of the user's stays.
-		u.netlab("down", "--all")
-		u.netlab("sandbox", "rm", "--all")
-	})
+	u := soleUser(t)
 
 	t.Run("blue-red through the learning switch", func(t *testing.T) {
 		u := u.with(t)
