@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
 	"github.com/netlab-dev/netlab/internal/capture"
@@ -81,7 +80,7 @@ Flags:
 	if filter != "" {
 		// A filter tcpdump cannot compile is a usage error; checked for
 		// Ethernet here, and compiled again per interface's link type.
-		if _, err := capture.Compile(filter, layers.LinkTypeEthernet, *snapLen); err != nil {
+		if _, err := capture.Compile(filter, capture.LinkTypeEthernet, *snapLen); err != nil {
 			fmt.Fprintf(a.stderr, "netlab: capture: %v\n", err)
 			return exitUsage
 		}

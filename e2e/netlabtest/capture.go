@@ -135,9 +135,23 @@ func (l *Lab) Capture(t testing.TB, ns, iface string, opts ...CaptureOption) *Ca
 	return c
 }
 
+// decode decodes a packet with gopacket's layers (Ethernet, ARP, IPv4/6,
+// ICMPv4/6, TCP, UDP and what else gopacket knows). The fixture lives in
+// test binaries, so gopacket's start-up cost, which the netlab binary
+// avoids, does not matter here.
+func decode(p capture.Packet, lt capture.LinkType) gopacket.Packet {
+	gp := gopacket.NewPacket(p.Data, layers.LinkType(lt), gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	md := gp.Metadata()
+	md.Timestamp = p.Time
+	md.CaptureLength = len(p.Data)
+	md.Length = p.Length
+	md.InterfaceIndex = p.Iface
+	return gp
+}
+
 func (c *Capture) add(p capture.Packet) error {
 	dp := Packet{
-		Packet:   capture.Decode(p, c.iface.LinkType),
+		Packet:   decode(p, c.iface.LinkType),
 		Time:     p.Time,
 		Iface:    c.iface.Label,
 		Outgoing: p.Outgoing,

@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
@@ -39,7 +38,7 @@ type Interface struct {
 	Label string // how output names it, e.g. "blue/veth1"
 	// LinkType is what its packets start with: Ethernet, or raw IP for a
 	// TUN (ARPHRD_NONE).
-	LinkType layers.LinkType
+	LinkType LinkType
 	Index    int // ifindex inside NS
 	// Reversed: NS/Name is the veth peer of the interface Label names,
 	// read in its stead (see ForLab); directions are flipped to read as
@@ -154,13 +153,13 @@ func Open(ns, name, filter string, snapLen int) (*Handle, error) {
 
 // linkType maps the interface's ARPHRD type to the pcap link type of what
 // the packet socket returns.
-func linkType(hatype uint16) (layers.LinkType, error) {
+func linkType(hatype uint16) (LinkType, error) {
 	switch hatype {
 	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
-		return layers.LinkTypeEthernet, nil
+		return LinkTypeEthernet, nil
 	case unix.ARPHRD_NONE:
 		// A TUN without IFF_TUN's packet-info header: bare IPv4/IPv6.
-		return layers.LinkTypeRaw, nil
+		return LinkTypeRaw, nil
 	}
 	return 0, fmt.Errorf("link type ARPHRD %d not supported (only Ethernet, loopback and TUN)", hatype)
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/gopacket/layers"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -24,7 +23,7 @@ import (
 // interface, needs no privilege and does not depend on the namespace.
 //
 // Equivalent to: `tcpdump -r FILE-OF-LINKTYPE -ddd FILTER`.
-func Compile(filter string, lt layers.LinkType, snapLen int) ([]bpf.RawInstruction, error) {
+func Compile(filter string, lt LinkType, snapLen int) ([]bpf.RawInstruction, error) {
 	if snapLen <= 0 {
 		snapLen = DefaultSnapLen
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
@@ -89,7 +88,7 @@ func TestCaptureVeth(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range hs {
-		if h.LinkType != layers.LinkTypeEthernet || h.Index == 0 {
+		if h.LinkType != LinkTypeEthernet || h.Index == 0 {
 			t.Errorf("%s: link type %s, index %d", h.Label, h.LinkType, h.Index)
 		}
 	}
@@ -179,7 +178,7 @@ func TestCaptureTUN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hs[0].LinkType != layers.LinkTypeRaw {
+	if hs[0].LinkType != LinkTypeRaw {
 		t.Fatalf("TUN link type %s, want Raw", hs[0].LinkType)
 	}
 	wait := collect(t, context.Background(), hs, 1)
