@@ -277,7 +277,7 @@ func (p *planner) impairClashes(j *state.Journal, clash func(topology.Pos, strin
 
 // sameQdisc says whether the observed qdiscs apply what is wanted.
 func sameQdisc(want topology.Impair, q *state.Qdisc) bool {
-	if q == nil || !q.Ours || q.Impair != want {
+	if q == nil || !q.Ours || q.Impair != observable(want) {
 		return false
 	}
 	if want.Rate != 0 {
@@ -286,6 +286,19 @@ func sameQdisc(want topology.Impair, q *state.Qdisc) bool {
 	}
 	return true
 }
+
+// observable is an impairment's qdisc part as the kernel reads it back: with
+// a rate, the queue limit is the tbf's (compared in bytes); without, netem's
+// default queue of 1000 packets is no limit at all.
+func observable(im topology.Impair) topology.Impair {
+	if im.Rate != 0 || im.Limit == netemDefaultLimit {
+		im.Limit = 0
+	}
+	return im
+}
+
+// netemDefaultLimit is netem's queue when none is given, in packets.
+const netemDefaultLimit = 1000
 
 // closeTo compares a tbf bucket read back from the kernel, which keeps it
 // as a time at the rate (rounded), with the planned size.

@@ -19,7 +19,7 @@ func (m *machine) applyImpair(t *testing.T, a Action) {
 		if l.Qdisc != nil && !l.Qdisc.Ours {
 			t.Fatalf("set-qdisc over someone else's qdisc on %s/%s", a.NS, a.Link)
 		}
-		q := &state.Qdisc{Ours: true, Kind: "netem", Handle: RootHandle(*a.Impair), Impair: *a.Impair}
+		q := &state.Qdisc{Ours: true, Kind: "netem", Handle: RootHandle(*a.Impair), Impair: observable(*a.Impair)}
 		if a.Impair.Rate != 0 {
 			tb := TBFOf(*a.Impair)
 			q.Kind, q.Burst, q.LimitBytes = "tbf", tb.Burst, tb.Limit
