@@ -41,6 +41,8 @@ Usage:
                               draw the lab
   netlab flows LAB [BRIDGE] [--json]
                               OpenFlow tables and the learned MAC table
+  netlab impair LAB NS/IFACE [--rate R] [--loss P] [--delay D] ... | --clear | --reset
+                              change an interface's impairments at run time
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
   netlab doctor               check what netlab needs, say how to fix what is missing
@@ -133,6 +135,8 @@ func (a *app) run(args []string) int {
 		return a.exec(rest)
 	case "flows":
 		return a.flows(rest)
+	case "impair":
+		return a.impair(rest)
 	case "check":
 		return a.check(rest)
 	case "graph":

@@ -262,6 +262,9 @@ func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, er
 	} else if exists {
 		host.NAT = &state.NATTable{}
 	}
+	if err := observeDownLoss(lab, j, host); err != nil {
+		return nil, err
+	}
 	snap.Namespaces[topology.Host] = host
 	if s.ovs != nil {
 		bridges, err := s.ovs.Observe()

@@ -48,6 +48,9 @@ type ImpairSupport struct {
 	Why map[string]string `json:"why,omitempty"`
 }
 
+// AddQdiscNS records a namespace where netlab is about to make qdiscs.
+func (j *Journal) AddQdiscNS(ns string) { j.Qdiscs = addName(j.Qdiscs, ns) }
+
 // AddLoss records a namespace about to get the lab's loss table.
 func (j *Journal) AddLoss(ns string) { j.Loss = addName(j.Loss, ns) }
 

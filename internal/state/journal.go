@@ -51,6 +51,9 @@ type Journal struct {
 	// Loss lists the namespaces where netlab installed the lab's netdev
 	// table of loss rules.
 	Loss []string `json:"loss,omitempty"`
+	// Qdiscs lists the namespaces where netlab made impairment qdiscs
+	// (they go with their links; this says where to look for them).
+	Qdiscs []string `json:"qdiscs,omitempty"`
 	// Impair holds the impairments `netlab impair` set at run time, by
 	// "ns/link": they stand in for the file's until reset or down.
 	Impair map[string]topology.Impair `json:"impair,omitempty"`
