@@ -83,4 +83,13 @@ namespaces:
 	if f := lab.Impairments[1].NetemFields(); len(f) != 0 {
 		t.Errorf("netem fields of a rate: %v", f)
 	}
+	if err := ApplyPrefix(lab, "p1-"); err != nil {
+		t.Fatal(err)
+	}
+	if im := lab.Impairments[0]; im.NS != "host" || im.Link != "p1-p1" {
+		t.Errorf("prefixed bridge port impairment: %s/%s", im.NS, im.Link)
+	}
+	if im := lab.Impairments[1]; im.NS != "p1-a" || im.Link != "v1" {
+		t.Errorf("prefixed namespace impairment: %s/%s", im.NS, im.Link)
+	}
 }
