@@ -170,7 +170,26 @@ func labHasLink(lab *topology.Lab, ns, link string) bool {
 	return false
 }
 
-// CurrentImpair is the impairment the lab now wants on ns/link: the one
+// resolveLink names an interface as on the machine: ns and link as the
+// machine has them, or as the file writes them (without the lab's prefix),
+// like `netlab exec`.
+func resolveLink(lab *topology.Lab, prefix, ns, link string) (string, string, error) {
+	nsNames := []string{ns}
+	if ns != topology.Host {
+		nsNames = append(nsNames, prefix+ns)
+	}
+	for _, n := range nsNames {
+		for _, l := range []string{link, prefix + link} {
+			if labHasLink(lab, n, l) {
+				return n, l, nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("lab %s: %s/%s: %w", lab.Name, ns, link, ErrNoInterface)
+}
+
+// CurrentImpair is the impairment the lab now wants on ns/link (named as
+// on the machine, or as in the file): the one
 // `netlab impair` set (runtime is true), else the file's.
 func (e *Engine) CurrentImpair(lab, ns, link string) (im topology.Impair, runtime bool, err error) {
 	part, err := e.LabPart(lab)
@@ -181,8 +200,8 @@ func (e *Engine) CurrentImpair(lab, ns, link string) (im topology.Impair, runtim
 	if err != nil {
 		return im, false, err
 	}
-	if !labHasLink(part, ns, link) {
-		return im, false, fmt.Errorf("lab %s: %s/%s: %w", lab, ns, link, ErrNoInterface)
+	if ns, link, err = resolveLink(part, j.Prefix, ns, link); err != nil {
+		return im, false, err
 	}
 	if r, ok := j.Impair[state.ImpairKey(ns, link)]; ok {
 		return r, true, nil
@@ -190,8 +209,8 @@ func (e *Engine) CurrentImpair(lab, ns, link string) (im topology.Impair, runtim
 	return plan.WantImpair(part, nil)[ns][link], false, nil
 }
 
-// Impair changes the impairment of one interface of a running lab at run
-// time: im stands in for the file's (the zero Impair: none) until Impair is
+// Impair changes the impairment of one interface of a running lab (named
+// as on the machine, or as in the file) at run time: im stands in for the file's (the zero Impair: none) until Impair is
 // called with a nil im, which gives the interface the file's impairment
 // back. The change is journaled before it is applied, so `down` after a
 // crash still removes it, and `up` keeps it. Only impairment actions run:
@@ -211,11 +230,11 @@ func (e *Engine) Impair(lab, ns, link string, im *topology.Impair) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	if !labHasLink(part, ns, link) {
-		return nil, fmt.Errorf("lab %s: %s/%s: %w", lab, ns, link, ErrNoInterface)
-	}
 	j, err := e.store.Load(lab)
 	if err != nil {
+		return nil, err
+	}
+	if ns, link, err = resolveLink(part, j.Prefix, ns, link); err != nil {
 		return nil, err
 	}
 	if im == nil {
