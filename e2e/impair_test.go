@@ -107,7 +107,9 @@ func planSteps(out string) int {
 	return n
 }
 
-func within(got, want, tolerance float64) bool { return got >= want*(1-tolerance) && got <= want*(1+tolerance) }
+func within(got, want, tolerance float64) bool {
+	return got >= want*(1-tolerance) && got <= want*(1+tolerance)
+}
 
 // TestImpairRate: iperf3 through a 20mbit veth measures 20 Mb/s ± 15 %,
 // the reverse direction is not limited; a second up changes nothing; a
