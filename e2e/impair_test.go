@@ -374,3 +374,39 @@ func TestImpairCrash(t *testing.T) {
 	mustNetlab(t, "down", lab)
 	sameHost(t, before)
 }
+
+// TestImpairOVSPort: an impaired Open vSwitch port is an AF_PACKET
+// (system) port, since Open vSwitch writes AF_XDP frames past the qdisc and
+// the egress hook; --reset gives it its AF_XDP type back.
+func TestImpairOVSPort(t *testing.T) {
+	requireRoot(t)
+	hostRoutesFree(t, "10.0.0.0/24", "fd00:10::/64")
+	before := fingerprint(t)
+	t.Cleanup(func() { sameHost(t, before) })
+	p := newPrefix(t)
+	labUp(t, "../labs/blue-red.yaml", p, "blue-red")
+	lab, blue := p+"blue-red", p+"blue"
+	typeOf := func() string {
+		st := mustNetlab(t, "status", lab)
+		i := strings.Index(st, p+"veth2(")
+		if i < 0 {
+			t.Fatalf("no port veth2 in status:\n%s", st)
+		}
+		return strings.TrimSuffix(strings.Fields(st[i:])[1], ")")
+	}
+	first := typeOf()
+	ping(t, blue, "10.0.0.2")
+	mustNetlab(t, "impair", lab, "host/veth2", "--loss", "20%")
+	if got := typeOf(); got != "system" {
+		t.Errorf("impaired port is %s, want system", got)
+	}
+	lost := pingLoss(t, blue, "10.0.0.2", 2000)
+	t.Logf("OVS port (was %s) with loss 20%%: %.2f %% lost", first, lost)
+	if lost < 15 || lost > 25 {
+		t.Errorf("loss 20%% on an OVS port: %.2f %% lost, want 15..25", lost)
+	}
+	mustNetlab(t, "impair", lab, "host/veth2", "--reset")
+	if got := typeOf(); got != first {
+		t.Errorf("after --reset the port is %s, want %s again", got, first)
+	}
+}

@@ -261,7 +261,9 @@ func (e *Engine) Impair(lab, ns, link string, im *topology.Impair) (*Result, err
 	}
 	var p plan.Plan
 	for _, a := range full {
-		if isImpairOp(a.Op) {
+		// The port type follows an impairment of an OVS port (see
+		// plan's impairedPort): that port's change runs too.
+		if isImpairOp(a.Op) || a.Op == plan.OpSetPortType && slices.ContainsFunc(a.Ports, func(pt plan.Port) bool { return pt.Name == link }) {
 			p = append(p, a)
 		}
 	}

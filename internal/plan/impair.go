@@ -390,3 +390,23 @@ func (p *planner) wantImpair(j *state.Journal) error {
 	}
 	return ImpairFeatureError(p.lab, p.impair, p.snap.Impair)
 }
+
+// impairedPort says whether the lab impairs the host end of a bridge port.
+// Open vSwitch writes an AF_XDP port's frames into the veth past its qdisc
+// and nftables' egress hook (seen here: 50 % loss on such a port lost no
+// ping), so port-type auto gives an impaired port an AF_PACKET (system)
+// port, and an AF_XDP type the file names is an error there.
+func (p *planner) impairedPort(name string) bool {
+	return !p.impair[topology.Host][name].IsZero()
+}
+
+func afxdpImpairError(lab *topology.Lab, b *topology.Bridge, port string) *topology.Error {
+	e := &topology.Error{File: lab.File, Pos: b.Pos, Path: "bridges." + b.Name + ".port-type",
+		Msg: fmt.Sprintf("port %s is impaired, and Open vSwitch writes an AF_XDP port's frames past the qdisc and the egress hook, so the impairment would do nothing: use port-type: system (or auto), or impair the namespace end", port)}
+	for _, im := range lab.Impairments {
+		if im.NS == topology.Host && im.Link == port {
+			e.Pos, e.Path = im.Pos, im.Path
+		}
+	}
+	return e
+}

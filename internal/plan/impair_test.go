@@ -180,3 +180,49 @@ func TestImpairFeatureError(t *testing.T) {
 		t.Errorf("plan:\n%s", p)
 	}
 }
+
+// An impaired OVS port is an AF_PACKET port: AF_XDP frames would pass the
+// qdisc and the egress hook by.
+func TestImpairedOVSPortIsSystem(t *testing.T) {
+	lab := parse(t, "ovs", `
+name: ovs
+bridges:
+  br0:
+    ports:
+      p1: {impair: {loss: 5%}}
+namespaces:
+  a:
+    interfaces:
+      eth0: {peer: br0/p1}
+  b:
+    interfaces:
+      eth0: {peer: br0/p2}
+`)
+	m := newMachine()
+	m.snap.OVS = state.OVSInfo{Running: true, AFXDP: true}
+	p := m.converge(t, lab)
+	s := p.String()
+	if !strings.Contains(s, "add-port br0 p2 -- set Interface p2 ofport_request=2 type=afxdp-nonpmd") || strings.Contains(s, "p1 ofport_request=1 type=afxdp") {
+		t.Errorf("port types:\n%s", s)
+	}
+	m.j.SetRuntimeImpair(topology.Host, "p2", topology.Impair{Rate: 1e6})
+	if p := plan1(t, m, lab); !strings.Contains(p.String(), "set Interface p2 type=system") {
+		t.Errorf("runtime impairment of an AF_XDP port:\n%s", p)
+	}
+	explicit := parse(t, "ovs", `
+name: ovs
+bridges:
+  br0:
+    port-type: afxdp-nonpmd
+    ports:
+      p1: {impair: {loss: 5%}}
+namespaces:
+  a:
+    interfaces:
+      eth0: {peer: br0/p1}
+`)
+	_, err := Make(Input{Lab: explicit, Snapshot: newMachine().snap, Datapath: topology.DatapathNetdev})
+	if err == nil || !strings.Contains(err.Error(), "ovs:7:12: bridges.br0.ports.p1.impair: port p1 is impaired") {
+		t.Errorf("explicit AF_XDP type on an impaired port: %v", err)
+	}
+}

@@ -805,11 +805,14 @@ func (p *planner) portTypes(j *state.Journal) error {
 				}
 				failed := j != nil && j.AFXDPFailed[port.Name] != ""
 				small := len(b.Ports) <= topology.AutoAFXDPMaxPorts
-				if dp == topology.DatapathNetdev && p.snap.OVS.AFXDP && small && mtu <= topology.AFXDPMaxMTU && !failed {
+				if dp == topology.DatapathNetdev && p.snap.OVS.AFXDP && small && mtu <= topology.AFXDPMaxMTU && !failed && !p.impairedPort(port.Name) {
 					t = topology.PortTypeAFXDPNonPMD
 				}
 			}
 			p.portType[key(b.Name, port.Name)] = t
+			if topology.IsAFXDP(t) && p.impairedPort(port.Name) {
+				errs = append(errs, afxdpImpairError(p.lab, b, port.Name))
+			}
 		}
 		if !topology.IsAFXDP(b.PortType) {
 			continue
