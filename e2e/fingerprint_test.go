@@ -3,14 +3,14 @@ package e2e
 import (
 	"testing"
 
-	"github.com/netlab-dev/netlab/internal/hosttest"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
-// fingerprint is hosttest.Fingerprint of this test binary's host: its
+// fingerprint is testkit.Fingerprint of this test binary's host: its
 // sandbox's network namespace.
 func fingerprint(t *testing.T) string {
 	t.Helper()
-	return hosttest.Fingerprint()
+	return testkit.Fingerprint()
 }
 
 // sameHost fails the test when the host differs from the fingerprint.
@@ -21,4 +21,4 @@ func sameHost(t *testing.T, before string) {
 	}
 }
 
-func diff(a, b string) string { return hosttest.Diff(a, b) }
+func diff(a, b string) string { return testkit.Diff(a, b) }

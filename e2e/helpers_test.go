@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // requireRoot skips a test on a machine where it cannot run, unless
@@ -19,33 +19,14 @@ import (
 // skipping.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, cmd := range []string{"ip", "ping", "ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "iperf3", "nft", "ethtool"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			missing = append(missing, cmd)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("NETLAB_E2E") == "1" {
-		t.Fatalf("e2e test cannot run: missing %s (NETLAB_E2E=1 makes this a failure)", strings.Join(missing, ", "))
-	}
-	t.Skipf("e2e test needs %s (set NETLAB_E2E=1 to make this a failure)", strings.Join(missing, ", "))
+	testkit.RequireRoot(t, "e2e: namespaces, Open vSwitch, traffic", "ip", "ping", "ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "iperf3", "nft", "ethtool")
 }
 
 // newPrefix returns a short unique prefix ("e2x1a-") so test labs never
 // collide with a user's labs or with each other.
 func newPrefix(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 2)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "t" + hex.EncodeToString(b)[:3] + "-"
+	return testkit.Name(t, "t", 3) + "-"
 }
 
 // result is a finished command.

@@ -114,6 +114,13 @@ func (c *Client) Observe() (map[string]*state.Bridge, error) {
 }
 
 func (c *Client) observe() (*snapshot, error) {
+	if !c.faked {
+		s, err := c.observeRPC()
+		if err != nil {
+			return nil, fmt.Errorf("ovs: observe: %w", err)
+		}
+		return s, nil
+	}
 	out, err := c.VSCtl(observeArgs...)
 	if err != nil {
 		return nil, fmt.Errorf("ovs: observe: %w", err)
@@ -142,6 +149,11 @@ func parseObserve(out []byte) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	return snapshotFromTables(ts)
+}
+
+// snapshotFromTables reads the tables of observeArgs, in that order.
+func snapshotFromTables(ts []table) (*snapshot, error) {
 	if len(ts) != 4 {
 		return nil, fmt.Errorf("parse ovs-vsctl json: %d tables, want 4", len(ts))
 	}
@@ -395,7 +407,15 @@ func (c *Client) SetFailMode(bridge, mode string) error {
 // lab's; nil if it does not exist, ErrNotOwned if it is someone else's.
 // Equivalent to: `ovs-vsctl --if-exists del-br NAME` after the ownership
 // check. It waits, bounded by the timeout, for the bridge's interface to go.
+// Over the protocol it is StartDeleteBridge and its wait.
 func (c *Client) DeleteBridge(name, lab string) error {
+	if !c.faked {
+		wait, err := c.StartDeleteBridge(name, lab)
+		if err != nil || wait == nil {
+			return err
+		}
+		return wait()
+	}
 	cur, err := c.findBridge(name)
 	if err != nil {
 		return fmt.Errorf("ovs: delete bridge %s: %w", name, err)

@@ -3,7 +3,9 @@
 // them with external_ids:netlab-lab, and the lab's OpenFlow flows (marked by
 // a cookie; see flows.go). It is the only package that imports
 // github.com/digitalocean/go-openvswitch; everything runs through the
-// ovs-vsctl / ovs-ofctl / ovs-appctl command-line tools, always with a timeout.
+// ovs-vsctl / ovs-ofctl / ovs-appctl command-line tools, always with a
+// timeout, except the deletion of a bridge, which speaks the database's
+// protocol to not wait for ovs-vswitchd (rpc.go).
 package ovs
 
 import (
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	goovs "github.com/digitalocean/go-openvswitch/ovs"
+	goovsdb "github.com/digitalocean/go-openvswitch/ovsdb"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -115,7 +118,9 @@ type Client struct {
 	timeout time.Duration
 	xdpMode string         // options:xdp-mode of AF_XDP ports
 	run     goovs.ExecFunc // runs a program: the seam
+	faked   bool           // run is a test's: read the database through it too, not over the protocol
 	ovs     *goovs.Client
+	db      *goovsdb.Client // JSON-RPC connection to ovsdb-server, made on first use (rpc.go); under mu
 }
 
 // newClient builds a client for the database socket sock. private says it is
@@ -129,6 +134,7 @@ func newClient(o options, sock string, private bool) *Client {
 		timeout: o.timeout,
 		xdpMode: o.xdpMode,
 		run:     o.exec,
+		faked:   o.exec != nil,
 	}
 	if private {
 		c.runDir = dir

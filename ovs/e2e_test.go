@@ -1,14 +1,12 @@
 package ovs
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/testkit"
+
 	"github.com/netlab-dev/netlab/internal/state"
 )
 
-// requireRoot: see roottest.
-func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "Open vSwitch, veths") }
+// requireRoot: see testkit.RequireRoot.
+func requireRoot(t *testing.T) { t.Helper(); testkit.RequireRoot(t, "Open vSwitch, veths") }
 
 // requireOVS skips when the Open vSwitch programs are missing, but fails
 // when NETLAB_E2E=1.
@@ -44,13 +44,7 @@ func requireOVS(t *testing.T) {
 	t.Skipf("needs Open vSwitch (missing %v)", missing)
 }
 
-func randHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
+func randHex(t *testing.T, n int) string { return testkit.Name(t, "", 2*n) }
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -224,6 +218,30 @@ func TestPrivateInstanceE2E(t *testing.T) {
 		t.Errorf("foreign bridge modified: external_ids %s", out)
 	}
 
+	// The lab's bridge goes in two halves: its row at once, its device
+	// once the wait returns; then there is nothing left to delete.
+	br3 := "nlt" + id + "c"
+	if err := c.EnsureBridge(BridgeSpec{Name: br3, Lab: lab, Datapath: DatapathNetdev}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteBridge(br3, lab) })
+	wait, err := c.StartDeleteBridge(br3, lab)
+	if err != nil || wait == nil {
+		t.Fatalf("StartDeleteBridge(%s) = %v, %v", br3, wait != nil, err)
+	}
+	if brs, err := c.Observe(); err != nil || brs[br3] != nil {
+		t.Errorf("after StartDeleteBridge the database still has %s (%v)", br3, err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if linkExists(br3) {
+		t.Errorf("device %s still there after the wait", br3)
+	}
+	if wait, err := c.StartDeleteBridge(br3, lab); wait != nil || err != nil {
+		t.Errorf("StartDeleteBridge of a deleted bridge = %v, %v; want nil, nil", wait != nil, err)
+	}
+
 	// 21 veth pairs in the host namespace; the "a" ends go on the bridge.
 	var veths []string
 	for i := range 21 {
@@ -297,6 +315,22 @@ func TestPrivateInstanceE2E(t *testing.T) {
 	}
 	if f := brs[foreign]; f == nil || f.Owner != "" {
 		t.Errorf("Observe[%s] = %+v", foreign, f)
+	}
+	// Over the protocol and through ovs-vsctl, observe reads the same.
+	viaRPC, err := c.observeRPC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.VSCtl(observeArgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaCLI, err := parseObserve(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(viaRPC, viaCLI) {
+		t.Errorf("observe over the protocol:\n%+v\nthrough ovs-vsctl:\n%+v", viaRPC, viaCLI)
 	}
 	if ofp, err := c.OFCtl("show", br); err != nil || !strings.Contains(string(ofp), "1("+veths[0]+")") {
 		t.Errorf("ovs-ofctl show %s: %v\n%s", br, err, ofp)
@@ -493,7 +527,9 @@ func TestEnsureRunningConcurrentE2E(t *testing.T) {
 		t.Fatal("killed ovs-vswitchd still running")
 	}
 	if _, err := Connect(WithRunDir(dir), withSystemDBs()); !errors.Is(err, ErrNotRunning) {
-		t.Errorf("Connect with ovs-vswitchd dead = %v", err)
+		pidfile, _ := os.ReadFile(filepath.Join(dir, vswitchd+".pid"))
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", vsPID))
+		t.Errorf("Connect with ovs-vswitchd dead = %v (killed pid %d; pidfile %q; its stat %q)", err, vsPID, pidfile, stat)
 	}
 	c, err := EnsureRunning(WithRunDir(dir), withSystemDBs(), WithTimeout(5*time.Second))
 	if err != nil {
@@ -513,7 +549,7 @@ func TestEnsureRunningConcurrentE2E(t *testing.T) {
 // A private database a killed run left empty or unreadable is made anew,
 // with a warning, and the instance starts.
 func TestPrivateInstanceBrokenDB(t *testing.T) {
-	roottest.Require(t, "starts Open vSwitch")
+	testkit.RequireRoot(t, "starts Open vSwitch")
 	for _, content := range []string{"", "garbage, not a database\n"} {
 		dir := testRunDir(t)
 		if err := os.WriteFile(filepath.Join(dir, dbFile), []byte(content), 0o600); err != nil {

@@ -2,17 +2,15 @@ package ovs
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"github.com/netlab-dev/netlab/internal/openflow"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
-)
 
-var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/netlab-dev/netlab/internal/openflow"
+)
 
 // testLearnCookie is the learn cookie of the goldens.
 const testLearnCookie = 0x6e6c000000000002

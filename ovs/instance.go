@@ -61,7 +61,7 @@ func probeSystem(o options, sock string) *Client {
 	if _, alive := daemonPID(c.ovsDir, vswitchd); !alive {
 		return nil
 	}
-	if _, err := c.VSCtl("show"); err != nil {
+	if !c.answers() {
 		return nil
 	}
 	return c
@@ -76,8 +76,7 @@ func (c *Client) privateRunning() bool {
 	if _, ok := daemonPID(c.runDir, vswitchd); !ok {
 		return false
 	}
-	_, err := c.VSCtl("show")
-	return err == nil
+	return c.answers()
 }
 
 // EnsureRunning is Connect, and if no OVS runs, starts netlab's private
@@ -229,13 +228,15 @@ func (c *Client) StopPrivateIfUnused() (bool, error) {
 		return false, fmt.Errorf("ovs: stop private instance: %w", err)
 	}
 	defer unlock()
-	brs, err := c.ovs.VSwitch.ListBridges()
+	brs, err := c.bridgeNames()
 	if err != nil {
 		return false, fmt.Errorf("ovs: stop private instance: list bridges: %w", err)
 	}
 	if len(brs) > 0 {
 		return false, nil
 	}
+	// The connection goes before the daemon it talks to.
+	c.Close()
 	var errs []error
 	// vswitchd first: --cleanup releases its datapath resources (the
 	// ovs-netdev tap of the userspace datapath), which it needs the
@@ -407,6 +408,7 @@ func trim(b []byte) string { return strings.TrimSpace(string(b)) }
 func StopPrivateIfIdle(opts ...Option) (bool, error) {
 	o := buildOptions(opts)
 	c := newClient(o, filepath.Join(o.runDir, dbSock), true)
+	defer c.Close()
 	_, dbAlive := daemonPID(c.runDir, ovsdbServer)
 	_, vsAlive := daemonPID(c.runDir, vswitchd)
 	switch {

@@ -2,7 +2,6 @@ package topology
 
 import (
 	"errors"
-	"flag"
 	goparser "go/parser"
 	"go/token"
 	"net/netip"
@@ -12,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/bad/*.err from the parser's output")
+	"github.com/netlab-dev/netlab/internal/testkit"
+)
 
 // TestBad parses every file of the bad corpus and compares the complete
 // error text with its golden file, so a message change is a reviewed diff.
@@ -46,19 +45,7 @@ func TestBad(t *testing.T) {
 			}
 			got := err.Error() + "\n"
 			golden := strings.TrimSuffix(file, ".yaml") + ".err"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("errors differ (run go test -update to accept)\ngot:\n%s\nwant:\n%s", got, want)
-			}
+			testkit.Golden(t, golden, []byte(got))
 		})
 	}
 }

@@ -19,13 +19,9 @@ func (a *app) check(args []string) int {
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	timeout := fs.Duration("timeout", 2*time.Second, "timeout of each probe")
 	machine := machineFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
+	pos, code, ok := positional(fs, args, 1, 1)
+	if !ok {
+		return code
 	}
 	eng := a.engine(nil)
 	lab, code := a.labPart("check", pos[0], *prefix, *machine)

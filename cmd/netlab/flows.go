@@ -15,13 +15,9 @@ import (
 func (a *app) flows(args []string) int {
 	fs := a.flags("flows", "LAB [BRIDGE] [--json]")
 	asJSON := fs.Bool("json", false, "print as JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) < 1 || len(pos) > 2 {
-		fs.Usage()
-		return exitUsage
+	pos, code, ok := positional(fs, args, 1, 2)
+	if !ok {
+		return code
 	}
 	name, code := a.labName(pos[0], "")
 	if name == "" {

@@ -16,13 +16,9 @@ func (a *app) graph(args []string) int {
 	prefix := prefixFlag(fs)
 	format := fs.String("format", "dot", "dot, mermaid (need nothing), svg or png (need Graphviz)")
 	out := fs.String("o", "", "write to this file instead of standard output")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
+	pos, code, ok := positional(fs, args, 1, 1)
+	if !ok {
+		return code
 	}
 	if a.sandbox != "" && !isFileArg(pos[0]) {
 		return a.enter("graph", args)
@@ -44,6 +40,7 @@ func (a *app) graph(args []string) int {
 	case "mermaid":
 		data = []byte(graph.Mermaid(lab, opts))
 	case "svg", "png":
+		var err error
 		data, err = graph.Render(graph.DOT(lab, opts), *format)
 		if errors.Is(err, graph.ErrNoGraphviz) {
 			fmt.Fprintf(a.stderr, "netlab: graph: %v\n", err)

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,9 +13,8 @@ import (
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // The --json outputs are an interface other programs parse: their shapes
 // (field names, nesting) are golden files, so a change is a visible diff.
@@ -75,19 +72,7 @@ func TestJSONShapes(t *testing.T) {
 			}
 			b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 			path := filepath.Join("testdata", name+".json")
-			if *update {
-				if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (go test -update)", err)
-			}
-			if string(want) != string(b)+"\n" {
-				t.Errorf("%s changed (go test -update to accept):\n%s", path, b)
-			}
+			testkit.Golden(t, path, append(b, '\n'))
 		})
 	}
 }

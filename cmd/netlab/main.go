@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"syscall"
 
 	"github.com/netlab-dev/netlab/internal/engine"
 	"github.com/netlab-dev/netlab/internal/sandbox"
+	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -45,6 +47,8 @@ Usage:
                               change an interface's impairments at run time
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
+  netlab capture LAB NS/IFACE... [-w FILE|-] [--count N] [--duration D] [FILTER]
+                              record packets of lab interfaces (pcapng, pcap, or one line each)
   netlab doctor               check what netlab needs, say how to fix what is missing
   netlab sandbox ls|rm|create|exec
                               list, remove, make or enter sandboxes (networks of their own)
@@ -83,7 +87,31 @@ func (a *app) engine(log io.Writer, extra ...engine.Option) *engine.Engine {
 	if a.root != "" {
 		opts = append(opts, engine.WithRoot(a.root))
 	}
-	return engine.New(opts...)
+	return engine.New(append(opts, testHooks(a.stderr)...)...)
+}
+
+// testHooks are the switches the e2e suites give the netlab binary, as
+// engine options; nothing else reads them.
+//   - NETLAB_CRASH_AFTER=K: up ends the process right after its K-th action,
+//     as abruptly as kill -9 (no deferred cleanup, no journal save), for the
+//     crash suites.
+//   - NETLAB_TEST_XDP_MODE=M: AF_XDP ports get options:xdp-mode=M; a mode
+//     Open vSwitch rejects makes every AF_XDP port fail to open, so a test
+//     can watch up fall back to system ports.
+func testHooks(stderr io.Writer) []engine.Option {
+	var opts []engine.Option
+	if k, err := strconv.Atoi(os.Getenv("NETLAB_CRASH_AFTER")); err == nil && k > 0 {
+		opts = append(opts, engine.WithAfterAction(func(done int) {
+			if done == k {
+				fmt.Fprintf(stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", k)
+				os.Exit(99)
+			}
+		}))
+	}
+	if m := os.Getenv("NETLAB_TEST_XDP_MODE"); m != "" {
+		opts = append(opts, engine.WithOVS(ovs.WithXDPMode(m)))
+	}
+	return opts
 }
 
 func main() {
@@ -133,6 +161,8 @@ func (a *app) run(args []string) int {
 		return a.validate(rest)
 	case "exec":
 		return a.exec(rest)
+	case "capture":
+		return a.capture(rest)
 	case "flows":
 		return a.flows(rest)
 	case "impair":
@@ -181,6 +211,23 @@ func prefixFlag(fs *flag.FlagSet) *string {
 // flagExit is a verb's exit code after its flags failed to parse: -h and
 // --help asked for the usage, which flag printed (0); anything else is a
 // usage error (2).
+// positional is a verb's prologue: its flags parsed (they may stand among
+// the other arguments), then the count of the others checked against min
+// and max (max < 0: no limit). When ok is false the usage (or the flag
+// error) has been printed and code is the exit status: 0 for -h/--help,
+// 2 otherwise.
+func positional(fs *flag.FlagSet, args []string, min, max int) (pos []string, code int, ok bool) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, flagExit(err), false
+	}
+	if len(pos) < min || max >= 0 && len(pos) > max {
+		fs.Usage()
+		return nil, exitUsage, false
+	}
+	return pos, exitOK, true
+}
+
 func flagExit(err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK

@@ -15,13 +15,9 @@ func (a *app) plan(args []string) int {
 	prefix := prefixFlag(fs)
 	asJSON := fs.Bool("json", false, "print the actions as JSON")
 	machine := machineFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
+	pos, code, ok := positional(fs, args, 1, 1)
+	if !ok {
+		return code
 	}
 	lab, code := a.loadLab(pos[0], *prefix)
 	if lab == nil {

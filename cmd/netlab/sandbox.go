@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,7 +21,7 @@ const defaultSandbox = "default"
 
 // labVerbs are the verbs that act on labs, and so run where the labs live:
 // on the machine, or inside a sandbox.
-var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status": true, "check": true, "flows": true, "impair": true, "exec": true, "graph": true}
+var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status": true, "check": true, "flows": true, "impair": true, "exec": true, "graph": true, "capture": true}
 
 // sandboxFlag takes --sandbox NAME (or --sandbox=NAME) out of the arguments,
 // wherever it stands before a "--" (exec's command is the command's own).
@@ -115,6 +116,15 @@ func (a *app) runIn(sb *sandbox.Sandbox, exe string, argv []string) (int, error)
 		return 0, err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, a.stdout, a.stderr
+	if argv[0] == "capture" {
+		// A SIGTERM that ends this process then ends nsenter too (which
+		// forwards no signal), and the capture inside sees it and stops
+		// with its file complete. Pdeathsig follows the forking thread,
+		// so hold it until the command ends.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	}
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
 	defer signal.Reset(syscall.SIGINT, syscall.SIGQUIT)
 	err = cmd.Run()

@@ -47,4 +47,11 @@ func TestHelpExitsZero(t *testing.T) {
 			t.Errorf("netlab %s --no-such-flag: exit %d, want %d", verb, code, exitUsage)
 		}
 	}
+	// Too few or too many arguments: the usage, exit 2, before anything runs.
+	for _, args := range [][]string{{"up"}, {"up", "a.yaml", "b.yaml"}, {"plan"}, {"status", "a", "b"}, {"flows"}, {"flows", "lab", "br", "more"}, {"check"}, {"graph"}, {"validate"}} {
+		var out bytes.Buffer
+		if code := (&app{stdout: &out, stderr: &out}).run(args); code != exitUsage || !strings.Contains(out.String(), "Usage: netlab "+args[0]) {
+			t.Errorf("netlab %v: exit %d, want %d with the usage\n%s", args, code, exitUsage, out.String())
+		}
+	}
 }

@@ -15,13 +15,9 @@ func (a *app) status(args []string) int {
 	fs := a.flags("status", "[NAME|FILE] [--json]")
 	prefix := prefixFlag(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) > 1 {
-		fs.Usage()
-		return exitUsage
+	pos, code, ok := positional(fs, args, 0, 1)
+	if !ok {
+		return code
 	}
 	eng := a.engine(io.Discard)
 	var labs []string
@@ -32,10 +28,11 @@ func (a *app) status(args []string) int {
 		}
 		labs = []string{name}
 	} else {
-		labs, err = eng.Labs()
+		all, err := eng.Labs()
 		if err != nil {
 			return a.fail("status", err)
 		}
+		labs = all
 	}
 	out := []*engine.LabStatus{}
 	for _, lab := range labs {

@@ -31,13 +31,9 @@ func (a *app) up(args []string) int {
 	asJSON := fs.Bool("json", false, "print one JSON event per action, then a final one")
 	force := fs.Bool("force", false, "attach an external interface even if it carries the host's default route")
 	machine := machineFlag(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
+	pos, code, ok := positional(fs, args, 1, 1)
+	if !ok {
+		return code
 	}
 	lab, code := a.loadLab(pos[0], *prefix)
 	if lab == nil {

@@ -17,18 +17,14 @@ func (a *app) validate(args []string) int {
 	fs := a.flags("validate", "FILE...")
 	prefix := prefixFlag(fs)
 	static := fs.Bool("static", false, "check the file only, not the machine")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) == 0 {
-		fs.Usage()
-		return exitUsage
+	pos, code, ok := positional(fs, args, 1, -1)
+	if !ok {
+		return code
 	}
 	// For a sandbox the machine checks would be the sandbox's: the file is
 	// checked for what a lab cannot take from the machine into one instead.
 	machine := !*static && os.Geteuid() == 0 && a.sandbox == ""
-	code := exitOK
+	code = exitOK
 	for _, path := range pos {
 		lab, c := a.loadLab(path, *prefix)
 		if lab == nil {

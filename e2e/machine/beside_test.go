@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netlab-dev/netlab/internal/hosttest"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // besideLab is an OVS lab with nothing on the host but its bridge and veth
@@ -61,7 +61,7 @@ func writeLab(t *testing.T, text string) string {
 // the machine has up (make demo).
 func TestSandboxBesideMachine(t *testing.T) {
 	requireRoot(t)
-	before := hosttest.Fingerprint()
+	before := testkit.Fingerprint()
 	p := prefix()
 	file := writeLab(t, besideLab)
 	sb1, sb2 := p+"one", p+"two"
@@ -72,7 +72,7 @@ func TestSandboxBesideMachine(t *testing.T) {
 
 	must(t, "up on the machine", netlab(t, "up", "-q", "--prefix", p, file))
 	settled(t)
-	withLab := hosttest.Fingerprint()
+	withLab := testkit.Fingerprint()
 	for _, sb := range []string{sb1, sb2} {
 		must(t, "up in "+sb, netlab(t, "--sandbox", sb, "up", "-q", "--prefix", p, file))
 	}
@@ -96,8 +96,8 @@ func TestSandboxBesideMachine(t *testing.T) {
 			t.Errorf("check blue-red in %s:\n%s", sb, out)
 		}
 	}
-	if after := hosttest.Fingerprint(); after != withLab {
-		t.Errorf("labs in sandboxes changed the machine:\n%s", hosttest.Diff(withLab, after))
+	if after := testkit.Fingerprint(); after != withLab {
+		t.Errorf("labs in sandboxes changed the machine:\n%s", testkit.Diff(withLab, after))
 	}
 	// One sandbox down: the other and the machine's lab go on.
 	out := must(t, "down --all in "+sb1, netlab(t, "--sandbox", sb1, "down", "--all"))
@@ -111,8 +111,8 @@ func TestSandboxBesideMachine(t *testing.T) {
 	if out := must(t, "sandbox rm", netlab(t, "sandbox", "rm", sb2)); !strings.Contains(out, "sandbox "+sb2+": removed") {
 		t.Errorf("sandbox rm:\n%s", out)
 	}
-	if after := hosttest.Fingerprint(); after != withLab {
-		t.Errorf("the sandboxes' lives changed the machine:\n%s", hosttest.Diff(withLab, after))
+	if after := testkit.Fingerprint(); after != withLab {
+		t.Errorf("the sandboxes' lives changed the machine:\n%s", testkit.Diff(withLab, after))
 	}
 	if out := must(t, "check", netlab(t, "check", p+"beside")); !strings.Contains(out, " 0 failed") {
 		t.Errorf("the machine's lab after the sandboxes went:\n%s", out)
@@ -125,7 +125,7 @@ func TestSandboxBesideMachine(t *testing.T) {
 // one, and leaves none behind.
 func TestSandboxAbsent(t *testing.T) {
 	requireRoot(t)
-	before := hosttest.Fingerprint()
+	before := testkit.Fingerprint()
 	sb := prefix() + "none"
 	for _, c := range []struct {
 		args []string
@@ -162,7 +162,7 @@ func TestSandboxAbsent(t *testing.T) {
 // they run for real, in a sandbox of their own, and leave nothing.
 func TestFixtureModuleAsUser(t *testing.T) {
 	requireRoot(t)
-	before := hosttest.Fingerprint()
+	before := testkit.Fingerprint()
 	u := newUser(t)
 	bin := filepath.Join(u.dir, "fixture.test")
 	build := exec.Command("go", "test", "-c", "-race", "-o", bin, ".")

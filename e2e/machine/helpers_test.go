@@ -11,29 +11,14 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/netlab-dev/netlab/internal/hosttest"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // requireRoot skips a test that cannot run here, or fails it under
 // NETLAB_E2E=1.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, cmd := range []string{"ip", "ping", "ovs-vsctl", "ovs-vswitchd", "iperf3", "nft", "setpriv", "unshare", "nsenter", "mknod"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			missing = append(missing, cmd)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("NETLAB_E2E") == "1" {
-		t.Fatalf("cannot run: missing %s (NETLAB_E2E=1 makes this a failure)", strings.Join(missing, ", "))
-	}
-	t.Skipf("needs %s (set NETLAB_E2E=1 to make this a failure)", strings.Join(missing, ", "))
+	testkit.RequireRoot(t, "sandboxes, users, the machine's own stack", "ip", "ping", "ovs-vsctl", "ovs-vswitchd", "iperf3", "nft", "setpriv", "unshare", "nsenter", "mknod")
 }
 
 // result is a finished command: its output (stdout and stderr interleaved)
@@ -211,8 +196,8 @@ func processesOf(t *testing.T, uid string) string {
 // sameMachine fails the test when the machine differs from before.
 func sameMachine(t *testing.T, before string) {
 	t.Helper()
-	if after := hosttest.Fingerprint(); after != before {
-		t.Errorf("the machine changed:\n%s", hosttest.Diff(before, after))
+	if after := testkit.Fingerprint(); after != before {
+		t.Errorf("the machine changed:\n%s", testkit.Diff(before, after))
 	}
 }
 

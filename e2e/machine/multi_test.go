@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netlab-dev/netlab/internal/hosttest"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // Multi-machine labs, with sandboxes standing in for machines: each is a
@@ -175,7 +175,7 @@ func TestSplitLab(t *testing.T) {
 		{"IPv6 underlay", "fd00:77::1/64", "fd00:77::2/64", `"fd00:77::1"`, `"fd00:77::2"`, 1430},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			before := hosttest.Fingerprint()
+			before := testkit.Fingerprint()
 			m := newMachines(t, prefix(), c.a, c.b)
 			emptyA := m.host(0)
 			file := splitFile(t, c.la, c.lb, "")
@@ -227,13 +227,13 @@ func TestSplitLab(t *testing.T) {
 			bBefore := m.host(1)
 			m.must(0, "down", "--machine", "a", "split")
 			if got := m.host(1); got != bBefore {
-				t.Errorf("down on machine a changed machine b:\n%s", hosttest.Diff(bBefore, got))
+				t.Errorf("down on machine a changed machine b:\n%s", testkit.Diff(bBefore, got))
 			}
 			if st := m.must(1, "status", "split"); !strings.Contains(st, "drift: none") {
 				t.Errorf("machine b's part after a's down:\n%s", st)
 			}
 			if got := m.host(0); got != emptyA {
-				t.Errorf("machine a after down:\n%s", hosttest.Diff(emptyA, got))
+				t.Errorf("machine a after down:\n%s", testkit.Diff(emptyA, got))
 			}
 			// A crash on a after step K (the tunnel is made at step 11), then
 			// down: a is as it was; and up after a crash converges.
@@ -250,7 +250,7 @@ func TestSplitLab(t *testing.T) {
 				}
 				m.must(0, "down", "split")
 				if got := m.host(0); got != emptyA {
-					t.Errorf("machine a after a crash at step %d and down:\n%s", k, hosttest.Diff(emptyA, got))
+					t.Errorf("machine a after a crash at step %d and down:\n%s", k, testkit.Diff(emptyA, got))
 				}
 			}
 			// Refusals that name the machine.
@@ -277,7 +277,7 @@ func TestSplitLab(t *testing.T) {
 // namespace reaches every other.
 func TestMeshOfThree(t *testing.T) {
 	requireRoot(t)
-	before := hosttest.Fingerprint()
+	before := testkit.Fingerprint()
 	m := newMachines(t, prefix(), "fd00:78::1/64", "fd00:78::2/64", "fd00:78::3/64")
 	file := filepath.Join(t.TempDir(), "mesh.yaml")
 	lab := `name: mesh

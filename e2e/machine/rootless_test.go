@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netlab-dev/netlab/internal/hosttest"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // userState is where uid 65534's sandboxes are registered (no
@@ -61,7 +61,7 @@ func tcpAsUser(t *testing.T, u *user, lab, server, client, addr string, sandbox 
 // `netlab down --all`, leaving no process and no file of theirs.
 func TestRootless(t *testing.T) {
 	requireRoot(t)
-	before := hosttest.Fingerprint()
+	before := testkit.Fingerprint()
 	if p := processesOf(t, "65534"); p != "" {
 		t.Fatalf("uid 65534 already runs processes; this test plays that user:\n%s", p)
 	}
@@ -211,7 +211,7 @@ namespaces:
 // anything is made, with the reason and the fix.
 func TestRootlessRefusals(t *testing.T) {
 	requireRoot(t)
-	before := hosttest.Fingerprint()
+	before := testkit.Fingerprint()
 	u := newUser(t)
 
 	t.Run("external interface", func(t *testing.T) {

@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+	"github.com/netlab-dev/netlab/internal/testkit"
+)
 
 func TestTableGolden(t *testing.T) {
 	a := netip.MustParseAddr
@@ -33,18 +32,7 @@ func TestTableGolden(t *testing.T) {
 	}
 	got := Table(results)
 	path := filepath.Join("testdata", "table.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if got != string(want) {
-		t.Errorf("Table mismatch\n--- got\n%s--- want\n%s", got, want)
-	}
+	testkit.Golden(t, path, []byte(got))
 }
 
 func TestTableEmpty(t *testing.T) {

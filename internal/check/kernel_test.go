@@ -2,10 +2,7 @@ package check
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"net"
 	"net/netip"
 	"os"
@@ -15,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/testkit"
+
 	"github.com/netlab-dev/netlab/internal/namespace"
 )
 
-// requireRoot: see roottest.
-func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "namespaces, raw sockets") }
+// requireRoot: see testkit.RequireRoot.
+func requireRoot(t *testing.T) { t.Helper(); testkit.RequireRoot(t, "namespaces, raw sockets") }
 
 func run(t *testing.T, args ...string) {
 	t.Helper()
@@ -58,9 +57,7 @@ func inNS(t *testing.T, name string, fn func() error) {
 // and deletes both when the test ends.
 func twoNamespaces(t *testing.T) (a, b string) {
 	t.Helper()
-	h := make([]byte, 2)
-	rand.Read(h)
-	prefix := "nlc" + hex.EncodeToString(h)
+	prefix := testkit.Name(t, "nlc", 4)
 	a, b = prefix+"a", prefix+"b"
 	// Registered first, so it runs after every other cleanup. Other tests on
 	// the machine add and remove namespaces meanwhile: only ours must be gone.

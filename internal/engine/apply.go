@@ -153,10 +153,26 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		}
 		return s.journal(func(j *state.Journal) { j.RemoveNamespace(a.NS) })
 	case plan.OpDelBridge:
-		if err := s.ovs.DeleteBridge(a.Bridge, s.lab); err != nil {
+		// Committed now and applied by ovs-vswitchd in its own time. Down
+		// goes on with the next actions and applyPlan waits at its end, so
+		// namespaces and links go while ovs-vswitchd closes the ports; up
+		// waits at once, as a later action may make a device of that name.
+		wait, err := s.ovs.StartDeleteBridge(a.Bridge, s.lab)
+		if err != nil {
 			return err
 		}
-		return s.journal(func(j *state.Journal) { j.RemoveBridge(a.Bridge) })
+		if !s.downing && wait != nil {
+			if err := wait(); err != nil {
+				return err
+			}
+			wait = nil
+		}
+		return s.journal(func(j *state.Journal) {
+			j.RemoveBridge(a.Bridge)
+			if wait != nil {
+				s.pending = append(s.pending, wait)
+			}
+		})
 	case plan.OpRestoreSysctl:
 		h, err := s.ns(topology.Host)
 		if err != nil {

@@ -223,6 +223,22 @@ func (e *Engine) DownPlan(lab string) (plan.Plan, []string, []string, error) {
 // supervised processes.
 func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, error) {
 	snap := &state.Snapshot{Lab: lab, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{}}
+	// Open vSwitch answers while the kernel is read: two waits become one.
+	// (The channel has room for the answer, so on an error return below
+	// the goroutine still ends.)
+	type ovsObserved struct {
+		bridges map[string]*state.Bridge
+		err     error
+	}
+	ovsc := make(chan ovsObserved, 1)
+	if s.ovs != nil {
+		go func() {
+			b, err := s.ovs.Observe()
+			ovsc <- ovsObserved{b, err}
+		}()
+	} else {
+		ovsc <- ovsObserved{}
+	}
 	names, err := namespace.List()
 	if err != nil {
 		return nil, err
@@ -266,15 +282,13 @@ func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, er
 		return nil, err
 	}
 	snap.Namespaces[topology.Host] = host
-	if s.ovs != nil {
-		bridges, err := s.ovs.Observe()
-		if err != nil {
-			return nil, err
-		}
-		for name, b := range bridges {
-			if b.Owner == lab || contains(j.Bridges, name) || hasOwnedPort(b, lab) {
-				snap.Bridges[name] = b
-			}
+	o := <-ovsc
+	if o.err != nil {
+		return nil, o.err
+	}
+	for name, b := range o.bridges {
+		if b.Owner == lab || contains(j.Bridges, name) || hasOwnedPort(b, lab) {
+			snap.Bridges[name] = b
 		}
 	}
 	for name, l := range host.Links {

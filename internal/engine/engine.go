@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +31,7 @@ type options struct {
 	root     string
 	ovsOpts  []ovs.Option
 	log      io.Writer
+	afterAct func(done int)
 }
 
 // WithRoot keeps journals, locks and the private OVS under dir instead of
@@ -51,6 +50,13 @@ func WithForce(force bool) Option { return func(o *options) { o.force = force } 
 // WithLog makes the engine print each action as it applies it.
 func WithLog(w io.Writer) Option { return func(o *options) { o.log = w } }
 
+// WithAfterAction calls fn after each action up has applied, with how many
+// it has applied so far (concurrently, as actions of one step finish
+// together). It is a test's seam: the crash suites give netlab
+// NETLAB_CRASH_AFTER=K, and the command ends the process there like kill -9
+// would (cmd/netlab); engine tests count and stop.
+func WithAfterAction(fn func(done int)) Option { return func(o *options) { o.afterAct = fn } }
+
 // Engine runs the verbs. It holds no state between calls except its options.
 type Engine struct {
 	progress func(Event)
@@ -59,6 +65,7 @@ type Engine struct {
 	store    *state.Store
 	ovsOpts  []ovs.Option
 	log      io.Writer
+	afterAct func(done int)
 }
 
 // New returns an engine.
@@ -68,15 +75,10 @@ func New(opts ...Option) *Engine {
 		fn(&o)
 	}
 	ovsOpts := append([]ovs.Option{}, o.ovsOpts...)
-	// Test-only switch: an XDP mode Open vSwitch rejects makes every AF_XDP
-	// port fail to open, so the e2e tests can watch up fall back to system.
-	if m := os.Getenv("NETLAB_TEST_XDP_MODE"); m != "" {
-		ovsOpts = append(ovsOpts, ovs.WithXDPMode(m))
-	}
 	if o.root != "" {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
-	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress}
+	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress, afterAct: o.afterAct}
 }
 
 // Store exposes the journal store (status and the CLI list labs from it).
@@ -283,7 +285,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	emitAction := func(a plan.Action) {
 		s.e.emit(Event{Kind: "action", Lab: s.lab, Done: int(step.Add(1)), Total: len(p), Action: a.String()})
 	}
-	if done, err := s.applyPlan(p, applyOptions{crashAfter: crashPoint(), done: emitAction}); err != nil {
+	if done, err := s.applyPlan(p, applyOptions{after: s.e.afterAct, done: emitAction}); err != nil {
 		return &Result{Plan: p[:done], Warnings: s.warnings}, err
 	}
 	if len(p) == 0 {
@@ -313,15 +315,6 @@ func partText(machine string) string {
 	return "machine " + machine + "'s part"
 }
 
-// crashPoint reads the test-only NETLAB_CRASH_AFTER switch.
-func crashPoint() int {
-	n, err := strconv.Atoi(os.Getenv("NETLAB_CRASH_AFTER"))
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
-}
-
 // session caches one kernel handle per namespace for the length of a verb.
 type session struct {
 	e   *Engine
@@ -342,10 +335,19 @@ type session struct {
 	// nsStopped (under jmu), so deleting them does not walk /proc again.
 	downing   bool
 	nsStopped map[string]bool
+	// pending are the waits of bridge deletions ovs-vswitchd is still
+	// applying (under jmu): applyPlan goes on with the next actions and
+	// waits for them at its end, so namespaces and links go while
+	// ovs-vswitchd closes the ports.
+	pending []func() error
+	// run applies one action: s.apply, or a test's fake driver.
+	run func(a plan.Action) error
 }
 
 func (e *Engine) newSession(lab string, oc *ovs.Client) (*session, error) {
-	return &session{e: e, lab: lab, ovs: oc, handles: map[string]*kernel.NS{}, nsStopped: map[string]bool{}}, nil
+	s := &session{e: e, lab: lab, ovs: oc, handles: map[string]*kernel.NS{}, nsStopped: map[string]bool{}}
+	s.run = func(a plan.Action) error { return s.apply(e, a, s.j) }
+	return s, nil
 }
 
 func (s *session) ns(name string) (*kernel.NS, error) {
@@ -374,6 +376,9 @@ func (s *session) forget(name string) {
 }
 
 func (s *session) close() {
+	if s.ovs != nil {
+		s.ovs.Close()
+	}
 	s.hmu.Lock()
 	names := state.SortedNames(s.handles)
 	s.hmu.Unlock()
@@ -389,9 +394,9 @@ const parallelism = 8
 
 // applyOptions say how applyPlan goes about a plan.
 type applyOptions struct {
-	// crashAfter, when positive, ends the process abruptly right after
-	// that many actions (test-only: NETLAB_CRASH_AFTER).
-	crashAfter int
+	// after, when set, is called after each action that succeeded with
+	// how many have (WithAfterAction).
+	after func(done int)
 	// keepGoing goes on past a failed action, with the next one, and
 	// returns every error: down removes as much as it can.
 	keepGoing bool
@@ -413,10 +418,8 @@ func (s *session) applyPlan(p plan.Plan, o applyOptions) (int, error) {
 		if o.done != nil {
 			o.done(a)
 		}
-		if o.crashAfter > 0 && int(n) == o.crashAfter {
-			// Test-only: die like kill -9 would, right after step K.
-			fmt.Fprintf(os.Stderr, "netlab: NETLAB_CRASH_AFTER=%d: exiting abruptly\n", o.crashAfter)
-			os.Exit(99)
+		if o.after != nil {
+			o.after(int(n))
 		}
 	}
 	var (
@@ -461,7 +464,7 @@ func (s *session) applyPlan(p plan.Plan, o applyOptions) (int, error) {
 					if !o.quiet {
 						s.e.logf("%s\n", a)
 					}
-					if err := s.apply(s.e, a, s.j); err != nil {
+					if err := s.run(a); err != nil {
 						mu.Lock()
 						errs = append(errs, fmt.Errorf("%s: %w", a, err))
 						mu.Unlock()
@@ -476,6 +479,16 @@ func (s *session) applyPlan(p plan.Plan, o applyOptions) (int, error) {
 			break
 		}
 		start = end
+	}
+	// The bridge deletions ovs-vswitchd was applying meanwhile.
+	s.jmu.Lock()
+	pending := s.pending
+	s.pending = nil
+	s.jmu.Unlock()
+	for _, wait := range pending {
+		if err := wait(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if !o.keepGoing && len(errs) > 0 {
 		return int(done.Load()), errs[0]

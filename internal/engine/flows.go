@@ -54,6 +54,7 @@ func (e *Engine) Flows(lab, bridge string) ([]BridgeFlows, error) {
 	if oc == nil {
 		return nil, fmt.Errorf("lab %s: no Open vSwitch is running", lab)
 	}
+	defer oc.Close()
 	bridges, err := oc.Observe()
 	if err != nil {
 		return nil, err

@@ -274,7 +274,7 @@ func (e *Engine) Impair(lab, ns, link string, im *topology.Impair) (*Result, err
 		return nil, err
 	}
 	s.j = j
-	if done, err := s.applyPlan(p, applyOptions{crashAfter: crashPoint()}); err != nil {
+	if done, err := s.applyPlan(p, applyOptions{after: s.e.afterAct}); err != nil {
 		return &Result{Plan: p[:done]}, fmt.Errorf("lab %s: impair %s/%s: %w", lab, ns, link, err)
 	}
 	return &Result{Plan: p}, nil

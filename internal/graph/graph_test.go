@@ -2,17 +2,15 @@ package graph
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/netlab-dev/netlab/internal/testkit"
 	"github.com/netlab-dev/netlab/topology"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func load(t *testing.T, path string) *topology.Lab {
 	t.Helper()
@@ -34,20 +32,7 @@ func parse(t *testing.T, name, text string) *topology.Lab {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs (go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	testkit.Golden(t, filepath.Join("testdata", name), got)
 }
 
 // mixed has what the shipped labs lack: a namespace-to-namespace veth, a
@@ -240,7 +225,7 @@ func TestRenderSVG(t *testing.T) {
 			}
 			// The picture for the docs: written on -update, never compared
 			// (layout and fonts vary with the Graphviz version).
-			if c.name == "blue-red" && *update {
+			if c.name == "blue-red" && testkit.Updating() {
 				golden(t, "blue-red.svg", svg)
 				png, err := Render(DOT(lab, c.o), "png")
 				if err != nil {

@@ -1,8 +1,6 @@
 package impair
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -12,8 +10,8 @@ import (
 
 	"github.com/google/nftables/expr"
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"github.com/netlab-dev/netlab/internal/sandbox"
+	"github.com/netlab-dev/netlab/internal/testkit"
 	"github.com/netlab-dev/netlab/topology"
 	"github.com/vishvananda/netlink"
 )
@@ -37,10 +35,8 @@ func run(t *testing.T, argv ...string) string {
 // a second one), both up.
 func newNS(t *testing.T) string {
 	t.Helper()
-	roottest.Require(t, "namespaces, tc, nftables")
-	b := make([]byte, 3)
-	rand.Read(b)
-	name := "nli" + hex.EncodeToString(b)
+	testkit.RequireRoot(t, "namespaces, tc, nftables", "tc", "nft")
+	name := testkit.Name(t, "nli", 6)
 	for _, n := range []string{name, name + "p"} {
 		if err := namespace.Create(n); err != nil {
 			t.Fatal(err)
@@ -148,7 +144,7 @@ func TestLossTable(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	roottest.Require(t, "namespaces, tc, nftables")
+	testkit.RequireRoot(t, "namespaces, tc, nftables")
 	sup, err := Probe()
 	if err != nil {
 		t.Fatal(err)

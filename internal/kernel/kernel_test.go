@@ -1,10 +1,7 @@
 package kernel
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -15,24 +12,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/testkit"
+
 	"github.com/vishvananda/netlink"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/state"
 )
 
-// requireRoot: see roottest.
-func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "namespaces, netlink") }
+// requireRoot: see testkit.RequireRoot.
+func requireRoot(t *testing.T) { t.Helper(); testkit.RequireRoot(t, "namespaces, netlink") }
 
 // uniq returns "nlk" and 4 random hex digits: the prefix of every object a
 // test creates.
 func uniq(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 2)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "nlk" + hex.EncodeToString(b)
+	return testkit.Name(t, "nlk", 4)
 }
 
 // newNS creates a throw-away namespace and opens it; both are undone when

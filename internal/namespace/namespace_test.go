@@ -1,10 +1,7 @@
 package namespace
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,21 +10,19 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/netlab-dev/netlab/internal/testkit"
+
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// requireRoot: see roottest.
-func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "namespaces") }
+// requireRoot: see testkit.RequireRoot.
+func requireRoot(t *testing.T) { t.Helper(); testkit.RequireRoot(t, "namespaces") }
 
 // testName returns a unique throw-away name: "nlk" and 4 random hex digits.
 func testName(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 2)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "nlk" + hex.EncodeToString(b)
+	return testkit.Name(t, "nlk", 4)
 }
 
 // newTestNS creates a namespace that is deleted when the test ends.

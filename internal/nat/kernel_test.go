@@ -1,8 +1,6 @@
 package nat
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,8 +15,8 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"github.com/netlab-dev/netlab/internal/sandbox"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // TestMain runs the tests in a sandbox of their own (sandbox.RunTests) and
@@ -69,15 +67,13 @@ func TestHostRulesetSnapshot(t *testing.T) {
 	}
 }
 
-// requireRoot: see roottest.
-func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "namespaces, nftables") }
+// requireRoot: see testkit.RequireRoot.
+func requireRoot(t *testing.T) { t.Helper(); testkit.RequireRoot(t, "namespaces, nftables") }
 
 // newNS creates a throw-away namespace "nln<hex>" deleted when the test ends.
 func newNS(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 3)
-	rand.Read(b)
-	name := "nln" + hex.EncodeToString(b)
+	name := testkit.Name(t, "nln", 6)
 	if err := namespace.Create(name); err != nil {
 		t.Fatal(err)
 	}

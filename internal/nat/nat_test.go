@@ -2,18 +2,16 @@ package nat
 
 import (
 	"errors"
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+	"github.com/netlab-dev/netlab/internal/testkit"
+)
 
 func TestTableName(t *testing.T) {
 	for lab, want := range map[string]string{
@@ -43,18 +41,7 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got := strings.Join(Render("lab-"+name, rules), "\n") + "\n"
 			path := filepath.Join("testdata", "render_"+name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if got != string(want) {
-				t.Errorf("Render mismatch\n--- got\n%s--- want\n%s", got, want)
-			}
+			testkit.Golden(t, path, []byte(got))
 		})
 	}
 }

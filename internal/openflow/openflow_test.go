@@ -1,15 +1,14 @@
 package openflow
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-)
 
-var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/netlab-dev/netlab/internal/testkit"
+)
 
 // testLearnCookie is the learn cookie of the goldens.
 const testLearnCookie = 0x6e6c000000000002
@@ -35,15 +34,7 @@ func TestLearningSwitchGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := strings.Join(LearningSwitch(LearningSwitchConfig{Ports: tc.ports, LearnCookie: testLearnCookie}), "\n") + "\n"
-			path := filepath.Join("testdata", tc.name)
-			if *updateGolden {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if want := readTestdata(t, tc.name); got != want {
-				t.Errorf("LearningSwitch(%v):\n%s\nwant (%s; go test -run Golden -update rewrites it):\n%s", tc.ports, got, path, want)
-			}
+			testkit.Golden(t, filepath.Join("testdata", tc.name), []byte(got))
 		})
 	}
 }

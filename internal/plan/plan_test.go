@@ -3,17 +3,14 @@ package plan
 import (
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/testkit"
 	"github.com/netlab-dev/netlab/topology"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func parse(t *testing.T, name, text string) *topology.Lab {
 	t.Helper()
@@ -35,20 +32,7 @@ func load(t *testing.T, path string) *topology.Lab {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	testkit.Golden(t, filepath.Join("testdata", name), []byte(got))
 }
 
 // The plan of every shipped lab on an empty machine is a golden file: it is

@@ -2,11 +2,7 @@ package reflector
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"github.com/netlab-dev/netlab/internal/kernel"
-	"github.com/netlab-dev/netlab/internal/roottest"
 	"net"
 	"net/netip"
 	"os"
@@ -19,11 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
+	"github.com/netlab-dev/netlab/internal/testkit"
+
 	"github.com/netlab-dev/netlab/internal/namespace"
 )
 
-// requireRoot: see roottest.
-func requireRoot(t *testing.T) { t.Helper(); roottest.Require(t, "namespaces, TUN devices") }
+// requireRoot: see testkit.RequireRoot.
+func requireRoot(t *testing.T) { t.Helper(); testkit.RequireRoot(t, "namespaces, TUN devices") }
 
 // ourLinks are the link names the tests create, always inside their own
 // namespaces.
@@ -37,9 +36,7 @@ var ourLinks = []string{"refl0", "single0", "nosuch0"}
 // comparison of the whole lists would be flaky.)
 func newTestNS(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 2)
-	rand.Read(b)
-	name := "nlr" + hex.EncodeToString(b)
+	name := testkit.Name(t, "nlr", 4)
 	if err := namespace.Create(name); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netlab-dev/netlab/internal/roottest"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // inside runs a shell command inside the sandbox and returns its output.
@@ -29,7 +29,7 @@ func inside(t *testing.T, sb *Sandbox, script string) string {
 // A named sandbox: made by Use, entered by Command, kept while in use or
 // holding a lab, removed as idle with no process and no file left.
 func TestRegistryLifecycle(t *testing.T) {
-	roottest.Require(t, "makes namespaces")
+	testkit.RequireRoot(t, "makes namespaces")
 	root := t.TempDir()
 	reg, err := DefaultRegistry(root)
 	if err != nil {
@@ -88,7 +88,7 @@ func TestRegistryLifecycle(t *testing.T) {
 // A keeper killed from outside takes the sandbox with it; Use then finds
 // nothing and removes what is left of it.
 func TestRegistryDeadKeeper(t *testing.T) {
-	roottest.Require(t, "makes namespaces")
+	testkit.RequireRoot(t, "makes namespaces")
 	reg, err := DefaultRegistry(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestRegistryDeadKeeper(t *testing.T) {
 // A user's sandbox: a user namespace of theirs, in their own directory,
 // entered with nsenter as that user.
 func TestRegistryRootless(t *testing.T) {
-	roottest.Require(t, "runs the test as uid 65534")
+	testkit.RequireRoot(t, "runs the test as uid 65534")
 	bin := testBinary(t)
 	out, code := asNobody(t, bin, "registry")
 	if code != 0 {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/proc"
-	"github.com/netlab-dev/netlab/internal/roottest"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // These tests make sandboxes from the machine, so they run on it (no
@@ -210,7 +210,7 @@ func checkInside(t *testing.T, f facts, host uint64) {
 }
 
 func TestRun(t *testing.T) {
-	roottest.Require(t, "makes namespaces")
+	testkit.RequireRoot(t, "makes namespaces")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunRootless(t *testing.T) {
-	roottest.Require(t, "runs the test as uid 65534")
+	testkit.RequireRoot(t, "runs the test as uid 65534")
 	bin := testBinary(t)
 	out, code := asNobody(t, bin, "run")
 	if code != 0 {
@@ -264,7 +264,7 @@ func TestRunRootless(t *testing.T) {
 
 // The sandbox of a process that dies goes with it, whatever was in it.
 func TestRunParentDeath(t *testing.T) {
-	roottest.Require(t, "makes namespaces")
+	testkit.RequireRoot(t, "makes namespaces")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +309,7 @@ func TestRunParentDeath(t *testing.T) {
 // A user namespace limit of zero is named, with its fix. The limit is set in
 // a user namespace of the test's own, never on the machine.
 func TestDiagnoseMaxUserNamespaces(t *testing.T) {
-	roottest.Require(t, "makes a user namespace with uids mapped")
+	testkit.RequireRoot(t, "makes a user namespace with uids mapped")
 	bin := testBinary(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), childEnv+"=limit")

@@ -1,8 +1,6 @@
 package tap
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"os/exec"
 	"strings"
@@ -12,17 +10,15 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/roottest"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // newNS creates a namespace "nlt"+4 hex digits, deleted when the test ends
 // (with the devices in it).
 func newNS(t *testing.T) string {
 	t.Helper()
-	roottest.Require(t, "namespaces, TAP devices")
-	b := make([]byte, 2)
-	rand.Read(b)
-	name := "nlt" + hex.EncodeToString(b)
+	testkit.RequireRoot(t, "namespaces, TAP devices")
+	name := testkit.Name(t, "nlt", 4)
 	if err := namespace.Create(name); err != nil {
 		t.Fatal(err)
 	}

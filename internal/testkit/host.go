@@ -1,8 +1,8 @@
-// Package hosttest is what end-to-end tests use to check that a lab left its
-// host as it found it: a fingerprint of everything a lab may change there.
-// The host is the network namespace (and mount and PID namespaces) the test
-// runs in: the machine's, or a sandbox's.
-package hosttest
+// Fingerprint: what end-to-end tests use to check that a lab left its host
+// as it found it. The host is the network namespace (and mount and PID
+// namespaces) the test runs in: the machine's, or a sandbox's.
+
+package testkit
 
 import (
 	"os"

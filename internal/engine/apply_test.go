@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/plan"
+)
+
+// fakeDriver records the actions applyPlan hands it, and how many ran at
+// once, and fails the ones it is told to.
+type fakeDriver struct {
+	mu       sync.Mutex
+	ran      []string
+	running  int
+	maxAtNow int
+	fail     map[string]bool
+	hold     time.Duration // each action takes this long, so overlaps show
+}
+
+func (f *fakeDriver) run(a plan.Action) error {
+	f.mu.Lock()
+	f.running++
+	f.maxAtNow = max(f.maxAtNow, f.running)
+	f.mu.Unlock()
+	time.Sleep(f.hold)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running--
+	f.ran = append(f.ran, a.String())
+	if f.fail[a.String()] {
+		return errors.New("refused")
+	}
+	return nil
+}
+
+// fakeSession is a session whose actions go to the fake driver: no root,
+// no kernel, no Open vSwitch.
+func fakeSession(t *testing.T, f *fakeDriver, after func(int)) *session {
+	t.Helper()
+	s, err := New(WithRoot(t.TempDir()), WithAfterAction(after)).newSession("fake", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.run = f.run
+	return s
+}
+
+func addNS(names ...string) plan.Plan {
+	var p plan.Plan
+	for _, n := range names {
+		p = append(p, plan.Action{Op: plan.OpAddNamespace, NS: n})
+	}
+	return p
+}
+
+func linkUp(ns, link string) plan.Action { return plan.Action{Op: plan.OpDelLink, NS: ns, Link: link} }
+
+// A stretch of one kind of action runs side by side across namespaces, the
+// actions of one namespace in their order, and the next kind only after.
+func TestApplyPlanOrder(t *testing.T) {
+	f := &fakeDriver{hold: 20 * time.Millisecond}
+	s := fakeSession(t, f, nil)
+	p := append(addNS("a", "b", "c", "d"), linkUp("a", "x"), linkUp("a", "y"), linkUp("b", "x"))
+	n, err := s.applyPlan(p, applyOptions{quiet: true})
+	if err != nil || n != len(p) {
+		t.Fatalf("applyPlan = %d, %v; want %d, nil", n, err, len(p))
+	}
+	if f.maxAtNow < 2 {
+		t.Errorf("at most %d actions ran at once; the four namespaces should go side by side", f.maxAtNow)
+	}
+	pos := func(a plan.Action) int { return slices.Index(f.ran, a.String()) }
+	for _, a := range addNS("a", "b", "c", "d") {
+		if pos(a) > pos(linkUp("b", "x")) || pos(a) > pos(linkUp("a", "x")) {
+			t.Errorf("%s ran after a link of the next step: %q", a, f.ran)
+		}
+	}
+	if pos(linkUp("a", "x")) > pos(linkUp("a", "y")) {
+		t.Errorf("one namespace's actions out of order: %q", f.ran)
+	}
+}
+
+// Up stops at the first failed step and returns its error; what came
+// after it never runs.
+func TestApplyPlanStopsAtFailure(t *testing.T) {
+	p := append(addNS("a", "b"), linkUp("a", "x"))
+	f := &fakeDriver{fail: map[string]bool{p[1].String(): true}}
+	s := fakeSession(t, f, nil)
+	n, err := s.applyPlan(p, applyOptions{quiet: true})
+	if err == nil || !strings.Contains(err.Error(), p[1].String()) || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("applyPlan error = %v; want the failed action named", err)
+	}
+	// The other namespace of that step may or may not have started first.
+	if n > 1 {
+		t.Errorf("applyPlan reports %d actions done, want at most 1", n)
+	}
+	if slices.Contains(f.ran, p[2].String()) {
+		t.Errorf("the step after a failure ran: %q", f.ran)
+	}
+}
+
+// Down goes on past failed actions and reports every one.
+func TestApplyPlanKeepGoing(t *testing.T) {
+	p := append(addNS("a", "b", "c"), linkUp("a", "x"))
+	f := &fakeDriver{fail: map[string]bool{p[0].String(): true, p[2].String(): true}}
+	s := fakeSession(t, f, nil)
+	var mu sync.Mutex
+	var done []string
+	n, err := s.applyPlan(p, applyOptions{quiet: true, keepGoing: true, done: func(a plan.Action) {
+		mu.Lock()
+		defer mu.Unlock()
+		done = append(done, a.String())
+	}})
+	if n != 2 || len(f.ran) != len(p) {
+		t.Errorf("applyPlan = %d done of %d run; want 2 of %d", n, len(f.ran), len(p))
+	}
+	for _, a := range []plan.Action{p[0], p[2]} {
+		if err == nil || !strings.Contains(err.Error(), a.String()) {
+			t.Errorf("error %v does not name %s", err, a)
+		}
+	}
+	slices.Sort(done)
+	want := []string{p[1].String(), p[3].String()}
+	slices.Sort(want)
+	if !slices.Equal(done, want) {
+		t.Errorf("done called for %q, want %q", done, want)
+	}
+}
+
+// The after-action hook (the crash suites' seam) sees every count once.
+func TestApplyPlanAfterAction(t *testing.T) {
+	var mu sync.Mutex
+	var seen []int
+	f := &fakeDriver{}
+	s := fakeSession(t, f, func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, n)
+	})
+	p := append(addNS("a", "b", "c"), linkUp("a", "x"), linkUp("c", "y"))
+	if _, err := s.applyPlan(p, applyOptions{quiet: true, after: s.e.afterAct}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(seen)
+	if !slices.Equal(seen, []int{1, 2, 3, 4, 5}) {
+		t.Errorf("after-action counts %v, want 1..5", seen)
+	}
+}
+
+// Work left running by an action (a bridge ovs-vswitchd is still
+// deleting) is waited for at the end of the plan, after the other actions,
+// and its error is reported.
+func TestApplyPlanWaitsForPending(t *testing.T) {
+	f := &fakeDriver{}
+	s := fakeSession(t, f, nil)
+	var order []string
+	var mu sync.Mutex
+	note := func(what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, what)
+	}
+	s.run = func(a plan.Action) error {
+		note(a.String())
+		if a.Op == plan.OpDelBridge {
+			s.jmu.Lock()
+			s.pending = append(s.pending, func() error { note("wait"); return fmt.Errorf("bridge %s lingers", a.Bridge) })
+			s.jmu.Unlock()
+		}
+		return nil
+	}
+	p := plan.Plan{{Op: plan.OpDelBridge, Bridge: "br"}, {Op: plan.OpDelNamespace, NS: "a"}}
+	_, err := s.applyPlan(p, applyOptions{quiet: true, keepGoing: true})
+	if err == nil || !strings.Contains(err.Error(), "bridge br lingers") {
+		t.Errorf("applyPlan error = %v; want the wait's", err)
+	}
+	if len(order) != 3 || order[2] != "wait" {
+		t.Errorf("order %q; want the wait last", order)
+	}
+	if len(s.pending) != 0 {
+		t.Errorf("%d waits left pending", len(s.pending))
+	}
+}
