@@ -45,6 +45,7 @@ func shippedLabs(t *testing.T) []shippedLab {
 		{"nat", "../labs/nat.yaml", nil},
 		{"tun-refl", "../labs/tun-reflector.yaml", nil},
 		{"tun-udp", writeFile(t, dir, "tun-udp.yaml", udp.Replace(readFile(t, "../labs/tun-udp.yaml"))), nil},
+		{"impaired", "../labs/impaired.yaml", []string{"10.7.0.0/24"}},
 	}
 }
 

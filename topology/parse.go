@@ -81,6 +81,7 @@ type parser struct {
 	nss     []*nsInfo // lab namespaces, in file order
 	bridges []*bridgeInfo
 	byKey   map[ifKey]*ifaceInfo // every described interface, by namespace and name
+	impairs []*Impairment        // impair: blocks, in file order
 }
 
 // nsInfo is a namespace (or the host) with what the walk learned about it.
@@ -166,12 +167,13 @@ func sections() map[string]section {
 		"nat":       {known: []string{"source", "out"}},
 		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni"}},
 		"openflow":  {known: []string{"preset", "idle-timeout"}},
-		"port":      {known: []string{"ofport"}},
+		"port":      {known: []string{"ofport", "impair"}},
+		"impair":    {known: []string{"rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder", "limit"}},
 		"namespace": {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps"}},
 		"tun":       {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
 		"udp":       {known: []string{"listen", "send", "namespace"}},
-		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses"}},
-		"interface": {known: []string{"peer", "addresses", "mac", "mtu", "vni"}},
+		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},
+		"interface": {known: []string{"peer", "addresses", "mac", "mtu", "vni", "impair"}},
 		"route":     {known: []string{"to", "via", "dev", "metric"}},
 	}
 }
@@ -250,6 +252,7 @@ func (p *parser) parse(data []byte) *Lab {
 		return nil
 	}
 	p.derive()
+	p.lab.Impairments = p.impairs
 	p.validate()
 	p.checkMachines()
 	return p.lab
@@ -759,6 +762,9 @@ func (p *parser) parseTAP(e entry, ns string) *TAP {
 	if ae, ok := f["addresses"]; ok {
 		t.Addresses, _, _ = p.addresses(ae)
 	}
+	if ie, ok := f["impair"]; ok {
+		p.addImpair(p.parseImpair(ie, ns, t.Name))
+	}
 	return t
 }
 
@@ -846,7 +852,17 @@ func (p *parser) parseInterface(e entry, ni *nsInfo) *ifaceInfo {
 		ii.iface.VNI, _ = p.integer(ve, minVNI, maxVNI)
 		ii.vni = &ve
 	}
+	if ie, ok := f["impair"]; ok {
+		p.addImpair(p.parseImpair(ie, ni.ns.Name, e.key))
+	}
 	return ii
+}
+
+// addImpair keeps a parsed impair: block (nil: empty or invalid).
+func (p *parser) addImpair(im *Impairment) {
+	if im != nil {
+		p.impairs = append(p.impairs, im)
+	}
 }
 
 // checkIPv6MTU catches an MTU too small for IPv6 on a device that has IPv6
@@ -1129,6 +1145,10 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 			if oe, ok := pf["ofport"]; ok {
 				ps.ofportKey = &oe
 				ps.ofport, _ = p.integer(oe, minOFPort, maxOFPort)
+			}
+			if ie, ok := pf["impair"]; ok {
+				// The bridge side of the veth: the port in the host namespace.
+				p.addImpair(p.parseImpair(ie, Host, se.key))
 			}
 			bi.settings = append(bi.settings, ps)
 		}

@@ -110,6 +110,9 @@ func ApplyPrefix(l *Lab, p string) error {
 			}
 		}
 	}
+	for _, im := range l.Impairments {
+		im.NS, im.Link = ns(im.NS), host(im.NS, im.Link)
+	}
 	for _, lk := range l.Links {
 		for _, e := range []*LinkEnd{&lk.A, &lk.B} {
 			wasHost := e.NS == Host

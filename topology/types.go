@@ -104,6 +104,9 @@ type Lab struct {
 	// Expect are the connectivity expectations `netlab check` runs.
 	Expect []Expect
 
+	// Impairments are the interfaces' impair: blocks, in file order.
+	Impairments []*Impairment
+
 	// Links are the veth pairs, derived from the interfaces' peers: one entry
 	// per pair, however many sides described it.
 	Links []*Link

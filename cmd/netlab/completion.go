@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "capture", "check", "graph", "flows", "sandbox", "doctor", "completion", "version"}
+var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "capture", "check", "graph", "flows", "impair", "sandbox", "doctor", "completion", "version"}
 
 // bashCompletion completes verbs, topology files for verbs that take one, and
 // running labs (from `netlab status --json`'s lab names via /run/netlab).
@@ -23,6 +23,14 @@ _netlab() {
       if [[ $COMP_CWORD == 2 ]]; then
         COMPREPLY=($(compgen -W "$labs --all" -- "$cur") $(compgen -f -X '!*.y*ml' -- "$cur"))
       elif [[ $verb == exec && $COMP_CWORD == 3 ]]; then
+        COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d' ' -f1)" -- "$cur"))
+      fi ;;
+    impair)
+      if [[ $COMP_CWORD == 2 ]]; then
+        COMPREPLY=($(compgen -W "$(ls /run/netlab/labs 2>/dev/null)" -- "$cur"))
+      elif [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "--rate --delay --jitter --loss --duplicate --corrupt --reorder --limit --clear --reset" -- "$cur"))
+      elif [[ $COMP_CWORD == 3 ]]; then
         COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d' ' -f1)" -- "$cur"))
       fi ;;
     sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm create exec" -- "$cur")) ;;

@@ -43,6 +43,8 @@ Usage:
                               draw the lab
   netlab flows LAB [BRIDGE] [--json]
                               OpenFlow tables and the learned MAC table
+  netlab impair LAB NS/IFACE [--rate R] [--loss P] [--delay D] ... | --clear | --reset
+                              change an interface's impairments at run time
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
   netlab capture LAB NS/IFACE... [-w FILE|-] [--count N] [--duration D] [FILTER]
@@ -163,6 +165,8 @@ func (a *app) run(args []string) int {
 		return a.capture(rest)
 	case "flows":
 		return a.flows(rest)
+	case "impair":
+		return a.impair(rest)
 	case "check":
 		return a.check(rest)
 	case "graph":

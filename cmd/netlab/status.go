@@ -116,6 +116,7 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 			if len(l.Addresses) > 0 {
 				line += "  " + strings.Join(l.Addresses, " ")
 			}
+			line += impairText(l)
 			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
 		for _, r := range ns.Routes {

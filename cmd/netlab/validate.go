@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,9 @@ func (a *app) validate(args []string) int {
 		if machine {
 			if _, err := a.engine(io.Discard).Plan(lab); err != nil {
 				code = a.fail("validate "+path, err)
+				if errors.As(err, new(*topology.FeatureError)) {
+					code = exitUsage // the file asks what this machine cannot give, like a clash
+				}
 				continue
 			}
 		} else if err := engine.CheckFlows(lab); err != nil {

@@ -40,6 +40,8 @@ func recordIntents(p plan.Plan, j *state.Journal) {
 			}
 		case plan.OpSetNAT:
 			j.AddNAT(a.NS)
+		case plan.OpSetQdisc, plan.OpSetLoss:
+			recordImpairIntent(a, j)
 		case plan.OpAddVXLAN:
 			if a.NS == topology.Host {
 				j.AddHostLink(a.Link)
@@ -306,6 +308,8 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		}
 		_, err := nat.Ensure(a.NS, s.lab, rules)
 		return err
+	case plan.OpSetQdisc, plan.OpDelQdisc, plan.OpSetLoss, plan.OpDelLoss:
+		return s.applyImpair(a)
 	case plan.OpDelNAT:
 		if err := nat.Delete(a.NS, s.lab); err != nil {
 			return err

@@ -278,6 +278,9 @@ func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, er
 	} else if exists {
 		host.NAT = &state.NATTable{}
 	}
+	if err := observeDownLoss(lab, j, host); err != nil {
+		return nil, err
+	}
 	snap.Namespaces[topology.Host] = host
 	o := <-ovsc
 	if o.err != nil {

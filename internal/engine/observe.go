@@ -242,6 +242,9 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 	if err := observeNAT(lab, j, snap); err != nil {
 		return nil, err
 	}
+	if err := s.observeImpair(lab, j, snap); err != nil {
+		return nil, err
+	}
 	s.e.observeProcesses(lab.Name, snap)
 	return snap, nil
 }

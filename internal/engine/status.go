@@ -89,6 +89,10 @@ type LinkStatus struct {
 	MTU       int      `json:"mtu"`
 	Master    string   `json:"master,omitempty"`
 	Addresses []string `json:"addresses,omitempty"`
+	// Impair is what the interface's netlab qdiscs and loss rule apply
+	// ("rate 20mbit loss 2%"), Runtime that `netlab impair` set it.
+	Impair  string `json:"impair,omitempty"`
+	Runtime bool   `json:"impair_runtime,omitempty"`
 }
 
 // BridgeStatus is one bridge with its ports.
@@ -196,6 +200,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			for _, a := range l.Addrs {
 				ls.Addresses = append(ls.Addresses, a.String())
 			}
+			ls.Impair, ls.Runtime = impairStatus(name, l, o, j)
 			ns.Links = append(ns.Links, ls)
 		}
 		for _, r := range o.Routes {

@@ -138,6 +138,13 @@ type Action struct {
 	// set-nat: the namespace's masquerade rules, replacing its table.
 	NAT []NATRule `json:"nat,omitempty"`
 
+	// set-qdisc: the qdisc part of the impairment (all but loss); del-qdisc:
+	// the root handle of netlab's qdisc. set-loss: the namespace's loss
+	// rules, replacing its netdev table. See impair.go.
+	Impair *topology.Impair `json:"impair,omitempty"`
+	Handle uint16           `json:"handle,omitempty"`
+	Loss   []LossRule       `json:"loss,omitempty"`
+
 	// add-addr, del-addr.
 	Addr netip.Prefix `json:"addr,omitzero"`
 
@@ -356,6 +363,8 @@ func (a Action) String() string {
 		return b.String()
 	case OpDelNAT:
 		return inNS(a.NS, "nft delete table inet "+NATTable(a.Lab))
+	case OpSetQdisc, OpDelQdisc, OpSetLoss, OpDelLoss:
+		return a.impairString()
 	case OpSetTxChecksum:
 		v := "off"
 		if a.On {

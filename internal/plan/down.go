@@ -131,6 +131,11 @@ func Down(in DownInput) (Plan, []string) {
 		if host.NAT != nil {
 			emit(Action{Op: OpDelNAT, NS: topology.Host})
 		}
+		if host.Loss != nil {
+			// Loss rules of host-side interfaces; a lab namespace's table
+			// and every qdisc go with their namespace and links.
+			emit(Action{Op: OpDelLoss, NS: topology.Host})
+		}
 		for _, key := range state.SortedNames(j.HostSysctls) {
 			if prev := j.HostSysctls[key]; host.Sysctls[key] != prev {
 				emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: key, Value: prev})
@@ -181,6 +186,8 @@ func (a Action) RemovedText() string {
 		return "nftables table inet " + NATTable(a.Lab) + " in the " + a.NS
 	case OpRestoreSysctl:
 		return fmt.Sprintf("host sysctl %s (restored to %s)", a.Key, a.Value)
+	case OpDelLoss:
+		return "nftables table netdev " + NATTable(a.Lab) + " (loss rules) in the " + a.NS
 	}
 	return a.String()
 }

@@ -59,7 +59,7 @@ func (m *machine) fingerprint() string {
 		for _, k := range state.SortedNames(o.Sysctls) {
 			b.WriteString("  " + k + "=" + o.Sysctls[k] + "\n")
 		}
-		if len(o.Processes) > 0 || o.NAT != nil || len(o.Routes) > 0 {
+		if len(o.Processes) > 0 || o.NAT != nil || o.Loss != nil || len(o.Routes) > 0 {
 			b.WriteString("  processes, NAT or routes left\n")
 		}
 	}

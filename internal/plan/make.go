@@ -201,6 +201,9 @@ func Make(in Input) (Plan, error) {
 	if err := p.tunnelMTUs(); err != nil {
 		return nil, err
 	}
+	if err := p.wantImpair(in.Journal); err != nil {
+		return nil, err
+	}
 	var clashes topology.ErrorList
 	clash := func(pos topology.Pos, path, format string, args ...any) {
 		clashes = append(clashes, &topology.Error{File: lab.File, Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -291,6 +294,7 @@ func Make(in Input) (Plan, error) {
 			}
 		}
 	}
+	p.impairClashes(in.Journal, clash)
 	if len(clashes) > 0 {
 		return nil, clashes
 	}
@@ -326,6 +330,7 @@ func Make(in Input) (Plan, error) {
 	p.addresses()
 	p.routes()
 	p.nat()
+	p.impairments()
 	p.processes(in.CPUs)
 	return p.out, nil
 }
@@ -349,6 +354,8 @@ type planner struct {
 	unmarked map[string]bool
 	// dirty names namespaces where this plan removes addresses or links.
 	dirty map[string]bool
+	// impair is each wanted link's impairment, by namespace and link.
+	impair map[string]map[string]topology.Impair
 	// portType is the Interface type each OVS veth port gets, by bridge
 	// and port name (see portTypes).
 	portType map[string]string
@@ -798,11 +805,14 @@ func (p *planner) portTypes(j *state.Journal) error {
 				}
 				failed := j != nil && j.AFXDPFailed[port.Name] != ""
 				small := len(b.Ports) <= topology.AutoAFXDPMaxPorts
-				if dp == topology.DatapathNetdev && p.snap.OVS.AFXDP && small && mtu <= topology.AFXDPMaxMTU && !failed {
+				if dp == topology.DatapathNetdev && p.snap.OVS.AFXDP && small && mtu <= topology.AFXDPMaxMTU && !failed && !p.impairedPort(port.Name) {
 					t = topology.PortTypeAFXDPNonPMD
 				}
 			}
 			p.portType[key(b.Name, port.Name)] = t
+			if topology.IsAFXDP(t) && p.impairedPort(port.Name) {
+				errs = append(errs, afxdpImpairError(p.lab, b, port.Name))
+			}
 		}
 		if !topology.IsAFXDP(b.PortType) {
 			continue

@@ -118,6 +118,7 @@ func (m *machine) apply(t *testing.T, a Action) {
 		delete(m.snap.Namespaces, a.NS)
 		m.j.RemoveNamespace(a.NS)
 		m.j.RemoveNAT(a.NS) // its tables go with it
+		m.j.RemoveLoss(a.NS)
 	case OpDelBridge:
 		delete(m.snap.Bridges, a.Bridge)
 		delete(m.snap.Namespaces[topology.Host].Links, a.Bridge)
@@ -239,6 +240,8 @@ func (m *machine) apply(t *testing.T, a Action) {
 	case OpSetTxChecksum:
 		on := a.On
 		m.link(t, a.NS, a.Link).TxChecksum = &on
+	case OpSetQdisc, OpDelQdisc, OpSetLoss, OpDelLoss:
+		m.applyImpair(t, a)
 	default:
 		t.Fatalf("simulator: unknown action %s", a.Op)
 	}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // DefaultRoot is where netlab keeps its journals, locks and private OVS.
@@ -46,6 +48,15 @@ type Journal struct {
 	// NAT lists the namespaces (host included) where netlab installed the
 	// lab's nftables table.
 	NAT []string `json:"nat,omitempty"`
+	// Loss lists the namespaces where netlab installed the lab's netdev
+	// table of loss rules.
+	Loss []string `json:"loss,omitempty"`
+	// Qdiscs lists the namespaces where netlab made impairment qdiscs
+	// (they go with their links; this says where to look for them).
+	Qdiscs []string `json:"qdiscs,omitempty"`
+	// Impair holds the impairments `netlab impair` set at run time, by
+	// "ns/link": they stand in for the file's until reset or down.
+	Impair map[string]topology.Impair `json:"impair,omitempty"`
 	// External maps each host interface attached to a lab bridge to its
 	// state before, which down restores.
 	External map[string]ExternalState `json:"external,omitempty"`
@@ -119,7 +130,7 @@ func (j *Journal) RemoveNAT(ns string) { j.NAT = removeName(j.NAT, ns) }
 // Empty says whether the journal names nothing that may exist.
 func (j *Journal) Empty() bool {
 	return len(j.Namespaces) == 0 && len(j.HostLinks) == 0 && len(j.Bridges) == 0 && len(j.HostSysctls) == 0 &&
-		len(j.NAT) == 0 && len(j.External) == 0
+		len(j.NAT) == 0 && len(j.External) == 0 && len(j.Loss) == 0
 }
 
 // Store is the directory of journals and locks, /run/netlab by default.

@@ -34,6 +34,9 @@ type Snapshot struct {
 	// CPUs are the machine's online CPUs, sorted, which a TUN's cpus may
 	// name; nil: not observed (not checked).
 	CPUs []int
+	// Impair is what this kernel can apply of impairments; nil when not
+	// probed (the plan then assumes everything, and apply finds out).
+	Impair *ImpairSupport
 	// Underlay is the host interface this machine's tunnels go over (a
 	// machine's part of a multi-machine lab); nil when not observed or
 	// not found.
@@ -73,6 +76,9 @@ type Namespace struct {
 	Sysctls map[string]string
 	// NAT is the lab's nftables table in this namespace; nil when absent.
 	NAT *NATTable
+	// Loss is the lab's netdev nftables table of loss rules here (see
+	// impair.go); nil when absent.
+	Loss *LossTable
 	// Processes are the lab's supervised processes on this namespace's
 	// devices (reflectors, UDP bridges), by device name; only live ones.
 	Processes map[string]*Process
@@ -131,6 +137,10 @@ type Link struct {
 	// GRO is the generic receive offload state of a VXLAN device; nil when
 	// not read.
 	GRO *bool
+	// Qdisc is the link's root qdisc when it is not the kernel's default:
+	// netlab's (an impairment) or someone else's; nil when not read or
+	// default.
+	Qdisc *Qdisc
 	// Tuntap holds a TUN/TAP device's fixed settings; nil for other kinds.
 	Tuntap *Tuntap
 	// VXLAN holds a VXLAN device's settings and counters; nil for other

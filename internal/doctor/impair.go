@@ -1,0 +1,46 @@
+package doctor
+
+import (
+	"strings"
+
+	"github.com/netlab-dev/netlab/internal/impair"
+)
+
+// impairFinding says which impairments (impair: blocks, netlab impair) this
+// kernel can apply, found by trying each in a scratch namespace.
+func impairFinding() Finding {
+	f := Finding{Check: "kernel impairments"}
+	sup, err := impair.Probe()
+	if err != nil {
+		f.Level, f.What = Warn, "could not probe: "+err.Error()
+		return f
+	}
+	var yes, no []string
+	add := func(ok bool, what string) {
+		if ok {
+			yes = append(yes, what)
+		} else {
+			no = append(no, what)
+		}
+	}
+	add(sup.TBF, "rate (tbf)")
+	add(sup.NftEgress, "loss (nftables egress)")
+	add(sup.Netem, "delay, jitter, duplicate, corrupt, reorder (netem)")
+	f.Level, f.What = OK, "supported: "+strings.Join(yes, ", ")
+	if len(no) > 0 {
+		f.Level = Warn
+		f.What += "; not supported: " + strings.Join(no, ", ") + " (files that use them are refused)"
+		var fix []string
+		if !sup.Netem {
+			fix = append(fix, "CONFIG_NET_SCH_NETEM")
+		}
+		if !sup.TBF {
+			fix = append(fix, "CONFIG_NET_SCH_TBF")
+		}
+		if !sup.NftEgress {
+			fix = append(fix, "CONFIG_NETFILTER_EGRESS (Linux 5.16+)")
+		}
+		f.Fix = "a kernel with " + strings.Join(fix, ", ")
+	}
+	return f
+}

@@ -1,0 +1,311 @@
+// Package impair is netlab's driver for link impairments: the tc qdiscs of
+// a rate (tbf) and of delay and the other netem fields (netem), made at an
+// interface's root with netlab's own handles, the nftables netdev table of
+// a lab's loss rules in a namespace, and a probe of which of these the
+// kernel has. It knows nothing of plans: the engine calls it.
+package impair
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotOurs is wrapped by errors about a root qdisc netlab did not make.
+var ErrNotOurs = errors.New("root qdisc is not netlab's")
+
+// TBF is the token bucket of a rate.
+type TBF struct {
+	RateBytes uint64 // bytes per second
+	Burst     uint32 // bucket, bytes
+	Limit     uint32 // queue, bytes
+}
+
+// Netem is what a netem qdisc applies.
+type Netem struct {
+	Delay, Jitter               time.Duration
+	Duplicate, Corrupt, Reorder float64 // percent
+	Limit                       uint32  // packets; 0: netem's default (1000)
+}
+
+// handle opens a netlink socket inside the namespace (see kernel.Open for
+// why not netlink.NewHandleAt).
+func handle(nsName string) (*netlink.Handle, func(), error) {
+	nsh, err := namespace.Open(nsName)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ns %s: %w", nsName, err)
+	}
+	h, err := handleAt(nsh)
+	if err != nil {
+		nsh.Close()
+		return nil, nil, fmt.Errorf("ns %s: open netlink: %w", nsName, err)
+	}
+	return h, func() { h.Close(); nsh.Close() }, nil
+}
+
+func handleAt(nsh netns.NsHandle) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := namespace.Do(nsh, func() error {
+		var err error
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
+	return h, err
+}
+
+// retry repeats a dump the kernel interrupted (netlink.ErrDumpInterrupted
+// comes with partial data, never used).
+func retry[T any](dump func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for range 5 {
+		v, err = dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	var zero T
+	return zero, err
+}
+
+func ours(major uint16) bool {
+	return major == state.QdiscHandleTBF || major == state.QdiscHandleNetem
+}
+
+// Observe reads the root qdisc of every link in the namespace that does not
+// have the kernel's default one (handle 0:), by link name, with what
+// netlab's apply.
+//
+// Equivalent to: `tc -n NS qdisc show`.
+func Observe(nsName string) (map[string]*state.Qdisc, error) {
+	h, done, err := handle(nsName)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	out, err := observe(h)
+	if err != nil {
+		return nil, fmt.Errorf("ns %s: observe qdiscs: %w", nsName, err)
+	}
+	return out, nil
+}
+
+func observe(h *netlink.Handle) (map[string]*state.Qdisc, error) {
+	links, err := retry(func() ([]netlink.Link, error) { return h.LinkList() })
+	if err != nil {
+		return nil, err
+	}
+	names := map[int]string{}
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	qs, err := retry(func() ([]netlink.Qdisc, error) { return h.QdiscList(nil) })
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*state.Qdisc{}
+	var children []netlink.Qdisc
+	for _, q := range qs {
+		a := q.Attrs()
+		if a.Parent != netlink.HANDLE_ROOT {
+			children = append(children, q)
+			continue
+		}
+		major, _ := netlink.MajorMinor(a.Handle)
+		name, ok := names[a.LinkIndex]
+		if major == 0 || !ok {
+			continue // the kernel's default (noqueue, pfifo_fast, mq...)
+		}
+		o := &state.Qdisc{Kind: q.Type(), Handle: major, Ours: ours(major)}
+		switch q := q.(type) {
+		case *netlink.Tbf:
+			if o.Ours && major == state.QdiscHandleTBF {
+				o.Impair.Rate = q.Rate * 8
+				o.LimitBytes = q.Limit
+				o.Burst = netlink.Xmitsize(q.Rate, q.Buffer)
+			} else {
+				o.Ours = false
+			}
+		case *netlink.Netem:
+			if o.Ours && major == state.QdiscHandleNetem {
+				netemInto(&o.Impair, q)
+			} else {
+				o.Ours = false
+			}
+		default:
+			o.Ours = false // a netlab handle on a kind netlab never makes
+		}
+		out[name] = o
+	}
+	// A netem child of netlab's tbf.
+	for _, q := range children {
+		a := q.Attrs()
+		name := names[a.LinkIndex]
+		o := out[name]
+		major, _ := netlink.MajorMinor(a.Handle)
+		nq, isNetem := q.(*netlink.Netem)
+		if o == nil || !o.Ours || o.Kind != "tbf" || a.Parent != netlink.MakeHandle(state.QdiscHandleTBF, 1) {
+			continue
+		}
+		if !isNetem || major != state.QdiscHandleNetem {
+			if q.Type() != "bfifo" && q.Type() != "pfifo" { // tbf's own inner fifo
+				o.Ours = false
+			}
+			continue
+		}
+		netemInto(&o.Impair, nq)
+	}
+	return out, nil
+}
+
+// netemInto reads a netem qdisc back into the file's units, rounded as the
+// file writes them (microseconds, millionths of a percent).
+func netemInto(im *topology.Impair, q *netlink.Netem) {
+	us := func(ticks uint32) time.Duration {
+		return time.Duration(math.Round(float64(ticks)/netlink.TickInUsec())) * time.Microsecond
+	}
+	pct := func(v uint32) float64 { return math.Round(float64(v)/math.MaxUint32*100*1e6) / 1e6 }
+	im.Delay, im.Jitter = us(q.Latency), us(q.Jitter)
+	im.Duplicate, im.Corrupt, im.Reorder = pct(q.Duplicate), pct(q.CorruptProb), pct(q.ReorderProb)
+	// The queue limit is a netem root's (the tbf's, in bytes, with a rate);
+	// netem's default of 1000 packets reads as none.
+	if im.Rate == 0 && q.Limit != NetemDefaultLimit {
+		im.Limit = int(q.Limit)
+	}
+}
+
+// NetemDefaultLimit is the queue netem has when none is given (packets).
+const NetemDefaultLimit = 1000
+
+func netemQdisc(link int, parent uint32, n *Netem) *netlink.Netem {
+	us := func(d time.Duration) uint32 { return uint32(d / time.Microsecond) }
+	q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: link, Parent: parent, Handle: netlink.MakeHandle(state.QdiscHandleNetem, 0)},
+		netlink.NetemQdiscAttrs{
+			Latency: us(n.Delay), Jitter: us(n.Jitter), Limit: n.Limit,
+			Duplicate: float32(n.Duplicate), CorruptProb: float32(n.Corrupt), ReorderProb: float32(n.Reorder),
+		})
+	if n.Limit == 0 {
+		q.Limit = NetemDefaultLimit
+	}
+	return q
+}
+
+// Set makes the link's root qdiscs apply tbf (if not nil) with netem (if
+// not nil) as its child, or netem alone at the root. An existing qdisc of
+// netlab's of the same shape is changed in place (a new rate takes effect
+// without a moment unshaped); one of another shape is deleted first. A root
+// qdisc that is not netlab's is never touched: ErrNotOurs.
+//
+// Equivalent to: `tc -n NS qdisc replace dev LINK root handle 4e4c: tbf
+// rate R burst B limit L` (and `... parent 4e4c:1 handle 4e4d: netem ...`).
+func Set(nsName, link string, tbf *TBF, netem *Netem) error {
+	if tbf == nil && netem == nil {
+		return fmt.Errorf("ns %s: set qdisc on %s: nothing to apply", nsName, link)
+	}
+	h, done, err := handle(nsName)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := set(h, link, tbf, netem); err != nil {
+		return fmt.Errorf("ns %s: set qdisc on %s: %w", nsName, link, err)
+	}
+	return nil
+}
+
+func set(h *netlink.Handle, link string, tbf *TBF, netem *Netem) error {
+	l, err := h.LinkByName(link)
+	if err != nil {
+		return err
+	}
+	idx := l.Attrs().Index
+	cur, err := observe(h)
+	if err != nil {
+		return err
+	}
+	wantRoot := state.QdiscHandleNetem
+	if tbf != nil {
+		wantRoot = state.QdiscHandleTBF
+	}
+	if c := cur[link]; c != nil {
+		if !c.Ours {
+			return fmt.Errorf("%w: %s %x: is someone else's", ErrNotOurs, c.Kind, c.Handle)
+		}
+		hadChild := c.Kind == "tbf" && len(c.Impair.NetemFields()) > 0
+		if c.Handle != wantRoot || hadChild != (tbf != nil && netem != nil) {
+			// Another shape: start from the kernel's default.
+			if err := h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT,
+				Handle: netlink.MakeHandle(c.Handle, 0)}, QdiscType: c.Kind}); err != nil {
+				return fmt.Errorf("delete own %s %x: %w", c.Kind, c.Handle, err)
+			}
+		}
+	}
+	if tbf == nil {
+		return h.QdiscReplace(netemQdisc(idx, netlink.HANDLE_ROOT, netem))
+	}
+	q := &netlink.Tbf{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(state.QdiscHandleTBF, 0)},
+		Rate:       tbf.RateBytes,
+		Limit:      tbf.Limit,
+		Buffer:     netlink.Xmittime(tbf.RateBytes, tbf.Burst),
+	}
+	if err := h.QdiscReplace(q); err != nil {
+		return fmt.Errorf("tbf: %w", err)
+	}
+	if netem != nil {
+		if err := h.QdiscReplace(netemQdisc(idx, netlink.MakeHandle(state.QdiscHandleTBF, 1), netem)); err != nil {
+			return fmt.Errorf("netem under tbf: %w", err)
+		}
+	}
+	return nil
+}
+
+// Delete removes the link's root qdisc if it is netlab's with that handle
+// (the kernel's default comes back); nil when it is already gone, or the
+// link is. A qdisc with another handle is left alone: the kernel checks the
+// handle given.
+//
+// Equivalent to: `tc -n NS qdisc del dev LINK root handle H:`.
+func Delete(nsName, link string, major uint16) error {
+	if !ours(major) {
+		return fmt.Errorf("ns %s: delete qdisc %x: on %s: %w", nsName, major, link, ErrNotOurs)
+	}
+	h, done, err := handle(nsName)
+	if err != nil {
+		return err
+	}
+	defer done()
+	l, err := h.LinkByName(link)
+	if err != nil {
+		var lnf netlink.LinkNotFoundError
+		if errors.As(err, &lnf) {
+			return nil
+		}
+		return fmt.Errorf("ns %s: delete qdisc on %s: %w", nsName, link, err)
+	}
+	cur, err := observe(h)
+	if err != nil {
+		return fmt.Errorf("ns %s: delete qdisc on %s: %w", nsName, link, err)
+	}
+	c := cur[link]
+	if c == nil || c.Handle != major {
+		return nil
+	}
+	if !c.Ours {
+		return fmt.Errorf("ns %s: delete qdisc on %s: %w", nsName, link, ErrNotOurs)
+	}
+	err = h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT,
+		Handle: netlink.MakeHandle(major, 0)}, QdiscType: c.Kind})
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("ns %s: delete qdisc %x: on %s: %w", nsName, major, link, err)
+	}
+	return nil
+}
