@@ -90,6 +90,14 @@ func (e *Engine) logf(format string, args ...any) {
 	fmt.Fprintf(e.log, format, args...)
 }
 
+// planInput is what plan.Make is given, the one way the engine builds it:
+// the file, what was observed, the journal, whether up may take an external
+// interface that carries the host's default route, and the machine's own
+// facts (the default OVS datapath, the CPUs for reflector queues).
+func planInput(lab *topology.Lab, snap *state.Snapshot, j *state.Journal, force bool) plan.Input {
+	return plan.Input{Lab: lab, Snapshot: snap, Journal: j, Force: force, Datapath: ovs.DefaultDatapath(), CPUs: runtime.NumCPU()}
+}
+
 // hasOVS says whether the lab has Open vSwitch bridges.
 func hasOVS(lab *topology.Lab) bool {
 	for _, b := range lab.Bridges {
@@ -178,7 +186,7 @@ func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()})
+	return plan.Make(planInput(lab, snap, j, e.force))
 }
 
 // ErrNotConverged is returned by Up when the machine still differs from the
@@ -248,7 +256,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err := s.repairCrashLeftovers(j, snap); err != nil {
 		return nil, err
 	}
-	p, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()})
+	p, err := plan.Make(planInput(lab, snap, j, e.force))
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +274,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		if err := s.removeDeadBridgeDevices(j, snap); err != nil {
 			return nil, err
 		}
-		if p, err = plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()}); err != nil {
+		if p, err = plan.Make(planInput(lab, snap, j, e.force)); err != nil {
 			return nil, err
 		}
 	}
@@ -297,7 +305,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	again, err := plan.Make(plan.Input{Lab: lab, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: e.force, CPUs: runtime.NumCPU()})
+	again, err := plan.Make(planInput(lab, snap, j, e.force))
 	if err != nil {
 		return res, err
 	}

@@ -3,13 +3,11 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 
 	"github.com/netlab-dev/netlab/internal/impair"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
-	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -251,11 +249,11 @@ func (e *Engine) Impair(lab, ns, link string, im *topology.Impair) (*Result, err
 		return nil, err
 	}
 	defer s.close()
-	in := plan.Input{Lab: part, Journal: j, Force: j.Force, Datapath: ovs.DefaultDatapath(), CPUs: runtime.NumCPU()}
-	if in.Snapshot, err = s.observe(part, j); err != nil {
+	snap, err := s.observe(part, j)
+	if err != nil {
 		return nil, err
 	}
-	full, err := plan.Make(in)
+	full, err := plan.Make(planInput(part, snap, j, j.Force))
 	if err != nil {
 		return nil, err
 	}

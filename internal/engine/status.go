@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"runtime"
 	"sort"
 
 	"github.com/netlab-dev/netlab/internal/plan"
@@ -174,7 +173,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		st.OVS = &info
 	}
 	if file != nil {
-		p, err := plan.Make(plan.Input{Lab: file, Snapshot: snap, Journal: j, Datapath: ovs.DefaultDatapath(), Force: j.Force, CPUs: runtime.NumCPU()})
+		p, err := plan.Make(planInput(file, snap, j, j.Force))
 		if err != nil {
 			st.DriftError = err.Error()
 		}
