@@ -1,0 +1,41 @@
+package plan
+
+import (
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// nat replaces a namespace's NAT table when its rules differ from the file
+// (or it holds anything netlab did not write), and drops it when the file
+// has no rules left for that namespace.
+func (p *planner) nat() {
+	for _, nsName := range p.nsOrder() {
+		ns := p.lab.Namespace(nsName)
+		o := p.snap.Namespaces[nsName]
+		var have *state.NATTable
+		if o != nil {
+			have = o.NAT
+		}
+		var want []NATRule
+		for _, r := range ns.NAT {
+			want = append(want, NATRule{Source: r.Source, Out: r.Out})
+		}
+		switch {
+		case len(want) == 0 && have != nil:
+			p.emit(Action{Op: OpDelNAT, NS: nsName})
+		case len(want) > 0 && (have == nil || have.Foreign || !sameNAT(want, have.Rules)):
+			p.emit(Action{Op: OpSetNAT, NS: nsName, NAT: want})
+		}
+	}
+}
+
+func sameNAT(want []NATRule, have []state.NATRule) bool {
+	if len(want) != len(have) {
+		return false
+	}
+	for i := range want {
+		if want[i].Source != have[i].Source || want[i].Out != have[i].Out {
+			return false
+		}
+	}
+	return true
+}
