@@ -248,7 +248,7 @@ func (c *Client) StopPrivateIfUnused() (bool, error) {
 	}
 	// The database goes too: it is empty, and a database left behind means
 	// daemons that died with bridges in it (down then starts them to clean up).
-	for _, pat := range []string{dbSock, "*.ctl", "*.pid", "*.mgmt", "*.snoop", "conf.db", "conf.db.new", ".conf.db.~lock~"} {
+	for _, pat := range []string{dbSock, "*.ctl", "*.pid", "*.mgmt", "*.snoop", "conf.db", "conf.db.new", ".conf.db.~lock~", ".conf.db.new.~lock~"} {
 		files, _ := filepath.Glob(filepath.Join(c.runDir, pat))
 		for _, f := range files {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {

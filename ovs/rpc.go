@@ -239,12 +239,30 @@ func (c *Client) StartDeleteBridge(name, lab string) (wait func() error, err err
 
 // waitConfigured waits, bounded by the client's timeout, until ovs-vswitchd
 // has applied configuration next (cur_cfg reaches it), as ovs-vsctl does
-// after each change.
+// after each change. It does not poll: a transaction's wait operation with a
+// timeout makes ovsdb-server answer when cur_cfg changes to next (RFC 7047
+// 5.2.6), a second at a time. Polling cur_cfg every 5 ms made ovs-vswitchd's
+// removal of 250 ports 0.3 s slower (3.63-3.67 s against 3.32 s), measured.
 func (c *Client) waitConfigured(next int64) error {
 	deadline := time.Now().Add(c.timeout)
+	curCfg := op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"cur_cfg"}}
 	for {
-		rows, err := c.transact(op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"cur_cfg"}})
+		wait := min(time.Until(deadline), time.Second)
+		if wait < time.Millisecond {
+			wait = time.Millisecond
+		}
+		// The select answers only when the wait before it held.
+		rows, err := c.transact(op{"op": "wait", "table": "Open_vSwitch", "where": where(), "timeout": wait.Milliseconds(),
+			"columns": []string{"cur_cfg"}, "until": "==", "rows": []map[string]int64{{"cur_cfg": next}}}, curCfg)
 		if err != nil {
+			return err
+		}
+		if len(rows) == 1 {
+			return nil
+		}
+		// Timed out, or cur_cfg went past next (another change after
+		// ours): look.
+		if rows, err = c.transact(curCfg); err != nil {
 			return err
 		}
 		if len(rows) == 1 {
@@ -255,7 +273,6 @@ func (c *Client) waitConfigured(next int64) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("ovs-vswitchd did not apply the change within %s", c.timeout)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
