@@ -51,6 +51,7 @@ e2e: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./topology/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(FUZZTIME) ./internal/kernel/
+	$(GO) test -run '^$$' -fuzz '^FuzzSummary$$' -fuzztime $(FUZZTIME) ./internal/capture/
 
 # Times netlab up/down against shell baselines (hand-batched and naive) on
 # star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and
