@@ -235,54 +235,34 @@ func (p *parser) parseImpair(e entry, nsName, link string) *Impairment {
 		p.errorf(pos(fe.v), fe.path, "%s", msg)
 		bad = true
 	}
-	if fe, ok := f["rate"]; ok {
-		if s, good := scalar(fe); good {
-			v, msg := ParseRate(s)
-			if msg != "" {
-				fail(fe, msg)
-			}
-			im.Rate = v
-		} else {
-			bad = true
-		}
-	}
-	for _, d := range []struct {
-		key string
-		to  *time.Duration
-	}{{"delay", &im.Delay}, {"jitter", &im.Jitter}} {
-		fe, ok := f[d.key]
+	// read hands the field key, when present and a scalar, to parse, which
+	// keeps its value and says what is wrong with it.
+	read := func(key string, parse func(string) string) {
+		fe, ok := f[key]
 		if !ok {
-			continue
+			return
 		}
 		s, good := scalar(fe)
 		if !good {
 			bad = true
-			continue
+			return
 		}
-		v, msg := ParseDelay(s)
-		if msg != "" {
+		if msg := parse(s); msg != "" {
 			fail(fe, msg)
 		}
-		*d.to = v
+	}
+	read("rate", func(s string) (msg string) { im.Rate, msg = ParseRate(s); return msg })
+	for _, d := range []struct {
+		key string
+		to  *time.Duration
+	}{{"delay", &im.Delay}, {"jitter", &im.Jitter}} {
+		read(d.key, func(s string) (msg string) { *d.to, msg = ParseDelay(s); return msg })
 	}
 	for _, c := range []struct {
 		key string
 		to  *float64
 	}{{"loss", &im.Loss}, {"duplicate", &im.Duplicate}, {"corrupt", &im.Corrupt}, {"reorder", &im.Reorder}} {
-		fe, ok := f[c.key]
-		if !ok {
-			continue
-		}
-		s, good := scalar(fe)
-		if !good {
-			bad = true
-			continue
-		}
-		v, msg := ParsePercent(s)
-		if msg != "" {
-			fail(fe, msg)
-		}
-		*c.to = v
+		read(c.key, func(s string) (msg string) { *c.to, msg = ParsePercent(s); return msg })
 	}
 	if fe, ok := f["limit"]; ok {
 		im.FieldPos["limit"] = pos(fe.v)
