@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,16 @@ func noPing(t *testing.T, ns, addr string) {
 // the bits per second the receiver saw; it fails the test if no data flowed.
 func tcp(t *testing.T, serverNS, clientNS, addr string) float64 {
 	t.Helper()
+	bps := iperf(t, serverNS, clientNS, addr, 1, 0)
+	t.Logf("TCP %s -> %s: %.0f Mbit/s", clientNS, serverNS, bps/1e6)
+	return bps
+}
+
+// iperf runs iperf3 from client to the server's addr for secs seconds, the
+// first omit of them not counted (TCP's slow start), and returns what the
+// receiver got, in bits per second; it fails the test if no data flowed.
+func iperf(t *testing.T, serverNS, clientNS, addr string, secs, omit int) float64 {
+	t.Helper()
 	pidfile := filepath.Join(t.TempDir(), "iperf3.pid")
 	sh(t, "ip", "netns", "exec", serverNS, "iperf3", "-s", "-1", "-D", "-I", pidfile)
 	// The server is ours: end it by its PID whatever happens.
@@ -124,7 +135,7 @@ func tcp(t *testing.T, serverNS, clientNS, addr string) float64 {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	r := inNS(t, clientNS, "iperf3", "-c", addr, "-t", "1", "-J", "--connect-timeout", "3000")
+	r := inNS(t, clientNS, "iperf3", "-c", addr, "-t", strconv.Itoa(secs), "-O", strconv.Itoa(omit), "-J", "--connect-timeout", "3000")
 	if r.code != 0 {
 		t.Fatalf("iperf3 %s -> %s (%s) failed:\n%s", clientNS, serverNS, addr, r.out)
 	}
@@ -136,7 +147,6 @@ func tcp(t *testing.T, serverNS, clientNS, addr string) float64 {
 	if _, err := fmt.Sscanf(after(r.out[i:], `"bits_per_second":`), "%g", &bps); err != nil || bps <= 0 {
 		t.Fatalf("iperf3: no data received (%v):\n%s", err, r.out)
 	}
-	t.Logf("TCP %s -> %s: %.0f Mbit/s", clientNS, serverNS, bps/1e6)
 	return bps
 }
 

@@ -3,11 +3,9 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/netlab-dev/netlab/e2e/netlabtest"
 	"github.com/netlab-dev/netlab/internal/impair"
@@ -44,37 +42,6 @@ namespaces:
     interfaces:
       eth0: {peer: br0/pb, addresses: [10.72.0.2/24]}
 `
-
-// iperf runs iperf3 from client to the server's addr for secs seconds
-// (the first one not counted: TCP's slow start) and returns what the
-// receiver got, in bits per second.
-func iperf(t *testing.T, serverNS, clientNS, addr string, secs int) float64 {
-	t.Helper()
-	pidfile := filepath.Join(t.TempDir(), "iperf3.pid")
-	sh(t, "ip", "netns", "exec", serverNS, "iperf3", "-s", "-1", "-D", "-I", pidfile)
-	defer func() {
-		if b, err := os.ReadFile(pidfile); err == nil {
-			run(t, nil, "kill", strings.TrimSpace(string(b))) // ours, by its PID
-		}
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && !strings.Contains(inNS(t, serverNS, "ss", "-ltn").out, ":5201 ") {
-		time.Sleep(50 * time.Millisecond)
-	}
-	r := inNS(t, clientNS, "iperf3", "-c", addr, "-t", strconv.Itoa(secs), "-O", "1", "-J", "--connect-timeout", "3000")
-	if r.code != 0 {
-		t.Fatalf("iperf3 %s -> %s failed:\n%s", clientNS, serverNS, r.out)
-	}
-	i := strings.LastIndex(r.out, `"sum_received"`)
-	var bps float64
-	if i < 0 {
-		t.Fatalf("iperf3: no sum_received:\n%s", r.out)
-	}
-	if _, err := fmt.Sscanf(after(r.out[i:], `"bits_per_second":`), "%g", &bps); err != nil || bps <= 0 {
-		t.Fatalf("iperf3: no data received (%v):\n%s", err, r.out)
-	}
-	return bps
-}
 
 // pingLoss sends n pings 2 ms apart and returns the share lost, in percent.
 func pingLoss(t *testing.T, ns, addr string, n int) float64 {
@@ -135,12 +102,12 @@ func TestImpairRate(t *testing.T) {
 		t.Errorf("status does not show the rate:\n%s", st)
 	}
 
-	got := iperf(t, b, a, "10.71.0.2", 4)
+	got := iperf(t, b, a, "10.71.0.2", 4, 1)
 	t.Logf("rate 20mbit: measured %.2f Mb/s", got/1e6)
 	if !within(got, 20e6, 0.15) {
 		t.Errorf("rate 20mbit: measured %.2f Mb/s, want 20 ± 15 %%", got/1e6)
 	}
-	rev := iperf(t, a, b, "10.71.0.1", 2)
+	rev := iperf(t, a, b, "10.71.0.1", 2, 1)
 	t.Logf("reverse direction: %.0f Mb/s", rev/1e6)
 	if rev < 100e6 {
 		t.Errorf("reverse direction limited too: %.2f Mb/s", rev/1e6)
@@ -165,7 +132,7 @@ func TestImpairRate(t *testing.T) {
 	if again := mustNetlab(t, "plan", "--prefix", p, file); planSteps(again) != 0 {
 		t.Fatalf("not converged after one action:\n%s", again)
 	}
-	got = iperf(t, b, a, "10.71.0.2", 4)
+	got = iperf(t, b, a, "10.71.0.2", 4, 1)
 	t.Logf("rate 50mbit: measured %.2f Mb/s", got/1e6)
 	if !within(got, 50e6, 0.15) {
 		t.Errorf("rate 50mbit: measured %.2f Mb/s, want 50 ± 15 %%", got/1e6)

@@ -404,35 +404,16 @@ func (c *Client) SetFailMode(bridge, mode string) error {
 }
 
 // DeleteBridge deletes the bridge if external_ids:netlab-lab says it is
-// lab's; nil if it does not exist, ErrNotOwned if it is someone else's.
-// Equivalent to: `ovs-vsctl --if-exists del-br NAME` after the ownership
-// check. It waits, bounded by the timeout, for the bridge's interface to go.
-// Over the protocol it is StartDeleteBridge and its wait.
+// lab's; nil if it does not exist, ErrNotOwned if it is someone else's. It
+// waits, bounded by the timeout, until ovs-vswitchd has applied it and the
+// bridge's interface is gone: StartDeleteBridge and its wait.
+// Equivalent to: `ovs-vsctl --if-exists del-br NAME` after the ownership check.
 func (c *Client) DeleteBridge(name, lab string) error {
-	if !c.faked {
-		wait, err := c.StartDeleteBridge(name, lab)
-		if err != nil || wait == nil {
-			return err
-		}
-		return wait()
+	wait, err := c.StartDeleteBridge(name, lab)
+	if err != nil || wait == nil {
+		return err
 	}
-	cur, err := c.findBridge(name)
-	if err != nil {
-		return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
-	}
-	if cur == nil {
-		return nil
-	}
-	if cur.Owner != lab {
-		return fmt.Errorf("ovs: delete bridge %s: %w", name, notOwned("bridge", name, cur.Owner, lab))
-	}
-	if err := c.ovs.VSwitch.DeleteBridge(name); err != nil {
-		return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
-	}
-	if err := waitInterface(name, false, c.timeout); err != nil {
-		return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
-	}
-	return nil
+	return wait()
 }
 
 // EnsurePorts attaches the ports to the bridge in one transaction, then

@@ -217,6 +217,21 @@ func TestPrivateInstanceE2E(t *testing.T) {
 	if out, _ := c.VSCtl("get", "Bridge", foreign, "external_ids"); strings.TrimSpace(string(out)) != "{}" {
 		t.Errorf("foreign bridge modified: external_ids %s", out)
 	}
+	// Another lab's bridge is refused as well, and stays.
+	theirs := "nlt" + id + "o"
+	if err := c.EnsureBridge(BridgeSpec{Name: theirs, Lab: lab + "x", Datapath: DatapathNetdev}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteBridge(theirs, lab+"x") })
+	if err := c.DeleteBridge(theirs, lab); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("DeleteBridge(another lab's) = %v, want ErrNotOwned", err)
+	}
+	if brs, err := c.Observe(); err != nil || brs[theirs] == nil {
+		t.Errorf("another lab's bridge %s gone after a refused delete (%v)", theirs, err)
+	}
+	if err := c.DeleteBridge(theirs, lab+"x"); err != nil {
+		t.Fatal(err)
+	}
 
 	// The lab's bridge goes in two halves: its row at once, its device
 	// once the wait returns; then there is nothing left to delete.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	goovs "github.com/digitalocean/go-openvswitch/ovs"
+	goovsdb "github.com/digitalocean/go-openvswitch/ovsdb"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -148,34 +149,33 @@ func TestEnsureBridgeWaitsForInterface(t *testing.T) {
 	}
 }
 
-func TestDeleteBridge(t *testing.T) {
-	t.Run("owned", func(t *testing.T) {
-		f := (&fakeOVS{}).on("find Bridge", br0OfLab1, nil)
-		c := newFakeClient(t, f)
-		hostInterfaceExists = func(string) bool { return false }
-		if err := c.DeleteBridge("br0", "lab1"); err != nil {
-			t.Fatal(err)
+// A bridge's row as the protocol's select returns it: its uuid and owner
+// are read, and a row of another shape is an error, not an empty owner.
+func TestUUIDAndOwner(t *testing.T) {
+	// Decoded JSON: every array is a []any.
+	row := func(ids ...[]any) goovsdb.Row {
+		pairs := []any{}
+		for _, kv := range ids {
+			pairs = append(pairs, kv)
 		}
-		assertCalls(t, f, prefix+findBr0, prefix+"--if-exists del-br br0")
-	})
-	t.Run("absent", func(t *testing.T) {
-		f := (&fakeOVS{}).on("find Bridge", noRows, nil)
-		c := newFakeClient(t, f)
-		if err := c.DeleteBridge("br0", "lab1"); err != nil {
-			t.Fatal(err)
+		return goovsdb.Row{"_uuid": []any{"uuid", "u-1"}, "external_ids": []any{"map", pairs}}
+	}
+	for _, c := range []struct {
+		name  string
+		row   goovsdb.Row
+		owner string
+		bad   bool
+	}{
+		{"owned", row([]any{"other", "x"}, []any{state.OVSLabKey, "lab1"}), "lab1", false},
+		{"no marker", row(), "", false},
+		{"another lab", row([]any{state.OVSLabKey, "lab2"}), "lab2", false},
+		{"bad uuid", goovsdb.Row{"_uuid": "u-1", "external_ids": []any{"map", []any{}}}, "", true},
+		{"bad external_ids", goovsdb.Row{"_uuid": []any{"uuid", "u-1"}, "external_ids": "x"}, "", true},
+	} {
+		uuid, owner, err := uuidAndOwner(c.row)
+		if (err != nil) != c.bad || (!c.bad && (uuid != "u-1" || owner != c.owner)) {
+			t.Errorf("%s: uuidAndOwner = %q, %q, %v; want owner %q, error %v", c.name, uuid, owner, err, c.owner, c.bad)
 		}
-		assertCalls(t, f, prefix+findBr0)
-	})
-	for name, row := range map[string]string{"other lab": br0OfLab2, "no marker": br0NoOwner} {
-		t.Run(name, func(t *testing.T) {
-			f := (&fakeOVS{}).on("find Bridge", row, nil)
-			c := newFakeClient(t, f)
-			err := c.DeleteBridge("br0", "lab1")
-			if !errors.Is(err, ErrNotOwned) || !strings.Contains(err.Error(), "delete bridge br0") {
-				t.Fatalf("err = %v, want ErrNotOwned naming br0", err)
-			}
-			assertCalls(t, f, prefix+findBr0)
-		})
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -219,3 +221,21 @@ func sameMachine(t *testing.T, before string) {
 
 // prefix returns a short unique prefix ("m1a2-").
 func prefix() string { return "m" + strings.ToLower(rand.Text()[:3]) + "-" }
+
+// iperfReceived finds the receiver's bits per second in iperf3 -J output.
+var iperfReceived = regexp.MustCompile(`"sum_received":\s*\{[^}]*"bits_per_second":\s*([0-9.e+]+)`)
+
+// received is what the receiver of an iperf3 -J run got, in bits per
+// second.
+func received(t *testing.T, out string) float64 {
+	t.Helper()
+	m := iperfReceived.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("iperf3: no sum_received:\n%s", out)
+	}
+	bps, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatalf("iperf3: bits_per_second %q: %v", m[1], err)
+	}
+	return bps
+}

@@ -148,11 +148,7 @@ func tcpAcross(t *testing.T, m *machines, si int, server string, ci int, client,
 	if r.code != 0 {
 		t.Fatalf("iperf3 %s -> %s across machines: exit %d\n%s", client, addr, r.code, r.out)
 	}
-	mm := regexp.MustCompile(`"sum_received":\s*\{[^}]*"bits_per_second":\s*([0-9.e+]+)`).FindStringSubmatch(r.out)
-	if mm == nil {
-		t.Fatalf("iperf3: no sum_received:\n%s", r.out)
-	}
-	bps, _ := strconv.ParseFloat(mm[1], 64)
+	bps := received(t, r.out)
 	// A working tunnel carries hundreds of Mbit/s here; one that loses
 	// whole segments (oversized frames dropped) crawls at a few hundred
 	// kbit/s on retransmits. The floor tells them apart with room to spare.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -43,11 +41,7 @@ func tcpAsUser(t *testing.T, u *user, lab, server, client, addr string, sandbox 
 	if r.code != 0 {
 		t.Fatalf("iperf3 %s -> %s in the user's sandbox: exit %d\n%s", client, server, r.code, r.out)
 	}
-	m := regexp.MustCompile(`"sum_received":\s*\{[^}]*"bits_per_second":\s*([0-9.e+]+)`).FindStringSubmatch(r.out)
-	if m == nil {
-		t.Fatalf("iperf3: no sum_received:\n%s", r.out)
-	}
-	bps, _ := strconv.ParseFloat(m[1], 64)
+	bps := received(t, r.out)
 	if bps <= 0 {
 		t.Fatalf("iperf3: no data received:\n%s", r.out)
 	}

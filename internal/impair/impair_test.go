@@ -3,7 +3,6 @@ package impair
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -22,14 +21,8 @@ func TestMain(m *testing.M) {
 	os.Exit(sandbox.RunTests(m.Run, false))
 }
 
-func run(t *testing.T, argv ...string) string {
-	t.Helper()
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
+// run is testkit.Run.
+func run(t *testing.T, argv ...string) string { t.Helper(); return testkit.Run(t, argv...) }
 
 // newNS makes a throwaway namespace with a veth pair v0 (here) and v1 (in
 // a second one), both up.

@@ -86,14 +86,8 @@ func newNS(t *testing.T) string {
 	return name
 }
 
-func run(t *testing.T, argv ...string) string {
-	t.Helper()
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
+// run is testkit.Run.
+func run(t *testing.T, argv ...string) string { t.Helper(); return testkit.Run(t, argv...) }
 
 // nft runs `nft -f -` with script inside the namespace.
 func nft(t *testing.T, ns, script string) string {

@@ -16,10 +16,7 @@ import (
 // link, no bridge, the host's sysctls as before), and a second down plan is
 // empty.
 func TestDownShippedLabs(t *testing.T) {
-	files, err := filepath.Glob("../../labs/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no labs found: %v", err)
-	}
+	files := shippedLabs(t)
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
 		t.Run(name, func(t *testing.T) {

@@ -35,13 +35,20 @@ func golden(t *testing.T, name, got string) {
 	testkit.Golden(t, filepath.Join("testdata", name), []byte(got))
 }
 
-// The plan of every shipped lab on an empty machine is a golden file: it is
-// the script netlab runs, and reviewing its diff reviews a behaviour change.
-func TestShippedLabsGolden(t *testing.T) {
+// shippedLabs are the lab files netlab ships (labs/*.yaml).
+func shippedLabs(t *testing.T) []string {
+	t.Helper()
 	files, err := filepath.Glob("../../labs/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no labs found: %v", err)
 	}
+	return files
+}
+
+// The plan of every shipped lab on an empty machine is a golden file: it is
+// the script netlab runs, and reviewing its diff reviews a behaviour change.
+func TestShippedLabsGolden(t *testing.T) {
+	files := shippedLabs(t)
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
 		t.Run(name, func(t *testing.T) {

@@ -72,6 +72,17 @@ func Golden(t testing.TB, path string, got []byte) {
 	}
 }
 
+// Run runs a command and returns its output (stdout and stderr), failing the
+// test when it fails.
+func Run(t testing.TB, argv ...string) string {
+	t.Helper()
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return string(out)
+}
+
 // Name is prefix and n random hex digits: a name for a test's objects that
 // no user's lab and no other test has.
 func Name(t testing.TB, prefix string, n int) string {
