@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/gopacket/pcapgo"
+	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
 // requireTcpdump: netlab capture compiles filters with tcpdump, and the
@@ -22,10 +23,7 @@ import (
 func requireTcpdump(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("tcpdump"); err != nil {
-		if os.Getenv("NETLAB_E2E") == "1" {
-			t.Fatal("tcpdump is missing (make deps); NETLAB_E2E=1 makes this a failure")
-		}
-		t.Skip("tcpdump is missing (make deps); set NETLAB_E2E=1 to make this a failure")
+		testkit.SkipOrFail(t, "tcpdump is missing (make deps)")
 	}
 }
 

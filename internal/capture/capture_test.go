@@ -13,6 +13,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/netlab-dev/netlab/internal/testkit"
 	"golang.org/x/net/bpf"
 )
 
@@ -238,7 +239,7 @@ func TestSummary(t *testing.T) {
 // raw IP packets get a program of their own link type.
 func TestCompile(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("tcpdump not installed (make deps): it compiles filters")
+		testkit.SkipOrFail(t, "tcpdump not installed (make deps): it compiles filters")
 	}
 	run := func(prog []bpf.RawInstruction, pkt []byte) bool {
 		t.Helper()

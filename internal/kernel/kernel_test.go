@@ -511,7 +511,7 @@ func TestBridgeMaster(t *testing.T) {
 func TestTunLinkLayer(t *testing.T) {
 	requireRoot(t)
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun")
+		testkit.SkipOrFail(t, "needs /dev/net/tun")
 	}
 	n := newNS(t)
 	tun := n.Name() + "t"
