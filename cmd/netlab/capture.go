@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -53,14 +52,21 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	pos, err := parseCapture(fs, args)
-	if err != nil {
-		return flagExit(err)
+	// A "--" ends the flags and the interfaces: what follows is the filter,
+	// which may have words that look like flags.
+	dash := slices.Index(args, "--")
+	if dash < 0 {
+		dash = len(args)
 	}
-	if len(pos) < 2 || !strings.Contains(pos[1], "/") {
+	pos, code, ok := positional(fs, args[:dash], 2, -1)
+	if !ok {
+		return code
+	}
+	if !strings.Contains(pos[1], "/") {
 		fs.Usage()
 		return exitUsage
 	}
+	pos = append(pos, args[dash:]...)
 	if *count < 0 || *duration < 0 || *snapLen <= 0 {
 		fmt.Fprintln(a.stderr, "netlab: capture: --count, --duration and --snaplen must not be negative")
 		return exitUsage
@@ -240,20 +246,6 @@ func (a *app) captureTo(ctx context.Context, hs []*capture.Handle, ifaces []capt
 		return n, fmt.Errorf("write %s: %w", path, err)
 	}
 	return n, nil
-}
-
-// parseCapture is parse, but a "--" ends the flags: what follows is the
-// filter, which may have words that look like flags.
-func parseCapture(fs *flag.FlagSet, args []string) ([]string, error) {
-	i := slices.Index(args, "--")
-	if i < 0 {
-		return parse(fs, args)
-	}
-	pos, err := parse(fs, args[:i])
-	if err != nil {
-		return nil, err
-	}
-	return append(append(pos, "--"), args[i+1:]...), nil
 }
 
 // splitCaptureArgs splits what follows LAB into the interfaces (the

@@ -13,8 +13,8 @@ import (
 func (a *app) doctor(args []string) int {
 	fs := a.flags("doctor", "[--json]")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
-	if _, err := parse(fs, args); err != nil {
-		return flagExit(err)
+	if _, code, ok := positional(fs, args, 0, 0); !ok {
+		return code
 	}
 	findings := doctor.Run()
 	if *asJSON {

@@ -23,11 +23,11 @@ func (a *app) down(args []string) int {
 	machine := fs.String("machine", "", "the machine whose part to take down: refused if this machine has another's")
 	dryRun := fs.Bool("dry-run", false, "print what down would remove and leave alone, and change nothing (with --json: one object per lab)")
 	fs.BoolVar(quiet, "quiet", false, "print only the result")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
+	pos, code, ok := positional(fs, args, 0, 1)
+	if !ok {
+		return code
 	}
-	if (*all && len(pos) != 0) || (!*all && len(pos) != 1) {
+	if *all == (len(pos) == 1) {
 		fs.Usage()
 		return exitUsage
 	}
@@ -44,6 +44,7 @@ func (a *app) down(args []string) int {
 	eng := a.engine(log, opts...)
 	var labs []string
 	if *all {
+		var err error
 		labs, err = eng.Labs()
 		if err != nil {
 			return a.fail("down --all", err)
@@ -61,7 +62,7 @@ func (a *app) down(args []string) int {
 	if *dryRun {
 		return a.downDryRun(eng, labs, *asJSON)
 	}
-	code := exitOK
+	code = exitOK
 	for _, lab := range labs {
 		if *machine != "" {
 			if j, err := eng.Store().Load(lab); err == nil && eng.Store().Exists(lab) && j.Machine != *machine {

@@ -109,13 +109,9 @@ func (a *app) impair(args []string) int {
 	fs.IntVar(&f.limit, "limit", 0, "queue length in packets; 0: the default")
 	clear := fs.Bool("clear", false, "remove every impairment of the interface (then apply the values given)")
 	reset := fs.Bool("reset", false, "give the interface the file's impairments back")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return exitUsage
+	pos, code, ok := positional(fs, args, 2, 2)
+	if !ok {
+		return code
 	}
 	lab := pos[0]
 	ns, link, ok := strings.Cut(pos[1], "/")

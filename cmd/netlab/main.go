@@ -208,9 +208,6 @@ func prefixFlag(fs *flag.FlagSet) *string {
 	return fs.String("prefix", "", "prefix for every machine-wide name of the lab (lab, namespaces, bridges, host interfaces), so copies of one file can run side by side")
 }
 
-// flagExit is a verb's exit code after its flags failed to parse: -h and
-// --help asked for the usage, which flag printed (0); anything else is a
-// usage error (2).
 // positional is a verb's prologue: its flags parsed (they may stand among
 // the other arguments), then the count of the others checked against min
 // and max (max < 0: no limit). When ok is false the usage (or the flag
@@ -228,6 +225,9 @@ func positional(fs *flag.FlagSet, args []string, min, max int) (pos []string, co
 	return pos, exitOK, true
 }
 
+// flagExit is a verb's exit code after its flags failed to parse: -h and
+// --help asked for the usage, which flag printed (0); anything else is a
+// usage error (2).
 func flagExit(err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -256,19 +256,24 @@ func wantsHelp(args []string) bool {
 }
 
 // parse parses flags that may come before or after the positional arguments
-// (netlab plan FILE --json and netlab plan --json FILE both work).
+// (netlab plan FILE --json and netlab plan --json FILE both work). A "--"
+// ends the flags: everything after it is positional, even words that start
+// with "-".
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
 			return pos, nil
 		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 }
 

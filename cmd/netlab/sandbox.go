@@ -170,8 +170,8 @@ func (a *app) sandboxVerb(args []string) int {
 	case "ls", "list":
 		fs := a.flags("sandbox ls", "[--json]")
 		asJSON := fs.Bool("json", false, "print the sandboxes as JSON")
-		if _, err := parse(fs, args[1:]); err != nil {
-			return flagExit(err)
+		if _, code, ok := positional(fs, args[1:], 0, 0); !ok {
+			return code
 		}
 		return a.sandboxList(reg, *asJSON)
 	case "create":
@@ -216,9 +216,9 @@ func (a *app) sandboxVerb(args []string) int {
 	case "rm", "remove":
 		fs := a.flags("sandbox rm", "NAME...|--all")
 		all := fs.Bool("all", false, "remove every sandbox of this user")
-		names, err := parse(fs, args[1:])
-		if err != nil {
-			return flagExit(err)
+		names, code, ok := positional(fs, args[1:], 0, -1)
+		if !ok {
+			return code
 		}
 		if *all == (len(names) > 0) {
 			fs.Usage()
@@ -233,7 +233,7 @@ func (a *app) sandboxVerb(args []string) int {
 				names = append(names, sb.Name)
 			}
 		}
-		code := exitOK
+		code = exitOK
 		for _, name := range names {
 			if err := sandbox.CheckName(name); err != nil {
 				fmt.Fprintf(a.stderr, "netlab: sandbox rm: %v\n", err)

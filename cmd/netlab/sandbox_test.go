@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"slices"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func TestSandboxFlag(t *testing.T) {
 // -h and --help print a verb's usage and exit 0; an unknown flag stays a
 // usage error.
 func TestHelpExitsZero(t *testing.T) {
-	for _, verb := range []string{"up", "down", "plan", "status", "validate", "check", "graph", "flows", "exec", "doctor", "sandbox", "tap-mac", "completion"} {
+	for _, verb := range []string{"up", "down", "plan", "status", "validate", "check", "graph", "flows", "exec", "doctor", "sandbox", "tap-mac", "completion", "impair", "capture"} {
 		for _, help := range []string{"-h", "--help"} {
 			var out bytes.Buffer
 			a := &app{stdout: &out, stderr: &out}
@@ -41,17 +42,41 @@ func TestHelpExitsZero(t *testing.T) {
 			}
 		}
 	}
-	for _, verb := range []string{"up", "down", "plan", "status", "validate", "check", "graph", "flows", "doctor"} {
+	for _, verb := range []string{"up", "down", "plan", "status", "validate", "check", "graph", "flows", "doctor", "impair", "capture"} {
 		var out bytes.Buffer
 		if code := (&app{stdout: &out, stderr: &out}).run([]string{verb, "--no-such-flag"}); code != exitUsage {
 			t.Errorf("netlab %s --no-such-flag: exit %d, want %d", verb, code, exitUsage)
 		}
 	}
 	// Too few or too many arguments: the usage, exit 2, before anything runs.
-	for _, args := range [][]string{{"up"}, {"up", "a.yaml", "b.yaml"}, {"plan"}, {"status", "a", "b"}, {"flows"}, {"flows", "lab", "br", "more"}, {"check"}, {"graph"}, {"validate"}} {
+	for _, args := range [][]string{
+		{"up"}, {"up", "a.yaml", "b.yaml"}, {"plan"}, {"status", "a", "b"}, {"flows"}, {"flows", "lab", "br", "more"}, {"check"}, {"graph"}, {"validate"},
+		{"down"}, {"down", "a", "b"}, {"down", "--all", "a"}, {"doctor", "extra"}, {"impair", "lab"}, {"impair", "lab", "a/b", "c"},
+		{"capture", "lab"}, {"capture", "lab", "-c", "1"}, {"capture", "lab", "--", "a/b"}, {"sandbox", "ls", "extra"},
+	} {
 		var out bytes.Buffer
 		if code := (&app{stdout: &out, stderr: &out}).run(args); code != exitUsage || !strings.Contains(out.String(), "Usage: netlab "+args[0]) {
 			t.Errorf("netlab %v: exit %d, want %d with the usage\n%s", args, code, exitUsage, out.String())
+		}
+	}
+}
+
+func TestParseDashDash(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		json bool
+		pos  []string
+	}{
+		{[]string{"a", "--json", "b"}, true, []string{"a", "b"}},
+		{[]string{"--json", "--", "-x", "--json"}, true, []string{"-x", "--json"}},
+		{[]string{"a", "--", "--json"}, false, []string{"a", "--json"}},
+		{[]string{"--"}, false, nil},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		asJSON := fs.Bool("json", false, "")
+		pos, err := parse(fs, c.args)
+		if err != nil || *asJSON != c.json || !slices.Equal(pos, c.pos) {
+			t.Errorf("parse(%q) = %q, json %v, %v; want %q, json %v", c.args, pos, *asJSON, err, c.pos, c.json)
 		}
 	}
 }
