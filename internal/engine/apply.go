@@ -119,6 +119,22 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 			return s.journal(func(j *state.Journal) { j.RemoveHostLink(a.Link) })
 		}
 		return nil
+	case plan.OpDelLinks:
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		if err := h.DeleteLinks(a.Links); err != nil {
+			return err
+		}
+		if a.NS == topology.Host {
+			return s.journal(func(j *state.Journal) {
+				for _, name := range a.Links {
+					j.RemoveHostLink(name)
+				}
+			})
+		}
+		return nil
 	case plan.OpStopNSProcesses:
 		// One walk of /proc for all the namespaces about to go.
 		pids, err := namespace.PidsIn(a.Namespaces)

@@ -22,6 +22,7 @@ const (
 	OpDelAddr        Op = "del-addr"
 	OpDelPorts       Op = "del-ports"
 	OpDelLink        Op = "del-link"
+	OpDelLinks       Op = "del-links" // several links of a namespace in one deletion (down)
 	OpDelNamespace   Op = "del-namespace"
 	OpDelBridge      Op = "del-bridge"
 	OpRestoreSysctl  Op = "restore-sysctl"
@@ -126,6 +127,8 @@ type Action struct {
 	Spec string `json:"spec,omitempty"`
 	// stop-ns-processes.
 	Namespaces []string `json:"namespaces,omitempty"`
+	// del-links.
+	Links []string `json:"links,omitempty"`
 
 	// attach-external, detach-external: the bridge's type.
 	BridgeType string `json:"bridge_type,omitempty"`
@@ -234,6 +237,9 @@ func (a Action) String() string {
 		return a.ovsPortsString()
 	case OpDelLink:
 		return fmt.Sprintf("%s link del %s", ipn(a.NS), a.Link)
+	case OpDelLinks:
+		return fmt.Sprintf("for l in %s; do %s link set $l group $G; done; %s link del group $G   # $G: a group no other interface has; one deletion for all",
+			strings.Join(a.Links, " "), ipn(a.NS), ipn(a.NS))
 	case OpDelNamespace:
 		return "ip netns del " + a.NS
 	case OpDelBridge:

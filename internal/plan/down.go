@@ -23,9 +23,9 @@ type DownInput struct {
 // (or none, where an interrupted run is not the explanation). It is the
 // deletion half of Make with nothing wanted, in the same order: the lab's
 // processes (reflectors, then everything running in its namespaces), the
-// user's interfaces given back, the lab's OVS ports and bridges, its
-// namespaces, its host links, its host NAT table, and the host sysctls
-// back to their saved values. Like Make it is pure.
+// user's interfaces given back, the lab's OVS ports and bridges, its host
+// links, its namespaces, its host NAT table, and the host sysctls back to
+// their saved values. Like Make it is pure.
 func Down(in DownInput) (Plan, []string) {
 	lab, j, snap := in.Lab, in.Journal, in.Snapshot
 	var p Plan
@@ -104,15 +104,17 @@ func Down(in DownInput) (Plan, []string) {
 	if len(doomed) > 0 {
 		emit(Action{Op: OpStopNSProcesses, Namespaces: doomed})
 	}
-	for _, name := range doomed {
-		emit(Action{Op: OpDelNamespace, NS: name})
-	}
 
-	// Host links: the lab's (veth ends are deleted here, not left to the
-	// kernel, which frees them only when their namespace is finally gone;
-	// Linux bridges), the journaled ones an interrupted run left unmarked,
-	// and the devices a dead ovs-vswitchd left for the lab's bridges.
+	// Host links, before the namespaces: the lab's (veth ends, whose peers
+	// in the namespaces go with them; Linux bridges; VXLAN devices), the
+	// journaled ones an interrupted run left unmarked, and the devices a
+	// dead ovs-vswitchd left for the lab's bridges. One deletion for all:
+	// the kernel unregisters them together and waits for RCU once, where a
+	// deletion each waits once each. Left to the namespaces instead, the
+	// veths would go only when the kernel's asynchronous namespace cleanup
+	// runs, which down would then have to wait out to leave no residue.
 	if host != nil {
+		var links []string
 		for _, name := range state.SortedNames(host.Links) {
 			l := host.Links[name]
 			if b := snap.Bridges[name]; b != nil && b.Type == topology.BridgeOVS {
@@ -123,11 +125,24 @@ func Down(in DownInput) (Plan, []string) {
 			case l.Owner() == lab,
 				unmarked && slices.Contains(j.HostLinks, name) && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN),
 				unmarked && slices.Contains(j.Bridges, name) && l.Kind == state.KindTuntap:
-				emit(Action{Op: OpDelLink, NS: topology.Host, Link: name})
+				links = append(links, name)
 			case slices.Contains(j.HostLinks, name) && l.Owner() != "":
 				left = append(left, fmt.Sprintf("interface %s (%s)", name, whose(l.Owner())))
 			}
 		}
+		switch len(links) {
+		case 0:
+		case 1:
+			emit(Action{Op: OpDelLink, NS: topology.Host, Link: links[0]})
+		default:
+			emit(Action{Op: OpDelLinks, NS: topology.Host, Links: links})
+		}
+	}
+	for _, name := range doomed {
+		emit(Action{Op: OpDelNamespace, NS: name})
+	}
+
+	if host != nil {
 		if host.NAT != nil {
 			emit(Action{Op: OpDelNAT, NS: topology.Host})
 		}
@@ -182,6 +197,8 @@ func (a Action) RemovedText() string {
 		return "namespace " + a.NS
 	case OpDelLink:
 		return "interface " + a.Link
+	case OpDelLinks:
+		return "interfaces " + strings.Join(a.Links, ", ")
 	case OpDelNAT:
 		return "nftables table inet " + NATTable(a.Lab) + " in the " + a.NS
 	case OpRestoreSysctl:

@@ -111,6 +111,10 @@ func (m *machine) apply(t *testing.T, a Action) {
 		if a.NS == topology.Host {
 			m.j.RemoveHostLink(a.Link)
 		}
+	case OpDelLinks:
+		for _, name := range a.Links {
+			m.apply(t, Action{Op: OpDelLink, Lab: a.Lab, NS: a.NS, Link: name})
+		}
 	case OpDelNamespace:
 		for name := range m.ns(t, a.NS).Links {
 			m.delLink(a.NS, name)

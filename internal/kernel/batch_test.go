@@ -1,0 +1,53 @@
+package kernel
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestDeleteLinks: the named links and their peers go in one deletion;
+// names that do not exist are skipped; the other links of the namespace,
+// one of them in an interface group of its own, stay as they were.
+func TestDeleteLinks(t *testing.T) {
+	requireRoot(t)
+	a, b := newNS(t), newNS(t)
+	var mine, peers []string
+	for i := range 4 {
+		an, bn := fmt.Sprintf("%sa%d", a.Name(), i), fmt.Sprintf("%sb%d", b.Name(), i)
+		must(t, a.AddVeth(an, "", b, bn, ""))
+		mine, peers = append(mine, an), append(peers, bn)
+	}
+	keep := mine[3]
+	kl, err := a.h.LinkByName(keep)
+	must(t, err)
+	must(t, a.h.LinkSetGroup(kl, groupBase|7))
+
+	must(t, a.DeleteLinks(append(mine[:3:3], "nosuch")))
+	got := observe(t, a)
+	for _, name := range mine[:3] {
+		if _, ok := got.Links[name]; ok {
+			t.Errorf("%s survived DeleteLinks", name)
+		}
+	}
+	for _, name := range peers[:3] {
+		if _, ok := observe(t, b).Links[name]; ok {
+			t.Errorf("peer %s survived DeleteLinks", name)
+		}
+	}
+	mustLink(t, got, "lo")
+	mustLink(t, got, keep)
+	kl, err = a.h.LinkByName(keep)
+	must(t, err)
+	if kl.Attrs().Group != groupBase|7 {
+		t.Errorf("%s: group %#x; want it untouched", keep, kl.Attrs().Group)
+	}
+	mustLink(t, observe(t, b), peers[3])
+
+	// Nothing left of the names: no error, nothing else touched.
+	must(t, a.DeleteLinks(mine[:3]))
+	// One name: deleted like DeleteLink.
+	must(t, a.DeleteLinks([]string{keep}))
+	if _, ok := observe(t, a).Links[keep]; ok {
+		t.Errorf("%s survived DeleteLinks", keep)
+	}
+}
