@@ -442,12 +442,17 @@ func residue(p string) []string {
 // how long that took: the kernel tears deleted namespaces down (and the
 // veths inside with their host peers) asynchronously, after `ip netns del`
 // and netlab down have returned.
+//
+// The time is when the check that found nothing began (0 when the first
+// did): the check itself runs ovs-vsctl and nft and takes tens of
+// milliseconds, which are not the kernel's.
 func waitClean(p string, limit time.Duration) (float64, error) {
 	t0 := time.Now()
 	for {
+		began := time.Now()
 		left := residue(p)
 		if len(left) == 0 {
-			return time.Since(t0).Seconds(), nil
+			return began.Sub(t0).Seconds(), nil
 		}
 		if time.Since(t0) > limit {
 			return 0, fmt.Errorf("RESIDUE %s after %s:\n  %s", p, limit, strings.Join(left, "\n  "))
