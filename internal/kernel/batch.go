@@ -29,6 +29,11 @@ const groupBase = 0x4e4c0000
 // the group meanwhile (it picked the same random group) is never deleted:
 // the group is checked after it is set, and then the links go one by one.
 func (n *NS) DeleteLinks(names []string) error {
+	return n.deleteLinks(names, func() uint32 { return uint32(groupBase | rand.N(1<<16)) })
+}
+
+// deleteLinks is DeleteLinks with the group picker given (tests pick).
+func (n *NS) deleteLinks(names []string, pick func() uint32) error {
 	links, err := n.h.LinkList()
 	if err != nil {
 		return fmt.Errorf("ns %s: list links: %w", n.name, err)
@@ -44,9 +49,9 @@ func (n *NS) DeleteLinks(names []string) error {
 	if len(ours) < 2 {
 		return n.deleteEach(ours)
 	}
-	group := uint32(groupBase | rand.N(1<<16))
+	group := pick()
 	for used[group] {
-		group = uint32(groupBase | rand.N(1<<16))
+		group = pick()
 	}
 	for _, l := range ours {
 		if err := n.h.LinkSetGroup(l, int(group)); err != nil && !errors.Is(err, unix.ENODEV) {

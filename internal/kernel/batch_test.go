@@ -51,3 +51,33 @@ func TestDeleteLinks(t *testing.T) {
 		t.Errorf("%s survived DeleteLinks", keep)
 	}
 }
+
+// TestDeleteLinksForeignJoinsGroup: a link of someone else that is put in
+// the group after it was picked (as if another program had picked it too)
+// is never deleted; the named links still go, one by one.
+func TestDeleteLinksForeignJoinsGroup(t *testing.T) {
+	requireRoot(t)
+	a, b := newNS(t), newNS(t)
+	var mine []string
+	for i := range 3 {
+		an := fmt.Sprintf("%sa%d", a.Name(), i)
+		must(t, a.AddVeth(an, "", b, fmt.Sprintf("%sb%d", b.Name(), i), ""))
+		mine = append(mine, an)
+	}
+	foreign := mine[2]
+	fl, err := a.h.LinkByName(foreign)
+	must(t, err)
+	pick := func() uint32 {
+		g := uint32(groupBase | 0x1234)
+		must(t, a.h.LinkSetGroup(fl, int(g)))
+		return g
+	}
+	must(t, a.deleteLinks(mine[:2], pick))
+	got := observe(t, a)
+	for _, name := range mine[:2] {
+		if _, ok := got.Links[name]; ok {
+			t.Errorf("%s survived", name)
+		}
+	}
+	mustLink(t, got, foreign)
+}
