@@ -107,29 +107,24 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 			}
 		}
 		return nil
-	case plan.OpDelLink:
+	case plan.OpDelLink, plan.OpDelLinks:
 		h, err := s.ns(a.NS)
 		if err != nil {
 			return err
 		}
-		if err := h.DeleteLink(a.Link); err != nil {
-			return err
+		names := a.Links
+		if a.Op == plan.OpDelLink {
+			names = []string{a.Link}
+			err = h.DeleteLink(a.Link)
+		} else {
+			err = h.DeleteLinks(a.Links) // one kernel operation for all
 		}
-		if a.NS == topology.Host {
-			return s.journal(func(j *state.Journal) { j.RemoveHostLink(a.Link) })
-		}
-		return nil
-	case plan.OpDelLinks:
-		h, err := s.ns(a.NS)
 		if err != nil {
-			return err
-		}
-		if err := h.DeleteLinks(a.Links); err != nil {
 			return err
 		}
 		if a.NS == topology.Host {
 			return s.journal(func(j *state.Journal) {
-				for _, name := range a.Links {
+				for _, name := range names {
 					j.RemoveHostLink(name)
 				}
 			})
