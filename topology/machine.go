@@ -127,17 +127,11 @@ func (p *parser) machineRefs(e entry, list bool) []machineRef {
 		return []machineRef{}
 	}
 	out := []machineRef{}
-	items := p.list(e)
-	if len(items) == 0 && e.v.Kind == yaml.SequenceNode {
+	if e.v.Kind == yaml.SequenceNode && len(e.v.Content) == 0 {
 		p.errorf(pos(e.v), e.path, "want at least one machine")
 	}
-	for i, item := range items {
-		path := index(e.path, i)
-		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
-			p.errorf(pos(item), path, "want a machine name, got %s", describe(item))
-			continue
-		}
-		out = append(out, machineRef{name: item.Value, pos: pos(item), path: path})
+	for _, it := range p.stringList(e, "a machine name") {
+		out = append(out, machineRef{name: it.value, pos: it.pos, path: it.path})
 	}
 	return out
 }

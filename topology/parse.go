@@ -431,6 +431,28 @@ func (p *parser) list(e entry) []*yaml.Node {
 	return e.v.Content
 }
 
+// listItem is one string of a list, with its place in the file.
+type listItem struct {
+	value string
+	pos   Pos
+	path  string
+}
+
+// stringList returns the strings of a list; an item that is not a string is
+// an error ("want WHAT, got ...") and left out.
+func (p *parser) stringList(e entry, what string) []listItem {
+	var out []listItem
+	for i, item := range p.list(e) {
+		path := index(e.path, i)
+		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+			p.errorf(pos(item), path, "want %s, got %s", what, describe(item))
+			continue
+		}
+		out = append(out, listItem{value: item.Value, pos: pos(item), path: path})
+	}
+	return out
+}
+
 // oneOf returns a string value that must be one of the allowed words.
 func (p *parser) oneOf(e entry, allowed ...string) (string, bool) {
 	s, ok := p.str(e)

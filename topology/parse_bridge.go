@@ -80,31 +80,21 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 	}
 	if fe, ok := f["flows"]; ok {
 		bi.ovsOnly = append(bi.ovsOnly, fe)
-		for i, item := range p.list(fe) {
-			path := index(fe.path, i)
-			if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
-				p.errorf(pos(item), path, "want a flow in ovs-ofctl syntax as a string, got %s", describe(item))
+		for _, it := range p.stringList(fe, "a flow in ovs-ofctl syntax as a string") {
+			if msg := checkFlowText(it.value); msg != "" {
+				p.errorf(it.pos, it.path, "%s", msg)
 				continue
 			}
-			if msg := checkFlowText(item.Value); msg != "" {
-				p.errorf(pos(item), path, "%s", msg)
-				continue
-			}
-			b.Flows = append(b.Flows, Flow{Text: item.Value, Pos: pos(item), Path: path})
+			b.Flows = append(b.Flows, Flow{Text: it.value, Pos: it.pos, Path: it.path})
 		}
 	}
 	if xe, ok := f["external"]; ok {
-		for i, item := range p.list(xe) {
-			path := index(xe.path, i)
-			if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
-				p.errorf(pos(item), path, "want an interface name, got %s", describe(item))
+		for _, it := range p.stringList(xe, "an interface name") {
+			if msg := checkIfName(it.value, "interface"); msg != "" {
+				p.errorf(it.pos, it.path, "%s", msg)
 				continue
 			}
-			if msg := checkIfName(item.Value, "interface"); msg != "" {
-				p.errorf(pos(item), path, "%s", msg)
-				continue
-			}
-			b.External = append(b.External, ExternalPort{Name: item.Value, Pos: pos(item), Path: path})
+			b.External = append(b.External, ExternalPort{Name: it.value, Pos: it.pos, Path: it.path})
 		}
 	}
 	if b.Type == BridgeOVS {

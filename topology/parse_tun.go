@@ -71,15 +71,10 @@ func (p *parser) parseTUN(e entry, ns string) *TUN {
 		t.Addresses, _, _ = p.addresses(ae)
 	}
 	if re, ok := f["routes"]; ok {
-		for i, item := range p.list(re) {
-			path := index(re.path, i)
-			if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
-				p.errorf(pos(item), path, "want a prefix routed to the device, such as 10.200.0.0/16, got %s", describe(item))
-				continue
-			}
-			pfx, msg := parseDestination(item.Value)
+		for _, it := range p.stringList(re, "a prefix routed to the device, such as 10.200.0.0/16") {
+			pfx, msg := parseDestination(it.value)
 			if msg != "" {
-				p.errorf(pos(item), path, "%s", strings.Replace(msg, ", or default", "", 1))
+				p.errorf(it.pos, it.path, "%s", strings.Replace(msg, ", or default", "", 1))
 				continue
 			}
 			t.Routes = append(t.Routes, pfx)
