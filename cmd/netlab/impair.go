@@ -141,24 +141,21 @@ func (a *app) impair(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
-	im, _, err := e.CurrentImpair(lab, ns, link)
-	if err != nil {
-		return a.fail("impair "+lab+" "+pos[1], err)
-	}
-	if *clear {
-		im = topology.Impair{}
-	}
-	if err := f.apply(fs, &im); err != nil {
-		fmt.Fprintf(a.stderr, "netlab impair: %v\n", err)
+	// The flags are applied to the impairment in force under the lab's
+	// lock (a concurrent impair's change is not lost).
+	var usage error
+	res, err := e.Impair(lab, ns, link, func(im *topology.Impair) error {
+		if *clear {
+			*im = topology.Impair{}
+		}
+		usage = f.apply(fs, im)
+		return usage
+	})
+	if usage != nil {
+		fmt.Fprintf(a.stderr, "netlab impair: %v\n", usage)
 		return exitUsage
 	}
-	res, err := e.Impair(lab, ns, link, &im)
 	if err != nil {
-		var fe *topology.FeatureError
-		if errors.As(err, &fe) {
-			fmt.Fprintf(a.stderr, "netlab: impair %s %s: %v\n", lab, pos[1], err)
-			return exitRuntime
-		}
 		return a.fail("impair "+lab+" "+pos[1], err)
 	}
 	return a.impairDone(e, lab, ns, link, res)

@@ -53,20 +53,20 @@ func NoImpair() ImpairOption { return func(i *topology.Impair) { *i = topology.I
 func (l *Lab) Impair(t testing.TB, ns, iface string, opts ...ImpairOption) {
 	t.Helper()
 	ns, iface = l.NS(ns), l.ifName(ns, iface)
-	im, _, err := l.eng.CurrentImpair(l.lab.Name, ns, iface)
-	if err != nil {
-		t.Fatalf("netlabtest: impair %s/%s: %v", ns, iface, err)
-	}
-	for _, o := range opts {
-		o(&im)
-	}
 	// Registered first: a failed change may still have been journaled.
 	t.Cleanup(func() {
 		if _, err := l.eng.Impair(l.lab.Name, ns, iface, nil); err != nil {
 			t.Errorf("netlabtest: restore the file's impairments of %s/%s: %v", ns, iface, err)
 		}
 	})
-	if _, err := l.eng.Impair(l.lab.Name, ns, iface, &im); err != nil {
+	var im topology.Impair
+	if _, err := l.eng.Impair(l.lab.Name, ns, iface, func(cur *topology.Impair) error {
+		for _, o := range opts {
+			o(cur)
+		}
+		im = *cur
+		return nil
+	}); err != nil {
 		t.Fatalf("netlabtest: impair %s/%s (%s): %v", ns, iface, im, err)
 	}
 }

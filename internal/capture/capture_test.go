@@ -218,6 +218,8 @@ func TestSummary(t *testing.T) {
 		{"arp request", frame(t, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPRequest, SourceHwAddress: macA, SourceProtAddress: ipA, DstHwAddress: make([]byte, 6), DstProtAddress: ipB}), layers.LinkTypeEthernet, "ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 28"},
 		{"arp reply", frame(t, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: layers.ARPReply, SourceHwAddress: macB, SourceProtAddress: ipB, DstHwAddress: macA, DstProtAddress: ipA}), layers.LinkTypeEthernet, "ARP, Reply 10.0.0.2 is-at 02:00:00:00:00:0b, length 28"},
 		{"icmp6 echo", frame(t, eth(layers.EthernetTypeIPv6), ip6, icmp6, &layers.ICMPv6Echo{Identifier: 9, SeqNumber: 2}), layers.LinkTypeEthernet, "IP6 fd00:10::1 > fd00:10::2: ICMP6, echo request, id 9, seq 2, length 8"},
+		{"ipv6 fragment, not the first", ip6Fragment(185), layers.LinkTypeRaw, "IP6 fd00:10::1 > fd00:10::2: fragment of protocol 17, length 16"},
+		{"ipv6 first fragment", ip6Fragment(0), layers.LinkTypeRaw, "IP6 fd00:10::1.5353 > fd00:10::2.53: UDP, length 0"},
 		{"other ethertype", frame(t, eth(layers.EthernetType(0x88b5)), gopacket.Payload("xx")), layers.LinkTypeEthernet, "02:00:00:00:00:0a > 02:00:00:00:00:0b, ethertype 0x88b5, length 60"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -348,4 +350,14 @@ func icmpEchoSeed() []byte {
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 7, Seq: 1},
 		gopacket.Payload(make([]byte, 56)))
 	return buf.Bytes()
+}
+
+// ip6Fragment is a raw IPv6 packet with a fragment header at offset (in
+// 8-byte units) and 8 bytes after it: a UDP header when offset is 0.
+func ip6Fragment(offset uint16) []byte {
+	p := []byte{0x60, 0, 0, 0, 0, 16, 44, 64}
+	p = append(p, net.ParseIP("fd00:10::1").To16()...)
+	p = append(p, net.ParseIP("fd00:10::2").To16()...)
+	p = append(p, 17, 0, byte(offset<<3>>8), byte(offset<<3), 0, 0, 0, 1) // fragment header
+	return append(p, 0x14, 0xe9, 0, 53, 0, 8, 0, 0)                       // UDP 5353 > 53, length 8
 }

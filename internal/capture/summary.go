@@ -112,6 +112,9 @@ func ipSummary(p []byte) string {
 		for ipv6Ext[proto] && len(seg) >= 8 {
 			n := (int(seg[1]) + 1) * 8
 			if proto == 44 {
+				if be16(seg[2:4])&^7 != 0 { // not the first fragment
+					return fmt.Sprintf("IP6 %s > %s: fragment of protocol %d, length %d", src, dst, seg[0], length)
+				}
 				n = 8
 			}
 			if len(seg) < n {

@@ -79,9 +79,8 @@ func NewWriter(w io.Writer, f Format, ifaces []Interface, filter string, snapLen
 	return nil, fmt.Errorf("unknown capture format %q (pcapng or pcap)", f)
 }
 
-// Both formats are written in the machine's byte order, which a reader
-// tells from the magic number; every machine netlab runs on is little
-// endian.
+// Both formats are written little endian on every machine: a reader tells
+// the byte order from the magic number, so the file is valid everywhere.
 var order = binary.LittleEndian
 
 // pcapng block types and option codes.

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/impair"
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -66,6 +67,9 @@ type Engine struct {
 	ovsOpts  []ovs.Option
 	log      io.Writer
 	afterAct func(done int)
+	// probe finds what impairments the kernel supports, once per engine:
+	// it makes a scratch namespace, and up observes two or three times.
+	probe func() (*state.ImpairSupport, error)
 }
 
 // New returns an engine.
@@ -78,7 +82,8 @@ func New(opts ...Option) *Engine {
 	if o.root != "" {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
-	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress, afterAct: o.afterAct}
+	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress, afterAct: o.afterAct,
+		probe: sync.OnceValues(impair.Probe)}
 }
 
 // Store exposes the journal store (status and the CLI list labs from it).
@@ -169,12 +174,13 @@ func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
 	if err := CheckFlows(lab); err != nil {
 		return nil, err
 	}
-	oc, err := e.connectOVS(false)
-	if err != nil && hasOVS(lab) {
-		return nil, err
-	}
 	j, err := e.store.Load(lab.Name)
 	if err != nil {
+		return nil, err
+	}
+	// Connected last: the session closes the connection.
+	oc, err := e.connectOVS(false)
+	if err != nil && hasOVS(lab) {
 		return nil, err
 	}
 	s, err := e.newSession(lab.Name, oc)

@@ -29,7 +29,7 @@ func (s *session) observeImpair(lab *topology.Lab, j *state.Journal, snap *state
 	if !wantsImpair(lab, j) {
 		return nil
 	}
-	sup, err := impair.Probe()
+	sup, err := s.e.probe()
 	if err != nil {
 		return err
 	}
@@ -208,14 +208,18 @@ func (e *Engine) CurrentImpair(lab, ns, link string) (im topology.Impair, runtim
 }
 
 // Impair changes the impairment of one interface of a running lab (named
-// as on the machine, or as in the file) at run time: im stands in for the file's (the zero Impair: none) until Impair is
-// called with a nil im, which gives the interface the file's impairment
-// back. The change is journaled before it is applied, so `down` after a
-// crash still removes it, and `up` keeps it. Only impairment actions run:
-// other drift of the lab is up's business.
+// as on the machine, or as in the file) at run time: change edits the
+// impairment in force (the file's, or an earlier change's), under the lab's
+// lock so that two changes at once both count, and the result stands in for
+// the file's (the zero Impair: none) until Impair is called with a nil
+// change, which gives the interface the file's impairment back. An error of
+// change is returned as it is, and nothing is changed. The change is
+// journaled before it is applied, so `down` after a crash still removes it,
+// and `up` keeps it. Only impairment actions run: other drift of the lab is
+// up's business.
 //
 // Equivalent to: the `tc` and `nft` commands of the actions it returns.
-func (e *Engine) Impair(lab, ns, link string, im *topology.Impair) (*Result, error) {
+func (e *Engine) Impair(lab, ns, link string, change func(*topology.Impair) error) (*Result, error) {
 	unlock, err := e.store.Lock(lab)
 	if err != nil {
 		return nil, err
@@ -235,10 +239,17 @@ func (e *Engine) Impair(lab, ns, link string, im *topology.Impair) (*Result, err
 	if ns, link, err = resolveLink(part, j.Prefix, ns, link); err != nil {
 		return nil, err
 	}
-	if im == nil {
+	if change == nil {
 		j.ResetRuntimeImpair(ns, link)
 	} else {
-		j.SetRuntimeImpair(ns, link, *im)
+		im, ok := j.Impair[state.ImpairKey(ns, link)]
+		if !ok {
+			im = plan.WantImpair(part, nil)[ns][link]
+		}
+		if err := change(&im); err != nil {
+			return nil, err
+		}
+		j.SetRuntimeImpair(ns, link, im)
 	}
 	oc, err := e.connectOVS(false)
 	if err != nil && hasOVS(part) {

@@ -3,6 +3,7 @@ package impair
 import (
 	"fmt"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/vishvananda/netlink"
@@ -21,7 +22,7 @@ import (
 func Probe() (*state.ImpairSupport, error) {
 	sup := &state.ImpairSupport{Why: map[string]string{}}
 	err := namespace.Scratch(func(nsh netns.NsHandle) error {
-		h, err := handleAt(nsh)
+		h, err := kernel.NewHandle(nsh)
 		if err != nil {
 			return fmt.Errorf("open netlink: %w", err)
 		}

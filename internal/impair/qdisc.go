@@ -11,11 +11,11 @@ import (
 	"math"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,44 +36,18 @@ type Netem struct {
 	Limit                       uint32  // packets; 0: netem's default (1000)
 }
 
-// handle opens a netlink socket inside the namespace (see kernel.Open for
-// why not netlink.NewHandleAt).
+// handle opens a netlink socket inside the namespace (kernel.NewHandle).
 func handle(nsName string) (*netlink.Handle, func(), error) {
 	nsh, err := namespace.Open(nsName)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ns %s: %w", nsName, err)
 	}
-	h, err := handleAt(nsh)
+	h, err := kernel.NewHandle(nsh)
 	if err != nil {
 		nsh.Close()
 		return nil, nil, fmt.Errorf("ns %s: open netlink: %w", nsName, err)
 	}
 	return h, func() { h.Close(); nsh.Close() }, nil
-}
-
-func handleAt(nsh netns.NsHandle) (*netlink.Handle, error) {
-	var h *netlink.Handle
-	err := namespace.Do(nsh, func() error {
-		var err error
-		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-		return err
-	})
-	return h, err
-}
-
-// retry repeats a dump the kernel interrupted (netlink.ErrDumpInterrupted
-// comes with partial data, never used).
-func retry[T any](dump func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for range 5 {
-		v, err = dump()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	var zero T
-	return zero, err
 }
 
 func ours(major uint16) bool {
@@ -99,7 +73,7 @@ func Observe(nsName string) (map[string]*state.Qdisc, error) {
 }
 
 func observe(h *netlink.Handle) (map[string]*state.Qdisc, error) {
-	links, err := retry(func() ([]netlink.Link, error) { return h.LinkList() })
+	links, err := kernel.RetryDump(func() ([]netlink.Link, error) { return h.LinkList() })
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +81,7 @@ func observe(h *netlink.Handle) (map[string]*state.Qdisc, error) {
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
-	qs, err := retry(func() ([]netlink.Qdisc, error) { return h.QdiscList(nil) })
+	qs, err := kernel.RetryDump(func() ([]netlink.Qdisc, error) { return h.QdiscList(nil) })
 	if err != nil {
 		return nil, err
 	}

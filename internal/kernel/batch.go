@@ -37,7 +37,7 @@ func (n *NS) deleteLinks(names []string, pick func() uint32) error {
 	for _, name := range names {
 		want[name] = true
 	}
-	links, err := retryDump(n.h.LinkList)
+	links, err := RetryDump(n.h.LinkList)
 	if err != nil {
 		return fmt.Errorf("ns %s: list links: %w", n.name, err)
 	}
@@ -61,7 +61,7 @@ func (n *NS) deleteLinks(names []string, pick func() uint32) error {
 			return fmt.Errorf("ns %s: set group of %s: %w", n.name, l.Attrs().Name, err)
 		}
 	}
-	if links, err = retryDump(n.h.LinkList); err != nil {
+	if links, err = RetryDump(n.h.LinkList); err != nil {
 		return fmt.Errorf("ns %s: list links: %w", n.name, err)
 	}
 	for _, l := range links {

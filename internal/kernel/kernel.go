@@ -51,25 +51,33 @@ func Open(name string) (*NS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ns %s: %w", name, err)
 	}
+	h, err := NewHandle(nsh)
+	if err != nil {
+		nsh.Close()
+		return nil, fmt.Errorf("ns %s: open netlink: %w", name, err)
+	}
+	return &NS{name: name, ns: nsh, h: h}, nil
+}
+
+// NewHandle opens a netlink route socket inside the namespace, its requests
+// bounded by a timeout. The socket is created by namespace.Do rather than by
+// netlink.NewHandleAt, whose own thread switch ignores a failed switch back
+// and unlocks the thread anyway.
+func NewHandle(nsh netns.NsHandle) (*netlink.Handle, error) {
 	var h *netlink.Handle
-	// The socket is created inside the namespace by namespace.Do rather than
-	// by netlink.NewHandleAt, whose own thread switch ignores a failed
-	// switch back and unlocks the thread anyway.
-	err = namespace.Do(nsh, func() error {
+	err := namespace.Do(nsh, func() error {
 		var err error
 		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 		return err
 	})
 	if err != nil {
-		nsh.Close()
-		return nil, fmt.Errorf("ns %s: open netlink: %w", name, err)
+		return nil, err
 	}
 	if err := h.SetSocketTimeout(socketTimeout); err != nil {
 		h.Close()
-		nsh.Close()
-		return nil, fmt.Errorf("ns %s: open netlink: %w", name, err)
+		return nil, err
 	}
-	return &NS{name: name, ns: nsh, h: h}, nil
+	return h, nil
 }
 
 // Close releases the netlink socket and the namespace handle. Open handles

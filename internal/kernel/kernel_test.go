@@ -89,7 +89,7 @@ func vethPair(t *testing.T, a, b *NS) (string, string) {
 
 func TestRetryDump(t *testing.T) {
 	calls := 0
-	v, err := retryDump(func() (int, error) {
+	v, err := RetryDump(func() (int, error) {
 		calls++
 		if calls < 3 {
 			return -1, netlink.ErrDumpInterrupted // partial data
@@ -101,14 +101,14 @@ func TestRetryDump(t *testing.T) {
 	}
 
 	calls = 0
-	v, err = retryDump(func() (int, error) { calls++; return -1, netlink.ErrDumpInterrupted })
+	v, err = RetryDump(func() (int, error) { calls++; return -1, netlink.ErrDumpInterrupted })
 	if !errors.Is(err, netlink.ErrDumpInterrupted) || calls != dumpAttempts || v != 0 {
 		t.Errorf("always interrupted: got %d, %v after %d calls; want 0, ErrDumpInterrupted after %d", v, err, calls, dumpAttempts)
 	}
 
 	calls = 0
 	other := errors.New("other")
-	_, err = retryDump(func() (int, error) { calls++; return 0, other })
+	_, err = RetryDump(func() (int, error) { calls++; return 0, other })
 	if !errors.Is(err, other) || calls != 1 {
 		t.Errorf("other error: got %v after %d calls", err, calls)
 	}

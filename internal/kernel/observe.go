@@ -21,10 +21,10 @@ import (
 // that the objects changed while it was being dumped (NLM_F_DUMP_INTR).
 const dumpAttempts = 5
 
-// retryDump calls dump until it does not fail with
+// RetryDump calls dump until it does not fail with
 // netlink.ErrDumpInterrupted, at most dumpAttempts times. Such a failure comes
 // with partial data, which is never returned.
-func retryDump[T any](dump func() (T, error)) (T, error) {
+func RetryDump[T any](dump func() (T, error)) (T, error) {
 	var (
 		v   T
 		err error
@@ -50,15 +50,15 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 	wrap := func(what string, err error) error {
 		return fmt.Errorf("ns %s: observe %s: %w", n.name, what, err)
 	}
-	links, err := retryDump(n.h.LinkList)
+	links, err := RetryDump(n.h.LinkList)
 	if err != nil {
 		return nil, wrap("links", err)
 	}
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return n.h.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return n.h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, wrap("addresses", err)
 	}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
+	routes, err := RetryDump(func() ([]netlink.Route, error) {
 		return n.h.RouteListFiltered(netlink.FAMILY_ALL,
 			&netlink.Route{Protocol: state.RouteProtocol, Table: unix.RT_TABLE_MAIN},
 			netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
@@ -76,7 +76,7 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 	)
 	err = namespace.Do(n.ns, func() error {
 		var err error
-		if linkLayer, err = retryDump(dumpLinkLayer); err != nil {
+		if linkLayer, err = RetryDump(dumpLinkLayer); err != nil {
 			return fmt.Errorf("link-layer addresses: %w", err)
 		}
 		for _, key := range sysctlKeys {
@@ -351,7 +351,7 @@ func dumpLinkLayer() (map[int32]LinkLayerInfo, error) {
 // and the names of its links (down and the lab scan need no more than that,
 // and a full Observe costs four dumps).
 func (n *NS) Marker() (lab string, links []string, err error) {
-	ls, err := retryDump(n.h.LinkList)
+	ls, err := RetryDump(n.h.LinkList)
 	if err != nil {
 		return "", nil, fmt.Errorf("ns %s: list links: %w", n.name, err)
 	}

@@ -74,7 +74,7 @@ func (n *NS) Remotes(name string) ([]netip.Addr, error) {
 }
 
 func (n *NS) remotes(index int) ([]netip.Addr, error) {
-	entries, err := retryDump(func() ([]netlink.Neigh, error) { return n.h.NeighList(index, unix.AF_BRIDGE) })
+	entries, err := RetryDump(func() ([]netlink.Neigh, error) { return n.h.NeighList(index, unix.AF_BRIDGE) })
 	if err != nil {
 		return nil, fmt.Errorf("ns %s: fdb of %d: %w", n.name, index, err)
 	}
