@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
@@ -78,6 +79,12 @@ type Handle struct {
 // a second bind with ETH_P_ALL let packets in. So no packet of another
 // interface, and none the filter rejects, is ever queued on it.
 func Open(ns, name, filter string, snapLen int) (*Handle, error) {
+	return open(ns, name, filter, snapLen, Compile)
+}
+
+// open is Open with the filter compiler given: OpenAll compiles a filter
+// once per link type, not once per interface (each is a tcpdump run).
+func open(ns, name, filter string, snapLen int, compile func(string, LinkType, int) ([]bpf.RawInstruction, error)) (*Handle, error) {
 	if snapLen <= 0 {
 		snapLen = DefaultSnapLen
 	}
@@ -127,7 +134,7 @@ func Open(ns, name, filter string, snapLen int) (*Handle, error) {
 		return fail(err)
 	}
 	if filter != "" {
-		prog, err := Compile(filter, h.LinkType, snapLen)
+		prog, err := compile(filter, h.LinkType, snapLen)
 		if err != nil {
 			return fail(err)
 		}
@@ -241,12 +248,24 @@ func (h *Handle) Close() error {
 // closes its handles before it returns).
 func (h *Handle) Dropped() int { return h.dropped }
 
-// OpenAll opens every interface with the same filter; on an error it closes
+// OpenAll opens every interface with the same filter, compiled once per link
+// type; on an error it closes
 // those it opened.
 func OpenAll(ifaces []Interface, filter string, snapLen int) ([]*Handle, error) {
+	progs := map[LinkType][]bpf.RawInstruction{}
+	compile := func(filter string, lt LinkType, snapLen int) ([]bpf.RawInstruction, error) {
+		if p, ok := progs[lt]; ok {
+			return p, nil
+		}
+		p, err := Compile(filter, lt, snapLen)
+		if err == nil {
+			progs[lt] = p
+		}
+		return p, err
+	}
 	var hs []*Handle
 	for _, i := range ifaces {
-		h, err := Open(i.NS, i.Name, filter, snapLen)
+		h, err := open(i.NS, i.Name, filter, snapLen, compile)
 		if err != nil {
 			CloseAll(hs)
 			return nil, err
