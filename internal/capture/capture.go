@@ -249,8 +249,7 @@ func (h *Handle) Close() error {
 func (h *Handle) Dropped() int { return h.dropped }
 
 // OpenAll opens every interface with the same filter, compiled once per link
-// type; on an error it closes
-// those it opened.
+// type; on an error it closes those it opened.
 func OpenAll(ifaces []Interface, filter string, snapLen int) ([]*Handle, error) {
 	progs := map[LinkType][]bpf.RawInstruction{}
 	compile := func(filter string, lt LinkType, snapLen int) ([]bpf.RawInstruction, error) {
