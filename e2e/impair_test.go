@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,7 +123,7 @@ func TestImpairRate(t *testing.T) {
 	}
 
 	// The file edited: exactly that qdisc changes.
-	os.WriteFile(file, []byte(strings.Replace(rateLab, "20mbit", "50mbit", 1)), 0o644)
+	writeFile(t, filepath.Dir(file), filepath.Base(file), strings.Replace(rateLab, "20mbit", "50mbit", 1))
 	plan := mustNetlab(t, "plan", "--prefix", p, file)
 	if n := planSteps(plan); n != 1 || !strings.Contains(plan, "tbf rate 50mbit") {
 		t.Fatalf("plan after the edit has %d actions, want the one qdisc change:\n%s", n, plan)
@@ -160,7 +160,7 @@ func TestImpairLoss(t *testing.T) {
 		t.Errorf("status does not show the loss:\n%s", st)
 	}
 
-	os.WriteFile(file, []byte(strings.Replace(lossLab, "loss: 20%", "loss: 0", 1)), 0o644)
+	writeFile(t, filepath.Dir(file), filepath.Base(file), strings.Replace(lossLab, "loss: 20%", "loss: 0", 1))
 	plan := mustNetlab(t, "plan", "--prefix", p, file)
 	if n := planSteps(plan); n != 1 || !strings.Contains(plan, "nft delete table netdev netlab_"+strings.ReplaceAll(p, "-", "_")+"imploss") {
 		t.Fatalf("plan after loss: 0 has %d actions:\n%s", n, plan)
@@ -220,7 +220,7 @@ func TestImpairNetemFields(t *testing.T) {
 		return avg
 	}
 	base := rtt()
-	os.WriteFile(plain, []byte(strings.Replace(rateLab, "{rate: 20mbit}", "{delay: 20ms}", 1)), 0o644)
+	writeFile(t, filepath.Dir(plain), filepath.Base(plain), strings.Replace(rateLab, "{rate: 20mbit}", "{delay: 20ms}", 1))
 	mustNetlab(t, "up", "-q", "--prefix", p, plain)
 	d := rtt() - base
 	t.Logf("delay 20ms: RTT up by %.2f ms", d)

@@ -18,9 +18,7 @@ import (
 // verbs do, and the file it writes is theirs and reads in tcpdump.
 func TestRootlessCapture(t *testing.T) {
 	requireRoot(t)
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Fatal("tcpdump is missing (make deps): netlab capture compiles filters with it")
-	}
+	testkit.RequireRoot(t, "netlab capture compiles filters with it", "tcpdump")
 	before := testkit.Fingerprint()
 	u := soleUser(t)
 	u.mustNetlab("up", u.lab("blue-red.yaml"))

@@ -25,8 +25,10 @@ const groupBase = 0x4e4c0000
 // Equivalent to: `ip link set NAME group G` for each, `ip link del group G`.
 //
 // Names that do not exist are skipped. A link of someone else that joined
-// the group meanwhile (it picked the same random group) is never deleted:
-// the group is checked after it is set, and then the links go one by one.
+// the group meanwhile (it picked the same random group) makes the links go
+// one by one instead: the group is read back after it is set. What is left
+// is the gap between that read and the deletion, microseconds, for another
+// program that picked the same one of 65536 groups at that moment.
 func (n *NS) DeleteLinks(names []string) error {
 	return n.deleteLinks(names, func() uint32 { return uint32(groupBase | rand.N(1<<16)) })
 }
@@ -102,6 +104,13 @@ func (n *NS) deleteGroup(group uint32) error {
 		return err
 	}
 	defer sock.Close()
+	tv := unix.NsecToTimeval(socketTimeout.Nanoseconds())
+	if err := sock.SetSendTimeout(&tv); err != nil {
+		return err
+	}
+	if err := sock.SetReceiveTimeout(&tv); err != nil {
+		return err
+	}
 	req := &nl.NetlinkRequest{
 		NlMsghdr: unix.NlMsghdr{
 			Len:   uint32(unix.SizeofNlMsghdr),

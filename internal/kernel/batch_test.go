@@ -22,7 +22,20 @@ func TestDeleteLinks(t *testing.T) {
 	must(t, err)
 	must(t, a.h.LinkSetGroup(kl, groupBase|7))
 
-	must(t, a.DeleteLinks(append(mine[:3:3], "nosuch")))
+	// The picker offers keep's group first: DeleteLinks must pass it by.
+	var picked []uint32
+	pick := func() uint32 {
+		g := uint32(groupBase | 7)
+		if len(picked) > 0 {
+			g = groupBase | 8
+		}
+		picked = append(picked, g)
+		return g
+	}
+	must(t, a.deleteLinks(append(mine[:3:3], "nosuch"), pick))
+	if len(picked) != 2 {
+		t.Errorf("groups picked: %#x; want keep's passed by, then another", picked)
+	}
 	got := observe(t, a)
 	for _, name := range mine[:3] {
 		if _, ok := got.Links[name]; ok {

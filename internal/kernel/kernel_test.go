@@ -345,12 +345,7 @@ func TestIPv6UsableImmediately(t *testing.T) {
 }
 
 func TestPingBetweenNamespaces(t *testing.T) {
-	requireRoot(t)
-	for _, tool := range []string{"ip", "ping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	testkit.RequireRoot(t, "namespaces, netlink", "ip", "ping")
 	a, b := newNS(t), newNS(t)
 	an, bn := vethPair(t, a, b)
 	for _, x := range []struct {

@@ -243,10 +243,7 @@ func TestDoErrors(t *testing.T) {
 }
 
 func TestPids(t *testing.T) {
-	requireRoot(t)
-	if _, err := exec.LookPath("sleep"); err != nil {
-		t.Skip("needs sleep(1)")
-	}
+	testkit.RequireRoot(t, "namespaces", "sleep")
 	name := newTestNS(t)
 	h, err := Open(name)
 	if err != nil {
