@@ -56,6 +56,18 @@ func DefaultSysctls() []Sysctl {
 	}
 }
 
+// EffectiveRoutes returns the routes netlab installs in n: the file's, and
+// the prefixes routed to its TUN devices.
+func (n *Namespace) EffectiveRoutes() []Route {
+	out := append([]Route(nil), n.Routes...)
+	for _, t := range n.TUNs {
+		for _, r := range t.Routes {
+			out = append(out, Route{To: r, Dev: t.Name, Pos: t.Pos})
+		}
+	}
+	return out
+}
+
 // EffectiveSysctls returns the sysctls netlab writes into n: for a lab
 // namespace, DefaultSysctls with the file's values replacing defaults in
 // place, followed by the file's other sysctls in file order; for the host,

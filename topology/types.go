@@ -274,6 +274,17 @@ type Route struct {
 	Pos    Pos
 }
 
+// Dest names the route's destination in messages: "default (0.0.0.0/0)"
+// or the prefix.
+func (r Route) Dest() string {
+	if r.To.Bits() == 0 {
+		return "default (" + r.To.String() + ")"
+	}
+	return r.To.String()
+}
+
+// String prints the route as `ip route` does: "default via 10.0.0.254",
+// "10.9.0.0/16 dev veth1 metric 10".
 func (r Route) String() string {
 	s := r.To.String()
 	if r.To.Bits() == 0 {

@@ -306,7 +306,7 @@ func (p *parser) checkRoutes(ni *nsInfo) {
 		}
 		k := routeKey{r.To, r.Metric}
 		if f, dup := first[k]; dup {
-			p.errorf(r.Pos, ri.path, "duplicate route to %s with metric %d (first at line %d)", routeTo(r), r.Metric, f.r.Pos.Line)
+			p.errorf(r.Pos, ri.path, "duplicate route to %s with metric %d (first at line %d)", r.Dest(), r.Metric, f.r.Pos.Line)
 			continue
 		}
 		first[k] = ri
@@ -384,11 +384,4 @@ func nsLabel(ni *nsInfo) string {
 		return "the host namespace"
 	}
 	return "namespace " + ni.ns.Name
-}
-
-func routeTo(r Route) string {
-	if r.To.Bits() == 0 {
-		return "default (" + r.To.String() + ")"
-	}
-	return r.To.String()
 }

@@ -46,6 +46,10 @@ func recordIntents(p plan.Plan, j *state.Journal) {
 			if a.NS == topology.Host {
 				j.AddHostLink(a.Link)
 			}
+		case plan.OpReplaceRoute:
+			if a.NS == topology.Host {
+				j.AddHostRoute(*a.Route)
+			}
 		}
 	}
 }
@@ -71,7 +75,15 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		if err != nil {
 			return err
 		}
-		return h.RouteDel(*a.Route)
+		if err := h.RouteDel(*a.Route); err != nil {
+			return err
+		}
+		if a.NS == topology.Host {
+			return s.journal(func(j *state.Journal) {
+				j.HostRoutes = slices.DeleteFunc(j.HostRoutes, func(r state.Route) bool { return plan.SameRoute(r, *a.Route) })
+			})
+		}
+		return nil
 	case plan.OpReplaceRoute:
 		h, err := s.ns(a.NS)
 		if err != nil {
@@ -189,7 +201,18 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		if err != nil {
 			return err
 		}
-		if err := h.SetSysctl(a.Key, a.Value); err != nil {
+		err = s.e.store.Sysctls(func(l *state.SysctlLedger) error {
+			value, last := l.Release(a.Key, s.lab, a.Value)
+			if !last {
+				return nil // another lab holds it: the value stays
+			}
+			now, err := h.Sysctl(a.Key)
+			if err != nil || now == value {
+				return err
+			}
+			return h.SetSysctl(a.Key, value)
+		})
+		if err != nil {
 			return err
 		}
 		return s.journal(func(j *state.Journal) { delete(j.HostSysctls, a.Key) })
@@ -198,16 +221,26 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 		if err != nil {
 			return err
 		}
-		if a.NS == topology.Host {
-			prev, err := h.Sysctl(a.Key)
+		if a.NS != topology.Host {
+			return h.SetSysctl(a.Key, a.Value)
+		}
+		// The hold, the journal's record of the value to restore, and the
+		// write happen under the ledger's lock, so no other lab's down can
+		// restore the value between them.
+		return s.e.store.Sysctls(func(l *state.SysctlLedger) error {
+			now, err := h.Sysctl(a.Key)
 			if err != nil {
 				return err
 			}
-			if err := s.journal(func(j *state.Journal) { j.SaveHostSysctl(a.Key, prev) }); err != nil {
+			original := l.Hold(a.Key, s.lab, a.Value, now)
+			if err := s.journal(func(j *state.Journal) { j.SaveHostSysctl(a.Key, original) }); err != nil {
 				return err
 			}
-		}
-		return h.SetSysctl(a.Key, a.Value)
+			if now == a.Value {
+				return nil
+			}
+			return h.SetSysctl(a.Key, a.Value)
+		})
 	case plan.OpAddBridge:
 		return s.ovs.EnsureBridge(ovs.BridgeSpec{Name: a.Bridge, Lab: s.lab, Datapath: a.Datapath, FailMode: a.FailMode})
 	case plan.OpSetFailMode:

@@ -204,6 +204,9 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 	if err != nil {
 		return nil, err
 	}
+	if err := s.observeHostShares(lab.Name, lab.Host.EffectiveRoutes(), host, snap); err != nil {
+		return nil, err
+	}
 	wantHost := hostNames(lab)
 	if lab.Machine != "" {
 		snap.Underlay = underlay(lab, host)
@@ -247,6 +250,38 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 	}
 	s.e.observeProcesses(lab.Name, snap)
 	return snap, nil
+}
+
+// observeHostShares reads what the host namespace shares with the machine
+// and with other labs: the routes of others to the destinations the lab
+// routes there, and the host sysctls other labs hold (the ledger).
+func (s *session) observeHostShares(lab string, routes []topology.Route, host *state.Namespace, snap *state.Snapshot) error {
+	if len(routes) > 0 {
+		h, err := s.ns(topology.Host)
+		if err != nil {
+			return err
+		}
+		dsts := make([]netip.Prefix, len(routes))
+		for i, r := range routes {
+			dsts[i] = r.To
+		}
+		if host.Foreign, err = h.ForeignRoutes(dsts); err != nil {
+			return err
+		}
+	}
+	ledger, err := s.e.store.ReadSysctls()
+	if err != nil {
+		return err
+	}
+	for key := range ledger.Keys {
+		if others := ledger.Others(key, lab); others != nil {
+			if snap.SysctlHolders == nil {
+				snap.SysctlHolders = map[string]map[string]string{}
+			}
+			snap.SysctlHolders[key] = others
+		}
+	}
+	return nil
 }
 
 func hasPortNamed(b *state.Bridge, names map[string]bool) bool {

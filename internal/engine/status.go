@@ -207,7 +207,8 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			if m == 1024 && r.To.Addr().Is6() {
 				m = 0 // the kernel's default for IPv6, not worth showing
 			}
-			ns.Routes = append(ns.Routes, topology.Route{To: r.To, Via: r.Via, Dev: r.Dev, Metric: m}.String())
+			r.Metric = m
+			ns.Routes = append(ns.Routes, r.String())
 		}
 		if o.NAT != nil {
 			ns.NAT = o.NAT.Rules

@@ -245,6 +245,66 @@ func prefixOf(ipn *net.IPNet) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a, ones), true
 }
 
+// ForeignRoutes returns the main table's routes to any of dsts that netlab
+// did not install (a protocol other than state.RouteProtocol): the routes a
+// lab route to the same destination would replace, or take traffic from.
+// Multipath routes count too, by their first hop.
+// Equivalent to: `ip route show table main exact DST` (and -6) for each DST,
+// leaving out proto 78.
+func (n *NS) ForeignRoutes(dsts []netip.Prefix) ([]state.ForeignRoute, error) {
+	if len(dsts) == 0 {
+		return nil, nil
+	}
+	want := map[netip.Prefix]bool{}
+	for _, d := range dsts {
+		want[d] = true
+	}
+	links, err := RetryDump(n.h.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("ns %s: observe links: %w", n.name, err)
+	}
+	names := map[int]string{}
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	routes, err := RetryDump(func() ([]netlink.Route, error) {
+		return n.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ns %s: observe routes: %w", n.name, err)
+	}
+	var out []state.ForeignRoute
+	for _, r := range routes {
+		if r.Protocol == state.RouteProtocol {
+			continue
+		}
+		to := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Family == netlink.FAMILY_V6 {
+			to = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+		if r.Dst != nil {
+			p, ok := prefixOf(r.Dst)
+			if !ok {
+				continue
+			}
+			to = p
+		}
+		if !want[to] {
+			continue
+		}
+		fr := state.ForeignRoute{Route: state.Route{To: to, Metric: r.Priority, Dev: names[r.LinkIndex]}, Protocol: r.Protocol.String()}
+		gw := r.Gw
+		if len(r.MultiPath) > 0 {
+			gw, fr.Dev = r.MultiPath[0].Gw, names[r.MultiPath[0].LinkIndex]
+		}
+		if via, ok := netip.AddrFromSlice(gw); ok {
+			fr.Via = via.Unmap()
+		}
+		out = append(out, fr)
+	}
+	return out, nil
+}
+
 // routeOf converts a netlink route; multipath routes (which netlab does not
 // make) are skipped.
 func routeOf(r netlink.Route, byIndex map[int]*state.Link) (state.Route, bool) {

@@ -157,6 +157,9 @@ type Action struct {
 	// set-sysctl, restore-sysctl.
 	Key   string `json:"key,omitempty"`
 	Value string `json:"value,omitempty"`
+	// restore-sysctl: the other labs holding the key when planned; while
+	// one does, the value stays.
+	HeldBy []string `json:"held_by,omitempty"`
 
 	// set-link: what to change; empty fields stay as they are.
 	MAC    string  `json:"mac,omitempty"`
@@ -195,26 +198,14 @@ func inNS(ns, cmd string) string {
 	return "ip netns exec " + ns + " " + cmd
 }
 
+// routeArgs is the route as `ip route` takes it; a default route of IPv6
+// says -6, which keeps the text a valid command (ip route del default -6).
 func routeArgs(r *state.Route) string {
-	var b strings.Builder
-	if r.To.Bits() == 0 {
-		b.WriteString("default")
-		if r.To.Addr().Is6() {
-			b.WriteString(" -6") // keeps the text a valid command: ip route del default -6 ...
-		}
-	} else {
-		b.WriteString(r.To.String())
+	s := r.String()
+	if r.To.Bits() == 0 && r.To.Addr().Is6() {
+		s = strings.Replace(s, "default", "default -6", 1)
 	}
-	if r.Via.IsValid() {
-		b.WriteString(" via " + r.Via.String())
-	}
-	if r.Dev != "" {
-		b.WriteString(" dev " + r.Dev)
-	}
-	if r.Metric != 0 {
-		fmt.Fprintf(&b, " metric %d", r.Metric)
-	}
-	return b.String()
+	return s
 }
 
 // String renders the action as the command line it stands for, so a plan
@@ -245,6 +236,9 @@ func (a Action) String() string {
 	case OpDelBridge:
 		return "ovs-vsctl --if-exists del-br " + a.Bridge
 	case OpRestoreSysctl:
+		if len(a.HeldBy) > 0 {
+			return fmt.Sprintf("# %s stays: lab %s holds it too (restored to %s by the last to go)", a.Key, strings.Join(a.HeldBy, ", "), a.Value)
+		}
 		return inNS(a.NS, fmt.Sprintf("sysctl -w %s=%s", a.Key, a.Value)) + "   # value before the lab"
 	case OpSetSysctl:
 		return inNS(a.NS, fmt.Sprintf("sysctl -w %s=%s", a.Key, a.Value))

@@ -114,6 +114,14 @@ func Down(in DownInput) (Plan, []string) {
 	// veths would go only when the kernel's asynchronous namespace cleanup
 	// runs, which down would then have to wait out to leave no residue.
 	if host != nil {
+		// The lab's host routes through devices it does not remove: a
+		// route through one of its own links goes with the link.
+		for _, r := range host.Routes {
+			if slices.ContainsFunc(j.HostRoutes, func(jr state.Route) bool { return sameRoute(jr, r) }) && !ownHostLink(lab, snap, r.Dev) {
+				r := r
+				emit(Action{Op: OpDelRoute, NS: topology.Host, Route: &r})
+			}
+		}
 		var links []string
 		for _, name := range state.SortedNames(host.Links) {
 			l := host.Links[name]
@@ -151,13 +159,24 @@ func Down(in DownInput) (Plan, []string) {
 			// and every qdisc go with their namespace and links.
 			emit(Action{Op: OpDelLoss, NS: topology.Host})
 		}
+		// Every host sysctl the lab holds is let go of, whatever its value
+		// now: the machine's ledger must not keep a lab that is gone. The
+		// value goes back when no other lab holds the key.
 		for _, key := range state.SortedNames(j.HostSysctls) {
-			if prev := j.HostSysctls[key]; host.Sysctls[key] != prev {
-				emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: key, Value: prev})
-			}
+			emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: key, Value: j.HostSysctls[key], HeldBy: state.SortedNames(snap.SysctlHolders[key])})
 		}
 	}
 	return p, left
+}
+
+// ownHostLink says whether a host device is the lab's: a link with its
+// marker, or the own port of one of its OVS bridges.
+func ownHostLink(lab string, snap *state.Snapshot, dev string) bool {
+	if b := snap.Bridges[dev]; b != nil && b.Owner == lab {
+		return true
+	}
+	host := snap.Namespaces[topology.Host]
+	return dev != "" && host != nil && host.Links[dev] != nil && host.Links[dev].Owner() == lab
 }
 
 func onlyLo(o *state.Namespace) bool {
@@ -202,7 +221,12 @@ func (a Action) RemovedText() string {
 	case OpDelNAT:
 		return "nftables table inet " + NATTable(a.Lab) + " in the " + a.NS
 	case OpRestoreSysctl:
+		if len(a.HeldBy) > 0 {
+			return fmt.Sprintf("hold on host sysctl %s (kept: lab %s holds it too)", a.Key, strings.Join(a.HeldBy, ", "))
+		}
 		return fmt.Sprintf("host sysctl %s (restored to %s)", a.Key, a.Value)
+	case OpDelRoute:
+		return "host route " + a.Route.String()
 	case OpDelLoss:
 		return "nftables table netdev " + NATTable(a.Lab) + " (loss rules) in the " + a.NS
 	}

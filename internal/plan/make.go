@@ -31,7 +31,7 @@ type Input struct {
 func Make(in Input) (Plan, error) {
 	lab, snap := in.Lab, in.Snapshot
 	want := desired(lab, in.Datapath)
-	p := &planner{lab: lab, snap: snap, want: want, datapath: in.Datapath, dirty: map[string]bool{}}
+	p := &planner{lab: lab, snap: snap, j: in.Journal, want: want, datapath: in.Datapath, dirty: map[string]bool{}}
 	if err := p.tunnelMTUs(); err != nil {
 		return nil, err
 	}
@@ -129,6 +129,8 @@ func Make(in Input) (Plan, error) {
 		}
 	}
 	p.impairClashes(in.Journal, clash)
+	p.routeClashes(clash)
+	p.sysctlClashes(clash)
 	if len(clashes) > 0 {
 		return nil, clashes
 	}
@@ -179,6 +181,7 @@ func ownerText(owner string) string {
 type planner struct {
 	lab      *topology.Lab
 	snap     *state.Snapshot
+	j        *state.Journal // may be nil
 	want     map[string]map[string]*wantLink
 	datapath string
 	out      Plan
@@ -233,8 +236,8 @@ func (p *planner) deletions() {
 		}
 		ns := p.lab.Namespace(nsName)
 		for _, r := range o.Routes {
-			if !slices.ContainsFunc(nsRoutes(ns), func(w topology.Route) bool { return sameRoute(toState(w), r) }) &&
-				p.linkSurvives(nsName, r.Dev) {
+			if !slices.ContainsFunc(ns.EffectiveRoutes(), func(w topology.Route) bool { return sameRoute(toState(w), r) }) &&
+				p.linkSurvives(nsName, r.Dev) && p.ownRoute(nsName, r) {
 				r := r
 				p.emit(Action{Op: OpDelRoute, NS: nsName, Route: &r})
 			}
@@ -326,7 +329,11 @@ func (p *planner) deletions() {
 	}
 }
 
-// hostSysctls restores host settings the file dropped and sets the ones it has.
+// hostSysctls restores host settings the file dropped and sets the ones it
+// has. A host sysctl is shared with the machine and with other labs, so the
+// lab holds each it sets (the machine's ledger of host sysctls): a set is
+// planned when the value differs or the lab does not hold the key yet, and
+// a restore lets go of it (the value goes back when no other lab holds it).
 func (p *planner) hostSysctls(j *state.Journal) {
 	host := p.snap.Namespaces[topology.Host]
 	wantKeys := map[string]bool{}
@@ -336,13 +343,30 @@ func (p *planner) hostSysctls(j *state.Journal) {
 	if j != nil {
 		for _, k := range state.SortedNames(j.HostSysctls) {
 			if !wantKeys[k] {
-				p.emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: k, Value: j.HostSysctls[k]})
+				p.emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: k, Value: j.HostSysctls[k], HeldBy: state.SortedNames(p.snap.SysctlHolders[k])})
 			}
 		}
 	}
 	for _, s := range p.lab.Host.EffectiveSysctls() {
-		if host == nil || host.Sysctls[s.Key] != s.Value {
+		held := false
+		if j != nil {
+			_, held = j.HostSysctls[s.Key]
+		}
+		if host == nil || host.Sysctls[s.Key] != s.Value || !held {
 			p.emit(Action{Op: OpSetSysctl, NS: topology.Host, Key: s.Key, Value: s.Value})
+		}
+	}
+}
+
+// sysctlClashes are the lab's host sysctls that another running lab holds at
+// another value: one of the two would be left broken.
+func (p *planner) sysctlClashes(clash func(topology.Pos, string, string, ...any)) {
+	for _, s := range p.lab.Host.EffectiveSysctls() {
+		others := p.snap.SysctlHolders[s.Key]
+		for _, lab := range state.SortedNames(others) {
+			if others[lab] != s.Value {
+				clash(s.Pos, "host.sysctls."+s.Key, "host sysctl %s is held at %s by lab %s, which is up; this lab wants %s", s.Key, others[lab], lab, s.Value)
+			}
 		}
 	}
 }

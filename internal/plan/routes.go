@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/netlab-dev/netlab/internal/state"
@@ -21,28 +22,16 @@ func (p *planner) addresses() {
 	}
 }
 
-// nsRoutes are a namespace's routes: the file's, and the prefixes routed to
-// its TUN devices.
-func nsRoutes(ns *topology.Namespace) []topology.Route {
-	out := append([]topology.Route(nil), ns.Routes...)
-	for _, t := range ns.TUNs {
-		for _, r := range t.Routes {
-			out = append(out, topology.Route{To: r, Dev: t.Name, Pos: t.Pos})
-		}
-	}
-	return out
-}
-
 func (p *planner) routes() {
 	for _, nsName := range p.nsOrder() {
 		ns := p.lab.Namespace(nsName)
 		o := p.snap.Namespaces[nsName]
-		for _, r := range nsRoutes(ns) {
+		for _, r := range ns.EffectiveRoutes() {
 			want := toState(r)
 			found := false
 			if o != nil && !p.dirty[nsName] {
 				for _, or := range o.Routes {
-					if sameRoute(want, or) && p.linkSurvives(nsName, or.Dev) {
+					if sameRoute(want, or) && p.linkSurvives(nsName, or.Dev) && p.ownRoute(nsName, or) {
 						found = true
 					}
 				}
@@ -67,9 +56,57 @@ func metric(r state.Route) int {
 	return r.Metric
 }
 
+// SameRoute says whether an observed route is the wanted (or journaled)
+// one, as the kernel reports it.
+func SameRoute(want, got state.Route) bool { return sameRoute(want, got) }
+
 // sameRoute compares a wanted route with an observed one. The observed route
 // always names its device; the wanted one may leave it to the kernel.
 func sameRoute(want, got state.Route) bool {
 	return want.To == got.To && want.Via == got.Via && metric(want) == metric(got) &&
 		(want.Dev == "" || want.Dev == got.Dev)
+}
+
+// ownRoute says whether an observed netlab route (protocol 78) in ns is this
+// lab's. In the lab's own namespaces every netlab route is. The host is
+// shared with the machine and other labs: a host route is the lab's when its
+// journal names it, or when it goes through one of the lab's host links (a
+// journal from before host routes were journaled).
+func (p *planner) ownRoute(ns string, r state.Route) bool {
+	if ns != topology.Host {
+		return true
+	}
+	if p.j != nil && slices.ContainsFunc(p.j.HostRoutes, func(jr state.Route) bool { return sameRoute(jr, r) }) {
+		return true
+	}
+	return ownHostLink(p.lab.Name, p.snap, r.Dev)
+}
+
+// routeClashes are the lab's host routes whose destination already has a
+// route that is not the lab's: the machine's own (a default route from
+// DHCP, a static route), or another lab's. Installing the lab's would
+// replace it (`ip route replace` keys on the destination) or, at another
+// metric, take its traffic; and down would then leave the machine without
+// it. netlab leaves such a route alone and refuses the lab's.
+func (p *planner) routeClashes(clash func(topology.Pos, string, string, ...any)) {
+	host := p.snap.Namespaces[topology.Host]
+	if host == nil {
+		return
+	}
+	for i, w := range p.lab.Host.EffectiveRoutes() {
+		path := fmt.Sprintf("host.routes[%d]", i)
+		if i >= len(p.lab.Host.Routes) {
+			path = "host.tun"
+		}
+		for _, f := range host.Foreign {
+			if f.To == w.To && !ownHostLink(p.lab.Name, p.snap, f.Dev) {
+				clash(w.Pos, path, "the host already has a route to %s that is not netlab's (%s): the lab's would replace it or take its traffic, and down would leave the machine without it; netlab leaves it alone", w.Dest(), f)
+			}
+		}
+		for _, o := range host.Routes {
+			if o.To == w.To && !p.ownRoute(topology.Host, o) {
+				clash(w.Pos, path, "the host already has a route to %s that netlab installed for another lab (%s); netlab leaves it alone", w.Dest(), state.ForeignRoute{Route: o, Protocol: "78"})
+			}
+		}
+	}
 }

@@ -54,9 +54,15 @@ func (m *machine) apply(t *testing.T, a Action) {
 	case OpDelRoute:
 		ns := m.ns(t, a.NS)
 		ns.Routes = slices.DeleteFunc(ns.Routes, func(r state.Route) bool { return r == *a.Route })
+		if a.NS == topology.Host {
+			m.j.RemoveHostRoute(*a.Route)
+		}
 	case OpReplaceRoute:
 		ns := m.ns(t, a.NS)
 		r := *a.Route
+		if a.NS == topology.Host {
+			m.j.AddHostRoute(r)
+		}
 		if r.Dev == "" {
 			// The kernel picks the device of the connected prefix.
 			for _, l := range ns.Links {
@@ -133,6 +139,9 @@ func (m *machine) apply(t *testing.T, a Action) {
 		}
 		if a.Op == OpRestoreSysctl {
 			delete(m.j.HostSysctls, a.Key)
+			if len(a.HeldBy) > 0 {
+				break // another lab holds it: the value stays
+			}
 		}
 		m.ns(t, a.NS).Sysctls[a.Key] = a.Value
 	case OpStopNSProcesses:

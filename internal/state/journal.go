@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,9 +43,15 @@ type Journal struct {
 	HostLinks []string `json:"host_links,omitempty"`
 	// Bridges are the OVS bridges netlab created.
 	Bridges []string `json:"ovs_bridges,omitempty"`
-	// HostSysctls maps each host sysctl netlab changed to its value before the
-	// first change; down writes it back.
+	// HostSysctls maps each host sysctl the lab holds to the machine's value
+	// before the first lab set it (see SysctlLedger: several labs may hold
+	// one); the last holder's down writes it back.
 	HostSysctls map[string]string `json:"host_sysctls,omitempty"`
+	// HostRoutes are the routes netlab installed (or was about to) in the
+	// host namespace for this lab: with the route protocol, they prove a
+	// host route is this lab's, so no other route is ever replaced or
+	// deleted.
+	HostRoutes []Route `json:"host_routes,omitempty"`
 	// NAT lists the namespaces (host included) where netlab installed the
 	// lab's nftables table.
 	NAT []string `json:"nat,omitempty"`
@@ -113,6 +120,18 @@ func (j *Journal) SaveHostSysctl(key, previous string) {
 	}
 }
 
+// AddHostRoute records a host route about to be installed.
+func (j *Journal) AddHostRoute(r Route) {
+	if !slices.Contains(j.HostRoutes, r) {
+		j.HostRoutes = append(j.HostRoutes, r)
+	}
+}
+
+// RemoveHostRoute forgets a host route that is gone.
+func (j *Journal) RemoveHostRoute(r Route) {
+	j.HostRoutes = slices.DeleteFunc(j.HostRoutes, func(x Route) bool { return x == r })
+}
+
 // ExternalState is a user's interface as it was before the lab attached it.
 type ExternalState struct {
 	Bridge string   `json:"bridge"`
@@ -130,7 +149,7 @@ func (j *Journal) RemoveNAT(ns string) { j.NAT = removeName(j.NAT, ns) }
 // Empty says whether the journal names nothing that may exist.
 func (j *Journal) Empty() bool {
 	return len(j.Namespaces) == 0 && len(j.HostLinks) == 0 && len(j.Bridges) == 0 && len(j.HostSysctls) == 0 &&
-		len(j.NAT) == 0 && len(j.External) == 0 && len(j.Loss) == 0
+		len(j.NAT) == 0 && len(j.External) == 0 && len(j.Loss) == 0 && len(j.HostRoutes) == 0
 }
 
 // Store is the directory of journals and locks, /run/netlab by default.
@@ -181,33 +200,43 @@ func (s *Store) Exists(lab string) bool {
 func (s *Store) Save(j *Journal) error {
 	j.Updated = time.Now().UTC()
 	dir := s.Dir(j.Lab)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := s.PrivateDir(dir); err != nil {
 		return fmt.Errorf("save journal: %w", err)
 	}
 	b, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save journal: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".journal-*")
-	if err != nil {
-		return fmt.Errorf("save journal: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save journal: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save journal: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save journal: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.journalPath(j.Lab)); err != nil {
+	if err := s.writeFile(s.journalPath(j.Lab), append(b, '\n')); err != nil {
 		return fmt.Errorf("save journal: %w", err)
 	}
 	return nil
+}
+
+// writeFile replaces path with data atomically: a temp file (mode 0600)
+// beside it, synced, renamed over it.
+func (s *Store) writeFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := s.PrivateDir(dir); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // Remove deletes the lab's directory once the lab is down.
@@ -243,13 +272,9 @@ func (s *Store) Labs() ([]string, error) {
 // The kernel drops the lock when the process dies, so a crash never leaves a
 // stale lock.
 func (s *Store) Lock(lab string) (unlock func(), err error) {
-	dir := filepath.Join(s.Root, "locks")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("lock lab %s: %w", lab, err)
-	}
 	path := s.lockPath(lab)
 	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		f, err := s.openLock(path)
 		if err != nil {
 			return nil, fmt.Errorf("lock lab %s: %w", lab, err)
 		}
@@ -312,15 +337,74 @@ func (s *Store) OVSIdle() (release func(), ok bool, err error) {
 }
 
 func (s *Store) ovsLockFile() (*os.File, error) {
-	dir := filepath.Join(s.Root, "locks")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("lock private ovs: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "ovs-users.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := s.openLock(filepath.Join(s.Root, "locks", "ovs-users.lock"))
 	if err != nil {
 		return nil, fmt.Errorf("lock private ovs: %w", err)
 	}
 	return f, nil
+}
+
+// openLock opens (creating) a lock file in the locks directory. flock needs
+// only read access, so a lock file another user could open is a lock they
+// could hold for ever: the directory is root's alone (0700) and the file
+// 0600, whatever an older netlab left.
+func (s *Store) openLock(path string) (*os.File, error) {
+	if err := s.PrivateDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := privateFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// PrivateDir makes dir (a directory under the store's root) and its missing
+// parents with mode 0700, and closes an existing one to others: netlab's
+// state says which namespaces, processes and devices are whose, and its
+// locks must not be held by anyone else. Every level from the root down is
+// closed; the root itself only when it is netlab's default one (a root
+// given by a test or a caller is theirs to set).
+func (s *Store) PrivateDir(dir string) error {
+	if rel, err := filepath.Rel(s.Root, dir); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s is not under netlab's state directory %s", dir, s.Root)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if d == s.Root && s.Root != DefaultRoot {
+			return nil
+		}
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode() & (fs.ModePerm | fs.ModeSticky); perm&0o077 != 0 {
+			if err := os.Chmod(d, perm&^0o077); err != nil {
+				return err
+			}
+		}
+		if d == s.Root || d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// privateFile closes an open file of netlab's to others.
+func privateFile(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return f.Chmod(fi.Mode().Perm() &^ 0o077)
+	}
+	return nil
 }
 
 func flock(f *os.File, how int) error {

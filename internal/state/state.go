@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strconv"
+
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // RouteProtocol is the rtnetlink protocol number netlab stamps on the routes
@@ -31,6 +34,9 @@ type Snapshot struct {
 	// route (IPv4 or IPv6): attaching one to a lab bridge would cut the host
 	// off its network.
 	HostDefaultRouteDevs []string
+	// SysctlHolders maps each host sysctl that other labs hold (from the
+	// machine's ledger of them) to those labs and the value each wants.
+	SysctlHolders map[string]map[string]string
 	// CPUs are the machine's online CPUs, sorted, which a TUN's cpus may
 	// name; nil: not observed (not checked).
 	CPUs []int
@@ -72,6 +78,11 @@ type Namespace struct {
 	Links map[string]*Link
 	// Routes installed with RouteProtocol (netlab's), all tables main.
 	Routes []Route
+	// Foreign are the main table's routes of other protocols (the
+	// kernel's, DHCP's, the administrator's) to the destinations the lab
+	// routes here; read for the host namespace only, where a lab route to
+	// the same destination would replace one or take its traffic.
+	Foreign []ForeignRoute
 	// Sysctls read from this namespace, for the keys netlab asked about.
 	Sysctls map[string]string
 	// NAT is the lab's nftables table in this namespace; nil when absent.
@@ -190,6 +201,28 @@ type Route struct {
 	Via    netip.Addr   `json:"via,omitzero"`
 	Dev    string       `json:"dev,omitempty"`
 	Metric int          `json:"metric,omitempty"`
+}
+
+// ForeignRoute is a route netlab did not install.
+type ForeignRoute struct {
+	Route
+	// Protocol is who installed it, as `ip route` names it: kernel,
+	// boot, static, dhcp, ra, ...
+	Protocol string
+}
+
+// String prints the route as `ip route` does, with its protocol.
+func (r ForeignRoute) String() string {
+	s := topology.Route{To: r.To, Via: r.Via, Dev: r.Dev}.String() + " proto " + r.Protocol
+	if r.Metric != 0 {
+		s += " metric " + strconv.Itoa(r.Metric)
+	}
+	return s
+}
+
+// String prints the route as `ip route` does.
+func (r Route) String() string {
+	return topology.Route{To: r.To, Via: r.Via, Dev: r.Dev, Metric: r.Metric}.String()
 }
 
 // Bridge is an observed bridge: an OVS bridge (from the OVS database) or a
