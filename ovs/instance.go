@@ -105,7 +105,7 @@ func EnsureRunning(opts ...Option) (*Client, error) {
 	if !errors.Is(err, ErrNotRunning) {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.runDir, 0o750); err != nil {
+	if err := os.MkdirAll(o.runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("ovs: start private instance: %w", err)
 	}
 	unlock, err := lockDir(o.runDir, o.timeout)

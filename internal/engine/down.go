@@ -82,10 +82,13 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	}
 	if e.store.Exists(lab) {
 		// Say so before anything stops: an up after a down killed midway
-		// must not take a process told to stop for one that runs.
+		// must not take a process told to stop for one that runs. When it
+		// cannot be recorded (a full /run), down goes on all the same: the
+		// lab's objects carry its markers, and removing them matters more
+		// than the note; a later down still finds what this one leaves.
 		j.DownAt = time.Now().UTC()
 		if err := e.store.Save(j); err != nil {
-			return nil, err
+			e.logf("warning: could not record the down in the journal (%v): going on; if this down is cut short, run it again\n", err)
 		}
 	}
 	oc, err := e.connectOVS(false)
@@ -266,6 +269,9 @@ func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, er
 	}
 	host, err := s.observeNS(topology.Host, state.SortedNames(j.HostSysctls))
 	if err != nil {
+		return nil, err
+	}
+	if err := s.observeHostShares(lab, nil, host, snap); err != nil {
 		return nil, err
 	}
 	for name, l := range host.Links {

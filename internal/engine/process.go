@@ -110,11 +110,11 @@ func (e *Engine) startProcess(lab, ns, dev, spec string) error {
 		return err
 	}
 	dir := e.procDir(lab)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := e.store.PrivateDir(dir); err != nil {
 		return err
 	}
 	base := procBase(dir, ns, dev)
-	logf, err := os.OpenFile(base+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(base+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -133,10 +133,10 @@ func (e *Engine) startProcess(lab, ns, dev, spec string) error {
 	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }() // reaps it if it dies while we run
-	if err := os.WriteFile(base+".spec", []byte(spec+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(base+".spec", []byte(spec+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(base+".pid", []byte(fmt.Sprintf("%d %s %s\n", pid, ns, dev)), 0o644); err != nil {
+	if err := os.WriteFile(base+".pid", []byte(fmt.Sprintf("%d %s %s\n", pid, ns, dev)), 0o600); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
