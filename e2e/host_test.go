@@ -220,3 +220,31 @@ func fill(t *testing.T, path string) {
 		}
 	}
 }
+
+// TestPrefixCollision: a prefix and a lab name are joined as they are, so
+// --prefix Pq of lab "ab" and --prefix P of lab "qab" make one name. The
+// second up is refused (it would take the first's objects for its own and
+// remove its namespaces); the first lab is untouched.
+func TestPrefixCollision(t *testing.T) {
+	requireRoot(t)
+	before := fingerprint(t)
+	p := newPrefix(t)
+	dir := t.TempDir()
+	pair := readFile(t, "testdata/pair.yaml")
+	first := writeFile(t, dir, "ab.yaml", strings.Replace(pair, "name: pair", "name: ab", 1))
+	second := writeFile(t, dir, "qab.yaml", strings.Replace(strings.Replace(pair, "name: pair", "name: qab", 1), "\n  a:", "\n  x:", 1))
+	labUp(t, first, p+"q", "ab")
+	for _, verb := range []string{"plan", "up"} {
+		r := netlab(t, verb, "--prefix", p, second)
+		want := "qab.yaml:3:1: name: lab " + p + "qab is up already as lab ab with --prefix " + p + "q; this is lab qab with --prefix " + p + ", which makes the same name: choose another prefix"
+		if r.code != 2 || !strings.Contains(r.out, want) {
+			t.Errorf("%s of the colliding lab: exit %d, want 2 and %q:\n%s", verb, r.code, want, r.out)
+		}
+	}
+	ping(t, p+"qa", "192.168.77.2")
+	if got := mustNetlab(t, "up", "--prefix", p+"q", first); !strings.Contains(got, "up to date") {
+		t.Errorf("the first lab was disturbed: %s", got)
+	}
+	mustNetlab(t, "down", p+"qab")
+	sameHost(t, before)
+}

@@ -39,6 +39,13 @@ const (
 // Load reads a topology file and parses it. The path is kept in Lab.File and
 // in every error, so messages point into the file the user wrote.
 func Load(path string) (*Lab, error) {
+	// Only a regular file is read: opening a FIFO would wait for a writer
+	// for ever, and a device could be read for ever.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s): a topology is read from a file", path, fileKind(fi.Mode()))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -49,6 +56,20 @@ func Load(path string) (*Lab, error) {
 		return nil, err
 	}
 	return Parse(path, data)
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
 }
 
 // Parse parses, validates and defaults a topology. file names the source in
@@ -214,6 +235,9 @@ func describe(n *yaml.Node) string {
 		return "an alias"
 	case yaml.DocumentNode:
 		return "a document"
+	}
+	if quoted(n) && (n.ShortTag() != "!!str" || looksScalar(n.Value)) {
+		return fmt.Sprintf("the quoted string %q (write numbers and booleans without quotes)", n.Value)
 	}
 	switch n.ShortTag() {
 	case "!!str":
@@ -407,7 +431,7 @@ func (p *parser) str(e entry) (string, bool) {
 
 // integer returns an integer value within [lo, hi].
 func (p *parser) integer(e entry, lo, hi int64) (int, bool) {
-	if e.v.Kind != yaml.ScalarNode || e.v.ShortTag() != "!!int" {
+	if e.v.Kind != yaml.ScalarNode || e.v.ShortTag() != "!!int" || quoted(e.v) {
 		p.errorf(pos(e.v), e.path, "want an integer, got %s", describe(e.v))
 		return 0, false
 	}
@@ -417,6 +441,19 @@ func (p *parser) integer(e entry, lo, hi int64) (int, bool) {
 		return 0, false
 	}
 	return int(i), true
+}
+
+// quoted says whether a scalar was written in quotes: "1500" is a string,
+// even tagged !!int, as the format's documentation says.
+func quoted(n *yaml.Node) bool {
+	return n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0
+}
+
+// looksScalar says whether a string reads as a number or a boolean.
+func looksScalar(s string) bool {
+	_, ierr := strconv.ParseFloat(s, 64)
+	_, berr := strconv.ParseBool(s)
+	return ierr == nil || berr == nil
 }
 
 // list returns the items of a sequence; null is an empty list.
@@ -521,7 +558,7 @@ func (p *parser) parseLab(root *yaml.Node) {
 
 // boolean returns a true/false value.
 func (p *parser) boolean(e entry) (bool, bool) {
-	if e.v.Kind != yaml.ScalarNode || e.v.ShortTag() != "!!bool" {
+	if e.v.Kind != yaml.ScalarNode || e.v.ShortTag() != "!!bool" || quoted(e.v) {
 		p.errorf(pos(e.v), e.path, "want true or false, got %s", describe(e.v))
 		return false, false
 	}

@@ -157,13 +157,23 @@ func (p *parser) addresses(e entry) (out []netip.Prefix, at []Pos, bad bool) {
 func parseAddress(s string) (netip.Prefix, string) {
 	pfx, err := netip.ParsePrefix(s)
 	if err != nil {
-		if _, aerr := netip.ParseAddr(s); aerr == nil {
+		if a, aerr := netip.ParseAddr(s); aerr == nil && a.Zone() != "" {
+			// netip takes everything after % for the zone, "/64" included.
+			plain, _, _ := strings.Cut(s, "%")
+			_, bits, _ := strings.Cut(a.Zone(), "/")
+			if bits == "" {
+				bits = "64"
+			}
+			return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q: an interface address has no zone (the interface is its zone): write %s/%s", s, plain, bits)
+		} else if aerr == nil {
 			return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q: missing /prefix-length, such as %s/24", s, s)
 		}
 		return netip.Prefix{}, fmt.Sprintf("invalid CIDR %q", s)
 	}
 	a := pfx.Addr()
 	switch {
+	case a.IsLoopback():
+		return netip.Prefix{}, fmt.Sprintf("%s is a loopback address: it belongs on lo, not on a link", s)
 	case a.Is4In6():
 		return netip.Prefix{}, fmt.Sprintf("%s is an IPv4-mapped IPv6 address: write the IPv4 address", s)
 	case a.IsUnspecified() || a.IsMulticast():

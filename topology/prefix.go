@@ -68,6 +68,7 @@ func ApplyPrefix(l *Lab, p string) error {
 	}
 
 	l.Name = p + l.Name
+	l.Prefix = p
 	for _, b := range l.Bridges {
 		b.Name = p + b.Name
 		check(b.Name, b.Pos, "bridges."+b.Name)

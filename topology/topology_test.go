@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netlab-dev/netlab/internal/testkit"
 )
@@ -330,6 +332,33 @@ func TestTooLarge(t *testing.T) {
 	}
 	if _, err := Load("testdata/does-not-exist.yaml"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load of a missing file: %v", err)
+	}
+}
+
+// A FIFO, a directory or a device given as the file is refused at once:
+// reading a FIFO would wait for a writer for ever.
+func TestLoadOnlyRegularFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "lab.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load(fifo)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "is not a regular file (a FIFO)") {
+			t.Errorf("Load of a FIFO: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Load of a FIFO hangs")
+	}
+	for path, kind := range map[string]string{t.TempDir(): "a directory", "/dev/null": "a device"} {
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), kind) {
+			t.Errorf("Load(%s): %v, want %s refused", path, err, kind)
+		}
 	}
 }
 

@@ -93,6 +93,9 @@ type Lab struct {
 	File string // path as given to Load; used in error messages
 	Name string
 	Pos  Pos // of the name field
+	// Prefix is the prefix ApplyPrefix put before every machine-wide name,
+	// Name's included; "" without one.
+	Prefix string
 
 	// Host holds the root namespace's part of the lab: sysctls (saved and
 	// restored on down), routes and addresses on host-side veth ends.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,6 +179,9 @@ func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := e.sameLab(lab, j); err != nil {
+		return nil, err
+	}
 	// Connected last: the session closes the connection.
 	oc, err := e.connectOVS(false)
 	if err != nil && hasOVS(lab) {
@@ -224,6 +228,9 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	}
 	if e.store.Exists(lab.Name) && j.Machine != lab.Machine {
 		return nil, fmt.Errorf("lab %s here is %s: take it down first (netlab down %s)", lab.Name, partText(j.Machine), lab.Name)
+	}
+	if err := e.sameLab(lab, j); err != nil {
+		return nil, err
 	}
 	release, err := e.store.OVSUser()
 	if err != nil {
@@ -319,6 +326,26 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		return res, fmt.Errorf("%w: still to do:\n%s", ErrNotConverged, again)
 	}
 	return res, nil
+}
+
+// sameLab refuses a lab whose name, prefix included, is that of another
+// lab that is up: --prefix adva of lab bc and --prefix adv of lab abc both
+// make advabc, and the second would take the first's objects for its own
+// and remove them. The journal says which prefix made the lab up.
+func (e *Engine) sameLab(lab *topology.Lab, j *state.Journal) error {
+	if !e.store.Exists(lab.Name) || j.Prefix == lab.Prefix {
+		return nil
+	}
+	return topology.ErrorList{&topology.Error{File: lab.File, Pos: lab.Pos, Path: "name", Msg: fmt.Sprintf(
+		"lab %s is up already as lab %s with %s; this is lab %s with %s, which makes the same name: choose another prefix",
+		lab.Name, strings.TrimPrefix(j.Lab, j.Prefix), prefixText(j.Prefix), strings.TrimPrefix(lab.Name, lab.Prefix), prefixText(lab.Prefix))}}
+}
+
+func prefixText(p string) string {
+	if p == "" {
+		return "no prefix"
+	}
+	return "--prefix " + p
 }
 
 // partText names what of a lab a machine has.
