@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -246,5 +247,26 @@ func TestPrefixCollision(t *testing.T) {
 		t.Errorf("the first lab was disturbed: %s", got)
 	}
 	mustNetlab(t, "down", p+"qab")
+	sameHost(t, before)
+}
+
+// TestFileLimitChecked: a lab too big for the files this process may open
+// is refused before anything is made, not after thousands of objects.
+func TestFileLimitChecked(t *testing.T) {
+	requireRoot(t)
+	before := fingerprint(t)
+	var b strings.Builder
+	b.WriteString("name: many\nbridges:\n  br0: {type: linux}\nnamespaces:\n")
+	for i := range 100 {
+		fmt.Fprintf(&b, "  n%d:\n    interfaces:\n      e0: {peer: br0/p%d}\n", i, i)
+	}
+	file := writeFile(t, t.TempDir(), "many.yaml", b.String())
+	p := newPrefix(t)
+	for _, verb := range []string{"validate", "up"} {
+		r := run(t, nil, "prlimit", "--nofile=300:300", netlabBin, verb, "--prefix", p, file)
+		if r.code != 2 || !strings.Contains(r.out, "namespaces: 100 namespaces: netlab keeps about 456 files open for them, and this process may open 300") {
+			t.Errorf("%s with 300 files: exit %d\n%s", verb, r.code, r.out)
+		}
+	}
 	sameHost(t, before)
 }

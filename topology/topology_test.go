@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"fmt"
 	goparser "go/parser"
 	"go/token"
 	"net/netip"
@@ -472,4 +473,24 @@ func FuzzParse(f *testing.F) {
 		}
 		checkInvariants(t, lab)
 	})
+}
+
+// A Linux bridge with more ports than the kernel gives one is refused at
+// the first port too many, before up makes the ports before it.
+func TestLinuxBridgePortLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("name: big\nbridges:\n  br0: {type: linux}\nnamespaces:\n")
+	for i := range MaxLinuxBridgePorts + 1 {
+		fmt.Fprintf(&b, "  n%d:\n    interfaces:\n      e0: {peer: br0/p%d}\n", i, i)
+	}
+	_, err := Parse("big.yaml", []byte(b.String()))
+	want := fmt.Sprintf("big.yaml:%d:18: bridges.br0: 1024 ports: a Linux bridge has at most 1023", 4+3*MaxLinuxBridgePorts+3)
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %v, want %q", err, want)
+	}
+	// One fewer is a lab the kernel can make.
+	text := strings.Replace(b.String(), fmt.Sprintf("  n%d:\n    interfaces:\n      e0: {peer: br0/p%d}\n", MaxLinuxBridgePorts, MaxLinuxBridgePorts), "", 1)
+	if _, err := Parse("big.yaml", []byte(text)); err != nil {
+		t.Errorf("%d ports refused: %v", MaxLinuxBridgePorts, err)
+	}
 }

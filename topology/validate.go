@@ -19,6 +19,30 @@ func (p *parser) validate() {
 	p.checkExternal()
 	p.checkDevices()
 	p.checkPortTypes()
+	p.checkBridgeSizes()
+}
+
+// MaxLinuxBridgePorts is how many ports the kernel gives a Linux bridge:
+// port numbers are 10 bits and 0 is reserved (BR_MAX_PORTS in
+// net/bridge/br_private.h); the next port fails with "Exchange full".
+const MaxLinuxBridgePorts = 1023
+
+// checkBridgeSizes refuses a Linux bridge with more ports than the kernel
+// gives one, at the first port too many, before anything is made: up would
+// otherwise fail after making the ports before it.
+func (p *parser) checkBridgeSizes() {
+	for _, bi := range p.bridges {
+		b := bi.b
+		if b.Type != BridgeLinux || len(b.Ports)+len(b.External) <= MaxLinuxBridgePorts {
+			continue
+		}
+		at := b.Pos
+		if len(b.Ports) > MaxLinuxBridgePorts {
+			at = b.Ports[MaxLinuxBridgePorts].Pos
+		}
+		p.errorf(at, "bridges."+b.Name, "%d ports: a Linux bridge has at most %d (the kernel's limit); spread them over several bridges, or use type: ovs",
+			len(b.Ports)+len(b.External), MaxLinuxBridgePorts)
+	}
 }
 
 // checkPortTypes: an AF_XDP port type asked for by name needs the userspace
