@@ -17,6 +17,7 @@ declare -A need=(
   [dot]=graphviz
   [pgrep]=procps
   [setpriv]=util-linux
+  [setcap]=libcap2-bin
 )
 missing=()
 for cmd in "${!need[@]}"; do

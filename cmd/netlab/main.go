@@ -115,6 +115,10 @@ func testHooks(stderr io.Writer) []engine.Option {
 }
 
 func main() {
+	if err := shedPrivileges(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "netlab: %v\n", err)
+		os.Exit(exitRuntime)
+	}
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, root: os.Getenv("NETLAB_ROOT")}
 	os.Exit(a.run(os.Args[1:]))
 }

@@ -1,7 +1,9 @@
 // Package doctor checks what netlab needs on this machine and says how to fix
-// what is missing: privileges (and the classic traps that take them away),
+// what is missing: privileges (and how users get labs: sandboxes, or for a
+// group on the machine's own stack a sudo rule, never file capabilities),
 // /dev/net/tun, kernel features, Open vSwitch and iproute2. It only reads:
-// /proc, /sys, PATH and the binary's own mount; it changes nothing.
+// /proc, /sys, PATH and the binary's file capabilities; it changes nothing
+// (its sandbox check makes a sandbox and lets it go).
 package doctor
 
 import (
@@ -63,11 +65,13 @@ func Run() []Finding {
 		out = append(out, privileges(status)...)
 	} else {
 		out = append(out, Finding{Check: "privileges", Level: OK,
-			What: "not root: labs live in this user's sandbox (below); root, or CAP_NET_ADMIN and CAP_SYS_ADMIN, would put them on the machine's own network stack"})
+			What: "not root: labs live in this user's sandbox (below); only root puts them on the machine's own network stack (see \"a group on the machine\")"})
 	}
-	if privileged {
-		out = append(out, traps(status)...)
+	exe, _ := os.Executable()
+	if os.Getuid() != 0 && exe != "" && hasFileCaps(exe) {
+		out = append(out, fileCapabilities(exe))
 	}
+	out = append(out, users(exe)...)
 	if privileged {
 		// For anyone else the sandbox's findings say what matters: whether
 		// a sandbox of theirs may open it.
@@ -91,6 +95,11 @@ func sandboxFindings(privileged bool) []Finding {
 		level = Warn // labs still run on the machine's own stack
 	}
 	switch err := sandbox.Probe(); {
+	case err != nil && !dumpable():
+		// The kernel's refusal is then this process's own doing, not a
+		// setting, a seccomp profile or a security module's.
+		sb.Level, sb.What = level, err.Error()
+		sb.Fix = "this netlab process is not dumpable (the kernel makes it so when exec changes its credentials: file capabilities, a set-id bit), so the /proc files of what it starts, a new user namespace's uid_map among them, are root's and it may not write them; run netlab as started by this user, without privileges of its file"
 	case err != nil:
 		sb.Level, sb.What = level, err.Error()
 		sb.Fix = sandbox.Diagnose(err)
@@ -117,6 +126,12 @@ func sandboxFindings(privileged bool) []Finding {
 			What: "Open vSwitch ports in this user's sandbox are system (AF_PACKET) ports: an AF_XDP port needs an XDP program, which the kernel loads only for the machine's root"})
 	}
 	return out
+}
+
+// dumpable says whether this process is dumpable (prctl PR_GET_DUMPABLE).
+func dumpable() bool {
+	d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	return err != nil || d == 1
 }
 
 // CanRun says whether the main job can run: no fatal finding.
@@ -172,65 +187,41 @@ func privileges(status map[string]string) []Finding {
 	return out
 }
 
-// traps explains the classic ways a user who "gave netlab the capabilities"
-// still gets EPERM.
-func traps(status map[string]string) []Finding {
-	var out []Finding
-	if tp := status["TracerPid"]; tp != "" && tp != "0" {
-		out = append(out, Finding{Check: "tracer", Level: Warn,
-			What: fmt.Sprintf("netlab runs under a tracer (pid %s: strace, a debugger): the kernel does not grant file capabilities to a traced exec by an unprivileged tracer", tp),
-			Fix:  "run without strace/dlv, or trace as root"})
+// fileCapabilities says that the binary's file capabilities (setcap, as
+// netlab once advised) are shed for this user, and why: they would reach
+// the whole machine's network, every user's labs, for anyone who may run
+// the file (see package privilege). Whether the kernel granted them or not
+// (a nosuid mount, no_new_privs, a tracer), they give this user nothing.
+func fileCapabilities(exe string) Finding {
+	return Finding{Check: "file capabilities", Level: Warn,
+		What: fmt.Sprintf("%s has file capabilities (setcap): netlab sheds them at start for every user but root (uid %d here), since they would reach the whole machine's network, every user's labs, for anyone who may run the file; labs of this user live in their sandbox", exe, os.Getuid()),
+		Fix:  "sudo setcap -r " + exe + "   (they give nobody anything: root has every capability anyway; see \"users\" for labs on the machine's own stack)"}
+}
+
+// users says how users get labs: in their own sandboxes, with nothing to
+// set up (first, and for most); and, for a group that needs the machine's
+// own network stack, a sudo rule, with what it truly grants. File
+// capabilities are no way to do it (fileCapabilities). sudo's env_reset
+// keeps the user's NETLAB_* variables out.
+func users(exe string) []Finding {
+	if exe == "" || !filepath.IsAbs(exe) {
+		exe = "/usr/local/bin/netlab"
 	}
-	if status["NoNewPrivs"] == "1" {
-		out = append(out, Finding{Check: "no_new_privs", Level: Warn,
-			What: "no_new_privs is set: file capabilities (setcap) are ignored on exec",
-			Fix:  "run netlab from a context without no_new_privs (e.g. not under a sandboxing launcher), or as root"})
+	return []Finding{
+		{Check: "users", Level: OK,
+			What: "every user's labs live in their own sandbox, with nothing to set up: the way to share this machine"},
+		{Check: "a group on the machine", Level: OK,
+			What: "for a group whose labs must be on the machine's own network stack, a sudo rule: %netlab ALL=(root) " + exe +
+				"  (visudo -f /etc/sudoers.d/netlab; the binary and its directories writable by root only). " +
+				"It makes the group root over the machine's network, every lab on it included, and more: " +
+				"sudo netlab exec LAB NS -- CMD runs any command as root, so give it only to whom you would give root. " +
+				"File capabilities (setcap) are no way to do this: netlab sheds them for every user but root"},
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return out
-	}
-	if os.Geteuid() != 0 {
-		if hasFileCaps(exe) {
-			if nosuid(exe) {
-				out = append(out, Finding{Check: "file capabilities", Level: Fatal,
-					What: exe + " has file capabilities, but it lies on a nosuid mount, where the kernel ignores them",
-					Fix:  "install netlab on a mount without nosuid (e.g. /usr/local/bin) and setcap it there"})
-			}
-		} else {
-			out = append(out, Finding{Check: "file capabilities", Level: Warn,
-				What: exe + " has no file capabilities (setcap is lost when the binary is rebuilt or copied)",
-				Fix:  "sudo setcap cap_net_admin,cap_sys_admin,cap_net_raw+ep " + exe + "  (or run as root)"})
-		}
-	}
-	return out
 }
 
 func hasFileCaps(path string) bool {
 	sz, err := unix.Getxattr(path, "security.capability", nil)
 	return err == nil && sz > 0
-}
-
-// nosuid says whether path's mount has nosuid (from /proc/self/mountinfo:
-// the longest mount point that prefixes the path).
-func nosuid(path string) bool {
-	path, _ = filepath.EvalSymlinks(path)
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	best, opts := "", ""
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 6 {
-			continue
-		}
-		mp := f[4]
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, opts = mp, f[5]
-		}
-	}
-	return strings.Contains(","+opts+",", ",nosuid,")
 }
 
 // tunDevice says whether /dev/net/tun opens here, and who else may open it:
