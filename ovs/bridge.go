@@ -499,6 +499,41 @@ func portsTxn(bridge string, ports []PortSpec, xdpMode string) []string {
 	return args
 }
 
+// PortError is a port Open vSwitch could not open: its Interface got no
+// OpenFlow port number, and Reason is the Interface's error (such as an
+// AF_XDP socket the kernel refused).
+type PortError struct {
+	Bridge, Port, Reason string
+}
+
+func (e *PortError) Error() string {
+	return fmt.Sprintf("ovs: add port %s to %s: %s", e.Port, e.Bridge, e.Reason)
+}
+
+// FailedPorts lists the ports an error of EnsurePorts or SetPortTypes says
+// Open vSwitch could not open; none when the error is of another kind.
+func FailedPorts(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(err error) {
+		var pe *PortError
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		default:
+			if errors.As(err, &pe) {
+				out = append(out, pe.Port)
+			}
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
 // checkOFPorts reads ofport and error of the ports' interfaces. Equivalent to:
 // `ovs-vsctl --format=json --columns=name,ofport,error list Interface P...`.
 func (c *Client) checkOFPorts(bridge string, ports []PortSpec) error {
@@ -538,7 +573,7 @@ func (c *Client) checkOFPorts(bridge string, ports []PortSpec) error {
 			if msg == "" {
 				msg = "no ofport assigned"
 			}
-			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: %s", name, bridge, msg))
+			errs = append(errs, &PortError{Bridge: bridge, Port: name, Reason: msg})
 		case want[name] > 0 && ofport != want[name]:
 			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: got ofport %d, requested %d (number taken?)", name, bridge, ofport, want[name]))
 		}

@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,10 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
 	"github.com/netlab-dev/netlab/internal/plan"
-	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
@@ -27,40 +26,6 @@ type DownResult struct {
 	// NotRunning is set when nothing of the lab was found.
 	NotRunning bool `json:"not_running"`
 }
-
-// graceTime is how long processes in a namespace get between SIGTERM and SIGKILL.
-const graceTime = 2 * time.Second
-
-// stopProcesses ends every process inside the namespace: a process keeps a
-// namespace and its links alive after the namespace's name is deleted. It
-// signals by PID only, and never itself.
-func stopProcesses(ns string, log io.Writer) ([]int, error) {
-	pids, err := namespace.Pids(ns)
-	if err != nil {
-		return nil, fmt.Errorf("find processes in namespace %s: %w", ns, err)
-	}
-	return stopPids(ns, pids, log)
-}
-
-// stopPids ends the given processes of a namespace: SIGTERM, SIGKILL after
-// the grace period. Never this process.
-func stopPids(ns string, pids []int, log io.Writer) ([]int, error) {
-	var targets []int
-	for _, pid := range pids {
-		if pid == os.Getpid() {
-			continue
-		}
-		targets = append(targets, pid)
-		fmt.Fprintf(log, "stopping process %d (%s) in namespace %s\n", pid, proc.Name(pid), ns)
-	}
-	if left := proc.Stop(targets, graceTime); len(left) > 0 {
-		return targets, fmt.Errorf("namespace %s: processes %v did not stop", ns, left)
-	}
-	return targets, nil
-}
-
-// alive is proc.Alive: the pids that still run.
-func alive(pids []int) []int { return proc.Alive(pids) }
 
 // Down removes everything of the lab, from the journal and the markers alone:
 // no topology file is needed. Like up it observes, plans (plan.Down: what
@@ -116,8 +81,8 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		return nil, err
 	}
 	defer s.close()
-	s.downing = true
-	s.j = j
+	ap := s.applier(j)
+	ap.Removing()
 
 	res := &DownResult{}
 	var errs []error
@@ -131,10 +96,10 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	}
 	// What an interrupted run left that no observation shows as the lab's:
 	// a namespace file never mounted, a reflector never given its pidfile.
-	if err := removeHalfCreated(j); err != nil {
+	if err := apply.RemoveHalfCreated(j); err != nil {
 		errs = append(errs, err)
 	}
-	strays, err := e.stopStrayProcesses(lab, e.log)
+	strays, err := s.procs.StopStrays()
 	errs = append(errs, err)
 	for _, p := range strays {
 		removed("netlab reflect on " + p + " (no pidfile: left by an interrupted run)")
@@ -146,7 +111,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	}
 	p, left := plan.Down(plan.DownInput{Lab: lab, Journal: j, Snapshot: snap})
 	res.LeftAlone = left
-	_, err = s.applyPlan(p, applyOptions{keepGoing: true, quiet: true, done: func(a plan.Action) {
+	_, err = ap.Run(p, apply.Options{KeepGoing: true, Quiet: true, Done: func(a plan.Action) {
 		if msg := a.RemovedText(); msg != "" {
 			removed(msg)
 		}
@@ -210,8 +175,8 @@ func (e *Engine) DownPlan(lab string) (plan.Plan, []string, []string, error) {
 		return nil, nil, nil, err
 	}
 	p, left := plan.Down(plan.DownInput{Lab: lab, Journal: j, Snapshot: snap})
-	if strays := e.strayProcesses(lab); len(strays) > 0 {
-		notes = append(notes, fmt.Sprintf("%d netlab reflect processes without a pidfile (left by an interrupted run) are stopped first", len(strays)))
+	if n := s.procs.Strays(); n > 0 {
+		notes = append(notes, fmt.Sprintf("%d netlab reflect processes without a pidfile (left by an interrupted run) are stopped first", n))
 	}
 	if oc != nil && oc.Info().Private {
 		notes = append(notes, "then netlab's private Open vSwitch stops if no other lab uses it")
@@ -302,7 +267,7 @@ func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, er
 			snap.Bridges[name] = &state.Bridge{Name: name, Type: topology.BridgeLinux, Owner: l.Owner()}
 		}
 	}
-	s.e.observeProcesses(lab, snap)
+	s.procs.Observe(snap)
 	return snap, nil
 }
 
@@ -336,14 +301,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func onlyLoopback(o *state.Namespace) bool {
-	for name := range o.Links {
-		if name != "lo" {
-			return false
-		}
-	}
-	return true
-}
 
 func ownerText(owner string) string {
 	if owner == "" {

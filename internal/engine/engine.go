@@ -16,10 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/impair"
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -247,17 +249,17 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	}
 	defer s.close()
 
-	if err := removeHalfCreated(j); err != nil {
+	if err := apply.RemoveHalfCreated(j); err != nil {
 		return nil, err
 	}
-	if _, err := e.stopStrayProcesses(lab.Name, e.log); err != nil {
+	if _, err := s.procs.StopStrays(); err != nil {
 		return nil, err
 	}
 	if !j.DownAt.IsZero() {
 		// A down was interrupted: its processes were perhaps told to stop
 		// and are still exiting. Stop them for good; the plan starts them
 		// again.
-		if _, err := e.stopAllProcesses(lab.Name, e.log); err != nil {
+		if _, err := s.procs.StopAll(); err != nil {
 			return nil, err
 		}
 		j.DownAt = time.Time{}
@@ -266,7 +268,8 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.repairCrashLeftovers(j, snap); err != nil {
+	ap := s.applier(j)
+	if err := ap.RepairCrashLeftovers(j, snap); err != nil {
 		return nil, err
 	}
 	p, err := plan.Make(planInput(lab, snap, j, e.force))
@@ -280,11 +283,12 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 			return nil, err
 		}
 		s.ovs = oc
+		ap.SetOVS(oc)
 		s.warnings = append(s.warnings, oc.Warnings()...)
 		if snap, err = s.observe(lab, j); err != nil {
 			return nil, err
 		}
-		if err := s.removeDeadBridgeDevices(j, snap); err != nil {
+		if err := ap.RemoveDeadBridgeDevices(j, snap); err != nil {
 			return nil, err
 		}
 		if p, err = plan.Make(planInput(lab, snap, j, e.force)); err != nil {
@@ -297,22 +301,23 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	j.Prefix = prefix
 	j.Machine = lab.Machine
 	j.Force = e.force
-	recordIntents(p, j)
+	apply.RecordIntents(p, j)
 	if err := e.store.Save(j); err != nil {
 		return nil, err
 	}
-	s.j = j
 	var step atomic.Int64
 	emitAction := func(a plan.Action) {
 		s.e.emit(Event{Kind: "action", Lab: s.lab, Done: int(step.Add(1)), Total: len(p), Action: a.String()})
 	}
-	if done, err := s.applyPlan(p, applyOptions{after: s.e.afterAct, done: emitAction}); err != nil {
-		return &Result{Plan: p[:done], Warnings: s.warnings}, err
+	done, err := ap.Run(p, s.options(emitAction))
+	warnings := append(s.warnings, ap.Warnings()...)
+	if err != nil {
+		return &Result{Plan: p[:done], Warnings: warnings}, err
 	}
 	if len(p) == 0 {
 		return &Result{}, nil
 	}
-	res := &Result{Plan: p, Warnings: s.warnings}
+	res := &Result{Plan: p, Warnings: warnings}
 	// Observe again: the plan must now be empty.
 	snap, err = s.observe(lab, j)
 	if err != nil {
@@ -356,183 +361,43 @@ func partText(machine string) string {
 	return "machine " + machine + "'s part"
 }
 
-// session caches one kernel handle per namespace for the length of a verb.
+// session is one verb's work on one lab: the kernel handles of the
+// namespaces it reads and changes, its Open vSwitch connection, the lab's
+// supervised processes, and what to carry out plans with.
 type session struct {
-	e   *Engine
-	lab string
-	ovs *ovs.Client
-	// j is the lab's journal while up applies; jmu serialises its changes
-	// (actions run concurrently).
-	j   *state.Journal
-	jmu sync.Mutex
-	// warnings are what apply worked around (Result.Warnings); under jmu.
+	e       *Engine
+	lab     string
+	ovs     *ovs.Client
+	handles *kernel.Handles
+	procs   *supervise.Supervisor
+	// warnings are what starting Open vSwitch said (Result.Warnings).
 	warnings []string
-	// handles caches one kernel handle per namespace; hmu guards it.
-	hmu     sync.Mutex
-	handles map[string]*kernel.NS
-	// downing is set by down: the journal is not saved after each removal
-	// (down deletes it at the end, and a down cut short observes again),
-	// and the namespaces whose processes an earlier action stopped are in
-	// nsStopped (under jmu), so deleting them does not walk /proc again.
-	downing   bool
-	nsStopped map[string]bool
-	// pending are the waits of bridge deletions ovs-vswitchd is still
-	// applying (under jmu): applyPlan goes on with the next actions and
-	// waits for them at its end, so namespaces and links go while
-	// ovs-vswitchd closes the ports.
-	pending []func() error
-	// run applies one action: s.apply, or a test's fake driver.
-	run func(a plan.Action) error
 }
 
 func (e *Engine) newSession(lab string, oc *ovs.Client) (*session, error) {
-	s := &session{e: e, lab: lab, ovs: oc, handles: map[string]*kernel.NS{}, nsStopped: map[string]bool{}}
-	s.run = func(a plan.Action) error { return s.apply(e, a, s.j) }
-	return s, nil
+	return &session{e: e, lab: lab, ovs: oc, handles: kernel.NewHandles(), procs: supervise.New(e.store, lab, e.log)}, nil
 }
 
-func (s *session) ns(name string) (*kernel.NS, error) {
-	s.hmu.Lock()
-	defer s.hmu.Unlock()
-	if h := s.handles[name]; h != nil {
-		return h, nil
-	}
-	h, err := kernel.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	s.handles[name] = h
-	return h, nil
-}
+func (s *session) ns(name string) (*kernel.NS, error) { return s.handles.Get(name) }
 
 // forget closes the handle of a namespace about to be deleted: an open
 // handle would keep the namespace and its links alive.
-func (s *session) forget(name string) {
-	s.hmu.Lock()
-	defer s.hmu.Unlock()
-	if h := s.handles[name]; h != nil {
-		h.Close()
-		delete(s.handles, name)
-	}
-}
+func (s *session) forget(name string) { s.handles.Forget(name) }
 
 func (s *session) close() {
 	if s.ovs != nil {
 		s.ovs.Close()
 	}
-	s.hmu.Lock()
-	names := state.SortedNames(s.handles)
-	s.hmu.Unlock()
-	for _, name := range names {
-		s.forget(name)
-	}
+	s.handles.Close()
 }
 
-// parallelism bounds how many actions of one step run at once: the kernel
-// work of different namespaces is independent, and most of an action's time
-// is spent waiting for the kernel, not on a CPU.
-const parallelism = 8
-
-// applyOptions say how applyPlan goes about a plan.
-type applyOptions struct {
-	// after, when set, is called after each action that succeeded with
-	// how many have (WithAfterAction).
-	after func(done int)
-	// keepGoing goes on past a failed action, with the next one, and
-	// returns every error: down removes as much as it can.
-	keepGoing bool
-	// done is called after each action that succeeded (concurrently).
-	done func(a plan.Action)
-	// quiet does not log each action as it starts: down logs what it
-	// removed instead.
-	quiet bool
+// applier returns what carries out the session's plans, journaling into j.
+func (s *session) applier(j *state.Journal) *apply.Session {
+	return apply.New(apply.Config{Lab: s.lab, Handles: s.handles, OVS: s.ovs, Store: s.e.store, Procs: s.procs, Log: s.e.log}, j)
 }
 
-// applyPlan applies the plan in order, running a stretch of actions of the
-// same kind concurrently when they touch different namespaces (or bridges):
-// the plan's order matters between kinds (namespaces before their veths),
-// not between namespaces. It returns how many actions completed.
-func (s *session) applyPlan(p plan.Plan, o applyOptions) (int, error) {
-	var done atomic.Int64
-	finished := func(a plan.Action) {
-		n := done.Add(1)
-		if o.done != nil {
-			o.done(a)
-		}
-		if o.after != nil {
-			o.after(int(n))
-		}
-	}
-	var (
-		mu   sync.Mutex
-		errs []error
-	)
-	failed := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(errs) > 0 && !o.keepGoing
-	}
-	for start := 0; start < len(p); {
-		end := start + 1
-		for end < len(p) && p[end].Op == p[start].Op {
-			end++
-		}
-		// Buckets by what the action works on; each bucket runs in order.
-		var keys []string
-		buckets := map[string][]plan.Action{}
-		for _, a := range p[start:end] {
-			k := a.NS
-			if k == "" {
-				k = "bridge:" + a.Bridge
-			}
-			if _, ok := buckets[k]; !ok {
-				keys = append(keys, k)
-			}
-			buckets[k] = append(buckets[k], a)
-		}
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, parallelism)
-		for _, k := range keys {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(actions []plan.Action) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				for _, a := range actions {
-					if failed() {
-						return
-					}
-					if !o.quiet {
-						s.e.logf("%s\n", a)
-					}
-					if err := s.run(a); err != nil {
-						mu.Lock()
-						errs = append(errs, fmt.Errorf("%s: %w", a, err))
-						mu.Unlock()
-						continue
-					}
-					finished(a)
-				}
-			}(buckets[k])
-		}
-		wg.Wait()
-		if failed() {
-			break
-		}
-		start = end
-	}
-	// The bridge deletions ovs-vswitchd was applying meanwhile.
-	s.jmu.Lock()
-	pending := s.pending
-	s.pending = nil
-	s.jmu.Unlock()
-	for _, wait := range pending {
-		if err := wait(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if !o.keepGoing && len(errs) > 0 {
-		return int(done.Load()), errs[0]
-	}
-	return int(done.Load()), errors.Join(errs...)
+// options are apply's options for an up-like verb: each action logged as
+// it starts, the test hook after each.
+func (s *session) options(done func(a plan.Action)) apply.Options {
+	return apply.Options{After: s.e.afterAct, Done: done, Log: s.e.log}
 }

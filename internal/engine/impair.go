@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/impair"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -92,56 +93,6 @@ func observeDownLoss(lab string, j *state.Journal, host *state.Namespace) error 
 	return nil
 }
 
-// recordImpairIntent journals, before the plan runs, where it will make
-// qdiscs and loss tables.
-func recordImpairIntent(a plan.Action, j *state.Journal) {
-	switch a.Op {
-	case plan.OpSetQdisc:
-		j.AddQdiscNS(a.NS)
-	case plan.OpSetLoss:
-		j.AddLoss(a.NS)
-	}
-}
-
-// applyImpair runs an impairment action.
-func (s *session) applyImpair(a plan.Action) error {
-	switch a.Op {
-	case plan.OpSetQdisc:
-		im := *a.Impair
-		var tbf *impair.TBF
-		var netem *impair.Netem
-		if im.Rate != 0 {
-			t := plan.TBFOf(im)
-			tbf = &impair.TBF{RateBytes: t.RateBytes, Burst: t.Burst, Limit: t.Limit}
-		}
-		if len(im.NetemFields()) > 0 || (im.Limit > 0 && im.Rate == 0) {
-			netem = &impair.Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}
-			if im.Rate == 0 {
-				netem.Limit = uint32(im.Limit)
-			}
-		}
-		return impair.Set(a.NS, a.Link, tbf, netem)
-	case plan.OpDelQdisc:
-		return impair.Delete(a.NS, a.Link, a.Handle)
-	case plan.OpSetLoss:
-		var rules []impair.LossRule
-		for _, r := range a.Loss {
-			rules = append(rules, impair.LossRule{Link: r.Link, Threshold: plan.LossThreshold(r.Percent)})
-		}
-		return impair.SetLoss(a.NS, s.lab, rules)
-	case plan.OpDelLoss:
-		if err := impair.DeleteLoss(a.NS, s.lab); err != nil {
-			return err
-		}
-		return s.journal(func(j *state.Journal) { j.RemoveLoss(a.NS) })
-	}
-	return fmt.Errorf("not an impairment action: %s", a.Op)
-}
-
-// isImpairOp says whether an action is one of the impairment actions.
-func isImpairOp(op plan.Op) bool {
-	return op == plan.OpSetQdisc || op == plan.OpDelQdisc || op == plan.OpSetLoss || op == plan.OpDelLoss
-}
 
 // labHasLink says whether the lab has the interface ns/link that an
 // impairment may act on: either end of a veth, a TAP, a TUN.
@@ -268,22 +219,12 @@ func (e *Engine) Impair(lab, ns, link string, change func(*topology.Impair) erro
 	if err != nil {
 		return nil, err
 	}
-	var p plan.Plan
-	for _, a := range full {
-		// The port type follows an impairment of an OVS port (see
-		// plan's impairedPort): that port's change runs too.
-		if isImpairOp(a.Op) || a.Op == plan.OpSetPortType && slices.ContainsFunc(a.Ports, func(pt plan.Port) bool { return pt.Name == link }) {
-			p = append(p, a)
-		}
-	}
-	for _, a := range p {
-		recordImpairIntent(a, j)
-	}
+	p := plan.Impairments(full, link)
+	apply.RecordIntents(p, j)
 	if err := e.store.Save(j); err != nil {
 		return nil, err
 	}
-	s.j = j
-	if done, err := s.applyPlan(p, applyOptions{after: s.e.afterAct}); err != nil {
+	if done, err := s.applier(j).Run(p, s.options(nil)); err != nil {
 		return &Result{Plan: p[:done]}, fmt.Errorf("lab %s: impair %s/%s: %w", lab, ns, link, err)
 	}
 	return &Result{Plan: p}, nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nat"
@@ -199,7 +200,7 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 	observed := make([]*state.Namespace, len(onMachine))
 	errs := make([]error, len(onMachine))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, parallelism)
+	sem := make(chan struct{}, apply.Parallelism)
 	for i, name := range onMachine {
 		var keys []string
 		if lab.Namespace(name) != nil && name != topology.Host {
@@ -296,7 +297,7 @@ func (s *session) observe(lab *topology.Lab, j *state.Journal) (*state.Snapshot,
 	if err := s.observeImpair(lab, j, snap); err != nil {
 		return nil, err
 	}
-	s.e.observeProcesses(lab.Name, snap)
+	s.procs.Observe(snap)
 	return snap, nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -216,7 +217,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		for _, dev := range state.SortedNames(o.Processes) {
 			pr := o.Processes[dev]
 			ps := ProcessStatus{Device: dev, PID: pr.PID, Spec: pr.Spec}
-			if st, err := e.processStats(lab, name, dev); err == nil {
+			if st, err := supervise.New(e.store, lab, nil).Stats(name, dev); err == nil {
 				ps.Queues, ps.Packets, ps.Bytes, ps.Drops = st.Queues, st.Packets, st.Bytes, st.Drops
 			}
 			ns.Processes = append(ns.Processes, ps)

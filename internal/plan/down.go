@@ -3,7 +3,6 @@ package plan
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -30,16 +29,13 @@ func Down(in DownInput) (Plan, []string) {
 	lab, j, snap := in.Lab, in.Journal, in.Snapshot
 	var p Plan
 	var left []string
-	emit := func(a Action) {
-		a.Lab = lab
-		p = append(p, a)
-	}
+	emit := func(s Step) { p = append(p, Action{Step: s, Lab: lab}) }
 
 	// Reflectors and UDP bridges: they run in the host namespace, so
 	// ending the processes in the lab's namespaces would not reach them.
 	for _, ns := range state.SortedNames(snap.Namespaces) {
 		for _, dev := range state.SortedNames(snap.Namespaces[ns].Processes) {
-			emit(Action{Op: OpStopProcess, NS: ns, Link: dev, Spec: snap.Namespaces[ns].Processes[dev].Spec})
+			emit(StopProcess{NS: ns, Link: dev, Spec: snap.Namespaces[ns].Processes[dev].Spec})
 		}
 	}
 
@@ -53,7 +49,7 @@ func Down(in DownInput) (Plan, []string) {
 		} else if host != nil && host.Links[name] != nil && host.Links[name].Master == prev.Bridge {
 			typ = topology.BridgeLinux
 		}
-		emit(Action{Op: OpDetachExternal, Bridge: prev.Bridge, Link: name, BridgeType: typ})
+		emit(DetachExternal{Bridge: prev.Bridge, Link: name, BridgeType: typ})
 	}
 
 	// OVS: the lab's ports on other bridges, then the lab's bridges (their
@@ -71,7 +67,7 @@ func Down(in DownInput) (Plan, []string) {
 			}
 		}
 		if len(ports) > 0 {
-			emit(Action{Op: OpDelPorts, Bridge: name, Ports: ports})
+			emit(DelPorts{Bridge: name, Ports: ports})
 		}
 		if slices.Contains(j.Bridges, name) {
 			left = append(left, fmt.Sprintf("ovs bridge %s (%s)", name, whose(b.Owner)))
@@ -79,7 +75,7 @@ func Down(in DownInput) (Plan, []string) {
 	}
 	for _, name := range state.SortedNames(snap.Bridges) {
 		if b := snap.Bridges[name]; b.Type == topology.BridgeOVS && b.Owner == lab {
-			emit(Action{Op: OpDelBridge, Bridge: name})
+			emit(DelBridge{Bridge: name})
 		}
 	}
 
@@ -95,14 +91,14 @@ func Down(in DownInput) (Plan, []string) {
 		}
 		journaled := slices.Contains(j.Namespaces, name)
 		switch {
-		case o.Owner == lab, journaled && o.Owner == "" && onlyLo(o):
+		case o.Owner == lab, journaled && o.Owner == "" && o.OnlyLoopback():
 			doomed = append(doomed, name)
 		case journaled:
 			left = append(left, fmt.Sprintf("namespace %s (%s)", name, whose(o.Owner)))
 		}
 	}
 	if len(doomed) > 0 {
-		emit(Action{Op: OpStopNSProcesses, Namespaces: doomed})
+		emit(StopNSProcesses{Namespaces: doomed})
 	}
 
 	// Host links, before the namespaces: the lab's (veth ends, whose peers
@@ -119,7 +115,7 @@ func Down(in DownInput) (Plan, []string) {
 		for _, r := range host.Routes {
 			if slices.ContainsFunc(j.HostRoutes, func(jr state.Route) bool { return sameRoute(jr, r) }) && !ownHostLink(lab, snap, r.Dev) {
 				r := r
-				emit(Action{Op: OpDelRoute, NS: topology.Host, Route: &r})
+				emit(DelRoute{NS: topology.Host, Route: &r})
 			}
 		}
 		var links []string
@@ -141,31 +137,32 @@ func Down(in DownInput) (Plan, []string) {
 		switch len(links) {
 		case 0:
 		case 1:
-			emit(Action{Op: OpDelLink, NS: topology.Host, Link: links[0]})
+			emit(DelLink{NS: topology.Host, Link: links[0]})
 		default:
-			emit(Action{Op: OpDelLinks, NS: topology.Host, Links: links})
+			emit(DelLinks{NS: topology.Host, Links: links})
 		}
 	}
 	for _, name := range doomed {
-		emit(Action{Op: OpDelNamespace, NS: name})
+		emit(DelNamespace{NS: name})
 	}
 
 	if host != nil {
 		if host.NAT != nil {
-			emit(Action{Op: OpDelNAT, NS: topology.Host})
+			emit(DelNAT{NS: topology.Host})
 		}
 		if host.Loss != nil {
 			// Loss rules of host-side interfaces; a lab namespace's table
 			// and every qdisc go with their namespace and links.
-			emit(Action{Op: OpDelLoss, NS: topology.Host})
+			emit(DelLoss{NS: topology.Host})
 		}
 		// Every host sysctl the lab holds is let go of, whatever its value
 		// now: the machine's ledger must not keep a lab that is gone. The
 		// value goes back when no other lab holds the key.
 		for _, key := range state.SortedNames(j.HostSysctls) {
-			emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: key, Value: j.HostSysctls[key], HeldBy: state.SortedNames(snap.SysctlHolders[key])})
+			emit(RestoreSysctl{NS: topology.Host, Key: key, Value: j.HostSysctls[key], HeldBy: state.SortedNames(snap.SysctlHolders[key])})
 		}
 	}
+	sortDown(p)
 	return p, left
 }
 
@@ -179,56 +176,10 @@ func ownHostLink(lab string, snap *state.Snapshot, dev string) bool {
 	return dev != "" && host != nil && host.Links[dev] != nil && host.Links[dev].Owner() == lab
 }
 
-func onlyLo(o *state.Namespace) bool {
-	for name := range o.Links {
-		if name != "lo" {
-			return false
-		}
-	}
-	return true
-}
 
 func whose(owner string) string {
 	if owner == "" {
 		return "no netlab marker"
 	}
 	return "belongs to lab " + owner
-}
-
-// RemovedText says what an action of a down plan removed, as down reports it.
-func (a Action) RemovedText() string {
-	switch a.Op {
-	case OpStopProcess:
-		return "netlab reflect on " + a.NS + "/" + a.Link
-	case OpDetachExternal:
-		return fmt.Sprintf("external interface %s from bridge %s (restored, not deleted)", a.Link, a.Bridge)
-	case OpDelPorts:
-		var names []string
-		for _, p := range a.Ports {
-			names = append(names, p.Name)
-		}
-		return fmt.Sprintf("ovs ports %s from bridge %s", strings.Join(names, ", "), a.Bridge)
-	case OpDelBridge:
-		return "ovs bridge " + a.Bridge
-	case OpStopNSProcesses:
-		return "" // says for itself what it stopped, if anything
-	case OpDelNamespace:
-		return "namespace " + a.NS
-	case OpDelLink:
-		return "interface " + a.Link
-	case OpDelLinks:
-		return "interfaces " + strings.Join(a.Links, ", ")
-	case OpDelNAT:
-		return "nftables table inet " + NATTable(a.Lab) + " in the " + a.NS
-	case OpRestoreSysctl:
-		if len(a.HeldBy) > 0 {
-			return fmt.Sprintf("hold on host sysctl %s (kept: lab %s holds it too)", a.Key, strings.Join(a.HeldBy, ", "))
-		}
-		return fmt.Sprintf("host sysctl %s (restored to %s)", a.Key, a.Value)
-	case OpDelRoute:
-		return "host route " + a.Route.String()
-	case OpDelLoss:
-		return "nftables table netdev " + NATTable(a.Lab) + " (loss rules) in the " + a.NS
-	}
-	return a.String()
 }

@@ -116,8 +116,8 @@ func TestDownRemovesOnlyOwnHostRoutes(t *testing.T) {
 	p, _ := Down(DownInput{Lab: lab.Name, Journal: m.j, Snapshot: m.snap})
 	var dels []string
 	for _, a := range p {
-		if a.Op == OpDelRoute {
-			dels = append(dels, a.Route.String())
+		if d, ok := a.Step.(DelRoute); ok {
+			dels = append(dels, d.Route.String())
 		}
 	}
 	if len(dels) != 1 || dels[0] != "192.0.2.0/24 dev eth9" {

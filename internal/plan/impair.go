@@ -10,24 +10,12 @@ import (
 	"github.com/netlab-dev/netlab/topology"
 )
 
-// Impairment actions. A rate is a tbf qdisc, delay and the other netem
-// fields a netem qdisc (the tbf's child when both), both at the root of the
+// An impairment's rate is a tbf qdisc, delay and the other netem fields a
+// netem qdisc (the tbf's child when both), both at the root of the
 // interface with netlab's handles (state.QdiscHandleTBF, QdiscHandleNetem);
 // loss is an nftables rule on the interface's egress hook, in one netdev
 // table of the lab per namespace, on every kernel (the same means whether
 // or not netem exists, so a lab loses packets alike everywhere).
-const (
-	OpSetQdisc Op = "set-qdisc"
-	OpDelQdisc Op = "del-qdisc"
-	OpSetLoss  Op = "set-loss"
-	OpDelLoss  Op = "del-loss"
-)
-
-// LossRule is one interface's loss in a set-loss action.
-type LossRule struct {
-	Link    string  `json:"link"`
-	Percent float64 `json:"percent"`
-}
 
 // LossModulus is what the random number of a loss rule is taken modulo: a
 // loss is kept to 0.01 %.
@@ -115,46 +103,6 @@ func netemArgs(im topology.Impair) string {
 		parts = append(parts, fmt.Sprintf("limit %d", im.Limit))
 	}
 	return strings.Join(parts, " ")
-}
-
-// impairString renders the impairment actions as tc and nft commands.
-func (a Action) impairString() string {
-	tc := "tc" + nsFlag(a.NS)
-	switch a.Op {
-	case OpSetQdisc:
-		im := *a.Impair
-		var cmds []string
-		if im.Rate != 0 {
-			t := TBFOf(im)
-			cmds = append(cmds, fmt.Sprintf("%s qdisc replace dev %s root handle %x: tbf rate %s burst %db limit %db",
-				tc, a.Link, state.QdiscHandleTBF, topology.FormatRate(im.Rate), t.Burst, t.Limit))
-			if needsNetem(im) {
-				cmds = append(cmds, fmt.Sprintf("%s qdisc replace dev %s parent %x:1 handle %x: netem %s",
-					tc, a.Link, state.QdiscHandleTBF, state.QdiscHandleNetem, netemArgs(im)))
-			}
-		} else {
-			cmds = append(cmds, fmt.Sprintf("%s qdisc replace dev %s root handle %x: netem %s", tc, a.Link, state.QdiscHandleNetem, netemArgs(im)))
-		}
-		return strings.Join(cmds, " && ")
-	case OpDelQdisc:
-		return fmt.Sprintf("%s qdisc del dev %s root handle %x:", tc, a.Link, a.Handle)
-	case OpSetLoss:
-		t := NATTable(a.Lab)
-		var b strings.Builder
-		// One nft batch: the table is replaced atomically.
-		fmt.Fprintf(&b, "%s <<'EOF'\n", inNS(a.NS, "nft -f -"))
-		fmt.Fprintf(&b, "add table netdev %s\ndelete table netdev %s\nadd table netdev %s\n", t, t, t)
-		for _, r := range a.Loss {
-			fmt.Fprintf(&b, "add chain netdev %s %s { type filter hook egress device %q priority 0; }\n", t, LossChain(r.Link), r.Link)
-			fmt.Fprintf(&b, "add rule netdev %s %s numgen random mod %d < %d counter drop   # loss %s\n",
-				t, LossChain(r.Link), LossModulus, LossThreshold(r.Percent), topology.FormatPercent(r.Percent))
-		}
-		b.WriteString("EOF")
-		return b.String()
-	case OpDelLoss:
-		return inNS(a.NS, "nft delete table netdev "+NATTable(a.Lab))
-	}
-	return string(a.Op)
 }
 
 // WantImpair is every interface's wanted impairment, by namespace and link:
@@ -329,9 +277,9 @@ func (p *planner) impairments() {
 			qp := qdiscPart(im)
 			switch {
 			case qp.IsZero() && have != nil && have.Ours:
-				p.emit(Action{Op: OpDelQdisc, NS: nsName, Link: name, Handle: have.Handle})
+				p.emit(DelQdisc{NS: nsName, Link: name, Handle: have.Handle})
 			case !qp.IsZero() && !sameQdisc(qp, have):
-				p.emit(Action{Op: OpSetQdisc, NS: nsName, Link: name, Impair: &qp})
+				p.emit(SetQdisc{NS: nsName, Link: name, Impair: &qp})
 			}
 			if im.Loss != 0 {
 				loss = append(loss, LossRule{Link: name, Percent: im.Loss})
@@ -344,9 +292,9 @@ func (p *planner) impairments() {
 		}
 		switch {
 		case len(loss) == 0 && have != nil:
-			p.emit(Action{Op: OpDelLoss, NS: nsName})
+			p.emit(DelLoss{NS: nsName})
 		case len(loss) > 0 && (have == nil || have.Foreign || fresh || !sameLoss(loss, have.Loss)):
-			p.emit(Action{Op: OpSetLoss, NS: nsName, Loss: loss})
+			p.emit(SetLoss{NS: nsName, Loss: loss})
 		}
 	}
 }

@@ -9,43 +9,6 @@ import (
 	"github.com/netlab-dev/netlab/topology"
 )
 
-// applyImpair is the simulator's kernel for the impairment actions: a
-// qdisc lives on its link (and goes with it), a loss table in its namespace.
-func (m *machine) applyImpair(t *testing.T, a Action) {
-	t.Helper()
-	switch a.Op {
-	case OpSetQdisc:
-		l := m.link(t, a.NS, a.Link)
-		if l.Qdisc != nil && !l.Qdisc.Ours {
-			t.Fatalf("set-qdisc over someone else's qdisc on %s/%s", a.NS, a.Link)
-		}
-		q := &state.Qdisc{Ours: true, Kind: "netem", Handle: RootHandle(*a.Impair), Impair: observable(*a.Impair)}
-		if a.Impair.Rate != 0 {
-			tb := TBFOf(*a.Impair)
-			q.Kind, q.Burst, q.LimitBytes = "tbf", tb.Burst, tb.Limit
-		}
-		l.Qdisc = q
-	case OpDelQdisc:
-		l := m.link(t, a.NS, a.Link)
-		if l.Qdisc == nil || !l.Qdisc.Ours || l.Qdisc.Handle != a.Handle {
-			t.Fatalf("del-qdisc of a qdisc that is not netlab's on %s/%s", a.NS, a.Link)
-		}
-		l.Qdisc = nil
-	case OpSetLoss:
-		ns := m.ns(t, a.NS)
-		lt := &state.LossTable{Loss: map[string]float64{}}
-		for _, r := range a.Loss {
-			m.link(t, a.NS, r.Link)
-			lt.Loss[r.Link] = r.Percent
-		}
-		ns.Loss = lt
-		m.j.AddLoss(a.NS)
-	case OpDelLoss:
-		m.ns(t, a.NS).Loss = nil
-		m.j.RemoveLoss(a.NS)
-	}
-}
-
 const impairLab = `
 name: imp
 bridges:
@@ -89,7 +52,7 @@ func TestImpairLifecycle(t *testing.T) {
 	// A file edit changes exactly that qdisc, in one action.
 	edited := parse(t, "imp", strings.Replace(impairLab, "rate: 20mbit", "rate: 50mbit", 1))
 	p = plan1(t, m, edited)
-	if len(p) != 1 || p[0].Op != OpSetQdisc || p[0].Impair.Rate != 50e6 {
+	if len(p) != 1 || p[0].Op() != OpSetQdisc || p[0].Step.(SetQdisc).Impair.Rate != 50e6 {
 		t.Fatalf("rate edit plans:\n%s", p)
 	}
 	m.converge(t, edited)
@@ -97,14 +60,14 @@ func TestImpairLifecycle(t *testing.T) {
 	// loss: 0 drops the host's loss table, in one action.
 	noLoss := parse(t, "imp", strings.Replace(impairLab, "loss: 20%", "loss: 0", 1))
 	p = plan1(t, m, noLoss)
-	if len(p) != 2 || p[0].Op != OpDelLoss || p[1].Op != OpSetQdisc {
+	if len(p) != 2 || p[0].Op() != OpDelLoss || p[1].Op() != OpSetQdisc {
 		t.Fatalf("loss 0 plans:\n%s", p)
 	}
 	m.converge(t, lab)
 
 	// A qdisc deleted by hand is drift, repaired by one action.
 	m.link(t, "a", "eth0").Qdisc = nil
-	if p = plan1(t, m, lab); len(p) != 1 || p[0].Op != OpSetQdisc {
+	if p = plan1(t, m, lab); len(p) != 1 || p[0].Op() != OpSetQdisc {
 		t.Fatalf("drift plans:\n%s", p)
 	}
 	m.converge(t, lab)
@@ -120,7 +83,7 @@ func TestImpairLifecycle(t *testing.T) {
 	// A runtime impairment (netlab impair, journaled) stands in for the file's.
 	m.j.SetRuntimeImpair("a", "eth0", topology.Impair{Rate: 1e6, Loss: 5})
 	p = plan1(t, m, plain)
-	if len(p) != 2 || p[0].Op != OpSetQdisc || p[1].Op != OpSetLoss || len(p[1].Loss) != 1 || p[1].NS != "a" {
+	if len(p) != 2 || p[0].Op() != OpSetQdisc || p[1].Op() != OpSetLoss || len(p[1].Step.(SetLoss).Loss) != 1 || p[1].Step.(SetLoss).NS != "a" {
 		t.Fatalf("runtime impairment plans:\n%s", p)
 	}
 	m.converge(t, plain)
@@ -144,7 +107,7 @@ func TestImpairNeverTouchesForeignQdisc(t *testing.T) {
 	// Without an impairment in the file, a foreign qdisc is simply not ours.
 	plain := parse(t, "imp", strings.Replace(impairLab, ", impair: {rate: 20mbit}", "", 1))
 	for _, a := range plan1(t, m, plain) {
-		if a.Op == OpDelQdisc {
+		if a.Op() == OpDelQdisc {
 			t.Fatalf("plan deletes a foreign qdisc: %s", a)
 		}
 	}

@@ -180,11 +180,11 @@ func (p *planner) namespaces() {
 	for _, ns := range p.lab.Namespaces {
 		o := p.snap.Namespaces[ns.Name]
 		if o == nil {
-			p.emit(Action{Op: OpAddNamespace, NS: ns.Name, Alias: state.NamespaceAlias(p.lab.Name)})
+			p.emit(AddNamespace{NS: ns.Name, Alias: state.NamespaceAlias(p.lab.Name)})
 		}
 		for _, s := range ns.EffectiveSysctls() {
 			if o == nil || o.Sysctls[s.Key] != s.Value {
-				p.emit(Action{Op: OpSetSysctl, NS: ns.Name, Key: s.Key, Value: s.Value})
+				p.emit(SetSysctl{NS: ns.Name, Key: s.Key, Value: s.Value})
 			}
 		}
 	}
@@ -217,8 +217,8 @@ func (p *planner) links() {
 		if a.NS == topology.Host && b.NS != topology.Host {
 			a, b = b, a
 		}
-		p.emit(Action{
-			Op: OpAddVeth, NS: a.NS, Link: a.Name, Alias: state.LinkAlias(p.lab.Name, a.NS, a.Name),
+		p.emit(AddVeth{
+			NS: a.NS, Link: a.Name, Alias: state.LinkAlias(p.lab.Name, a.NS, a.Name),
 			PeerNS: b.NS, Peer: b.Name, PeerAlias: state.LinkAlias(p.lab.Name, b.NS, b.Name),
 		})
 	}
@@ -236,7 +236,7 @@ func (p *planner) links() {
 			} else {
 				tt.TAP, tt.MultiQueue, tt.VnetHdr, tt.Owner, tt.Group = true, w.tap.MultiQueue, w.tap.VnetHdr, w.tap.Owner, w.tap.Group
 			}
-			p.emit(Action{Op: OpAddTuntap, NS: nsName, Link: name, Alias: w.alias, Tuntap: tt})
+			p.emit(AddTuntap{NS: nsName, Link: name, Alias: w.alias, Tuntap: tt})
 		}
 	}
 	p.tunnels()
@@ -245,7 +245,7 @@ func (p *planner) links() {
 		for _, name := range p.linkOrder(nsName) {
 			w := p.want[nsName][name]
 			o := p.exists(nsName, name)
-			a := Action{Op: OpSetLink, NS: nsName, Link: name}
+			a := SetLink{NS: nsName, Link: name}
 			changed := false
 			if w.mac != nil && (o == nil || !bytes.Equal(o.MAC, w.mac)) {
 				a.MAC, changed = w.mac.String(), true
@@ -271,10 +271,10 @@ func (p *planner) links() {
 				a.Up, changed = true, true
 			}
 			if w.txOff && (o == nil || o.TxChecksum == nil || *o.TxChecksum) {
-				p.emit(Action{Op: OpSetTxChecksum, NS: nsName, Link: name, On: false})
+				p.emit(SetTxChecksum{NS: nsName, Link: name, On: false})
 			}
 			if w.groOff && (o == nil || o.GRO == nil || *o.GRO) {
-				p.emit(Action{Op: OpSetGRO, NS: nsName, Link: name, On: false})
+				p.emit(SetGRO{NS: nsName, Link: name, On: false})
 			}
 			if changed {
 				a.Up = needUp

@@ -198,14 +198,16 @@ type planner struct {
 	portType map[string]string
 }
 
-func (p *planner) emit(a Action) {
-	a.Lab = p.lab.Name
-	if a.Op == OpDelAddr || a.Op == OpDelLink {
-		// The kernel drops routes whose gateway loses its connected
-		// prefix: the namespace's routes are all replaced afterwards.
-		p.dirty[a.NS] = true
-	}
-	p.out = append(p.out, a)
+func (p *planner) emit(s Step) {
+	p.out = append(p.out, Action{Step: s, Lab: p.lab.Name})
+}
+
+// emitRemoval emits the removal of an address or a link in ns. The kernel
+// drops routes whose gateway loses its connected prefix: the namespace's
+// routes are all replaced afterwards.
+func (p *planner) emitRemoval(ns string, s Step) {
+	p.dirty[ns] = true
+	p.emit(s)
 }
 
 func key(ns, name string) string { return ns + "/" + name }
@@ -239,7 +241,7 @@ func (p *planner) deletions() {
 			if !slices.ContainsFunc(ns.EffectiveRoutes(), func(w topology.Route) bool { return sameRoute(toState(w), r) }) &&
 				p.linkSurvives(nsName, r.Dev) && p.ownRoute(nsName, r) {
 				r := r
-				p.emit(Action{Op: OpDelRoute, NS: nsName, Route: &r})
+				p.emit(DelRoute{NS: nsName, Route: &r})
 			}
 		}
 		for _, name := range state.SortedNames(o.Links) {
@@ -250,7 +252,7 @@ func (p *planner) deletions() {
 			}
 			for _, a := range l.Addrs {
 				if !slices.Contains(w.addrs, a) && !a.Addr().IsLinkLocalUnicast() {
-					p.emit(Action{Op: OpDelAddr, NS: nsName, Link: name, Addr: a})
+					p.emitRemoval(nsName, DelAddr{NS: nsName, Link: name, Addr: a})
 				}
 			}
 		}
@@ -279,7 +281,7 @@ func (p *planner) deletions() {
 			}
 		}
 		if len(del) > 0 {
-			p.emit(Action{Op: OpDelPorts, Bridge: bName, Ports: del})
+			p.emit(DelPorts{Bridge: bName, Ports: del})
 		}
 	}
 
@@ -301,7 +303,7 @@ func (p *planner) deletions() {
 				continue
 			}
 			if w == nil || p.recreated[key(nsName, name)] || !sameKind(w.kind, l.Kind) {
-				p.emit(Action{Op: OpDelLink, NS: nsName, Link: name})
+				p.emitRemoval(nsName, DelLink{NS: nsName, Link: name})
 				if w != nil && w.kind == state.KindVeth && l.Kind == state.KindVeth {
 					gone[key(w.peer.NS, w.peer.Name)] = true
 				}
@@ -313,7 +315,7 @@ func (p *planner) deletions() {
 	for _, nsName := range state.SortedNames(p.snap.Namespaces) {
 		o := p.snap.Namespaces[nsName]
 		if nsName != topology.Host && o.Owner == p.lab.Name && !p.wantNS(nsName) {
-			p.emit(Action{Op: OpDelNamespace, NS: nsName})
+			p.emit(DelNamespace{NS: nsName})
 		}
 	}
 
@@ -324,7 +326,7 @@ func (p *planner) deletions() {
 			continue
 		}
 		if w := p.lab.Bridge(bName); w == nil || w.Type != topology.BridgeOVS {
-			p.emit(Action{Op: OpDelBridge, Bridge: bName})
+			p.emit(DelBridge{Bridge: bName})
 		}
 	}
 }
@@ -343,7 +345,7 @@ func (p *planner) hostSysctls(j *state.Journal) {
 	if j != nil {
 		for _, k := range state.SortedNames(j.HostSysctls) {
 			if !wantKeys[k] {
-				p.emit(Action{Op: OpRestoreSysctl, NS: topology.Host, Key: k, Value: j.HostSysctls[k], HeldBy: state.SortedNames(p.snap.SysctlHolders[k])})
+				p.emit(RestoreSysctl{NS: topology.Host, Key: k, Value: j.HostSysctls[k], HeldBy: state.SortedNames(p.snap.SysctlHolders[k])})
 			}
 		}
 	}
@@ -353,7 +355,7 @@ func (p *planner) hostSysctls(j *state.Journal) {
 			_, held = j.HostSysctls[s.Key]
 		}
 		if host == nil || host.Sysctls[s.Key] != s.Value || !held {
-			p.emit(Action{Op: OpSetSysctl, NS: topology.Host, Key: s.Key, Value: s.Value})
+			p.emit(SetSysctl{NS: topology.Host, Key: s.Key, Value: s.Value})
 		}
 	}
 }

@@ -21,9 +21,9 @@ func (p *planner) nat() {
 		}
 		switch {
 		case len(want) == 0 && have != nil:
-			p.emit(Action{Op: OpDelNAT, NS: nsName})
+			p.emit(DelNAT{NS: nsName})
 		case len(want) > 0 && (have == nil || have.Foreign || !sameNAT(want, have.Rules)):
-			p.emit(Action{Op: OpSetNAT, NS: nsName, NAT: want})
+			p.emit(SetNAT{NS: nsName, NAT: want})
 		}
 	}
 }

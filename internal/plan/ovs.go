@@ -34,15 +34,15 @@ func (p *planner) bridges() {
 				fm = topology.FailStandalone
 			}
 			if o == nil {
-				p.emit(Action{Op: OpAddBridge, Bridge: b.Name, Datapath: dp, FailMode: fm})
+				p.emit(AddBridge{Bridge: b.Name, Datapath: dp, FailMode: fm})
 				continue
 			}
 			if normFailMode(o.FailMode) != fm {
-				p.emit(Action{Op: OpSetFailMode, Bridge: b.Name, FailMode: fm})
+				p.emit(SetFailMode{Bridge: b.Name, FailMode: fm})
 			}
 		case topology.BridgeLinux:
 			if l := p.observedLink(topology.Host, b.Name); l == nil || l.Kind != state.KindBridge {
-				p.emit(Action{Op: OpAddLinuxBridge, NS: topology.Host, Link: b.Name, Alias: state.LinkAlias(p.lab.Name, topology.Host, b.Name)})
+				p.emit(AddLinuxBridge{NS: topology.Host, Link: b.Name, Alias: state.LinkAlias(p.lab.Name, topology.Host, b.Name)})
 			}
 		}
 	}
@@ -170,7 +170,7 @@ func (p *planner) setPortTypes(sel func(string) bool) {
 			}
 		}
 		if len(set) > 0 {
-			p.emit(Action{Op: OpSetPortType, Bridge: b.Name, Ports: set})
+			p.emit(SetPortType{Bridge: b.Name, Ports: set})
 		}
 	}
 }
@@ -199,10 +199,10 @@ func (p *planner) ports() {
 			}
 		}
 		if len(add) > 0 {
-			p.emit(Action{Op: OpAddPorts, Bridge: b.Name, Ports: add})
+			p.emit(AddPorts{Bridge: b.Name, Ports: add})
 		}
 		if len(fix) > 0 {
-			p.emit(Action{Op: OpSetOFPort, Bridge: b.Name, Ports: fix})
+			p.emit(SetOFPort{Bridge: b.Name, Ports: fix})
 		}
 	}
 	p.setPortTypes(func(t string) bool { return t != topology.PortTypeSystem })
@@ -221,12 +221,12 @@ func (p *planner) flows() {
 		failModeChanged := o != nil && normFailMode(o.FailMode) != b.FailMode
 		if !b.HasFlows() {
 			if o != nil && o.LabFlows > 0 && !failModeChanged {
-				p.emit(Action{Op: OpDelFlows, Bridge: b.Name, Cookie: cookie})
+				p.emit(DelFlows{Bridge: b.Name, Cookie: cookie})
 			}
 			continue
 		}
 		if o == nil || !o.FlowsInSync || failModeChanged {
-			p.emit(Action{Op: OpSetFlows, Bridge: b.Name, Cookie: cookie,
+			p.emit(SetFlows{Bridge: b.Name, Cookie: cookie,
 				Flows: openflow.BridgeFlows(b, state.LearnCookie(p.lab.Name))})
 		}
 	}
@@ -261,7 +261,7 @@ func (p *planner) detachExternal(j *state.Journal) {
 		} else if l := p.observedLink(topology.Host, name); l != nil && l.Master == prev.Bridge {
 			typ = topology.BridgeLinux
 		}
-		p.emit(Action{Op: OpDetachExternal, Bridge: prev.Bridge, Link: name, BridgeType: typ})
+		p.emit(DetachExternal{Bridge: prev.Bridge, Link: name, BridgeType: typ})
 	}
 }
 
@@ -283,7 +283,7 @@ func (p *planner) attachExternal() {
 				attached = attached && port != nil && port.Owner == p.lab.Name && port.OFPort == x.OFPort
 			}
 			if !attached {
-				p.emit(Action{Op: OpAttachExternal, Bridge: b.Name, Link: x.Name, BridgeType: b.Type,
+				p.emit(AttachExternal{Bridge: b.Name, Link: x.Name, BridgeType: b.Type,
 					Ports: []Port{{Name: x.Name, OFPort: x.OFPort}}})
 			}
 		}

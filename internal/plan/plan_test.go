@@ -247,20 +247,20 @@ func TestFlowsLifecycle(t *testing.T) {
 	}
 	// Drift: the flows differ (a hand edit, or the file changed).
 	m.snap.Bridges["sw"].FlowsInSync = false
-	if p := m.converge(t, lab); len(p) != 1 || p[0].Op != OpSetFlows {
+	if p := m.converge(t, lab); len(p) != 1 || p[0].Op() != OpSetFlows {
 		t.Errorf("drifted flows: plan\n%s", p)
 	}
 	// The fail mode changes: flows are wiped and must come back.
 	lab2 := parse(t, "fl.yaml", strings.Replace(flowLab, "fail-mode: secure", "fail-mode: standalone", 1))
 	p = m.converge(t, lab2)
-	if len(p) != 2 || p[0].Op != OpSetFailMode || p[1].Op != OpSetFlows {
+	if len(p) != 2 || p[0].Op() != OpSetFailMode || p[1].Op() != OpSetFlows {
 		t.Errorf("fail-mode change: plan\n%s", p)
 	}
 	// No more flows in the file: the lab's flows go.
 	lab3 := parse(t, "fl.yaml", strings.Replace(strings.Replace(strings.Replace(flowLab, "fail-mode: secure", "fail-mode: standalone", 1), "    openflow: learning-switch\n", "", 1),
 		`    flows: ["table=0,priority=100,dl_type=0x88cc,actions=drop"]`+"\n", "", 1))
 	p = m.converge(t, lab3)
-	if len(p) != 1 || p[0].Op != OpDelFlows {
+	if len(p) != 1 || p[0].Op() != OpDelFlows {
 		t.Errorf("flows dropped from file: plan\n%s", p)
 	}
 }

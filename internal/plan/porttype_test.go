@@ -27,11 +27,26 @@ func xdp(t *testing.T, bridge, mtuA string) *topology.Lab {
 	return parse(t, "px.yaml", strings.Replace(strings.Replace(xdpLab, "%s", bridge, 1), "%s", mtuA, 1))
 }
 
+// portsOf returns the ports of an OVS port action.
+func portsOf(a Action) []Port {
+	switch s := a.Step.(type) {
+	case AddPorts:
+		return s.Ports
+	case SetPortType:
+		return s.Ports
+	case SetOFPort:
+		return s.Ports
+	case DelPorts:
+		return s.Ports
+	}
+	return nil
+}
+
 // portLines are the plan's OVS port actions.
 func portLines(p Plan) string {
 	var out []string
 	for _, a := range p {
-		if a.Op == OpAddPorts || a.Op == OpSetPortType {
+		if a.Op() == OpAddPorts || a.Op() == OpSetPortType {
 			out = append(out, a.String())
 		}
 	}
@@ -97,14 +112,14 @@ func TestPortTypeChanges(t *testing.T) {
 		t.Errorf("to system: %s", got)
 	}
 	for _, a := range p {
-		for _, port := range a.Ports {
+		for _, port := range portsOf(a) {
 			if port.Auto {
 				t.Errorf("port-type system marked auto: %+v", a)
 			}
 		}
 	}
 	p = m.converge(t, xdp(t, "", ""))
-	if len(p) != 1 || p[0].Op != OpSetPortType || !p[0].Ports[0].Auto || p[0].Ports[0].Type != topology.PortTypeAFXDPNonPMD {
+	if len(p) != 1 || p[0].Op() != OpSetPortType || !portsOf(p[0])[0].Auto || portsOf(p[0])[0].Type != topology.PortTypeAFXDPNonPMD {
 		t.Errorf("back to auto: %+v", p)
 	}
 }
@@ -143,10 +158,10 @@ func TestPortTypeAutoBigBridge(t *testing.T) {
 	}
 	count := func(p Plan) (afxdp, system int) {
 		for _, a := range p {
-			if a.Op != OpAddPorts {
+			if a.Op() != OpAddPorts {
 				continue
 			}
-			for _, port := range a.Ports {
+			for _, port := range portsOf(a) {
 				if topology.IsAFXDP(port.Type) {
 					afxdp++
 				} else {

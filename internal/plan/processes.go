@@ -86,7 +86,7 @@ func (p *planner) stopProcesses(cpus int) {
 			pr := o.Processes[dev]
 			w := p.want[nsName][dev]
 			if w == nil || w.tun == nil || !w.tun.Supervised() || ProcessSpec(w.tun, cpus) != pr.Spec || p.exists(nsName, dev) == nil {
-				p.emit(Action{Op: OpStopProcess, NS: nsName, Link: dev, Spec: pr.Spec})
+				p.emit(StopProcess{NS: nsName, Link: dev, Spec: pr.Spec})
 			}
 		}
 	}
@@ -105,7 +105,7 @@ func (p *planner) processes(cpus int) {
 			if o != nil && o.Processes[t.Name] != nil && o.Processes[t.Name].Spec == spec && p.exists(ns.Name, t.Name) != nil {
 				continue
 			}
-			p.emit(Action{Op: OpStartProcess, NS: ns.Name, Link: t.Name, Spec: spec})
+			p.emit(StartProcess{NS: ns.Name, Link: t.Name, Spec: spec})
 		}
 	}
 }

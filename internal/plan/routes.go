@@ -15,7 +15,7 @@ func (p *planner) addresses() {
 			o := p.exists(nsName, name)
 			for _, a := range w.addrs {
 				if o == nil || !slices.Contains(o.Addrs, a) {
-					p.emit(Action{Op: OpAddAddr, NS: nsName, Link: name, Addr: a})
+					p.emit(AddAddr{NS: nsName, Link: name, Addr: a})
 				}
 			}
 		}
@@ -37,7 +37,7 @@ func (p *planner) routes() {
 				}
 			}
 			if !found {
-				p.emit(Action{Op: OpReplaceRoute, NS: nsName, Route: &want})
+				p.emit(ReplaceRoute{NS: nsName, Route: &want})
 			}
 		}
 	}

@@ -47,17 +47,99 @@ func (m *machine) link(t *testing.T, ns, name string) *state.Link {
 	return l
 }
 
-func (m *machine) apply(t *testing.T, a Action) {
-	tt := t
-	t.Helper()
-	switch a.Op {
-	case OpDelRoute:
+// simSteps is the simulator: what each kind of action does to the fake
+// machine. A kind without an entry fails TestEveryKind.
+var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
+	// Impairments: a qdisc lives on its link (and goes with it), a loss
+	// table in its namespace.
+	OpSetQdisc: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetQdisc)
+		l := m.link(t, a.NS, a.Link)
+		if l.Qdisc != nil && !l.Qdisc.Ours {
+			t.Fatalf("set-qdisc over someone else's qdisc on %s/%s", a.NS, a.Link)
+		}
+		q := &state.Qdisc{Ours: true, Kind: "netem", Handle: RootHandle(*a.Impair), Impair: observable(*a.Impair)}
+		if a.Impair.Rate != 0 {
+			tb := TBFOf(*a.Impair)
+			q.Kind, q.Burst, q.LimitBytes = "tbf", tb.Burst, tb.Limit
+		}
+		l.Qdisc = q
+	},
+	OpDelQdisc: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelQdisc)
+		l := m.link(t, a.NS, a.Link)
+		if l.Qdisc == nil || !l.Qdisc.Ours || l.Qdisc.Handle != a.Handle {
+			t.Fatalf("del-qdisc of a qdisc that is not netlab's on %s/%s", a.NS, a.Link)
+		}
+		l.Qdisc = nil
+	},
+	OpSetLoss: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetLoss)
+		ns := m.ns(t, a.NS)
+		lt := &state.LossTable{Loss: map[string]float64{}}
+		for _, r := range a.Loss {
+			m.link(t, a.NS, r.Link)
+			lt.Loss[r.Link] = r.Percent
+		}
+		ns.Loss = lt
+		m.j.AddLoss(a.NS)
+	},
+	OpDelLoss: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelLoss)
+		m.ns(t, a.NS).Loss = nil
+		m.j.RemoveLoss(a.NS)
+	},
+	OpAttachExternal: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AttachExternal)
+		l := m.link(t, topology.Host, a.Link)
+		if m.j.External == nil {
+			m.j.External = map[string]state.ExternalState{}
+		}
+		if _, saved := m.j.External[a.Link]; !saved {
+			m.j.External[a.Link] = state.ExternalState{Bridge: a.Bridge, Master: l.Master, Up: l.Up}
+		}
+		l.Up = true
+		if a.BridgeType == topology.BridgeLinux {
+			l.Master = a.Bridge
+			return
+		}
+		m.snap.Bridges[a.Bridge].Ports[a.Link] = &state.Port{Name: a.Link, Owner: lab, OFPortRequest: a.Ports[0].OFPort, OFPort: a.Ports[0].OFPort}
+	},
+	OpDetachExternal: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DetachExternal)
+		prev := m.j.External[a.Link]
+		if b := m.snap.Bridges[a.Bridge]; b != nil && b.Ports != nil {
+			delete(b.Ports, a.Link)
+		}
+		if l := m.ns(t, topology.Host).Links[a.Link]; l != nil {
+			l.Master, l.Up = prev.Master, prev.Up
+		}
+		delete(m.j.External, a.Link)
+	},
+	OpSetSysctl: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetSysctl)
+		if a.NS == topology.Host {
+			m.j.SaveHostSysctl(a.Key, m.ns(t, a.NS).Sysctls[a.Key])
+		}
+		m.ns(t, a.NS).Sysctls[a.Key] = a.Value
+	},
+	OpRestoreSysctl: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(RestoreSysctl)
+		delete(m.j.HostSysctls, a.Key)
+		if len(a.HeldBy) == 0 { // else another lab holds it: the value stays
+			m.ns(t, a.NS).Sysctls[a.Key] = a.Value
+		}
+	},
+	OpDelRoute: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelRoute)
 		ns := m.ns(t, a.NS)
 		ns.Routes = slices.DeleteFunc(ns.Routes, func(r state.Route) bool { return r == *a.Route })
 		if a.NS == topology.Host {
 			m.j.RemoveHostRoute(*a.Route)
 		}
-	case OpReplaceRoute:
+	},
+	OpReplaceRoute: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(ReplaceRoute)
 		ns := m.ns(t, a.NS)
 		r := *a.Route
 		if a.NS == topology.Host {
@@ -78,50 +160,58 @@ func (m *machine) apply(t *testing.T, a Action) {
 		}
 		ns.Routes = slices.DeleteFunc(ns.Routes, func(o state.Route) bool { return o.To == r.To && o.Metric == r.Metric })
 		ns.Routes = append(ns.Routes, r)
-	case OpDelAddr:
+	},
+	OpDelAddr: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelAddr)
 		l := m.link(t, a.NS, a.Link)
 		l.Addrs = slices.DeleteFunc(l.Addrs, func(p netip.Prefix) bool { return p == a.Addr })
-	case OpAddAddr:
+	},
+	OpAddAddr: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddAddr)
 		l := m.link(t, a.NS, a.Link)
 		if !slices.Contains(l.Addrs, a.Addr) {
 			l.Addrs = append(l.Addrs, a.Addr)
 		}
-	case OpDelPorts:
+	},
+	OpDelPorts: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelPorts)
 		for _, p := range a.Ports {
 			delete(m.snap.Bridges[a.Bridge].Ports, p.Name)
 		}
-	case OpAddPorts:
+	},
+	OpAddPorts: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddPorts)
 		b := m.snap.Bridges[a.Bridge]
 		for _, p := range a.Ports {
 			m.link(t, topology.Host, p.Name)
-			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: a.Lab, OFPortRequest: p.OFPort, OFPort: p.OFPort, Type: p.Type}
+			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: lab, OFPortRequest: p.OFPort, OFPort: p.OFPort, Type: p.Type}
 		}
-	case OpSetPortType:
+	},
+	OpSetPortType: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetPortType)
 		for _, p := range a.Ports {
 			m.snap.Bridges[a.Bridge].Ports[p.Name].Type = p.Type
 		}
-	case OpSetOFPort:
+	},
+	OpSetOFPort: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetOFPort)
 		for _, p := range a.Ports {
 			port := m.snap.Bridges[a.Bridge].Ports[p.Name]
 			port.OFPortRequest, port.OFPort = p.OFPort, p.OFPort
 		}
-	case OpDelLink:
-		// Like the driver's DeleteLink: nothing to do when it is gone (a
-		// host veth end goes with its peer's namespace here; the kernel
-		// frees it a little later).
-		m.ns(t, a.NS)
-		m.delLink(a.NS, a.Link)
-		if b := m.snap.Bridges[a.Link]; a.NS == topology.Host && b != nil && b.Type == topology.BridgeLinux {
-			delete(m.snap.Bridges, a.Link)
-		}
-		if a.NS == topology.Host {
-			m.j.RemoveHostLink(a.Link)
-		}
-	case OpDelLinks:
+	},
+	OpDelLink: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelLink)
+		m.deleteLink(t, a.NS, a.Link)
+	},
+	OpDelLinks: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelLinks)
 		for _, name := range a.Links {
-			m.apply(t, Action{Op: OpDelLink, Lab: a.Lab, NS: a.NS, Link: name})
+			m.deleteLink(t, a.NS, name)
 		}
-	case OpDelNamespace:
+	},
+	OpDelNamespace: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelNamespace)
 		for name := range m.ns(t, a.NS).Links {
 			m.delLink(a.NS, name)
 		}
@@ -129,48 +219,51 @@ func (m *machine) apply(t *testing.T, a Action) {
 		m.j.RemoveNamespace(a.NS)
 		m.j.RemoveNAT(a.NS) // its tables go with it
 		m.j.RemoveLoss(a.NS)
-	case OpDelBridge:
+	},
+	OpDelBridge: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelBridge)
 		delete(m.snap.Bridges, a.Bridge)
 		delete(m.snap.Namespaces[topology.Host].Links, a.Bridge)
 		m.j.RemoveBridge(a.Bridge)
-	case OpRestoreSysctl, OpSetSysctl:
-		if a.NS == topology.Host && a.Op == OpSetSysctl {
-			m.j.SaveHostSysctl(a.Key, m.ns(t, a.NS).Sysctls[a.Key])
-		}
-		if a.Op == OpRestoreSysctl {
-			delete(m.j.HostSysctls, a.Key)
-			if len(a.HeldBy) > 0 {
-				break // another lab holds it: the value stays
-			}
-		}
-		m.ns(t, a.NS).Sysctls[a.Key] = a.Value
-	case OpStopNSProcesses:
+	},
+	OpStopNSProcesses: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(StopNSProcesses)
 		for _, ns := range a.Namespaces {
 			m.ns(t, ns)
 		}
-	case OpAddBridge:
+	},
+	OpAddBridge: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddBridge)
 		if m.snap.Bridges[a.Bridge] != nil {
 			t.Fatalf("bridge %s exists", a.Bridge)
 		}
-		m.snap.Bridges[a.Bridge] = &state.Bridge{Name: a.Bridge, Type: topology.BridgeOVS, Owner: a.Lab, Datapath: a.Datapath, FailMode: a.FailMode, Ports: map[string]*state.Port{}}
+		m.snap.Bridges[a.Bridge] = &state.Bridge{Name: a.Bridge, Type: topology.BridgeOVS, Owner: lab, Datapath: a.Datapath, FailMode: a.FailMode, Ports: map[string]*state.Port{}}
 		m.j.AddBridge(a.Bridge)
 		m.ns(t, topology.Host).Links[a.Bridge] = &state.Link{Name: a.Bridge, Kind: state.KindTuntap, MTU: 1500}
-	case OpSetFailMode:
+	},
+	OpSetFailMode: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetFailMode)
 		// Open vSwitch wipes the flow tables when the fail mode changes.
 		b := m.snap.Bridges[a.Bridge]
 		b.FailMode, b.LabFlows, b.FlowsInSync = a.FailMode, 0, false
-	case OpAddLinuxBridge:
+	},
+	OpAddLinuxBridge: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddLinuxBridge)
 		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindBridge, Alias: a.Alias, MTU: 1500}
-		m.snap.Bridges[a.Link] = &state.Bridge{Name: a.Link, Type: topology.BridgeLinux, Owner: a.Lab}
+		m.snap.Bridges[a.Link] = &state.Bridge{Name: a.Link, Type: topology.BridgeLinux, Owner: lab}
 		m.j.AddHostLink(a.Link)
-	case OpAddNamespace:
+	},
+	OpAddNamespace: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddNamespace)
 		if m.snap.Namespaces[a.NS] != nil {
 			t.Fatalf("namespace %s exists", a.NS)
 		}
-		m.snap.Namespaces[a.NS] = &state.Namespace{Name: a.NS, Owner: a.Lab, Sysctls: map[string]string{},
+		m.snap.Namespaces[a.NS] = &state.Namespace{Name: a.NS, Owner: lab, Sysctls: map[string]string{},
 			Links: map[string]*state.Link{"lo": {Name: "lo", Kind: "device", Alias: a.Alias, Up: true}}}
 		m.j.AddNamespace(a.NS)
-	case OpAddVeth:
+	},
+	OpAddVeth: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddVeth)
 		for _, end := range [][2]string{{a.NS, a.Link}, {a.PeerNS, a.Peer}} {
 			if m.ns(t, end[0]).Links[end[1]] != nil {
 				t.Fatalf("link %s/%s exists", end[0], end[1])
@@ -189,7 +282,9 @@ func (m *machine) apply(t *testing.T, a Action) {
 				m.j.AddHostLink(end[1])
 			}
 		}
-	case OpSetLink:
+	},
+	OpSetLink: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetLink)
 		l := m.link(t, a.NS, a.Link)
 		if a.MAC != "" {
 			l.MAC, _ = net.ParseMAC(a.MAC)
@@ -203,20 +298,28 @@ func (m *machine) apply(t *testing.T, a Action) {
 		if a.Up {
 			l.Up = true
 		}
-	case OpSetFlows:
+	},
+	OpSetFlows: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetFlows)
 		b := m.snap.Bridges[a.Bridge]
 		b.LabFlows, b.FlowsInSync = len(a.Flows), true
-	case OpDelFlows:
+	},
+	OpDelFlows: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelFlows)
 		b := m.snap.Bridges[a.Bridge]
 		b.LabFlows, b.FlowsInSync = 0, false
-	case OpAddTuntap:
-		if m.ns(tt, a.NS).Links[a.Link] != nil {
+	},
+	OpAddTuntap: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddTuntap)
+		if m.ns(t, a.NS).Links[a.Link] != nil {
 			t.Fatalf("link %s/%s exists", a.NS, a.Link)
 		}
-		m.ns(tt, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindTuntap, Alias: a.Alias, MTU: 1500,
+		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindTuntap, Alias: a.Alias, MTU: 1500,
 			Tuntap: &state.Tuntap{TAP: a.Tuntap.TAP, MultiQueue: a.Tuntap.MultiQueue, VnetHdr: a.Tuntap.VnetHdr, Owner: a.Tuntap.Owner, Group: a.Tuntap.Group}}
-	case OpAddVXLAN:
-		if m.ns(tt, a.NS).Links[a.Link] != nil {
+	},
+	OpAddVXLAN: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddVXLAN)
+		if m.ns(t, a.NS).Links[a.Link] != nil {
 			t.Fatalf("link %s/%s exists", a.NS, a.Link)
 		}
 		v := &state.VXLAN{VNI: a.VXLAN.VNI, Local: a.VXLAN.Local, Port: a.VXLAN.Port}
@@ -225,38 +328,71 @@ func (m *machine) apply(t *testing.T, a Action) {
 		}
 		on := true
 		gro := true
-		m.ns(tt, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindVXLAN, Alias: a.Alias, MTU: 1500, VXLAN: v,
+		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindVXLAN, Alias: a.Alias, MTU: 1500, VXLAN: v,
 			MAC: net.HardwareAddr{2, 0, 0, 0, 2, byte(len(a.Link))}, TxChecksum: &on, GRO: &gro}
-	case OpSetGRO:
+	},
+	OpSetGRO: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetGRO)
 		on := a.On
 		m.link(t, a.NS, a.Link).GRO = &on
-	case OpSetRemotes:
+	},
+	OpSetRemotes: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetRemotes)
 		m.link(t, a.NS, a.Link).VXLAN.Remotes = slices.Clone(a.Remotes)
-	case OpStartProcess:
-		ns := m.ns(tt, a.NS)
+	},
+	OpStartProcess: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(StartProcess)
+		ns := m.ns(t, a.NS)
 		if ns.Processes == nil {
 			ns.Processes = map[string]*state.Process{}
 		}
 		ns.Processes[a.Link] = &state.Process{PID: 4242, Spec: a.Spec}
-	case OpStopProcess:
-		delete(m.ns(tt, a.NS).Processes, a.Link)
-	case OpSetNAT:
+	},
+	OpStopProcess: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(StopProcess)
+		delete(m.ns(t, a.NS).Processes, a.Link)
+	},
+	OpSetNAT: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetNAT)
 		nt := &state.NATTable{}
 		for _, r := range a.NAT {
 			nt.Rules = append(nt.Rules, state.NATRule{Source: r.Source, Out: r.Out})
 		}
-		m.ns(tt, a.NS).NAT = nt
+		m.ns(t, a.NS).NAT = nt
 		m.j.AddNAT(a.NS)
-	case OpDelNAT:
-		m.ns(tt, a.NS).NAT = nil
+	},
+	OpDelNAT: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelNAT)
+		m.ns(t, a.NS).NAT = nil
 		m.j.RemoveNAT(a.NS)
-	case OpSetTxChecksum:
+	},
+	OpSetTxChecksum: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetTxChecksum)
 		on := a.On
 		m.link(t, a.NS, a.Link).TxChecksum = &on
-	case OpSetQdisc, OpDelQdisc, OpSetLoss, OpDelLoss:
-		m.applyImpair(t, a)
-	default:
-		t.Fatalf("simulator: unknown action %s", a.Op)
+	},
+}
+
+func (m *machine) apply(t *testing.T, a Action) {
+	t.Helper()
+	step, ok := simSteps[a.Op()]
+	if !ok {
+		t.Fatalf("simulator: no step for %s", a.Op())
+	}
+	step(m, t, a.Lab, a.Step)
+}
+
+// deleteLink is the driver's DeleteLink: nothing to do when it is gone (a
+// host veth end goes with its peer's namespace here; the kernel frees it a
+// little later).
+func (m *machine) deleteLink(t *testing.T, ns, name string) {
+	m.ns(t, ns)
+	m.delLink(ns, name)
+	if b := m.snap.Bridges[name]; ns == topology.Host && b != nil && b.Type == topology.BridgeLinux {
+		delete(m.snap.Bridges, name)
+	}
+	if ns == topology.Host {
+		m.j.RemoveHostLink(name)
 	}
 }
 

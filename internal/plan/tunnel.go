@@ -122,7 +122,7 @@ func (p *planner) tunnels() {
 		w := p.want[t.NS][t.Name]
 		o := p.exists(t.NS, t.Name)
 		if o == nil {
-			p.emit(Action{Op: OpAddVXLAN, NS: t.NS, Link: t.Name, Alias: w.alias,
+			p.emit(AddVXLAN{NS: t.NS, Link: t.Name, Alias: w.alias,
 				VXLAN: &VXLAN{VNI: t.VNI, Local: t.Local, Dev: t.Dev, Port: topology.VXLANPort}})
 		}
 		var have []netip.Addr
@@ -134,7 +134,7 @@ func (p *planner) tunnels() {
 		if slices.Equal(have, want) {
 			continue
 		}
-		a := Action{Op: OpSetRemotes, NS: t.NS, Link: t.Name, Remotes: want}
+		a := SetRemotes{NS: t.NS, Link: t.Name, Remotes: want}
 		for _, r := range have {
 			if !slices.Contains(want, r) {
 				a.Removed = append(a.Removed, r)

@@ -67,7 +67,7 @@ func TestSplitLab(t *testing.T) {
 			l := m.link(t, tn.NS, tn.Name)
 			l.VXLAN.Remotes = nil
 			again, err := Make(Input{Lab: part, Snapshot: m.snap, Journal: m.j, Datapath: topology.DatapathNetdev})
-			if err != nil || len(again) != 1 || again[0].Op != OpSetRemotes {
+			if err != nil || len(again) != 1 || again[0].Op() != OpSetRemotes {
 				t.Fatalf("after a remote went: %v\n%s", err, again)
 			}
 			// Another VNI: the device is made again (the kernel cannot change it).

@@ -95,6 +95,17 @@ type Namespace struct {
 	Processes map[string]*Process
 }
 
+// OnlyLoopback says whether the namespace holds no link but lo: what a
+// namespace an interrupted run made and died before marking holds.
+func (n *Namespace) OnlyLoopback() bool {
+	for name := range n.Links {
+		if name != "lo" {
+			return false
+		}
+	}
+	return true
+}
+
 // Process is a supervised process netlab started, found by its pidfile and
 // checked against /proc/<pid>/exe and cmdline.
 type Process struct {

@@ -1,8 +1,9 @@
-package engine
+package apply
 
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/plan"
+	"github.com/netlab-dev/netlab/internal/state"
 )
 
 // fakeDriver records the actions applyPlan hands it, and how many ran at
@@ -41,12 +43,9 @@ func (f *fakeDriver) run(a plan.Action) error {
 
 // fakeSession is a session whose actions go to the fake driver: no root,
 // no kernel, no Open vSwitch.
-func fakeSession(t *testing.T, f *fakeDriver, after func(int)) *session {
+func fakeSession(t *testing.T, f *fakeDriver) *Session {
 	t.Helper()
-	s, err := New(WithRoot(t.TempDir()), WithAfterAction(after)).newSession("fake", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := New(Config{Lab: "fake", Store: state.NewStore(t.TempDir())}, &state.Journal{Lab: "fake"})
 	s.run = f.run
 	return s
 }
@@ -54,20 +53,22 @@ func fakeSession(t *testing.T, f *fakeDriver, after func(int)) *session {
 func addNS(names ...string) plan.Plan {
 	var p plan.Plan
 	for _, n := range names {
-		p = append(p, plan.Action{Op: plan.OpAddNamespace, NS: n})
+		p = append(p, plan.Action{Step: plan.AddNamespace{NS: n}})
 	}
 	return p
 }
 
-func linkUp(ns, link string) plan.Action { return plan.Action{Op: plan.OpDelLink, NS: ns, Link: link} }
+func linkUp(ns, link string) plan.Action {
+	return plan.Action{Step: plan.SetLink{NS: ns, Link: link, Up: true}}
+}
 
 // A stretch of one kind of action runs side by side across namespaces, the
 // actions of one namespace in their order, and the next kind only after.
 func TestApplyPlanOrder(t *testing.T) {
 	f := &fakeDriver{hold: 20 * time.Millisecond}
-	s := fakeSession(t, f, nil)
+	s := fakeSession(t, f)
 	p := append(addNS("a", "b", "c", "d"), linkUp("a", "x"), linkUp("a", "y"), linkUp("b", "x"))
-	n, err := s.applyPlan(p, applyOptions{quiet: true})
+	n, err := s.Run(p, Options{Quiet: true})
 	if err != nil || n != len(p) {
 		t.Fatalf("applyPlan = %d, %v; want %d, nil", n, err, len(p))
 	}
@@ -90,8 +91,8 @@ func TestApplyPlanOrder(t *testing.T) {
 func TestApplyPlanStopsAtFailure(t *testing.T) {
 	p := append(addNS("a", "b"), linkUp("a", "x"))
 	f := &fakeDriver{fail: map[string]bool{p[1].String(): true}}
-	s := fakeSession(t, f, nil)
-	n, err := s.applyPlan(p, applyOptions{quiet: true})
+	s := fakeSession(t, f)
+	n, err := s.Run(p, Options{Quiet: true})
 	if err == nil || !strings.Contains(err.Error(), p[1].String()) || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("applyPlan error = %v; want the failed action named", err)
 	}
@@ -108,10 +109,10 @@ func TestApplyPlanStopsAtFailure(t *testing.T) {
 func TestApplyPlanKeepGoing(t *testing.T) {
 	p := append(addNS("a", "b", "c"), linkUp("a", "x"))
 	f := &fakeDriver{fail: map[string]bool{p[0].String(): true, p[2].String(): true}}
-	s := fakeSession(t, f, nil)
+	s := fakeSession(t, f)
 	var mu sync.Mutex
 	var done []string
-	n, err := s.applyPlan(p, applyOptions{quiet: true, keepGoing: true, done: func(a plan.Action) {
+	n, err := s.Run(p, Options{Quiet: true, KeepGoing: true, Done: func(a plan.Action) {
 		mu.Lock()
 		defer mu.Unlock()
 		done = append(done, a.String())
@@ -137,13 +138,14 @@ func TestApplyPlanAfterAction(t *testing.T) {
 	var mu sync.Mutex
 	var seen []int
 	f := &fakeDriver{}
-	s := fakeSession(t, f, func(n int) {
+	s := fakeSession(t, f)
+	after := func(n int) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, n)
-	})
+	}
 	p := append(addNS("a", "b", "c"), linkUp("a", "x"), linkUp("c", "y"))
-	if _, err := s.applyPlan(p, applyOptions{quiet: true, after: s.e.afterAct}); err != nil {
+	if _, err := s.Run(p, Options{Quiet: true, After: after}); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(seen)
@@ -157,7 +159,7 @@ func TestApplyPlanAfterAction(t *testing.T) {
 // and its error is reported.
 func TestApplyPlanWaitsForPending(t *testing.T) {
 	f := &fakeDriver{}
-	s := fakeSession(t, f, nil)
+	s := fakeSession(t, f)
 	var order []string
 	var mu sync.Mutex
 	note := func(what string) {
@@ -167,15 +169,15 @@ func TestApplyPlanWaitsForPending(t *testing.T) {
 	}
 	s.run = func(a plan.Action) error {
 		note(a.String())
-		if a.Op == plan.OpDelBridge {
-			s.jmu.Lock()
-			s.pending = append(s.pending, func() error { note("wait"); return fmt.Errorf("bridge %s lingers", a.Bridge) })
-			s.jmu.Unlock()
+		if d, ok := a.Step.(plan.DelBridge); ok {
+			s.mu.Lock()
+			s.pending = append(s.pending, func() error { note("wait"); return fmt.Errorf("bridge %s lingers", d.Bridge) })
+			s.mu.Unlock()
 		}
 		return nil
 	}
-	p := plan.Plan{{Op: plan.OpDelBridge, Bridge: "br"}, {Op: plan.OpDelNamespace, NS: "a"}}
-	_, err := s.applyPlan(p, applyOptions{quiet: true, keepGoing: true})
+	p := plan.Plan{{Step: plan.DelBridge{Bridge: "br"}}, {Step: plan.DelNamespace{NS: "a"}}}
+	_, err := s.Run(p, Options{Quiet: true, KeepGoing: true})
 	if err == nil || !strings.Contains(err.Error(), "bridge br lingers") {
 		t.Errorf("applyPlan error = %v; want the wait's", err)
 	}
@@ -184,5 +186,44 @@ func TestApplyPlanWaitsForPending(t *testing.T) {
 	}
 	if len(s.pending) != 0 {
 		t.Errorf("%d waits left pending", len(s.pending))
+	}
+}
+
+// Every kind of action has a handler, and nothing else does: a kind added to
+// the plan without one fails here, not in the middle of an up.
+func TestEveryKindHasAHandler(t *testing.T) {
+	for _, op := range plan.Ops() {
+		if handlers[op].run == nil {
+			t.Errorf("kind %s has no handler", op)
+		}
+	}
+	for op := range handlers {
+		if !slices.Contains(plan.Ops(), op) {
+			t.Errorf("handler of %s, which is no kind of the plan", op)
+		}
+	}
+}
+
+// The journal's intents: what an up will create is recorded, before it
+// runs, for every kind that creates something down must find.
+func TestRecordIntents(t *testing.T) {
+	route := state.Route{To: netip.MustParsePrefix("198.51.100.0/24"), Via: netip.MustParseAddr("10.0.0.2")}
+	p := plan.Plan{
+		{Step: plan.AddNamespace{NS: "a"}},
+		{Step: plan.AddVeth{NS: "a", Link: "e0", PeerNS: "host", Peer: "pa"}},
+		{Step: plan.AddLinuxBridge{NS: "host", Link: "lx"}},
+		{Step: plan.AddBridge{Bridge: "br"}},
+		{Step: plan.SetNAT{NS: "host"}},
+		{Step: plan.SetLoss{NS: "a"}},
+		{Step: plan.SetQdisc{NS: "a", Link: "e0"}},
+		{Step: plan.ReplaceRoute{NS: "host", Route: &route}},
+		{Step: plan.ReplaceRoute{NS: "a", Route: &route}},
+	}
+	j := &state.Journal{Lab: "l"}
+	RecordIntents(p, j)
+	got := fmt.Sprint(j.Namespaces, j.HostLinks, j.Bridges, j.NAT, j.Loss, j.Qdiscs, j.HostRoutes)
+	want := fmt.Sprint([]string{"a"}, []string{"lx", "pa"}, []string{"br"}, []string{"host"}, []string{"a"}, []string{"a"}, []state.Route{route})
+	if got != want {
+		t.Errorf("journal %s, want %s", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package engine
+package apply
 
 import (
 	"fmt"
@@ -8,10 +8,10 @@ import (
 	"github.com/netlab-dev/netlab/topology"
 )
 
-// removeHalfCreated removes the namespace files a crash left unmounted (a
+// RemoveHalfCreated removes the namespace files a crash left unmounted (a
 // crash between creating /run/netns/NAME and binding the namespace on it):
 // they are journaled, and cannot be opened, so observe would fail on them.
-func removeHalfCreated(j *state.Journal) error {
+func RemoveHalfCreated(j *state.Journal) error {
 	for _, name := range j.Namespaces {
 		if !namespace.Exists(name) {
 			if err := namespace.Delete(name); err != nil {
@@ -22,7 +22,7 @@ func removeHalfCreated(j *state.Journal) error {
 	return nil
 }
 
-// repairCrashLeftovers finishes, on the machine and in the snapshot, what a
+// RepairCrashLeftovers finishes, on the machine and in the snapshot, what a
 // crash (or kill -9) interrupted between creating an object and marking it.
 // The journal recorded the intent before the creation, and up had checked
 // that no object of that name existed, so an unmarked object the journal
@@ -32,15 +32,15 @@ func removeHalfCreated(j *state.Journal) error {
 //     again).
 //
 // Anything carrying someone else's marker, or with content, stays a clash.
-func (s *session) repairCrashLeftovers(j *state.Journal, snap *state.Snapshot) error {
+func (s *Session) RepairCrashLeftovers(j *state.Journal, snap *state.Snapshot) error {
 	if s.ovs != nil {
-		if err := s.removeDeadBridgeDevices(j, snap); err != nil {
+		if err := s.RemoveDeadBridgeDevices(j, snap); err != nil {
 			return err
 		}
 	}
 	for _, name := range j.Namespaces {
 		o := snap.Namespaces[name]
-		if o == nil || o.Owner != "" || !onlyLoopback(o) {
+		if o == nil || o.Owner != "" || !o.OnlyLoopback() {
 			continue
 		}
 		h, err := s.ns(name)
@@ -73,13 +73,13 @@ func (s *session) repairCrashLeftovers(j *state.Journal, snap *state.Snapshot) e
 	return nil
 }
 
-// removeDeadBridgeDevices deletes, on the machine and in the snapshot, the
+// RemoveDeadBridgeDevices deletes, on the machine and in the snapshot, the
 // host devices of the lab's journaled OVS bridges that Open vSwitch no
 // longer has: an ovs-vswitchd that dies without cleaning up (killed while
 // it started, say) leaves each bridge's internal port behind as a TAP
 // device of the bridge's name, unmarked. Only with a running OVS whose
 // database lacks the bridge: a bridge it has keeps its device.
-func (s *session) removeDeadBridgeDevices(j *state.Journal, snap *state.Snapshot) error {
+func (s *Session) RemoveDeadBridgeDevices(j *state.Journal, snap *state.Snapshot) error {
 	host := snap.Namespaces[topology.Host]
 	if host == nil {
 		return nil

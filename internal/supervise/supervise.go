@@ -1,4 +1,10 @@
-package engine
+// Package supervise runs and ends the programs netlab starts for a lab and
+// the processes in its namespaces. A supervised process (a reflector, a
+// TUN<->UDP bridge) is a `netlab reflect` process, detached in its own
+// session, with a pidfile, a spec file, a stats file and a log in the lab's
+// directory; it is signalled by PID only, after /proc/<pid>/cmdline and exe
+// say it is the reflect process of that namespace and device.
+package supervise
 
 import (
 	"errors"
@@ -12,25 +18,39 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/reflector"
 	"github.com/netlab-dev/netlab/internal/state"
 )
 
-// Supervised processes (reflectors, TUN<->UDP bridges) are `netlab reflect`
-// processes, detached in their own session, with a pidfile, a spec file, a
-// stats file and a log under /run/netlab/labs/<lab>/proc/. netlab signals
-// them by PID only, after checking /proc/<pid>/cmdline says it is the
-// reflect process of that namespace and device.
+// Supervisor keeps one lab's supervised processes.
+type Supervisor struct {
+	store *state.Store
+	lab   string
+	log   io.Writer
+}
 
-func (e *Engine) procDir(lab string) string { return filepath.Join(e.store.Dir(lab), "proc") }
+// New returns the supervisor of the lab's processes, which logs what it
+// stops to log.
+func New(store *state.Store, lab string, log io.Writer) *Supervisor {
+	if log == nil {
+		log = io.Discard
+	}
+	return &Supervisor{store: store, lab: lab, log: log}
+}
+
+// GraceTime is how long a process gets between SIGTERM and SIGKILL.
+const GraceTime = 2 * time.Second
+
+func (s *Supervisor) dir() string { return filepath.Join(s.store.Dir(s.lab), "proc") }
 
 func procBase(dir, ns, dev string) string { return filepath.Join(dir, ns+"-"+dev) }
 
-// reflectBinary finds the netlab binary that runs reflectors: NETLAB_BIN,
+// Binary finds the netlab binary that runs reflectors: NETLAB_BIN,
 // this program if it is netlab, or netlab on PATH (a test binary using the
 // fixture is not netlab).
-func reflectBinary() (string, error) {
+func Binary() (string, error) {
 	if b := os.Getenv("NETLAB_BIN"); b != "" {
 		return b, nil
 	}
@@ -61,14 +81,14 @@ func ourProcess(pid int, ns, dev string) bool {
 	return err == nil && strings.HasPrefix(filepath.Base(exe), "netlab")
 }
 
-// observeProcesses reads the lab's pidfiles: live processes of ours go into
-// their namespace's Processes; stale pidfiles are ignored.
-func (e *Engine) observeProcesses(lab string, snap *state.Snapshot) {
-	dir := e.procDir(lab)
+// Observe reads the lab's pidfiles: live processes of ours go into their
+// namespace's Processes; stale pidfiles are ignored.
+func (s *Supervisor) Observe(snap *state.Snapshot) {
+	dir := s.dir()
 	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
 	for _, f := range files {
 		ns, dev, pid, ok := readPidfile(f)
-		if !ok || len(alive([]int{pid})) == 0 || !ourProcess(pid, ns, dev) {
+		if !ok || len(proc.Alive([]int{pid})) == 0 || !ourProcess(pid, ns, dev) {
 			continue
 		}
 		o := snap.Namespaces[ns]
@@ -102,15 +122,15 @@ func readPidfile(path string) (ns, dev string, pid int, ok bool) {
 	return f[1], f[2], pid, true
 }
 
-// startProcess starts `netlab reflect` on ns/dev with spec and waits until it
-// runs (its first stats file) or died (then its log says why).
-func (e *Engine) startProcess(lab, ns, dev, spec string) error {
-	bin, err := reflectBinary()
+// Start starts `netlab reflect` on ns/dev with spec and waits until it runs
+// (its first stats file) or died (then its log says why).
+func (s *Supervisor) Start(ns, dev, spec string) error {
+	bin, err := Binary()
 	if err != nil {
 		return err
 	}
-	dir := e.procDir(lab)
-	if err := e.store.PrivateDir(dir); err != nil {
+	dir := s.dir()
+	if err := s.store.PrivateDir(dir); err != nil {
 		return err
 	}
 	base := procBase(dir, ns, dev)
@@ -161,14 +181,14 @@ func tail(path string) string {
 	return s
 }
 
-// stopProcess ends the reflect process of ns/dev by PID (SIGTERM, SIGKILL
-// after a grace period) and removes its files. nil if it is not running.
-func (e *Engine) stopProcess(lab, ns, dev string, log io.Writer) error {
-	base := procBase(e.procDir(lab), ns, dev)
+// Stop ends the reflect process of ns/dev by PID (SIGTERM, SIGKILL after
+// the grace time) and removes its files. nil if it is not running.
+func (s *Supervisor) Stop(ns, dev string) error {
+	base := procBase(s.dir(), ns, dev)
 	_, _, pid, ok := readPidfile(base + ".pid")
-	if ok && len(alive([]int{pid})) > 0 && ourProcess(pid, ns, dev) {
-		fmt.Fprintf(log, "stopping netlab reflect %d on %s/%s\n", pid, ns, dev)
-		if left := proc.Stop([]int{pid}, graceTime); len(left) > 0 {
+	if ok && len(proc.Alive([]int{pid})) > 0 && ourProcess(pid, ns, dev) {
+		fmt.Fprintf(s.log, "stopping netlab reflect %d on %s/%s\n", pid, ns, dev)
+		if left := proc.Stop([]int{pid}, GraceTime); len(left) > 0 {
 			return fmt.Errorf("netlab reflect %d on %s/%s did not stop", pid, ns, dev)
 		}
 	}
@@ -178,10 +198,10 @@ func (e *Engine) stopProcess(lab, ns, dev string, log io.Writer) error {
 	return nil
 }
 
-// stopAllProcesses stops every supervised process of the lab (down): those
-// of its pidfiles, and any stray one (see strayProcesses).
-func (e *Engine) stopAllProcesses(lab string, log io.Writer) ([]string, error) {
-	files, _ := filepath.Glob(filepath.Join(e.procDir(lab), "*.pid"))
+// StopAll stops every supervised process of the lab: those of its
+// pidfiles, and any stray one (see Strays).
+func (s *Supervisor) StopAll() ([]string, error) {
+	files, _ := filepath.Glob(filepath.Join(s.dir(), "*.pid"))
 	var stopped []string
 	var errs []error
 	for _, f := range files {
@@ -190,13 +210,13 @@ func (e *Engine) stopAllProcesses(lab string, log io.Writer) ([]string, error) {
 			os.Remove(f)
 			continue
 		}
-		if err := e.stopProcess(lab, ns, dev, log); err != nil {
+		if err := s.Stop(ns, dev); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		stopped = append(stopped, ns+"/"+dev)
 	}
-	strays, err := e.stopStrayProcesses(lab, log)
+	strays, err := s.StopStrays()
 	return append(stopped, strays...), errors.Join(append(errs, err)...)
 }
 
@@ -206,12 +226,12 @@ type labProcess struct {
 	ns, dev string
 }
 
-// strayProcesses finds the lab's reflect processes that no pidfile names:
-// a kill between starting one and writing its pidfile leaves it running
-// unknown. They are the lab's by their command line: the --stats-file each
-// is given lies in the lab's own directory.
-func (e *Engine) strayProcesses(lab string) []labProcess {
-	dir := e.procDir(lab) + string(filepath.Separator)
+// strays finds the lab's reflect processes that no pidfile names: a kill
+// between starting one and writing its pidfile leaves it running unknown.
+// They are the lab's by their command line: the --stats-file each is given
+// lies in the lab's own directory.
+func (s *Supervisor) strays() []labProcess {
+	dir := s.dir() + string(filepath.Separator)
 	ents, _ := os.ReadDir("/proc")
 	var out []labProcess
 	for _, ent := range ents {
@@ -242,7 +262,7 @@ func (e *Engine) strayProcesses(lab string) []labProcess {
 		if !strings.HasPrefix(stats, dir) || p.ns == "" || p.dev == "" || !ourProcess(pid, p.ns, p.dev) {
 			continue
 		}
-		if _, _, known, ok := readPidfile(procBase(e.procDir(lab), p.ns, p.dev) + ".pid"); ok && known == pid {
+		if _, _, known, ok := readPidfile(procBase(s.dir(), p.ns, p.dev) + ".pid"); ok && known == pid {
 			continue
 		}
 		p.pid = pid
@@ -251,15 +271,18 @@ func (e *Engine) strayProcesses(lab string) []labProcess {
 	return out
 }
 
-// stopStrayProcesses ends the lab's stray reflect processes (SIGTERM,
-// SIGKILL after the grace period): up then starts the one the file wants,
-// and down leaves none.
-func (e *Engine) stopStrayProcesses(lab string, log io.Writer) ([]string, error) {
+// Strays counts the reflect processes of the lab that no pidfile names.
+func (s *Supervisor) Strays() int { return len(s.strays()) }
+
+// StopStrays ends the lab's stray reflect processes (SIGTERM, SIGKILL after
+// the grace time): up then starts the one the file wants, and down leaves
+// none.
+func (s *Supervisor) StopStrays() ([]string, error) {
 	var stopped []string
 	var errs []error
-	for _, p := range e.strayProcesses(lab) {
-		fmt.Fprintf(log, "stopping netlab reflect %d on %s/%s (no pidfile: left by an interrupted run)\n", p.pid, p.ns, p.dev)
-		if left := proc.Stop([]int{p.pid}, graceTime); len(left) > 0 {
+	for _, p := range s.strays() {
+		fmt.Fprintf(s.log, "stopping netlab reflect %d on %s/%s (no pidfile: left by an interrupted run)\n", p.pid, p.ns, p.dev)
+		if left := proc.Stop([]int{p.pid}, GraceTime); len(left) > 0 {
 			errs = append(errs, fmt.Errorf("netlab reflect %d on %s/%s did not stop", p.pid, p.ns, p.dev))
 			continue
 		}
@@ -268,7 +291,33 @@ func (e *Engine) stopStrayProcesses(lab string, log io.Writer) ([]string, error)
 	return stopped, errors.Join(errs...)
 }
 
-// processStats reads a running process's counters.
-func (e *Engine) processStats(lab, ns, dev string) (reflector.StatsFile, error) {
-	return reflector.ReadStats(procBase(e.procDir(lab), ns, dev) + ".stats.json")
+// Stats reads a running process's counters.
+func (s *Supervisor) Stats(ns, dev string) (reflector.StatsFile, error) {
+	return reflector.ReadStats(procBase(s.dir(), ns, dev) + ".stats.json")
+}
+
+// StopInNamespaces ends every process inside the namespaces (one walk of
+// /proc for all): a process keeps a namespace and its links alive after
+// the namespace's name is deleted. SIGTERM, SIGKILL after the grace time;
+// never this process. It says which it stops.
+func (s *Supervisor) StopInNamespaces(names []string) error {
+	pids, err := namespace.PidsIn(names)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ns := range names {
+		var targets []int
+		for _, pid := range pids[ns] {
+			if pid == os.Getpid() {
+				continue
+			}
+			targets = append(targets, pid)
+			fmt.Fprintf(s.log, "stopping process %d (%s) in namespace %s\n", pid, proc.Name(pid), ns)
+		}
+		if left := proc.Stop(targets, GraceTime); len(left) > 0 {
+			errs = append(errs, fmt.Errorf("namespace %s: processes %v did not stop", ns, left))
+		}
+	}
+	return errors.Join(errs...)
 }

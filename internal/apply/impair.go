@@ -1,0 +1,32 @@
+package apply
+
+import (
+	"github.com/netlab-dev/netlab/internal/impair"
+	"github.com/netlab-dev/netlab/internal/plan"
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// The qdiscs of impairments: netlab's root qdiscs on an interface.
+var impairHandlers = map[plan.Op]handler{
+	plan.OpSetQdisc: on(func(s *Session, a plan.SetQdisc) error {
+		im := *a.Impair
+		var tbf *impair.TBF
+		var netem *impair.Netem
+		if im.Rate != 0 {
+			t := plan.TBFOf(im)
+			tbf = &impair.TBF{RateBytes: t.RateBytes, Burst: t.Burst, Limit: t.Limit}
+		}
+		if len(im.NetemFields()) > 0 || (im.Limit > 0 && im.Rate == 0) {
+			netem = &impair.Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}
+			if im.Rate == 0 {
+				netem.Limit = uint32(im.Limit)
+			}
+		}
+		return impair.Set(a.NS, a.Link, tbf, netem)
+	}).journaling(func(j *state.Journal, a plan.Action) {
+		j.AddQdiscNS(a.Step.(plan.SetQdisc).NS)
+	}),
+	plan.OpDelQdisc: on(func(s *Session, a plan.DelQdisc) error {
+		return impair.Delete(a.NS, a.Link, a.Handle)
+	}),
+}
