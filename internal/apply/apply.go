@@ -21,6 +21,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/store"
 	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/ovs"
 )
@@ -30,7 +31,7 @@ type Session struct {
 	lab     string
 	handles *kernel.Handles
 	ovs     *ovs.Client
-	store   *state.Store
+	store   *store.Store
 	procs   *supervise.Supervisor
 	log     io.Writer
 
@@ -61,7 +62,7 @@ type Config struct {
 	Lab     string
 	Handles *kernel.Handles
 	OVS     *ovs.Client // nil when the lab needs none and none runs
-	Store   *state.Store
+	Store   *store.Store
 	Procs   *supervise.Supervisor
 	Log     io.Writer // where processes that are stopped are named
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/store"
 )
 
 // fakeDriver records the actions applyPlan hands it, and how many ran at
@@ -45,7 +46,7 @@ func (f *fakeDriver) run(a plan.Action) error {
 // no kernel, no Open vSwitch.
 func fakeSession(t *testing.T, f *fakeDriver) *Session {
 	t.Helper()
-	s := New(Config{Lab: "fake", Store: state.NewStore(t.TempDir())}, &state.Journal{Lab: "fake"})
+	s := New(Config{Lab: "fake", Store: store.New(t.TempDir())}, &state.Journal{Lab: "fake"})
 	s.run = f.run
 	return s
 }

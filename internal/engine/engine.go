@@ -21,6 +21,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/store"
 	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
@@ -66,7 +67,7 @@ type Engine struct {
 	progress func(Event)
 	logMu    sync.Mutex
 	force    bool
-	store    *state.Store
+	store    *store.Store
 	ovsOpts  []ovs.Option
 	log      io.Writer
 	afterAct func(done int)
@@ -85,12 +86,12 @@ func New(opts ...Option) *Engine {
 	if o.root != "" {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
-	return &Engine{store: state.NewStore(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress, afterAct: o.afterAct,
+	return &Engine{store: store.New(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress, afterAct: o.afterAct,
 		probe: sync.OnceValues(impair.Probe)}
 }
 
 // Store exposes the journal store (status and the CLI list labs from it).
-func (e *Engine) Store() *state.Store { return e.store }
+func (e *Engine) Store() *store.Store { return e.store }
 
 func (e *Engine) logf(format string, args ...any) {
 	e.logMu.Lock()

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/proc"
-	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/store"
 )
 
 // Registry is the directory of one user's named sandboxes, each held by a
@@ -34,7 +34,7 @@ type Registry struct {
 func DefaultRegistry(root string) (*Registry, error) {
 	if os.Geteuid() == 0 {
 		if root == "" {
-			root = state.DefaultRoot
+			root = store.DefaultRoot
 		}
 		return &Registry{Dir: filepath.Join(root, "sandboxes")}, nil
 	}
@@ -103,9 +103,9 @@ func (s *Sandbox) Root() string { return filepath.Join("/proc", strconv.Itoa(s.P
 // (netlab's state root inside, "" for /run/netlab).
 func (s *Sandbox) Labs(root string) ([]string, error) {
 	if root == "" {
-		root = state.DefaultRoot
+		root = store.DefaultRoot
 	}
-	labs, err := state.NewStore(filepath.Join(s.Root(), root)).Labs()
+	labs, err := store.New(filepath.Join(s.Root(), root)).Labs()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}

@@ -1,15 +1,5 @@
 package state
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"syscall"
-)
-
 // SysctlLedger is the machine's record of the host sysctls labs hold. Host
 // settings are shared: three shipped labs set net.ipv4.ip_forward, and the
 // first lab's down must not take it from the others. Each key has the
@@ -79,9 +69,9 @@ func (l *SysctlLedger) Release(key, lab, fallback string) (restore string, last 
 	return h.Original, true
 }
 
-// forgetGone drops the holds of labs that have no journal any more (a lab
+// ForgetGone drops the holds of labs that have no journal any more (a lab
 // whose state directory was removed by hand): they hold nothing.
-func (l *SysctlLedger) forgetGone(exists func(lab string) bool) {
+func (l *SysctlLedger) ForgetGone(exists func(lab string) bool) {
 	for key, h := range l.Keys {
 		for lab := range h.Holders {
 			if !exists(lab) {
@@ -92,60 +82,4 @@ func (l *SysctlLedger) forgetGone(exists func(lab string) bool) {
 			delete(l.Keys, key)
 		}
 	}
-}
-
-func (s *Store) ledgerPath() string { return filepath.Join(s.Root, "host-sysctls.json") }
-
-// ReadSysctls reads the ledger without locking it: what the labs held when
-// it was last written, for planning. Changes go through Sysctls.
-func (s *Store) ReadSysctls() (*SysctlLedger, error) {
-	l := &SysctlLedger{Keys: map[string]*HeldSysctl{}}
-	b, err := os.ReadFile(s.ledgerPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return l, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read host sysctl ledger: %w", err)
-	}
-	if err := json.Unmarshal(b, l); err != nil {
-		return nil, fmt.Errorf("read host sysctl ledger %s: %w", s.ledgerPath(), err)
-	}
-	if l.Keys == nil {
-		l.Keys = map[string]*HeldSysctl{}
-	}
-	l.forgetGone(s.Exists)
-	return l, nil
-}
-
-// Sysctls runs change on the ledger under its lock and saves what change
-// left (nothing is saved when change fails). The kernel write belongs
-// inside change, so that the decision to restore a value and the write are
-// one step no other lab's up or down can come between.
-func (s *Store) Sysctls(change func(l *SysctlLedger) error) error {
-	f, err := s.openLock(filepath.Join(s.Root, "locks", "host-sysctls.lock"))
-	if err != nil {
-		return fmt.Errorf("lock host sysctl ledger: %w", err)
-	}
-	defer f.Close()
-	if err := flock(f, syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("lock host sysctl ledger: %w", err)
-	}
-	l, err := s.ReadSysctls()
-	if err != nil {
-		return err
-	}
-	if err := change(l); err != nil {
-		return err
-	}
-	if len(l.Keys) == 0 {
-		if err := os.Remove(s.ledgerPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove host sysctl ledger: %w", err)
-		}
-		return nil
-	}
-	b, err := json.MarshalIndent(l, "", "  ")
-	if err != nil {
-		return fmt.Errorf("save host sysctl ledger: %w", err)
-	}
-	return s.writeFile(s.ledgerPath(), append(b, '\n'))
 }

@@ -22,18 +22,19 @@ import (
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/reflector"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/store"
 )
 
 // Supervisor keeps one lab's supervised processes.
 type Supervisor struct {
-	store *state.Store
+	store *store.Store
 	lab   string
 	log   io.Writer
 }
 
 // New returns the supervisor of the lab's processes, which logs what it
 // stops to log.
-func New(store *state.Store, lab string, log io.Writer) *Supervisor {
+func New(store *store.Store, lab string, log io.Writer) *Supervisor {
 	if log == nil {
 		log = io.Discard
 	}
