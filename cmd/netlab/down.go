@@ -66,7 +66,7 @@ func (a *app) down(args []string) int {
 	for _, lab := range labs {
 		if *machine != "" {
 			if j, err := eng.Store().Load(lab); err == nil && eng.Store().Exists(lab) && j.Machine != *machine {
-				fmt.Fprintf(a.stderr, "netlab: down %s: this machine has %s, not machine %s's part\n", lab, partName(j.Machine), *machine)
+				fmt.Fprintf(a.stderr, "netlab: down %s: this machine has %s, not machine %s's part\n", lab, engine.PartText(j.Machine), *machine)
 				code = exitRuntime
 				continue
 			}
@@ -202,11 +202,4 @@ func validLabName(s string) bool {
 		}
 	}
 	return true
-}
-
-func partName(machine string) string {
-	if machine == "" {
-		return "a lab of one machine"
-	}
-	return "machine " + machine + "'s part"
 }

@@ -301,14 +301,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-
-func ownerText(owner string) string {
-	if owner == "" {
-		return "no netlab marker"
-	}
-	return "belongs to lab " + owner
-}
-
 // Labs lists the labs that have anything on the machine: a journal, a marked
 // namespace, a marked host link or a marked OVS bridge.
 func (e *Engine) Labs() ([]string, error) {

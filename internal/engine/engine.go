@@ -230,7 +230,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		return nil, err
 	}
 	if e.store.Exists(lab.Name) && j.Machine != lab.Machine {
-		return nil, fmt.Errorf("lab %s here is %s: take it down first (netlab down %s)", lab.Name, partText(j.Machine), lab.Name)
+		return nil, fmt.Errorf("lab %s here is %s: take it down first (netlab down %s)", lab.Name, PartText(j.Machine), lab.Name)
 	}
 	if err := e.sameLab(lab, j); err != nil {
 		return nil, err
@@ -354,8 +354,8 @@ func prefixText(p string) string {
 	return "--prefix " + p
 }
 
-// partText names what of a lab a machine has.
-func partText(machine string) string {
+// PartText names what of a lab a machine has.
+func PartText(machine string) string {
 	if machine == "" {
 		return "a lab of one machine"
 	}

@@ -93,7 +93,6 @@ func observeDownLoss(lab string, j *state.Journal, host *state.Namespace) error 
 	return nil
 }
 
-
 // labHasLink says whether the lab has the interface ns/link that an
 // impairment may act on: either end of a veth, a TAP, a TUN.
 func labHasLink(lab *topology.Lab, ns, link string) bool {

@@ -70,7 +70,7 @@ func Down(in DownInput) (Plan, []string) {
 			emit(DelPorts{Bridge: name, Ports: ports})
 		}
 		if slices.Contains(j.Bridges, name) {
-			left = append(left, fmt.Sprintf("ovs bridge %s (%s)", name, whose(b.Owner)))
+			left = append(left, fmt.Sprintf("ovs bridge %s: %s", name, ownerText(b.Owner)))
 		}
 	}
 	for _, name := range state.SortedNames(snap.Bridges) {
@@ -94,7 +94,7 @@ func Down(in DownInput) (Plan, []string) {
 		case o.Owner == lab, journaled && o.Owner == "" && o.OnlyLoopback():
 			doomed = append(doomed, name)
 		case journaled:
-			left = append(left, fmt.Sprintf("namespace %s (%s)", name, whose(o.Owner)))
+			left = append(left, fmt.Sprintf("namespace %s: %s", name, ownerText(o.Owner)))
 		}
 	}
 	if len(doomed) > 0 {
@@ -131,7 +131,7 @@ func Down(in DownInput) (Plan, []string) {
 				unmarked && slices.Contains(j.Bridges, name) && l.Kind == state.KindTuntap:
 				links = append(links, name)
 			case slices.Contains(j.HostLinks, name) && l.Owner() != "":
-				left = append(left, fmt.Sprintf("interface %s (%s)", name, whose(l.Owner())))
+				left = append(left, fmt.Sprintf("interface %s: %s", name, ownerText(l.Owner())))
 			}
 		}
 		switch len(links) {
@@ -174,12 +174,4 @@ func ownHostLink(lab string, snap *state.Snapshot, dev string) bool {
 	}
 	host := snap.Namespaces[topology.Host]
 	return dev != "" && host != nil && host.Links[dev] != nil && host.Links[dev].Owner() == lab
-}
-
-
-func whose(owner string) string {
-	if owner == "" {
-		return "no netlab marker"
-	}
-	return "belongs to lab " + owner
 }

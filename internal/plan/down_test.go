@@ -89,7 +89,7 @@ func TestDownLeavesOthersAlone(t *testing.T) {
 	if !strings.Contains(s, "--if-exists del-port obr px") || !strings.Contains(s, "ip netns del red") {
 		t.Errorf("down misses the lab's own:\n%s", s)
 	}
-	want := []string{"namespace blue (belongs to lab other)", "interface veth2 (belongs to lab other)"}
+	want := []string{"namespace blue: belongs to lab other", "interface veth2: belongs to lab other"}
 	if !slices.Equal(left, want) {
 		t.Errorf("left alone %q, want %q", left, want)
 	}

@@ -171,6 +171,8 @@ func Make(in Input) (Plan, error) {
 	return p.out, nil
 }
 
+// ownerText says whose an object that is not this lab's is, in clashes and
+// in what down leaves alone.
 func ownerText(owner string) string {
 	if owner == "" {
 		return "is not netlab's (no marker)"
