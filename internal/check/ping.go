@@ -243,20 +243,19 @@ func ping(ctx context.Context, ns netns.NsHandle, addr netip.Addr, o Options) (o
 
 	id := uint16(echoID.Add(1))
 	nonce := binary.BigEndian.AppendUint64([]byte("netlab"), rand.Uint64())
-	deadline, _ := ctx.Deadline()
+	pc := newPacer(ctx, o)
 	sentAt := make([]time.Time, o.Count)
 	replied := make([]bool, o.Count)
 	var (
-		sent, replies, answered int
-		rtt                     time.Duration
-		lastErr                 string
-		nextAt                  time.Time
-		buf                     = make([]byte, 2048)
+		replies, answered int
+		rtt               time.Duration
+		lastErr           string
+		buf               = make([]byte, 2048)
 	)
 	for answered < o.Count {
 		now := time.Now()
-		if sent < o.Count && !now.Before(nextAt) {
-			msg := echo{id: id, seq: uint16(sent), payload: nonce}.marshal(v6)
+		if pc.due(now) {
+			msg := echo{id: id, seq: uint16(pc.sent), payload: nonce}.marshal(v6)
 			if _, err := c.WriteTo(msg, to); err != nil {
 				if replies > 0 {
 					break
@@ -264,18 +263,13 @@ func ping(ctx context.Context, ns netns.NsHandle, addr netip.Addr, o Options) (o
 				// e.g. ENETUNREACH at once when there is no route.
 				return outcome{detail: describe(err, o.Timeout)}, nil
 			}
-			sentAt[sent] = now
-			sent++
-			nextAt = now.Add(o.interval())
+			sentAt[pc.sent] = now
+			pc.sentAt(now)
 		}
-		if !now.Before(deadline) {
+		if pc.over(now) {
 			break
 		}
-		wake := deadline
-		if sent < o.Count && nextAt.Before(wake) {
-			wake = nextAt
-		}
-		c.SetReadDeadline(wake)
+		c.SetReadDeadline(pc.wake())
 		// Checked after SetReadDeadline: if ctx ends from here on, its
 		// AfterFunc runs later and its past deadline wins.
 		if ctx.Err() != nil {
@@ -293,7 +287,7 @@ func ping(ctx context.Context, ns netns.NsHandle, addr netip.Addr, o Options) (o
 		r, isReply, ierr, isErr := parseReply(buf[:n], v6, addr)
 		switch {
 		case isReply:
-			if src.Unmap() != addr.WithZone("") || int(r.seq) >= sent || replied[r.seq] ||
+			if src.Unmap() != addr.WithZone("") || int(r.seq) >= pc.sent || replied[r.seq] ||
 				(mode == rawICMP && r.id != id) || !strings.HasPrefix(string(r.payload), string(nonce)) {
 				continue
 			}
@@ -302,7 +296,7 @@ func ping(ctx context.Context, ns netns.NsHandle, addr netip.Addr, o Options) (o
 			answered++
 			rtt += at.Sub(sentAt[r.seq])
 		case isErr && mode == rawICMP:
-			if ierr.id != id || int(ierr.seq) >= sent {
+			if ierr.id != id || int(ierr.seq) >= pc.sent {
 				continue
 			}
 			lastErr = ierr.text + " from " + src.Unmap().String()
@@ -317,11 +311,11 @@ func ping(ctx context.Context, ns netns.NsHandle, addr netip.Addr, o Options) (o
 	}
 	switch {
 	case replies > 0:
-		return outcome{got: true, detail: fmt.Sprintf("%d/%d replies, %s", replies, sent, ms(rtt/time.Duration(replies)))}, nil
+		return outcome{got: true, detail: fmt.Sprintf("%d/%d replies, %s", replies, pc.sent, ms(rtt/time.Duration(replies)))}, nil
 	case lastErr != "":
-		return outcome{detail: fmt.Sprintf("0/%d replies, %s", sent, lastErr)}, nil
+		return outcome{detail: fmt.Sprintf("0/%d replies, %s", pc.sent, lastErr)}, nil
 	}
-	return outcome{detail: fmt.Sprintf("0/%d replies, timeout after %s", sent, o.Timeout)}, nil
+	return outcome{detail: fmt.Sprintf("0/%d replies, timeout after %s", pc.sent, o.Timeout)}, nil
 }
 
 func ipOf(a net.Addr) net.IP {

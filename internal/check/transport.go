@@ -68,30 +68,24 @@ func probeUDP(ctx context.Context, ns netns.NsHandle, ap netip.AddrPort, o Optio
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	deadline, _ := ctx.Deadline()
 	buf := make([]byte, 2048)
-	sent := 0
-	var first, nextAt time.Time
+	pc := newPacer(ctx, o)
+	var first time.Time
 	for {
 		now := time.Now()
-		if sent < o.Count && !now.Before(nextAt) {
+		if pc.due(now) {
 			if _, err := c.Write(udpPayload); err != nil {
 				return udpOutcome(err, o)
 			}
-			if sent == 0 {
+			if pc.sent == 0 {
 				first = now
 			}
-			sent++
-			nextAt = now.Add(o.interval())
+			pc.sentAt(now)
 		}
-		if !now.Before(deadline) {
+		if pc.over(now) {
 			break
 		}
-		wake := deadline
-		if sent < o.Count && nextAt.Before(wake) {
-			wake = nextAt
-		}
-		c.SetReadDeadline(wake)
+		c.SetReadDeadline(pc.wake())
 		if ctx.Err() != nil { // after SetReadDeadline: see ping
 			break
 		}
@@ -125,4 +119,40 @@ func isTimeout(err error) bool {
 // ms formats a round-trip time like ping does.
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+// pacer paces a probe: up to Count sends, one every interval, and reads in
+// between until the deadline. Ping and the UDP probe share it.
+type pacer struct {
+	count    int
+	interval time.Duration
+	deadline time.Time
+	sent     int
+	nextAt   time.Time
+}
+
+func newPacer(ctx context.Context, o Options) *pacer {
+	deadline, _ := ctx.Deadline()
+	return &pacer{count: o.Count, interval: o.interval(), deadline: deadline}
+}
+
+// due says whether the next probe is to be sent now.
+func (p *pacer) due(now time.Time) bool { return p.sent < p.count && !now.Before(p.nextAt) }
+
+// sentAt records a probe sent at now.
+func (p *pacer) sentAt(now time.Time) {
+	p.sent++
+	p.nextAt = now.Add(p.interval)
+}
+
+// over says whether the time for answers is up.
+func (p *pacer) over(now time.Time) bool { return !now.Before(p.deadline) }
+
+// wake is when a read must return: at the deadline, or when the next
+// probe is due.
+func (p *pacer) wake() time.Time {
+	if p.sent < p.count && p.nextAt.Before(p.deadline) {
+		return p.nextAt
+	}
+	return p.deadline
 }
