@@ -1,4 +1,4 @@
-// Command run is netlab's benchmark (issue 8, `make bench`). In one run, on
+// Command run is netlab's benchmark (`make bench`). In one run, on
 // this machine, it times `netlab up` and `netlab down` of the star labs that
 // bench/star writes (one bridge, N namespaces on veths; N = 10, 50, 100, 250;
 // Open vSwitch userspace and Linux bridge) against two shell baselines doing

@@ -14,7 +14,7 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// Sandboxes (issue 14): what a lab costs in a sandbox of root's and in a
+// Sandboxes: what a lab costs in a sandbox of root's and in a
 // rootless one (uid 65534), against the same lab on the machine, in one run.
 
 // userTun gives the rootless runs a 0666 /dev/net/tun of their own, as a
@@ -282,7 +282,7 @@ func (c *config) iperfClient(cli []string) (float64, error) {
 }
 
 // ---------------------------------------------------------------------------
-// Labs over two machines (issue 16), with root's sandboxes as the machines,
+// Labs over two machines, with root's sandboxes as the machines,
 // joined by a veth underlay: against the same lab on one machine (a sandbox
 // too, so the only difference is the tunnel).
 

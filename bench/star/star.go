@@ -1,4 +1,4 @@
-// Command star writes the star labs of netlab's benchmark (issue 8): one
+// Command star writes the star labs of netlab's benchmark: one
 // bridge, Open vSwitch (userspace) or Linux, with N namespaces attached by a
 // veth each, addresses 10.x.y.z/16 and nothing in the host namespace. With
 // -bridge veth it writes the two-namespace direct veth pair the data-path
