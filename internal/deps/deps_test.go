@@ -36,6 +36,7 @@ var machine = map[string]string{
 	mod + "internal/impair":                  driverOnly,
 	mod + "internal/apply":                   driverOnly,
 	mod + "internal/supervise":               driverOnly,
+	mod + "internal/observe":                 driverOnly,
 	mod + "internal/store":                   "the journal's file store writes /run/netlab; the planner is given the journal",
 	mod + "ovs":                              driverOnly,
 }
@@ -79,6 +80,7 @@ var rules = []rule{
 		mod + "internal/impair":                  viaEngine,
 		mod + "internal/store":                   viaEngine,
 		mod + "internal/supervise":               viaEngine,
+		mod + "internal/observe":                 viaEngine,
 	}},
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/check"
+	"github.com/netlab-dev/netlab/internal/observe"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -84,7 +85,7 @@ func Part(lab *topology.Lab, machine string) (part *topology.Lab, how string, er
 	}
 	how = "as given (--machine)"
 	if machine == "" {
-		addrs, err := HostAddrs()
+		addrs, err := observe.HostAddrs()
 		if err != nil {
 			return nil, "", err
 		}

@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/nat"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
@@ -105,7 +103,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		removed("netlab reflect on " + p + " (no pidfile: left by an interrupted run)")
 	}
 
-	snap, err := s.observeDown(lab, j)
+	snap, err := s.reader().Down(lab, j)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +168,7 @@ func (e *Engine) DownPlan(lab string) (plan.Plan, []string, []string, error) {
 		return nil, nil, nil, err
 	}
 	defer s.close()
-	snap, err := s.observeDown(lab, j)
+	snap, err := s.reader().Down(lab, j)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -182,93 +180,6 @@ func (e *Engine) DownPlan(lab string) (plan.Plan, []string, []string, error) {
 		notes = append(notes, "then netlab's private Open vSwitch stops if no other lab uses it")
 	}
 	return p, left, notes, nil
-}
-
-// observeDown observes what down needs, and no more: whose each namespace
-// is (its marker) and its links' names, the host's links with their
-// markers and the host sysctls the journal saved, the lab's NAT table in
-// the host, the OVS bridges of the lab or with its ports, and its
-// supervised processes.
-func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, error) {
-	snap := &state.Snapshot{Lab: lab, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{}}
-	// Open vSwitch answers while the kernel is read: two waits become one.
-	// (The channel has room for the answer, so on an error return below
-	// the goroutine still ends.)
-	type ovsObserved struct {
-		bridges map[string]*state.Bridge
-		err     error
-	}
-	ovsc := make(chan ovsObserved, 1)
-	if s.ovs != nil {
-		go func() {
-			b, err := s.ovs.Observe()
-			ovsc <- ovsObserved{b, err}
-		}()
-	} else {
-		ovsc <- ovsObserved{}
-	}
-	names, err := namespace.List()
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range names {
-		owner, links, err := s.marker(name)
-		switch {
-		case err != nil && contains(j.Namespaces, name):
-			return nil, err
-		case err != nil || links == nil:
-			// Another lab's namespace may be half made while we look; only
-			// one the journal names must be readable. Or it vanished.
-			s.forget(name)
-			continue
-		}
-		s.forget(name)
-		if owner != lab && !contains(j.Namespaces, name) {
-			continue
-		}
-		o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
-		for _, l := range links {
-			o.Links[l] = &state.Link{Name: l}
-		}
-		snap.Namespaces[name] = o
-	}
-	host, err := s.observeNS(topology.Host, state.SortedNames(j.HostSysctls))
-	if err != nil {
-		return nil, err
-	}
-	if err := s.observeHostShares(lab, nil, host, snap); err != nil {
-		return nil, err
-	}
-	for name, l := range host.Links {
-		if l.Owner() != lab && !contains(j.HostLinks, name) && !contains(j.Bridges, name) && j.External[name].Bridge == "" {
-			delete(host.Links, name)
-		}
-	}
-	if _, exists, err := nat.Observe(topology.Host, lab); err != nil {
-		return nil, err
-	} else if exists {
-		host.NAT = &state.NATTable{}
-	}
-	if err := observeDownLoss(lab, j, host); err != nil {
-		return nil, err
-	}
-	snap.Namespaces[topology.Host] = host
-	o := <-ovsc
-	if o.err != nil {
-		return nil, o.err
-	}
-	for name, b := range o.bridges {
-		if b.Owner == lab || contains(j.Bridges, name) || hasOwnedPort(b, lab) {
-			snap.Bridges[name] = b
-		}
-	}
-	for name, l := range host.Links {
-		if l.Kind == state.KindBridge && snap.Bridges[name] == nil {
-			snap.Bridges[name] = &state.Bridge{Name: name, Type: topology.BridgeLinux, Owner: l.Owner()}
-		}
-	}
-	s.procs.Observe(snap)
-	return snap, nil
 }
 
 // removeNetdevLeftover deletes the ovs-netdev device an ovs-vswitchd that
@@ -290,15 +201,6 @@ func (s *session) removeNetdevLeftover() (bool, error) {
 		return false, nil
 	}
 	return true, h.DeleteLink("ovs-netdev")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Labs lists the labs that have anything on the machine: a journal, a marked
@@ -326,12 +228,12 @@ func (e *Engine) Labs() ([]string, error) {
 		return nil, err
 	}
 	for _, name := range names {
-		if owner, _, err := s.marker(name); err == nil && owner != "" {
+		if owner, _, err := s.reader().Marker(name); err == nil && owner != "" {
 			labs[owner] = true
 		}
 		s.forget(name)
 	}
-	if host, err := s.observeNS(topology.Host, nil); err == nil && host != nil {
+	if host, err := s.reader().Namespace(topology.Host, nil); err == nil && host != nil {
 		for _, l := range host.Links {
 			if owner := l.Owner(); owner != "" {
 				labs[owner] = true
@@ -350,18 +252,6 @@ func (e *Engine) Labs() ([]string, error) {
 		}
 	}
 	return state.SortedNames(labs), nil
-}
-
-// marker reads whose a namespace is; links is nil when it vanished.
-func (s *session) marker(name string) (owner string, links []string, err error) {
-	h, err := s.ns(name)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", nil, nil
-		}
-		return "", nil, fmt.Errorf("namespace %s: %w", name, err)
-	}
-	return h.Marker()
 }
 
 // privateDBExists says whether netlab's private OVS has a database, which

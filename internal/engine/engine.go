@@ -19,6 +19,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/impair"
 	"github.com/netlab-dev/netlab/internal/kernel"
+	"github.com/netlab-dev/netlab/internal/observe"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/store"
@@ -195,7 +196,7 @@ func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
 		return nil, err
 	}
 	defer s.close()
-	snap, err := s.observe(lab, j)
+	snap, err := s.reader().Lab(lab, j)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +266,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		}
 		j.DownAt = time.Time{}
 	}
-	snap, err := s.observe(lab, j)
+	snap, err := s.reader().Lab(lab, j)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +287,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		s.ovs = oc
 		ap.SetOVS(oc)
 		s.warnings = append(s.warnings, oc.Warnings()...)
-		if snap, err = s.observe(lab, j); err != nil {
+		if snap, err = s.reader().Lab(lab, j); err != nil {
 			return nil, err
 		}
 		if err := ap.RemoveDeadBridgeDevices(j, snap); err != nil {
@@ -320,7 +321,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	}
 	res := &Result{Plan: p, Warnings: warnings}
 	// Observe again: the plan must now be empty.
-	snap, err = s.observe(lab, j)
+	snap, err = s.reader().Lab(lab, j)
 	if err != nil {
 		return res, err
 	}
@@ -390,6 +391,11 @@ func (s *session) close() {
 		s.ovs.Close()
 	}
 	s.handles.Close()
+}
+
+// reader returns what reads the machine for the session's lab.
+func (s *session) reader() *observe.Reader {
+	return &observe.Reader{Handles: s.handles, OVS: s.ovs, Store: s.e.store, Procs: s.procs, Probe: s.e.probe}
 }
 
 // applier returns what carries out the session's plans, journaling into j.

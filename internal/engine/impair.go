@@ -3,10 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/netlab-dev/netlab/internal/apply"
-	"github.com/netlab-dev/netlab/internal/impair"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -15,83 +13,6 @@ import (
 // ErrNoInterface is wrapped by errors about an interface the lab does not
 // have.
 var ErrNoInterface = errors.New("no such interface in the lab")
-
-// wantsImpair says whether the lab or its journal asks for any impairment:
-// only then does observe probe the kernel and read qdiscs.
-func wantsImpair(lab *topology.Lab, j *state.Journal) bool {
-	return len(lab.Impairments) > 0 || len(j.Impair) > 0 || len(j.Loss) > 0 || len(j.Qdiscs) > 0
-}
-
-// observeImpair adds to the snapshot what the lab's impairments need: what
-// the kernel supports (probed), the root qdiscs of the links in namespaces
-// where the lab wants or made qdiscs, and its loss tables where it wants or
-// made them.
-func (s *session) observeImpair(lab *topology.Lab, j *state.Journal, snap *state.Snapshot) error {
-	if !wantsImpair(lab, j) {
-		return nil
-	}
-	sup, err := s.e.probe()
-	if err != nil {
-		return err
-	}
-	snap.Impair = sup
-	qdiscNS, lossNS := map[string]bool{}, map[string]bool{}
-	for ns, links := range plan.WantImpair(lab, j) {
-		for _, im := range links {
-			qdiscNS[ns] = true
-			if im.Loss != 0 {
-				lossNS[ns] = true
-			}
-		}
-	}
-	for _, ns := range j.Qdiscs {
-		qdiscNS[ns] = true
-	}
-	for _, ns := range j.Loss {
-		lossNS[ns] = true
-	}
-	for _, name := range state.SortedNames(qdiscNS) {
-		o := snap.Namespaces[name]
-		if o == nil {
-			continue // absent: so are its qdiscs
-		}
-		qs, err := impair.Observe(name)
-		if err != nil {
-			return err
-		}
-		for link, q := range qs {
-			if l := o.Links[link]; l != nil {
-				l.Qdisc = q
-			}
-		}
-	}
-	for _, name := range state.SortedNames(lossNS) {
-		o := snap.Namespaces[name]
-		if o == nil {
-			continue
-		}
-		t, err := impair.ObserveLoss(name, lab.Name)
-		if err != nil {
-			return err
-		}
-		o.Loss = t
-	}
-	return nil
-}
-
-// observeDownLoss reads the lab's loss table in the host, which down
-// removes (a lab namespace's goes with the namespace).
-func observeDownLoss(lab string, j *state.Journal, host *state.Namespace) error {
-	if !slices.Contains(j.Loss, topology.Host) {
-		return nil
-	}
-	t, err := impair.ObserveLoss(topology.Host, lab)
-	if err != nil {
-		return err
-	}
-	host.Loss = t
-	return nil
-}
 
 // labHasLink says whether the lab has the interface ns/link that an
 // impairment may act on: either end of a veth, a TAP, a TUN.
@@ -210,7 +131,7 @@ func (e *Engine) Impair(lab, ns, link string, change func(*topology.Impair) erro
 		return nil, err
 	}
 	defer s.close()
-	snap, err := s.observe(part, j)
+	snap, err := s.reader().Lab(part, j)
 	if err != nil {
 		return nil, err
 	}

@@ -165,7 +165,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 	if want == nil {
 		want = &topology.Lab{Name: lab, Host: &topology.Namespace{Name: topology.Host}}
 	}
-	snap, err := s.observe(want, j)
+	snap, err := s.reader().Lab(want, j)
 	if err != nil {
 		return nil, err
 	}

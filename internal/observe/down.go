@@ -1,0 +1,112 @@
+package observe
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+
+	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Down observes what down needs, and no more: whose each namespace
+// is (its marker) and its links' names, the host's links with their
+// markers and the host sysctls the journal saved, the lab's NAT table in
+// the host, the OVS bridges of the lab or with its ports, and its
+// supervised processes.
+func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
+	snap := &state.Snapshot{Lab: lab, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{}}
+	// Open vSwitch answers while the kernel is read: two waits become one.
+	// (The channel has room for the answer, so on an error return below
+	// the goroutine still ends.)
+	type ovsObserved struct {
+		bridges map[string]*state.Bridge
+		err     error
+	}
+	ovsc := make(chan ovsObserved, 1)
+	if s.OVS != nil {
+		go func() {
+			b, err := s.OVS.Observe()
+			ovsc <- ovsObserved{b, err}
+		}()
+	} else {
+		ovsc <- ovsObserved{}
+	}
+	names, err := namespace.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		owner, links, err := s.Marker(name)
+		switch {
+		case err != nil && slices.Contains(j.Namespaces, name):
+			return nil, err
+		case err != nil || links == nil:
+			// Another lab's namespace may be half made while we look; only
+			// one the journal names must be readable. Or it vanished.
+			s.forget(name)
+			continue
+		}
+		s.forget(name)
+		if owner != lab && !slices.Contains(j.Namespaces, name) {
+			continue
+		}
+		o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
+		for _, l := range links {
+			o.Links[l] = &state.Link{Name: l}
+		}
+		snap.Namespaces[name] = o
+	}
+	host, err := s.Namespace(topology.Host, state.SortedNames(j.HostSysctls))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.observeHostShares(lab, nil, host, snap); err != nil {
+		return nil, err
+	}
+	for name, l := range host.Links {
+		if l.Owner() != lab && !slices.Contains(j.HostLinks, name) && !slices.Contains(j.Bridges, name) && j.External[name].Bridge == "" {
+			delete(host.Links, name)
+		}
+	}
+	if _, exists, err := nat.Observe(topology.Host, lab); err != nil {
+		return nil, err
+	} else if exists {
+		host.NAT = &state.NATTable{}
+	}
+	if err := observeDownLoss(lab, j, host); err != nil {
+		return nil, err
+	}
+	snap.Namespaces[topology.Host] = host
+	o := <-ovsc
+	if o.err != nil {
+		return nil, o.err
+	}
+	for name, b := range o.bridges {
+		if b.Owner == lab || slices.Contains(j.Bridges, name) || hasOwnedPort(b, lab) {
+			snap.Bridges[name] = b
+		}
+	}
+	for name, l := range host.Links {
+		if l.Kind == state.KindBridge && snap.Bridges[name] == nil {
+			snap.Bridges[name] = &state.Bridge{Name: name, Type: topology.BridgeLinux, Owner: l.Owner()}
+		}
+	}
+	s.Procs.Observe(snap)
+	return snap, nil
+}
+
+// Marker reads whose a namespace is; links is nil when it vanished.
+func (s *Reader) Marker(name string) (owner string, links []string, err error) {
+	h, err := s.ns(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil, nil
+		}
+		return "", nil, fmt.Errorf("namespace %s: %w", name, err)
+	}
+	return h.Marker()
+}

@@ -1,0 +1,230 @@
+// Package observe reads the part of the machine that matters to a lab: the
+// objects that carry its marker, the ones whose names it wants (the clash
+// candidates), and what it shares with the machine and other labs (host
+// routes, host sysctls). What it reads becomes a state.Snapshot for the
+// planner. It reads; it never changes anything.
+package observe
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sync"
+
+	"github.com/netlab-dev/netlab/internal/apply"
+	"github.com/netlab-dev/netlab/internal/kernel"
+	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/store"
+	"github.com/netlab-dev/netlab/internal/supervise"
+	"github.com/netlab-dev/netlab/ovs"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Reader reads for one lab.
+type Reader struct {
+	Handles *kernel.Handles
+	OVS     *ovs.Client // nil when none runs
+	Store   *store.Store
+	Procs   *supervise.Supervisor
+	// Probe says what the kernel can apply of impairments; called only
+	// for a lab with impairments.
+	Probe func() (*state.ImpairSupport, error)
+}
+
+func (s *Reader) ns(name string) (*kernel.NS, error) { return s.Handles.Get(name) }
+func (s *Reader) forget(name string)                 { s.Handles.Forget(name) }
+
+// sysctlKeys lists the keys of a namespace's effective sysctls.
+func sysctlKeys(ns *topology.Namespace) []string {
+	var keys []string
+	for _, s := range ns.EffectiveSysctls() {
+		keys = append(keys, s.Key)
+	}
+	return keys
+}
+
+// hostNames are the host-namespace interface names the lab wants: bridges,
+// bridge ports and host veth ends.
+func hostNames(lab *topology.Lab) map[string]bool {
+	names := map[string]bool{}
+	for _, b := range lab.Bridges {
+		names[b.Name] = true
+	}
+	for _, l := range lab.Links {
+		for _, e := range []topology.LinkEnd{l.A, l.B} {
+			if e.NS == topology.Host {
+				names[e.Name] = true
+			}
+		}
+	}
+	for _, b := range lab.Bridges {
+		for _, x := range b.External {
+			names[x.Name] = true
+		}
+	}
+	for _, t := range lab.Tunnels {
+		if t.NS == topology.Host {
+			names[t.Name] = true
+		}
+	}
+	return names
+}
+
+// Namespace reads one namespace; a namespace that vanished meanwhile is nil.
+func (s *Reader) Namespace(name string, keys []string) (*state.Namespace, error) {
+	h, err := s.ns(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("observe namespace %s: %w", name, err)
+	}
+	o, err := h.Observe(keys)
+	if err != nil {
+		return nil, fmt.Errorf("observe namespace %s: %w", name, err)
+	}
+	return o, nil
+}
+
+// Lab builds the lab's snapshot: its namespaces (wanted, journaled or
+// marked), the host objects it owns or whose names it wants, and the bridges.
+func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, error) {
+	snap := &state.Snapshot{Lab: lab.Name, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{},
+		HostDefaultRouteDevs: defaultRouteDevs()}
+	if cpus, err := kernel.OnlineCPUs(); err == nil {
+		snap.CPUs = cpus // else unchecked: the reflector's own affinity call still fails clearly
+	}
+	onMachine, err := namespace.List()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFileLimit(lab, j); err != nil {
+		return nil, err
+	}
+	// Observe the namespaces concurrently: each has its own handle, and the
+	// kernel answers them independently. The handle of a namespace that is
+	// not the lab's is closed as soon as it has been read, so the files
+	// held open grow with the lab, not with the machine.
+	observed := make([]*state.Namespace, len(onMachine))
+	errs := make([]error, len(onMachine))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, apply.Parallelism)
+	for i, name := range onMachine {
+		var keys []string
+		if lab.Namespace(name) != nil && name != topology.Host {
+			keys = sysctlKeys(lab.Namespace(name))
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			observed[i], errs[i] = s.Namespace(name, keys)
+			mine := lab.Namespace(name) != nil || slices.Contains(j.Namespaces, name) || observed[i] != nil && observed[i].Owner == lab.Name
+			if !mine {
+				s.forget(name)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, name := range onMachine {
+		// Another lab's namespace may be half made or half gone while we
+		// look (labs come up concurrently): only our own must be readable.
+		if errs[i] != nil && lab.Namespace(name) == nil && !slices.Contains(j.Namespaces, name) {
+			errs[i], observed[i] = nil, nil
+			s.forget(name)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, name := range onMachine {
+		o := observed[i]
+		if o == nil {
+			continue
+		}
+		wanted := lab.Namespace(name) != nil && name != topology.Host
+		if wanted || o.Owner == lab.Name || slices.Contains(j.Namespaces, name) {
+			snap.Namespaces[name] = o
+		} else {
+			s.forget(name)
+		}
+	}
+
+	keys := sysctlKeys(lab.Host)
+	for k := range j.HostSysctls {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	host, err := s.Namespace(topology.Host, keys)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.observeHostShares(lab.Name, lab.Host.EffectiveRoutes(), host, snap); err != nil {
+		return nil, err
+	}
+	wantHost := hostNames(lab)
+	if lab.Machine != "" {
+		snap.Underlay = underlay(lab, host)
+	}
+	if s.OVS != nil {
+		snap.OVS = s.OVS.Info()
+		sw, err := s.OVS.ObserveSwitch()
+		if err != nil {
+			return nil, err
+		}
+		snap.OVS.NoAFXDP = kernel.NoAFXDP()
+		snap.OVS.AFXDP = slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDPNonPMD) && slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDP) &&
+			snap.OVS.NoAFXDP == ""
+		for name, b := range sw.Bridges {
+			if b.Owner == lab.Name || wantHost[name] || hasOwnedPort(b, lab.Name) || hasPortNamed(b, wantHost) {
+				snap.Bridges[name] = b
+			}
+		}
+		if err := s.observeFlows(lab, snap); err != nil {
+			return nil, err
+		}
+	}
+	for name, l := range host.Links {
+		if b := snap.Bridges[name]; b != nil && b.Owner == lab.Name {
+			continue // the own interface of the lab's OVS bridge
+		}
+		if l.Owner() != lab.Name && !wantHost[name] {
+			delete(host.Links, name)
+			continue
+		}
+		if l.Kind == state.KindBridge {
+			snap.Bridges[name] = &state.Bridge{Name: name, Type: topology.BridgeLinux, Owner: l.Owner()}
+		}
+	}
+	snap.Namespaces[topology.Host] = host
+	if err := observeNAT(lab, j, snap); err != nil {
+		return nil, err
+	}
+	if err := s.observeImpair(lab, j, snap); err != nil {
+		return nil, err
+	}
+	s.Procs.Observe(snap)
+	return snap, nil
+}
+
+func hasPortNamed(b *state.Bridge, names map[string]bool) bool {
+	for name := range b.Ports {
+		if names[name] {
+			return true
+		}
+	}
+	return false
+}
+
+func hasOwnedPort(b *state.Bridge, lab string) bool {
+	for _, p := range b.Ports {
+		if p.Owner == lab {
+			return true
+		}
+	}
+	return false
+}
