@@ -89,7 +89,7 @@ func (a *app) enter(verb string, args []string) int {
 	if sb == nil {
 		code, err = sandbox.Run(a.sandbox)
 	} else {
-		code, err = a.runIn(sb, exe, append([]string{verb}, args...))
+		code, err = a.runIn(sb, exe, append([]string{verb}, args...), verb == "capture")
 	}
 	release()
 	if err != nil {
@@ -107,20 +107,21 @@ func (a *app) enter(verb string, args []string) int {
 	return code
 }
 
-// runIn runs exe with argv inside the sandbox and returns its status. The
+// runIn runs exe with args inside the sandbox and returns its status. The
 // terminal's Ctrl-C reaches the command itself (it is in the same process
-// group): this process only waits for it.
-func (a *app) runIn(sb *sandbox.Sandbox, exe string, argv []string) (int, error) {
-	cmd, err := sb.Command(exe, argv...)
+// group): this process only waits for it. endsWithUs makes the command get
+// SIGTERM when this process dies (capture: its file is then complete).
+func (a *app) runIn(sb *sandbox.Sandbox, exe string, args []string, endsWithUs bool) (int, error) {
+	cmd, err := sb.Command(exe, args...)
 	if err != nil {
 		return 0, err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, a.stdout, a.stderr
-	if argv[0] == "capture" {
+	if endsWithUs {
 		// A SIGTERM that ends this process then ends nsenter too (which
-		// forwards no signal), and the capture inside sees it and stops
-		// with its file complete. Pdeathsig follows the forking thread,
-		// so hold it until the command ends.
+		// forwards no signal), and the command inside sees it and stops.
+		// Pdeathsig follows the forking thread, so hold it until the
+		// command ends.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -187,19 +188,13 @@ func (a *app) sandboxVerb(args []string) int {
 	case "exec":
 		// netlab sandbox exec NAME -- CMD: a command in the sandbox's own
 		// network namespace (its host), as root of the sandbox.
-		if len(args) < 3 {
+		name, cmd, ok := sandboxExecArgs(args[1:])
+		if !ok {
 			return usage()
 		}
-		cmd := args[2:]
-		if cmd[0] == "--" {
-			cmd = cmd[1:]
-		}
-		if len(cmd) == 0 {
-			return usage()
-		}
-		sb, err := reg.Get(args[1])
+		sb, err := reg.Get(name)
 		if err == nil && (sb == nil || !sb.Alive()) {
-			err = fmt.Errorf("no sandbox %s running (netlab sandbox ls)", args[1])
+			err = fmt.Errorf("no sandbox %s running (netlab sandbox ls)", name)
 		}
 		if err != nil {
 			return a.fail("sandbox exec", err)
@@ -208,7 +203,7 @@ func (a *app) sandboxVerb(args []string) int {
 		if err != nil {
 			return a.fail("sandbox exec", err)
 		}
-		code, err := a.runIn(sb, path, cmd[1:])
+		code, err := a.runIn(sb, path, cmd[1:], false)
 		if err != nil {
 			return a.fail("sandbox exec", err)
 		}
@@ -257,6 +252,19 @@ func (a *app) sandboxVerb(args []string) int {
 		return code
 	}
 	return usage()
+}
+
+// sandboxExecArgs splits the arguments of netlab sandbox exec: NAME [--]
+// CMD [ARGS...]. ok is false when the name or the command is missing.
+func sandboxExecArgs(args []string) (name string, cmd []string, ok bool) {
+	if len(args) < 2 {
+		return "", nil, false
+	}
+	name, cmd = args[0], args[1:]
+	if cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	return name, cmd, len(cmd) > 0
 }
 
 // sandboxRow is one sandbox in `netlab sandbox ls --json`.
