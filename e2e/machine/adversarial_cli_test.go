@@ -1,11 +1,26 @@
 package machine
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/netlab-dev/netlab/internal/testkit"
 )
+
+// advLab is the smallest lab with a link: two namespaces and a veth. It
+// needs no /dev/net/tun and no Open vSwitch.
+const advLab = `name: adv
+namespaces:
+  a:
+    interfaces:
+      v0: {peer: b/v1, addresses: [10.9.0.1/24]}
+  b:
+    interfaces:
+      v1: {addresses: [10.9.0.2/24]}
+`
 
 // TestAdversarialSandboxExec: `netlab sandbox exec NAME -- CMD` runs a
 // command with no arguments of its own (it panicked), with or without the
@@ -33,5 +48,36 @@ func TestAdversarialSandboxExec(t *testing.T) {
 		}
 	}
 	must(t, "sandbox rm", netlab(t, "sandbox", "rm", sb))
+	sameMachine(t, before)
+}
+
+// TestAdversarialCaptureFileMode: a capture's file is its owner's alone
+// (packets carry the lab's secrets), even under a umask of 0: mode 0600,
+// as dumpcap writes them. The user captures in their sandbox.
+func TestAdversarialCaptureFileMode(t *testing.T) {
+	requireRoot(t)
+	before := testkit.Fingerprint()
+	u := soleUser(t)
+	u.mustNetlab("up", u.file("adv.yaml", advLab))
+	mine := filepath.Join(u.dir, "captures")
+	if err := os.Mkdir(mine, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(mine, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(mine, "a.pcapng")
+	r := u.run(nil, "sh", "-c", `umask 000 && exec "$0" "$@"`, netlabBin, "capture", "adv", "a/v0", "-w", file, "--duration", "300ms")
+	if r.code != 0 {
+		t.Fatalf("capture as uid 65534: exit %d\n%s", r.code, r.out)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(file, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o777 != 0o600 || st.Uid != 65534 {
+		t.Errorf("capture file: mode %04o, owner %d; want 0600, 65534", st.Mode&0o777, st.Uid)
+	}
+	u.mustNetlab("down", "adv")
 	sameMachine(t, before)
 }
