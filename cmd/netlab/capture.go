@@ -92,6 +92,9 @@ Flags:
 	case *write != "":
 		f = capture.FormatOf(*write)
 	}
+	if a.sandbox != "" {
+		return a.enter("capture", args)
+	}
 	if filter != "" {
 		// A filter tcpdump cannot compile is a usage error; checked for
 		// Ethernet here, and compiled again per interface's link type.

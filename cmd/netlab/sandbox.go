@@ -25,6 +25,8 @@ var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status":
 
 // sandboxFlag takes --sandbox NAME (or --sandbox=NAME) out of the arguments,
 // wherever it stands before a "--" (exec's command is the command's own).
+// An empty NAME is an error: taken as no --sandbox, it would put the verb
+// on the machine.
 func sandboxFlag(args []string) (name string, rest []string, err error) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -32,13 +34,16 @@ func sandboxFlag(args []string) (name string, rest []string, err error) {
 		case a == "--":
 			return name, append(rest, args[i:]...), nil
 		case a == "--sandbox" || a == "-sandbox":
-			if i+1 >= len(args) {
+			if i+1 >= len(args) || args[i+1] == "" {
 				return "", nil, fmt.Errorf("--sandbox needs a name")
 			}
 			name = args[i+1]
 			i++
 		case strings.HasPrefix(a, "--sandbox=") || strings.HasPrefix(a, "-sandbox="):
 			_, name, _ = strings.Cut(a, "=")
+			if name == "" {
+				return "", nil, fmt.Errorf("--sandbox needs a name")
+			}
 		default:
 			rest = append(rest, a)
 		}
@@ -149,11 +154,18 @@ func (a *app) failSandbox(verb string, err error) int {
 	return exitRuntime
 }
 
+// sandboxUsage is the usage of netlab sandbox.
+const sandboxUsage = `Usage: netlab sandbox ls [--json]
+       netlab sandbox rm NAME...|--all
+       netlab sandbox create NAME
+       netlab sandbox exec NAME [--] CMD [ARGS...]`
+
 // sandboxVerb: netlab sandbox ls [--json] | rm NAME...|--all | create NAME
-// | exec NAME -- CMD...
+// | exec NAME -- CMD... Every shape is checked before the registry is
+// looked at; ls, and rm or exec of what is not there, write nothing.
 func (a *app) sandboxVerb(args []string) int {
 	usage := func() int {
-		fmt.Fprintln(a.stderr, "Usage: netlab sandbox ls [--json]\n       netlab sandbox rm NAME...|--all\n       netlab sandbox create NAME\n       netlab sandbox exec NAME -- CMD [ARGS...]")
+		fmt.Fprintln(a.stderr, sandboxUsage)
 		return exitUsage
 	}
 	if len(args) == 0 {
@@ -163,10 +175,6 @@ func (a *app) sandboxVerb(args []string) int {
 		usage()
 		return exitOK
 	}
-	reg, err := sandbox.DefaultRegistry(a.root)
-	if err != nil {
-		return a.fail("sandbox", err)
-	}
 	switch args[0] {
 	case "ls", "list":
 		fs := a.flags("sandbox ls", "[--json]")
@@ -174,10 +182,26 @@ func (a *app) sandboxVerb(args []string) int {
 		if _, code, ok := positional(fs, args[1:], 0, 0); !ok {
 			return code
 		}
+		reg, err := sandbox.DefaultRegistry(a.root)
+		if err != nil {
+			return a.fail("sandbox ls", err)
+		}
 		return a.sandboxList(reg, *asJSON)
 	case "create":
+		if wantsHelp(args[1:]) {
+			usage()
+			return exitOK
+		}
 		if len(args) != 2 {
 			return usage()
+		}
+		if err := sandbox.CheckName(args[1]); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: sandbox create: %v\n", err)
+			return exitUsage
+		}
+		reg, err := sandbox.DefaultRegistry(a.root)
+		if err != nil {
+			return a.fail("sandbox create", err)
 		}
 		sb, err := reg.Create(args[1])
 		if err != nil {
@@ -188,9 +212,21 @@ func (a *app) sandboxVerb(args []string) int {
 	case "exec":
 		// netlab sandbox exec NAME -- CMD: a command in the sandbox's own
 		// network namespace (its host), as root of the sandbox.
+		if wantsHelp(args[1:]) {
+			usage()
+			return exitOK
+		}
 		name, cmd, ok := sandboxExecArgs(args[1:])
 		if !ok {
 			return usage()
+		}
+		if err := sandbox.CheckName(name); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: sandbox exec: %v\n", err)
+			return exitUsage
+		}
+		reg, err := sandbox.DefaultRegistry(a.root)
+		if err != nil {
+			return a.fail("sandbox exec", err)
 		}
 		sb, err := reg.Get(name)
 		if err == nil && (sb == nil || !sb.Alive()) {
@@ -209,47 +245,7 @@ func (a *app) sandboxVerb(args []string) int {
 		}
 		return code
 	case "rm", "remove":
-		fs := a.flags("sandbox rm", "NAME...|--all")
-		all := fs.Bool("all", false, "remove every sandbox of this user")
-		names, code, ok := positional(fs, args[1:], 0, -1)
-		if !ok {
-			return code
-		}
-		if *all == (len(names) > 0) {
-			fs.Usage()
-			return exitUsage
-		}
-		if *all {
-			list, err := reg.List()
-			if err != nil {
-				return a.fail("sandbox rm", err)
-			}
-			for _, sb := range list {
-				names = append(names, sb.Name)
-			}
-		}
-		code = exitOK
-		for _, name := range names {
-			if err := sandbox.CheckName(name); err != nil {
-				fmt.Fprintf(a.stderr, "netlab: sandbox rm: %v\n", err)
-				code = exitUsage
-				continue
-			}
-			sb, err := reg.Get(name)
-			if err == nil && sb == nil {
-				fmt.Fprintf(a.stdout, "sandbox %s: not there\n", name)
-				continue
-			}
-			if err == nil {
-				err = reg.Remove(name)
-			}
-			if err != nil {
-				code = a.fail("sandbox rm "+name, err)
-				continue
-			}
-			fmt.Fprintf(a.stdout, "sandbox %s: removed\n", name)
-		}
-		return code
+		return a.sandboxRemove(args[1:])
 	}
 	return usage()
 }
@@ -265,6 +261,56 @@ func sandboxExecArgs(args []string) (name string, cmd []string, ok bool) {
 		cmd = cmd[1:]
 	}
 	return name, cmd, len(cmd) > 0
+}
+
+// sandboxRemove: netlab sandbox rm NAME...|--all.
+func (a *app) sandboxRemove(args []string) int {
+	fs := a.flags("sandbox rm", "NAME...|--all")
+	all := fs.Bool("all", false, "remove every sandbox of this user")
+	names, code, ok := positional(fs, args, 0, -1)
+	if !ok {
+		return code
+	}
+	if *all == (len(names) > 0) {
+		fs.Usage()
+		return exitUsage
+	}
+	for _, name := range names {
+		if err := sandbox.CheckName(name); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: sandbox rm: %v\n", err)
+			return exitUsage
+		}
+	}
+	reg, err := sandbox.DefaultRegistry(a.root)
+	if err != nil {
+		return a.fail("sandbox rm", err)
+	}
+	if *all {
+		list, err := reg.List()
+		if err != nil {
+			return a.fail("sandbox rm", err)
+		}
+		for _, sb := range list {
+			names = append(names, sb.Name)
+		}
+	}
+	code = exitOK
+	for _, name := range names {
+		sb, err := reg.Get(name)
+		if err == nil && sb == nil {
+			fmt.Fprintf(a.stdout, "sandbox %s: not there\n", name)
+			continue
+		}
+		if err == nil {
+			err = reg.Remove(name)
+		}
+		if err != nil {
+			code = a.fail("sandbox rm "+name, err)
+			continue
+		}
+		fmt.Fprintf(a.stdout, "sandbox %s: removed\n", name)
+	}
+	return code
 }
 
 // sandboxRow is one sandbox in `netlab sandbox ls --json`.

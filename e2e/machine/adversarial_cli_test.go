@@ -51,6 +51,48 @@ func TestAdversarialSandboxExec(t *testing.T) {
 	sameMachine(t, before)
 }
 
+// TestAdversarialUsageNeedsNoSandbox: a lab verb given arguments it cannot
+// take says so (usage, exit 2) before it makes or enters a sandbox. As a
+// user who cannot make one (no user namespaces), the usage still comes,
+// not a sandbox error.
+func TestAdversarialUsageNeedsNoSandbox(t *testing.T) {
+	requireRoot(t)
+	before := testkit.Fingerprint()
+	u := newUser(t)
+	for _, args := range [][]string{
+		{"down"},
+		{"down", "a", "b"},
+		{"--sandbox", "other", "down", "--all", "lab"},
+		{"status", "a", "b"},
+		{"plan"},
+		{"check"},
+		{"flows"},
+		{"graph"},
+		{"impair", "lab", "a/b"},
+		{"impair", "lab", "a/b", "--reset", "--clear"},
+		{"exec", "lab"},
+		{"exec", "lab", "ns", "--"},
+		{"capture", "lab"},
+		{"capture", "lab", "a/b", "--snaplen", "1099511627776"},
+		{"--sandbox=", "status"},
+		{"--sandbox", "x", "doctor"},
+		{"sandbox", "create", "Bad"},
+		{"sandbox", "exec", "../x", "--", "id"},
+	} {
+		r := u.limited(netlabBin, args...)
+		if r.code != 2 || strings.Contains(r.out, "namespace") && !strings.Contains(r.out, "Usage") {
+			t.Errorf("netlab %q as a user who cannot make a sandbox: exit %d, want 2 and no sandbox:\n%s", args, r.code, r.out)
+		}
+	}
+	if p := processesOf(t, "65534"); p != "" {
+		t.Errorf("processes of the user left:\n%s", p)
+	}
+	if _, err := os.Stat(userState); !os.IsNotExist(err) {
+		t.Errorf("a usage error left %s (%v)", userState, err)
+	}
+	sameMachine(t, before)
+}
+
 // TestAdversarialCaptureFileMode: a capture's file is its owner's alone
 // (packets carry the lab's secrets), even under a umask of 0: mode 0600,
 // as dumpcap writes them. The user captures in their sandbox.
