@@ -75,13 +75,17 @@ func place(explicit string) string {
 // sandbox when it is not there; any other verb given an absent sandbox runs
 // in a fresh one that goes with it (what it finds there: nothing). A
 // sandbox left without labs afterwards is removed, keeper and all: a
-// sandbox lives as long as it holds a lab.
+// sandbox lives as long as it holds a lab. A sandbox whose keeper died
+// (before or while the verb ran) is said to have, and its entry removed.
 func (a *app) enter(verb string, args []string) int {
 	reg, err := sandbox.DefaultRegistry(a.root)
 	if err != nil {
 		return a.fail(verb, err)
 	}
-	sb, release, err := reg.Use(a.sandbox, verb == "up")
+	sb, ended, release, err := reg.Use(a.sandbox, verb == "up")
+	if ended != nil {
+		a.sayEnded(ended, verb)
+	}
 	if err != nil {
 		return a.failSandbox(verb, err)
 	}
@@ -103,6 +107,9 @@ func (a *app) enter(verb string, args []string) int {
 	if sb == nil {
 		return code
 	}
+	if !sb.Alive() {
+		return a.endedWhile(reg, sb, verb)
+	}
 	removed, err := reg.RemoveIfIdle(a.sandbox, a.root)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "netlab: sandbox %s: %v\n", a.sandbox, err)
@@ -110,6 +117,41 @@ func (a *app) enter(verb string, args []string) int {
 		fmt.Fprintf(a.stdout, "sandbox %s: removed (no lab left in it)\n", a.sandbox)
 	}
 	return code
+}
+
+// sayEnded says what Use found of an earlier sandbox and removed: one whose
+// keeper had died took its labs with it, which the verb (status: "no labs
+// running") could not tell.
+func (a *app) sayEnded(sb *sandbox.Sandbox, verb string) {
+	if sb.Incomplete != "" {
+		fmt.Fprintf(a.stderr, "netlab: sandbox %s: %s; removed what was left of it\n", sb.Name, sb.Incomplete)
+	} else {
+		fmt.Fprintf(a.stderr, "netlab: sandbox %s: its keeper (pid %d, made %s) had died, and every lab in it went with it; its entry is removed\n",
+			sb.Name, sb.PID, sb.Created.Format("2006-01-02 15:04:05Z"))
+	}
+	if verb == "up" {
+		fmt.Fprintf(a.stderr, "netlab: sandbox %s: making a fresh one\n", sb.Name)
+	}
+}
+
+// endedWhile reports a sandbox that ended while a verb ran in it: its
+// keeper died (or `netlab sandbox rm` removed it), and the kernel killed
+// every process inside, the verb's own, which had no word to say. The dead
+// entry is removed (RemoveIfIdle removes a dead keeper's).
+func (a *app) endedWhile(reg *sandbox.Registry, sb *sandbox.Sandbox, verb string) int {
+	now, err := reg.Get(sb.Name)
+	if err == nil && (now == nil || now.PID != sb.PID) {
+		fmt.Fprintf(a.stderr, "netlab: %s: sandbox %s ended while it ran, and its entry is gone (netlab sandbox rm, or another netlab found its keeper dead): every process and lab in it ended\n", verb, sb.Name)
+	} else {
+		fmt.Fprintf(a.stderr, "netlab: %s: sandbox %s ended while it ran: its keeper (pid %d) died, and every process and lab in it with it\n", verb, sb.Name, sb.PID)
+		if _, err := reg.RemoveIfIdle(sb.Name, a.root); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: sandbox %s: %v\n", sb.Name, err)
+		}
+	}
+	if verb == "up" {
+		fmt.Fprintf(a.stderr, "netlab: run the same netlab up again: it makes a fresh sandbox %s\n", sb.Name)
+	}
+	return exitRuntime
 }
 
 // runIn runs exe with args inside the sandbox and returns its status. The
@@ -263,7 +305,8 @@ func sandboxExecArgs(args []string) (name string, cmd []string, ok bool) {
 	return name, cmd, len(cmd) > 0
 }
 
-// sandboxRemove: netlab sandbox rm NAME...|--all.
+// sandboxRemove: netlab sandbox rm NAME...|--all. What is incomplete (a
+// making cut short) goes too.
 func (a *app) sandboxRemove(args []string) int {
 	fs := a.flags("sandbox rm", "NAME...|--all")
 	all := fs.Bool("all", false, "remove every sandbox of this user")
@@ -308,7 +351,14 @@ func (a *app) sandboxRemove(args []string) int {
 			code = a.fail("sandbox rm "+name, err)
 			continue
 		}
-		fmt.Fprintf(a.stdout, "sandbox %s: removed\n", name)
+		switch {
+		case sb.Incomplete != "":
+			fmt.Fprintf(a.stdout, "sandbox %s: removed (it was incomplete: %s)\n", name, sb.Incomplete)
+		case !sb.Alive():
+			fmt.Fprintf(a.stdout, "sandbox %s: removed (its keeper %d had died)\n", name, sb.PID)
+		default:
+			fmt.Fprintf(a.stdout, "sandbox %s: removed\n", name)
+		}
 	}
 	return code
 }
@@ -355,14 +405,18 @@ func (a *app) sandboxList(reg *sandbox.Registry, asJSON bool) int {
 			kind = "rootless"
 		}
 		keeper := strconv.Itoa(r.PID)
-		if !r.Alive {
-			keeper += " (gone)"
+		created := r.Created.Format("2006-01-02 15:04:05Z")
+		switch {
+		case r.Incomplete != "":
+			kind, keeper, created = "-", fmt.Sprintf("- (incomplete: %s; netlab sandbox rm %s removes it)", r.Incomplete, r.Name), "-"
+		case !r.Alive:
+			keeper += fmt.Sprintf(" (dead: its labs went with it; netlab sandbox rm %s)", r.Name)
 		}
 		labs := strings.Join(r.Labs, ",")
 		if labs == "" {
 			labs = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, kind, keeper, labs, r.Created.Format("2006-01-02 15:04:05Z"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, kind, keeper, labs, created)
 	}
 	tw.Flush()
 	return exitOK

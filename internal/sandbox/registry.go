@@ -195,12 +195,50 @@ type Sandbox struct {
 	// Kept says it was made on its own (Create): it stays without labs,
 	// until it is removed.
 	Kept bool `json:"kept,omitempty"`
+	// Incomplete says why a sandbox's directory holds no sandbox that can
+	// be used ("" when it does): its making was cut short (a creator
+	// killed before it wrote keeper.json) or is under way, or keeper.json
+	// is unreadable. List shows such a directory; Use, Create and Remove
+	// clear it away.
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
-// Alive says whether the sandbox's keeper still runs.
+// Alive says whether the sandbox's keeper still runs, and is not on its
+// way out: a killed keeper stays, exiting, until the kernel has ended every
+// other process of its sandbox.
 func (s *Sandbox) Alive() bool {
+	return s.Incomplete == "" && !s.gone() && !exiting(s.PID)
+}
+
+// gone says whether the keeper has ended (a zombie has): the sandbox's
+// processes are all gone then.
+func (s *Sandbox) gone() bool {
+	if s.PID <= 1 {
+		return true
+	}
 	start, ok := proc.StartTime(s.PID)
-	return ok && start == s.Start
+	return !ok || start != s.Start
+}
+
+// exiting says whether the process pid is exiting: PF_EXITING (0x4) in the
+// flags of /proc/PID/stat (field 9).
+func exiting(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return false
+	}
+	// After "pid (comm) ": state is field 3, flags field 9.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 7 {
+		return false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&0x4 != 0
 }
 
 // Root is the sandbox's file system as its keeper sees it.
@@ -305,7 +343,9 @@ func (r *Registry) at(name string) place {
 	return r.places[0]
 }
 
-// Get reads a sandbox's keeper.json; nil when there is none.
+// Get reads a sandbox's keeper.json; nil when there is no such sandbox. A
+// directory without a readable keeper.json is a sandbox with Incomplete
+// set.
 func (r *Registry) Get(name string) (*Sandbox, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
@@ -314,8 +354,12 @@ func (r *Registry) Get(name string) (*Sandbox, error) {
 }
 
 func (p place) get(name string) (*Sandbox, error) {
-	b, err := os.ReadFile(filepath.Join(p.sandboxDir(name), "keeper.json"))
+	dir := p.sandboxDir(name)
+	b, err := os.ReadFile(filepath.Join(dir, "keeper.json"))
 	if errors.Is(err, fs.ErrNotExist) {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			return &Sandbox{Name: name, Incomplete: "its making was cut short (no keeper.json)"}, nil
+		}
 		return nil, nil
 	}
 	if err != nil {
@@ -323,13 +367,18 @@ func (p place) get(name string) (*Sandbox, error) {
 	}
 	var s Sandbox
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("sandbox %s: keeper.json: %w", name, err)
+		return &Sandbox{Name: name, Incomplete: fmt.Sprintf("keeper.json unreadable: %v", err)}, nil
+	}
+	if s.Name != name || s.PID <= 1 {
+		// Never signal a process keeper.json does not name as a keeper.
+		return &Sandbox{Name: name, Incomplete: fmt.Sprintf("keeper.json names sandbox %q, keeper %d", s.Name, s.PID)}, nil
 	}
 	return &s, nil
 }
 
-// List returns the registered sandboxes, by name in each place, live or
-// not.
+// List returns the registered sandboxes, by name in each place, live, dead
+// (Alive false) or incomplete; one being made (or removed) right now says
+// so in Incomplete.
 func (r *Registry) List() ([]*Sandbox, error) {
 	var out []*Sandbox
 	for _, p := range r.places {
@@ -348,62 +397,79 @@ func (r *Registry) List() ([]*Sandbox, error) {
 			if err != nil {
 				return nil, err
 			}
-			if s != nil {
-				out = append(out, s)
+			if s == nil {
+				continue // removed meanwhile
 			}
+			if s.Incomplete != "" && p.locked(e.Name()) {
+				s.Incomplete = "being made or removed (its lock is held)"
+			}
+			out = append(out, s)
 		}
 	}
 	return out, nil
 }
 
+// locked says whether a process holds the sandbox's lock; it creates no
+// file.
+func (p place) locked(name string) bool {
+	f, err := os.OpenFile(p.lockPath(name), os.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return errors.Is(syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB), syscall.EWOULDBLOCK)
+}
+
 // Use returns the live sandbox name, making it first when create is set,
 // and marks this process as its user until release is called: a sandbox in
 // use is never removed as idle. Without create, an absent (or dead) sandbox
-// is nil, and nothing is written. The caller calls release, then
-// RemoveIfIdle.
-func (r *Registry) Use(name string, create bool) (sb *Sandbox, release func(), err error) {
+// is nil, and nothing is written. ended is what was left of an earlier
+// sandbox of the name, which Use removed: its keeper had died (and every
+// process and lab in it with it), or its making had been cut short. The
+// caller calls release, then RemoveIfIdle.
+func (r *Registry) Use(name string, create bool) (sb, ended *Sandbox, release func(), err error) {
 	if err := CheckName(name); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p := r.at(name)
 	if !create && !p.has(name) {
-		return nil, func() {}, nil
+		return nil, nil, func() {}, nil
 	}
 	unlock, err := p.lock(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer unlock()
 	sb, err = p.get(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if sb != nil && !sb.Alive() {
-		// Its keeper died, and everything inside with it: only files remain.
+		// Under the lock, no creator is at work: only files remain.
 		if err := os.RemoveAll(p.sandboxDir(name)); err != nil {
-			return nil, nil, fmt.Errorf("sandbox %s: remove what its dead keeper left: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("sandbox %s: remove what is left of it: %w", name, err)
 		}
-		sb = nil
+		sb, ended = nil, sb
 	}
 	if sb == nil {
 		if !create {
 			p.forget(name)
-			return nil, func() {}, nil
+			return nil, ended, func() {}, nil
 		}
 		if sb, err = p.create(name, false); err != nil {
 			p.forget(name)
-			return nil, nil, err
+			return nil, ended, nil, err
 		}
 	}
 	use, err := openLock(p.usePath(name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("sandbox %s: %w", name, err)
+		return nil, ended, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
 	if err := flock(use, syscall.LOCK_SH); err != nil {
 		use.Close()
-		return nil, nil, fmt.Errorf("sandbox %s: %w", name, err)
+		return nil, ended, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
-	return sb, func() { use.Close() }, nil
+	return sb, ended, func() { use.Close() }, nil
 }
 
 // Create makes the sandbox name, kept until Remove: a place to set up
@@ -425,7 +491,7 @@ func (r *Registry) Create(name string) (*Sandbox, error) {
 		return nil, fmt.Errorf("sandbox %s exists (keeper %d)", name, sb.PID)
 	}
 	if err := os.RemoveAll(p.sandboxDir(name)); err != nil {
-		return nil, fmt.Errorf("sandbox %s: remove what its dead keeper left: %w", name, err)
+		return nil, fmt.Errorf("sandbox %s: remove what is left of it: %w", name, err)
 	}
 	sb, err := p.create(name, true)
 	if err != nil {
@@ -436,8 +502,8 @@ func (r *Registry) Create(name string) (*Sandbox, error) {
 }
 
 // RemoveIfIdle removes the sandbox when no process uses it and no lab is
-// left in it (root: netlab's state root inside). It reports whether it
-// removed it.
+// left in it (root: netlab's state root inside), or when its keeper is
+// dead. It reports whether it removed it.
 func (r *Registry) RemoveIfIdle(name, root string) (bool, error) {
 	if err := CheckName(name); err != nil {
 		return false, err
@@ -482,8 +548,8 @@ func (r *Registry) RemoveIfIdle(name, root string) (bool, error) {
 }
 
 // Remove removes the sandbox whatever it holds: its keeper is killed, and
-// with it every process, namespace and file of the sandbox. It returns nil
-// when there is no such sandbox.
+// with it every process, namespace and file of the sandbox; an incomplete
+// one's files go. It returns nil when there is no such sandbox.
 func (r *Registry) Remove(name string) error {
 	if err := CheckName(name); err != nil {
 		return err
@@ -513,11 +579,11 @@ func (r *Registry) Remove(name string) error {
 // exit complete only when they are gone. Then the sandbox's files go. Call it
 // holding the sandbox's lock.
 func (p place) remove(sb *Sandbox) error {
-	if sb.Alive() {
+	if sb.Incomplete == "" && !sb.gone() {
 		if err := syscall.Kill(sb.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("sandbox %s: kill keeper %d: %w", sb.Name, sb.PID, err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); sb.Alive(); time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); !sb.gone(); time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("sandbox %s: keeper %d still running 10 s after SIGKILL", sb.Name, sb.PID)
 			}

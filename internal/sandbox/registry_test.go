@@ -36,7 +36,7 @@ func TestRegistryLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, release, err := reg.Use("life", true)
+	sb, _, release, err := reg.Use("life", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestRegistryLifecycle(t *testing.T) {
 		t.Errorf("a joined command has pid %d: not in the sandbox's PID namespace", pid)
 	}
 	// A second Use finds the same keeper.
-	again, release2, err := reg.Use("life", false)
+	again, _, release2, err := reg.Use("life", false)
 	if err != nil || again == nil || again.PID != sb.PID {
 		t.Fatalf("second Use: %+v, %v", again, err)
 	}
@@ -94,7 +94,7 @@ func TestRegistryDeadKeeper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, release, err := reg.Use("dead", true)
+	sb, _, release, err := reg.Use("dead", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,11 +108,14 @@ func TestRegistryDeadKeeper(t *testing.T) {
 			t.Fatalf("keeper %d alive 5 s after SIGKILL", sb.PID)
 		}
 	}
-	again, release, err := reg.Use("dead", false)
+	again, ended, release, err := reg.Use("dead", false)
 	if err != nil || again != nil {
 		t.Fatalf("Use of a dead sandbox: %+v, %v", again, err)
 	}
 	release()
+	if ended == nil || ended.PID != sb.PID || ended.Incomplete != "" {
+		t.Errorf("Use does not say the sandbox's keeper %d died: %+v", sb.PID, ended)
+	}
 	if _, err := os.Stat(filepath.Join(reg.Dir, "dead")); !os.IsNotExist(err) {
 		t.Errorf("dead sandbox's directory left: %v", err)
 	}
@@ -284,7 +287,7 @@ func TestRegistryEveryPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, release, err := withXDG.Use("far", true)
+	sb, _, release, err := withXDG.Use("far", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,9 +310,9 @@ func TestRegistryEveryPlace(t *testing.T) {
 	if err != nil || got == nil || got.PID != sb.PID || !got.Alive() {
 		t.Fatalf("Get of a sandbox in another place: %+v, %v", got, err)
 	}
-	again, release, err := r.Use("far", false)
-	if err != nil || again == nil || again.PID != sb.PID {
-		t.Fatalf("Use of a sandbox in another place: %+v, %v", again, err)
+	again, ended, release, err := r.Use("far", false)
+	if err != nil || again == nil || again.PID != sb.PID || ended != nil {
+		t.Fatalf("Use of a sandbox in another place: %+v, %+v, %v", again, ended, err)
 	}
 	release()
 	if list, err := r.List(); err != nil || len(list) != 1 || list[0].Name != "far" {
@@ -342,9 +345,9 @@ func TestRegistryReadOnly(t *testing.T) {
 	if sb, err := r.Get("x"); err != nil || sb != nil {
 		t.Errorf("Get: %v, %v", sb, err)
 	}
-	sb, release, err := r.Use("x", false)
-	if err != nil || sb != nil {
-		t.Errorf("Use without create: %v, %v", sb, err)
+	sb, ended, release, err := r.Use("x", false)
+	if err != nil || sb != nil || ended != nil {
+		t.Errorf("Use without create: %v, %v, %v", sb, ended, err)
 	}
 	release()
 	if removed, err := r.RemoveIfIdle("x", ""); removed || err != nil {
@@ -363,6 +366,84 @@ func TestRegistryReadOnly(t *testing.T) {
 		if err := r.Remove(bad); err == nil {
 			t.Errorf("Remove(%q): no error", bad)
 		}
+	}
+}
+
+// What a creator killed between making a sandbox's directory and writing
+// its keeper.json leaves is listed as incomplete (as being made while its
+// lock is held), and Use, Create and Remove clear it away.
+func TestRegistryIncomplete(t *testing.T) {
+	testkit.RequireRoot(t, "makes namespaces")
+	reg, err := DefaultRegistry(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := reg.places[0]
+	cutShort := func(name string) {
+		t.Helper()
+		if err := p.ensure(); err != nil {
+			t.Fatal(err)
+		}
+		if err := mkdirPrivate(p.sandboxDir(name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p.sandboxDir(name), "keeper.log"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cutShort("cut")
+	list, err := reg.List()
+	if err != nil || len(list) != 1 || list[0].Name != "cut" || !strings.Contains(list[0].Incomplete, "cut short") || list[0].Alive() {
+		t.Fatalf("List of a cut-short sandbox: %+v, %v", list, err)
+	}
+	unlock, err := p.lock("cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := reg.List(); len(list) != 1 || !strings.Contains(list[0].Incomplete, "being made") {
+		t.Errorf("List while its lock is held: %+v", list)
+	}
+	unlock()
+
+	// Use clears it, says what it found, and leaves nothing.
+	sb, ended, release, err := reg.Use("cut", false)
+	if err != nil || sb != nil || ended == nil || ended.Incomplete == "" {
+		t.Fatalf("Use of a cut-short sandbox: %+v, %+v, %v", sb, ended, err)
+	}
+	release()
+	if _, err := os.Stat(reg.Dir); !os.IsNotExist(err) {
+		t.Errorf("Use left the registry: %v", err)
+	}
+
+	// Remove clears it.
+	cutShort("cut")
+	if err := reg.Remove("cut"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(reg.Dir); !os.IsNotExist(err) {
+		t.Errorf("Remove left the registry: %v", err)
+	}
+
+	// An unreadable keeper.json is incomplete too, and never names a
+	// process to signal.
+	cutShort("junk")
+	if err := os.WriteFile(filepath.Join(p.sandboxDir("junk"), "keeper.json"), []byte(`{"name":"junk","keeper_pid":-1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := reg.Get("junk"); err != nil || got == nil || got.Incomplete == "" || got.Alive() {
+		t.Errorf("Get of a keeper.json naming pid -1: %+v, %v", got, err)
+	}
+
+	// Create over it makes a sandbox.
+	sb, err = reg.Create("junk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sb.Alive() {
+		t.Errorf("Create over an incomplete sandbox: %+v", sb)
+	}
+	if err := reg.Remove("junk"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -389,7 +470,7 @@ func TestRegistryModes(t *testing.T) {
 		if _, err := c.reg.Create("modes"); err != nil {
 			t.Fatal(err)
 		}
-		_, release, err := c.reg.Use("modes", false)
+		_, _, release, err := c.reg.Use("modes", false)
 		if err != nil {
 			t.Fatal(err)
 		}
