@@ -56,7 +56,7 @@ Usage:
   netlab completion bash|zsh  print a shell completion script
   netlab version
 
-Run 'netlab VERB -h' for the flags of a verb.
+Run 'netlab VERB -h' (or 'netlab help VERB') for the flags of a verb.
 
 A file with machines: spans machines: up, plan, check and status act on this
 machine's part (--machine NAME, or the machine whose address is here).
