@@ -21,6 +21,9 @@ import (
 	"github.com/netlab-dev/netlab/topology"
 )
 
+// maxSnapLen is the largest --snaplen: tcpdump's (and pcap's) largest.
+const maxSnapLen = capture.DefaultSnapLen
+
 // capture: netlab capture LAB NS/IFACE [NS/IFACE...] [-w FILE] [--count N]
 // [--duration D] [FILTER]: the packets of lab interfaces, as pcapng (or
 // pcap) or one line each, until the count, the duration, or Ctrl-C/SIGTERM.
@@ -67,8 +70,14 @@ Flags:
 		return exitUsage
 	}
 	pos = append(pos, args[dash:]...)
-	if *count < 0 || *duration < 0 || *snapLen <= 0 {
-		fmt.Fprintln(a.stderr, "netlab: capture: --count, --duration and --snaplen must not be negative")
+	if *count < 0 || *duration < 0 {
+		fmt.Fprintln(a.stderr, "netlab: capture: --count and --duration must not be negative")
+		return exitUsage
+	}
+	if *snapLen <= 0 || *snapLen > maxSnapLen {
+		// Each interface's buffer is --snaplen bytes: a huge one would
+		// end the process for want of memory.
+		fmt.Fprintf(a.stderr, "netlab: capture: --snaplen %d: want 1 to %d\n", *snapLen, maxSnapLen)
 		return exitUsage
 	}
 	specs, filter := splitCaptureArgs(pos[1:])
@@ -82,6 +91,9 @@ Flags:
 		}
 	case *write != "":
 		f = capture.FormatOf(*write)
+	}
+	if a.sandbox != "" {
+		return a.enter("capture", args)
 	}
 	if filter != "" {
 		// A filter tcpdump cannot compile is a usage error; checked for
@@ -191,7 +203,7 @@ Flags:
 func (a *app) captureTo(ctx context.Context, hs []*capture.Handle, ifaces []capture.Interface, path string, f capture.Format, filter string, snapLen, count int) (int, error) {
 	var out io.Writer = a.stdout
 	if path != "-" {
-		file, err := os.Create(path)
+		file, err := createCaptureFile(path)
 		if err != nil {
 			capture.CloseAll(hs)
 			return 0, err
@@ -246,6 +258,16 @@ func (a *app) captureTo(ctx context.Context, hs []*capture.Handle, ifaces []capt
 		return n, fmt.Errorf("write %s: %w", path, err)
 	}
 	return n, nil
+}
+
+// createCaptureFile creates (or truncates) the file a capture writes to,
+// with mode 0600 when it makes it (a umask can only take bits away, never
+// let others read it): packets carry what
+// the lab's traffic carries (passwords, keys, cookies), so the file is its
+// owner's alone, as dumpcap makes its files. A file already there keeps
+// its mode, as with dumpcap and tcpdump.
+func createCaptureFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 }
 
 // splitCaptureArgs splits what follows LAB into the interfaces (the

@@ -23,6 +23,9 @@ func (a *app) check(args []string) int {
 	if !ok {
 		return code
 	}
+	if a.sandbox != "" {
+		return a.enter("check", args)
+	}
 	eng := a.engine(nil)
 	lab, code := a.labPart("check", pos[0], *prefix, *machine)
 	if lab == nil {

@@ -31,6 +31,9 @@ func (a *app) down(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
+	if a.sandbox != "" {
+		return a.enter("down", args)
+	}
 	log := a.stdout
 	if *quiet || *asJSON {
 		log = io.Discard
@@ -192,8 +195,11 @@ func (a *app) labName(arg, prefix string) (string, int) {
 	return name, exitOK
 }
 
+// validLabName says whether s can name a lab, prefixed or not: a prefix
+// starts with a letter or digit, a lab name with a letter, and neither
+// with "-" (so "--all" after a "--" is no lab).
 func validLabName(s string) bool {
-	if s == "" || len(s) > topology.MaxPrefixedLabName {
+	if s == "" || len(s) > topology.MaxPrefixedLabName || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= '0' && s[0] <= '9') {
 		return false
 	}
 	for _, r := range s {

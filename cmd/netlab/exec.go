@@ -20,17 +20,13 @@ func (a *app) exec(args []string) int {
 		fs.Usage()
 		return exitOK
 	}
-	if len(args) < 3 {
+	lab, ns, cmd, ok := execArgs(args)
+	if !ok {
 		fs.Usage()
 		return exitUsage
 	}
-	lab, ns, cmd := args[0], args[1], args[2:]
-	if cmd[0] == "--" {
-		cmd = cmd[1:]
-	}
-	if len(cmd) == 0 {
-		fs.Usage()
-		return exitUsage
+	if a.sandbox != "" {
+		return a.enter("exec", args)
 	}
 	name, code := a.labName(lab, "")
 	if name == "" {
@@ -60,4 +56,17 @@ func (a *app) exec(args []string) int {
 	argv := append([]string{"ip", "netns", "exec", machineNS}, cmd...)
 	err = syscall.Exec(ip, argv, os.Environ())
 	return a.fail("exec "+ip, err) // only reached when exec itself failed
+}
+
+// execArgs splits the arguments of netlab exec: LAB NS [--] CMD [ARGS...].
+// ok is false when a part is missing.
+func execArgs(args []string) (lab, ns string, cmd []string, ok bool) {
+	if len(args) < 3 {
+		return "", "", nil, false
+	}
+	lab, ns, cmd = args[0], args[1], args[2:]
+	if cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	return lab, ns, cmd, len(cmd) > 0
 }

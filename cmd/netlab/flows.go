@@ -19,6 +19,9 @@ func (a *app) flows(args []string) int {
 	if !ok {
 		return code
 	}
+	if a.sandbox != "" {
+		return a.enter("flows", args)
+	}
 	name, code := a.labName(pos[0], "")
 	if name == "" {
 		return code

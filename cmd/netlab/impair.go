@@ -125,21 +125,23 @@ func (a *app) impair(args []string) int {
 			nflags++
 		}
 	})
+	switch {
+	case *reset && (nflags > 0 || *clear):
+		fmt.Fprintln(a.stderr, "netlab impair: --reset takes no other flag")
+		return exitUsage
+	case !*reset && nflags == 0 && !*clear:
+		fs.Usage()
+		return exitUsage
+	case a.sandbox != "":
+		return a.enter("impair", args)
+	}
 	e := a.engine(nil) // the actions are printed once done
 	if *reset {
-		if nflags > 0 || *clear {
-			fmt.Fprintln(a.stderr, "netlab impair: --reset takes no other flag")
-			return exitUsage
-		}
 		res, err := e.Impair(lab, ns, link, nil)
 		if err != nil {
 			return a.fail("impair "+lab+" "+pos[1], err)
 		}
 		return a.impairDone(e, lab, ns, link, res)
-	}
-	if nflags == 0 && !*clear {
-		fs.Usage()
-		return exitUsage
 	}
 	// The flags are applied to the impairment in force under the lab's
 	// lock (a concurrent impair's change is not lost).

@@ -58,7 +58,8 @@ func TestJSONShapes(t *testing.T) {
 			MACs:  []engine.MACRow{{MAC: "02:00:00:00:00:01", Port: 1, PortName: "veth0", Namespace: "blue", Interface: "veth1", IdleAge: 3, Packets: 2}}}},
 		"check": checkJSON{Lab: "blue-red", Passed: 1, Failed: 0, Results: []checkRow{{Index: 0, From: "blue", To: "red", Addr: "10.0.0.2", Check: "ping", Want: true, Got: true, Pass: true, Detail: "2/2 replies", Millis: 3}}},
 		"sandboxes": []sandboxRow{{Sandbox: &sandbox.Sandbox{Name: "default", PID: 4242, Start: 123456, UserNS: true, NetNS: 4026532244,
-			Created: time.Date(2026, 12, 3, 9, 36, 14, 0, time.UTC)}, Alive: true, Labs: []string{"blue-red"}}},
+			Created: time.Date(2026, 12, 3, 9, 36, 14, 0, time.UTC)}, Alive: true, Labs: []string{"blue-red"}},
+			{Sandbox: &sandbox.Sandbox{Name: "cut", Incomplete: "its making was cut short (no keeper.json)"}, Labs: []string{}}},
 		"doctor": []doctor.Finding{{Check: "CAP_NET_ADMIN", Level: doctor.OK, What: "present"}, {Check: "ip", Level: doctor.Fatal, What: "missing", Fix: "apt-get install iproute2"}},
 	}
 	for name, v := range cases {

@@ -56,7 +56,7 @@ Usage:
   netlab completion bash|zsh  print a shell completion script
   netlab version
 
-Run 'netlab VERB -h' for the flags of a verb.
+Run 'netlab VERB -h' (or 'netlab help VERB') for the flags of a verb.
 
 A file with machines: spans machines: up, plan, check and status act on this
 machine's part (--machine NAME, or the machine whose address is here).
@@ -128,29 +128,24 @@ func (a *app) run(args []string) int {
 		fmt.Fprintf(a.stderr, "netlab: %v\n", err)
 		return exitRuntime
 	}
-	explicit, args, err := sandboxFlag(args)
+	explicit, args, err := front(args)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "netlab: %v\n", err)
 		return exitUsage
-	}
-	if explicit != "" {
-		if err := sandbox.CheckName(explicit); err != nil {
-			fmt.Fprintf(a.stderr, "netlab: --sandbox: %v\n", err)
-			return exitUsage
-		}
 	}
 	if len(args) == 0 {
 		fmt.Fprint(a.stderr, usage)
 		return exitUsage
 	}
 	verb, rest := args[0], args[1:]
-	if (labVerbs[verb] || verb == "validate") && !helpAsked(rest) {
+	if labVerbs[verb] || verb == "validate" {
+		// Each lab verb checks its arguments before it enters the sandbox
+		// (enter): a usage error never makes or enters one.
 		a.sandbox = place(explicit)
-	}
-	// up checks its file before it makes a sandbox; graph of a file needs
-	// none. Every other lab verb runs where the labs are.
-	if a.sandbox != "" && labVerbs[verb] && verb != "up" && verb != "graph" {
-		return a.enter(verb, rest)
+		if err := sandbox.CheckName(a.sandbox); a.sandbox != "" && err != nil {
+			fmt.Fprintf(a.stderr, "netlab: NETLAB_SANDBOX: %v\n", err)
+			return exitUsage
+		}
 	}
 	switch verb {
 	case "up":
@@ -186,14 +181,61 @@ func (a *app) run(args []string) int {
 	case "completion":
 		return a.completion(rest)
 	case "version", "--version", "-version":
+		if len(rest) > 0 {
+			fmt.Fprintln(a.stderr, "Usage: netlab version")
+			return exitUsage
+		}
 		fmt.Fprintf(a.stdout, "netlab %s\n", version)
 		return exitOK
 	case "help", "-h", "--help":
-		fmt.Fprint(a.stdout, usage)
-		return exitOK
+		return a.help(rest)
 	}
 	fmt.Fprintf(a.stderr, "netlab: unknown verb %q\n\n%s", verb, usage)
 	return exitUsage
+}
+
+// front takes what comes before a verb's own arguments: --sandbox NAME
+// (anywhere before a "--"), checked, and only for the verbs that run where
+// labs live. It touches nothing: a function of the arguments alone.
+func front(args []string) (explicit string, rest []string, err error) {
+	explicit, rest, err = sandboxFlag(args)
+	if err != nil {
+		return "", nil, err
+	}
+	if explicit == "" {
+		return "", rest, nil
+	}
+	if err := sandbox.CheckName(explicit); err != nil {
+		return "", nil, fmt.Errorf("--sandbox: %w", err)
+	}
+	if len(rest) > 0 && !labVerbs[rest[0]] && rest[0] != "validate" {
+		// Taken silently it would be a surprise: `netlab --sandbox x
+		// sandbox rm` removes nothing of x's.
+		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, exec, graph, capture, validate), not %q", rest[0])
+	}
+	return explicit, rest, nil
+}
+
+// help: netlab help [VERB] prints the usage, or the verb's (as VERB -h).
+func (a *app) help(args []string) int {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(a.stdout, usage)
+		return exitOK
+	case len(args) == 1 && knownVerb(args[0]) && args[0] != "help":
+		return a.run([]string{args[0], "-h"})
+	}
+	fmt.Fprintln(a.stderr, "Usage: netlab help [VERB]")
+	return exitUsage
+}
+
+// knownVerb says whether verb is one of netlab's.
+func knownVerb(verb string) bool {
+	switch verb {
+	case "sandbox", "reflect", "tap-mac", "doctor", "completion", "version", "help", "validate":
+		return true
+	}
+	return labVerbs[verb]
 }
 
 // flags returns a flag set that reports errors to stderr and exits 2.
@@ -239,20 +281,6 @@ func flagExit(err error) int {
 	return exitUsage
 }
 
-// helpAsked says whether -h or --help stands among a verb's arguments
-// (before a "--"): its usage needs no sandbox.
-func helpAsked(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "--":
-			return false
-		case "-h", "-help", "--help":
-			return true
-		}
-	}
-	return false
-}
-
 // wantsHelp says whether a verb without flags of its own was asked for its
 // usage.
 func wantsHelp(args []string) bool {
@@ -262,12 +290,26 @@ func wantsHelp(args []string) bool {
 // parse parses flags that may come before or after the positional arguments
 // (netlab plan FILE --json and netlab plan --json FILE both work). A "--"
 // ends the flags: everything after it is positional, even words that start
-// with "-".
+// with "-". It touches nothing but the flag set.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
+		}
+		// The flag package takes a "--" right after a flag that wants a
+		// value as that value, and then no "--" ends the flags where the
+		// user meant one: refused, so a "--" always ends the flags.
+		var dashValue error
+		fs.Visit(func(f *flag.Flag) {
+			if dashValue == nil && f.Value.String() == "--" {
+				dashValue = fmt.Errorf("flag -%s needs a value (a -- ends the flags)", f.Name)
+			}
+		})
+		if dashValue != nil {
+			fmt.Fprintln(fs.Output(), dashValue)
+			fs.Usage()
+			return nil, dashValue
 		}
 		rest := fs.Args()
 		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {

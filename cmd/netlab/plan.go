@@ -19,6 +19,9 @@ func (a *app) plan(args []string) int {
 	if !ok {
 		return code
 	}
+	if a.sandbox != "" {
+		return a.enter("plan", args)
+	}
 	lab, code := a.loadLab(pos[0], *prefix)
 	if lab == nil {
 		return code

@@ -25,6 +25,8 @@ var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status":
 
 // sandboxFlag takes --sandbox NAME (or --sandbox=NAME) out of the arguments,
 // wherever it stands before a "--" (exec's command is the command's own).
+// An empty NAME is an error: taken as no --sandbox, it would put the verb
+// on the machine.
 func sandboxFlag(args []string) (name string, rest []string, err error) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -32,13 +34,16 @@ func sandboxFlag(args []string) (name string, rest []string, err error) {
 		case a == "--":
 			return name, append(rest, args[i:]...), nil
 		case a == "--sandbox" || a == "-sandbox":
-			if i+1 >= len(args) {
+			if i+1 >= len(args) || args[i+1] == "" {
 				return "", nil, fmt.Errorf("--sandbox needs a name")
 			}
 			name = args[i+1]
 			i++
 		case strings.HasPrefix(a, "--sandbox=") || strings.HasPrefix(a, "-sandbox="):
 			_, name, _ = strings.Cut(a, "=")
+			if name == "" {
+				return "", nil, fmt.Errorf("--sandbox needs a name")
+			}
 		default:
 			rest = append(rest, a)
 		}
@@ -70,13 +75,17 @@ func place(explicit string) string {
 // sandbox when it is not there; any other verb given an absent sandbox runs
 // in a fresh one that goes with it (what it finds there: nothing). A
 // sandbox left without labs afterwards is removed, keeper and all: a
-// sandbox lives as long as it holds a lab.
+// sandbox lives as long as it holds a lab. A sandbox whose keeper died
+// (before or while the verb ran) is said to have, and its entry removed.
 func (a *app) enter(verb string, args []string) int {
 	reg, err := sandbox.DefaultRegistry(a.root)
 	if err != nil {
 		return a.fail(verb, err)
 	}
-	sb, release, err := reg.Use(a.sandbox, verb == "up")
+	sb, ended, release, err := reg.Use(a.sandbox, verb == "up")
+	if ended != nil {
+		a.sayEnded(ended, verb)
+	}
 	if err != nil {
 		return a.failSandbox(verb, err)
 	}
@@ -89,7 +98,7 @@ func (a *app) enter(verb string, args []string) int {
 	if sb == nil {
 		code, err = sandbox.Run(a.sandbox)
 	} else {
-		code, err = a.runIn(sb, exe, append([]string{verb}, args...))
+		code, err = a.runIn(sb, exe, append([]string{verb}, args...), verb == "capture")
 	}
 	release()
 	if err != nil {
@@ -97,6 +106,9 @@ func (a *app) enter(verb string, args []string) int {
 	}
 	if sb == nil {
 		return code
+	}
+	if !sb.Alive() {
+		return a.endedWhile(reg, sb, verb)
 	}
 	removed, err := reg.RemoveIfIdle(a.sandbox, a.root)
 	if err != nil {
@@ -107,20 +119,56 @@ func (a *app) enter(verb string, args []string) int {
 	return code
 }
 
-// runIn runs exe with argv inside the sandbox and returns its status. The
+// sayEnded says what Use found of an earlier sandbox and removed: one whose
+// keeper had died took its labs with it, which the verb (status: "no labs
+// running") could not tell.
+func (a *app) sayEnded(sb *sandbox.Sandbox, verb string) {
+	if sb.Incomplete != "" {
+		fmt.Fprintf(a.stderr, "netlab: sandbox %s: %s; removed what was left of it\n", sb.Name, sb.Incomplete)
+	} else {
+		fmt.Fprintf(a.stderr, "netlab: sandbox %s: its keeper (pid %d, made %s) had died, and every lab in it went with it; its entry is removed\n",
+			sb.Name, sb.PID, sb.Created.Format("2006-01-02 15:04:05Z"))
+	}
+	if verb == "up" {
+		fmt.Fprintf(a.stderr, "netlab: sandbox %s: making a fresh one\n", sb.Name)
+	}
+}
+
+// endedWhile reports a sandbox that ended while a verb ran in it: its
+// keeper died (or `netlab sandbox rm` removed it), and the kernel killed
+// every process inside, the verb's own, which had no word to say. The dead
+// entry is removed (RemoveIfIdle removes a dead keeper's).
+func (a *app) endedWhile(reg *sandbox.Registry, sb *sandbox.Sandbox, verb string) int {
+	now, err := reg.Get(sb.Name)
+	if err == nil && (now == nil || now.PID != sb.PID) {
+		fmt.Fprintf(a.stderr, "netlab: %s: sandbox %s ended while it ran, and its entry is gone (netlab sandbox rm, or another netlab found its keeper dead): every process and lab in it ended\n", verb, sb.Name)
+	} else {
+		fmt.Fprintf(a.stderr, "netlab: %s: sandbox %s ended while it ran: its keeper (pid %d) died, and every process and lab in it with it\n", verb, sb.Name, sb.PID)
+		if _, err := reg.RemoveIfIdle(sb.Name, a.root); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: sandbox %s: %v\n", sb.Name, err)
+		}
+	}
+	if verb == "up" {
+		fmt.Fprintf(a.stderr, "netlab: run the same netlab up again: it makes a fresh sandbox %s\n", sb.Name)
+	}
+	return exitRuntime
+}
+
+// runIn runs exe with args inside the sandbox and returns its status. The
 // terminal's Ctrl-C reaches the command itself (it is in the same process
-// group): this process only waits for it.
-func (a *app) runIn(sb *sandbox.Sandbox, exe string, argv []string) (int, error) {
-	cmd, err := sb.Command(exe, argv...)
+// group): this process only waits for it. endsWithUs makes the command get
+// SIGTERM when this process dies (capture: its file is then complete).
+func (a *app) runIn(sb *sandbox.Sandbox, exe string, args []string, endsWithUs bool) (int, error) {
+	cmd, err := sb.Command(exe, args...)
 	if err != nil {
 		return 0, err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, a.stdout, a.stderr
-	if argv[0] == "capture" {
+	if endsWithUs {
 		// A SIGTERM that ends this process then ends nsenter too (which
-		// forwards no signal), and the capture inside sees it and stops
-		// with its file complete. Pdeathsig follows the forking thread,
-		// so hold it until the command ends.
+		// forwards no signal), and the command inside sees it and stops.
+		// Pdeathsig follows the forking thread, so hold it until the
+		// command ends.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -148,11 +196,18 @@ func (a *app) failSandbox(verb string, err error) int {
 	return exitRuntime
 }
 
+// sandboxUsage is the usage of netlab sandbox.
+const sandboxUsage = `Usage: netlab sandbox ls [--json]
+       netlab sandbox rm NAME...|--all
+       netlab sandbox create NAME
+       netlab sandbox exec NAME [--] CMD [ARGS...]`
+
 // sandboxVerb: netlab sandbox ls [--json] | rm NAME...|--all | create NAME
-// | exec NAME -- CMD...
+// | exec NAME -- CMD... Every shape is checked before the registry is
+// looked at; ls, and rm or exec of what is not there, write nothing.
 func (a *app) sandboxVerb(args []string) int {
 	usage := func() int {
-		fmt.Fprintln(a.stderr, "Usage: netlab sandbox ls [--json]\n       netlab sandbox rm NAME...|--all\n       netlab sandbox create NAME\n       netlab sandbox exec NAME -- CMD [ARGS...]")
+		fmt.Fprintln(a.stderr, sandboxUsage)
 		return exitUsage
 	}
 	if len(args) == 0 {
@@ -162,10 +217,6 @@ func (a *app) sandboxVerb(args []string) int {
 		usage()
 		return exitOK
 	}
-	reg, err := sandbox.DefaultRegistry(a.root)
-	if err != nil {
-		return a.fail("sandbox", err)
-	}
 	switch args[0] {
 	case "ls", "list":
 		fs := a.flags("sandbox ls", "[--json]")
@@ -173,10 +224,26 @@ func (a *app) sandboxVerb(args []string) int {
 		if _, code, ok := positional(fs, args[1:], 0, 0); !ok {
 			return code
 		}
+		reg, err := sandbox.DefaultRegistry(a.root)
+		if err != nil {
+			return a.fail("sandbox ls", err)
+		}
 		return a.sandboxList(reg, *asJSON)
 	case "create":
+		if wantsHelp(args[1:]) {
+			usage()
+			return exitOK
+		}
 		if len(args) != 2 {
 			return usage()
+		}
+		if err := sandbox.CheckName(args[1]); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: sandbox create: %v\n", err)
+			return exitUsage
+		}
+		reg, err := sandbox.DefaultRegistry(a.root)
+		if err != nil {
+			return a.fail("sandbox create", err)
 		}
 		sb, err := reg.Create(args[1])
 		if err != nil {
@@ -187,19 +254,25 @@ func (a *app) sandboxVerb(args []string) int {
 	case "exec":
 		// netlab sandbox exec NAME -- CMD: a command in the sandbox's own
 		// network namespace (its host), as root of the sandbox.
-		if len(args) < 3 {
+		if wantsHelp(args[1:]) {
+			usage()
+			return exitOK
+		}
+		name, cmd, ok := sandboxExecArgs(args[1:])
+		if !ok {
 			return usage()
 		}
-		cmd := args[2:]
-		if cmd[0] == "--" {
-			cmd = cmd[1:]
+		if err := sandbox.CheckName(name); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: sandbox exec: %v\n", err)
+			return exitUsage
 		}
-		if len(cmd) == 0 {
-			return usage()
+		reg, err := sandbox.DefaultRegistry(a.root)
+		if err != nil {
+			return a.fail("sandbox exec", err)
 		}
-		sb, err := reg.Get(args[1])
+		sb, err := reg.Get(name)
 		if err == nil && (sb == nil || !sb.Alive()) {
-			err = fmt.Errorf("no sandbox %s running (netlab sandbox ls)", args[1])
+			err = fmt.Errorf("no sandbox %s running (netlab sandbox ls)", name)
 		}
 		if err != nil {
 			return a.fail("sandbox exec", err)
@@ -208,55 +281,86 @@ func (a *app) sandboxVerb(args []string) int {
 		if err != nil {
 			return a.fail("sandbox exec", err)
 		}
-		code, err := a.runIn(sb, path, cmd[1:])
+		code, err := a.runIn(sb, path, cmd[1:], false)
 		if err != nil {
 			return a.fail("sandbox exec", err)
 		}
 		return code
 	case "rm", "remove":
-		fs := a.flags("sandbox rm", "NAME...|--all")
-		all := fs.Bool("all", false, "remove every sandbox of this user")
-		names, code, ok := positional(fs, args[1:], 0, -1)
-		if !ok {
-			return code
-		}
-		if *all == (len(names) > 0) {
-			fs.Usage()
-			return exitUsage
-		}
-		if *all {
-			list, err := reg.List()
-			if err != nil {
-				return a.fail("sandbox rm", err)
-			}
-			for _, sb := range list {
-				names = append(names, sb.Name)
-			}
-		}
-		code = exitOK
-		for _, name := range names {
-			if err := sandbox.CheckName(name); err != nil {
-				fmt.Fprintf(a.stderr, "netlab: sandbox rm: %v\n", err)
-				code = exitUsage
-				continue
-			}
-			sb, err := reg.Get(name)
-			if err == nil && sb == nil {
-				fmt.Fprintf(a.stdout, "sandbox %s: not there\n", name)
-				continue
-			}
-			if err == nil {
-				err = reg.Remove(name)
-			}
-			if err != nil {
-				code = a.fail("sandbox rm "+name, err)
-				continue
-			}
-			fmt.Fprintf(a.stdout, "sandbox %s: removed\n", name)
-		}
-		return code
+		return a.sandboxRemove(args[1:])
 	}
 	return usage()
+}
+
+// sandboxExecArgs splits the arguments of netlab sandbox exec: NAME [--]
+// CMD [ARGS...]. ok is false when the name or the command is missing.
+func sandboxExecArgs(args []string) (name string, cmd []string, ok bool) {
+	if len(args) < 2 {
+		return "", nil, false
+	}
+	name, cmd = args[0], args[1:]
+	if cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	return name, cmd, len(cmd) > 0
+}
+
+// sandboxRemove: netlab sandbox rm NAME...|--all. What is incomplete (a
+// making cut short) goes too.
+func (a *app) sandboxRemove(args []string) int {
+	fs := a.flags("sandbox rm", "NAME...|--all")
+	all := fs.Bool("all", false, "remove every sandbox of this user")
+	names, code, ok := positional(fs, args, 0, -1)
+	if !ok {
+		return code
+	}
+	if *all == (len(names) > 0) {
+		fs.Usage()
+		return exitUsage
+	}
+	for _, name := range names {
+		if err := sandbox.CheckName(name); err != nil {
+			fmt.Fprintf(a.stderr, "netlab: sandbox rm: %v\n", err)
+			return exitUsage
+		}
+	}
+	reg, err := sandbox.DefaultRegistry(a.root)
+	if err != nil {
+		return a.fail("sandbox rm", err)
+	}
+	if *all {
+		list, err := reg.List()
+		if err != nil {
+			return a.fail("sandbox rm", err)
+		}
+		for _, sb := range list {
+			names = append(names, sb.Name)
+		}
+	}
+	code = exitOK
+	for _, name := range names {
+		sb, err := reg.Get(name)
+		if err == nil && sb == nil {
+			fmt.Fprintf(a.stdout, "sandbox %s: not there\n", name)
+			continue
+		}
+		if err == nil {
+			err = reg.Remove(name)
+		}
+		if err != nil {
+			code = a.fail("sandbox rm "+name, err)
+			continue
+		}
+		switch {
+		case sb.Incomplete != "":
+			fmt.Fprintf(a.stdout, "sandbox %s: removed (it was incomplete: %s)\n", name, sb.Incomplete)
+		case !sb.Alive():
+			fmt.Fprintf(a.stdout, "sandbox %s: removed (its keeper %d had died)\n", name, sb.PID)
+		default:
+			fmt.Fprintf(a.stdout, "sandbox %s: removed\n", name)
+		}
+	}
+	return code
 }
 
 // sandboxRow is one sandbox in `netlab sandbox ls --json`.
@@ -301,14 +405,18 @@ func (a *app) sandboxList(reg *sandbox.Registry, asJSON bool) int {
 			kind = "rootless"
 		}
 		keeper := strconv.Itoa(r.PID)
-		if !r.Alive {
-			keeper += " (gone)"
+		created := r.Created.Format("2006-01-02 15:04:05Z")
+		switch {
+		case r.Incomplete != "":
+			kind, keeper, created = "-", fmt.Sprintf("- (incomplete: %s; netlab sandbox rm %s removes it)", r.Incomplete, r.Name), "-"
+		case !r.Alive:
+			keeper += fmt.Sprintf(" (dead: its labs went with it; netlab sandbox rm %s)", r.Name)
 		}
 		labs := strings.Join(r.Labs, ",")
 		if labs == "" {
 			labs = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, kind, keeper, labs, r.Created.Format("2006-01-02 15:04:05Z"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, kind, keeper, labs, created)
 	}
 	tw.Flush()
 	return exitOK

@@ -22,6 +22,12 @@ func TestSandboxFlag(t *testing.T) {
 		// exec's command is its own, --sandbox there included.
 		{[]string{"exec", "--sandbox", "a", "lab", "ns", "--", "prog", "--sandbox", "b"}, "a", []string{"exec", "lab", "ns", "--", "prog", "--sandbox", "b"}, false},
 		{[]string{"up", "--sandbox"}, "", nil, true},
+		// An empty name would put the verb on the machine.
+		{[]string{"--sandbox=", "up", "lab.yaml"}, "", nil, true},
+		{[]string{"--sandbox", "", "up", "lab.yaml"}, "", nil, true},
+		{[]string{"-sandbox="}, "", nil, true},
+		// After a "--", a --sandbox is the command's.
+		{[]string{"sandbox", "exec", "x", "--", "--sandbox="}, "", []string{"sandbox", "exec", "x", "--", "--sandbox="}, false},
 	} {
 		name, rest, err := sandboxFlag(c.args)
 		if (err != nil) != c.bad || name != c.name || !slices.Equal(rest, c.rest) {

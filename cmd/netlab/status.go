@@ -19,6 +19,9 @@ func (a *app) status(args []string) int {
 	if !ok {
 		return code
 	}
+	if a.sandbox != "" {
+		return a.enter("status", args)
+	}
 	eng := a.engine(io.Discard)
 	var labs []string
 	if len(pos) == 1 {

@@ -12,8 +12,9 @@ import (
 	"github.com/netlab-dev/netlab/internal/proc"
 )
 
-// create starts a keeper for a new named sandbox and registers it (kept:
-// see Sandbox.Kept); call it holding the sandbox's lock.
+// create starts a keeper for a new named sandbox and registers it in the
+// place (kept: see Sandbox.Kept); call it holding the sandbox's lock. Its
+// files are the owner's alone: the directory 0700, the files 0600.
 //
 // The keeper is this program started again as the sandbox's first process,
 // in a session of its own (a terminal's Ctrl-C never reaches it), its output
@@ -21,13 +22,13 @@ import (
 // keeper.json is written (atomically), and only then is the keeper told to
 // go on: a creator that dies in between leaves a keeper that ends by itself,
 // never one nobody knows.
-func (r *Registry) create(name string, kept bool) (*Sandbox, error) {
+func (p place) create(name string, kept bool) (*Sandbox, error) {
 	exe, err := self()
 	if err != nil {
 		return nil, err
 	}
-	dir := r.dir(name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir := p.sandboxDir(name)
+	if err := mkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
 	log, err := os.OpenFile(filepath.Join(dir, "keeper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,52 +17,126 @@ import (
 	"github.com/netlab-dev/netlab/internal/store"
 )
 
-// Registry is the directory of one user's named sandboxes, each held by a
-// keeper process: a directory per sandbox (keeper.json, keeper.log) and a
-// lock file beside it. Root's is /run/netlab/sandboxes; another user's
-// $XDG_RUNTIME_DIR/netlab/sandboxes, or /tmp/netlab-UID/sandboxes when that
-// is unset. A sandbox's own state (journals, /run/netns, its private OVS)
-// lives inside it, on its private /run.
+// Registry is where one user's named sandboxes are registered, each held by
+// a keeper process: a directory per sandbox (keeper.json, keeper.log,
+// use.lock) and a lock file beside it. A sandbox's own state (journals,
+// /run/netns, its private OVS) lives inside it, on its private /run.
+//
+// Root's registry is /run/netlab/sandboxes (in netlab's state root). Any
+// other user's is found from their uid, not from their environment, so that
+// a sandbox made in one shell is found from every other (a login shell, sudo
+// -u, cron, ssh): new sandboxes go to /tmp/netlab-UID/sandboxes, and every
+// lookup also searches /run/user/UID/netlab/sandboxes (systemd's runtime
+// directory of the user, there whether or not this shell says so) and
+// $XDG_RUNTIME_DIR/netlab/sandboxes (where earlier versions made them). Only
+// directories that are the user's own with mode 0700 are used: the files in
+// them say which namespaces commands join. When /tmp/netlab-UID is another
+// user's, new sandboxes go to the first of the other two that is usable:
+// then $XDG_RUNTIME_DIR, set to a directory of one's own with mode 0700, is
+// the way round.
+//
+// /tmp/netlab-UID is the first choice rather than /run/user/UID because
+// logind removes the latter at the user's last logout, while a keeper (and
+// its labs) may live on.
 type Registry struct {
+	// Dir is where a new sandbox is registered, unless one of its name is
+	// registered elsewhere already (see at).
 	Dir string
-	// top is the per-user directory the registry made (removed with the
-	// last sandbox); "" for root's, which lives in netlab's state root.
+	// places are the directories searched for sandboxes, Dir's first.
+	places []place
+}
+
+// place is one directory of registered sandboxes.
+type place struct {
+	dir string // the directory of sandbox directories and lock files
+	// top is the per-user directory made for dir and removed with its last
+	// sandbox; "" for root's, which lives in netlab's state root.
 	top string
 }
 
 // DefaultRegistry returns this user's registry. root is netlab's state root
-// ("" for /run/netlab), which root's registry lives in.
+// ("" for /run/netlab), which root's registry lives in. It creates nothing:
+// directories are made when a sandbox is.
 func DefaultRegistry(root string) (*Registry, error) {
 	if os.Geteuid() == 0 {
 		if root == "" {
 			root = store.DefaultRoot
 		}
-		return &Registry{Dir: filepath.Join(root, "sandboxes")}, nil
+		dir := filepath.Join(root, "sandboxes")
+		return &Registry{Dir: dir, places: []place{{dir: dir}}}, nil
 	}
-	top, err := userDir()
-	if err != nil {
-		return nil, err
-	}
-	return &Registry{Dir: filepath.Join(top, "sandboxes"), top: top}, nil
+	return userRegistry(os.Geteuid(), "/tmp", "/run/user", os.Getenv("XDG_RUNTIME_DIR"))
 }
 
-// userDir is $XDG_RUNTIME_DIR/netlab when XDG_RUNTIME_DIR is this user's
-// own (the XDG spec: owned by the user, mode 0700), else
-// /tmp/netlab-UID. It must belong to this user and be closed to others: a
-// keeper's files there say which namespaces commands join.
-func userDir() (string, error) {
-	uid := os.Geteuid()
-	dir := filepath.Join(os.TempDir(), "netlab-"+strconv.Itoa(uid))
-	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && ownedPrivate(x, uid) {
-		dir = filepath.Join(x, "netlab")
+// userRegistry is the registry of uid, a user other than root (see
+// Registry): tmp and runUser are /tmp and /run/user but in tests, xdg is
+// $XDG_RUNTIME_DIR. /tmp is named, not os.TempDir: $TMPDIR would hide a
+// sandbox from a shell that sets it otherwise.
+func userRegistry(uid int, tmp, runUser, xdg string) (*Registry, error) {
+	id := strconv.Itoa(uid)
+	type candidate struct {
+		top string
+		// parent is the user's own directory top is made in; "" for the
+		// one in /tmp, which anyone may write to.
+		parent string
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("sandbox: state directory: %w", err)
+	candidates := []candidate{
+		{top: filepath.Join(tmp, "netlab-"+id)},
+		{top: filepath.Join(runUser, id, "netlab"), parent: filepath.Join(runUser, id)},
 	}
-	if !ownedPrivate(dir, uid) {
-		return "", fmt.Errorf("sandbox: state directory %s is not this user's own with mode 0700; remove it", dir)
+	if xdg != "" && filepath.IsAbs(xdg) {
+		candidates = append(candidates, candidate{top: filepath.Join(xdg, "netlab"), parent: filepath.Clean(xdg)})
 	}
-	return dir, nil
+	r := &Registry{}
+	var refused []string
+	seen := map[string]bool{}
+	for _, c := range candidates {
+		if seen[c.top] {
+			continue
+		}
+		seen[c.top] = true
+		if c.parent != "" && !ownedPrivate(c.parent, uid) {
+			if c.parent == filepath.Clean(xdg) {
+				refused = append(refused, fmt.Sprintf("XDG_RUNTIME_DIR=%s is not a directory of yours with mode 0700", xdg))
+			}
+			continue
+		}
+		if why := notOwnPrivate(c.top, uid); why != "" {
+			refused = append(refused, why)
+			continue
+		}
+		r.places = append(r.places, place{dir: filepath.Join(c.top, "sandboxes"), top: c.top})
+	}
+	if len(r.places) == 0 {
+		return nil, fmt.Errorf("sandbox: no directory for this user's sandboxes: %s; "+
+			"the way round: set XDG_RUNTIME_DIR to a directory of your own with mode 0700 "+
+			"(mkdir -m 0700 ~/.netlab-run && export XDG_RUNTIME_DIR=~/.netlab-run), and keep it set for every netlab command",
+			strings.Join(refused, "; "))
+	}
+	r.Dir = r.places[0].dir
+	return r, nil
+}
+
+// notOwnPrivate says why dir, when it exists, is not uid's own with mode
+// 0700; "" when it is, or is not there (it can be made).
+func notOwnPrivate(dir string, uid int) string {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		return fmt.Sprintf("%s: %v", dir, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Sprintf("%s is not a directory (%s)", dir, fi.Mode().Type())
+	case ok && int(st.Uid) != uid:
+		return fmt.Sprintf("%s belongs to uid %d, not to you (uid %d): another user made it (root may remove it), and a directory that says which namespaces your commands join must be yours alone", dir, st.Uid, uid)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Sprintf("%s has mode %04o: others may change it (chmod 0700 it, or remove it)", dir, fi.Mode().Perm())
+	}
+	return ""
 }
 
 func ownedPrivate(dir string, uid int) bool {
@@ -71,6 +146,38 @@ func ownedPrivate(dir string, uid int) bool {
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && int(st.Uid) == uid && fi.Mode().Perm()&0o077 == 0
+}
+
+// mkdirPrivate makes dir with mode 0700, whatever the umask (which could
+// take the owner's own bits); one already there is left as it is.
+func mkdirPrivate(dir string) error {
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// ensure makes the place's directories. A user's top is checked again once
+// made: another user could have made it first.
+func (p place) ensure() error {
+	if p.top == "" {
+		// netlab's state root, with the mode internal/state gives it.
+		if err := os.MkdirAll(filepath.Dir(p.dir), 0o755); err != nil {
+			return err
+		}
+		return mkdirPrivate(p.dir)
+	}
+	if err := mkdirPrivate(p.top); err != nil {
+		return err
+	}
+	if why := notOwnPrivate(p.top, os.Geteuid()); why != "" {
+		return errors.New(why)
+	}
+	return mkdirPrivate(p.dir)
 }
 
 // Sandbox is a named sandbox: what its keeper.json says.
@@ -88,12 +195,50 @@ type Sandbox struct {
 	// Kept says it was made on its own (Create): it stays without labs,
 	// until it is removed.
 	Kept bool `json:"kept,omitempty"`
+	// Incomplete says why a sandbox's directory holds no sandbox that can
+	// be used ("" when it does): its making was cut short (a creator
+	// killed before it wrote keeper.json) or is under way, or keeper.json
+	// is unreadable. List shows such a directory; Use, Create and Remove
+	// clear it away.
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
-// Alive says whether the sandbox's keeper still runs.
+// Alive says whether the sandbox's keeper still runs, and is not on its
+// way out: a killed keeper stays, exiting, until the kernel has ended every
+// other process of its sandbox.
 func (s *Sandbox) Alive() bool {
+	return s.Incomplete == "" && !s.gone() && !exiting(s.PID)
+}
+
+// gone says whether the keeper has ended (a zombie has): the sandbox's
+// processes are all gone then.
+func (s *Sandbox) gone() bool {
+	if s.PID <= 1 {
+		return true
+	}
 	start, ok := proc.StartTime(s.PID)
-	return ok && start == s.Start
+	return !ok || start != s.Start
+}
+
+// exiting says whether the process pid is exiting: PF_EXITING (0x4) in the
+// flags of /proc/PID/stat (field 9).
+func exiting(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return false
+	}
+	// After "pid (comm) ": state is field 3, flags field 9.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 7 {
+		return false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&0x4 != 0
 }
 
 // Root is the sandbox's file system as its keeper sees it.
@@ -172,14 +317,49 @@ func netNSInode(path string) (uint64, error) {
 	return st.Ino, nil
 }
 
-func (r *Registry) dir(name string) string      { return filepath.Join(r.Dir, name) }
-func (r *Registry) lockPath(name string) string { return filepath.Join(r.Dir, name+".lock") }
-func (r *Registry) usePath(name string) string  { return filepath.Join(r.dir(name), "use.lock") }
+func (p place) sandboxDir(name string) string { return filepath.Join(p.dir, name) }
+func (p place) lockPath(name string) string   { return filepath.Join(p.dir, name+".lock") }
+func (p place) usePath(name string) string    { return filepath.Join(p.sandboxDir(name), "use.lock") }
 
-// Get reads a sandbox's keeper.json; nil when there is none.
+// has says whether the place holds anything of the sandbox name: its
+// directory or its lock file.
+func (p place) has(name string) bool {
+	for _, path := range []string{p.sandboxDir(name), p.lockPath(name)} {
+		if _, err := os.Lstat(path); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// at returns the place the sandbox name is registered in: the first that
+// holds anything of it, else the place for new ones.
+func (r *Registry) at(name string) place {
+	for _, p := range r.places {
+		if p.has(name) {
+			return p
+		}
+	}
+	return r.places[0]
+}
+
+// Get reads a sandbox's keeper.json; nil when there is no such sandbox. A
+// directory without a readable keeper.json is a sandbox with Incomplete
+// set.
 func (r *Registry) Get(name string) (*Sandbox, error) {
-	b, err := os.ReadFile(filepath.Join(r.dir(name), "keeper.json"))
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	return r.at(name).get(name)
+}
+
+func (p place) get(name string) (*Sandbox, error) {
+	dir := p.sandboxDir(name)
+	b, err := os.ReadFile(filepath.Join(dir, "keeper.json"))
 	if errors.Is(err, fs.ErrNotExist) {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			return &Sandbox{Name: name, Incomplete: "its making was cut short (no keeper.json)"}, nil
+		}
 		return nil, nil
 	}
 	if err != nil {
@@ -187,79 +367,109 @@ func (r *Registry) Get(name string) (*Sandbox, error) {
 	}
 	var s Sandbox
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("sandbox %s: keeper.json: %w", name, err)
+		return &Sandbox{Name: name, Incomplete: fmt.Sprintf("keeper.json unreadable: %v", err)}, nil
+	}
+	if s.Name != name || s.PID <= 1 {
+		// Never signal a process keeper.json does not name as a keeper.
+		return &Sandbox{Name: name, Incomplete: fmt.Sprintf("keeper.json names sandbox %q, keeper %d", s.Name, s.PID)}, nil
 	}
 	return &s, nil
 }
 
-// List returns the registered sandboxes, by name, live or not.
+// List returns the registered sandboxes, by name in each place, live, dead
+// (Alive false) or incomplete; one being made (or removed) right now says
+// so in Incomplete.
 func (r *Registry) List() ([]*Sandbox, error) {
-	entries, err := os.ReadDir(r.Dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list sandboxes: %w", err)
-	}
 	var out []*Sandbox
-	for _, e := range entries {
-		if !e.IsDir() {
+	for _, p := range r.places {
+		entries, err := os.ReadDir(p.dir)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		s, err := r.Get(e.Name())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list sandboxes: %w", err)
 		}
-		if s != nil {
+		for _, e := range entries {
+			if !e.IsDir() || CheckName(e.Name()) != nil {
+				continue
+			}
+			s, err := p.get(e.Name())
+			if err != nil {
+				return nil, err
+			}
+			if s == nil {
+				continue // removed meanwhile
+			}
+			if s.Incomplete != "" && p.locked(e.Name()) {
+				s.Incomplete = "being made or removed (its lock is held)"
+			}
 			out = append(out, s)
 		}
 	}
 	return out, nil
 }
 
+// locked says whether a process holds the sandbox's lock; it creates no
+// file.
+func (p place) locked(name string) bool {
+	f, err := os.OpenFile(p.lockPath(name), os.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return errors.Is(syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB), syscall.EWOULDBLOCK)
+}
+
 // Use returns the live sandbox name, making it first when create is set,
 // and marks this process as its user until release is called: a sandbox in
 // use is never removed as idle. Without create, an absent (or dead) sandbox
-// is nil. The caller calls release, then RemoveIfIdle.
-func (r *Registry) Use(name string, create bool) (sb *Sandbox, release func(), err error) {
+// is nil, and nothing is written. ended is what was left of an earlier
+// sandbox of the name, which Use removed: its keeper had died (and every
+// process and lab in it with it), or its making had been cut short. The
+// caller calls release, then RemoveIfIdle.
+func (r *Registry) Use(name string, create bool) (sb, ended *Sandbox, release func(), err error) {
 	if err := CheckName(name); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	unlock, err := r.lock(name)
+	p := r.at(name)
+	if !create && !p.has(name) {
+		return nil, nil, func() {}, nil
+	}
+	unlock, err := p.lock(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer unlock()
-	sb, err = r.Get(name)
+	sb, err = p.get(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if sb != nil && !sb.Alive() {
-		// Its keeper died, and everything inside with it: only files remain.
-		if err := os.RemoveAll(r.dir(name)); err != nil {
-			return nil, nil, fmt.Errorf("sandbox %s: remove what its dead keeper left: %w", name, err)
+		// Under the lock, no creator is at work: only files remain.
+		if err := os.RemoveAll(p.sandboxDir(name)); err != nil {
+			return nil, nil, nil, fmt.Errorf("sandbox %s: remove what is left of it: %w", name, err)
 		}
-		sb = nil
+		sb, ended = nil, sb
 	}
 	if sb == nil {
 		if !create {
-			r.forget(name)
-			return nil, func() {}, nil
+			p.forget(name)
+			return nil, ended, func() {}, nil
 		}
-		if sb, err = r.create(name, false); err != nil {
-			r.forget(name)
-			return nil, nil, err
+		if sb, err = p.create(name, false); err != nil {
+			p.forget(name)
+			return nil, ended, nil, err
 		}
 	}
-	use, err := openLock(r.usePath(name))
+	use, err := openLock(p.usePath(name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("sandbox %s: %w", name, err)
+		return nil, ended, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
 	if err := flock(use, syscall.LOCK_SH); err != nil {
 		use.Close()
-		return nil, nil, fmt.Errorf("sandbox %s: %w", name, err)
+		return nil, ended, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
-	return sb, func() { use.Close() }, nil
+	return sb, ended, func() { use.Close() }, nil
 }
 
 // Create makes the sandbox name, kept until Remove: a place to set up
@@ -269,43 +479,53 @@ func (r *Registry) Create(name string) (*Sandbox, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	unlock, err := r.lock(name)
+	p := r.at(name)
+	unlock, err := p.lock(name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if sb, err := r.Get(name); err != nil {
+	if sb, err := p.get(name); err != nil {
 		return nil, err
 	} else if sb != nil && sb.Alive() {
 		return nil, fmt.Errorf("sandbox %s exists (keeper %d)", name, sb.PID)
 	}
-	os.RemoveAll(r.dir(name))
-	sb, err := r.create(name, true)
+	if err := os.RemoveAll(p.sandboxDir(name)); err != nil {
+		return nil, fmt.Errorf("sandbox %s: remove what is left of it: %w", name, err)
+	}
+	sb, err := p.create(name, true)
 	if err != nil {
-		r.forget(name)
+		p.forget(name)
 		return nil, err
 	}
 	return sb, nil
 }
 
 // RemoveIfIdle removes the sandbox when no process uses it and no lab is
-// left in it (root: netlab's state root inside). It reports whether it
-// removed it.
+// left in it (root: netlab's state root inside), or when its keeper is
+// dead. It reports whether it removed it.
 func (r *Registry) RemoveIfIdle(name, root string) (bool, error) {
-	unlock, err := r.lock(name)
+	if err := CheckName(name); err != nil {
+		return false, err
+	}
+	p := r.at(name)
+	if !p.has(name) {
+		return false, nil
+	}
+	unlock, err := p.lock(name)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	sb, err := r.Get(name)
+	sb, err := p.get(name)
 	if err != nil {
 		return false, err
 	}
 	if sb == nil {
-		r.forget(name)
+		p.forget(name)
 		return false, nil
 	}
-	use, err := os.OpenFile(r.usePath(name), os.O_RDWR, 0)
+	use, err := os.OpenFile(p.usePath(name), os.O_RDWR, 0)
 	if err == nil {
 		defer use.Close()
 		if err := flock(use, syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
@@ -324,69 +544,77 @@ func (r *Registry) RemoveIfIdle(name, root string) (bool, error) {
 			return false, nil
 		}
 	}
-	return true, r.remove(sb)
+	return true, p.remove(sb)
 }
 
 // Remove removes the sandbox whatever it holds: its keeper is killed, and
-// with it every process, namespace and file of the sandbox. It returns nil
-// when there is no such sandbox.
+// with it every process, namespace and file of the sandbox; an incomplete
+// one's files go. It returns nil when there is no such sandbox.
 func (r *Registry) Remove(name string) error {
-	unlock, err := r.lock(name)
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	p := r.at(name)
+	if !p.has(name) {
+		return nil
+	}
+	unlock, err := p.lock(name)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	sb, err := r.Get(name)
+	sb, err := p.get(name)
 	if err != nil {
 		return err
 	}
 	if sb == nil {
-		r.forget(name)
+		p.forget(name)
 		return nil
 	}
-	return r.remove(sb)
+	return p.remove(sb)
 }
 
 // remove kills the keeper, the first process of the sandbox's PID
 // namespace: the kernel then kills every other one and lets the keeper's
 // exit complete only when they are gone. Then the sandbox's files go. Call it
 // holding the sandbox's lock.
-func (r *Registry) remove(sb *Sandbox) error {
-	if sb.Alive() {
+func (p place) remove(sb *Sandbox) error {
+	if sb.Incomplete == "" && !sb.gone() {
 		if err := syscall.Kill(sb.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("sandbox %s: kill keeper %d: %w", sb.Name, sb.PID, err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); sb.Alive(); time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); !sb.gone(); time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("sandbox %s: keeper %d still running 10 s after SIGKILL", sb.Name, sb.PID)
 			}
 		}
 	}
-	if err := os.RemoveAll(r.dir(sb.Name)); err != nil {
+	if err := os.RemoveAll(p.sandboxDir(sb.Name)); err != nil {
 		return fmt.Errorf("sandbox %s: %w", sb.Name, err)
 	}
-	r.forget(sb.Name)
+	p.forget(sb.Name)
 	return nil
 }
 
 // forget removes the lock file of a sandbox that is not there (any more),
-// and the registry's directories once they are empty (they are not, and
+// and the place's directories once they are empty (they are not, and
 // stay, while another sandbox is there). Call it holding the lock: a waiter
 // that then gets the removed file starts over (lock).
-func (r *Registry) forget(name string) {
-	os.Remove(r.lockPath(name))
-	if os.Remove(r.Dir) == nil && r.top != "" {
-		os.Remove(r.top)
+func (p place) forget(name string) {
+	os.Remove(p.lockPath(name))
+	if os.Remove(p.dir) == nil && p.top != "" {
+		os.Remove(p.top)
 	}
 }
 
-// lock takes the sandbox's lock exclusively: creating, finding and removing
-// a sandbox are serialised by it. remove deletes the lock file while holding
-// it, so a waiter that got the deleted one starts over.
-func (r *Registry) lock(name string) (unlock func(), err error) {
-	path := r.lockPath(name)
+// lock takes the sandbox's lock exclusively, making the place's
+// directories: creating, finding and removing a sandbox are serialised by
+// it. remove deletes the lock file while holding it, so a waiter that got
+// the deleted one starts over.
+func (p place) lock(name string) (unlock func(), err error) {
+	path := p.lockPath(name)
 	for try := 0; ; try++ {
-		if err := os.MkdirAll(r.Dir, 0o700); err != nil {
+		if err := p.ensure(); err != nil {
 			return nil, fmt.Errorf("sandbox %s: %w", name, err)
 		}
 		f, err := openLock(path)

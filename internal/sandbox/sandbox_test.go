@@ -380,7 +380,7 @@ func registryChild() int {
 		fmt.Println(err)
 		return 1
 	}
-	sb, release, err := reg.Use("r", true)
+	sb, _, release, err := reg.Use("r", true)
 	if err != nil {
 		fmt.Println(err, Diagnose(err))
 		return 1

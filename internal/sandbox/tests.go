@@ -65,7 +65,7 @@ func runKept() (int, error) {
 		return 0, err
 	}
 	name := "test-" + strings.ToLower(rand.Text()[:6])
-	sb, release, err := reg.Use(name, true)
+	sb, _, release, err := reg.Use(name, true)
 	if err != nil {
 		return 0, err
 	}
