@@ -35,8 +35,16 @@ func shedPrivileges(args []string, stderr io.Writer) error {
 // completion, doctor (which says it in its findings) or a verb's usage.
 func noticeWanted(args []string) bool {
 	_, args, err := sandboxFlag(args)
-	if err != nil || len(args) == 0 || helpAsked(args[1:]) {
+	if err != nil || len(args) == 0 {
 		return false
+	}
+	for _, a := range args[1:] {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			return false // a verb's usage
+		}
 	}
 	return labVerbs[args[0]] || args[0] == "sandbox"
 }

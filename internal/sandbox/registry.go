@@ -165,8 +165,8 @@ func mkdirPrivate(dir string) error {
 // made: another user could have made it first.
 func (p place) ensure() error {
 	if p.top == "" {
-		// netlab's state root, with the mode internal/state gives it.
-		if err := os.MkdirAll(filepath.Dir(p.dir), 0o755); err != nil {
+		// netlab's state root, root's alone as internal/store makes it.
+		if err := os.MkdirAll(filepath.Dir(p.dir), 0o700); err != nil {
 			return err
 		}
 		return mkdirPrivate(p.dir)

@@ -501,7 +501,7 @@ func TestRegistryModes(t *testing.T) {
 	}
 	// Root's state root, when the registry makes it, has the mode netlab's
 	// state gives it.
-	if fi, err := os.Stat(root); err != nil || fi.Mode().Perm() != 0o755 {
+	if fi, err := os.Stat(root); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state root: %v, %v", fi.Mode(), err)
 	}
 }
