@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/netlab-dev/netlab/internal/impair"
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -54,7 +55,11 @@ func (s *session) observeImpair(lab *topology.Lab, j *state.Journal, snap *state
 		if o == nil {
 			continue // absent: so are its qdiscs
 		}
-		qs, err := impair.Observe(name)
+		h, err := s.ns(name)
+		if err != nil {
+			return err
+		}
+		qs, err := h.ObserveQdiscs()
 		if err != nil {
 			return err
 		}
@@ -108,21 +113,29 @@ func (s *session) applyImpair(a plan.Action) error {
 	switch a.Op {
 	case plan.OpSetQdisc:
 		im := *a.Impair
-		var tbf *impair.TBF
-		var netem *impair.Netem
+		var tbf *kernel.TBF
+		var netem *kernel.Netem
 		if im.Rate != 0 {
 			t := plan.TBFOf(im)
-			tbf = &impair.TBF{RateBytes: t.RateBytes, Burst: t.Burst, Limit: t.Limit}
+			tbf = &kernel.TBF{RateBytes: t.RateBytes, Burst: t.Burst, Limit: t.Limit}
 		}
 		if len(im.NetemFields()) > 0 || (im.Limit > 0 && im.Rate == 0) {
-			netem = &impair.Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}
+			netem = &kernel.Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}
 			if im.Rate == 0 {
 				netem.Limit = uint32(im.Limit)
 			}
 		}
-		return impair.Set(a.NS, a.Link, tbf, netem)
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		return h.SetQdisc(a.Link, tbf, netem)
 	case plan.OpDelQdisc:
-		return impair.Delete(a.NS, a.Link, a.Handle)
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		return h.DeleteQdisc(a.Link, a.Handle)
 	case plan.OpSetLoss:
 		var rules []impair.LossRule
 		for _, r := range a.Loss {
