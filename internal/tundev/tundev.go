@@ -6,8 +6,11 @@
 //
 // Opening /dev/net/tun and TUNSETIFF act in the network namespace of the
 // calling thread, not of a netlink socket: a caller that means another
-// namespace runs these functions inside namespace.Do. The package itself
-// switches no thread.
+// namespace runs these functions inside namespace.Do, whose goroutine stays
+// on its switched thread throughout (a lookup and the open that follows must
+// see the same namespace). Only a process all of whose threads are in the
+// namespace (netlab tap-mac under `ip netns exec`) may call them from any
+// goroutine. The package itself switches no thread.
 package tundev
 
 import (
