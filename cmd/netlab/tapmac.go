@@ -6,8 +6,8 @@ import (
 	"net"
 	"syscall"
 
-	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/internal/tap"
+	"github.com/netlab-dev/netlab/internal/tundev"
 )
 
 // tapMAC: netlab tap-mac IFACE MAC changes a TAP's MAC as its unprivileged
@@ -28,10 +28,10 @@ func (a *app) tapMAC(args []string) int {
 	}
 	if err := tap.SetMAC(args[0], mac); err != nil {
 		fmt.Fprintf(a.stderr, "netlab: tap-mac: %v\n", err)
-		var open *tap.OpenError
+		var open *tundev.OpenError
 		if errors.As(err, &open) && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
-			if ok, why, fix := sandbox.TunUsable(); !ok {
-				fmt.Fprintf(a.stderr, "netlab: tap-mac: %s\nnetlab: fix: %s\n", why, fix)
+			if acc := tundev.CheckAccess(); !acc.Opens {
+				fmt.Fprintf(a.stderr, "netlab: tap-mac: %s\nnetlab: fix: %s\n", acc.Why(), acc.Fix())
 			}
 		}
 		return exitRuntime

@@ -1,7 +1,7 @@
 package apply
 
 import (
-	"github.com/netlab-dev/netlab/internal/impair"
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -10,23 +10,31 @@ import (
 var impairHandlers = map[plan.Op]handler{
 	plan.OpSetQdisc: on(func(s *Session, a plan.SetQdisc) error {
 		im := *a.Impair
-		var tbf *impair.TBF
-		var netem *impair.Netem
+		var tbf *kernel.TBF
+		var netem *kernel.Netem
 		if im.Rate != 0 {
 			t := plan.TBFOf(im)
-			tbf = &impair.TBF{RateBytes: t.RateBytes, Burst: t.Burst, Limit: t.Limit}
+			tbf = &kernel.TBF{RateBytes: t.RateBytes, Burst: t.Burst, Limit: t.Limit}
 		}
 		if len(im.NetemFields()) > 0 || (im.Limit > 0 && im.Rate == 0) {
-			netem = &impair.Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}
+			netem = &kernel.Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}
 			if im.Rate == 0 {
 				netem.Limit = uint32(im.Limit)
 			}
 		}
-		return impair.Set(a.NS, a.Link, tbf, netem)
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		return h.SetQdisc(a.Link, tbf, netem)
 	}).journaling(func(j *state.Journal, a plan.Action) {
 		j.AddQdiscNS(a.Step.(plan.SetQdisc).NS)
 	}),
 	plan.OpDelQdisc: on(func(s *Session, a plan.DelQdisc) error {
-		return impair.Delete(a.NS, a.Link, a.Handle)
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		return h.DeleteQdisc(a.Link, a.Handle)
 	}),
 }

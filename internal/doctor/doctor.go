@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netlab-dev/netlab/internal/tundev"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
@@ -230,22 +232,21 @@ func hasFileCaps(path string) bool {
 // Ubuntu does (0666).
 func tunDevice() Finding {
 	f := Finding{Check: "/dev/net/tun"}
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	var st unix.Stat_t
-	statErr := unix.Stat("/dev/net/tun", &st)
+	a := tundev.CheckAccess()
 	switch {
-	case err == nil && statErr == nil && st.Mode&0o006 != 0o006:
-		unix.Close(fd)
+	case a.Opens && !a.Everyone():
 		f.Level = Warn
-		f.What = fmt.Sprintf("opens for this process, but its mode is %04o: only its owner (uid %d) and group (gid %d) may open it, so a TAP's non-root owner cannot attach (netlab tap-mac, a VM) and a rootless sandbox has no TUN, TAP or Open vSwitch bridge", st.Mode&0o7777, st.Uid, st.Gid)
-		f.Fix = "the stock udev rule of Debian and Ubuntu makes it 0666 (KERNEL==\"tun\", MODE=\"0666\"); here: sudo chmod 0666 /dev/net/tun, and a rule in /etc/udev/rules.d/ to keep it"
-	case err == nil:
-		unix.Close(fd)
+		f.What = fmt.Sprintf("opens for this process, but its mode is %04o: only its owner (uid %d) and group (gid %d) may open it, so a TAP's non-root owner cannot attach (netlab tap-mac, a VM) and a rootless sandbox has no TUN, TAP or Open vSwitch bridge", a.Mode, a.UID, a.GID)
+		f.Fix = a.Fix()
+	case a.Opens:
 		f.Level, f.What = OK, "opens (TUN reflectors, TAP devices); mode 0666: a TAP's owner and rootless sandboxes may open it too"
-	case os.IsNotExist(err):
-		f.Level, f.What, f.Fix = Warn, "missing: TUN/TAP devices cannot be made", "mkdir -p /dev/net && mknod /dev/net/tun c 10 200 (in a container: pass the device in)"
+	case a.Missing:
+		f.Level, f.What, f.Fix = Warn, "missing: TUN/TAP devices cannot be made", a.Fix()
 	default:
-		f.Level, f.What, f.Fix = Warn, "cannot open: "+err.Error(), "run as root"
+		f.Level, f.What, f.Fix = Warn, a.Why(), a.Fix()
+		if f.Fix == "" {
+			f.Fix = "run as root"
+		}
 	}
 	return f
 }

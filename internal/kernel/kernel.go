@@ -1,13 +1,13 @@
 // Package kernel is netlab's netlink driver: it reads and changes the links,
-// addresses, routes and sysctls of one network namespace at a time. It knows
-// nothing of topologies or plans; every method is one `ip`/`sysctl`/`ethtool`
-// command's worth of work, idempotent where the command has an idempotent
-// form (replace, delete-if-present).
+// addresses, routes, root qdiscs and sysctls of one network namespace at a
+// time. It knows nothing of topologies or plans; every method is one
+// `ip`/`tc`/`sysctl`/`ethtool` command's worth of work, idempotent where the
+// command has an idempotent form (replace, delete-if-present).
 //
 // Netlink goes through one netlink.Handle per namespace whose socket was
 // opened inside it, so no thread is switched for it; the few operations bound
-// to the calling thread's namespace (/proc/sys, ethtool ioctls) go through
-// namespace.Do.
+// to the calling thread's namespace (/proc/sys, ethtool ioctls, creating a
+// TUN/TAP through tundev) go through namespace.Do.
 package kernel
 
 import (

@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"errors"
+	"io/fs"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,9 +18,13 @@ func TestAddTuntap(t *testing.T) {
 	must(t, n.AddTuntap("tap7", "netlab:test:x/tap7", Tuntap{TAP: true, Owner: 65534, Group: 65534}))
 	if err := n.AddTuntap("tun7", "x", Tuntap{Owner: -1, Group: -1}); err == nil {
 		t.Errorf("a second AddTuntap of tun7 succeeded")
+	} else if !errors.Is(err, fs.ErrExist) || !strings.HasPrefix(err.Error(), "ns "+n.Name()+": add tun tun7: ") {
+		t.Errorf("a second AddTuntap of tun7: %v, want fs.ErrExist", err)
 	}
 	if err := n.AddTuntap("lo", "x", Tuntap{Owner: -1, Group: -1}); err == nil {
 		t.Errorf("AddTuntap over lo succeeded")
+	} else if !errors.Is(err, fs.ErrExist) {
+		t.Errorf("AddTuntap over lo: %v, want fs.ErrExist", err)
 	}
 	out, _ := exec.Command("ip", "-n", n.Name(), "-d", "link", "show").CombinedOutput()
 	for _, want := range []string{"tun7: ", "tun type tun pi off vnet_hdr on multi_queue", "alias netlab:test:x/tun7",

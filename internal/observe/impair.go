@@ -48,7 +48,11 @@ func (s *Reader) observeImpair(lab *topology.Lab, j *state.Journal, snap *state.
 		if o == nil {
 			continue // absent: so are its qdiscs
 		}
-		qs, err := impair.Observe(name)
+		h, err := s.ns(name)
+		if err != nil {
+			return err
+		}
+		qs, err := h.ObserveQdiscs()
 		if err != nil {
 			return err
 		}

@@ -7,9 +7,9 @@
 //
 // The package has four layers: Reflect (pure, allocation-free byte swap),
 // Run (the loop over a Device; on a TUN queue it reads in bursts while
-// packets are queued), OpenQueues and Queue (the OS edge: queues attached on
-// a thread inside the lab namespace, then read and written with direct
-// system calls, like a C reflector) and Main (the `netlab reflect`
-// process, which attaches, drops every capability, then runs one loop per
-// queue).
+// packets are queued), OpenQueues and Queue (the OS edge: queues attached
+// by tundev on a thread inside the lab namespace, then read and written
+// with direct system calls, like a C reflector) and Main (the `netlab
+// reflect` process, which attaches, drops every capability, then runs one
+// loop per queue).
 package reflector

@@ -17,6 +17,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/testkit"
+	"github.com/netlab-dev/netlab/internal/tundev"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 )
@@ -395,6 +396,8 @@ func TestOpenQueues(t *testing.T) {
 	// the host.
 	if _, err := OpenQueues(ns, "nosuch0", 1, false); err == nil {
 		t.Errorf("OpenQueues on a missing device succeeded")
+	} else if !errors.Is(err, tundev.ErrNoDevice) {
+		t.Errorf("OpenQueues on a missing device: %v, want tundev.ErrNoDevice", err)
 	}
 	if exec.Command("ip", "-n", ns, "link", "show", "nosuch0").Run() == nil ||
 		exec.Command("ip", "link", "show", "nosuch0").Run() == nil {
@@ -409,6 +412,8 @@ func TestOpenQueues(t *testing.T) {
 	}
 	if _, err := OpenQueues(ns, "single0", 2, false); err == nil {
 		t.Errorf("two queues on a single-queue tun succeeded")
+	} else if !errors.Is(err, tundev.ErrNotMultiQueue) {
+		t.Errorf("two queues on a single-queue tun: %v, want tundev.ErrNotMultiQueue", err)
 	}
 	if _, err := OpenQueues("nlr-no-such-ns", "refl0", 1, false); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("OpenQueues in a missing namespace: %v", err)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/netlab-dev/netlab/internal/tundev"
 )
 
 // Device is one packet queue: each Read returns one whole packet and each
@@ -32,7 +34,7 @@ type framed interface {
 // VnetHdrLen is the size of struct virtio_net_hdr, the prefix of every packet
 // on a TUN queue opened with IFF_VNET_HDR (the kernel's default
 // TUNSETVNETHDRSZ).
-const VnetHdrLen = 10
+const VnetHdrLen = tundev.VnetHdrLen
 
 // VnetHdr wraps a TUN queue opened with IFF_VNET_HDR: Run then skips the
 // 10-byte virtio_net_hdr in front of each packet and writes it back as read,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/tundev"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -124,7 +125,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	if c.dev == "" {
 		return c, errors.New("--dev is required")
 	}
-	if err := checkIfname(c.dev); err != nil {
+	if err := tundev.CheckName(c.dev); err != nil {
 		return c, fmt.Errorf("--dev: %w", err)
 	}
 	if c.queues < 1 || c.queues > 256 {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/netlab-dev/netlab/internal/tundev"
 )
 
 // The kernel settings that decide whether a user may make a sandbox, as
@@ -81,15 +81,9 @@ func explain(err error, settings map[string]string, euid int) string {
 // Debian and Ubuntu makes it 0666; some machines have 0600. why and fix say
 // what is wrong when it is not usable.
 func TunUsable() (ok bool, why, fix string) {
-	var st unix.Stat_t
-	if err := unix.Stat("/dev/net/tun", &st); err != nil {
-		return false, "/dev/net/tun is missing", "sudo mkdir -p /dev/net && sudo mknod -m 0666 /dev/net/tun c 10 200 (in a container: pass the device in)"
+	a := tundev.CheckAccess()
+	if a.Opens {
+		return true, fmt.Sprintf("opens (mode %04o)", a.Mode), ""
 	}
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err == nil {
-		unix.Close(fd)
-		return true, fmt.Sprintf("opens (mode %04o)", st.Mode&0o7777), ""
-	}
-	return false, fmt.Sprintf("/dev/net/tun has mode %04o (owner uid %d) and this user (uid %d) cannot open it: TUN reflectors, TAPs and Open vSwitch bridges (its userspace datapath opens it) will not work in a sandbox of this user's", st.Mode&0o7777, st.Uid, os.Geteuid()),
-		"the stock udev rule of Debian and Ubuntu makes it 0666 (KERNEL==\"tun\", MODE=\"0666\"); on this machine: sudo chmod 0666 /dev/net/tun, and a rule in /etc/udev/rules.d/ to keep it"
+	return false, a.Why() + ": TUN reflectors, TAPs and Open vSwitch bridges (its userspace datapath opens it) will not work in a sandbox of this user's", a.Fix()
 }

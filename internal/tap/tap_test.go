@@ -1,6 +1,7 @@
 package tap
 
 import (
+	"errors"
 	"net"
 	"os/exec"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/testkit"
+	"github.com/netlab-dev/netlab/internal/tundev"
 )
 
 // newNS creates a namespace "nlt"+4 hex digits, deleted when the test ends
@@ -101,6 +103,10 @@ func TestSetMACKeepsFlags(t *testing.T) {
 		err := inNS(t, ns, func() error { return SetMAC(name, net.HardwareAddr{2, 0, 0, 0, 0, 1}) })
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("SetMAC %s: %v, want an error with %q", name, err, want)
+		}
+		var ke *tundev.KindError
+		if typed := errors.Is(err, tundev.ErrNoDevice) || errors.As(err, &ke); !typed {
+			t.Errorf("SetMAC %s: %v is neither tundev.ErrNoDevice nor a *tundev.KindError", name, err)
 		}
 	}
 	// Nothing was created by the attempts.

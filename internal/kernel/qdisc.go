@@ -1,9 +1,4 @@
-// Package impair is netlab's driver for link impairments: the tc qdiscs of
-// a rate (tbf) and of delay and the other netem fields (netem), made at an
-// interface's root with netlab's own handles, the nftables netdev table of
-// a lab's loss rules in a namespace, and a probe of which of these the
-// kernel has. It knows nothing of plans: the engine calls it.
-package impair
+package kernel
 
 import (
 	"errors"
@@ -11,16 +6,21 @@ import (
 	"math"
 	"time"
 
-	"github.com/netlab-dev/netlab/internal/kernel"
-	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/state"
-	"github.com/netlab-dev/netlab/topology"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
 )
 
-// ErrNotOurs is wrapped by errors about a root qdisc netlab did not make.
-var ErrNotOurs = errors.New("root qdisc is not netlab's")
+// A link's impairments are tc qdiscs at its root with netlab's own handles:
+// a tbf for a rate (state.QdiscHandleTBF) and a netem for delay and the
+// other netem fields (state.QdiscHandleNetem), the netem the tbf's child
+// when there are both. A root qdisc with another handle is someone else's.
+
+// ErrQdiscNotOurs is wrapped by errors about a root qdisc netlab did not
+// make.
+var ErrQdiscNotOurs = errors.New("root qdisc is not netlab's")
 
 // TBF is the token bucket of a rate.
 type TBF struct {
@@ -36,44 +36,28 @@ type Netem struct {
 	Limit                       uint32  // packets; 0: netem's default (1000)
 }
 
-// handle opens a netlink socket inside the namespace (kernel.NewHandle).
-func handle(nsName string) (*netlink.Handle, func(), error) {
-	nsh, err := namespace.Open(nsName)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ns %s: %w", nsName, err)
-	}
-	h, err := kernel.NewHandle(nsh)
-	if err != nil {
-		nsh.Close()
-		return nil, nil, fmt.Errorf("ns %s: open netlink: %w", nsName, err)
-	}
-	return h, func() { h.Close(); nsh.Close() }, nil
-}
+// NetemDefaultLimit is the queue netem has when none is given (packets).
+const NetemDefaultLimit = 1000
 
-func ours(major uint16) bool {
+func ourQdisc(major uint16) bool {
 	return major == state.QdiscHandleTBF || major == state.QdiscHandleNetem
 }
 
-// Observe reads the root qdisc of every link in the namespace that does not
-// have the kernel's default one (handle 0:), by link name, with what
-// netlab's apply.
+// ObserveQdiscs reads the root qdisc of every link in the namespace that
+// does not have the kernel's default one (handle 0:), by link name, with
+// what netlab's apply.
 //
 // Equivalent to: `tc -n NS qdisc show`.
-func Observe(nsName string) (map[string]*state.Qdisc, error) {
-	h, done, err := handle(nsName)
+func (n *NS) ObserveQdiscs() (map[string]*state.Qdisc, error) {
+	out, err := n.qdiscs()
 	if err != nil {
-		return nil, err
-	}
-	defer done()
-	out, err := observe(h)
-	if err != nil {
-		return nil, fmt.Errorf("ns %s: observe qdiscs: %w", nsName, err)
+		return nil, fmt.Errorf("ns %s: observe qdiscs: %w", n.name, err)
 	}
 	return out, nil
 }
 
-func observe(h *netlink.Handle) (map[string]*state.Qdisc, error) {
-	links, err := kernel.RetryDump(func() ([]netlink.Link, error) { return h.LinkList() })
+func (n *NS) qdiscs() (map[string]*state.Qdisc, error) {
+	links, err := RetryDump(n.h.LinkList)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +65,7 @@ func observe(h *netlink.Handle) (map[string]*state.Qdisc, error) {
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
-	qs, err := kernel.RetryDump(func() ([]netlink.Qdisc, error) { return h.QdiscList(nil) })
+	qs, err := RetryDump(func() ([]netlink.Qdisc, error) { return n.h.QdiscList(nil) })
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +82,7 @@ func observe(h *netlink.Handle) (map[string]*state.Qdisc, error) {
 		if major == 0 || !ok {
 			continue // the kernel's default (noqueue, pfifo_fast, mq...)
 		}
-		o := &state.Qdisc{Kind: q.Type(), Handle: major, Ours: ours(major)}
+		o := &state.Qdisc{Kind: q.Type(), Handle: major, Ours: ourQdisc(major)}
 		switch q := q.(type) {
 		case *netlink.Tbf:
 			if o.Ours && major == state.QdiscHandleTBF {
@@ -156,9 +140,6 @@ func netemInto(im *topology.Impair, q *netlink.Netem) {
 	}
 }
 
-// NetemDefaultLimit is the queue netem has when none is given (packets).
-const NetemDefaultLimit = 1000
-
 func netemQdisc(link int, parent uint32, n *Netem) *netlink.Netem {
 	us := func(d time.Duration) uint32 { return uint32(d / time.Microsecond) }
 	q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: link, Parent: parent, Handle: netlink.MakeHandle(state.QdiscHandleNetem, 0)},
@@ -172,36 +153,40 @@ func netemQdisc(link int, parent uint32, n *Netem) *netlink.Netem {
 	return q
 }
 
-// Set makes the link's root qdiscs apply tbf (if not nil) with netem (if
-// not nil) as its child, or netem alone at the root. An existing qdisc of
-// netlab's of the same shape is changed in place (a new rate takes effect
+func tbfQdisc(link int, t *TBF) *netlink.Tbf {
+	return &netlink.Tbf{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: link, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(state.QdiscHandleTBF, 0)},
+		Rate:       t.RateBytes,
+		Limit:      t.Limit,
+		Buffer:     netlink.Xmittime(t.RateBytes, t.Burst),
+	}
+}
+
+// SetQdisc makes the link's root qdiscs apply tbf (if not nil) with netem
+// (if not nil) as its child, or netem alone at the root. An existing qdisc
+// of netlab's of the same shape is changed in place (a new rate takes effect
 // without a moment unshaped); one of another shape is deleted first. A root
-// qdisc that is not netlab's is never touched: ErrNotOurs.
+// qdisc that is not netlab's is never touched: ErrQdiscNotOurs.
 //
 // Equivalent to: `tc -n NS qdisc replace dev LINK root handle 4e4c: tbf
 // rate R burst B limit L` (and `... parent 4e4c:1 handle 4e4d: netem ...`).
-func Set(nsName, link string, tbf *TBF, netem *Netem) error {
+func (n *NS) SetQdisc(link string, tbf *TBF, netem *Netem) error {
 	if tbf == nil && netem == nil {
-		return fmt.Errorf("ns %s: set qdisc on %s: nothing to apply", nsName, link)
+		return fmt.Errorf("ns %s: set qdisc on %s: nothing to apply", n.name, link)
 	}
-	h, done, err := handle(nsName)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := set(h, link, tbf, netem); err != nil {
-		return fmt.Errorf("ns %s: set qdisc on %s: %w", nsName, link, err)
+	if err := n.setQdisc(link, tbf, netem); err != nil {
+		return fmt.Errorf("ns %s: set qdisc on %s: %w", n.name, link, err)
 	}
 	return nil
 }
 
-func set(h *netlink.Handle, link string, tbf *TBF, netem *Netem) error {
-	l, err := h.LinkByName(link)
+func (n *NS) setQdisc(link string, tbf *TBF, netem *Netem) error {
+	l, err := n.link(link)
 	if err != nil {
 		return err
 	}
 	idx := l.Attrs().Index
-	cur, err := observe(h)
+	cur, err := n.qdiscs()
 	if err != nil {
 		return err
 	}
@@ -211,75 +196,63 @@ func set(h *netlink.Handle, link string, tbf *TBF, netem *Netem) error {
 	}
 	if c := cur[link]; c != nil {
 		if !c.Ours {
-			return fmt.Errorf("%w: %s %x: is someone else's", ErrNotOurs, c.Kind, c.Handle)
+			return fmt.Errorf("%w: %s %x: is someone else's", ErrQdiscNotOurs, c.Kind, c.Handle)
 		}
 		hadChild := c.Kind == "tbf" && len(c.Impair.NetemFields()) > 0
 		if c.Handle != wantRoot || hadChild != (tbf != nil && netem != nil) {
 			// Another shape: start from the kernel's default.
-			if err := h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT,
+			if err := n.h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT,
 				Handle: netlink.MakeHandle(c.Handle, 0)}, QdiscType: c.Kind}); err != nil {
 				return fmt.Errorf("delete own %s %x: %w", c.Kind, c.Handle, err)
 			}
 		}
 	}
 	if tbf == nil {
-		return h.QdiscReplace(netemQdisc(idx, netlink.HANDLE_ROOT, netem))
+		return n.h.QdiscReplace(netemQdisc(idx, netlink.HANDLE_ROOT, netem))
 	}
-	q := &netlink.Tbf{
-		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(state.QdiscHandleTBF, 0)},
-		Rate:       tbf.RateBytes,
-		Limit:      tbf.Limit,
-		Buffer:     netlink.Xmittime(tbf.RateBytes, tbf.Burst),
-	}
-	if err := h.QdiscReplace(q); err != nil {
+	if err := n.h.QdiscReplace(tbfQdisc(idx, tbf)); err != nil {
 		return fmt.Errorf("tbf: %w", err)
 	}
 	if netem != nil {
-		if err := h.QdiscReplace(netemQdisc(idx, netlink.MakeHandle(state.QdiscHandleTBF, 1), netem)); err != nil {
+		if err := n.h.QdiscReplace(netemQdisc(idx, netlink.MakeHandle(state.QdiscHandleTBF, 1), netem)); err != nil {
 			return fmt.Errorf("netem under tbf: %w", err)
 		}
 	}
 	return nil
 }
 
-// Delete removes the link's root qdisc if it is netlab's with that handle
-// (the kernel's default comes back); nil when it is already gone, or the
-// link is. A qdisc with another handle is left alone: the kernel checks the
-// handle given.
+// DeleteQdisc removes the link's root qdisc if it is netlab's with that
+// handle (the kernel's default comes back); nil when it is already gone, or
+// the link is. A qdisc with another handle is left alone: the kernel checks
+// the handle given.
 //
 // Equivalent to: `tc -n NS qdisc del dev LINK root handle H:`.
-func Delete(nsName, link string, major uint16) error {
-	if !ours(major) {
-		return fmt.Errorf("ns %s: delete qdisc %x: on %s: %w", nsName, major, link, ErrNotOurs)
+func (n *NS) DeleteQdisc(link string, major uint16) error {
+	if !ourQdisc(major) {
+		return fmt.Errorf("ns %s: delete qdisc %x: on %s: %w", n.name, major, link, ErrQdiscNotOurs)
 	}
-	h, done, err := handle(nsName)
-	if err != nil {
-		return err
+	l, err := n.link(link)
+	if errors.Is(err, ErrLinkNotFound) {
+		return nil
 	}
-	defer done()
-	l, err := h.LinkByName(link)
 	if err != nil {
-		var lnf netlink.LinkNotFoundError
-		if errors.As(err, &lnf) {
-			return nil
-		}
-		return fmt.Errorf("ns %s: delete qdisc on %s: %w", nsName, link, err)
+		return fmt.Errorf("ns %s: delete qdisc on %s: %w", n.name, link, err)
 	}
-	cur, err := observe(h)
+	cur, err := n.qdiscs()
 	if err != nil {
-		return fmt.Errorf("ns %s: delete qdisc on %s: %w", nsName, link, err)
+		return fmt.Errorf("ns %s: delete qdisc on %s: %w", n.name, link, err)
 	}
 	c := cur[link]
 	if c == nil || c.Handle != major {
 		return nil
 	}
 	if !c.Ours {
-		return fmt.Errorf("ns %s: delete qdisc on %s: %w", nsName, link, ErrNotOurs)
+		return fmt.Errorf("ns %s: delete qdisc on %s: %w", n.name, link, ErrQdiscNotOurs)
 	}
-	err = h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT,
+	err = n.h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT,
 		Handle: netlink.MakeHandle(major, 0)}, QdiscType: c.Kind})
 	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("ns %s: delete qdisc %x: on %s: %w", nsName, major, link, err)
+		return fmt.Errorf("ns %s: delete qdisc %x: on %s: %w", n.name, major, link, err)
 	}
 	return nil
 }

@@ -1,0 +1,55 @@
+package kernel
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// ProbeQdiscs finds out which of netlab's qdiscs the kernel can make by
+// making each (a tbf, a netem) on lo of the namespace nsh and deleting it
+// again, and records the answer in sup (TBF, Netem, and the kernel's
+// refusal in Why["tbf"], Why["netem"]). nsh is meant to be a scratch
+// namespace (namespace.Scratch) that vanishes afterwards. Nothing is
+// assumed from the kernel's version or config: a kernel without modules
+// has no /proc/modules to read, and a module may load on demand. The error
+// is for the probe itself failing (no netlink socket, no lo), not for a
+// missing qdisc.
+//
+// Equivalent to: `unshare -n sh -c 'tc qdisc add dev lo root netem delay
+// 1ms'` and so on.
+func ProbeQdiscs(nsh netns.NsHandle, sup *state.ImpairSupport) error {
+	h, err := NewHandle(nsh)
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("lo: %w", err)
+	}
+	idx := lo.Attrs().Index
+	try := func(q netlink.Qdisc) error {
+		if err := h.QdiscAdd(q); err != nil {
+			return err
+		}
+		return h.QdiscDel(q)
+	}
+	if sup.Why == nil {
+		sup.Why = map[string]string{}
+	}
+	err = try(tbfQdisc(idx, &TBF{RateBytes: 125000, Burst: 16384, Limit: 20000}))
+	sup.TBF = err == nil
+	if err != nil {
+		sup.Why["tbf"] = err.Error()
+	}
+	err = try(netemQdisc(idx, netlink.HANDLE_ROOT, &Netem{Delay: 1000}))
+	sup.Netem = err == nil
+	if err != nil {
+		sup.Why["netem"] = err.Error()
+	}
+	return nil
+}
