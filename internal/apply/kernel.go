@@ -4,7 +4,6 @@ import (
 	"net"
 	"slices"
 
-	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -130,8 +129,7 @@ func addTuntap(s *Session, a plan.AddTuntap) error {
 	if err != nil {
 		return err
 	}
-	t := a.Tuntap
-	return h.AddTuntap(a.Link, a.Alias, kernel.Tuntap{TAP: t.TAP, MultiQueue: t.MultiQueue, VnetHdr: t.VnetHdr, Owner: t.Owner, Group: t.Group})
+	return h.AddTuntap(a.Link, a.Alias, *a.Tuntap)
 }
 
 // addVXLAN makes the device from the host, where its UDP socket stays, and
@@ -145,8 +143,7 @@ func addVXLAN(s *Session, a plan.AddVXLAN) error {
 	if err != nil {
 		return err
 	}
-	v := a.VXLAN
-	return host.AddVXLAN(a.Link, a.Alias, kernel.VXLAN{VNI: v.VNI, Local: v.Local, Dev: v.Dev, Port: v.Port}, target)
+	return host.AddVXLAN(a.Link, a.Alias, *a.VXLAN, target)
 }
 
 func setRemotes(s *Session, a plan.SetRemotes) error {

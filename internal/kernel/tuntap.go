@@ -5,20 +5,9 @@ import (
 	"fmt"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/tundev"
 )
-
-// Tuntap describes a persistent TUN or TAP device.
-type Tuntap struct {
-	TAP        bool // TAP (ethernet frames) rather than TUN (IP packets)
-	MultiQueue bool
-	VnetHdr    bool
-	// Owner and Group may attach without CAP_NET_ADMIN; -1: nobody. The
-	// kernel requires both to match for a user to attach. They are the
-	// machine's ids: AddTuntap maps them into this process's user
-	// namespace, where the kernel takes them.
-	Owner, Group int
-}
 
 // AddTuntap creates a persistent TUN/TAP device in the namespace and marks
 // it with alias. The device is created through /dev/net/tun (tundev.Create),
@@ -29,7 +18,7 @@ type Tuntap struct {
 //
 // Equivalent to: `ip netns exec NS ip tuntap add dev NAME mode tun|tap
 // [user U group G] [multi_queue] [vnet_hdr]; ip -n NS link set NAME alias A`.
-func (n *NS) AddTuntap(name, alias string, spec Tuntap) error {
+func (n *NS) AddTuntap(name, alias string, spec state.Tuntap) error {
 	kind := tundev.TUN
 	if spec.TAP {
 		kind = tundev.TAP

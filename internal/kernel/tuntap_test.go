@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/netlab-dev/netlab/internal/state"
 )
 
 // AddTuntap creates exclusively (a second create of the name, or one over
@@ -14,14 +16,14 @@ import (
 func TestAddTuntap(t *testing.T) {
 	requireRoot(t)
 	n := newNS(t)
-	must(t, n.AddTuntap("tun7", "netlab:test:x/tun7", Tuntap{MultiQueue: true, VnetHdr: true, Owner: -1, Group: -1}))
-	must(t, n.AddTuntap("tap7", "netlab:test:x/tap7", Tuntap{TAP: true, Owner: 65534, Group: 65534}))
-	if err := n.AddTuntap("tun7", "x", Tuntap{Owner: -1, Group: -1}); err == nil {
+	must(t, n.AddTuntap("tun7", "netlab:test:x/tun7", state.Tuntap{MultiQueue: true, VnetHdr: true, Owner: -1, Group: -1}))
+	must(t, n.AddTuntap("tap7", "netlab:test:x/tap7", state.Tuntap{TAP: true, Owner: 65534, Group: 65534}))
+	if err := n.AddTuntap("tun7", "x", state.Tuntap{Owner: -1, Group: -1}); err == nil {
 		t.Errorf("a second AddTuntap of tun7 succeeded")
 	} else if !errors.Is(err, fs.ErrExist) || !strings.HasPrefix(err.Error(), "ns "+n.Name()+": add tun tun7: ") {
 		t.Errorf("a second AddTuntap of tun7: %v, want fs.ErrExist", err)
 	}
-	if err := n.AddTuntap("lo", "x", Tuntap{Owner: -1, Group: -1}); err == nil {
+	if err := n.AddTuntap("lo", "x", state.Tuntap{Owner: -1, Group: -1}); err == nil {
 		t.Errorf("AddTuntap over lo succeeded")
 	} else if !errors.Is(err, fs.ErrExist) {
 		t.Errorf("AddTuntap over lo: %v, want fs.ErrExist", err)

@@ -7,18 +7,10 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// VXLAN is a VXLAN device's fixed settings: what a tunnel between machines
-// needs from the kernel.
-type VXLAN struct {
-	VNI   int
-	Local netip.Addr // this machine's underlay address
-	Dev   string     // underlay device; "" lets the kernel route
-	Port  int        // UDP destination port
-}
 
 // AddVXLAN creates a VXLAN device from this namespace (the host's: the
 // underlay is here, and the device's UDP socket stays in the namespace it
@@ -29,7 +21,7 @@ type VXLAN struct {
 //
 // Equivalent to: `ip link add NAME netns NS type vxlan id VNI local ADDR
 // dstport PORT [dev DEV]` + `ip -n NS link set NAME alias ALIAS`.
-func (n *NS) AddVXLAN(name, alias string, spec VXLAN, target *NS) error {
+func (n *NS) AddVXLAN(name, alias string, spec state.VXLANConfig, target *NS) error {
 	if target == nil {
 		target = n
 	}

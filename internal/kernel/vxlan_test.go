@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"slices"
 	"testing"
+
+	"github.com/netlab-dev/netlab/internal/state"
 )
 
 // Two "machines" (namespaces joined by a veth underlay), each with a lab
@@ -25,8 +27,8 @@ func TestVXLANAcrossMachines(t *testing.T) {
 		must(t, m.n.SetUp("ul", true))
 	}
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	must(t, ma.AddVXLAN("vx0", "netlab:t:a/vx0", VXLAN{VNI: 4242, Local: a, Dev: "ul", Port: 4789}, la))
-	must(t, mb.AddVXLAN("vx0", "netlab:t:b/vx0", VXLAN{VNI: 4242, Local: b, Port: 4789}, lb))
+	must(t, ma.AddVXLAN("vx0", "netlab:t:a/vx0", state.VXLANConfig{VNI: 4242, Local: a, Dev: "ul", Port: 4789}, la))
+	must(t, mb.AddVXLAN("vx0", "netlab:t:b/vx0", state.VXLANConfig{VNI: 4242, Local: b, Port: 4789}, lb))
 	must(t, la.SetRemotes("vx0", []netip.Addr{b}))
 	must(t, lb.SetRemotes("vx0", []netip.Addr{a}))
 	for _, l := range []struct {
@@ -59,7 +61,7 @@ func TestVXLANAcrossMachines(t *testing.T) {
 		t.Errorf("remotes %v, want %v", got, c)
 	}
 	// An underlay device that does not exist is an error, and nothing is made.
-	if err := ma.AddVXLAN("vx1", "x", VXLAN{VNI: 1, Local: a, Dev: "nope", Port: 4789}, la); err == nil {
+	if err := ma.AddVXLAN("vx1", "x", state.VXLANConfig{VNI: 1, Local: a, Dev: "nope", Port: 4789}, la); err == nil {
 		t.Errorf("AddVXLAN with a missing underlay: no error")
 	}
 	if _, ok := observe(t, la).Links["vx1"]; ok {

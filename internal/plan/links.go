@@ -229,7 +229,7 @@ func (p *planner) links() {
 			if (w.kind != kindTUN && w.kind != kindTAP) || p.exists(nsName, name) != nil {
 				continue
 			}
-			tt := &Tuntap{Owner: -1, Group: -1}
+			tt := &state.Tuntap{Owner: -1, Group: -1}
 			if w.tun != nil {
 				tt.MultiQueue = w.tun.Reflector
 				tt.VnetHdr = w.tun.Reflector && ReflectorVnetHdr

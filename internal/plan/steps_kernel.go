@@ -94,20 +94,12 @@ func (s AddLinuxBridge) Command(string) string {
 	return fmt.Sprintf("%s link add %s alias %s type bridge", ipn(s.NS), s.Link, s.Alias)
 }
 
-// Tuntap is a persistent TUN/TAP device to create.
-type Tuntap struct {
-	TAP          bool `json:"tap,omitempty"`
-	MultiQueue   bool `json:"multi_queue,omitempty"`
-	VnetHdr      bool `json:"vnet_hdr,omitempty"`
-	Owner, Group int  `json:"-"`
-}
-
 // AddTuntap makes a persistent TUN or TAP device.
 type AddTuntap struct {
-	NS     string  `json:"ns,omitempty"`
-	Link   string  `json:"link,omitempty"`
-	Alias  string  `json:"alias,omitempty"`
-	Tuntap *Tuntap `json:"tuntap,omitempty"`
+	NS     string        `json:"ns,omitempty"`
+	Link   string        `json:"link,omitempty"`
+	Alias  string        `json:"alias,omitempty"`
+	Tuntap *state.Tuntap `json:"tuntap,omitempty"`
 }
 
 func (AddTuntap) Op() Op          { return OpAddTuntap }
@@ -135,21 +127,12 @@ func (s AddTuntap) Command(string) string {
 	return c + fmt.Sprintf(" && %s link set %s alias %s", ipn(s.NS), s.Link, s.Alias)
 }
 
-// VXLAN is a tunnel device to create (add-vxlan): made from the host,
-// where its UDP socket stays, in NS.
-type VXLAN struct {
-	VNI   int        `json:"vni"`
-	Local netip.Addr `json:"local"`
-	Dev   string     `json:"dev,omitempty"`
-	Port  int        `json:"port"`
-}
-
 // AddVXLAN makes a VXLAN device of a link that crosses machines.
 type AddVXLAN struct {
-	NS    string `json:"ns,omitempty"`
-	Link  string `json:"link,omitempty"`
-	Alias string `json:"alias,omitempty"`
-	VXLAN *VXLAN `json:"vxlan,omitempty"`
+	NS    string             `json:"ns,omitempty"`
+	Link  string             `json:"link,omitempty"`
+	Alias string             `json:"alias,omitempty"`
+	VXLAN *state.VXLANConfig `json:"vxlan,omitempty"`
 }
 
 func (AddVXLAN) Op() Op          { return OpAddVXLAN }

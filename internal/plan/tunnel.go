@@ -123,7 +123,7 @@ func (p *planner) tunnels() {
 		o := p.exists(t.NS, t.Name)
 		if o == nil {
 			p.emit(AddVXLAN{NS: t.NS, Link: t.Name, Alias: w.alias,
-				VXLAN: &VXLAN{VNI: t.VNI, Local: t.Local, Dev: t.Dev, Port: topology.VXLANPort}})
+				VXLAN: &state.VXLANConfig{VNI: t.VNI, Local: t.Local, Dev: t.Dev, Port: topology.VXLANPort}})
 		}
 		var have []netip.Addr
 		if o != nil && o.VXLAN != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
+	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/testkit"
 	"github.com/netlab-dev/netlab/internal/tundev"
 
@@ -363,7 +364,7 @@ func createTUN(t *testing.T, ns, name string, mtu int, multiQueue, vnetHdr bool)
 		t.Fatal(err)
 	}
 	defer h.Close()
-	if err := h.AddTuntap(name, "netlab:test:"+ns+"/"+name, kernel.Tuntap{MultiQueue: multiQueue, VnetHdr: vnetHdr, Owner: -1, Group: -1}); err != nil {
+	if err := h.AddTuntap(name, "netlab:test:"+ns+"/"+name, state.Tuntap{MultiQueue: multiQueue, VnetHdr: vnetHdr, Owner: -1, Group: -1}); err != nil {
 		t.Fatal(err)
 	}
 	if mtu > 0 {

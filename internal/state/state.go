@@ -175,12 +175,25 @@ type Link struct {
 }
 
 // Tuntap is what the kernel reports of a TUN/TAP device.
+// The plan's add-tuntap carries one, and the kernel driver takes it.
 type Tuntap struct {
-	TAP        bool
-	MultiQueue bool
-	VnetHdr    bool // the flag of the last queue attached (or of creation)
-	// Owner and Group are the machine's ids; -1 when the device has none.
-	Owner, Group int
+	TAP        bool `json:"tap,omitempty"` // ethernet frames rather than IP packets
+	MultiQueue bool `json:"multi_queue,omitempty"`
+	VnetHdr    bool `json:"vnet_hdr,omitempty"` // the flag of the last queue attached (or of creation)
+	// Owner and Group are the machine's ids (who may attach without
+	// CAP_NET_ADMIN; the kernel requires both to match); -1 when the
+	// device has none.
+	Owner int `json:"-"`
+	Group int `json:"-"`
+}
+
+// VXLANConfig is a VXLAN device to make: the plan's add-vxlan carries one,
+// and the kernel driver takes it.
+type VXLANConfig struct {
+	VNI   int        `json:"vni"`
+	Local netip.Addr `json:"local"`         // this machine's underlay address
+	Dev   string     `json:"dev,omitempty"` // underlay device; "" lets the kernel route
+	Port  int        `json:"port"`          // UDP destination port
 }
 
 // VXLAN is what the kernel reports of a VXLAN device (a tunnel between

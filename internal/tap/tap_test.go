@@ -11,6 +11,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/testkit"
 	"github.com/netlab-dev/netlab/internal/tundev"
 )
@@ -63,7 +64,7 @@ func TestSetMACKeepsFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	specs := map[string]kernel.Tuntap{
+	specs := map[string]state.Tuntap{
 		"tapv":  {TAP: true, VnetHdr: true, Owner: -1, Group: -1},
 		"tapmq": {TAP: true, VnetHdr: true, MultiQueue: true, Owner: -1, Group: -1},
 		"tapp":  {TAP: true, Owner: -1, Group: -1},
