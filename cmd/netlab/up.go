@@ -48,6 +48,11 @@ func (a *app) up(args []string) int {
 	}
 	if users := engine.TUNUsers(lab); len(users) > 0 {
 		if ok, why, fix := sandbox.TunUsable(); !ok {
+			// Refused before anything is made; the file's own errors are
+			// said too, so a user fixes both at once.
+			if err := engine.CheckFlows(lab); err != nil {
+				a.fail("up "+pos[0], err)
+			}
 			fmt.Fprintf(a.stderr, "netlab: up %s: %s needs /dev/net/tun: %s\nnetlab: fix: %s\n", pos[0], strings.Join(users, ", "), why, fix)
 			return exitRuntime
 		}
