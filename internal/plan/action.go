@@ -61,9 +61,6 @@ type NATRule struct {
 	Out    string       `json:"out"`
 }
 
-// NATTable is the nftables table of a lab: netlab_<lab>, '-' made '_'.
-func NATTable(lab string) string { return "netlab_" + strings.ReplaceAll(lab, "-", "_") }
-
 // Tuntap is a persistent TUN/TAP device to create.
 type Tuntap struct {
 	TAP          bool `json:"tap,omitempty"`
@@ -346,7 +343,7 @@ func (a Action) String() string {
 	case OpDelFlows:
 		return fmt.Sprintf("ovs-ofctl del-flows %s cookie=%#x/-1", a.Bridge, a.Cookie)
 	case OpSetNAT:
-		t := NATTable(a.Lab)
+		t := state.NFTTable(a.Lab)
 		var b strings.Builder
 		// One nft batch: the table is replaced atomically.
 		fmt.Fprintf(&b, "%s <<'EOF'\n", inNS(a.NS, "nft -f -"))
@@ -362,7 +359,7 @@ func (a Action) String() string {
 		b.WriteString("EOF")
 		return b.String()
 	case OpDelNAT:
-		return inNS(a.NS, "nft delete table inet "+NATTable(a.Lab))
+		return inNS(a.NS, "nft delete table inet "+state.NFTTable(a.Lab))
 	case OpSetQdisc, OpDelQdisc, OpSetLoss, OpDelLoss:
 		return a.impairString()
 	case OpSetTxChecksum:

@@ -219,7 +219,7 @@ func (a Action) RemovedText() string {
 	case OpDelLinks:
 		return "interfaces " + strings.Join(a.Links, ", ")
 	case OpDelNAT:
-		return "nftables table inet " + NATTable(a.Lab) + " in the " + a.NS
+		return "nftables table inet " + state.NFTTable(a.Lab) + " in the " + a.NS
 	case OpRestoreSysctl:
 		if len(a.HeldBy) > 0 {
 			return fmt.Sprintf("hold on host sysctl %s (kept: lab %s holds it too)", a.Key, strings.Join(a.HeldBy, ", "))
@@ -228,7 +228,7 @@ func (a Action) RemovedText() string {
 	case OpDelRoute:
 		return "host route " + a.Route.String()
 	case OpDelLoss:
-		return "nftables table netdev " + NATTable(a.Lab) + " (loss rules) in the " + a.NS
+		return "nftables table netdev " + state.NFTTable(a.Lab) + " (loss rules) in the " + a.NS
 	}
 	return a.String()
 }

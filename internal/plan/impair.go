@@ -139,7 +139,7 @@ func (a Action) impairString() string {
 	case OpDelQdisc:
 		return fmt.Sprintf("%s qdisc del dev %s root handle %x:", tc, a.Link, a.Handle)
 	case OpSetLoss:
-		t := NATTable(a.Lab)
+		t := state.NFTTable(a.Lab)
 		var b strings.Builder
 		// One nft batch: the table is replaced atomically.
 		fmt.Fprintf(&b, "%s <<'EOF'\n", inNS(a.NS, "nft -f -"))
@@ -152,7 +152,7 @@ func (a Action) impairString() string {
 		b.WriteString("EOF")
 		return b.String()
 	case OpDelLoss:
-		return inNS(a.NS, "nft delete table netdev "+NATTable(a.Lab))
+		return inNS(a.NS, "nft delete table netdev "+state.NFTTable(a.Lab))
 	}
 	return string(a.Op)
 }
@@ -270,7 +270,7 @@ func (p *planner) impairClashes(j *state.Journal, clash func(topology.Pos, strin
 		}
 		o := p.snap.Namespaces[ns]
 		if lossWanted && o != nil && o.Loss != nil && (j == nil || !slices.Contains(j.Loss, ns)) {
-			clash(topology.Pos{}, "namespaces."+ns, "nftables table netdev %s already exists in namespace %s and netlab did not make it; netlab leaves it alone", NATTable(p.lab.Name), ns)
+			clash(topology.Pos{}, "namespaces."+ns, "nftables table netdev %s already exists in namespace %s and netlab did not make it; netlab leaves it alone", state.NFTTable(p.lab.Name), ns)
 		}
 	}
 }
