@@ -10,7 +10,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
@@ -346,16 +346,16 @@ func (s *session) apply(e *Engine, a plan.Action, j *state.Journal) error {
 	case plan.OpDelFlows:
 		return s.ovs.DeleteFlows(a.Bridge, a.Cookie)
 	case plan.OpSetNAT:
-		var rules []nat.Rule
+		var rules []nft.NATRule
 		for _, r := range a.NAT {
-			rules = append(rules, nat.Rule{Source: r.Source, Out: r.Out})
+			rules = append(rules, nft.NATRule{Source: r.Source, Out: r.Out})
 		}
-		_, err := nat.Ensure(a.NS, s.lab, rules)
+		_, err := nft.EnsureNAT(a.NS, s.lab, rules)
 		return err
 	case plan.OpSetQdisc, plan.OpDelQdisc, plan.OpSetLoss, plan.OpDelLoss:
 		return s.applyImpair(a)
 	case plan.OpDelNAT:
-		if err := nat.Delete(a.NS, s.lab); err != nil {
+		if err := nft.DeleteNAT(a.NS, s.lab); err != nil {
 			return err
 		}
 		return s.journal(func(j *state.Journal) { j.RemoveNAT(a.NS) })

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -279,9 +279,9 @@ func (s *session) observeDown(lab string, j *state.Journal) (*state.Snapshot, er
 			delete(host.Links, name)
 		}
 	}
-	if _, exists, err := nat.Observe(topology.Host, lab); err != nil {
+	if t, err := nft.ObserveNAT(topology.Host, lab); err != nil {
 		return nil, err
-	} else if exists {
+	} else if t != nil {
 		host.NAT = &state.NATTable{}
 	}
 	if err := observeDownLoss(lab, j, host); err != nil {
