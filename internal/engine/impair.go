@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/netlab-dev/netlab/internal/impair"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -69,7 +70,7 @@ func (s *session) observeImpair(lab *topology.Lab, j *state.Journal, snap *state
 		if o == nil {
 			continue
 		}
-		t, err := impair.ObserveLoss(name, lab.Name)
+		t, err := nft.ObserveLoss(name, lab.Name)
 		if err != nil {
 			return err
 		}
@@ -84,7 +85,7 @@ func observeDownLoss(lab string, j *state.Journal, host *state.Namespace) error 
 	if !slices.Contains(j.Loss, topology.Host) {
 		return nil
 	}
-	t, err := impair.ObserveLoss(topology.Host, lab)
+	t, err := nft.ObserveLoss(topology.Host, lab)
 	if err != nil {
 		return err
 	}
@@ -124,13 +125,14 @@ func (s *session) applyImpair(a plan.Action) error {
 	case plan.OpDelQdisc:
 		return impair.Delete(a.NS, a.Link, a.Handle)
 	case plan.OpSetLoss:
-		var rules []impair.LossRule
+		var rules []nft.LossRule
 		for _, r := range a.Loss {
-			rules = append(rules, impair.LossRule{Link: r.Link, Threshold: plan.LossThreshold(r.Percent)})
+			rules = append(rules, nft.LossRule{Link: r.Link, Threshold: plan.LossThreshold(r.Percent)})
 		}
-		return impair.SetLoss(a.NS, s.lab, rules)
+		_, err := nft.EnsureLoss(a.NS, s.lab, rules)
+		return err
 	case plan.OpDelLoss:
-		if err := impair.DeleteLoss(a.NS, s.lab); err != nil {
+		if err := nft.DeleteLoss(a.NS, s.lab); err != nil {
 			return err
 		}
 		return s.journal(func(j *state.Journal) { j.RemoveLoss(a.NS) })

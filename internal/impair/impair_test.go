@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables/expr"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/internal/testkit"
@@ -100,42 +99,6 @@ func TestForeignQdiscUntouched(t *testing.T) {
 	}
 }
 
-func TestLossTable(t *testing.T) {
-	ns := newNS(t)
-	if err := SetLoss(ns, "lab-x", []LossRule{{Link: "v0", Threshold: 2000}}); err != nil {
-		t.Fatal(err)
-	}
-	out := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "netdev", "netlab_lab_x")
-	for _, want := range []string{`chain loss_v0 {`, `type filter hook egress device "v0" priority filter; policy accept;`, "numgen random mod 10000 < 2000 counter packets"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("nft says (want %q):\n%s", want, out)
-		}
-	}
-	lt, err := ObserveLoss(ns, "lab-x")
-	if err != nil || lt == nil || lt.Foreign || lt.Loss["v0"] != 20 || len(lt.Loss) != 1 {
-		t.Fatalf("observed %+v, %v", lt, err)
-	}
-	// Something added by hand makes it foreign.
-	run(t, "ip", "netns", "exec", ns, "nft", "add chain netdev netlab_lab_x extra")
-	if lt, err = ObserveLoss(ns, "lab-x"); err != nil || !lt.Foreign {
-		t.Fatalf("observed %+v, %v", lt, err)
-	}
-	if err := SetLoss(ns, "lab-x", []LossRule{{Link: "v0", Threshold: 0}}); err != nil {
-		t.Fatal(err)
-	}
-	if lt, err = ObserveLoss(ns, "lab-x"); err != nil || lt.Foreign || lt.Loss["v0"] != 0 {
-		t.Fatalf("after replace: %+v, %v", lt, err)
-	}
-	for range 2 {
-		if err := DeleteLoss(ns, "lab-x"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if lt, err = ObserveLoss(ns, "lab-x"); err != nil || lt != nil {
-		t.Fatalf("after delete: %+v, %v", lt, err)
-	}
-}
-
 func TestProbe(t *testing.T) {
 	testkit.RequireRoot(t, "namespaces, tc, nftables")
 	sup, err := Probe()
@@ -151,20 +114,6 @@ func TestProbe(t *testing.T) {
 		if want := strings.TrimSpace(cfg) != ""; sup.Netem != want {
 			t.Errorf("probe says netem %v, kernel config %q", sup.Netem, cfg)
 		}
-	}
-}
-
-func TestDecodeLossRoundTrip(t *testing.T) {
-	full := lossExprs(1234)
-	if th, ok := decodeLoss(full); !ok || th != 1234 {
-		t.Errorf("full: %d %v", th, ok)
-	}
-	read := append(append([]expr.Any{}, full[0]), full[2:]...) // as the library reads it back
-	if th, ok := decodeLoss(read); !ok || th != 1234 {
-		t.Errorf("read back: %d %v", th, ok)
-	}
-	if _, ok := decodeLoss(full[:3]); ok {
-		t.Error("a rule without its verdict decoded")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -49,12 +50,7 @@ func Probe() (*state.ImpairSupport, error) {
 		if err != nil {
 			sup.Why["netem"] = err.Error()
 		}
-		c, err := dialNftAt(nsh)
-		if err == nil {
-			// The handle is Scratch's to close, not the connection's.
-			defer c.nft.CloseLasting()
-			err = c.setLoss("netlab_probe", []LossRule{{Link: "lo", Threshold: 0}})
-		}
+		err = nft.ProbeLoss(nsh)
 		sup.NftEgress = err == nil
 		if err != nil {
 			sup.Why["nftables egress"] = err.Error()

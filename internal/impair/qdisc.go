@@ -1,8 +1,8 @@
 // Package impair is netlab's driver for link impairments: the tc qdiscs of
 // a rate (tbf) and of delay and the other netem fields (netem), made at an
-// interface's root with netlab's own handles, the nftables netdev table of
-// a lab's loss rules in a namespace, and a probe of which of these the
-// kernel has. It knows nothing of plans: the engine calls it.
+// interface's root with netlab's own handles, and a probe of which
+// impairments the kernel has (loss rules are nftables', in internal/nft).
+// It knows nothing of plans: the engine calls it.
 package impair
 
 import (

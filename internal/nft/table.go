@@ -1,7 +1,9 @@
-// Package nft is netlab's nftables driver: the tables netlab owns in a
-// namespace — the lab's NAT table (`inet`, nat.go) — made, read back and
-// deleted, and a read-only look at the namespace's forward chains
-// (forward.go). It knows nothing of plans: the engine calls it.
+// Package nft is netlab's nftables driver, the only importer of
+// google/nftables: the tables netlab owns in a namespace — the lab's NAT
+// table (`inet`, nat.go) and its table of loss rules (`netdev`, loss.go) —
+// made, read back and deleted, and a read-only look at the namespace's
+// forward chains (forward.go). It knows nothing of plans: the engine calls
+// it.
 //
 // Why tables of our own: nftables tables are namespaced per owner, so a lab
 // replaces its table atomically (one netlink batch) without ever touching
