@@ -19,6 +19,7 @@ func TestPureCore(t *testing.T) {
 		"os/exec",
 		"github.com/netlab-dev/netlab/internal/kernel",
 		"github.com/netlab-dev/netlab/internal/namespace",
+		"github.com/netlab-dev/netlab/internal/nft",
 		"github.com/netlab-dev/netlab/ovs",
 	}
 	for _, pkg := range []string{"github.com/netlab-dev/netlab/topology", "github.com/netlab-dev/netlab/internal/plan"} {
