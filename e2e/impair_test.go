@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/netlab-dev/netlab/e2e/netlabtest"
-	"github.com/netlab-dev/netlab/internal/impair"
+	"github.com/netlab-dev/netlab/internal/observe"
 )
 
 // Impairments with real traffic: a rate measured by iperf3, loss counted by
@@ -177,7 +177,7 @@ func TestImpairLoss(t *testing.T) {
 // With netem, a delay of 20ms raises the RTT by 20 ms ± 5.
 func TestImpairNetemFields(t *testing.T) {
 	requireRoot(t)
-	sup, err := impair.Probe()
+	sup, err := observe.ProbeImpair()
 	if err != nil {
 		t.Fatal(err)
 	}

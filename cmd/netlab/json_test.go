@@ -28,7 +28,7 @@ func TestJSONShapes(t *testing.T) {
 				Name:      "blue",
 				Links:     []engine.LinkStatus{{Name: "veth1", Kind: "veth", State: "up", LinkLayer: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff", MTU: 1500, Addresses: []string{"10.0.0.1/24"}}},
 				Routes:    []string{"default via 10.0.0.254"},
-				NAT:       []state.NATRule{{Source: netip.MustParsePrefix("10.0.0.0/24"), Out: "wan0", Packets: 3, Bytes: 180}},
+				NAT:       []state.NATRuleStats{{NATRule: state.NATRule{Source: netip.MustParsePrefix("10.0.0.0/24"), Out: "wan0"}, Packets: 3, Bytes: 180}},
 				Processes: []engine.ProcessStatus{{Device: "tun0", PID: 42, Spec: "--queues 2", Queues: 2, Packets: 10, Bytes: 840}},
 			}},
 			Bridges:     []engine.BridgeStatus{{Name: "ovsbr0", Type: "ovs", Datapath: "netdev", FailMode: "secure", Ports: []engine.PortStatus{{Name: "veth0", OFPort: 1, Type: "afxdp-nonpmd"}, {Name: "veth2", OFPort: 2, Type: "system", AFXDPError: "ovs: add port veth2 to ovsbr0: could not open network device veth2 (Operation not permitted)"}}}},

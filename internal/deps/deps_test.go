@@ -31,9 +31,7 @@ var machine = map[string]string{
 	"golang.org/x/sys/unix":                  driverOnly,
 	mod + "internal/kernel":                  driverOnly,
 	mod + "internal/namespace":               driverOnly,
-	mod + "internal/nat":                     driverOnly,
 	mod + "internal/nft":                     driverOnly,
-	mod + "internal/impair":                  driverOnly,
 	mod + "internal/apply":                   driverOnly,
 	mod + "internal/supervise":               driverOnly,
 	mod + "internal/observe":                 driverOnly,
@@ -75,9 +73,7 @@ var rules = []rule{
 		"github.com/digitalocean/go-openvswitch": viaEngine,
 		mod + "internal/kernel":                  viaEngine,
 		mod + "internal/apply":                   viaEngine,
-		mod + "internal/nat":                     viaEngine,
 		mod + "internal/nft":                     viaEngine,
-		mod + "internal/impair":                  viaEngine,
 		mod + "internal/store":                   viaEngine,
 		mod + "internal/supervise":               viaEngine,
 		mod + "internal/observe":                 viaEngine,
@@ -125,5 +121,42 @@ func TestDependencyRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// owners are the libraries one package alone may import (tests included):
+// its driver. Every table, bridge or flow netlab touches of that kind is
+// then made, read and deleted in one place, under one ownership rule.
+var owners = map[string]string{
+	"github.com/google/nftables":             mod + "internal/nft",
+	"github.com/digitalocean/go-openvswitch": mod + "ovs",
+}
+
+func TestOneDriverPerLibrary(t *testing.T) {
+	lines := goList(t, "-f", "{{.ImportPath}}{{range .Imports}},{{.}}{{end}}{{range .TestImports}},{{.}}{{end}}{{range .XTestImports}},{{.}}{{end}}", mod+"...")
+	if len(lines) < 10 {
+		t.Fatalf("go list printed too little to be believed: %q", lines)
+	}
+	seen := map[string]bool{}
+	for _, l := range lines {
+		fields := strings.Split(l, ",")
+		pkg := fields[0]
+		for _, imp := range fields[1:] {
+			for lib, owner := range owners {
+				if imp != lib && !strings.HasPrefix(imp, lib+"/") {
+					continue
+				}
+				if pkg == owner {
+					seen[lib] = true
+					continue
+				}
+				t.Errorf("%s imports %s: that work belongs in %s, its one driver", pkg, imp, owner)
+			}
+		}
+	}
+	for lib, owner := range owners {
+		if !seen[lib] {
+			t.Errorf("go list does not show %s importing %s: the check itself is wrong", owner, lib)
+		}
 	}
 }

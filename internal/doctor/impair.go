@@ -3,14 +3,14 @@ package doctor
 import (
 	"strings"
 
-	"github.com/netlab-dev/netlab/internal/impair"
+	"github.com/netlab-dev/netlab/internal/observe"
 )
 
 // impairFinding says which impairments (impair: blocks, netlab impair) this
 // kernel can apply, found by trying each in a scratch namespace.
 func impairFinding() Finding {
 	f := Finding{Check: "kernel impairments"}
-	sup, err := impair.Probe()
+	sup, err := observe.ProbeImpair()
 	if err != nil {
 		f.Level, f.What = Warn, "could not probe: "+err.Error()
 		return f

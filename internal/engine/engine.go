@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/apply"
-	"github.com/netlab-dev/netlab/internal/impair"
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/observe"
 	"github.com/netlab-dev/netlab/internal/plan"
@@ -88,7 +87,7 @@ func New(opts ...Option) *Engine {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
 	return &Engine{store: store.New(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress, afterAct: o.afterAct,
-		probe: sync.OnceValues(impair.Probe)}
+		probe: sync.OnceValues(observe.ProbeImpair)}
 }
 
 // Store exposes the journal store (status and the CLI list labs from it).

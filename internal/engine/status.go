@@ -64,7 +64,7 @@ type NSStatus struct {
 	Links  []LinkStatus `json:"links"`
 	Routes []string     `json:"routes,omitempty"`
 	// NAT is the lab's masquerade rules here, with their counters.
-	NAT []state.NATRule `json:"nat,omitempty"`
+	NAT []state.NATRuleStats `json:"nat,omitempty"`
 	// Processes are the reflectors and UDP bridges on this namespace's TUNs.
 	Processes []ProcessStatus `json:"processes,omitempty"`
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -56,7 +56,7 @@ func (e *Engine) Warnings(lab *topology.Lab) []string {
 		if ns.Name != topology.Host && !exists(ns.Name) {
 			continue // a namespace netlab will create has no firewall of its own
 		}
-		w, err := nat.ForwardWarnings(ns.Name, dedup(sources))
+		w, err := nft.ObserveForwardDrops(ns.Name, dedup(sources))
 		if err != nil {
 			out = append(out, "could not read the firewall of "+ns.Name+": "+err.Error())
 			continue

@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -72,11 +72,11 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 			delete(host.Links, name)
 		}
 	}
-	if _, exists, err := nat.Observe(topology.Host, lab); err != nil {
+	t, err := nft.ObserveNAT(topology.Host, lab)
+	if err != nil {
 		return nil, err
-	} else if exists {
-		host.NAT = &state.NATTable{}
 	}
+	host.NAT = t
 	if err := observeDownLoss(lab, j, host); err != nil {
 		return nil, err
 	}

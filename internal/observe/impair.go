@@ -3,7 +3,7 @@ package observe
 import (
 	"slices"
 
-	"github.com/netlab-dev/netlab/internal/impair"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -67,7 +67,7 @@ func (s *Reader) observeImpair(lab *topology.Lab, j *state.Journal, snap *state.
 		if o == nil {
 			continue
 		}
-		t, err := impair.ObserveLoss(name, lab.Name)
+		t, err := nft.ObserveLoss(name, lab.Name)
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func observeDownLoss(lab string, j *state.Journal, host *state.Namespace) error 
 	if !slices.Contains(j.Loss, topology.Host) {
 		return nil
 	}
-	t, err := impair.ObserveLoss(topology.Host, lab)
+	t, err := nft.ObserveLoss(topology.Host, lab)
 	if err != nil {
 		return err
 	}

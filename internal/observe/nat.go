@@ -3,7 +3,7 @@ package observe
 import (
 	"fmt"
 
-	"github.com/netlab-dev/netlab/internal/nat"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -25,17 +25,11 @@ func observeNAT(lab *topology.Lab, j *state.Journal, snap *state.Snapshot) error
 		if o == nil {
 			continue // the namespace is absent; so is its table
 		}
-		t, exists, err := nat.Observe(name, lab.Name)
+		t, err := nft.ObserveNAT(name, lab.Name)
 		if err != nil {
 			return fmt.Errorf("observe nat in %s: %w", name, err)
 		}
-		if !exists {
-			continue
-		}
-		o.NAT = &state.NATTable{Foreign: len(t.Foreign) > 0}
-		for _, r := range t.Rules {
-			o.NAT.Rules = append(o.NAT.Rules, state.NATRule{Source: r.Source, Out: r.Out, Packets: r.Packets, Bytes: r.Bytes})
-		}
+		o.NAT = t
 	}
 	return nil
 }

@@ -17,19 +17,6 @@ import (
 // table of the lab per namespace, on every kernel (the same means whether
 // or not netem exists, so a lab loses packets alike everywhere).
 
-// LossModulus is what the random number of a loss rule is taken modulo: a
-// loss is kept to 0.01 %.
-const LossModulus = 10000
-
-// LossThreshold is the rule's bound: a packet is dropped when its random
-// number modulo LossModulus is below it.
-func LossThreshold(percent float64) uint32 {
-	return uint32(math.Round(percent * LossModulus / 100))
-}
-
-// LossChain is the chain of an interface's loss rule.
-func LossChain(link string) string { return "loss_" + link }
-
 // TBF is the tbf qdisc of a rate, as the kernel takes it (tc-tbf(8)).
 type TBF struct {
 	RateBytes uint64 // bytes per second
@@ -218,7 +205,7 @@ func (p *planner) impairClashes(j *state.Journal, clash func(topology.Pos, strin
 		}
 		o := p.snap.Namespaces[ns]
 		if lossWanted && o != nil && o.Loss != nil && (j == nil || !slices.Contains(j.Loss, ns)) {
-			clash(topology.Pos{}, "namespaces."+ns, "nftables table netdev %s already exists in namespace %s and netlab did not make it; netlab leaves it alone", NATTable(p.lab.Name), ns)
+			clash(topology.Pos{}, "namespaces."+ns, "nftables table netdev %s already exists in namespace %s and netlab did not make it; netlab leaves it alone", state.NFTTable(p.lab.Name), ns)
 		}
 	}
 }
@@ -261,7 +248,7 @@ func closeTo(got, want uint32) bool {
 // whole when a rule changes or one of its links is (re)made.
 func (p *planner) impairments() {
 	for _, nsName := range p.nsOrder() {
-		var loss []LossRule
+		var loss []state.LossRule
 		fresh := false
 		for _, name := range p.linkOrder(nsName) {
 			w := p.want[nsName][name]
@@ -282,7 +269,7 @@ func (p *planner) impairments() {
 				p.emit(SetQdisc{NS: nsName, Link: name, Impair: &qp})
 			}
 			if im.Loss != 0 {
-				loss = append(loss, LossRule{Link: name, Percent: im.Loss})
+				loss = append(loss, state.LossRule{Link: name, Percent: im.Loss})
 				fresh = fresh || o == nil
 			}
 		}
@@ -299,13 +286,13 @@ func (p *planner) impairments() {
 	}
 }
 
-func sameLoss(want []LossRule, have map[string]float64) bool {
+func sameLoss(want []state.LossRule, have map[string]float64) bool {
 	if len(want) != len(have) {
 		return false
 	}
 	for _, r := range want {
 		got, ok := have[r.Link]
-		if !ok || LossThreshold(got) != LossThreshold(r.Percent) {
+		if !ok || state.LossThreshold(got) != state.LossThreshold(r.Percent) {
 			return false
 		}
 	}

@@ -99,7 +99,7 @@ func Make(in Input) (Plan, error) {
 			continue
 		}
 		if in.Journal == nil || !slices.Contains(in.Journal.NAT, ns.Name) {
-			clash(ns.Pos, "namespaces."+ns.Name+".nat", "nftables table inet %s already exists in namespace %s and netlab did not make it; netlab leaves it alone", NATTable(lab.Name), ns.Name)
+			clash(ns.Pos, "namespaces."+ns.Name+".nat", "nftables table inet %s already exists in namespace %s and netlab did not make it; netlab leaves it alone", state.NFTTable(lab.Name), ns.Name)
 		}
 	}
 

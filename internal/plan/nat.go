@@ -15,9 +15,9 @@ func (p *planner) nat() {
 		if o != nil {
 			have = o.NAT
 		}
-		var want []NATRule
+		var want []state.NATRule
 		for _, r := range ns.NAT {
-			want = append(want, NATRule{Source: r.Source, Out: r.Out})
+			want = append(want, state.NATRule{Source: r.Source, Out: r.Out})
 		}
 		switch {
 		case len(want) == 0 && have != nil:
@@ -28,12 +28,12 @@ func (p *planner) nat() {
 	}
 }
 
-func sameNAT(want []NATRule, have []state.NATRule) bool {
+func sameNAT(want []state.NATRule, have []state.NATRuleStats) bool {
 	if len(want) != len(have) {
 		return false
 	}
 	for i := range want {
-		if want[i].Source != have[i].Source || want[i].Out != have[i].Out {
+		if want[i] != have[i].NATRule {
 			return false
 		}
 	}

@@ -356,7 +356,7 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 		a := st.(SetNAT)
 		nt := &state.NATTable{}
 		for _, r := range a.NAT {
-			nt.Rules = append(nt.Rules, state.NATRule{Source: r.Source, Out: r.Out})
+			nt.Rules = append(nt.Rules, state.NATRuleStats{NATRule: r})
 		}
 		m.ns(t, a.NS).NAT = nt
 		m.j.AddNAT(a.NS)

@@ -2,9 +2,9 @@ package plan
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 
+	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -17,26 +17,17 @@ const (
 	OpDelLoss Op = "del-loss"
 )
 
-// NATTable is the nftables table of a lab: netlab_<lab>, '-' made '_'.
-func NATTable(lab string) string { return "netlab_" + strings.ReplaceAll(lab, "-", "_") }
-
-// NATRule is a masquerade rule of a set-nat action.
-type NATRule struct {
-	Source netip.Prefix `json:"source"`
-	Out    string       `json:"out"`
-}
-
 // SetNAT replaces the lab's NAT table in a namespace with these rules.
 type SetNAT struct {
-	NS  string    `json:"ns,omitempty"`
-	NAT []NATRule `json:"nat,omitempty"`
+	NS  string          `json:"ns,omitempty"`
+	NAT []state.NATRule `json:"nat,omitempty"`
 }
 
 func (SetNAT) Op() Op          { return OpSetNAT }
 func (s SetNAT) Scope() string { return inScope(s.NS) }
 func (SetNAT) sealed()         {}
 func (s SetNAT) Command(lab string) string {
-	t := NATTable(lab)
+	t := state.NFTTable(lab)
 	var b strings.Builder
 	// One nft batch: the table is replaced atomically.
 	fmt.Fprintf(&b, "%s <<'EOF'\n", inNS(s.NS, "nft -f -"))
@@ -62,38 +53,32 @@ func (DelNAT) Op() Op          { return OpDelNAT }
 func (s DelNAT) Scope() string { return inScope(s.NS) }
 func (DelNAT) sealed()         {}
 func (s DelNAT) Command(lab string) string {
-	return inNS(s.NS, "nft delete table inet "+NATTable(lab))
+	return inNS(s.NS, "nft delete table inet "+state.NFTTable(lab))
 }
 func (s DelNAT) Removed(lab string) string {
-	return "nftables table inet " + NATTable(lab) + " in the " + s.NS
-}
-
-// LossRule is one interface's loss in a set-loss action.
-type LossRule struct {
-	Link    string  `json:"link"`
-	Percent float64 `json:"percent"`
+	return "nftables table inet " + state.NFTTable(lab) + " in the " + s.NS
 }
 
 // SetLoss replaces the lab's netdev table of loss rules in a namespace:
 // one rule on each interface's egress hook.
 type SetLoss struct {
-	NS   string     `json:"ns,omitempty"`
-	Loss []LossRule `json:"loss,omitempty"`
+	NS   string           `json:"ns,omitempty"`
+	Loss []state.LossRule `json:"loss,omitempty"`
 }
 
 func (SetLoss) Op() Op          { return OpSetLoss }
 func (s SetLoss) Scope() string { return inScope(s.NS) }
 func (SetLoss) sealed()         {}
 func (s SetLoss) Command(lab string) string {
-	t := NATTable(lab)
+	t := state.NFTTable(lab)
 	var b strings.Builder
 	// One nft batch: the table is replaced atomically.
 	fmt.Fprintf(&b, "%s <<'EOF'\n", inNS(s.NS, "nft -f -"))
 	fmt.Fprintf(&b, "add table netdev %s\ndelete table netdev %s\nadd table netdev %s\n", t, t, t)
 	for _, r := range s.Loss {
-		fmt.Fprintf(&b, "add chain netdev %s %s { type filter hook egress device %q priority 0; }\n", t, LossChain(r.Link), r.Link)
+		fmt.Fprintf(&b, "add chain netdev %s %s { type filter hook egress device %q priority 0; }\n", t, state.LossChain(r.Link), r.Link)
 		fmt.Fprintf(&b, "add rule netdev %s %s numgen random mod %d < %d counter drop   # loss %s\n",
-			t, LossChain(r.Link), LossModulus, LossThreshold(r.Percent), topology.FormatPercent(r.Percent))
+			t, state.LossChain(r.Link), state.LossModulus, state.LossThreshold(r.Percent), topology.FormatPercent(r.Percent))
 	}
 	b.WriteString("EOF")
 	return b.String()
@@ -108,8 +93,8 @@ func (DelLoss) Op() Op          { return OpDelLoss }
 func (s DelLoss) Scope() string { return inScope(s.NS) }
 func (DelLoss) sealed()         {}
 func (s DelLoss) Command(lab string) string {
-	return inNS(s.NS, "nft delete table netdev "+NATTable(lab))
+	return inNS(s.NS, "nft delete table netdev "+state.NFTTable(lab))
 }
 func (s DelLoss) Removed(lab string) string {
-	return "nftables table netdev " + NATTable(lab) + " (loss rules) in the " + s.NS
+	return "nftables table netdev " + state.NFTTable(lab) + " (loss rules) in the " + s.NS
 }

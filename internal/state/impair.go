@@ -1,6 +1,8 @@
 package state
 
 import (
+	"math"
+
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -26,6 +28,27 @@ type Qdisc struct {
 	// Burst and LimitBytes are the tbf's, for comparison with the plan's.
 	Burst, LimitBytes uint32
 }
+
+// LossRule is one interface's loss in percent: the plan's set-loss carries
+// the rules, and the nftables driver takes them.
+type LossRule struct {
+	Link    string  `json:"link"`
+	Percent float64 `json:"percent"`
+}
+
+// LossModulus is what the random number of a loss rule is taken modulo: a
+// loss is kept to 0.01 %.
+const LossModulus = 10000
+
+// LossThreshold is a loss rule's bound: a packet is dropped when its random
+// number modulo LossModulus is below it.
+func LossThreshold(percent float64) uint32 {
+	return uint32(math.Round(percent * LossModulus / 100))
+}
+
+// LossChain is the chain of an interface's loss rule in the lab's netdev
+// table.
+func LossChain(link string) string { return "loss_" + link }
 
 // LossTable is the lab's observed netdev table of loss rules in a
 // namespace: the drop percentage on each interface's egress.

@@ -62,3 +62,9 @@ func labCookie(lab string) uint64 {
 	}
 	return h &^ 0xff
 }
+
+// NFTTable is the name of the lab's nftables tables, its marker: one per
+// family netlab uses in a namespace (`inet` for NAT, `netdev` for loss),
+// "netlab_" + lab with '-' made '_' (nft accepts '-' in a name only
+// quoted).
+func NFTTable(lab string) string { return "netlab_" + strings.ReplaceAll(lab, "-", "_") }

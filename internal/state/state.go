@@ -117,18 +117,25 @@ type Process struct {
 
 // NATTable is the lab's observed nftables table.
 type NATTable struct {
-	Rules []NATRule
+	Rules []NATRuleStats
 	// Foreign is set when the table holds anything netlab did not write;
 	// up replaces it.
 	Foreign bool
 }
 
-// NATRule is one observed masquerade rule with its counters.
+// NATRule is a masquerade rule: packets from Source (IPv4 or IPv6; a /0
+// matches the whole family) leaving by the interface Out. The plan's
+// set-nat carries the rules, and the nftables driver takes them.
 type NATRule struct {
-	Source  netip.Prefix `json:"source"`
-	Out     string       `json:"out"`
-	Packets uint64       `json:"packets"`
-	Bytes   uint64       `json:"bytes"`
+	Source netip.Prefix `json:"source"`
+	Out    string       `json:"out"`
+}
+
+// NATRuleStats is an observed rule with its counters.
+type NATRuleStats struct {
+	NATRule
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 // Link kinds as netlink reports them.

@@ -1,4 +1,4 @@
-package nat
+package nft
 
 import (
 	"errors"
@@ -10,28 +10,16 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
+	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
-func TestTableName(t *testing.T) {
-	for lab, want := range map[string]string{
-		"blue":          "netlab_blue",
-		"blue-red":      "netlab_blue_red",
-		"a-b-c":         "netlab_a_b_c",
-		"already_under": "netlab_already_under",
-	} {
-		if got := TableName(lab); got != want {
-			t.Errorf("TableName(%q) = %q, want %q", lab, got, want)
-		}
-	}
-}
-
-func rule(src, out string) Rule {
-	return Rule{Source: netip.MustParsePrefix(src), Out: out}
+func rule(src, out string) state.NATRule {
+	return state.NATRule{Source: netip.MustParsePrefix(src), Out: out}
 }
 
 func TestRenderGolden(t *testing.T) {
-	cases := map[string][]Rule{
+	cases := map[string][]state.NATRule{
 		"v4":    {rule("10.0.0.0/24", "wan0")},
 		"v6":    {rule("fd00:10::/64", "wan0")},
 		"mixed": {rule("10.0.0.0/24", "wan0"), rule("fd00:10::/64", "wan0"), rule("10.1.2.3/32", "up-1"), rule("0.0.0.0/0", "wan1"), rule("10.2.0.0/20", "wan1")},
@@ -39,7 +27,7 @@ func TestRenderGolden(t *testing.T) {
 	}
 	for name, rules := range cases {
 		t.Run(name, func(t *testing.T) {
-			got := strings.Join(Render("lab-"+name, rules), "\n") + "\n"
+			got := strings.Join(RenderNAT("lab-"+name, rules), "\n") + "\n"
 			path := filepath.Join("testdata", "render_"+name+".golden")
 			testkit.Golden(t, path, []byte(got))
 		})
@@ -48,7 +36,7 @@ func TestRenderGolden(t *testing.T) {
 
 func TestRenderExample(t *testing.T) {
 	// The exact text of the brief's example.
-	got := Render("lab", []Rule{rule("10.0.0.0/24", "wan0")})
+	got := RenderNAT("lab", []state.NATRule{rule("10.0.0.0/24", "wan0")})
 	want := []string{
 		"nft add table inet netlab_lab",
 		"nft add chain inet netlab_lab postrouting { type nat hook postrouting priority srcnat; }",
@@ -60,7 +48,7 @@ func TestRenderExample(t *testing.T) {
 }
 
 func TestBuildDecodeRoundTrip(t *testing.T) {
-	for _, r := range []Rule{
+	for _, r := range []state.NATRule{
 		rule("10.0.0.0/24", "wan0"),
 		rule("10.0.0.0/20", "wan0"),
 		rule("10.0.0.7/32", "x"),
@@ -71,19 +59,23 @@ func TestBuildDecodeRoundTrip(t *testing.T) {
 		rule("::/0", "wan0"),
 		rule("128.0.0.0/1", "wan0"),
 	} {
-		rs, err := decodeExprs(buildExprs(r))
+		rs, err := decodeNAT(natExprs(r))
 		if err != nil {
 			t.Errorf("%s: %v", r, err)
 			continue
 		}
-		if rs.Rule != r {
-			t.Errorf("decoded %s, want %s", rs.Rule, r)
+		if got := (state.NATRule{Source: rs.Source, Out: rs.Out}); got != r {
+			t.Errorf("decoded %s, want %s", got, r)
+		}
+		// And as the driver reads it back from the kernel.
+		if rs, err := decodeNAT(wire(t, unix.NFPROTO_INET, natExprs(r))); err != nil || rs.Source != r.Source || rs.Out != r.Out {
+			t.Errorf("%s read back: %+v, %v", r, rs, err)
 		}
 	}
 }
 
 func TestBuildExprsShape(t *testing.T) {
-	ex := buildExprs(rule("fd00:10::/64", "wan0"))
+	ex := natExprs(rule("fd00:10::/64", "wan0"))
 	p := ex[2].(*expr.Payload)
 	if p.Offset != 8 || p.Len != 16 || p.Base != expr.PayloadBaseNetworkHeader {
 		t.Errorf("ip6 saddr payload = %+v, want offset 8 len 16 network header", p)
@@ -92,17 +84,17 @@ func TestBuildExprsShape(t *testing.T) {
 	if got := b.Mask; string(got) != string(append(make([]byte, 0), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0)) {
 		t.Errorf("mask = %x", got)
 	}
-	ex = buildExprs(rule("10.0.0.0/24", "wan0"))
+	ex = natExprs(rule("10.0.0.0/24", "wan0"))
 	if p := ex[2].(*expr.Payload); p.Offset != 12 || p.Len != 4 {
 		t.Errorf("ip saddr payload = %+v, want offset 12 len 4", p)
 	}
 	if c := ex[6].(*expr.Cmp); len(c.Data) != 16 || string(c.Data[:5]) != "wan0\x00" {
 		t.Errorf("oifname cmp = %q, want 16 NUL-padded bytes", c.Data)
 	}
-	if len(buildExprs(rule("10.0.0.1/32", "wan0"))) != 8 {
+	if len(natExprs(rule("10.0.0.1/32", "wan0"))) != 8 {
 		t.Error("/32 should have no bitwise")
 	}
-	if len(buildExprs(rule("0.0.0.0/0", "wan0"))) != 6 {
+	if len(natExprs(rule("0.0.0.0/0", "wan0"))) != 6 {
 		t.Error("/0 should have no address match")
 	}
 }
@@ -123,11 +115,11 @@ func nftStyle() []expr.Any {
 }
 
 func TestDecodeNftStyle(t *testing.T) {
-	rs, err := decodeExprs(nftStyle())
+	rs, err := decodeNAT(nftStyle())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := RuleState{Rule: rule("10.0.0.0/24", "wan0"), Packets: 3, Bytes: 180}
+	want := state.NATRuleStats{NATRule: state.NATRule{Source: netip.MustParsePrefix("10.0.0.0/24"), Out: "wan0"}, Packets: 3, Bytes: 180}
 	if rs != want {
 		t.Errorf("got %+v, want %+v", rs, want)
 	}
@@ -155,8 +147,8 @@ func TestDecodeRejects(t *testing.T) {
 		"v6 at v4 offset": {&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, &expr.Cmp{Register: 1, Data: []byte{10}}, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}, &expr.Cmp{Register: 1, Data: []byte{10, 0, 0, 0}}, &expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Register: 1, Data: ifName("wan0")}, &expr.Counter{}, &expr.Masq{}},
 	}
 	for name, ex := range cases {
-		if rs, err := decodeExprs(ex); !errors.Is(err, errUndecodable) {
-			t.Errorf("%s: decoded %+v, err %v; want errUndecodable", name, rs, err)
+		if rs, err := decodeNAT(ex); !errors.Is(err, errNotOurs) {
+			t.Errorf("%s: decoded %+v, err %v; want errNotOurs", name, rs, err)
 		}
 	}
 }
@@ -186,8 +178,8 @@ func TestMaskBits(t *testing.T) {
 	}
 }
 
-func TestCheckRule(t *testing.T) {
-	bad := []Rule{
+func TestCheckNATRule(t *testing.T) {
+	bad := []state.NATRule{
 		{Out: "wan0"},
 		rule("10.0.0.0/24", ""),
 		rule("10.0.0.0/24", "0123456789abcdef"),
@@ -195,11 +187,11 @@ func TestCheckRule(t *testing.T) {
 		rule("10.0.0.0/24", `a"b`),
 	}
 	for _, r := range bad {
-		if checkRule(r) == nil {
-			t.Errorf("checkRule(%+v) = nil, want error", r)
+		if checkNATRule(r) == nil {
+			t.Errorf("checkNATRule(%+v) = nil, want error", r)
 		}
 	}
-	if err := checkRule(rule("10.0.0.0/24", "0123456789abcde")); err != nil {
+	if err := checkNATRule(rule("10.0.0.0/24", "0123456789abcde")); err != nil {
 		t.Errorf("15-byte name: %v", err)
 	}
 }

@@ -1,11 +1,9 @@
-package nat
+package nft
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -15,96 +13,8 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
-	"github.com/netlab-dev/netlab/internal/sandbox"
-	"github.com/netlab-dev/netlab/internal/testkit"
+	"github.com/netlab-dev/netlab/internal/state"
 )
-
-// TestMain runs the tests in a sandbox of their own (sandbox.RunTests) and
-// checks that they left its host's ruleset exactly as they found it: every
-// NAT in this package happens in throw-away namespaces.
-func TestMain(m *testing.M) {
-	os.Exit(sandbox.RunTests(func() int {
-		before, snap := hostRuleset()
-		code := m.Run()
-		if snap {
-			if after, _ := hostRuleset(); after != before {
-				fmt.Fprintf(os.Stderr, "host ruleset changed during the tests\n--- before\n%s--- after\n%s", before, after)
-				code = 1
-			}
-		}
-		return code
-	}, false))
-}
-
-// hostRuleset returns `nft list ruleset` plus `iptables-save`/`ip6tables-save`
-// where installed, counters dropped (host traffic moves them).
-func hostRuleset() (string, bool) {
-	if os.Geteuid() != 0 {
-		return "", false
-	}
-	var b strings.Builder
-	for _, argv := range [][]string{{"nft", "-s", "list", "ruleset"}, {"iptables-save"}, {"ip6tables-save"}} {
-		if _, err := exec.LookPath(argv[0]); err != nil {
-			continue
-		}
-		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-		fmt.Fprintf(&b, "## %s (err %v)\n", strings.Join(argv, " "), err)
-		for _, l := range strings.SplitAfter(string(out), "\n") {
-			if !strings.HasPrefix(l, "#") { // iptables-save timestamps
-				b.WriteString(l)
-			}
-		}
-	}
-	return b.String(), true
-}
-
-// TestHostRulesetSnapshot makes the host check visible in the test list; the
-// comparison itself runs in TestMain after every test.
-func TestHostRulesetSnapshot(t *testing.T) {
-	requireRoot(t)
-	if _, ok := hostRuleset(); !ok {
-		t.Fatal("no snapshot")
-	}
-}
-
-// requireRoot: see testkit.RequireRoot.
-func requireRoot(t *testing.T) { t.Helper(); testkit.RequireRoot(t, "namespaces, nftables") }
-
-// newNS creates a throw-away namespace "nln<hex>" deleted when the test ends.
-func newNS(t *testing.T) string {
-	t.Helper()
-	name := testkit.Name(t, "nln", 6)
-	if err := namespace.Create(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := namespace.Delete(name); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
-
-// run is testkit.Run.
-func run(t *testing.T, argv ...string) string { t.Helper(); return testkit.Run(t, argv...) }
-
-// nft runs `nft -f -` with script inside the namespace.
-func nft(t *testing.T, ns, script string) string {
-	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("ns %s: nft -f - <<%q: %v\n%s", ns, script, err, out)
-	}
-	return string(out)
-}
-
-func nftList(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	return run(t, append([]string{"ip", "netns", "exec", ns, "nft", "list"}, args...)...)
-}
 
 func sysctl(t *testing.T, ns, path, value string) {
 	t.Helper()
@@ -234,8 +144,8 @@ func TestMasqueradeEndToEnd(t *testing.T) {
 		}
 	}
 
-	if _, ok, err := Observe(l.gw, labName); err != nil || ok {
-		t.Fatalf("Observe before Ensure: exists=%v err=%v", ok, err)
+	if tbl, err := ObserveNAT(l.gw, labName); err != nil || tbl != nil {
+		t.Fatalf("ObserveNAT before EnsureNAT: exists=%v err=%v", tbl != nil, err)
 	}
 	v4, peers4 := listen(t, l.inet, "203.0.113.1:0")
 	v6, peers6 := listen(t, l.inet, "[2001:db8::1]:0")
@@ -243,12 +153,12 @@ func TestMasqueradeEndToEnd(t *testing.T) {
 		t.Fatal("lan reached inet without NAT: inet has a route back?")
 	}
 
-	rules := []Rule{rule("10.0.0.0/24", "wan0"), rule("fd00:10::/64", "wan0")}
-	changed, err := Ensure(l.gw, labName, rules)
+	rules := []state.NATRule{rule("10.0.0.0/24", "wan0"), rule("fd00:10::/64", "wan0")}
+	changed, err := EnsureNAT(l.gw, labName, rules)
 	if err != nil || !changed {
-		t.Fatalf("Ensure: changed=%v err=%v", changed, err)
+		t.Fatalf("EnsureNAT: changed=%v err=%v", changed, err)
 	}
-	checkForeign("after first Ensure")
+	checkForeign("after first EnsureNAT")
 	t.Logf("gw ruleset:\n%s", nftList(t, l.gw, "ruleset"))
 
 	if got := seenFrom(t, l.lan, v4, peers4); got != netip.MustParseAddr("203.0.113.2") {
@@ -264,121 +174,121 @@ func TestMasqueradeEndToEnd(t *testing.T) {
 		t.Error("inet connected to 10.0.0.1")
 	}
 
-	tbl, ok, err := Observe(l.gw, labName)
-	if err != nil || !ok {
-		t.Fatalf("Observe: ok=%v err=%v", ok, err)
+	tbl, err := ObserveNAT(l.gw, labName)
+	if err != nil || tbl == nil {
+		t.Fatalf("ObserveNAT: ok=%v err=%v", tbl != nil, err)
 	}
-	if len(tbl.Foreign) != 0 || !slices.Equal(tbl.RuleList(), rules) {
-		t.Fatalf("Observe = %+v, want rules %v", tbl, rules)
+	if tbl.Foreign || !slices.Equal(ruleList(tbl), rules) {
+		t.Fatalf("ObserveNAT = %+v, want rules %v", tbl, rules)
 	}
 	for _, r := range tbl.Rules {
 		if r.Packets == 0 || r.Bytes == 0 {
-			t.Errorf("rule %s: counter %d packets %d bytes, want > 0", r.Rule, r.Packets, r.Bytes)
+			t.Errorf("rule %s %s: counter %d packets %d bytes, want > 0", r.Source, r.Out, r.Packets, r.Bytes)
 		}
 	}
 
 	// Same rules: nothing sent, counters keep counting.
-	changed, err = Ensure(l.gw, labName, rules)
+	changed, err = EnsureNAT(l.gw, labName, rules)
 	if err != nil || changed {
-		t.Fatalf("second Ensure: changed=%v err=%v, want false", changed, err)
+		t.Fatalf("second EnsureNAT: changed=%v err=%v, want false", changed, err)
 	}
 	seenFrom(t, l.lan, v4, peers4)
-	tbl2, _, err := Observe(l.gw, labName)
+	tbl2, err := ObserveNAT(l.gw, labName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tbl2.Rules[0].Packets <= tbl.Rules[0].Packets || tbl2.Rules[1].Packets != tbl.Rules[1].Packets {
-		t.Errorf("counters after no-op Ensure: %+v, before %+v (want v4 grown, v6 unchanged)", tbl2.Rules, tbl.Rules)
+		t.Errorf("counters after no-op EnsureNAT: %+v, before %+v (want v4 grown, v6 unchanged)", tbl2.Rules, tbl.Rules)
 	}
-	checkForeign("after no-op Ensure")
+	checkForeign("after no-op EnsureNAT")
 
 	// Another lab's table in the same namespace must survive our changes.
-	if _, err := Ensure(l.gw, "nat-e2e-other", []Rule{rule("198.51.100.0/24", "wan0")}); err != nil {
+	if _, err := EnsureNAT(l.gw, "nat-e2e-other", []state.NATRule{rule("198.51.100.0/24", "wan0")}); err != nil {
 		t.Fatal(err)
 	}
-	otherLab := nftList(t, l.gw, "table", "inet", TableName("nat-e2e-other"))
+	otherLab := nftList(t, l.gw, "table", "inet", state.NFTTable("nat-e2e-other"))
 
 	// Changed prefix: exactly that rule differs.
-	rules2 := []Rule{rule("10.0.0.0/25", "wan0"), rules[1]}
-	changed, err = Ensure(l.gw, labName, rules2)
+	rules2 := []state.NATRule{rule("10.0.0.0/25", "wan0"), rules[1]}
+	changed, err = EnsureNAT(l.gw, labName, rules2)
 	if err != nil || !changed {
-		t.Fatalf("Ensure with new prefix: changed=%v err=%v", changed, err)
+		t.Fatalf("EnsureNAT with new prefix: changed=%v err=%v", changed, err)
 	}
-	tbl3, _, err := Observe(l.gw, labName)
+	tbl3, err := ObserveNAT(l.gw, labName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := tbl3.RuleList()
-	if !slices.Equal(got, rules2) || got[0] == tbl.Rules[0].Rule || got[1] != tbl.Rules[1].Rule {
+	got, before := ruleList(tbl3), ruleList(tbl)
+	if !slices.Equal(got, rules2) || got[0] == before[0] || got[1] != before[1] {
 		t.Errorf("after change: %v, want %v", got, rules2)
 	}
 	if a := seenFrom(t, l.lan, v4, peers4); a != netip.MustParseAddr("203.0.113.2") {
 		t.Errorf("after change: seen from %s", a)
 	}
-	checkForeign("after changing Ensure")
+	checkForeign("after changing EnsureNAT")
 
-	if err := Delete(l.gw, labName); err != nil {
+	if err := DeleteNAT(l.gw, labName); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := Observe(l.gw, labName); err != nil || ok {
-		t.Fatalf("Observe after Delete: exists=%v err=%v", ok, err)
+	if tbl, err := ObserveNAT(l.gw, labName); err != nil || tbl != nil {
+		t.Fatalf("ObserveNAT after DeleteNAT: exists=%v err=%v", tbl != nil, err)
 	}
-	if err := Delete(l.gw, labName); err != nil {
-		t.Fatalf("second Delete: %v", err)
+	if err := DeleteNAT(l.gw, labName); err != nil {
+		t.Fatalf("second DeleteNAT: %v", err)
 	}
-	checkForeign("after Delete")
-	if got := nftList(t, l.gw, "table", "inet", TableName("nat-e2e-other")); got != otherLab {
+	checkForeign("after DeleteNAT")
+	if got := nftList(t, l.gw, "table", "inet", state.NFTTable("nat-e2e-other")); got != otherLab {
 		t.Errorf("other lab's table changed:\n%s\nwant\n%s", got, otherLab)
 	}
 	if err := connect(l.lan, v4); err == nil {
-		t.Error("lan still reaches inet after Delete")
+		t.Error("lan still reaches inet after DeleteNAT")
 	}
 }
 
-// TestRenderMatchesEnsure applies Render's commands with nft and checks that
-// Ensure finds nothing to change: the plan text and the driver agree.
+// TestRenderMatchesEnsure applies RenderNAT's commands with nft and checks
+// that EnsureNAT finds nothing to change: the plan text and the driver agree.
 func TestRenderMatchesEnsure(t *testing.T) {
 	requireRoot(t)
 	ns := newNS(t)
-	rules := []Rule{
+	rules := []state.NATRule{
 		rule("10.0.0.0/24", "wan0"), rule("10.2.0.0/20", "wan1"), rule("10.1.2.3/32", "up-1"),
 		rule("0.0.0.0/0", "wan1"), rule("fd00:10::/64", "wan0"), rule("2001:db8:8000::/33", "wan0"),
 	}
 	var script strings.Builder
-	for _, c := range Render("render-check", rules) {
+	for _, c := range RenderNAT("render-check", rules) {
 		script.WriteString(strings.TrimPrefix(c, "nft ") + "\n")
 	}
 	nft(t, ns, script.String())
-	tbl, ok, err := Observe(ns, "render-check")
-	if err != nil || !ok {
-		t.Fatalf("Observe: ok=%v err=%v", ok, err)
+	tbl, foreign := observeNAT(t, ns, "render-check")
+	if tbl == nil {
+		t.Fatalf("ObserveNAT: ok=false")
 	}
-	if len(tbl.Foreign) != 0 || !slices.Equal(tbl.RuleList(), rules) {
-		t.Fatalf("nft-made table decodes to %+v, want %v\n%s", tbl, rules, nftList(t, ns, "ruleset"))
+	if tbl.Foreign || !slices.Equal(ruleList(tbl), rules) {
+		t.Fatalf("nft-made table decodes to %+v (foreign %q), want %v\n%s", tbl, foreign, rules, nftList(t, ns, "ruleset"))
 	}
-	if changed, err := Ensure(ns, "render-check", rules); err != nil || changed {
-		t.Fatalf("Ensure over nft-made table: changed=%v err=%v, want false", changed, err)
+	if changed, err := EnsureNAT(ns, "render-check", rules); err != nil || changed {
+		t.Fatalf("EnsureNAT over nft-made table: changed=%v err=%v, want false", changed, err)
 	}
-	// And the other way: nft prints what Ensure writes exactly as what it
-	// made from Render's commands.
-	byNft := nftList(t, ns, "table", "inet", TableName("render-check"))
+	// And the other way: nft prints what EnsureNAT writes exactly as what it
+	// made from RenderNAT's commands.
+	byNft := nftList(t, ns, "table", "inet", state.NFTTable("render-check"))
 	ns2 := newNS(t)
-	if _, err := Ensure(ns2, "render-check", rules); err != nil {
+	if _, err := EnsureNAT(ns2, "render-check", rules); err != nil {
 		t.Fatal(err)
 	}
-	if byEnsure := nftList(t, ns2, "table", "inet", TableName("render-check")); byEnsure != byNft {
-		t.Errorf("nft lists Ensure's table as\n%s\nand Render's as\n%s", byEnsure, byNft)
+	if byEnsure := nftList(t, ns2, "table", "inet", state.NFTTable("render-check")); byEnsure != byNft {
+		t.Errorf("nft lists EnsureNAT's table as\n%s\nand RenderNAT's as\n%s", byEnsure, byNft)
 	}
 }
 
 // TestForeignContentIsReplaced: anything netlab did not write in its own
-// table makes it differ, and Ensure puts the table back.
+// table makes it differ, and EnsureNAT puts the table back.
 func TestForeignContentIsReplaced(t *testing.T) {
 	requireRoot(t)
 	ns := newNS(t)
 	const labName = "nat-foreign"
-	tn := TableName(labName)
-	rules := []Rule{rule("10.9.0.0/24", "wan0")}
+	tn := state.NFTTable(labName)
+	rules := []state.NATRule{rule("10.9.0.0/24", "wan0")}
 	for name, script := range map[string]string{
 		"extra rule":   "add rule inet " + tn + " postrouting counter",
 		"set":          "add set inet " + tn + " s { type ipv4_addr; }",
@@ -387,25 +297,22 @@ func TestForeignContentIsReplaced(t *testing.T) {
 		"dormant":      "add table inet " + tn + " { flags dormant; }",
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Ensure(ns, labName, rules); err != nil {
+			if _, err := EnsureNAT(ns, labName, rules); err != nil {
 				t.Fatal(err)
 			}
 			nft(t, ns, script+"\n")
-			tbl, _, err := Observe(ns, labName)
-			if err != nil {
-				t.Fatal(err)
+			tbl, foreign := observeNAT(t, ns, labName)
+			if !tbl.Foreign || len(foreign) == 0 {
+				t.Fatalf("ObserveNAT saw nothing foreign after %q: %+v\n%s", script, tbl, nftList(t, ns, "ruleset"))
 			}
-			if len(tbl.Foreign) == 0 {
-				t.Fatalf("Observe saw nothing foreign after %q: %+v\n%s", script, tbl, nftList(t, ns, "ruleset"))
-			}
-			t.Logf("foreign: %q", tbl.Foreign)
-			changed, err := Ensure(ns, labName, rules)
+			t.Logf("foreign: %q", foreign)
+			changed, err := EnsureNAT(ns, labName, rules)
 			if err != nil || !changed {
-				t.Fatalf("Ensure: changed=%v err=%v, want true", changed, err)
+				t.Fatalf("EnsureNAT: changed=%v err=%v, want true", changed, err)
 			}
-			tbl, _, err = Observe(ns, labName)
-			if err != nil || len(tbl.Foreign) != 0 || !slices.Equal(tbl.RuleList(), rules) {
-				t.Fatalf("after Ensure: %+v err=%v", tbl, err)
+			tbl, err = ObserveNAT(ns, labName)
+			if err != nil || tbl.Foreign || !slices.Equal(ruleList(tbl), rules) {
+				t.Fatalf("after EnsureNAT: %+v err=%v", tbl, err)
 			}
 		})
 	}
@@ -418,10 +325,10 @@ func TestForwardWarnings(t *testing.T) {
 	clean := newNS(t)
 	// An accepting forward chain and our own NAT table are no reason to warn.
 	nft(t, clean, "table inet ok { chain forward_f { type filter hook forward priority 0; policy accept; }; }\n")
-	if _, err := Ensure(clean, "warn", []Rule{rule("10.0.0.0/24", "wan0")}); err != nil {
+	if _, err := EnsureNAT(clean, "warn", []state.NATRule{rule("10.0.0.0/24", "wan0")}); err != nil {
 		t.Fatal(err)
 	}
-	if w, err := ForwardWarnings(clean, sources); err != nil || len(w) != 0 {
+	if w, err := ObserveForwardDrops(clean, sources); err != nil || len(w) != 0 {
 		t.Fatalf("clean namespace: %q, %v", w, err)
 	}
 
@@ -432,7 +339,7 @@ table inet fw { chain forward_f { type filter hook forward priority 10; policy d
 table bridge br { chain forward_f { type filter hook forward priority 0; policy drop; }; }
 `)
 	before := nftList(t, ns, "ruleset")
-	w, err := ForwardWarnings(ns, sources)
+	w, err := ObserveForwardDrops(ns, sources)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,29 +354,29 @@ table bridge br { chain forward_f { type filter hook forward priority 0; policy 
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(w, "\n"), strings.Join(want, "\n"))
 	}
 	if after := nftList(t, ns, "ruleset"); after != before {
-		t.Errorf("ForwardWarnings changed the ruleset:\n%s\nwas\n%s", after, before)
+		t.Errorf("ObserveForwardDrops changed the ruleset:\n%s\nwas\n%s", after, before)
 	}
 }
 
 func TestErrorsNameTheNamespace(t *testing.T) {
 	requireRoot(t)
-	_, err := Ensure("nln-absent", "x", nil)
+	_, err := EnsureNAT("nln-absent", "x", nil)
 	if err == nil || !strings.Contains(err.Error(), "nln-absent") {
-		t.Errorf("Ensure in a missing namespace: %v", err)
+		t.Errorf("EnsureNAT in a missing namespace: %v", err)
 	}
-	if _, err := Ensure("nln-absent", "x", []Rule{{Out: "wan0"}}); err == nil {
+	if _, err := EnsureNAT("nln-absent", "x", []state.NATRule{{Out: "wan0"}}); err == nil {
 		t.Error("invalid rule accepted")
 	}
 }
 
 // TestUndecodableExpressionIsForeign: nftables v0.3.0 drops expressions it
-// cannot unmarshal (here rt) from GetRules; the raw expression count must
-// still make such a rule foreign.
+// cannot unmarshal (here rt) from GetRules; the driver's own reading of the
+// rule must still see it and make the rule foreign.
 func TestUndecodableExpressionIsForeign(t *testing.T) {
 	requireRoot(t)
 	ns := newNS(t)
 	r := rule("10.9.0.0/24", "wan0")
-	if _, err := Ensure(ns, "nat-rt", []Rule{r}); err != nil {
+	if _, err := EnsureNAT(ns, "nat-rt", []state.NATRule{r}); err != nil {
 		t.Fatal(err)
 	}
 	h, err := namespace.Open(ns)
@@ -481,24 +388,46 @@ func TestUndecodableExpressionIsForeign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName("nat-rt")}
-	ex := buildExprs(r)
+	tb := &nftables.Table{Family: nftables.TableFamilyINet, Name: state.NFTTable("nat-rt")}
+	ex := natExprs(r)
 	ex = append(ex[:len(ex)-2:len(ex)-2], append([]expr.Any{&expr.Rt{Register: 2, Key: expr.RtTCPMSS}}, ex[len(ex)-2:]...)...)
-	c.AddRule(&nftables.Rule{Table: tb, Chain: &nftables.Chain{Name: ChainName, Table: tb}, Exprs: ex})
+	c.AddRule(&nftables.Rule{Table: tb, Chain: &nftables.Chain{Name: natChain, Table: tb}, Exprs: ex})
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(nftList(t, ns, "ruleset"), "rt mtu") {
 		t.Logf("listing: %s", nftList(t, ns, "ruleset"))
 	}
-	tbl, _, err := Observe(ns, "nat-rt")
+	tbl, foreign := observeNAT(t, ns, "nat-rt")
+	if len(tbl.Rules) != 1 || !tbl.Foreign || len(foreign) != 1 || !strings.Contains(foreign[0], "rt") {
+		t.Fatalf("ObserveNAT = %+v (foreign %q), want one rule and one foreign rule naming rt", tbl, foreign)
+	}
+	if changed, err := EnsureNAT(ns, "nat-rt", []state.NATRule{r}); err != nil || !changed {
+		t.Fatalf("EnsureNAT: changed=%v err=%v, want true", changed, err)
+	}
+}
+
+// observeNAT reads the lab's NAT table in ns with the reasons it is
+// foreign, which ObserveNAT sums up in Foreign; the table must exist.
+func observeNAT(t *testing.T, ns, lab string) (*state.NATTable, []string) {
+	t.Helper()
+	c, err := dial(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tbl.Rules) != 1 || len(tbl.Foreign) != 1 || !strings.Contains(tbl.Foreign[0], "rt") {
-		t.Fatalf("Observe = %+v, want one rule and one foreign rule naming rt", tbl)
+	defer c.close()
+	tbl, foreign, err := c.observeNAT(lab)
+	if err != nil || tbl == nil {
+		t.Fatalf("ns %s: observe NAT of %s: table %+v, err %v", ns, lab, tbl, err)
 	}
-	if changed, err := Ensure(ns, "nat-rt", []Rule{r}); err != nil || !changed {
-		t.Fatalf("Ensure: changed=%v err=%v, want true", changed, err)
+	return tbl, foreign
+}
+
+// ruleList is an observed table's rules without their counters.
+func ruleList(tbl *state.NATTable) []state.NATRule {
+	rules := make([]state.NATRule, len(tbl.Rules))
+	for i, r := range tbl.Rules {
+		rules[i] = state.NATRule{Source: r.Source, Out: r.Out}
 	}
+	return rules
 }

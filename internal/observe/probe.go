@@ -1,20 +1,16 @@
-// Package impair holds what is left of netlab's impairment driver once the
-// qdiscs went to the netlink driver (kernel.NS.SetQdisc, kernel.ProbeQdiscs):
-// the nftables netdev table of a lab's loss rules in a namespace, and the
-// probe of which impairments the kernel has. It knows nothing of plans: the
-// engine calls it.
-package impair
+package observe
 
 import (
 	"fmt"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/vishvananda/netns"
 )
 
-// Probe finds out which impairments the kernel can apply by making each
+// ProbeImpair finds out which impairments the kernel can apply by making each
 // kind in a scratch namespace (on its lo) that vanishes afterwards: a tbf
 // and a netem (kernel.ProbeQdiscs), an nftables netdev egress chain.
 // Nothing is assumed from the kernel's version or config (a kernel without
@@ -23,18 +19,13 @@ import (
 //
 // Equivalent to: `unshare -n sh -c 'tc qdisc add dev lo root netem delay
 // 1ms'` and so on.
-func Probe() (*state.ImpairSupport, error) {
+func ProbeImpair() (*state.ImpairSupport, error) {
 	sup := &state.ImpairSupport{Why: map[string]string{}}
 	err := namespace.Scratch(func(nsh netns.NsHandle) error {
 		if err := kernel.ProbeQdiscs(nsh, sup); err != nil {
 			return err
 		}
-		c, err := dialNftAt(nsh)
-		if err == nil {
-			// The handle is Scratch's to close, not the connection's.
-			defer c.nft.CloseLasting()
-			err = c.setLoss("netlab_probe", []LossRule{{Link: "lo", Threshold: 0}})
-		}
+		err := nft.ProbeLoss(nsh)
 		sup.NftEgress = err == nil
 		if err != nil {
 			sup.Why["nftables egress"] = err.Error()
