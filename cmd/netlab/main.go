@@ -61,8 +61,9 @@ Run 'netlab VERB -h' (or 'netlab help VERB') for the flags of a verb.
 A file with machines: spans machines: up, plan, check and status act on this
 machine's part (--machine NAME, or the machine whose address is here).
 
-Where labs live: as root (or with CAP_NET_ADMIN and CAP_SYS_ADMIN), on this
-machine's own network stack. Any other user's labs live in their sandbox
+Where labs live: as root (or a process root gave CAP_NET_ADMIN and
+CAP_SYS_ADMIN; file capabilities are shed for users), on this machine's own
+network stack. Any other user's labs live in their sandbox
 "default": a user, network, mount and PID namespace of their own, made by the
 first up and removed with its last lab. --sandbox NAME (before or after the
 verb; or NETLAB_SANDBOX=NAME) puts a lab verb in the sandbox NAME instead, as
@@ -367,7 +368,7 @@ func (a *app) fail(context string, err error) int {
 		return exitRuntime
 	}
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-		fmt.Fprintln(a.stderr, "netlab: permission denied: netlab needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN; `netlab doctor` says what is missing and why")
+		fmt.Fprintln(a.stderr, "netlab: permission denied: netlab needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN given to the process by root); `netlab doctor` says what is missing and why")
 	}
 	return exitRuntime
 }

@@ -50,8 +50,9 @@ const (
 func Inside() string { return os.Getenv(EnvInside) }
 
 // Privileged says whether this process may change its network stack
-// itself: it has CAP_NET_ADMIN and CAP_SYS_ADMIN (root, or a binary given
-// them with setcap).
+// itself: it has CAP_NET_ADMIN and CAP_SYS_ADMIN (root, or a process root
+// gave them; a netlab elevated by file capabilities sheds them for anyone
+// but root before it gets here, see internal/privilege).
 func Privileged() bool {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
