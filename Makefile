@@ -43,7 +43,7 @@ test-long: deps
 	NETLAB_LONG=1 $(GO) test -race -count=1 -timeout 60m -run 'TestCrashAtEveryStep|TestKillAtAnyMoment' -v ./e2e/
 
 unit:
-	$(GO) test -count=1 ./topology/... ./internal/plan/... ./internal/state/...
+	$(GO) test -count=1 ./topology/... ./internal/plan/... ./internal/state/... ./internal/apply/... ./internal/deps/...
 
 e2e: deps
 	$(GO) test -race -count=1 -timeout 20m -v ./e2e/...
@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./topology/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(FUZZTIME) ./internal/kernel/
 	$(GO) test -run '^$$' -fuzz '^FuzzSummary$$' -fuzztime $(FUZZTIME) ./internal/capture/
+	$(GO) test -run '^$$' -fuzz '^FuzzArgs$$' -fuzztime $(FUZZTIME) ./cmd/netlab/
 
 # Times netlab up/down against shell baselines (hand-batched and naive) on
 # star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and

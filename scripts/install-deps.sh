@@ -36,9 +36,9 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Go: netlab needs Go >= 1.25 (go-openvswitch's go.mod asks for it).
+# Go: netlab needs Go 1.26.8 or newer (its go.mod says so).
 export PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null 2>&1; then
-  echo "install-deps: Go is not installed; install Go 1.25 or newer from https://go.dev/dl/ (Debian's golang-go is too old)" >&2
+  echo "install-deps: Go is not installed; install Go 1.26.8 or newer from https://go.dev/dl/ (Debian's golang-go is too old)" >&2
   exit 1
 fi

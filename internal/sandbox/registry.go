@@ -465,7 +465,7 @@ func (r *Registry) Use(name string, create bool) (sb, ended *Sandbox, release fu
 	if err != nil {
 		return nil, ended, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
-	if err := flock(use, syscall.LOCK_SH); err != nil {
+	if err := store.Flock(use, syscall.LOCK_SH); err != nil {
 		use.Close()
 		return nil, ended, nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
@@ -528,7 +528,7 @@ func (r *Registry) RemoveIfIdle(name, root string) (bool, error) {
 	use, err := os.OpenFile(p.usePath(name), os.O_RDWR, 0)
 	if err == nil {
 		defer use.Close()
-		if err := flock(use, syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		if err := store.Flock(use, syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
 			return false, nil
 		}
 	}
@@ -624,7 +624,7 @@ func (p place) lock(name string) (unlock func(), err error) {
 		if err != nil {
 			return nil, fmt.Errorf("sandbox %s: lock: %w", name, err)
 		}
-		if err := flock(f, syscall.LOCK_EX); err != nil {
+		if err := store.Flock(f, syscall.LOCK_EX); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("sandbox %s: lock: %w", name, err)
 		}
@@ -640,14 +640,6 @@ func openLock(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
 }
 
-func flock(f *os.File, how int) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
-}
 
 // CheckName accepts 1 to 32 of [a-z0-9-], starting with a letter or digit.
 func CheckName(name string) error {

@@ -152,7 +152,7 @@ func (s *Store) Lock(lab string) (unlock func(), err error) {
 		if err != nil {
 			return nil, fmt.Errorf("lock lab %s: %w", lab, err)
 		}
-		if err := flock(f, syscall.LOCK_EX); err != nil {
+		if err := Flock(f, syscall.LOCK_EX); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock lab %s: %w", lab, err)
 		}
@@ -184,7 +184,7 @@ func (s *Store) OVSUser() (release func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := flock(f, syscall.LOCK_SH); err != nil {
+	if err := Flock(f, syscall.LOCK_SH); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock private ovs: %w", err)
 	}
@@ -198,7 +198,7 @@ func (s *Store) OVSIdle() (release func(), ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	err = flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+	err = Flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		f.Close()
 		return nil, false, nil
@@ -281,7 +281,9 @@ func privateFile(f *os.File) error {
 	return nil
 }
 
-func flock(f *os.File, how int) error {
+// Flock takes (or tries, with LOCK_NB) an flock on f, again when a signal
+// interrupts the wait.
+func Flock(f *os.File, how int) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), how)
 		if !errors.Is(err, syscall.EINTR) {
@@ -323,7 +325,7 @@ func (s *Store) Sysctls(change func(l *state.SysctlLedger) error) error {
 		return fmt.Errorf("lock host sysctl ledger: %w", err)
 	}
 	defer f.Close()
-	if err := flock(f, syscall.LOCK_EX); err != nil {
+	if err := Flock(f, syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("lock host sysctl ledger: %w", err)
 	}
 	l, err := s.ReadSysctls()
