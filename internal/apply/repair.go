@@ -5,6 +5,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -99,4 +100,25 @@ func (s *Session) RemoveDeadBridgeDevices(j *state.Journal, snap *state.Snapshot
 		delete(host.Links, name)
 	}
 	return nil
+}
+
+// RemoveNetdevLeftover deletes the ovs-netdev device an ovs-vswitchd that
+// died without cleaning up leaves in the host namespace: only once netlab
+// has stopped its private instance and no ovs-vswitchd runs here.
+func (s *Session) RemoveNetdevLeftover() (bool, error) {
+	if ovs.VSwitchdRunning() {
+		return false, nil
+	}
+	h, err := s.ns(topology.Host)
+	if err != nil {
+		return false, err
+	}
+	o, err := h.Observe(nil)
+	if err != nil {
+		return false, err
+	}
+	if l := o.Links["ovs-netdev"]; l == nil || l.Kind != state.KindTuntap || l.Alias != "" {
+		return false, nil
+	}
+	return true, h.DeleteLink("ovs-netdev")
 }

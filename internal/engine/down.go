@@ -10,11 +10,8 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/apply"
-	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/plan"
-	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
-	"github.com/netlab-dev/netlab/topology"
 )
 
 // DownResult says what Down removed and what it left alone.
@@ -136,7 +133,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 			removed("private Open vSwitch (no lab uses it)")
 			// A daemon that died without cleaning up left its datapath's
 			// device; once it is stopped for good, nothing uses it.
-			if gone, err := s.removeNetdevLeftover(); err != nil {
+			if gone, err := ap.RemoveNetdevLeftover(); err != nil {
 				return res, err
 			} else if gone {
 				removed("interface ovs-netdev (left by netlab's private Open vSwitch)")
@@ -182,38 +179,17 @@ func (e *Engine) DownPlan(lab string) (plan.Plan, []string, []string, error) {
 	return p, left, notes, nil
 }
 
-// removeNetdevLeftover deletes the ovs-netdev device an ovs-vswitchd that
-// died without cleaning up leaves in the host namespace: only once netlab
-// has stopped its private instance and no ovs-vswitchd runs here.
-func (s *session) removeNetdevLeftover() (bool, error) {
-	if ovs.VSwitchdRunning() {
-		return false, nil
-	}
-	h, err := s.ns(topology.Host)
-	if err != nil {
-		return false, err
-	}
-	o, err := h.Observe(nil)
-	if err != nil {
-		return false, err
-	}
-	if l := o.Links["ovs-netdev"]; l == nil || l.Kind != state.KindTuntap || l.Alias != "" {
-		return false, nil
-	}
-	return true, h.DeleteLink("ovs-netdev")
+// privateDBExists says whether netlab's private OVS has a database, which
+// may hold bridges even while its daemons are not running.
+func (e *Engine) privateDBExists() bool {
+	dir := filepath.Join(e.store.Root, "ovs")
+	_, err := os.Stat(filepath.Join(dir, "conf.db"))
+	return err == nil
 }
 
 // Labs lists the labs that have anything on the machine: a journal, a marked
 // namespace, a marked host link or a marked OVS bridge.
 func (e *Engine) Labs() ([]string, error) {
-	labs := map[string]bool{}
-	journaled, err := e.store.Labs()
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range journaled {
-		labs[l] = true
-	}
 	oc, err := e.connectOVS(false)
 	if err != nil {
 		return nil, err
@@ -223,41 +199,5 @@ func (e *Engine) Labs() ([]string, error) {
 		return nil, err
 	}
 	defer s.close()
-	names, err := namespace.List()
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range names {
-		if owner, _, err := s.reader().Marker(name); err == nil && owner != "" {
-			labs[owner] = true
-		}
-		s.forget(name)
-	}
-	if host, err := s.reader().Namespace(topology.Host, nil); err == nil && host != nil {
-		for _, l := range host.Links {
-			if owner := l.Owner(); owner != "" {
-				labs[owner] = true
-			}
-		}
-	}
-	if oc != nil {
-		bridges, err := oc.Observe()
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range bridges {
-			if b.Owner != "" {
-				labs[b.Owner] = true
-			}
-		}
-	}
-	return state.SortedNames(labs), nil
-}
-
-// privateDBExists says whether netlab's private OVS has a database, which
-// may hold bridges even while its daemons are not running.
-func (e *Engine) privateDBExists() bool {
-	dir := filepath.Join(e.store.Root, "ovs")
-	_, err := os.Stat(filepath.Join(dir, "conf.db"))
-	return err == nil
+	return s.reader().Labs()
 }

@@ -110,3 +110,45 @@ func (s *Reader) Marker(name string) (owner string, links []string, err error) {
 	}
 	return h.Marker()
 }
+
+// Labs lists the labs that have anything here: a journal, a marked
+// namespace, a marked host link or a marked OVS bridge.
+func (s *Reader) Labs() ([]string, error) {
+	labs := map[string]bool{}
+	journaled, err := s.Store.Labs()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range journaled {
+		labs[l] = true
+	}
+	names, err := namespace.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if owner, _, err := s.Marker(name); err == nil && owner != "" {
+			labs[owner] = true
+		}
+		s.forget(name)
+	}
+	if host, err := s.Namespace(topology.Host, nil); err == nil && host != nil {
+		for _, l := range host.Links {
+			if owner := l.Owner(); owner != "" {
+				labs[owner] = true
+			}
+		}
+	}
+	if s.OVS != nil {
+		bridges, err := s.OVS.Observe()
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bridges {
+			if b.Owner != "" {
+				labs[b.Owner] = true
+			}
+		}
+	}
+	return state.SortedNames(labs), nil
+}
