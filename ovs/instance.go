@@ -105,7 +105,12 @@ func EnsureRunning(opts ...Option) (*Client, error) {
 	if !errors.Is(err, ErrNotRunning) {
 		return nil, err
 	}
+	// root's alone, whatever an older netlab left: its sockets and database
+	// are the labs' switch.
 	if err := os.MkdirAll(o.runDir, 0o700); err != nil {
+		return nil, fmt.Errorf("ovs: start private instance: %w", err)
+	}
+	if err := os.Chmod(o.runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("ovs: start private instance: %w", err)
 	}
 	unlock, err := lockDir(o.runDir, o.timeout)

@@ -149,7 +149,7 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		fmt.Fprintf(w, "  remote %s %s on machine %s (%s)\n", r.Kind, r.Name, r.Machine, r.Address)
 	}
 	for _, s := range st.HostSysctls {
-		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored on down)\n", s.Key, s.Value, s.Previous)
+		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored when the last lab holding it goes down)\n", s.Key, s.Value, s.Previous)
 	}
 	switch {
 	case st.DriftError != "":
