@@ -458,21 +458,6 @@ func (n *NS) netlinkRoute(r state.Route) (*netlink.Route, error) {
 	return nr, nil
 }
 
-// routeString prints r like `ip route` arguments, for errors.
-func routeString(r state.Route) string {
-	s := r.To.String()
-	if r.Via.IsValid() {
-		s += " via " + r.Via.String()
-	}
-	if r.Dev != "" {
-		s += " dev " + r.Dev
-	}
-	if r.Metric != 0 {
-		s += fmt.Sprintf(" metric %d", r.Metric)
-	}
-	return s
-}
-
 // RouteReplace installs or updates a route in the main table, stamped with
 // protocol state.RouteProtocol. The kernel keys routes on (destination,
 // metric): another metric is another route. IPv6 routes with metric 0 get the
@@ -484,7 +469,7 @@ func (n *NS) RouteReplace(r state.Route) error {
 		err = n.h.RouteReplace(nr)
 	}
 	if err != nil {
-		return fmt.Errorf("ns %s: replace route %s: %w", n.name, routeString(r), err)
+		return fmt.Errorf("ns %s: replace route %s: %w", n.name, r.String(), err)
 	}
 	return nil
 }
@@ -506,7 +491,7 @@ func (n *NS) RouteDel(r state.Route) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("ns %s: delete route %s: %w", n.name, routeString(r), err)
+		return fmt.Errorf("ns %s: delete route %s: %w", n.name, r.String(), err)
 	}
 	return nil
 }

@@ -301,49 +301,12 @@ func doOnThread(ns netns.NsHandle, fn func() error) doResult {
 	return <-resc
 }
 
-// Pids returns the processes whose network namespace (/proc/PID/ns/net) is
-// the named one, sorted. `down` stops them before deleting the namespace,
-// since they would keep it (and its links) alive.
+// PidsIn returns, for each named namespace, the processes whose network
+// namespace (/proc/PID/ns/net) it is, with one walk of /proc for all: `down`
+// stops them before deleting the namespaces, since they would keep them
+// (and their links) alive. Namespaces that do not exist are left out.
 //
-// Equivalent to: `ip netns pids NAME`.
-func Pids(name string) ([]int, error) {
-	path := "/proc/self/ns/net"
-	if name != Host {
-		if err := checkName(name); err != nil {
-			return nil, err
-		}
-		path = Path(name)
-	}
-	var want unix.Stat_t
-	if err := unix.Stat(path, &want); err != nil {
-		return nil, fmt.Errorf("pids of namespace %s: %w", name, &fs.PathError{Op: "stat", Path: path, Err: err})
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("pids of namespace %s: %w", name, err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
-		}
-		var st unix.Stat_t
-		// Errors: the process exited, or is a kernel thread; skip it.
-		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
-			continue
-		}
-		if st.Dev == want.Dev && st.Ino == want.Ino {
-			pids = append(pids, pid)
-		}
-	}
-	slices.Sort(pids)
-	return pids, nil
-}
-
-// PidsIn is Pids for several namespaces with one walk of /proc: `down` of a
-// lab with many namespaces would otherwise read every process once per
-// namespace. Namespaces that do not exist are left out of the result.
+// Equivalent to: `ip netns pids NAME` for each.
 func PidsIn(names []string) (map[string][]int, error) {
 	type key struct{ dev, ino uint64 }
 	want := map[key]string{}

@@ -242,7 +242,7 @@ func TestDoErrors(t *testing.T) {
 	}
 }
 
-func TestPids(t *testing.T) {
+func TestPidsIn(t *testing.T) {
 	testkit.RequireRoot(t, "namespaces", "sleep")
 	name := newTestNS(t)
 	h, err := Open(name)
@@ -251,11 +251,11 @@ func TestPids(t *testing.T) {
 	}
 	defer h.Close()
 
-	pids, err := Pids(name)
+	pids, err := PidsIn([]string{name, "nlk-absent-zz"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pids) != 0 {
+	if len(pids[name]) != 0 || len(pids) != 0 {
 		t.Fatalf("fresh namespace has processes %v", pids)
 	}
 
@@ -270,18 +270,11 @@ func TestPids(t *testing.T) {
 		cmd.Wait()
 	})
 
-	pids, err = Pids(name)
+	pids, err = PidsIn([]string{name, "nlk-absent-zz"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(pids, []int{pid}) {
-		t.Fatalf("Pids(%s) = %v, want [%d]", name, pids, pid)
-	}
-	hostPids, err := Pids(Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.Contains(hostPids, pid) || !slices.Contains(hostPids, os.Getpid()) {
-		t.Errorf("Pids(host) = %v: want this process (%d) and not %d", hostPids, os.Getpid(), pid)
+	if !slices.Equal(pids[name], []int{pid}) || len(pids) != 1 {
+		t.Fatalf("PidsIn(%s) = %v, want [%d] for it alone", name, pids, pid)
 	}
 }
