@@ -85,7 +85,6 @@ type Option func(*options)
 type options struct {
 	prefix string
 	keep   bool
-	log    func(format string, args ...any)
 }
 
 // WithPrefix sets the prefix instead of a random one (1 to 6 of [a-z0-9-]).

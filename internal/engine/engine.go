@@ -379,12 +379,6 @@ func (e *Engine) newSession(lab string, oc *ovs.Client) (*session, error) {
 	return &session{e: e, lab: lab, ovs: oc, handles: kernel.NewHandles(), procs: supervise.New(e.store, lab, e.log)}, nil
 }
 
-func (s *session) ns(name string) (*kernel.NS, error) { return s.handles.Get(name) }
-
-// forget closes the handle of a namespace about to be deleted: an open
-// handle would keep the namespace and its links alive.
-func (s *session) forget(name string) { s.handles.Forget(name) }
-
 func (s *session) close() {
 	if s.ovs != nil {
 		s.ovs.Close()

@@ -1,7 +1,6 @@
 package openflow
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,15 +11,6 @@ import (
 
 // testLearnCookie is the learn cookie of the goldens.
 const testLearnCookie = 0x6e6c000000000002
-
-func readTestdata(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 func TestLearningSwitchGolden(t *testing.T) {
 	for _, tc := range []struct {

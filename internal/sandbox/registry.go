@@ -640,7 +640,6 @@ func openLock(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
 }
 
-
 // CheckName accepts 1 to 32 of [a-z0-9-], starting with a letter or digit.
 func CheckName(name string) error {
 	ok := name != "" && len(name) <= 32 && name[0] != '-'
