@@ -2,6 +2,9 @@ package observe
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -17,16 +20,40 @@ const (
 	filesReserve      = 256
 )
 
-// checkFileLimit refuses, before anything is made, a lab too big for the
-// files this process may open: up would otherwise fail with "too many open
-// files" after making thousands of objects, and a second up the same way.
-func checkFileLimit(lab *topology.Lab, j *state.Journal) error {
+// checkLimits refuses, before anything is made, a lab too big for this
+// machine: more network namespaces than the user namespace may have
+// (user.max_net_namespaces), or more than the files this process may open
+// allow for. up would otherwise fail after making thousands of objects
+// ("too many open files"), and a second up the same way.
+func checkLimits(lab *topology.Lab, j *state.Journal) error {
 	n := len(lab.Namespaces)
 	for _, name := range j.Namespaces {
 		if lab.Namespace(name) == nil {
 			n++
 		}
 	}
+	if b, err := os.ReadFile("/proc/sys/user/max_net_namespaces"); err == nil {
+		if max, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			if err := checkNamespaceLimit(lab, n, max); err != nil {
+				return err
+			}
+		}
+	}
+	return checkFileLimit(lab, n)
+}
+
+// checkNamespaceLimit refuses n namespaces where at most max may be made.
+func checkNamespaceLimit(lab *topology.Lab, n, max int) error {
+	if n <= max {
+		return nil
+	}
+	return topology.ErrorList{&topology.Error{File: lab.File, Pos: lab.Pos, Path: "namespaces", Msg: fmt.Sprintf(
+		"%d namespaces: this user namespace may have at most %d network namespaces (user.max_net_namespaces)", n, max)}}
+}
+
+// checkFileLimit refuses a lab of n namespaces too big for the files this
+// process may open, after raising the soft limit to the hard one.
+func checkFileLimit(lab *topology.Lab, n int) error {
 	need := uint64(filesPerNamespace*n + filesReserve)
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {

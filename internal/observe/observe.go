@@ -100,7 +100,7 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFileLimit(lab, j); err != nil {
+	if err := checkLimits(lab, j); err != nil {
 		return nil, err
 	}
 	// Observe the namespaces concurrently: each has its own handle, and the
