@@ -105,47 +105,21 @@ type kind struct {
 	impairment bool
 }
 
-// kinds is the table of action kinds.
-var kinds = map[Op]kind{
-	OpStopProcess:     {down: 1},
-	OpDetachExternal:  {down: 2},
-	OpDelPorts:        {down: 3},
-	OpDelBridge:       {down: 4},
-	OpStopNSProcesses: {down: 5},
-	OpDelRoute:        {down: 6},
-	OpDelLink:         {down: 7},
-	OpDelLinks:        {down: 7},
-	OpDelNamespace:    {down: 8},
-	OpDelNAT:          {down: 9},
-	OpDelLoss:         {down: 10, impairment: true},
-	OpRestoreSysctl:   {down: 11},
+// kinds is the table of action kinds, one part per driver's file
+// (steps_*.go): a feature adds its kinds' rows beside its step types.
+var kinds = mergeKinds(kernelKinds, ovsKinds, nftKinds, processKinds)
 
-	OpDelAddr:        {},
-	OpSetSysctl:      {},
-	OpAddBridge:      {},
-	OpSetFailMode:    {},
-	OpAddLinuxBridge: {},
-	OpAddNamespace:   {},
-	OpAddVeth:        {},
-	OpSetLink:        {},
-	OpSetTxChecksum:  {},
-	OpSetGRO:         {},
-	OpAddPorts:       {},
-	OpSetOFPort:      {},
-	OpSetPortType:    {},
-	OpAddTuntap:      {},
-	OpAddVXLAN:       {},
-	OpSetRemotes:     {},
-	OpStartProcess:   {},
-	OpAttachExternal: {},
-	OpSetFlows:       {},
-	OpDelFlows:       {},
-	OpAddAddr:        {},
-	OpSetNAT:         {},
-	OpReplaceRoute:   {},
-	OpSetQdisc:       {impairment: true},
-	OpDelQdisc:       {impairment: true},
-	OpSetLoss:        {impairment: true},
+func mergeKinds(parts ...map[Op]kind) map[Op]kind {
+	out := map[Op]kind{}
+	for _, part := range parts {
+		for op, k := range part {
+			if _, dup := out[op]; dup {
+				panic("plan: two rows of kind " + string(op))
+			}
+			out[op] = k
+		}
+	}
+	return out
 }
 
 // Ops lists every action kind.

@@ -33,6 +33,29 @@ const (
 	OpRestoreSysctl  Op = "restore-sysctl"
 )
 
+// kernelKinds are the kernel's rows of the table of kinds (see kind):
+// where each sorts in a down plan.
+var kernelKinds = map[Op]kind{
+	OpAddNamespace:   {},
+	OpDelNamespace:   {down: 8},
+	OpAddVeth:        {},
+	OpAddLinuxBridge: {},
+	OpAddTuntap:      {},
+	OpAddVXLAN:       {},
+	OpSetRemotes:     {},
+	OpSetLink:        {},
+	OpSetTxChecksum:  {},
+	OpSetGRO:         {},
+	OpDelLink:        {down: 7},
+	OpDelLinks:       {down: 7},
+	OpAddAddr:        {},
+	OpDelAddr:        {},
+	OpReplaceRoute:   {},
+	OpDelRoute:       {down: 6},
+	OpSetSysctl:      {},
+	OpRestoreSysctl:  {down: 11},
+}
+
 // AddNamespace makes a named network namespace, marked with Alias on lo.
 type AddNamespace struct {
 	NS    string `json:"ns,omitempty"`

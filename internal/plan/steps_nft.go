@@ -17,6 +17,14 @@ const (
 	OpDelLoss Op = "del-loss"
 )
 
+// nftKinds are nftables' rows of the table of kinds.
+var nftKinds = map[Op]kind{
+	OpSetNAT:  {},
+	OpDelNAT:  {down: 9},
+	OpSetLoss: {impairment: true},
+	OpDelLoss: {down: 10, impairment: true},
+}
+
 // SetNAT replaces the lab's NAT table in a namespace with these rules.
 type SetNAT struct {
 	NS  string          `json:"ns,omitempty"`

@@ -25,6 +25,21 @@ const (
 	OpDetachExternal Op = "detach-external"
 )
 
+// ovsKinds are Open vSwitch's rows of the table of kinds.
+var ovsKinds = map[Op]kind{
+	OpAddBridge:      {},
+	OpSetFailMode:    {},
+	OpDelBridge:      {down: 4},
+	OpAddPorts:       {},
+	OpDelPorts:       {down: 3},
+	OpSetOFPort:      {},
+	OpSetPortType:    {},
+	OpSetFlows:       {},
+	OpDelFlows:       {},
+	OpAttachExternal: {},
+	OpDetachExternal: {down: 2},
+}
+
 // Port is an OVS port of a ports step.
 type Port struct {
 	Name   string `json:"name"`

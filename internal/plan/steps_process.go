@@ -18,6 +18,15 @@ const (
 	OpDelQdisc        Op = "del-qdisc"
 )
 
+// processKinds are the rows of processes and qdiscs in the table of kinds.
+var processKinds = map[Op]kind{
+	OpStartProcess:    {},
+	OpStopProcess:     {down: 1},
+	OpStopNSProcesses: {down: 5},
+	OpSetQdisc:        {impairment: true},
+	OpDelQdisc:        {impairment: true},
+}
+
 // StartProcess starts a supervised `netlab reflect` on a device; Spec is
 // what it does, canonically.
 type StartProcess struct {
