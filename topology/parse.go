@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -55,7 +56,54 @@ func Load(path string) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	lab, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := ReadSideFiles(lab, filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	return lab, nil
+}
+
+// ReadSideFiles reads the files a lab's namespaces place from beside the lab
+// file (files: {PATH: {from: FILE}}), relative to dir. Parse leaves them
+// unread, so it never reads the machine; Load calls this with the lab
+// file's directory. Every file that cannot be read is an error at its
+// line.
+func ReadSideFiles(lab *Lab, dir string) error {
+	var errs ErrorList
+	for _, ns := range lab.Namespaces {
+		for i := range ns.Files {
+			f := &ns.Files[i]
+			if f.From == "" || f.Content != nil {
+				continue
+			}
+			full := filepath.Join(dir, f.From)
+			fi, err := os.Stat(full)
+			switch {
+			case err != nil:
+				errs = append(errs, &Error{File: lab.File, Pos: f.FromPos, Path: f.Key + ".from", Msg: fmt.Sprintf("cannot read %s: %v", full, errors.Unwrap(err))})
+				continue
+			case !fi.Mode().IsRegular():
+				errs = append(errs, &Error{File: lab.File, Pos: f.FromPos, Path: f.Key + ".from", Msg: fmt.Sprintf("%s is not a regular file (%s)", full, fileKind(fi.Mode()))})
+				continue
+			case fi.Size() > MaxFileSize:
+				errs = append(errs, &Error{File: lab.File, Pos: f.FromPos, Path: f.Key + ".from", Msg: fmt.Sprintf("%s is larger than %d bytes", full, MaxFileSize)})
+				continue
+			}
+			b, err := os.ReadFile(full)
+			if err != nil {
+				errs = append(errs, &Error{File: lab.File, Pos: f.FromPos, Path: f.Key + ".from", Msg: fmt.Sprintf("cannot read %s: %v", full, err)})
+				continue
+			}
+			f.Content = b
+		}
+	}
+	if len(errs) > 0 {
+		return errs.sortAndDedup()
+	}
+	return nil
 }
 
 func fileKind(m os.FileMode) string {
@@ -187,7 +235,11 @@ func sections() map[string]section {
 		"openflow":  {known: []string{"preset", "idle-timeout"}},
 		"port":      {known: []string{"ofport", "impair"}},
 		"impair":    {known: []string{"rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder", "limit"}},
-		"namespace": {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps"}},
+		"namespace": {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps", "files", "dirs", "services"}},
+		"file":      {known: []string{"content", "from", "mode"}},
+		"service":   {known: []string{"command", "env", "dir", "user", "after", "ready", "timeout", "restart"}},
+		"ready":     {known: []string{"tcp", "udp", "command", "log"}},
+		"loopback":  {known: []string{"addresses"}},
 		"tun":       {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
 		"udp":       {known: []string{"listen", "send", "namespace"}},
 		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},

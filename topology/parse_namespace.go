@@ -20,6 +20,10 @@ func (p *parser) parseNamespaceBody(ni *nsInfo, n *yaml.Node, sec string) {
 	}
 	if e, ok := f["interfaces"]; ok {
 		for _, ie := range p.entries(e.v, e.path) {
+			if ie.key == "lo" && !ni.ns.IsHost() {
+				p.parseLoopback(ie, ni)
+				continue
+			}
 			ii := p.parseInterface(ie, ni)
 			ni.ifaces = append(ni.ifaces, ii)
 			ni.ns.Interfaces = append(ni.ns.Interfaces, ii.iface)
@@ -57,6 +61,54 @@ func (p *parser) parseNamespaceBody(ni *nsInfo, n *yaml.Node, sec string) {
 		for _, te := range p.entries(e.v, e.path) {
 			ni.ns.TAPs = append(ni.ns.TAPs, p.parseTAP(te, ni.ns.Name))
 		}
+	}
+	if e, ok := f["files"]; ok {
+		p.parseFiles(e, ni.ns)
+	}
+	if e, ok := f["dirs"]; ok {
+		p.parseDirs(e, ni.ns)
+	}
+	if e, ok := f["services"]; ok {
+		for _, se := range p.entries(e.v, e.path) {
+			if s := p.parseService(se, ni.ns); s != nil {
+				ni.ns.Services = append(ni.ns.Services, s)
+			}
+		}
+	}
+}
+
+// parseLoopback reads a namespace's lo: only its addresses, which may be
+// any unicast address (a router id, an anycast /32).
+func (p *parser) parseLoopback(e entry, ni *nsInfo) {
+	var ae entry
+	found := false
+	for _, fe := range p.entries(e.v, e.path) {
+		if fe.key != "addresses" {
+			p.errorf(pos(fe.k), fe.path, "lo takes only addresses: it is the loopback device every namespace already has")
+			continue
+		}
+		ae, found = fe, true
+	}
+	if !found {
+		return
+	}
+	for i, item := range p.list(ae) {
+		path := index(ae.path, i)
+		if item.Kind != yaml.ScalarNode || item.ShortTag() != "!!str" {
+			p.errorf(pos(item), path, "want an address such as 10.255.0.1/32, got %s", describe(item))
+			continue
+		}
+		// A loopback address belongs here (lo has 127.0.0.1/8 and ::1
+		// already; others of 127/8 are fine).
+		pfx, err := netip.ParsePrefix(item.Value)
+		if err != nil || !pfx.Addr().IsLoopback() {
+			var msg string
+			if pfx, msg = parseAddress(item.Value); msg != "" {
+				p.errorf(pos(item), path, "%s", msg)
+				continue
+			}
+		}
+		ni.ns.Loopback = append(ni.ns.Loopback, pfx)
 	}
 }
 

@@ -90,6 +90,12 @@ func ApplyPrefix(l *Lab, p string) error {
 		for _, t := range n.TAPs {
 			t.NS = n.Name
 		}
+		for _, sv := range n.Services {
+			sv.NS = n.Name
+			for i := range sv.After {
+				sv.After[i].Name = p + sv.After[i].Name // NS/NAME, its namespace prefixed
+			}
+		}
 		for _, i := range n.Interfaces {
 			if isHost {
 				i.Name = p + i.Name

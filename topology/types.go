@@ -7,8 +7,10 @@ package topology
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // Host is the name a topology uses for the root network namespace, in peers
@@ -217,6 +219,71 @@ type Namespace struct {
 	Pos Pos
 	// Machine is the machine holding the namespace in a multi-machine lab.
 	Machine string
+	// Loopback are the addresses of its lo (router ids, anycast /32s).
+	Loopback []netip.Prefix
+	// Files are placed over the machine's paths for the namespace's programs
+	// (its services, `netlab exec`), and Dirs are private writable
+	// directories: what they see of the file system, and nobody else.
+	Files []File
+	Dirs  []Dir
+	// Services are the programs netlab runs in the namespace once the
+	// network is up, and stops on down.
+	Services []*Service
+}
+
+// File is a file a namespace's programs see at Path, in place of the
+// machine's (which is never written).
+type File struct {
+	Path    string
+	Content []byte      // the text; read from From by Load or ReadSideFiles
+	Mode    fs.FileMode // 0644 unless the file says
+	From    string      // a file beside the lab file it is read from; "" inline
+	FromPos Pos
+	Pos     Pos
+	Key     string // its place in the file, for messages
+}
+
+// Dir is a private writable directory of a namespace's programs, empty
+// when the lab comes up.
+type Dir struct {
+	Path string
+	Pos  Pos
+}
+
+// Service is a program netlab runs, supervised, in a namespace.
+type Service struct {
+	Name    string
+	NS      string
+	Command []string
+	Env     []string // KEY=VALUE, sorted
+	Dir     string   // working directory; "" is /
+	User    string   // a name or a uid; "" is root
+	// After are the services (NS/NAME once parsed) that must be ready
+	// before it starts.
+	After []Ref
+	Ready *Ready // nil: ready once started
+	// Timeout bounds the wait for readiness.
+	Timeout time.Duration
+	// Restart is RestartNo, RestartOnFailure or RestartAlways.
+	Restart string
+	Pos     Pos
+	Path    string
+}
+
+// Ref is a name written in the file, with its place.
+type Ref struct {
+	Name string
+	Pos  Pos
+	Path string
+}
+
+// Ready is a readiness probe: one of a TCP or UDP port bound in the
+// namespace, a command that succeeds in its view, a line of the log.
+type Ready struct {
+	TCP, UDP int
+	Command  []string
+	Log      string // a regular expression
+	Pos      Pos
 }
 
 // IsHost says whether n is the root namespace.

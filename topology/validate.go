@@ -20,6 +20,7 @@ func (p *parser) validate() {
 	p.checkDevices()
 	p.checkPortTypes()
 	p.checkBridgeSizes()
+	p.checkServices()
 }
 
 // MaxLinuxBridgePorts is how many ports the kernel gives a Linux bridge:
