@@ -2,18 +2,18 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"syscall"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/view"
 )
 
 // exec: netlab exec LAB NS -- CMD ARGS... runs a command inside one of the
-// lab's namespaces, like `ip netns exec` (which it uses, so /etc/netns/<ns>
-// files apply and /sys shows the namespace's devices). NS may be the name in
-// the file or on the machine (with the lab's prefix). The command replaces
-// netlab, so its exit code, signals and terminal are the command's own.
+// lab's namespaces, as its services run: in the namespace's view (like `ip
+// netns exec`, /etc/netns/<ns> files apply and /sys shows the namespace's
+// devices; and the lab's hosts file, the namespace's files and private
+// directories are there). NS may be the name in the file or on the machine
+// (with the lab's prefix). The command replaces netlab, so its exit code,
+// signals and terminal are the command's own.
 func (a *app) exec(args []string) int {
 	fs := a.flags("exec", "LAB NS -- CMD [ARGS...]")
 	if wantsHelp(args) {
@@ -49,13 +49,12 @@ func (a *app) exec(args []string) int {
 		fmt.Fprintf(a.stderr, "netlab: exec: lab %s has no namespace %s (netlab status %s lists them)\n", name, ns, name)
 		return exitUsage
 	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		return a.fail("exec", err)
-	}
-	argv := append([]string{"ip", "netns", "exec", machineNS}, cmd...)
-	err = syscall.Exec(ip, argv, os.Environ())
-	return a.fail("exec "+ip, err) // only reached when exec itself failed
+	// The namespace's view: its network, /sys and /etc/netns as `ip netns
+	// exec` gives them, the lab's hosts file, the namespace's files and
+	// private directories.
+	eng := a.engine(nil)
+	err = view.Exec(view.Spec{NetNS: machineNS, Root: eng.ViewDir(name, machineNS), Hosts: eng.HostsFile(name)}, cmd)
+	return a.fail("exec "+cmd[0], err) // only reached when it failed
 }
 
 // execArgs splits the arguments of netlab exec: LAB NS [--] CMD [ARGS...].

@@ -175,6 +175,10 @@ func (a *app) run(args []string) int {
 		return a.sandboxVerb(rest)
 	case "reflect":
 		return a.reflect(rest)
+	case "supervise":
+		return a.supervise(rest)
+	case "view-exec":
+		return a.viewExec(rest)
 	case "tap-mac":
 		return a.tapMAC(rest)
 	case "doctor":
@@ -233,7 +237,7 @@ func (a *app) help(args []string) int {
 // knownVerb says whether verb is one of netlab's.
 func knownVerb(verb string) bool {
 	switch verb {
-	case "sandbox", "reflect", "tap-mac", "doctor", "completion", "version", "help", "validate":
+	case "sandbox", "reflect", "supervise", "view-exec", "tap-mac", "doctor", "completion", "version", "help", "validate":
 		return true
 	}
 	return labVerbs[verb]

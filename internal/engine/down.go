@@ -97,7 +97,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	strays, err := s.procs.StopStrays()
 	errs = append(errs, err)
 	for _, p := range strays {
-		removed("netlab reflect on " + p + " (no pidfile: left by an interrupted run)")
+		removed(p + " (no pidfile: left by an interrupted run)")
 	}
 
 	snap, err := s.reader().Down(lab, j)
@@ -171,7 +171,7 @@ func (e *Engine) DownPlan(lab string) (plan.Plan, []string, []string, error) {
 	}
 	p, left := plan.Down(plan.DownInput{Lab: lab, Journal: j, Snapshot: snap})
 	if n := s.procs.Strays(); n > 0 {
-		notes = append(notes, fmt.Sprintf("%d netlab reflect processes without a pidfile (left by an interrupted run) are stopped first", n))
+		notes = append(notes, fmt.Sprintf("%d netlab processes of the lab without a pidfile (left by an interrupted run) are stopped first", n))
 	}
 	if oc != nil && oc.Info().Private {
 		notes = append(notes, "then netlab's private Open vSwitch stops if no other lab uses it")

@@ -93,6 +93,12 @@ func New(opts ...Option) *Engine {
 // Store exposes the journal store (status and the CLI list labs from it).
 func (e *Engine) Store() *store.Store { return e.store }
 
+// ViewDir is where the lab namespace's view of files lives.
+func (e *Engine) ViewDir(lab, ns string) string { return e.store.ViewDir(lab, ns) }
+
+// HostsFile is the lab's hosts file.
+func (e *Engine) HostsFile(lab string) string { return e.store.HostsFile(lab) }
+
 func (e *Engine) logf(format string, args ...any) {
 	e.logMu.Lock()
 	defer e.logMu.Unlock()

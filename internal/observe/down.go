@@ -96,6 +96,7 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 		}
 	}
 	s.Procs.Observe(snap)
+	s.Procs.ObserveServices(snap)
 	return snap, nil
 }
 

@@ -208,6 +208,8 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 		return nil, err
 	}
 	s.Procs.Observe(snap)
+	s.Procs.ObserveServices(snap)
+	s.observeViews(lab.Name, snap)
 	return snap, nil
 }
 

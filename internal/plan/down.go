@@ -31,6 +31,14 @@ func Down(in DownInput) (Plan, []string) {
 	var left []string
 	emit := func(s Step) { p = append(p, Action{Step: s, Lab: lab}) }
 
+	// Services: their supervisors run in the host namespace (their
+	// programs in the lab's), and would start the programs again.
+	for _, ns := range state.SortedNames(snap.Namespaces) {
+		for _, name := range state.SortedNames(snap.Namespaces[ns].Services) {
+			emit(StopService{NS: ns, Name: name})
+		}
+	}
+
 	// Reflectors and UDP bridges: they run in the host namespace, so
 	// ending the processes in the lab's namespaces would not reach them.
 	for _, ns := range state.SortedNames(snap.Namespaces) {

@@ -56,6 +56,10 @@ var samples = []Step{
 	StopNSProcesses{Namespaces: []string{"a"}},
 	SetQdisc{NS: "a", Link: "e0", Impair: &topology.Impair{Rate: 1e6}},
 	DelQdisc{NS: "a", Link: "e0", Handle: state.QdiscHandleTBF},
+	SetHosts{Lines: 3, Hash: "h"},
+	SetView{NS: "a", Files: []state.ViewFile{{Path: "/etc/x", Mode: 0o644, Content: []byte("x")}}, Dirs: []string{"/run/x"}, Hash: "v"},
+	StartService{NS: "a", Name: "web", Program: []string{"httpd"}, Restart: "on-failure", Ready: &Ready{TCP: 80}, Hash: "s"},
+	StopService{NS: "a", Name: "web"},
 }
 
 // TestEveryKind walks the table of action kinds: every step type of the

@@ -154,6 +154,7 @@ func Make(in Input) (Plan, error) {
 	p.recreations()
 	p.detachExternal(in.Journal)
 	p.stopProcesses(in.CPUs)
+	p.serviceStops()
 	p.deletions()
 	p.hostSysctls(in.Journal)
 	p.bridges()
@@ -164,10 +165,13 @@ func Make(in Input) (Plan, error) {
 	p.attachExternal()
 	p.flows()
 	p.addresses()
+	p.loopback()
 	p.routes()
 	p.nat()
 	p.impairments()
 	p.processes(in.CPUs)
+	p.hostsAndViews()
+	p.services()
 	return p.out, nil
 }
 

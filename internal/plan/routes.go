@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/netlab-dev/netlab/internal/state"
@@ -65,6 +66,28 @@ func SameRoute(want, got state.Route) bool { return sameRoute(want, got) }
 func sameRoute(want, got state.Route) bool {
 	return want.To == got.To && want.Via == got.Via && metric(want) == metric(got) &&
 		(want.Dev == "" || want.Dev == got.Dev)
+}
+
+// loopback gives each lab namespace's lo the addresses the file gives it
+// (router ids, anycast /32s), and takes away others a hand added; the
+// kernel's own (127.0.0.1/8, ::1, link-local) stay.
+func (p *planner) loopback() {
+	for _, ns := range p.lab.Namespaces {
+		var have []netip.Prefix
+		if o := p.snap.Namespaces[ns.Name]; o != nil && o.Owner == p.lab.Name && o.Links["lo"] != nil {
+			have = o.Links["lo"].Addrs
+		}
+		for _, a := range have {
+			if !slices.Contains(ns.Loopback, a) && !a.Addr().IsLoopback() && !a.Addr().IsLinkLocalUnicast() {
+				p.emitRemoval(ns.Name, DelAddr{NS: ns.Name, Link: "lo", Addr: a})
+			}
+		}
+		for _, a := range ns.Loopback {
+			if !slices.Contains(have, a) {
+				p.emit(AddAddr{NS: ns.Name, Link: "lo", Addr: a})
+			}
+		}
+	}
 }
 
 // ownRoute says whether an observed netlab route (protocol 78) in ns is this

@@ -50,6 +50,25 @@ func (m *machine) link(t *testing.T, ns, name string) *state.Link {
 // simSteps is the simulator: what each kind of action does to the fake
 // machine. A kind without an entry fails TestEveryKind.
 var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
+	OpSetHosts: func(m *machine, t *testing.T, lab string, st Step) {
+		m.snap.HostsHash = st.(SetHosts).Hash
+	},
+	OpSetView: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetView)
+		m.ns(t, a.NS).ViewHash = a.Hash
+	},
+	OpStartService: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(StartService)
+		ns := m.ns(t, a.NS)
+		if ns.Services == nil {
+			ns.Services = map[string]*state.Service{}
+		}
+		ns.Services[a.Name] = &state.Service{Name: a.Name, Hash: a.Hash, Supervisor: 4343, PID: 4344}
+	},
+	OpStopService: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(StopService)
+		delete(m.ns(t, a.NS).Services, a.Name)
+	},
 	// Impairments: a qdisc lives on its link (and goes with it), a loss
 	// table in its namespace.
 	OpSetQdisc: func(m *machine, t *testing.T, lab string, st Step) {

@@ -5,10 +5,16 @@
 package state
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -28,6 +34,9 @@ type Snapshot struct {
 	Namespaces map[string]*Namespace
 	// Bridges (OVS and Linux) by name.
 	Bridges map[string]*Bridge
+	// HostsHash is the hash of the lab's hosts file as written ("" when
+	// there is none).
+	HostsHash string
 	// OVS tells whether an OVS database was reachable, and which one.
 	OVS OVSInfo
 	// HostDefaultRouteDevs are the host interfaces that carry a default
@@ -93,6 +102,12 @@ type Namespace struct {
 	// Processes are the lab's supervised processes on this namespace's
 	// devices (reflectors, UDP bridges), by device name; only live ones.
 	Processes map[string]*Process
+	// Services are the lab's services of this namespace, running or not,
+	// by name.
+	Services map[string]*Service
+	// ViewHash is the hash of the namespace's view of files as written (""
+	// when none is).
+	ViewHash string
 }
 
 // OnlyLoopback says whether the namespace holds no link but lo: what a
@@ -113,6 +128,19 @@ type Process struct {
 	// Spec is the canonical description of what it was started to do; a
 	// different spec in the file means restart.
 	Spec string
+}
+
+// Service is a service of the lab as observed.
+type Service struct {
+	Name string
+	// Hash is what it was started to run; another one means a restart.
+	Hash string
+	// Supervisor is its supervisor's pid, 0 when none runs: the service
+	// is down. PID is its program's, 0 while none runs (ended, or being
+	// restarted).
+	Supervisor, PID int
+	Restarts        int
+	Exit            string // how its program last ended, if it did
 }
 
 // NATTable is the lab's observed nftables table.
@@ -291,4 +319,41 @@ func SortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// ViewFile is a file of a namespace's view (internal/view): the plan's
+// set-view carries them, and the view's writer places them.
+type ViewFile struct {
+	Path    string      `json:"path"`
+	Mode    fs.FileMode `json:"mode"`
+	Content []byte      `json:"-"`
+}
+
+// ViewHash is the hash of a view's files and directories, as its manifest
+// has it: the plan compares it with the one written. An empty view's is "",
+// as a view never written.
+func ViewHash(files []ViewFile, dirs []string) string {
+	if len(files) == 0 && len(dirs) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	fs := slices.Clone(files)
+	slices.SortFunc(fs, func(a, b ViewFile) int { return strings.Compare(a.Path, b.Path) })
+	for _, f := range fs {
+		fmt.Fprintf(h, "f %s %o %d\n", f.Path, f.Mode, len(f.Content))
+		h.Write(f.Content)
+	}
+	ds := slices.Clone(dirs)
+	slices.Sort(ds)
+	for _, d := range ds {
+		fmt.Fprintf(h, "d %s\n", d)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ContentHash is the hash of a file's content, as the plan compares it
+// (the lab's hosts file).
+func ContentHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
 }

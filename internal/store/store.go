@@ -42,6 +42,13 @@ func New(root string) *Store {
 // Dir is the lab's directory: journal, and files of later features (pidfiles, logs).
 func (s *Store) Dir(lab string) string { return filepath.Join(s.Root, "labs", lab) }
 
+// ViewDir is where a lab namespace's view of files lives (internal/view).
+func (s *Store) ViewDir(lab, ns string) string { return filepath.Join(s.Dir(lab), "view", ns) }
+
+// HostsFile is the lab's hosts file, which every namespace's programs see
+// as /etc/hosts.
+func (s *Store) HostsFile(lab string) string { return filepath.Join(s.Dir(lab), "hosts") }
+
 func (s *Store) journalPath(lab string) string { return filepath.Join(s.Dir(lab), "journal.json") }
 
 // Load reads the lab's journal. A missing journal is an empty one, not an error.

@@ -199,8 +199,8 @@ func (s *Supervisor) Stop(ns, dev string) error {
 	return nil
 }
 
-// StopAll stops every supervised process of the lab: those of its
-// pidfiles, and any stray one (see Strays).
+// StopAll stops every supervised process of the lab: its reflectors, its
+// services, and any stray one (see Strays).
 func (s *Supervisor) StopAll() ([]string, error) {
 	files, _ := filepath.Glob(filepath.Join(s.dir(), "*.pid"))
 	var stopped []string
@@ -217,6 +217,16 @@ func (s *Supervisor) StopAll() ([]string, error) {
 		}
 		stopped = append(stopped, ns+"/"+dev)
 	}
+	specs, _ := filepath.Glob(filepath.Join(s.store.Dir(s.lab), "services", "*", "*.json"))
+	for _, f := range specs {
+		base := strings.TrimSuffix(f, ".json")
+		ns, name := filepath.Base(filepath.Dir(base)), filepath.Base(base)
+		if err := s.StopService(ns, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		stopped = append(stopped, "service "+ns+"/"+name)
+	}
 	strays, err := s.StopStrays()
 	return append(stopped, strays...), errors.Join(append(errs, err)...)
 }
@@ -225,6 +235,15 @@ func (s *Supervisor) StopAll() ([]string, error) {
 type labProcess struct {
 	pid     int
 	ns, dev string
+	what    string // "netlab reflect" unless said
+}
+
+func (p labProcess) String() string {
+	what := p.what
+	if what == "" {
+		what = "netlab reflect"
+	}
+	return fmt.Sprintf("%s %d on %s/%s", what, p.pid, p.ns, p.dev)
 }
 
 // strays finds the lab's reflect processes that no pidfile names: a kill
@@ -233,6 +252,7 @@ type labProcess struct {
 // lies in the lab's own directory.
 func (s *Supervisor) strays() []labProcess {
 	dir := s.dir() + string(filepath.Separator)
+	services := filepath.Join(s.store.Dir(s.lab), "services") + string(filepath.Separator)
 	ents, _ := os.ReadDir("/proc")
 	var out []labProcess
 	for _, ent := range ents {
@@ -245,6 +265,15 @@ func (s *Supervisor) strays() []labProcess {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) == 3 && args[1] == "supervise" && strings.HasPrefix(args[2], services) && isSupervisor(pid, args[2]) {
+			// A service's supervisor no pidfile names (or another's).
+			base := strings.TrimSuffix(args[2], ".json")
+			if known, ok := s.liveSupervisor(base); !ok || known != pid {
+				ns, name := filepath.Base(filepath.Dir(base)), filepath.Base(base)
+				out = append(out, labProcess{pid: pid, ns: ns, dev: name, what: "service supervisor"})
+			}
+			continue
+		}
 		if len(args) < 2 || args[1] != "reflect" {
 			continue
 		}
@@ -272,22 +301,22 @@ func (s *Supervisor) strays() []labProcess {
 	return out
 }
 
-// Strays counts the reflect processes of the lab that no pidfile names.
+// Strays counts the processes of the lab (reflectors, service supervisors)
+// that no pidfile names.
 func (s *Supervisor) Strays() int { return len(s.strays()) }
 
-// StopStrays ends the lab's stray reflect processes (SIGTERM, SIGKILL after
-// the grace time): up then starts the one the file wants, and down leaves
-// none.
+// StopStrays ends the lab's stray processes (SIGTERM, SIGKILL after the
+// grace time): up then starts the one the file wants, and down leaves none.
 func (s *Supervisor) StopStrays() ([]string, error) {
 	var stopped []string
 	var errs []error
 	for _, p := range s.strays() {
-		fmt.Fprintf(s.log, "stopping netlab reflect %d on %s/%s (no pidfile: left by an interrupted run)\n", p.pid, p.ns, p.dev)
-		if left := proc.Stop([]int{p.pid}, GraceTime); len(left) > 0 {
-			errs = append(errs, fmt.Errorf("netlab reflect %d on %s/%s did not stop", p.pid, p.ns, p.dev))
+		fmt.Fprintf(s.log, "stopping %s (no pidfile: left by an interrupted run)\n", p)
+		if left := proc.Stop([]int{p.pid}, 2*GraceTime); len(left) > 0 {
+			errs = append(errs, fmt.Errorf("%s did not stop", p))
 			continue
 		}
-		stopped = append(stopped, p.ns+"/"+p.dev)
+		stopped = append(stopped, p.String())
 	}
 	return stopped, errors.Join(errs...)
 }

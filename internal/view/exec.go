@@ -33,6 +33,7 @@ func Exec(s Spec, argv []string) error {
 		return ErrNoCommand
 	}
 	runtime.LockOSThread()
+	parent := os.Getppid()
 	m, err := manifestOf(s.Root)
 	if err != nil {
 		return err
@@ -82,6 +83,14 @@ func Exec(s Spec, argv []string) error {
 	if s.User != "" {
 		if env, err = becomeUser(s.User, env); err != nil {
 			return err
+		}
+	}
+	if s.DieWithParent {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return fmt.Errorf("view: parent-death signal: %w", err)
+		}
+		if os.Getppid() != parent {
+			return fmt.Errorf("view: the process that started this one has ended")
 		}
 	}
 	if s.Dir != "" {
@@ -166,6 +175,19 @@ type item struct {
 // the path made in the overlay, and the view's bound there: the machine is
 // never written.
 func place(root string, items []item) error {
+	// The sources are reached through descriptors taken now: once an
+	// overlay covers a directory they lie in (/run), their paths lead into
+	// the overlay, whose copies are this process's alone, not the files
+	// every program of the namespace shares.
+	srcs := make([]string, len(items))
+	for i, it := range items {
+		fd, err := unix.Open(it.src, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("view: %s: %w", it.src, err)
+		}
+		defer unix.Close(fd)
+		srcs[i] = fmt.Sprintf("/proc/thread-self/fd/%d", fd)
+	}
 	// The directories to overlay: the nearest existing ancestor of each
 	// path the machine lacks, the shallowest of nested ones.
 	var overlays []string
@@ -194,14 +216,25 @@ func place(root string, items []item) error {
 		if err := unix.Mount("netlab-view", scratch, "tmpfs", 0, "mode=0700"); err != nil {
 			return fmt.Errorf("view: scratch tmpfs: %w", err)
 		}
-		for i, a := range overlays {
-			upper := filepath.Join(scratch, strconv.Itoa(i), "upper")
-			work := filepath.Join(scratch, strconv.Itoa(i), "work")
-			for _, d := range []string{upper, work} {
-				if err := os.MkdirAll(d, 0o755); err != nil {
+		// The scratch tmpfs is reached through a descriptor: once an overlay
+		// covers a directory it lies in (/run), its path leads into the
+		// overlay instead.
+		fd, err := unix.Open(scratch, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("view: scratch tmpfs: %w", err)
+		}
+		defer unix.Close(fd)
+		for i := range overlays {
+			for _, d := range []string{"upper", "work"} {
+				if err := os.MkdirAll(filepath.Join(scratch, strconv.Itoa(i), d), 0o755); err != nil {
 					return fmt.Errorf("view: %w", err)
 				}
 			}
+		}
+		held := fmt.Sprintf("/proc/thread-self/fd/%d", fd)
+		for i, a := range overlays {
+			upper := filepath.Join(held, strconv.Itoa(i), "upper")
+			work := filepath.Join(held, strconv.Itoa(i), "work")
 			// The upper directory takes the lower one's mode and owner, so
 			// the overlay's root looks as the machine's does.
 			if fi, err := os.Stat(a); err == nil {
@@ -216,7 +249,7 @@ func place(root string, items []item) error {
 			}
 		}
 	}
-	for _, it := range items {
+	for i, it := range items {
 		fi, err := os.Lstat(it.path)
 		switch {
 		case err != nil && it.dir:
@@ -233,7 +266,7 @@ func place(root string, items []item) error {
 		if err != nil {
 			return fmt.Errorf("view: place %s: %w", it.path, err)
 		}
-		if err := unix.Mount(it.src, it.path, "", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount(srcs[i], it.path, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("view: bind %s: %w", it.path, err)
 		}
 	}

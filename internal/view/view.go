@@ -14,8 +14,6 @@
 package view
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
+
+	"github.com/netlab-dev/netlab/internal/state"
 )
 
 // Manifest is what a namespace's view holds; it is written beside the files.
@@ -41,33 +40,11 @@ type FileEntry struct {
 }
 
 // File is a file to place: its path in the view, mode and content.
-type File struct {
-	Path    string
-	Mode    fs.FileMode
-	Content []byte
-}
+type File = state.ViewFile
 
 // manifestName is the manifest's file name in a view's root; the files are
 // under root/fs/.
 const manifestName = "manifest.json"
-
-// HashOf is the hash of a view's files and directories, as a manifest has
-// it: the plan compares it with the written one.
-func HashOf(files []File, dirs []string) string {
-	h := sha256.New()
-	fs := slices.Clone(files)
-	slices.SortFunc(fs, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
-	for _, f := range fs {
-		fmt.Fprintf(h, "f %s %o %d\n", f.Path, f.Mode, len(f.Content))
-		h.Write(f.Content)
-	}
-	ds := slices.Clone(dirs)
-	slices.Sort(ds)
-	for _, d := range ds {
-		fmt.Fprintf(h, "d %s\n", d)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
 
 // Write puts a view's files and directories into root, replacing what
 // was there (a directory that stays keeps its content: it is the programs'
@@ -77,7 +54,7 @@ func Write(root string, files []File, dirs []string) error {
 	if err := os.MkdirAll(filepath.Join(root, "fs"), 0o755); err != nil {
 		return fmt.Errorf("view %s: %w", root, err)
 	}
-	m := Manifest{Hash: HashOf(files, dirs)}
+	m := Manifest{Hash: state.ViewHash(files, dirs)}
 	// Files no longer wanted go; directories stay (their content is the
 	// programs'), unless a file now takes their place.
 	if old, err := ReadManifest(root); err == nil {
@@ -153,6 +130,10 @@ type Spec struct {
 	// Env is the whole environment of the command; nil keeps this
 	// process's.
 	Env []string
+	// DieWithParent kills the command when the process that started this
+	// one ends (a service's supervisor), past the change of credentials,
+	// which clears the kernel's parent-death signal.
+	DieWithParent bool
 }
 
 // ErrNoCommand is returned for an empty command.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/sandbox"
+	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
@@ -75,7 +76,7 @@ func TestView(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := ReadManifest(root)
-	if err != nil || m.Hash != HashOf(files, []string{"/run/netlab-view-test"}) {
+	if err != nil || m.Hash != state.ViewHash(files, []string{"/run/netlab-view-test"}) {
 		t.Fatalf("manifest %+v, %v", m, err)
 	}
 	spec := Spec{NetNS: ns, Root: root, Hosts: hosts}

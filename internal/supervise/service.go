@@ -1,0 +1,442 @@
+package supervise
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/proc"
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/internal/view"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// A service is a user's program netlab runs in a lab namespace. Each has a
+// supervisor, `netlab supervise SPEC`, detached from the command that
+// started it: it runs the program in the namespace's view (`netlab
+// view-exec SPEC`, which becomes the program), sends its output to the
+// service's log, restarts it as its restart policy says, and ends it (and
+// everything it started: its own process group) when told to stop. The
+// program dies with the supervisor (a parent-death signal), so a killed
+// supervisor leaves nothing running. Files per service, in the lab's
+// directory under services/NS/: NAME.json (the spec), NAME.pid (the
+// supervisor: pid and start time), NAME.state (the program now), NAME.log.
+
+// ServiceSpec is a service as its supervisor runs it.
+type ServiceSpec struct {
+	Lab     string   `json:"lab"`
+	NS      string   `json:"ns"` // the namespace as on the machine
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
+	Env     []string `json:"env,omitempty"`
+	Dir     string   `json:"dir,omitempty"`
+	User    string   `json:"user,omitempty"`
+	Restart string   `json:"restart"`
+	// View and Hosts are the namespace's view and the lab's hosts file.
+	View  string `json:"view,omitempty"`
+	Hosts string `json:"hosts,omitempty"`
+	// Hash is what the plan compares: another one means a restart.
+	Hash string `json:"hash"`
+}
+
+// ServiceState is what a supervisor says of its program.
+type ServiceState struct {
+	// PID and Start name the program now running; 0 when none is.
+	PID   int    `json:"pid,omitempty"`
+	Start uint64 `json:"start,omitempty"`
+	// Restarts counts the times the supervisor started it again.
+	Restarts int `json:"restarts"`
+	// Exit says how it last ended ("" while it never has).
+	Exit string `json:"exit,omitempty"`
+	// LogFrom is the log's size when the program last started: a log
+	// probe reads from there.
+	LogFrom int64     `json:"log_from"`
+	Since   time.Time `json:"since"`
+}
+
+func (s *Supervisor) serviceBase(ns, name string) string {
+	return filepath.Join(s.store.Dir(s.lab), "services", ns, name)
+}
+
+// ServiceLog is the path of a service's log.
+func (s *Supervisor) ServiceLog(ns, name string) string { return s.serviceBase(ns, name) + ".log" }
+
+// ServiceSpecPath is the path of a service's spec.
+func (s *Supervisor) ServiceSpecPath(ns, name string) string {
+	return s.serviceBase(ns, name) + ".json"
+}
+
+// StartService starts the service's supervisor, after ending one already
+// running (and a program an earlier supervisor left), and waits until the
+// program runs or the supervisor has ended (its log then says why).
+func (s *Supervisor) StartService(spec ServiceSpec) error {
+	base := s.serviceBase(spec.NS, spec.Name)
+	if err := s.store.PrivateDir(filepath.Dir(base)); err != nil {
+		return err
+	}
+	if err := s.StopService(spec.NS, spec.Name); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(base+".json", append(b, '\n')); err != nil {
+		return err
+	}
+	os.Remove(base + ".state")
+	bin, err := Binary()
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(base+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "supervise", base+".json")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	// Its own session: a Ctrl-C in the terminal that ran `netlab up` does
+	// not reach it, and it outlives netlab.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("service %s/%s: start its supervisor: %w", spec.NS, spec.Name, err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	start, _ := proc.StartTime(pid)
+	if err := writeAtomic(base+".pid", []byte(fmt.Sprintf("%d %d\n", pid, start))); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("service %s/%s ended at once (%v): %s", spec.NS, spec.Name, err, Tail(base+".log", 20))
+		case <-time.After(10 * time.Millisecond):
+		}
+		if st, err := readState(base); err == nil && (st.PID != 0 || st.Exit != "") {
+			if st.PID == 0 && spec.Restart == topology.RestartNo {
+				return fmt.Errorf("service %s/%s ended at once (%s): %s", spec.NS, spec.Name, st.Exit, Tail(base+".log", 20))
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("service %s/%s did not start within 5s: %s", spec.NS, spec.Name, Tail(base+".log", 20))
+}
+
+// StopService ends a service's supervisor (which ends its program and all
+// the program started) by PID, and a program an earlier supervisor left;
+// its log stays. nil when it is not running.
+func (s *Supervisor) StopService(ns, name string) error {
+	base := s.serviceBase(ns, name)
+	var errs []error
+	if pid, ok := s.liveSupervisor(base); ok {
+		fmt.Fprintf(s.log, "stopping service %s/%s (supervisor %d)\n", ns, name, pid)
+		if left := proc.Stop([]int{pid}, 2*GraceTime); len(left) > 0 {
+			errs = append(errs, fmt.Errorf("service %s/%s: supervisor %d did not stop", ns, name, pid))
+		}
+	}
+	if st, err := readState(base); err == nil && st.PID != 0 {
+		if start, ok := proc.StartTime(st.PID); ok && start == st.Start {
+			syscall.Kill(-st.PID, syscall.SIGKILL) // its process group
+			proc.Stop([]int{st.PID}, GraceTime)
+		}
+	}
+	for _, ext := range []string{".pid", ".state"} {
+		os.Remove(base + ext)
+	}
+	return errors.Join(errs...)
+}
+
+// liveSupervisor returns the pid of the service's supervisor when it runs:
+// the pidfile's pid with the same start time, running `netlab supervise`
+// of this spec.
+func (s *Supervisor) liveSupervisor(base string) (int, bool) {
+	b, err := os.ReadFile(base + ".pid")
+	if err != nil {
+		return 0, false
+	}
+	var pid int
+	var start uint64
+	if _, err := fmt.Sscanf(string(b), "%d %d", &pid, &start); err != nil || pid <= 1 {
+		return 0, false
+	}
+	if now, ok := proc.StartTime(pid); !ok || now != start || !isSupervisor(pid, base+".json") {
+		return 0, false
+	}
+	return pid, true
+}
+
+// isSupervisor says whether pid is `netlab supervise SPEC`.
+func isSupervisor(pid int, spec string) bool {
+	args := cmdline(pid)
+	if len(args) != 3 || args[1] != "supervise" || args[2] != spec {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.HasPrefix(filepath.Base(exe), "netlab")
+}
+
+func cmdline(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+}
+
+// ObserveServices puts the lab's services, running or not, into their
+// namespaces of the snapshot.
+func (s *Supervisor) ObserveServices(snap *state.Snapshot) {
+	dirs, _ := os.ReadDir(filepath.Join(s.store.Dir(s.lab), "services"))
+	for _, d := range dirs {
+		o := snap.Namespaces[d.Name()]
+		if o == nil || !d.IsDir() {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(s.store.Dir(s.lab), "services", d.Name(), "*.json"))
+		for _, f := range files {
+			spec, err := ReadServiceSpec(f)
+			if err != nil {
+				continue
+			}
+			base := strings.TrimSuffix(f, ".json")
+			sv := &state.Service{Name: spec.Name, Hash: spec.Hash}
+			if pid, ok := s.liveSupervisor(base); ok {
+				sv.Supervisor = pid
+			}
+			if st, err := readState(base); err == nil {
+				sv.PID, sv.Restarts, sv.Exit = st.PID, st.Restarts, st.Exit
+				if sv.Supervisor == 0 {
+					sv.PID = 0 // whatever it said, nothing supervises it now
+				}
+			}
+			if o.Services == nil {
+				o.Services = map[string]*state.Service{}
+			}
+			o.Services[spec.Name] = sv
+		}
+	}
+}
+
+// ReadServiceSpec reads a service's spec file.
+func ReadServiceSpec(path string) (*ServiceSpec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var spec ServiceSpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, fmt.Errorf("service spec %s: %w", path, err)
+	}
+	return &spec, nil
+}
+
+// ServiceState reads what a service's supervisor said last.
+func (s *Supervisor) ServiceState(ns, name string) (*ServiceState, error) {
+	return readState(s.serviceBase(ns, name))
+}
+
+func readState(base string) (*ServiceState, error) {
+	b, err := os.ReadFile(base + ".state")
+	if err != nil {
+		return nil, err
+	}
+	var st ServiceState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Tail returns the last n lines of a file, for errors.
+func Tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(no log)"
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > 64<<10 {
+		f.Seek(-64<<10, io.SeekEnd)
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	if len(lines) == 0 {
+		return "(the log is empty)"
+	}
+	return "its log ends:\n  " + strings.Join(lines, "\n  ")
+}
+
+// RunSupervisor is `netlab supervise SPEC`: it runs the service's program
+// and restarts it as the spec says, until told to stop (SIGTERM, SIGINT,
+// SIGHUP), then ends the program's process group (SIGTERM, SIGKILL after
+// the grace time). Its own output is the service's log.
+func RunSupervisor(specPath string) error {
+	spec, err := ReadServiceSpec(specPath)
+	if err != nil {
+		return err
+	}
+	base := strings.TrimSuffix(specPath, ".json")
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	st := ServiceState{}
+	backoff := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		if fi, err := os.Stat(base + ".log"); err == nil {
+			st.LogFrom = fi.Size()
+		}
+		done, pid, err := startProgram(bin, specPath)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "netlab supervise: %s/%s: %v\n", spec.NS, spec.Name, err)
+			st.PID, st.Exit = 0, err.Error()
+			saveState(base, st)
+			return err
+		}
+		st.PID, st.Since = pid, started
+		st.Start, _ = proc.StartTime(pid)
+		saveState(base, st)
+		fmt.Fprintf(os.Stderr, "netlab: service %s/%s: started pid %d\n", spec.NS, spec.Name, pid)
+		var ws syscall.WaitStatus
+		select {
+		case ws = <-done:
+		case sig := <-stop:
+			fmt.Fprintf(os.Stderr, "netlab: service %s/%s: %v: stopping pid %d\n", spec.NS, spec.Name, sig, pid)
+			syscall.Kill(-pid, syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(GraceTime):
+				syscall.Kill(-pid, syscall.SIGKILL)
+				<-done
+			}
+			syscall.Kill(-pid, syscall.SIGKILL) // what it started and left
+			st.PID, st.Exit = 0, "stopped"
+			saveState(base, st)
+			return nil
+		}
+		st.PID, st.Exit = 0, exitText(ws)
+		failed := !ws.Exited() || ws.ExitStatus() != 0
+		fmt.Fprintf(os.Stderr, "netlab: service %s/%s: %s\n", spec.NS, spec.Name, st.Exit)
+		if spec.Restart == topology.RestartNo || spec.Restart == topology.RestartOnFailure && !failed {
+			saveState(base, st)
+			return nil
+		}
+		saveState(base, st)
+		// Back off while it keeps failing fast; a run of 10 s starts over.
+		if time.Since(started) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		select {
+		case <-stop:
+			st.Exit = "stopped"
+			saveState(base, st)
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		st.Restarts++
+	}
+}
+
+// startProgram starts `netlab view-exec SPEC` (which becomes the program)
+// in a process group of its own, dying with this process; done gets its
+// wait status.
+func startProgram(bin, specPath string) (done chan syscall.WaitStatus, pid int, err error) {
+	started := make(chan error, 1)
+	done = make(chan syscall.WaitStatus, 1)
+	var p *os.Process
+	go func() {
+		// The parent-death signal follows the thread that forks: keep it
+		// until the program ends.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cmd := exec.Command(bin, "view-exec", specPath)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		p = cmd.Process
+		started <- nil
+		cmd.Wait()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		done <- ws
+	}()
+	if err := <-started; err != nil {
+		return nil, 0, err
+	}
+	return done, p.Pid, nil
+}
+
+func exitText(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + ws.Signal().String()
+	}
+	return "exited with status " + strconv.Itoa(ws.ExitStatus())
+}
+
+func saveState(base string, st ServiceState) {
+	b, _ := json.Marshal(st)
+	if err := writeAtomic(base+".state", b); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(os.Stderr, "netlab supervise: %v\n", err)
+	}
+}
+
+// serviceEnv is the environment a service starts with: a plain PATH, as a
+// service manager gives, then the spec's.
+func serviceEnv(spec *ServiceSpec) []string {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LANG=C.UTF-8"}
+	return append(env, spec.Env...)
+}
+
+// ExecService is `netlab view-exec SPEC [-- CMD...]`: it becomes the
+// service's program, in the namespace's view, as the spec's user, dying
+// with its supervisor; or, given a command, that command in the same view
+// and as the same user (a readiness probe).
+func ExecService(specPath string, argv []string) error {
+	spec, err := ReadServiceSpec(specPath)
+	if err != nil {
+		return err
+	}
+	vs := view.Spec{NetNS: spec.NS, Root: spec.View, Hosts: spec.Hosts, User: spec.User, Dir: spec.Dir, Env: serviceEnv(spec)}
+	if len(argv) > 0 {
+		return view.Exec(vs, argv)
+	}
+	vs.DieWithParent = true
+	return view.Exec(vs, spec.Command)
+}
