@@ -149,6 +149,19 @@ var argShapes = []struct {
 	{[]string{"graph", "-o"}, exitUsage, false},
 	{[]string{"graph", "/nonexistent/a.yaml"}, exitUsage, false},
 	{[]string{"--sandbox", "shape", "graph"}, exitUsage, false},
+	{[]string{"logs"}, exitUsage, false},
+	{[]string{"logs", "--"}, exitUsage, false},
+	{[]string{"logs", "lab", "a/b", "c"}, exitUsage, false},
+	{[]string{"logs", "lab", "/b"}, exitUsage, false},
+	{[]string{"logs", "lab", "a/b/c"}, exitUsage, false},
+	{[]string{"logs", "-f"}, exitUsage, false},
+	{[]string{"logs", "--x", "lab"}, exitUsage, false},
+	{[]string{"logs", "-h"}, exitOK, false},
+	{[]string{"supervise"}, exitUsage, false},
+	{[]string{"supervise", "a", "b"}, exitUsage, false},
+	{[]string{"view-exec"}, exitUsage, false},
+	{[]string{"view-exec", "a", "b"}, exitUsage, false},
+	{[]string{"view-exec", "a", "--"}, exitUsage, false},
 	{[]string{"capture"}, exitUsage, false},
 	{[]string{"capture", "--"}, exitUsage, false},
 	{[]string{"capture", "lab"}, exitUsage, false},
@@ -248,7 +261,7 @@ func TestArgShapes(t *testing.T) {
 		}
 	}
 	// Every verb has its shapes.
-	for _, v := range []string{"up", "down", "plan", "status", "validate", "check", "flows", "graph", "impair", "exec", "capture", "doctor", "sandbox", "tap-mac", "reflect", "completion", "version", "help", "bogus"} {
+	for _, v := range []string{"up", "down", "plan", "status", "validate", "check", "flows", "graph", "impair", "exec", "logs", "capture", "doctor", "sandbox", "tap-mac", "reflect", "supervise", "view-exec", "completion", "version", "help", "bogus"} {
 		if !verbs[v] {
 			t.Errorf("no argument shapes for %s", v)
 		}
@@ -418,4 +431,30 @@ func isSubsequence(sub, of []string) bool {
 
 func hasSuffix(s, suffix []string) bool {
 	return len(s) >= len(suffix) && slices.Equal(s[len(s)-len(suffix):], suffix)
+}
+
+// TestEveryLabVerbEnters: a verb in labVerbs must hand itself to the
+// sandbox when one is named (a.enter), or `--sandbox NAME VERB` would act on
+// the machine's labs instead of the sandbox's. (logs once forgot to.)
+func TestEveryLabVerbEnters(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src strings.Builder
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(b)
+	}
+	for verb := range labVerbs {
+		if !strings.Contains(src.String(), `a.enter("`+verb+`"`) {
+			t.Errorf("lab verb %s never calls a.enter(%q, ...): with --sandbox it would run on the machine", verb, verb)
+		}
+	}
 }

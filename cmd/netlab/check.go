@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/check"
+	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // check: netlab check LAB|FILE [--json] [--timeout D] runs the expectations
@@ -18,6 +21,7 @@ func (a *app) check(args []string) int {
 	prefix := prefixFlag(fs)
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	timeout := fs.Duration("timeout", 2*time.Second, "timeout of each probe")
+	wait := fs.Duration("wait", 0, "retry until every expectation passes and every service is ready, for at most this long (e.g. 60s for routing to converge)")
 	machine := machineFlag(fs)
 	pos, code, ok := positional(fs, args, 1, 1)
 	if !ok {
@@ -37,14 +41,15 @@ func (a *app) check(args []string) int {
 	if len(lab.Expect) == 0 && len(lab.Elsewhere) > 0 {
 		return exitOK
 	}
-	if len(lab.Expect) == 0 {
+	if len(lab.Expect) == 0 && !hasServices(lab) {
 		fmt.Fprintf(a.stderr, "netlab: check: %s has no expect: entries\n", lab.File)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	results := eng.Check(ctx, lab, *timeout)
-	failed := 0
+	settled := eng.Settle(ctx, lab, *timeout, *wait)
+	results := settled.Results
+	failed := len(settled.NotReady)
 	for _, r := range results {
 		if !r.Pass {
 			failed++
@@ -62,12 +67,12 @@ func (a *app) check(args []string) int {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(checkJSON{Lab: lab.Name, Passed: len(results) - failed, Failed: failed, Results: rows}); err != nil {
+		if err := enc.Encode(checkJSON{Lab: lab.Name, Passed: len(results) + len(settled.NotReady) - failed, Failed: failed, Results: rows,
+			NotReady: settled.NotReady, WaitedMillis: settled.Waited.Milliseconds()}); err != nil {
 			return a.fail("check", err)
 		}
 	} else {
-		fmt.Fprintf(a.stdout, "lab %s: %d expectations\n", lab.Name, len(results))
-		fmt.Fprint(a.stdout, check.Table(results))
+		printSettled(a.stdout, lab.Name, settled, *wait)
 	}
 	if failed > 0 {
 		return exitRuntime
@@ -81,6 +86,37 @@ type checkJSON struct {
 	Passed  int        `json:"passed"`
 	Failed  int        `json:"failed"`
 	Results []checkRow `json:"results"`
+	// NotReady are the services not ready, with what their probes saw.
+	NotReady     []string `json:"not_ready,omitempty"`
+	WaitedMillis int64    `json:"waited_ms,omitempty"`
+}
+
+// hasServices says whether the lab runs services (check then waits for
+// them even without expectations).
+func hasServices(lab *topology.Lab) bool {
+	for _, ns := range lab.Namespaces {
+		if len(ns.Services) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// printSettled prints the expectations' table and the services not ready.
+func printSettled(w io.Writer, lab string, s *engine.Settled, wait time.Duration) {
+	if len(s.Results) > 0 {
+		fmt.Fprintf(w, "lab %s: %d expectations\n", lab, len(s.Results))
+		fmt.Fprint(w, check.Table(s.Results))
+	}
+	for _, n := range s.NotReady {
+		fmt.Fprintf(w, "service %s: not ready\n", n)
+	}
+	switch {
+	case s.OK() && wait > 0:
+		fmt.Fprintf(w, "lab %s: settled after %.1fs\n", lab, s.Waited.Seconds())
+	case !s.OK() && wait > 0:
+		fmt.Fprintf(w, "lab %s: not settled within %s\n", lab, wait)
+	}
 }
 
 // checkRow is one expectation's result.

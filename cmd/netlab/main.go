@@ -47,6 +47,8 @@ Usage:
                               change an interface's impairments at run time
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
+  netlab logs LAB [NS[/SERVICE]] [-f]
+                              print (and follow) the logs of the lab's services
   netlab capture LAB NS/IFACE... [-w FILE|-] [--count N] [--duration D] [FILTER]
                               record packets of lab interfaces (pcapng, pcap, or one line each)
   netlab doctor               check what netlab needs, say how to fix what is missing
@@ -163,6 +165,8 @@ func (a *app) run(args []string) int {
 		return a.exec(rest)
 	case "capture":
 		return a.capture(rest)
+	case "logs":
+		return a.logs(rest)
 	case "flows":
 		return a.flows(rest)
 	case "impair":

@@ -132,6 +132,26 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		for _, r := range ns.NAT {
 			fmt.Fprintf(w, "    nat masquerade %s out %s: %d packets, %d bytes\n", r.Source, r.Out, r.Packets, r.Bytes)
 		}
+		for _, s := range ns.Services {
+			line := fmt.Sprintf("    service %s: %s", s.Name, s.State)
+			if s.PID != 0 {
+				line += fmt.Sprintf(", pid %d", s.PID)
+			}
+			if s.State == "running" {
+				if s.Ready {
+					line += ", ready"
+				} else {
+					line += ", not ready (" + s.Probe + ")"
+				}
+			}
+			if s.Restarts > 0 {
+				line += fmt.Sprintf(", restarted %d times", s.Restarts)
+			}
+			if s.Exit != "" && s.State != "running" {
+				line += ", its program " + s.Exit
+			}
+			fmt.Fprintln(w, line+"; log: netlab logs "+st.Lab+" "+ns.Name+"/"+s.Name)
+		}
 	}
 	for _, t := range st.Tunnels {
 		where := t.NS

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/netlab-dev/netlab/internal/engine"
 	"github.com/netlab-dev/netlab/internal/sandbox"
@@ -31,6 +35,7 @@ func (a *app) up(args []string) int {
 	asJSON := fs.Bool("json", false, "print one JSON event per action, then a final one")
 	force := fs.Bool("force", false, "attach an external interface even if it carries the host's default route")
 	machine := machineFlag(fs)
+	wait := fs.Duration("wait", 0, "then retry the file's expectations and the services' readiness until all pass, for at most this long (e.g. 60s for routing to converge); exit 1 if they do not")
 	pos, code, ok := positional(fs, args, 1, 1)
 	if !ok {
 		return code
@@ -113,13 +118,23 @@ func (a *app) up(args []string) int {
 	if err != nil {
 		return a.fail("up "+pos[0], err)
 	}
-	if events != nil {
-		return exitOK
-	}
-	if len(res.Plan) == 0 {
+	switch {
+	case events != nil:
+	case len(res.Plan) == 0:
 		fmt.Fprintf(a.stdout, "lab %s: up to date\n", lab.Name)
-		return exitOK
+	default:
+		fmt.Fprintf(a.stdout, "lab %s: up (%d actions)\n", lab.Name, len(res.Plan))
 	}
-	fmt.Fprintf(a.stdout, "lab %s: up (%d actions)\n", lab.Name, len(res.Plan))
+	if *wait > 0 {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		settled := eng.Settle(ctx, lab, 2*time.Second, *wait)
+		if events == nil && (!*quiet || !settled.OK()) {
+			printSettled(a.stdout, lab.Name, settled, *wait)
+		}
+		if !settled.OK() {
+			return exitRuntime
+		}
+	}
 	return exitOK
 }

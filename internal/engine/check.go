@@ -7,6 +7,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/check"
 	"github.com/netlab-dev/netlab/internal/observe"
+	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -102,4 +103,64 @@ func Part(lab *topology.Lab, machine string) (part *topology.Lab, how string, er
 // Check runs the lab's expectations, concurrently, each with a timeout.
 func (e *Engine) Check(ctx context.Context, lab *topology.Lab, timeout time.Duration) []check.Result {
 	return check.Run(ctx, Probes(lab), check.Options{Timeout: timeout})
+}
+
+// Settled is what Settle saw last: the expectations' results and the
+// services that were not ready, with what their probes saw.
+type Settled struct {
+	Results  []check.Result
+	NotReady []string
+	// Waited is how long it took.
+	Waited time.Duration
+}
+
+// OK says whether every expectation passed and every service was ready.
+func (s *Settled) OK() bool {
+	for _, r := range s.Results {
+		if !r.Pass {
+			return false
+		}
+	}
+	return len(s.NotReady) == 0
+}
+
+// Settle runs the lab's expectations and probes its services' readiness
+// until all pass, or wait has passed (then what it saw last says what did
+// not), or ctx ends: how a test waits for routing to converge instead of
+// guessing a time. wait 0 looks once.
+func (e *Engine) Settle(ctx context.Context, lab *topology.Lab, timeout, wait time.Duration) *Settled {
+	start := time.Now()
+	deadline := start.Add(wait)
+	for {
+		s := &Settled{Results: e.Check(ctx, lab, timeout), NotReady: e.notReady(lab)}
+		s.Waited = time.Since(start)
+		if s.OK() || ctx.Err() != nil || time.Now().After(deadline) {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			return s
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// notReady lists the lab's services that do not run or whose probe does
+// not pass now.
+func (e *Engine) notReady(lab *topology.Lab) []string {
+	procs := supervise.New(e.store, lab.Name, nil)
+	var out []string
+	for _, ns := range lab.Namespaces {
+		for _, s := range ns.Services {
+			spec, err := supervise.ReadServiceSpec(procs.ServiceSpecPath(s.NS, s.Name))
+			if err != nil {
+				out = append(out, s.NS+"/"+s.Name+": not started")
+				continue
+			}
+			if ok, why := procs.Ready(*spec, s.Ready); !ok {
+				out = append(out, s.NS+"/"+s.Name+": "+why)
+			}
+		}
+	}
+	return out
 }

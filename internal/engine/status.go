@@ -67,6 +67,24 @@ type NSStatus struct {
 	NAT []state.NATRuleStats `json:"nat,omitempty"`
 	// Processes are the reflectors and UDP bridges on this namespace's TUNs.
 	Processes []ProcessStatus `json:"processes,omitempty"`
+	// Services are the lab's services here.
+	Services []ServiceStatus `json:"services,omitempty"`
+}
+
+// ServiceStatus is one service: whether it runs, and is ready.
+type ServiceStatus struct {
+	Name string `json:"name"`
+	// State is "running", "starting" (its supervisor restarts it) or
+	// "down" (nothing supervises it).
+	State    string `json:"state"`
+	PID      int    `json:"pid,omitempty"`
+	Restarts int    `json:"restarts"`
+	Ready    bool   `json:"ready"`
+	// Probe is what its readiness probe saw.
+	Probe string `json:"probe,omitempty"`
+	// Exit is how its program last ended, if it did.
+	Exit string `json:"exit,omitempty"`
+	Log  string `json:"log"`
 }
 
 // ProcessStatus is one supervised `netlab reflect` process.
@@ -222,6 +240,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			}
 			ns.Processes = append(ns.Processes, ps)
 		}
+		ns.Services = e.serviceStatus(lab, name, o, file)
 		if name == topology.Host && len(ns.Links) == 0 && len(ns.Routes) == 0 && len(ns.NAT) == 0 {
 			continue
 		}
@@ -263,6 +282,37 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		st.HostSysctls = append(st.HostSysctls, SysctlStatus{Key: k, Value: host.Sysctls[k], Previous: j.HostSysctls[k]})
 	}
 	return st, nil
+}
+
+// serviceStatus reports a namespace's services, probing each once.
+func (e *Engine) serviceStatus(lab, ns string, o *state.Namespace, file *topology.Lab) []ServiceStatus {
+	procs := supervise.New(e.store, lab, nil)
+	var out []ServiceStatus
+	for _, name := range state.SortedNames(o.Services) {
+		sv := o.Services[name]
+		st := ServiceStatus{Name: name, State: "down", PID: sv.PID, Restarts: sv.Restarts, Exit: sv.Exit, Log: procs.ServiceLog(ns, name)}
+		switch {
+		case sv.Supervisor != 0 && sv.PID != 0:
+			st.State = "running"
+		case sv.Supervisor != 0:
+			st.State = "starting"
+		}
+		if st.State == "running" {
+			var probe *topology.Ready
+			if file != nil && file.Namespace(ns) != nil {
+				for _, s := range file.Namespace(ns).Services {
+					if s.Name == name {
+						probe = s.Ready
+					}
+				}
+			}
+			if spec, err := supervise.ReadServiceSpec(procs.ServiceSpecPath(ns, name)); err == nil {
+				st.Ready, st.Probe = procs.Ready(*spec, probe)
+			}
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 func normFail(b *state.Bridge) string {

@@ -160,3 +160,19 @@ func TestSortDown(t *testing.T) {
 		t.Errorf("sorted %q, want %q", got, want)
 	}
 }
+
+func TestShellJoin(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"sh", "-c", "echo oops; exit 3"}, `sh -c 'echo oops; exit 3'`},
+		{[]string{"a", ""}, `a ''`},
+		{[]string{"it's"}, `'it'\''s'`},
+		{[]string{"/usr/lib/frr/zebra", "-P", "0", "--log=stdout"}, `/usr/lib/frr/zebra -P 0 --log=stdout`},
+	} {
+		if got := shellJoin(c.in); got != c.want {
+			t.Errorf("shellJoin(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}

@@ -120,7 +120,7 @@ func (StartService) Op() Op        { return OpStartService }
 func (StartService) Scope() string { return "services" } // one after another: after: orders them
 func (StartService) sealed()       {}
 func (s StartService) Command(lab string) string {
-	c := fmt.Sprintf("netlab supervise %s/%s: %s &   # ready %s, within %s", s.NS, s.Name, strings.Join(s.Program, " "), s.Ready, s.Timeout)
+	c := fmt.Sprintf("netlab supervise %s/%s: %s &   # ready %s, within %s", s.NS, s.Name, shellJoin(s.Program), s.Ready, s.Timeout)
 	if s.Why != "" {
 		c += "; " + s.Why
 	}
@@ -141,3 +141,17 @@ func (s StopService) Command(lab string) string {
 	return fmt.Sprintf("kill $(cat /run/netlab/labs/%s/services/%s/%s.pid)   # its supervisor ends the program", lab, s.NS, s.Name)
 }
 func (s StopService) Removed(string) string { return "service " + s.NS + "/" + s.Name }
+
+// shellJoin writes argv as a shell would need it typed: words with spaces,
+// quotes or other special characters single-quoted.
+func shellJoin(argv []string) string {
+	words := make([]string, len(argv))
+	for i, w := range argv {
+		if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+			words[i] = w
+			continue
+		}
+		words[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	return strings.Join(words, " ")
+}

@@ -54,6 +54,9 @@ func (s *Supervisor) WaitReady(spec ServiceSpec, r *topology.Ready, timeout time
 			return nil
 		}
 		last = why
+		if st, err := readState(base); err == nil && st.Restarts >= 3 && st.Exit != "" {
+			return fmt.Errorf("service %s/%s keeps ending before it is ready (%s, started %d times): %s", spec.NS, spec.Name, st.Exit, st.Restarts+1, Tail(base+".log", 20))
+		}
 		if _, alive := s.liveSupervisor(base); !alive {
 			return fmt.Errorf("service %s/%s ended before it was ready (%s): %s", spec.NS, spec.Name, last, Tail(base+".log", 20))
 		}

@@ -66,7 +66,13 @@ func Write(root string, files []File, dirs []string) error {
 	}
 	for _, d := range dirs {
 		p := filepath.Join(root, "fs", d)
+		// Every program of the namespace may write there, as in /tmp:
+		// daemons that drop to a user of their own (FRR's frr) keep their
+		// sockets and pidfiles in such a directory.
 		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fmt.Errorf("view %s: dir %s: %w", root, d, err)
+		}
+		if err := os.Chmod(p, 0o777|fs.ModeSticky); err != nil {
 			return fmt.Errorf("view %s: dir %s: %w", root, d, err)
 		}
 		m.Dirs = append(m.Dirs, d)
