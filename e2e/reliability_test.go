@@ -46,6 +46,8 @@ func shippedLabs(t *testing.T) []shippedLab {
 		{"tun-refl", "../labs/tun-reflector.yaml", nil},
 		{"tun-udp", writeFile(t, dir, "tun-udp.yaml", udp.Replace(readFile(t, "../labs/tun-udp.yaml"))), nil},
 		{"impaired", "../labs/impaired.yaml", []string{"10.7.0.0/24"}},
+		// Services: a crash while FRR's daemons start, or between them.
+		{"ospf", "../labs/ospf.yaml", nil},
 	}
 }
 
@@ -104,7 +106,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 				if i%2 == 1 {
 					if r := netlab(t, "up", "-q", "--prefix", p, sl.file); r.code != 0 {
 						t.Errorf("up after a crash at step %d: exit %d\n%s", k, r.code, r.out)
-					} else if c := netlab(t, "check", lab); strings.Contains(readFile(t, sl.file), "expect:") && c.code != 0 {
+					} else if c := netlab(t, "check", "--wait", "60s", lab); strings.Contains(readFile(t, sl.file), "expect:") && c.code != 0 {
 						t.Errorf("expectations after a crash at step %d and up:\n%s", k, c.out)
 					} else {
 						converged++

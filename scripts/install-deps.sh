@@ -18,6 +18,8 @@ declare -A need=(
   [pgrep]=procps
   [setpriv]=util-linux
   [setcap]=libcap2-bin
+  # Real routing daemons for labs/ospf and the services tests (not on PATH).
+  [/usr/lib/frr/zebra]=frr
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -33,6 +35,16 @@ if ((${#missing[@]})); then
   apt-get update -qq
   # iperf3 asks whether to start a daemon; say no.
   echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
+  # Packages such as frr would start their daemons on the machine itself;
+  # netlab runs them inside labs only. A policy-rc.d that says no (unless
+  # the machine has one of its own) keeps them stopped, and goes after.
+  policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# install-deps (netlab): no daemon starts while it installs\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -139,8 +139,8 @@ func (s *Supervisor) StartService(spec ServiceSpec) error {
 }
 
 // StopService ends a service's supervisor (which ends its program and all
-// the program started) by PID, and a program an earlier supervisor left;
-// its log stays. nil when it is not running.
+// the program started) by PID, and a program an earlier supervisor left,
+// and removes its files but the log. nil when it is not running.
 func (s *Supervisor) StopService(ns, name string) error {
 	base := s.serviceBase(ns, name)
 	var errs []error
@@ -156,7 +156,9 @@ func (s *Supervisor) StopService(ns, name string) error {
 			proc.Stop([]int{st.PID}, GraceTime)
 		}
 	}
-	for _, ext := range []string{".pid", ".state"} {
+	// The spec goes too: a service with a spec is one the lab has (up
+	// would plan to stop it again). Its log stays.
+	for _, ext := range []string{".pid", ".state", ".json"} {
 		os.Remove(base + ext)
 	}
 	return errors.Join(errs...)
