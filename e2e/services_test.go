@@ -42,6 +42,18 @@ func service(t *testing.T, st *engine.LabStatus, ns, name string) engine.Service
 	return engine.ServiceStatus{}
 }
 
+// servicePIDs are the programs of a lab's services.
+func servicePIDs(t *testing.T, lab string) []int {
+	t.Helper()
+	var pids []int
+	for _, n := range labStatus(t, lab).Namespaces {
+		for _, s := range n.Services {
+			pids = append(pids, s.PID)
+		}
+	}
+	return pids
+}
+
 // running says whether pid is a process (not a zombie).
 func running(pid int) bool { return pid > 0 && len(alive([]int{pid})) == 1 }
 
@@ -58,23 +70,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // TestServicesOSPF: the shipped OSPF lab, three FRR routers each with its
-// own configuration placed over /etc/frr and a /run/frr of its own,
-// converges (up --wait), reroutes round a cut link, and goes down leaving
-// no program behind; the machine's /etc/frr is never written.
+// own configuration placed over /etc/frr and a /run/frr of its own, comes
+// up converged (up --wait) twice at once under two prefixes; one copy
+// reroutes round a cut link while the other keeps its route; each goes
+// down leaving no program behind; the machine's /etc/frr is never written.
 func TestServicesOSPF(t *testing.T) {
 	requireRoot(t)
 	testkit.RequireRoot(t, "FRR", "/usr/lib/frr/zebra", "/usr/lib/frr/ospfd")
 	before := fingerprint(t)
 	machineConf, _ := os.ReadFile("/etc/frr/ospfd.conf")
-	p := newPrefix(t)
-	lab := p + "ospf"
-	t.Cleanup(func() { netlab(t, "down", lab) })
-	out := mustNetlab(t, "up", "--wait", "90s", "--prefix", p, "../labs/ospf.yaml")
-	if !strings.Contains(out, "settled") {
-		t.Logf("up --wait said:\n%s", out)
+	p, q := newPrefix(t), newPrefix(t)
+	lab, other := p+"ospf", q+"ospf"
+	t.Cleanup(func() { netlab(t, "down", lab); netlab(t, "down", other) })
+	results := make(chan result, 2)
+	for _, pre := range []string{p, q} {
+		go func() { results <- run(t, nil, netlabBin, "up", "--wait", "90s", "--prefix", pre, "../labs/ospf.yaml") }()
 	}
-	if r := netlab(t, "check", lab); r.code != 0 {
-		t.Fatalf("after up --wait, check:\n%s", r.out)
+	for range 2 {
+		if r := <-results; r.code != 0 || !strings.Contains(r.out, "settled") {
+			t.Fatalf("up --wait of two copies at once: exit %d\n%s", r.code, r.out)
+		}
+	}
+	for _, l := range []string{lab, other} {
+		if r := netlab(t, "check", l); r.code != 0 {
+			t.Fatalf("after up --wait, check %s:\n%s", l, r.out)
+		}
 	}
 	st := labStatus(t, lab)
 	var pids []int
@@ -105,8 +125,10 @@ func TestServicesOSPF(t *testing.T) {
 		t.Errorf("the machine's /etc/frr/ospfd.conf changed")
 	}
 	// Names: every namespace's programs resolve the lab's names.
-	if out := mustNetlab(t, "exec", lab, "h1", "--", "getent", "hosts", "h2"); !strings.Contains(out, "10.3.3.2") {
-		t.Errorf("h1 resolving h2: %q", out)
+	for name, want := range map[string]string{"h2": "10.3.3.2", "r3": "10.255.0.3", "r3-to-r1": "10.0.13.2"} {
+		if out := mustNetlab(t, "exec", lab, "h1", "--", "getent", "hosts", name); !strings.HasPrefix(out, want+" ") {
+			t.Errorf("h1 resolving %s: %q, want %s", name, out, want)
+		}
 	}
 	via := func(dev string) func() bool {
 		return func() bool {
@@ -121,13 +143,20 @@ func TestServicesOSPF(t *testing.T) {
 	mustNetlab(t, "impair", lab, "r3/to-r1", "--loss", "100%")
 	waitFor(t, "r1 reroutes 10.3.3.0/24 over to-r2", via("to-r2"))
 	ping(t, p+"h1", "10.3.3.2")
+	// The other copy's routers never saw the cut.
+	if r := netlab(t, "exec", other, "r1", "--", "ip", "route", "show", "10.3.3.0/24"); !strings.Contains(r.out, "dev to-r3") {
+		t.Errorf("the other copy's r1 moved its route too:\n%s", r.out)
+	}
 	mustNetlab(t, "impair", lab, "r1/to-r3", "--reset")
 	mustNetlab(t, "impair", lab, "r3/to-r1", "--reset")
 	waitFor(t, "r1 routes 10.3.3.0/24 over to-r3 again", via("to-r3"))
 	if logs := mustNetlab(t, "logs", lab, "r1/ospfd"); !strings.Contains(logs, "ospfd") {
 		t.Errorf("netlab logs r1/ospfd: %q", logs)
 	}
-	out = mustNetlab(t, "down", lab)
+	otherPIDs := servicePIDs(t, other)
+	mustNetlab(t, "down", other)
+	out := mustNetlab(t, "down", lab)
+	pids = append(pids, otherPIDs...)
 	for _, want := range []string{"stopping service " + p + "r1/zebra", "removed service " + p + "r3/ospfd"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("down did not say %q:\n%s", want, out)
@@ -224,6 +253,10 @@ func TestServicesLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "client's program ends with its supervisor", func() bool { return !running(clientPID) })
+	// status shows it down, and the drift up would repair.
+	if st := mustNetlab(t, "status", lab); !strings.Contains(st, "service client: down") || !strings.Contains(st, "supervise "+p+"b/client") {
+		t.Errorf("status with client's supervisor gone:\n%s", st)
+	}
 	out = mustNetlab(t, "up", "--prefix", p, file)
 	if !strings.Contains(out, "supervise "+p+"b/client") || !strings.Contains(out, "it was not running") {
 		t.Errorf("up after the supervisor died:\n%s", out)
