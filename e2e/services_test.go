@@ -241,7 +241,7 @@ func TestServicesLifecycle(t *testing.T) {
 		s := service(t, labStatus(t, lab), p+"a", "web")
 		return s.Restarts == 1 && s.PID != web.PID && running(s.PID) && s.Ready
 	})
-	if logs := mustNetlab(t, "logs", lab, "a/web"); !strings.Contains(logs, "killed") && !strings.Contains(logs, "signal") {
+	if logs := mustNetlab(t, "logs", lab, "a/web"); !strings.Contains(logs, "killed by SIGKILL") {
 		t.Errorf("web's log does not say how it ended:\n%s", logs)
 	}
 

@@ -101,14 +101,20 @@ func TestSchemaCoversExamples(t *testing.T) {
 
 func walkSchema(t *testing.T, file string, root, s map[string]any, n *yaml.Node, path string) {
 	s = resolve(t, root, s)
-	// oneOf a word or an object (openflow: learning-switch | {preset: ...}):
-	// a mapping walks the alternative that describes an object.
-	if alts, ok := s["oneOf"].([]any); ok && n.Kind == yaml.MappingNode {
+	// oneOf (or anyOf) a word, a list or an object (openflow:
+	// learning-switch | {preset: ...}; a file's text | {from: ...}; a
+	// command as a string | a list): a mapping walks the alternative that
+	// describes an object, a list the one that describes its items.
+	for _, key := range []string{"oneOf", "anyOf"} {
+		alts, _ := s[key].([]any)
 		for _, a := range alts {
-			if alt, ok := a.(map[string]any); ok {
-				if r := resolve(t, root, alt); r["properties"] != nil {
-					s = r
-				}
+			alt, ok := a.(map[string]any)
+			if !ok {
+				continue
+			}
+			r := resolve(t, root, alt)
+			if n.Kind == yaml.MappingNode && r["properties"] != nil || n.Kind == yaml.SequenceNode && r["items"] != nil {
+				s = r
 			}
 		}
 	}

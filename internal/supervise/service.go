@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/view"
@@ -407,7 +409,7 @@ func startProgram(bin, specPath string) (done chan syscall.WaitStatus, pid int, 
 
 func exitText(ws syscall.WaitStatus) string {
 	if ws.Signaled() {
-		return "killed by " + ws.Signal().String()
+		return fmt.Sprintf("killed by %s (%s)", unix.SignalName(ws.Signal()), ws.Signal())
 	}
 	return "exited with status " + strconv.Itoa(ws.ExitStatus())
 }
