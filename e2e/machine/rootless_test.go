@@ -151,6 +151,41 @@ namespaces:
 		u.mustNetlab("down", "tap")
 	})
 
+	t.Run("services with their files, names and logs", func(t *testing.T) {
+		u := u.with(t)
+		file := u.file("svc.yaml", `name: svc
+namespaces:
+  client:
+    interfaces:
+      eth0: {peer: server/eth0, addresses: [10.62.0.1/24]}
+  server:
+    interfaces:
+      eth0: {addresses: [10.62.0.2/24]}
+    files:
+      /etc/greeting: "hello from the server\n"
+    dirs: [/var/lib/srv]
+    services:
+      srv:
+        command: [sh, -c, "cp /etc/greeting /var/lib/srv/; echo serving; exec nc -lk 7000"]
+        ready: {tcp: 7000}
+`)
+		out := u.mustNetlab("up", "--wait", "20s", file)
+		if !strings.Contains(out, "supervise server/srv") {
+			t.Errorf("up in the user's sandbox:\n%s", out)
+		}
+		u.mustNetlab("exec", "svc", "client", "--", "nc", "-z", "-w", "2", "server", "7000")
+		if got := u.mustNetlab("exec", "svc", "server", "--", "cat", "/var/lib/srv/greeting"); got != "hello from the server\n" {
+			t.Errorf("the service's private dir holds %q", got)
+		}
+		if logs := u.mustNetlab("logs", "svc", "server/srv"); !strings.Contains(logs, "serving") {
+			t.Errorf("logs:\n%s", logs)
+		}
+		if st := u.mustNetlab("status", "svc"); !strings.Contains(st, "service srv: running") || !strings.Contains(st, "drift: none") {
+			t.Errorf("status:\n%s", st)
+		}
+		// Left up: down --all takes it, and no process of the user stays.
+	})
+
 	t.Run("crash after a step, then down", func(t *testing.T) {
 		u := u.with(t)
 		r := u.run([]string{"NETLAB_CRASH_AFTER=12"}, netlabBin, "--sandbox", "crash", "up", "--prefix", "c-", u.lab("blue-red.yaml"))
@@ -172,7 +207,7 @@ namespaces:
 	t.Run("down --all, sandbox rm", func(t *testing.T) {
 		u := u.with(t)
 		out := u.mustNetlab("down", "--all")
-		for _, want := range []string{"lab blue-red: down", "lab n-nat: down", "lab tun-refl: down", "sandbox default: removed"} {
+		for _, want := range []string{"lab blue-red: down", "lab n-nat: down", "lab tun-refl: down", "lab svc: down", "sandbox default: removed"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("down --all lacks %q:\n%s", want, out)
 			}
