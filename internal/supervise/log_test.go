@@ -59,6 +59,50 @@ func TestLogMatchesErrors(t *testing.T) {
 	}
 }
 
+// A line longer than the scanner takes (1 MiB: a program's binary dump, a
+// progress bar redrawn with \r) must not hide the lines after it.
+func TestLogMatchesAfterAnOverlongLine(t *testing.T) {
+	path := writeLog(t, strings.Repeat("\rprogress 42%", 200<<10)+"\nready\n")
+	if ok, why := logMatches(path, 0, `^ready$`); !ok {
+		t.Errorf("the line after a 2.6 MB line is not seen: %q", why)
+	}
+}
+
+func TestEachLine(t *testing.T) {
+	long := strings.Repeat("a", 100<<10)
+	tests := []struct {
+		name, in string
+		limit    int
+		want     []string
+	}{
+		{"lines", "a\nb\n", 10, []string{"a", "b"}},
+		{"no final newline", "a\nb", 10, []string{"a", "b"}},
+		{"empty lines", "\n\na\n", 10, []string{"", "", "a"}},
+		{"crlf", "a\r\nb\r\n", 10, []string{"a", "b"}},
+		{"empty", "", 10, nil},
+		{"cut to the limit", "abcdef\nxy\n", 4, []string{"abcd", "xy"}},
+		{"longer than the reader's buffer", long + "\nz\n", 1 << 20, []string{long, "z"}},
+		{"longer than the limit and the buffer", long + long + "\nz", 1000, []string{long[:1000], "z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			err := eachLine(strings.NewReader(tt.in), tt.limit, func(line string) bool {
+				got = append(got, line)
+				return true
+			})
+			if err != nil || strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
+				t.Errorf("eachLine = %.60q, %v; want %.60q", got, err, tt.want)
+			}
+		})
+	}
+	n := 0
+	eachLine(strings.NewReader("a\nb\nc\n"), 10, func(string) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Errorf("eachLine went on after fn said stop: %d calls", n)
+	}
+}
+
 func TestTail(t *testing.T) {
 	var many strings.Builder
 	for i := range 20000 { // ~200 KB: past the 64 KiB Tail reads
