@@ -124,6 +124,18 @@ func waitGone(t *testing.T, what string, pids ...int) {
 		func() string { return fmt.Sprintf("alive: %v of %v", proc.Alive(pids), pids) })
 }
 
+// waitPidfile waits for a program to write a pid to path and returns it.
+func waitPidfile(t *testing.T, path string) int {
+	t.Helper()
+	var pid int
+	waitFor(t, "a pid in "+path, func() bool {
+		b, err := os.ReadFile(path)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	}, nil)
+	return pid
+}
+
 // netnsOf is the network namespace a process is in, as /proc shows it.
 func netnsOf(pid int) string {
 	link, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
@@ -223,12 +235,7 @@ func TestStopServiceEndsItsProcessGroup(t *testing.T) {
 	l.start(spec)
 	st := l.waitState("tree", "the program to run", func(st *ServiceState) bool { return st.PID != 0 })
 	sup, program := l.supervisor("tree"), st.PID
-	var grand int
-	waitFor(t, "the grandchild's pid", func() bool {
-		b, err := os.ReadFile(grandchild)
-		grand, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && grand > 0
-	}, func() string { return l.log("tree") })
+	grand := waitPidfile(t, grandchild)
 	if sup == 0 || len(proc.Alive([]int{sup, program, grand})) != 3 {
 		t.Fatalf("supervisor %d, program %d, grandchild %d: alive %v", sup, program, grand, proc.Alive([]int{sup, program, grand}))
 	}
@@ -261,12 +268,16 @@ func TestStopServiceEndsItsProcessGroup(t *testing.T) {
 }
 
 // A supervisor killed with SIGKILL (which it cannot catch) takes its
-// program with it: the parent-death signal.
+// program with it: the parent-death signal. What the program started
+// lives on, in its process group, until StopService (which up runs before
+// it starts the service again) ends it.
 func TestKilledSupervisorKillsItsProgram(t *testing.T) {
 	l := newLab(t)
-	l.start(l.service("orphan", topology.RestartAlways, `exec sleep 1000`))
+	grandchild := filepath.Join(t.TempDir(), "grandchild")
+	l.start(l.service("orphan", topology.RestartAlways, `sleep 1000 & echo $! > "$GRANDCHILD"; wait`, "GRANDCHILD="+grandchild))
 	st := l.waitState("orphan", "the program to run", func(st *ServiceState) bool { return st.PID != 0 })
 	sup, program := l.supervisor("orphan"), st.PID
+	grand := waitPidfile(t, grandchild)
 	if sup == 0 {
 		t.Fatal("no supervisor runs")
 	}
@@ -274,6 +285,13 @@ func TestKilledSupervisorKillsItsProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, "the killed supervisor and its program", sup, program)
+	if err := l.sup.StopService(l.ns, "orphan"); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, "what the program started", grand)
+	if said := l.said.String(); !strings.Contains(said, fmt.Sprintf("left by its program %d", program)) {
+		t.Errorf("StopService said %q", said)
+	}
 }
 
 // The lab's services, running or not, are in the snapshot.
@@ -317,5 +335,25 @@ func TestReadServiceSpecErrors(t *testing.T) {
 	}
 	if _, err := ReadServiceSpec(filepath.Join(t.TempDir(), "none.json")); !os.IsNotExist(err) {
 		t.Errorf("ReadServiceSpec of no file: %v", err)
+	}
+}
+
+func TestPgidOf(t *testing.T) {
+	tests := []struct {
+		stat string
+		pgid int
+		ok   bool
+	}{
+		{"4242 (sleep) S 4200 4200 4100 0 -1 4194304 104 0 0 0 0 0 0 0 20 0 1 0 575484 2400256 240\n", 4200, true},
+		{"4242 (a (b) c) R 1 77 77 0", 77, true},
+		{"4242 (sh) Z 1", 0, false},
+		{"4242 (sh) S 1 x 7", 0, false},
+		{"no parenthesis", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		if pgid, ok := pgidOf(tt.stat); pgid != tt.pgid || ok != tt.ok {
+			t.Errorf("pgidOf(%.30q) = %d, %v; want %d, %v", tt.stat, pgid, ok, tt.pgid, tt.ok)
+		}
 	}
 }
