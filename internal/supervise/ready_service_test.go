@@ -54,21 +54,25 @@ func TestWaitReadyPort(t *testing.T) {
 			if ok, why := l.sup.Ready(spec, &tt.other); ok || !strings.HasPrefix(why, "nothing on") {
 				t.Errorf("Ready for another port = %v, %q", ok, why)
 			}
-			// The machine's socket on that other port is not the namespace's.
+			// A socket of the machine's (a free port, so the tests may run
+			// on a machine's own stack) is not the namespace's.
+			machine := topology.Ready{}
 			if strings.HasPrefix(tt.network, "tcp") {
-				ln, err := net.Listen("tcp", ":"+strconv.Itoa(tt.other.TCP))
+				ln, err := net.Listen("tcp", ":0")
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer ln.Close()
+				machine.TCP = ln.Addr().(*net.TCPAddr).Port
 			} else {
-				pc, err := net.ListenPacket("udp", ":"+strconv.Itoa(tt.other.UDP))
+				pc, err := net.ListenPacket("udp", ":0")
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer pc.Close()
+				machine.UDP = pc.LocalAddr().(*net.UDPAddr).Port
 			}
-			if ok, why := l.sup.Ready(spec, &tt.other); ok {
+			if ok, why := l.sup.Ready(spec, &machine); ok {
 				t.Errorf("Ready sees the machine's socket: %q", why)
 			}
 		})
