@@ -3,6 +3,7 @@ package supervise
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -129,14 +130,49 @@ func logMatches(path string, from int64, expr string) (bool, string) {
 	if _, err := f.Seek(from, io.SeekStart); err != nil {
 		return false, err.Error()
 	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if re.MatchString(sc.Text()) {
-			return true, "log: " + sc.Text()
-		}
+	match, found := "", false
+	err = eachLine(f, 1<<20, func(line string) bool {
+		match, found = line, re.MatchString(line)
+		return !found
+	})
+	if err != nil {
+		return false, err.Error()
+	}
+	if found {
+		return true, "log: " + match
 	}
 	return false, "no line of the log matches " + strconv.Quote(expr) + " yet"
+}
+
+// eachLine calls fn with each line of r, without its end of line, until fn
+// returns false. A line longer than limit is cut to limit: unlike a
+// bufio.Scanner, which stops at such a line, the lines after it (a program's
+// binary dump, a progress bar redrawn with \r) are still read.
+func eachLine(r io.Reader, limit int, fn func(line string) bool) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line) < limit {
+			line = append(line, chunk[:min(len(chunk), limit-len(line))]...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue // the same line goes on
+		}
+		if len(chunk) > 0 || len(line) > 0 {
+			text := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+			if !fn(text) {
+				return nil
+			}
+		}
+		line = line[:0]
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // probeCommand runs a probe command in the service's view.

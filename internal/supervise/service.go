@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/view"
@@ -32,7 +33,8 @@ import (
 // service's log, restarts it as its restart policy says, and ends it (and
 // everything it started: its own process group) when told to stop. The
 // program dies with the supervisor (a parent-death signal), so a killed
-// supervisor leaves nothing running. Files per service, in the lab's
+// supervisor leaves nothing running but what the program started, in its
+// process group, which StopService ends. Files per service, in the lab's
 // directory under services/NS/: NAME.json (the spec), NAME.pid (the
 // supervisor: pid and start time), NAME.state (the program now), NAME.log.
 
@@ -141,8 +143,9 @@ func (s *Supervisor) StartService(spec ServiceSpec) error {
 }
 
 // StopService ends a service's supervisor (which ends its program and all
-// the program started) by PID, and a program an earlier supervisor left,
-// and removes its files but the log. nil when it is not running.
+// the program started) by PID, and a program an earlier supervisor left or
+// what that program started, and removes its files but the log. nil when
+// it is not running.
 func (s *Supervisor) StopService(ns, name string) error {
 	base := s.serviceBase(ns, name)
 	var errs []error
@@ -153,9 +156,20 @@ func (s *Supervisor) StopService(ns, name string) error {
 		}
 	}
 	if st, err := readState(base); err == nil && st.PID != 0 {
-		if start, ok := proc.StartTime(st.PID); ok && start == st.Start {
+		start, ok := proc.StartTime(st.PID)
+		switch {
+		case ok && start == st.Start:
 			syscall.Kill(-st.PID, syscall.SIGKILL) // its process group
 			proc.Stop([]int{st.PID}, GraceTime)
+		case !ok:
+			// The program is gone, but not what it started: a SIGKILLed
+			// supervisor takes only the program (its parent-death
+			// signal), and the rest of its group lives on, holding the
+			// service's ports.
+			if left := groupIn(ns, st.PID); len(left) > 0 {
+				fmt.Fprintf(s.log, "stopping processes %v of service %s/%s, left by its program %d\n", left, ns, name, st.PID)
+				proc.Stop(left, GraceTime)
+			}
 		}
 	}
 	// The spec goes too: a service with a spec is one the lab has (up
@@ -164,6 +178,43 @@ func (s *Supervisor) StopService(ns, name string) error {
 		os.Remove(base + ext)
 	}
 	return errors.Join(errs...)
+}
+
+// groupIn returns the processes of the namespace in process group pgid.
+// While one lives, the kernel gives no new process the group's number: with
+// the program gone, they are what it started (or, after a wrap of pids,
+// another group of the lab's own namespace, which down ends anyway).
+//
+// Equivalent to: `ip netns pids NS | xargs ps -o pid= -o pgid= -p`.
+func groupIn(ns string, pgid int) []int {
+	pids, err := namespace.PidsIn([]string{ns})
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, pid := range pids[ns] {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if g, ok := pgidOf(string(b)); err == nil && ok && g == pgid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// pgidOf reads the process group from the text of /proc/PID/stat: the
+// third field after the command name, which is in parentheses and may
+// hold spaces and parentheses itself.
+func pgidOf(stat string) (int, bool) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(stat[i+1:]) // state ppid pgrp ...
+	if len(f) < 3 {
+		return 0, false
+	}
+	pgid, err := strconv.Atoi(f[2])
+	return pgid, err == nil
 }
 
 // liveSupervisor returns the pid of the service's supervisor when it runs:
