@@ -93,6 +93,9 @@ type Namespace struct {
 	// Processes are the lab's supervised processes on this namespace's
 	// devices (reflectors, UDP bridges), by device name; only live ones.
 	Processes map[string]*Process
+	// Partition is what the lab's partition tables here drop (see
+	// events.go); nil when there are none.
+	Partition *PartitionTable
 }
 
 // OnlyLoopback says whether the namespace holds no link but lo: what a
@@ -179,6 +182,13 @@ type Link struct {
 	// `netlab status`: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff",
 	// "link/none" for a TUN device; "" when not read.
 	LinkLayer string
+	// NoCarrier says the link is administratively up but has no lower
+	// link (IFF_UP without IFF_LOWER_UP: `ip link` prints NO-CARRIER), as
+	// a veth whose peer is down; OperState is the kernel's RFC 2863
+	// operational state ("up", "down", "lower-layer-down", "unknown": a
+	// VXLAN device, which has no carrier).
+	NoCarrier bool
+	OperState string
 }
 
 // Tuntap is what the kernel reports of a TUN/TAP device.
