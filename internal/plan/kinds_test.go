@@ -56,6 +56,10 @@ var samples = []Step{
 	StopNSProcesses{Namespaces: []string{"a"}},
 	SetQdisc{NS: "a", Link: "e0", Impair: &topology.Impair{Rate: 1e6}},
 	DelQdisc{NS: "a", Link: "e0", Handle: state.QdiscHandleTBF},
+	LinkDown{NS: topology.Host, Link: "pa", Cable: "a/e0"},
+	LinkUp{NS: topology.Host, Link: "pa"},
+	SetPartition{NS: "a", Drop: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")}, Partitions: []string{"p1"}},
+	DelPartition{NS: "a"},
 }
 
 // TestEveryKind walks the table of action kinds: every step type of the
