@@ -119,7 +119,7 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 			if len(l.Addresses) > 0 {
 				line += "  " + strings.Join(l.Addresses, " ")
 			}
-			line += impairText(l)
+			line += impairText(l) + linkEventText(l)
 			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
 		for _, r := range ns.Routes {
@@ -131,6 +131,13 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		}
 		for _, r := range ns.NAT {
 			fmt.Fprintf(w, "    nat masquerade %s out %s: %d packets, %d bytes\n", r.Source, r.Out, r.Packets, r.Bytes)
+		}
+		if len(ns.PartitionedFrom) > 0 {
+			var from []string
+			for _, d := range ns.PartitionedFrom {
+				from = append(from, fmt.Sprintf("%s (%d)", d.From, d.Packets))
+			}
+			fmt.Fprintf(w, "    partitioned: input drops packets from %s\n", strings.Join(from, " "))
 		}
 	}
 	for _, t := range st.Tunnels {
@@ -148,6 +155,7 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 	for _, r := range st.Remote {
 		fmt.Fprintf(w, "  remote %s %s on machine %s (%s)\n", r.Kind, r.Name, r.Machine, r.Address)
 	}
+	printEvents(w, st)
 	for _, s := range st.HostSysctls {
 		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored when the last lab holding it goes down)\n", s.Key, s.Value, s.Previous)
 	}
