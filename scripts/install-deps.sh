@@ -18,6 +18,9 @@ declare -A need=(
   [pgrep]=procps
   [setpriv]=util-linux
   [setcap]=libcap2-bin
+  # the e2e suite's real consumer of partitions: a three-member cluster
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -33,6 +36,9 @@ if ((${#missing[@]})); then
   apt-get update -qq
   # iperf3 asks whether to start a daemon; say no.
   echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
+  # etcd-server enables a system etcd; the tests start their own members
+  # in lab namespaces, and no service is started where there is no init
+  # to start it (invoke-rc.d finds no runlevel).
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
