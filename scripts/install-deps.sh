@@ -36,10 +36,14 @@ if ((${#missing[@]})); then
   apt-get update -qq
   # iperf3 asks whether to start a daemon; say no.
   echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
-  # etcd-server enables a system etcd; the tests start their own members
-  # in lab namespaces, and no service is started where there is no init
-  # to start it (invoke-rc.d finds no runlevel).
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # etcd-server enables and starts a system etcd where systemd runs; the
+  # tests start members of their own in lab namespaces and need none, so
+  # the service this script just installed is stopped and disabled again
+  # (where no init runs, none was started: invoke-rc.d finds no runlevel).
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
 fi
 
 # Go: netlab needs Go 1.26.8 or newer (its go.mod says so).
