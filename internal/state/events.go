@@ -42,10 +42,15 @@ type Partition struct {
 }
 
 // Same says whether two partitions cut the same traffic, whatever their
-// names and the order of their namespaces.
+// names and the order of their namespaces (and of their groups, both
+// ways).
 func (p Partition) Same(q Partition) bool {
 	sorted := func(s []string) []string { c := slices.Clone(s); slices.Sort(c); return c }
-	return p.OneWay == q.OneWay && slices.Equal(sorted(p.A), sorted(q.A)) && slices.Equal(sorted(p.B), sorted(q.B))
+	same := func(a, b []string) bool { return slices.Equal(sorted(a), sorted(b)) }
+	if p.OneWay != q.OneWay {
+		return false
+	}
+	return same(p.A, q.A) && same(p.B, q.B) || !p.OneWay && same(p.A, q.B) && same(p.B, q.A)
 }
 
 // Partition returns the journal's partition called name.
