@@ -57,16 +57,11 @@ func servicePIDs(t *testing.T, lab string) []int {
 // running says whether pid is a process (not a zombie).
 func running(pid int) bool { return pid > 0 && len(alive([]int{pid})) == 1 }
 
-// waitFor polls cond for up to 20 s and fails the test with what when it
-// never holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// until polls cond for up to 20 s (waitFor's shape for a plain
+// condition) and fails the test with what when it never holds.
+func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("after 20s: %s", what)
+	waitFor(t, 20*time.Second, what, func() (bool, string) { return cond(), "" })
 }
 
 // TestServicesOSPF: the shipped OSPF lab, three FRR routers each with its
@@ -136,12 +131,12 @@ func TestServicesOSPF(t *testing.T) {
 			return r.code == 0 && strings.Contains(r.out, "dev "+dev)
 		}
 	}
-	waitFor(t, "r1 routes 10.3.3.0/24 over to-r3", via("to-r3"))
+	until(t, "r1 routes 10.3.3.0/24 over to-r3", via("to-r3"))
 	// Cut r1-r3 both ways: OSPF's dead interval (4 s) passes, and traffic
 	// goes round by r2.
 	mustNetlab(t, "impair", lab, "r1/to-r3", "--loss", "100%")
 	mustNetlab(t, "impair", lab, "r3/to-r1", "--loss", "100%")
-	waitFor(t, "r1 reroutes 10.3.3.0/24 over to-r2", via("to-r2"))
+	until(t, "r1 reroutes 10.3.3.0/24 over to-r2", via("to-r2"))
 	ping(t, p+"h1", "10.3.3.2")
 	// The other copy's routers never saw the cut.
 	if r := netlab(t, "exec", other, "r1", "--", "ip", "route", "show", "10.3.3.0/24"); !strings.Contains(r.out, "dev to-r3") {
@@ -149,7 +144,7 @@ func TestServicesOSPF(t *testing.T) {
 	}
 	mustNetlab(t, "impair", lab, "r1/to-r3", "--reset")
 	mustNetlab(t, "impair", lab, "r3/to-r1", "--reset")
-	waitFor(t, "r1 routes 10.3.3.0/24 over to-r3 again", via("to-r3"))
+	until(t, "r1 routes 10.3.3.0/24 over to-r3 again", via("to-r3"))
 	if logs := mustNetlab(t, "logs", lab, "r1/ospfd"); !strings.Contains(logs, "ospfd") {
 		t.Errorf("netlab logs r1/ospfd: %q", logs)
 	}
@@ -237,7 +232,7 @@ func TestServicesLifecycle(t *testing.T) {
 	if err := syscall.Kill(web.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "web restarted by its supervisor", func() bool {
+	until(t, "web restarted by its supervisor", func() bool {
 		s := service(t, labStatus(t, lab), p+"a", "web")
 		return s.Restarts == 1 && s.PID != web.PID && running(s.PID) && s.Ready
 	})
@@ -252,7 +247,7 @@ func TestServicesLifecycle(t *testing.T) {
 	if err := syscall.Kill(sup, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "client's program ends with its supervisor", func() bool { return !running(clientPID) })
+	until(t, "client's program ends with its supervisor", func() bool { return !running(clientPID) })
 	// status shows it down, and the drift up would repair.
 	if st := mustNetlab(t, "status", lab); !strings.Contains(st, "service client: down") || !strings.Contains(st, "supervise "+p+"b/client") {
 		t.Errorf("status with client's supervisor gone:\n%s", st)

@@ -20,6 +20,9 @@ declare -A need=(
   [setcap]=libcap2-bin
   # Real routing daemons for labs/ospf and the services tests (not on PATH).
   [/usr/lib/frr/zebra]=frr
+  # the e2e suite's real consumer of partitions: a three-member cluster
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -46,6 +49,13 @@ if ((${#missing[@]})); then
     trap 'rm -f "$policy"' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # etcd-server enables and starts a system etcd where systemd runs; the
+  # tests start members of their own in lab namespaces and need none, so
+  # the service this script just installed is stopped and disabled again
+  # (where no init runs, none was started: invoke-rc.d finds no runlevel).
+  if [[ " ${missing[*]} " == *" etcd-server "* ]] && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
 fi
 
 # Go: netlab needs Go 1.26.8 or newer (its go.mod says so).

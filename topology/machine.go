@@ -56,8 +56,11 @@ type Tunnel struct {
 	Local   netip.Addr   // this machine's underlay address
 	Dev     string       // this machine's underlay interface, if the file names one
 	Remotes []netip.Addr // the other ends' machines: one, or several for a stretched bridge
-	// To says what the tunnel reaches, such as "red/veth3 on machine b".
+	// To says what the tunnel reaches, such as "red/veth3 on machine b";
+	// Far is that end (zero for a stretched bridge's mesh port, which
+	// reaches a bridge on each other machine).
 	To        string
+	Far       End
 	Addresses []netip.Prefix
 	MAC       net.HardwareAddr
 	MTU       int // the file's; 0: the tunnel's inner MTU
@@ -71,6 +74,10 @@ type RemotePart struct {
 	Name    string
 	Machine string
 	Address netip.Addr
+	// Addresses are a namespace's addresses (of its interfaces, TUNs and
+	// TAPs), which this machine's part needs to tell its traffic apart (a
+	// partition); none for a bridge.
+	Addresses []netip.Prefix
 }
 
 // machineRef is a machine name as written in machine: or machines:.
@@ -407,7 +414,8 @@ func ForMachine(lab *Lab, machine string) (*Lab, error) {
 		if ns.Machine == machine {
 			part.Namespaces = append(part.Namespaces, ns)
 		} else {
-			part.Remote = append(part.Remote, RemotePart{Kind: "namespace", Name: ns.Name, Machine: ns.Machine, Address: lab.MachineByName(ns.Machine).Address})
+			part.Remote = append(part.Remote, RemotePart{Kind: "namespace", Name: ns.Name, Machine: ns.Machine, Address: lab.MachineByName(ns.Machine).Address,
+				Addresses: ns.Addresses()})
 		}
 	}
 	bridges := map[string]*Bridge{}
@@ -423,7 +431,7 @@ func ForMachine(lab *Lab, machine string) (*Lab, error) {
 	}
 	tunnel := func(e LinkEnd, far End, farMachine string, v int) *Tunnel {
 		t := &Tunnel{Name: e.Name, NS: e.NS, Bridge: e.Bridge, VNI: v, Local: me.Address, Dev: me.Interface,
-			Remotes: []netip.Addr{lab.MachineByName(farMachine).Address}, To: far.String() + " on machine " + farMachine,
+			Remotes: []netip.Addr{lab.MachineByName(farMachine).Address}, To: far.String() + " on machine " + farMachine, Far: far,
 			Addresses: e.Addresses, MAC: e.MAC, MTU: e.MTU, Pos: e.Pos, Path: e.String()}
 		if e.Bridge != "" {
 			t.NS = Host

@@ -289,6 +289,22 @@ type Ready struct {
 // IsHost says whether n is the root namespace.
 func (n *Namespace) IsHost() bool { return n.Name == Host }
 
+// Addresses are the addresses the file gives the namespace: those of its
+// interfaces, TUNs and TAPs, in file order.
+func (n *Namespace) Addresses() []netip.Prefix {
+	var out []netip.Prefix
+	for _, i := range n.Interfaces {
+		out = append(out, i.Addresses...)
+	}
+	for _, t := range n.TUNs {
+		out = append(out, t.Addresses...)
+	}
+	for _, t := range n.TAPs {
+		out = append(out, t.Addresses...)
+	}
+	return out
+}
+
 // Interface is one end of a veth pair as the file describes it.
 type Interface struct {
 	Name      string

@@ -133,6 +133,43 @@ var argShapes = []struct {
 	{[]string{"impair", "lab", "a/b", "--limit", huge}, exitUsage, false},
 	{[]string{"impair", "lab", "a/b", "--delay", "--", "x"}, exitUsage, false},
 	{[]string{"--sandbox", "shape", "impair", "lab", "a/b"}, exitUsage, false},
+	{[]string{"link"}, exitUsage, false},
+	{[]string{"link", "lab"}, exitUsage, false},
+	{[]string{"link", "lab", "a/b"}, exitUsage, false},
+	{[]string{"link", "lab", "a/b", "sideways"}, exitUsage, false},
+	{[]string{"link", "lab", "a/b", "down", "up"}, exitUsage, false},
+	{[]string{"link", "lab", "nodash", "down"}, exitUsage, false},
+	{[]string{"link", "lab", "a/", "down"}, exitUsage, false},
+	{[]string{"link", "lab", "/b", "up"}, exitUsage, false},
+	{[]string{"link", "lab", "a/b/c", "down"}, exitUsage, false},
+	{[]string{"link", "lab", "a/b", "down", "--reset"}, exitUsage, false},
+	{[]string{"link", "lab", "a/b", "--reset=maybe"}, exitUsage, false},
+	{[]string{"link", "Bad", "a/b", "down"}, exitUsage, false},
+	{[]string{"link", "--", "lab", "a/b", "--reset"}, exitUsage, false},
+	{[]string{"link", "-h"}, exitOK, false},
+	{[]string{"--sandbox", "shape", "link", "lab"}, exitUsage, false},
+	{[]string{"--sandbox", "shape", "link", "lab", "a/b", "sideways"}, exitUsage, false},
+	{[]string{"partition"}, exitUsage, false},
+	{[]string{"partition", "lab"}, exitUsage, false},
+	{[]string{"partition", "lab", "a"}, exitUsage, false},
+	{[]string{"partition", "lab", "a", "b"}, exitUsage, false},
+	{[]string{"partition", "lab", "a", "/"}, exitUsage, false},
+	{[]string{"partition", "lab", "/", "b"}, exitUsage, false},
+	{[]string{"partition", "lab", ",", "/", ","}, exitUsage, false},
+	{[]string{"partition", "lab", "a/b/c"}, exitUsage, false},
+	{[]string{"partition", "lab", "a", "/", "b", "/", "c"}, exitUsage, false},
+	{[]string{"partition", "lab", "a,b", "/", "b"}, exitUsage, false},
+	{[]string{"partition", "lab", "host", "/", "b"}, exitUsage, false},
+	{[]string{"partition", "lab", "a/b", "--name"}, exitUsage, false},
+	{[]string{"partition", "lab", "a/b", "--oneway=x"}, exitUsage, false},
+	{[]string{"partition", "lab", "a/b", "--name", "--", "x"}, exitUsage, false},
+	{[]string{"partition", "Bad", "a/b"}, exitUsage, false},
+	{[]string{"--sandbox", "shape", "partition", "lab", "a"}, exitUsage, false},
+	{[]string{"heal"}, exitUsage, false},
+	{[]string{"heal", "--"}, exitUsage, false},
+	{[]string{"heal", "Bad"}, exitUsage, false},
+	{[]string{"heal", "--all"}, exitUsage, false},
+	{[]string{"--sandbox", "shape", "heal"}, exitUsage, false},
 	{[]string{"exec"}, exitUsage, false},
 	{[]string{"exec", "--"}, exitUsage, false},
 	{[]string{"exec", "lab"}, exitUsage, false},
@@ -261,7 +298,7 @@ func TestArgShapes(t *testing.T) {
 		}
 	}
 	// Every verb has its shapes.
-	for _, v := range []string{"up", "down", "plan", "status", "validate", "check", "flows", "graph", "impair", "exec", "logs", "capture", "doctor", "sandbox", "tap-mac", "reflect", "supervise", "view-exec", "completion", "version", "help", "bogus"} {
+	for _, v := range []string{"up", "down", "plan", "status", "validate", "check", "flows", "graph", "impair", "link", "partition", "heal", "exec", "logs", "capture", "doctor", "sandbox", "tap-mac", "reflect", "supervise", "view-exec", "completion", "version", "help", "bogus"} {
 		if !verbs[v] {
 			t.Errorf("no argument shapes for %s", v)
 		}
@@ -348,6 +385,10 @@ func FuzzArgs(f *testing.F) {
 		{"-", "--", "-"},
 		{"status", "--json=", "--prefix=--", "x"},
 		{"impair", "lab", "a/b", "--delay", "--", "x"},
+		{"link", "lab", "a/b", "down"},
+		{"partition", "lab", "a,b", "/", "c", "--oneway", "--name", "p9"},
+		{"partition", "lab", "a,b/c,d"},
+		{"heal", "lab", "p1", "p2"},
 		{"check", "--timeout", huge + "h", "lab"},
 		{""},
 		{},
@@ -407,6 +448,17 @@ func FuzzArgs(f *testing.F) {
 			}
 		}
 		_ = filter
+		if a, b, err := partitionGroups(args); err == nil {
+			words := strings.FieldsFunc(strings.Join(args, " "), func(r rune) bool { return r == ',' || r == ' ' || r == '/' })
+			if len(a) == 0 || len(b) == 0 || !isSubsequence(append(slices.Clone(a), b...), words) {
+				t.Errorf("partitionGroups(%q) = %q / %q: not the arguments' namespaces, in order", args, a, b)
+			}
+			for _, ns := range a {
+				if slices.Contains(b, ns) || ns == "host" {
+					t.Errorf("partitionGroups(%q) = %q / %q: %s in both, or the host", args, a, b, ns)
+				}
+			}
+		}
 		wantsHelp(args)
 		// help and version print text only, whatever follows them.
 		for _, verb := range []string{"help", "version", "completion"} {
@@ -455,6 +507,31 @@ func TestEveryLabVerbEnters(t *testing.T) {
 	for verb := range labVerbs {
 		if !strings.Contains(src.String(), `a.enter("`+verb+`"`) {
 			t.Errorf("lab verb %s never calls a.enter(%q, ...): with --sandbox it would run on the machine", verb, verb)
+		}
+	}
+}
+
+// The two groups of netlab partition, however the arguments split them.
+func TestPartitionGroups(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		a, b []string
+		ok   bool
+	}{
+		{[]string{"a,b", "/", "c"}, []string{"a", "b"}, []string{"c"}, true},
+		{[]string{"a,b/c,d"}, []string{"a", "b"}, []string{"c", "d"}, true},
+		{[]string{"a", "b", "/", "c", "d"}, []string{"a", "b"}, []string{"c", "d"}, true},
+		{[]string{"a/", "c"}, []string{"a"}, []string{"c"}, true},
+		{[]string{"a,", "/,c"}, []string{"a"}, []string{"c"}, true},
+		{[]string{"a", "c"}, nil, nil, false},
+		{[]string{"a/b/c"}, nil, nil, false},
+		{[]string{"a/"}, nil, nil, false},
+		{[]string{"a/a"}, nil, nil, false},
+		{[]string{"host/a"}, nil, nil, false},
+	} {
+		a, b, err := partitionGroups(c.args)
+		if (err == nil) != c.ok || c.ok && (!slices.Equal(a, c.a) || !slices.Equal(b, c.b)) {
+			t.Errorf("partitionGroups(%q) = %q, %q, %v; want %q, %q (ok %v)", c.args, a, b, err, c.a, c.b, c.ok)
 		}
 	}
 }

@@ -45,6 +45,11 @@ Usage:
                               OpenFlow tables and the learned MAC table
   netlab impair LAB NS/IFACE [--rate R] [--loss P] [--delay D] ... | --clear | --reset
                               change an interface's impairments at run time
+  netlab link LAB NS/IFACE down|up|--reset
+                              pull an interface's cable (it sees no carrier), or plug it back
+  netlab partition LAB A[,B...] / C[,D...] [--oneway] [--name N]
+                              drop the traffic between two groups of namespaces
+  netlab heal LAB [NAME...]   lift partitions (all without a name)
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
   netlab logs LAB [NS[/SERVICE]] [-f]
@@ -171,6 +176,12 @@ func (a *app) run(args []string) int {
 		return a.flows(rest)
 	case "impair":
 		return a.impair(rest)
+	case "link":
+		return a.link(rest)
+	case "partition":
+		return a.partition(rest)
+	case "heal":
+		return a.heal(rest)
 	case "check":
 		return a.check(rest)
 	case "graph":
@@ -220,7 +231,7 @@ func front(args []string) (explicit string, rest []string, err error) {
 	if len(rest) > 0 && !labVerbs[rest[0]] && rest[0] != "validate" {
 		// Taken silently it would be a surprise: `netlab --sandbox x
 		// sandbox rm` removes nothing of x's.
-		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, exec, graph, capture, validate), not %q", rest[0])
+		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, link, partition, heal, exec, graph, capture, validate), not %q", rest[0])
 	}
 	return explicit, rest, nil
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/netlab-dev/netlab/internal/supervise"
+	"github.com/netlab-dev/netlab/internal/service"
 )
 
 // supervise: netlab supervise SPEC is the supervisor of one service that up
@@ -14,7 +14,7 @@ func (a *app) supervise(args []string) int {
 		fmt.Fprintln(a.stderr, "Usage: netlab supervise SPEC   (started by netlab up for a service; not for direct use)")
 		return exitUsage
 	}
-	if err := supervise.RunSupervisor(args[0]); err != nil {
+	if err := service.Supervise(args[0]); err != nil {
 		fmt.Fprintf(a.stderr, "netlab supervise: %v\n", err)
 		return exitRuntime
 	}
@@ -33,7 +33,7 @@ func (a *app) viewExec(args []string) int {
 	if len(args) > 2 {
 		argv = args[2:]
 	}
-	err := supervise.ExecService(args[0], argv)
+	err := service.Exec(args[0], argv)
 	fmt.Fprintf(a.stderr, "netlab view-exec: %v\n", err) // only reached when it failed
 	return 127
 }

@@ -119,7 +119,7 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 			if len(l.Addresses) > 0 {
 				line += "  " + strings.Join(l.Addresses, " ")
 			}
-			line += impairText(l)
+			line += impairText(l) + linkEventText(l)
 			fmt.Fprintln(w, strings.TrimRight(line, " "))
 		}
 		for _, r := range ns.Routes {
@@ -152,6 +152,13 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 			}
 			fmt.Fprintln(w, line+"; log: netlab logs "+st.Lab+" "+ns.Name+"/"+s.Name)
 		}
+		if len(ns.PartitionedFrom) > 0 {
+			var from []string
+			for _, d := range ns.PartitionedFrom {
+				from = append(from, fmt.Sprintf("%s (%d)", d.From, d.Packets))
+			}
+			fmt.Fprintf(w, "    partitioned: input drops packets from %s\n", strings.Join(from, " "))
+		}
 	}
 	for _, t := range st.Tunnels {
 		where := t.NS
@@ -168,6 +175,7 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 	for _, r := range st.Remote {
 		fmt.Fprintf(w, "  remote %s %s on machine %s (%s)\n", r.Kind, r.Name, r.Machine, r.Address)
 	}
+	printEvents(w, st)
 	for _, s := range st.HostSysctls {
 		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored when the last lab holding it goes down)\n", s.Key, s.Value, s.Previous)
 	}

@@ -5,7 +5,7 @@ import (
 	"os"
 
 	"github.com/netlab-dev/netlab/internal/plan"
-	"github.com/netlab-dev/netlab/internal/supervise"
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/internal/view"
 )
 
@@ -37,7 +37,7 @@ var serviceHandlers = map[plan.Op]handler{
 		return view.Write(s.store.ViewDir(s.lab, a.NS), a.Files, a.Dirs)
 	}),
 	plan.OpStartService: on(func(s *Session, a plan.StartService) error {
-		spec := supervise.ServiceSpec{Lab: s.lab, NS: a.NS, Name: a.Name, Command: a.Program, Env: a.Env, Dir: a.Dir,
+		spec := service.Spec{Lab: s.lab, NS: a.NS, Name: a.Name, Command: a.Program, Env: a.Env, Dir: a.Dir,
 			User: a.User, Restart: a.Restart, View: s.store.ViewDir(s.lab, a.NS), Hosts: s.store.HostsFile(s.lab), Hash: a.Hash}
 		if err := s.procs.StartService(spec); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/check"
 	"github.com/netlab-dev/netlab/internal/observe"
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -152,7 +153,7 @@ func (e *Engine) notReady(lab *topology.Lab) []string {
 	var out []string
 	for _, ns := range lab.Namespaces {
 		for _, s := range ns.Services {
-			spec, err := supervise.ReadServiceSpec(procs.ServiceSpecPath(s.NS, s.Name))
+			spec, err := service.ReadSpec(procs.ServiceSpecPath(s.NS, s.Name))
 			if err != nil {
 				out = append(out, s.NS+"/"+s.Name+": not started")
 				continue

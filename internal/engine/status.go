@@ -3,8 +3,10 @@ package engine
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/netlab-dev/netlab/internal/plan"
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/ovs"
@@ -30,6 +32,30 @@ type LabStatus struct {
 	Machine string         `json:"machine,omitempty"`
 	Tunnels []TunnelStatus `json:"tunnels,omitempty"`
 	Remote  []RemoteStatus `json:"remote,omitempty"`
+	// LinksDown are the cables `netlab link` pulled, Partitions the
+	// partitions `netlab partition` made: the lab's intent, not drift.
+	LinksDown  []CableStatus     `json:"links_down,omitempty"`
+	Partitions []PartitionStatus `json:"partitions,omitempty"`
+}
+
+// CableStatus is one pulled cable.
+type CableStatus struct {
+	// Interface is the interface whose cable is pulled ("ns/link").
+	Interface string `json:"interface"`
+	// Device is the device held down for it here ("ns/link"); "" when
+	// nothing of the link is on this machine, or the file cannot be read.
+	Device string `json:"device,omitempty"`
+}
+
+// PartitionStatus is one partition in force.
+type PartitionStatus struct {
+	Name   string   `json:"name"`
+	A      []string `json:"a"`
+	B      []string `json:"b"`
+	OneWay bool     `json:"one_way,omitempty"`
+	// Dropped counts the packets the rules of its receiving namespaces on
+	// this machine dropped (a rule two partitions share counts for both).
+	Dropped uint64 `json:"dropped"`
 }
 
 // TunnelStatus is one VXLAN tunnel to other machines, with what the
@@ -69,6 +95,9 @@ type NSStatus struct {
 	Processes []ProcessStatus `json:"processes,omitempty"`
 	// Services are the lab's services here.
 	Services []ServiceStatus `json:"services,omitempty"`
+	// PartitionedFrom are the sources whose packets the lab's partition
+	// tables here drop, with the count of packets dropped.
+	PartitionedFrom []state.PartitionDrop `json:"partitioned_from,omitempty"`
 }
 
 // ServiceStatus is one service: whether it runs, and is ready.
@@ -111,6 +140,16 @@ type LinkStatus struct {
 	// ("rate 20mbit loss 2%"), Runtime that `netlab impair` set it.
 	Impair  string `json:"impair,omitempty"`
 	Runtime bool   `json:"impair_runtime,omitempty"`
+	// OperState is the kernel's operational state ("up", "down",
+	// "lower-layer-down", "unknown"); NoCarrier that the link is up with no
+	// lower link (NO-CARRIER).
+	OperState string `json:"operstate,omitempty"`
+	NoCarrier bool   `json:"no_carrier,omitempty"`
+	// CablePulled says `netlab link` pulled this interface's cable;
+	// HeldDownFor names the interfaces whose pulled cable holds this link
+	// down ("ns/link").
+	CablePulled bool   `json:"cable_pulled,omitempty"`
+	HeldDownFor string `json:"held_down_for,omitempty"`
 }
 
 // BridgeStatus is one bridge with its ports.
@@ -201,6 +240,8 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		}
 	}
 
+	held := map[string][]string{}
+	st.LinksDown, st.Partitions = eventStatus(file, snap, j, held)
 	names := state.SortedNames(snap.Namespaces)
 	sort.SliceStable(names, func(a, b int) bool { return names[a] == topology.Host && names[b] != topology.Host })
 	for _, name := range names {
@@ -219,6 +260,9 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 				ls.Addresses = append(ls.Addresses, a.String())
 			}
 			ls.Impair, ls.Runtime = impairStatus(name, l, o, j)
+			ls.OperState, ls.NoCarrier = l.OperState, l.NoCarrier
+			ls.CablePulled = j.CablePulled(name, ln)
+			ls.HeldDownFor = strings.Join(held[state.CableKey(name, ln)], ", ")
 			ns.Links = append(ns.Links, ls)
 		}
 		for _, r := range o.Routes {
@@ -241,6 +285,9 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			ns.Processes = append(ns.Processes, ps)
 		}
 		ns.Services = e.serviceStatus(lab, name, o, file)
+		if o.Partition != nil {
+			ns.PartitionedFrom = o.Partition.Drop
+		}
 		if name == topology.Host && len(ns.Links) == 0 && len(ns.Routes) == 0 && len(ns.NAT) == 0 {
 			continue
 		}
@@ -306,7 +353,7 @@ func (e *Engine) serviceStatus(lab, ns string, o *state.Namespace, file *topolog
 					}
 				}
 			}
-			if spec, err := supervise.ReadServiceSpec(procs.ServiceSpecPath(ns, name)); err == nil {
+			if spec, err := service.ReadSpec(procs.ServiceSpecPath(ns, name)); err == nil {
 				st.Ready, st.Probe = procs.Ready(*spec, probe)
 			}
 		}

@@ -144,6 +144,9 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 			Alias: a.Alias,
 			Up:    a.Flags&net.FlagUp != 0,
 			MTU:   a.MTU,
+			// NO-CARRIER as `ip link` prints it: up, no lower link.
+			NoCarrier: a.RawFlags&unix.IFF_UP != 0 && a.RawFlags&unix.IFF_LOWER_UP == 0,
+			OperState: a.OperState.String(),
 		}
 		if len(a.HardwareAddr) > 0 {
 			sl.MAC = slices.Clone(a.HardwareAddr)

@@ -207,6 +207,9 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := s.observeImpair(lab, j, snap); err != nil {
 		return nil, err
 	}
+	if err := observePartitions(lab, j, snap); err != nil {
+		return nil, err
+	}
 	s.Procs.Observe(snap)
 	s.Procs.ObserveServices(snap)
 	s.observeViews(lab.Name, snap)

@@ -103,11 +103,14 @@ type kind struct {
 	// impairment: the kind changes an interface's impairments, which
 	// `netlab impair` runs alone.
 	impairment bool
+	// event: the kind carries out an event of that sort (steps_events.go),
+	// which its verb runs alone.
+	event event
 }
 
 // kinds is the table of action kinds, one part per driver's file
 // (steps_*.go): a feature adds its kinds' rows beside its step types.
-var kinds = mergeKinds(kernelKinds, ovsKinds, nftKinds, processKinds, serviceKinds)
+var kinds = mergeKinds(kernelKinds, ovsKinds, nftKinds, processKinds, serviceKinds, eventKinds)
 
 func mergeKinds(parts ...map[Op]kind) map[Op]kind {
 	out := map[Op]kind{}

@@ -60,6 +60,10 @@ var samples = []Step{
 	SetView{NS: "a", Files: []state.ViewFile{{Path: "/etc/x", Mode: 0o644, Content: []byte("x")}}, Dirs: []string{"/run/x"}, Hash: "v"},
 	StartService{NS: "a", Name: "web", Program: []string{"httpd"}, Restart: "on-failure", Ready: &Ready{TCP: 80}, Hash: "s"},
 	StopService{NS: "a", Name: "web"},
+	LinkDown{NS: topology.Host, Link: "pa", Cable: "a/e0"},
+	LinkUp{NS: topology.Host, Link: "pa"},
+	SetPartition{NS: "a", Drop: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")}, Partitions: []string{"p1"}},
+	DelPartition{NS: "a"},
 }
 
 // TestEveryKind walks the table of action kinds: every step type of the

@@ -267,8 +267,20 @@ func (p *planner) links() {
 			// addresses; down, the host sends nothing into the lab through
 			// it (with IPv6, an up link announces itself at once).
 			needUp := w.kind != kindOVSLocal || len(w.addrs) > 0
+			// A link that holds a pulled cable stays down (events.go).
+			cable := p.held(nsName, name)
+			if cable != "" {
+				needUp = false
+			}
+			// An existing link that is only down comes up on its own
+			// (link-up): the same command, the kind `netlab link` runs.
+			upOnly := false
 			if needUp && (o == nil || !o.Up) {
-				a.Up, changed = true, true
+				if o != nil && !changed {
+					upOnly = true
+				} else {
+					a.Up, changed = true, true
+				}
 			}
 			if w.txOff && (o == nil || o.TxChecksum == nil || *o.TxChecksum) {
 				p.emit(SetTxChecksum{NS: nsName, Link: name, On: false})
@@ -279,6 +291,12 @@ func (p *planner) links() {
 			if changed {
 				a.Up = needUp
 				p.emit(a)
+			}
+			switch {
+			case upOnly:
+				p.emit(LinkUp{NS: nsName, Link: name})
+			case cable != "" && o != nil && o.Up:
+				p.emit(LinkDown{NS: nsName, Link: name, Cable: cable})
 			}
 		}
 	}

@@ -31,7 +31,8 @@ type Input struct {
 func Make(in Input) (Plan, error) {
 	lab, snap := in.Lab, in.Snapshot
 	want := desired(lab, in.Datapath)
-	p := &planner{lab: lab, snap: snap, j: in.Journal, want: want, datapath: in.Datapath, dirty: map[string]bool{}}
+	p := &planner{lab: lab, snap: snap, j: in.Journal, want: want, datapath: in.Datapath, dirty: map[string]bool{},
+		heldBy: heldDevices(lab, in.Journal)}
 	if err := p.tunnelMTUs(); err != nil {
 		return nil, err
 	}
@@ -129,6 +130,7 @@ func Make(in Input) (Plan, error) {
 		}
 	}
 	p.impairClashes(in.Journal, clash)
+	p.partitionClashes(clash)
 	p.routeClashes(clash)
 	p.sysctlClashes(clash)
 	if len(clashes) > 0 {
@@ -168,6 +170,7 @@ func Make(in Input) (Plan, error) {
 	p.loopback()
 	p.routes()
 	p.nat()
+	p.partitions()
 	p.impairments()
 	p.processes(in.CPUs)
 	p.hostsAndViews()
@@ -202,6 +205,9 @@ type planner struct {
 	// portType is the Interface type each OVS veth port gets, by bridge
 	// and port name (see portTypes).
 	portType map[string]string
+	// heldBy names, by "ns/link", the links that pulled cables hold down,
+	// with the cables (events.go).
+	heldBy map[string][]string
 }
 
 func (p *planner) emit(s Step) {

@@ -14,6 +14,11 @@ func (p *planner) addresses() {
 		for _, name := range p.linkOrder(nsName) {
 			w := p.want[nsName][name]
 			o := p.exists(nsName, name)
+			if p.held(nsName, name) != "" {
+				// Held down by a pulled cable: the kernel flushed its IPv6
+				// addresses; they come back with the link.
+				continue
+			}
 			for _, a := range w.addrs {
 				if o == nil || !slices.Contains(o.Addrs, a) {
 					p.emit(AddAddr{NS: nsName, Link: name, Addr: a})
@@ -29,6 +34,9 @@ func (p *planner) routes() {
 		o := p.snap.Namespaces[nsName]
 		for _, r := range ns.EffectiveRoutes() {
 			want := toState(r)
+			if p.throughHeld(nsName, want) {
+				continue
+			}
 			found := false
 			if o != nil && !p.dirty[nsName] {
 				for _, or := range o.Routes {

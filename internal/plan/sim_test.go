@@ -238,6 +238,7 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 		m.j.RemoveNamespace(a.NS)
 		m.j.RemoveNAT(a.NS) // its tables go with it
 		m.j.RemoveLoss(a.NS)
+		m.j.RemovePartitionNS(a.NS)
 	},
 	OpDelBridge: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(DelBridge)
@@ -384,6 +385,42 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 		a := st.(DelNAT)
 		m.ns(t, a.NS).NAT = nil
 		m.j.RemoveNAT(a.NS)
+	},
+	// Events. A link set down loses, as in the kernel, its IPv6 addresses
+	// (link-local ones aside: the fake never has any) and every route
+	// through it; a partition's tables live in their namespace.
+	OpLinkDown: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(LinkDown)
+		l := m.link(t, a.NS, a.Link)
+		if !l.Up {
+			t.Fatalf("link-down of %s/%s, which is down", a.NS, a.Link)
+		}
+		l.Up = false
+		l.Addrs = slices.DeleteFunc(l.Addrs, func(p netip.Prefix) bool { return p.Addr().Is6() && !p.Addr().IsLinkLocalUnicast() })
+		ns := m.ns(t, a.NS)
+		ns.Routes = slices.DeleteFunc(ns.Routes, func(r state.Route) bool { return r.Dev == a.Link })
+	},
+	OpLinkUp: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(LinkUp)
+		l := m.link(t, a.NS, a.Link)
+		if l.Up {
+			t.Fatalf("link-up of %s/%s, which is up", a.NS, a.Link)
+		}
+		l.Up = true
+	},
+	OpSetPartition: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetPartition)
+		pt := &state.PartitionTable{}
+		for _, from := range a.Drop {
+			pt.Drop = append(pt.Drop, state.PartitionDrop{From: from})
+		}
+		m.ns(t, a.NS).Partition = pt
+		m.j.AddPartitionNS(a.NS)
+	},
+	OpDelPartition: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(DelPartition)
+		m.ns(t, a.NS).Partition = nil
+		m.j.RemovePartitionNS(a.NS)
 	},
 	OpSetTxChecksum: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(SetTxChecksum)

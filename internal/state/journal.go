@@ -63,6 +63,18 @@ type Journal struct {
 	// lab's processes may have been told to stop and be on their way out.
 	DownAt  time.Time `json:"down_at,omitzero"`
 	Updated time.Time `json:"updated"`
+	// LinksDown are the interfaces whose cable `netlab link` pulled, as
+	// "ns/link" on the machine (CableKey): desired state like the file's,
+	// so up keeps them down, until `netlab link ... up` (or --reset) or
+	// down.
+	LinksDown []string `json:"links_down,omitempty"`
+	// Partitions are the partitions `netlab partition` made, in the order
+	// made: desired state until `netlab heal` or down.
+	Partitions []Partition `json:"partitions,omitempty"`
+	// PartitionNS lists the namespaces where netlab installed the lab's
+	// tables of partition rules (they go with their namespaces; this says
+	// where to look for them once a partition is healed).
+	PartitionNS []string `json:"partition_ns,omitempty"`
 }
 
 func addName(list []string, name string) []string {

@@ -29,3 +29,26 @@ func TestMarkers(t *testing.T) {
 		t.Errorf("FlowCookie(blue-red) = %#x, want 0x1edf139cf945aa01", c)
 	}
 }
+
+// Two partitions are the same cut whatever the order of their namespaces,
+// and of their groups when both ways; one way, the direction matters.
+func TestPartitionSame(t *testing.T) {
+	ab := Partition{A: []string{"a", "b"}, B: []string{"c"}}
+	for _, c := range []struct {
+		q    Partition
+		same bool
+	}{
+		{Partition{Name: "x", A: []string{"b", "a"}, B: []string{"c"}}, true},
+		{Partition{A: []string{"c"}, B: []string{"a", "b"}}, true},
+		{Partition{A: []string{"a"}, B: []string{"c"}}, false},
+		{Partition{A: []string{"a", "b"}, B: []string{"c"}, OneWay: true}, false},
+	} {
+		if got := ab.Same(c.q); got != c.same {
+			t.Errorf("%+v.Same(%+v) = %v, want %v", ab, c.q, got, c.same)
+		}
+	}
+	one := Partition{A: []string{"a"}, B: []string{"c"}, OneWay: true}
+	if one.Same(Partition{A: []string{"c"}, B: []string{"a"}, OneWay: true}) {
+		t.Errorf("one way a -> c is the same as c -> a")
+	}
+}

@@ -108,6 +108,9 @@ type Namespace struct {
 	// ViewHash is the hash of the namespace's view of files as written (""
 	// when none is).
 	ViewHash string
+	// Partition is what the lab's partition tables here drop (see
+	// events.go); nil when there are none.
+	Partition *PartitionTable
 }
 
 // OnlyLoopback says whether the namespace holds no link but lo: what a
@@ -207,6 +210,13 @@ type Link struct {
 	// `netlab status`: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff",
 	// "link/none" for a TUN device; "" when not read.
 	LinkLayer string
+	// NoCarrier says the link is administratively up but has no lower
+	// link (IFF_UP without IFF_LOWER_UP: `ip link` prints NO-CARRIER), as
+	// a veth whose peer is down; OperState is the kernel's RFC 2863
+	// operational state ("up", "down", "lower-layer-down", "unknown": a
+	// VXLAN device, which has no carrier).
+	NoCarrier bool
+	OperState string
 }
 
 // Tuntap is what the kernel reports of a TUN/TAP device.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -22,9 +23,9 @@ const probeTimeout = 5 * time.Second
 
 // Ready says whether the service's probe passes now, and what it saw. A
 // service without a probe is ready while its program runs.
-func (s *Supervisor) Ready(spec ServiceSpec, r *topology.Ready) (bool, string) {
+func (s *Supervisor) Ready(spec service.Spec, r *topology.Ready) (bool, string) {
 	base := s.serviceBase(spec.NS, spec.Name)
-	st, err := readState(base)
+	st, err := service.ReadState(base)
 	if err != nil || st.PID == 0 {
 		return false, "not running"
 	}
@@ -45,7 +46,7 @@ func (s *Supervisor) Ready(spec ServiceSpec, r *topology.Ready) (bool, string) {
 
 // WaitReady waits until the service is ready, its supervisor has ended, or
 // the timeout; the error says which, with the end of its log.
-func (s *Supervisor) WaitReady(spec ServiceSpec, r *topology.Ready, timeout time.Duration) error {
+func (s *Supervisor) WaitReady(spec service.Spec, r *topology.Ready, timeout time.Duration) error {
 	base := s.serviceBase(spec.NS, spec.Name)
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -55,7 +56,7 @@ func (s *Supervisor) WaitReady(spec ServiceSpec, r *topology.Ready, timeout time
 			return nil
 		}
 		last = why
-		if st, err := readState(base); err == nil && st.Restarts >= 3 && st.Exit != "" {
+		if st, err := service.ReadState(base); err == nil && st.Restarts >= 3 && st.Exit != "" {
 			return fmt.Errorf("service %s/%s keeps ending before it is ready (%s, started %d times): %s", spec.NS, spec.Name, st.Exit, st.Restarts+1, Tail(base+".log", 20))
 		}
 		if _, alive := s.liveSupervisor(base); !alive {
@@ -176,7 +177,7 @@ func eachLine(r io.Reader, limit int, fn func(line string) bool) error {
 }
 
 // probeCommand runs a probe command in the service's view.
-func (s *Supervisor) probeCommand(spec ServiceSpec, argv []string) (bool, string) {
+func (s *Supervisor) probeCommand(spec service.Spec, argv []string) (bool, string) {
 	bin, err := Binary()
 	if err != nil {
 		return false, err.Error()

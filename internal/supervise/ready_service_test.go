@@ -9,18 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/topology"
 )
 
 // listener is a service whose program is this test binary listening on
 // (TCP) or bound to (UDP) the address in the namespace, after a moment.
-func (l *lab) listener(name, network, address string) ServiceSpec {
+func (l *lab) listener(name, network, address string) service.Spec {
 	l.t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	return ServiceSpec{Lab: l.name, NS: l.ns, Name: name, Command: []string{exe},
+	return service.Spec{Lab: l.name, NS: l.ns, Name: name, Command: []string{exe},
 		Env: []string{childEnv + "=listen " + network + " " + address}, Restart: topology.RestartOnFailure, Hash: "h-" + name}
 }
 
@@ -177,7 +178,7 @@ func TestStartServiceNoProgram(t *testing.T) {
 	err := l.sup.StartService(spec)
 	if err == nil {
 		// It may have been seen running (view-exec) before it failed.
-		st := l.waitState("ghost", "the program to end", func(st *ServiceState) bool { return st.Exit != "" })
+		st := l.waitState("ghost", "the program to end", func(st *service.State) bool { return st.Exit != "" })
 		if st.Exit != "exited with status 127" {
 			t.Errorf("state %+v, want exited with status 127", st)
 		}

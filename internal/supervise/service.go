@@ -6,23 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/proc"
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/internal/state"
-	"github.com/netlab-dev/netlab/internal/view"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -37,38 +32,6 @@ import (
 // process group, which StopService ends. Files per service, in the lab's
 // directory under services/NS/: NAME.json (the spec), NAME.pid (the
 // supervisor: pid and start time), NAME.state (the program now), NAME.log.
-
-// ServiceSpec is a service as its supervisor runs it.
-type ServiceSpec struct {
-	Lab     string   `json:"lab"`
-	NS      string   `json:"ns"` // the namespace as on the machine
-	Name    string   `json:"name"`
-	Command []string `json:"command"`
-	Env     []string `json:"env,omitempty"`
-	Dir     string   `json:"dir,omitempty"`
-	User    string   `json:"user,omitempty"`
-	Restart string   `json:"restart"`
-	// View and Hosts are the namespace's view and the lab's hosts file.
-	View  string `json:"view,omitempty"`
-	Hosts string `json:"hosts,omitempty"`
-	// Hash is what the plan compares: another one means a restart.
-	Hash string `json:"hash"`
-}
-
-// ServiceState is what a supervisor says of its program.
-type ServiceState struct {
-	// PID and Start name the program now running; 0 when none is.
-	PID   int    `json:"pid,omitempty"`
-	Start uint64 `json:"start,omitempty"`
-	// Restarts counts the times the supervisor started it again.
-	Restarts int `json:"restarts"`
-	// Exit says how it last ended ("" while it never has).
-	Exit string `json:"exit,omitempty"`
-	// LogFrom is the log's size when the program last started: a log
-	// probe reads from there.
-	LogFrom int64     `json:"log_from"`
-	Since   time.Time `json:"since"`
-}
 
 func (s *Supervisor) serviceBase(ns, name string) string {
 	return filepath.Join(s.store.Dir(s.lab), "services", ns, name)
@@ -85,7 +48,7 @@ func (s *Supervisor) ServiceSpecPath(ns, name string) string {
 // StartService starts the service's supervisor, after ending one already
 // running (and a program an earlier supervisor left), and waits until the
 // program runs or the supervisor has ended (its log then says why).
-func (s *Supervisor) StartService(spec ServiceSpec) error {
+func (s *Supervisor) StartService(spec service.Spec) error {
 	base := s.serviceBase(spec.NS, spec.Name)
 	if err := s.store.PrivateDir(filepath.Dir(base)); err != nil {
 		return err
@@ -97,7 +60,7 @@ func (s *Supervisor) StartService(spec ServiceSpec) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(base+".json", append(b, '\n')); err != nil {
+	if err := service.WriteAtomic(base+".json", append(b, '\n')); err != nil {
 		return err
 	}
 	os.Remove(base + ".state")
@@ -123,7 +86,7 @@ func (s *Supervisor) StartService(spec ServiceSpec) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	start, _ := proc.StartTime(pid)
-	if err := writeAtomic(base+".pid", []byte(fmt.Sprintf("%d %d\n", pid, start))); err != nil {
+	if err := service.WriteAtomic(base+".pid", []byte(fmt.Sprintf("%d %d\n", pid, start))); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
@@ -132,7 +95,7 @@ func (s *Supervisor) StartService(spec ServiceSpec) error {
 			return fmt.Errorf("service %s/%s ended at once (%v): %s", spec.NS, spec.Name, err, Tail(base+".log", 20))
 		case <-time.After(10 * time.Millisecond):
 		}
-		if st, err := readState(base); err == nil && (st.PID != 0 || st.Exit != "") {
+		if st, err := service.ReadState(base); err == nil && (st.PID != 0 || st.Exit != "") {
 			if st.PID == 0 && spec.Restart == topology.RestartNo {
 				return fmt.Errorf("service %s/%s ended at once (%s): %s", spec.NS, spec.Name, st.Exit, Tail(base+".log", 20))
 			}
@@ -155,7 +118,7 @@ func (s *Supervisor) StopService(ns, name string) error {
 			errs = append(errs, fmt.Errorf("service %s/%s: supervisor %d did not stop", ns, name, pid))
 		}
 	}
-	if st, err := readState(base); err == nil && st.PID != 0 {
+	if st, err := service.ReadState(base); err == nil && st.PID != 0 {
 		start, ok := proc.StartTime(st.PID)
 		switch {
 		case ok && start == st.Start:
@@ -265,7 +228,7 @@ func (s *Supervisor) ObserveServices(snap *state.Snapshot) {
 		}
 		files, _ := filepath.Glob(filepath.Join(s.store.Dir(s.lab), "services", d.Name(), "*.json"))
 		for _, f := range files {
-			spec, err := ReadServiceSpec(f)
+			spec, err := service.ReadSpec(f)
 			if err != nil {
 				continue
 			}
@@ -274,7 +237,7 @@ func (s *Supervisor) ObserveServices(snap *state.Snapshot) {
 			if pid, ok := s.liveSupervisor(base); ok {
 				sv.Supervisor = pid
 			}
-			if st, err := readState(base); err == nil {
+			if st, err := service.ReadState(base); err == nil {
 				sv.PID, sv.Restarts, sv.Exit = st.PID, st.Restarts, st.Exit
 				if sv.Supervisor == 0 {
 					sv.PID = 0 // whatever it said, nothing supervises it now
@@ -288,42 +251,9 @@ func (s *Supervisor) ObserveServices(snap *state.Snapshot) {
 	}
 }
 
-// ReadServiceSpec reads a service's spec file.
-func ReadServiceSpec(path string) (*ServiceSpec, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var spec ServiceSpec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return nil, fmt.Errorf("service spec %s: %w", path, err)
-	}
-	return &spec, nil
-}
-
 // ServiceState reads what a service's supervisor said last.
-func (s *Supervisor) ServiceState(ns, name string) (*ServiceState, error) {
-	return readState(s.serviceBase(ns, name))
-}
-
-func readState(base string) (*ServiceState, error) {
-	b, err := os.ReadFile(base + ".state")
-	if err != nil {
-		return nil, err
-	}
-	var st ServiceState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+func (s *Supervisor) ServiceState(ns, name string) (*service.State, error) {
+	return service.ReadState(s.serviceBase(ns, name))
 }
 
 // Tail returns the last n lines of a file, for errors.
@@ -349,149 +279,4 @@ func Tail(path string, n int) string {
 		return "(the log is empty)"
 	}
 	return "its log ends:\n  " + strings.Join(lines, "\n  ")
-}
-
-// RunSupervisor is `netlab supervise SPEC`: it runs the service's program
-// and restarts it as the spec says, until told to stop (SIGTERM, SIGINT,
-// SIGHUP), then ends the program's process group (SIGTERM, SIGKILL after
-// the grace time). Its own output is the service's log.
-func RunSupervisor(specPath string) error {
-	spec, err := ReadServiceSpec(specPath)
-	if err != nil {
-		return err
-	}
-	base := strings.TrimSuffix(specPath, ".json")
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	bin, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	st := ServiceState{}
-	backoff := 100 * time.Millisecond
-	for {
-		started := time.Now()
-		if fi, err := os.Stat(base + ".log"); err == nil {
-			st.LogFrom = fi.Size()
-		}
-		done, pid, err := startProgram(bin, specPath)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "netlab supervise: %s/%s: %v\n", spec.NS, spec.Name, err)
-			st.PID, st.Exit = 0, err.Error()
-			saveState(base, st)
-			return err
-		}
-		st.PID, st.Since = pid, started
-		st.Start, _ = proc.StartTime(pid)
-		saveState(base, st)
-		fmt.Fprintf(os.Stderr, "netlab: service %s/%s: started pid %d\n", spec.NS, spec.Name, pid)
-		var ws syscall.WaitStatus
-		select {
-		case ws = <-done:
-		case sig := <-stop:
-			fmt.Fprintf(os.Stderr, "netlab: service %s/%s: %v: stopping pid %d\n", spec.NS, spec.Name, sig, pid)
-			syscall.Kill(-pid, syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(GraceTime):
-				syscall.Kill(-pid, syscall.SIGKILL)
-				<-done
-			}
-			syscall.Kill(-pid, syscall.SIGKILL) // what it started and left
-			st.PID, st.Exit = 0, "stopped"
-			saveState(base, st)
-			return nil
-		}
-		st.PID, st.Exit = 0, exitText(ws)
-		failed := !ws.Exited() || ws.ExitStatus() != 0
-		fmt.Fprintf(os.Stderr, "netlab: service %s/%s: %s\n", spec.NS, spec.Name, st.Exit)
-		if spec.Restart == topology.RestartNo || spec.Restart == topology.RestartOnFailure && !failed {
-			saveState(base, st)
-			return nil
-		}
-		saveState(base, st)
-		// Back off while it keeps failing fast; a run of 10 s starts over.
-		if time.Since(started) > 10*time.Second {
-			backoff = 100 * time.Millisecond
-		}
-		select {
-		case <-stop:
-			st.Exit = "stopped"
-			saveState(base, st)
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-		st.Restarts++
-	}
-}
-
-// startProgram starts `netlab view-exec SPEC` (which becomes the program)
-// in a process group of its own, dying with this process; done gets its
-// wait status.
-func startProgram(bin, specPath string) (done chan syscall.WaitStatus, pid int, err error) {
-	started := make(chan error, 1)
-	done = make(chan syscall.WaitStatus, 1)
-	var p *os.Process
-	go func() {
-		// The parent-death signal follows the thread that forks: keep it
-		// until the program ends.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		cmd := exec.Command(bin, "view-exec", specPath)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.Dir = "/"
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p = cmd.Process
-		started <- nil
-		cmd.Wait()
-		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-		done <- ws
-	}()
-	if err := <-started; err != nil {
-		return nil, 0, err
-	}
-	return done, p.Pid, nil
-}
-
-func exitText(ws syscall.WaitStatus) string {
-	if ws.Signaled() {
-		return fmt.Sprintf("killed by %s (%s)", unix.SignalName(ws.Signal()), ws.Signal())
-	}
-	return "exited with status " + strconv.Itoa(ws.ExitStatus())
-}
-
-func saveState(base string, st ServiceState) {
-	b, _ := json.Marshal(st)
-	if err := writeAtomic(base+".state", b); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(os.Stderr, "netlab supervise: %v\n", err)
-	}
-}
-
-// serviceEnv is the environment a service starts with: a plain PATH, as a
-// service manager gives, then the spec's.
-func serviceEnv(spec *ServiceSpec) []string {
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LANG=C.UTF-8"}
-	return append(env, spec.Env...)
-}
-
-// ExecService is `netlab view-exec SPEC [-- CMD...]`: it becomes the
-// service's program, in the namespace's view, as the spec's user, dying
-// with its supervisor; or, given a command, that command in the same view
-// and as the same user (a readiness probe).
-func ExecService(specPath string, argv []string) error {
-	spec, err := ReadServiceSpec(specPath)
-	if err != nil {
-		return err
-	}
-	vs := view.Spec{NetNS: spec.NS, Root: spec.View, Hosts: spec.Hosts, User: spec.User, Dir: spec.Dir, Env: serviceEnv(spec)}
-	if len(argv) > 0 {
-		return view.Exec(vs, argv)
-	}
-	vs.DieWithParent = true
-	return view.Exec(vs, spec.Command)
 }

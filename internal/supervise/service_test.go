@@ -14,6 +14,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/proc"
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/store"
 	"github.com/netlab-dev/netlab/internal/testkit"
@@ -59,12 +60,12 @@ func newLab(t *testing.T) *lab {
 }
 
 // service is a spec whose program is `sh -c script`, with env added.
-func (l *lab) service(name, restart, script string, env ...string) ServiceSpec {
-	return ServiceSpec{Lab: l.name, NS: l.ns, Name: name, Command: []string{"/bin/sh", "-c", script}, Env: env, Restart: restart, Hash: "h-" + name}
+func (l *lab) service(name, restart, script string, env ...string) service.Spec {
+	return service.Spec{Lab: l.name, NS: l.ns, Name: name, Command: []string{"/bin/sh", "-c", script}, Env: env, Restart: restart, Hash: "h-" + name}
 }
 
 // start starts the service, and stops it when the test ends.
-func (l *lab) start(spec ServiceSpec) {
+func (l *lab) start(spec service.Spec) {
 	l.t.Helper()
 	l.t.Cleanup(func() {
 		if err := l.sup.StopService(spec.NS, spec.Name); err != nil {
@@ -90,9 +91,9 @@ func (l *lab) log(name string) string {
 }
 
 // waitState waits until the service's state satisfies cond and returns it.
-func (l *lab) waitState(name, what string, cond func(*ServiceState) bool) *ServiceState {
+func (l *lab) waitState(name, what string, cond func(*service.State) bool) *service.State {
 	l.t.Helper()
-	var st *ServiceState
+	var st *service.State
 	waitFor(l.t, what, func() bool {
 		var err error
 		st, err = l.sup.ServiceState(l.ns, name)
@@ -161,7 +162,7 @@ func TestRestartNo(t *testing.T) {
 	l := newLab(t)
 	spec := l.service("once", topology.RestartNo, `echo to stdout; echo to stderr >&2; sleep 1; exit 3`)
 	l.start(spec)
-	st := l.waitState("once", "the program to end", func(st *ServiceState) bool { return st.Exit != "" })
+	st := l.waitState("once", "the program to end", func(st *service.State) bool { return st.Exit != "" })
 	if st.PID != 0 || st.Exit != "exited with status 3" || st.Restarts != 0 {
 		t.Errorf("state %+v, want no pid, exited with status 3, no restarts", st)
 	}
@@ -199,7 +200,7 @@ func TestRestartPolicies(t *testing.T) {
 			l := newLab(t)
 			l.start(l.service("svc", tt.restart, tt.script))
 			if !tt.restarts {
-				st := l.waitState("svc", "the program to end", func(st *ServiceState) bool { return st.Exit != "" })
+				st := l.waitState("svc", "the program to end", func(st *service.State) bool { return st.Exit != "" })
 				waitFor(t, "the supervisor to end", func() bool { return l.supervisor("svc") == 0 }, nil)
 				st, _ = l.sup.ServiceState(l.ns, "svc")
 				if st.PID != 0 || st.Restarts != 0 || st.Exit != tt.exit {
@@ -207,7 +208,7 @@ func TestRestartPolicies(t *testing.T) {
 				}
 				return
 			}
-			st := l.waitState("svc", "3 restarts", func(st *ServiceState) bool { return st.Restarts >= 3 })
+			st := l.waitState("svc", "3 restarts", func(st *service.State) bool { return st.Restarts >= 3 })
 			if st.Exit != tt.exit {
 				t.Errorf("state %+v, want %s", st, tt.exit)
 			}
@@ -233,7 +234,7 @@ func TestStopServiceEndsItsProcessGroup(t *testing.T) {
 	grandchild := filepath.Join(t.TempDir(), "grandchild")
 	spec := l.service("tree", topology.RestartAlways, `sleep 1000 & echo $! > "$GRANDCHILD"; echo started its child; wait`, "GRANDCHILD="+grandchild)
 	l.start(spec)
-	st := l.waitState("tree", "the program to run", func(st *ServiceState) bool { return st.PID != 0 })
+	st := l.waitState("tree", "the program to run", func(st *service.State) bool { return st.PID != 0 })
 	sup, program := l.supervisor("tree"), st.PID
 	grand := waitPidfile(t, grandchild)
 	if sup == 0 || len(proc.Alive([]int{sup, program, grand})) != 3 {
@@ -275,7 +276,7 @@ func TestKilledSupervisorKillsItsProgram(t *testing.T) {
 	l := newLab(t)
 	grandchild := filepath.Join(t.TempDir(), "grandchild")
 	l.start(l.service("orphan", topology.RestartAlways, `sleep 1000 & echo $! > "$GRANDCHILD"; wait`, "GRANDCHILD="+grandchild))
-	st := l.waitState("orphan", "the program to run", func(st *ServiceState) bool { return st.PID != 0 })
+	st := l.waitState("orphan", "the program to run", func(st *service.State) bool { return st.PID != 0 })
 	sup, program := l.supervisor("orphan"), st.PID
 	grand := waitPidfile(t, grandchild)
 	if sup == 0 {
@@ -299,7 +300,7 @@ func TestObserveServices(t *testing.T) {
 	l := newLab(t)
 	spec := l.service("web", topology.RestartOnFailure, `exec sleep 1000`)
 	l.start(spec)
-	st := l.waitState("web", "the program to run", func(st *ServiceState) bool { return st.PID != 0 })
+	st := l.waitState("web", "the program to run", func(st *service.State) bool { return st.PID != 0 })
 	observe := func() *state.Service {
 		snap := &state.Snapshot{Namespaces: map[string]*state.Namespace{l.ns: {}}}
 		l.sup.ObserveServices(snap)
@@ -309,9 +310,9 @@ func TestObserveServices(t *testing.T) {
 	if got == nil || got.Supervisor != l.supervisor("web") || got.Supervisor == 0 || got.PID != st.PID || got.Hash != spec.Hash {
 		t.Errorf("observed %+v, want supervisor %d, pid %d, hash %s", got, l.supervisor("web"), st.PID, spec.Hash)
 	}
-	spec2, err := ReadServiceSpec(l.sup.ServiceSpecPath(l.ns, "web"))
+	spec2, err := service.ReadSpec(l.sup.ServiceSpecPath(l.ns, "web"))
 	if err != nil || strings.Join(spec2.Command, " ") != strings.Join(spec.Command, " ") || spec2.Restart != spec.Restart {
-		t.Errorf("ReadServiceSpec = %+v, %v; want %+v", spec2, err, spec)
+		t.Errorf("service.ReadSpec = %+v, %v; want %+v", spec2, err, spec)
 	}
 	// Its supervisor killed, it is still the lab's: down, not running.
 	syscall.Kill(got.Supervisor, syscall.SIGKILL)
@@ -335,11 +336,11 @@ func TestReadServiceSpecErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadServiceSpec(bad); err == nil || !strings.Contains(err.Error(), bad) {
-		t.Errorf("ReadServiceSpec of bad JSON: %v", err)
+	if _, err := service.ReadSpec(bad); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("service.ReadSpec of bad JSON: %v", err)
 	}
-	if _, err := ReadServiceSpec(filepath.Join(t.TempDir(), "none.json")); !os.IsNotExist(err) {
-		t.Errorf("ReadServiceSpec of no file: %v", err)
+	if _, err := service.ReadSpec(filepath.Join(t.TempDir(), "none.json")); !os.IsNotExist(err) {
+		t.Errorf("service.ReadSpec of no file: %v", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/netlab-dev/netlab/internal/proc"
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -17,7 +18,7 @@ import (
 func (l *lab) strayService(name string) (sup, program int) {
 	l.t.Helper()
 	l.start(l.service(name, topology.RestartOnFailure, `exec sleep 1000`))
-	st := l.waitState(name, "the program to run", func(st *ServiceState) bool { return st.PID != 0 })
+	st := l.waitState(name, "the program to run", func(st *service.State) bool { return st.PID != 0 })
 	sup = l.supervisor(name)
 	if sup == 0 {
 		l.t.Fatal("no supervisor runs")
@@ -79,7 +80,7 @@ func TestStopStrays(t *testing.T) {
 func TestStopAllServices(t *testing.T) {
 	l := newLab(t)
 	l.start(l.service("known", topology.RestartOnFailure, `exec sleep 1000`))
-	st := l.waitState("known", "the program to run", func(st *ServiceState) bool { return st.PID != 0 })
+	st := l.waitState("known", "the program to run", func(st *service.State) bool { return st.PID != 0 })
 	knownSup, knownProgram := l.supervisor("known"), st.PID
 	sup, program := l.strayService("lost")
 

@@ -21,6 +21,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/reflector"
+	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/store"
 )
@@ -42,7 +43,7 @@ func New(store *store.Store, lab string, log io.Writer) *Supervisor {
 }
 
 // GraceTime is how long a process gets between SIGTERM and SIGKILL.
-const GraceTime = 2 * time.Second
+const GraceTime = service.GraceTime
 
 func (s *Supervisor) dir() string { return filepath.Join(s.store.Dir(s.lab), "proc") }
 
