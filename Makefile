@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(FUZZTIME) ./internal/kernel/
 	$(GO) test -run '^$$' -fuzz '^FuzzSummary$$' -fuzztime $(FUZZTIME) ./internal/capture/
 	$(GO) test -run '^$$' -fuzz '^FuzzArgs$$' -fuzztime $(FUZZTIME) ./cmd/netlab/
+	$(GO) test -run '^$$' -fuzz '^FuzzModel$$' -fuzztime $(FUZZTIME) ./internal/linkmodel/
 
 # Times netlab up/down against shell baselines (hand-batched and naive) on
 # star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and

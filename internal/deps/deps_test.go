@@ -59,6 +59,10 @@ var rules = []rule{
 		imports: map[string]string{"os": pure, "syscall": pure}},
 	{pkg: "internal/openflow", deps: with(machine, map[string]string{"os/exec": noPrograms}),
 		imports: map[string]string{"os": pure, "syscall": pure}},
+	// The link model is given time and randomness, so its tests replay
+	// any run exactly; the emulator process is its one edge.
+	{pkg: "internal/linkmodel", deps: with(machine, map[string]string{"os/exec": noPrograms}),
+		imports: map[string]string{"os": pure, "syscall": pure}},
 	// graph runs Graphviz's dot for SVG and PNG, but draws from the file or
 	// a lab's status: it never reads the machine itself.
 	{pkg: "internal/graph", deps: machine},
