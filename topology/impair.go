@@ -12,8 +12,11 @@ import (
 
 // Impair is what an interface's impair: block asks of the packets that
 // leave the interface (its egress): a rate, a delay with jitter, and loss,
-// duplication, corruption and reordering as percentages, with a queue limit.
-// The zero value impairs nothing. Units are tc's (tc-tbf(8), tc-netem(8)).
+// duplication, corruption and reordering as percentages, with a queue limit;
+// and what only netlab's userspace link emulator does: a jitter
+// distribution, Gilbert-Elliott losses, a Mahimahi trace, a queue in bytes
+// without a rate. Emulator says who carries it. The zero value impairs
+// nothing. Units are tc's (tc-tbf(8), tc-netem(8)).
 type Impair struct {
 	Rate      uint64        `json:"rate_bps,omitempty"` // bits per second; 0: unlimited
 	Delay     time.Duration `json:"delay,omitempty"`
@@ -23,10 +26,80 @@ type Impair struct {
 	Corrupt   float64       `json:"corrupt,omitempty"`
 	Reorder   float64       `json:"reorder,omitempty"`
 	Limit     int           `json:"limit,omitempty"` // queue length in packets; 0: the default
+	// LimitBytes is a queue length in bytes (limit: 64kb); 0: none.
+	LimitBytes int `json:"limit_bytes,omitempty"`
+	// Distribution is the jitter's: "" (uniform, netem's default),
+	// normal, pareto, paretonormal.
+	Distribution string `json:"distribution,omitempty"`
+	// GE is a Gilbert-Elliott loss model; the zero value is none.
+	GE GilbertElliott `json:"gilbert_elliott,omitzero"`
+	// Trace replays a Mahimahi trace as the link's capacity.
+	Trace TraceRef `json:"trace,omitzero"`
+	// Emulator is who carries the link: "" (auto: the kernel where it
+	// can, else netlab's userspace emulator), EmulatorUserspace or
+	// EmulatorKernel.
+	Emulator string `json:"emulator,omitempty"`
 }
 
-// IsZero says whether the block impairs nothing.
+// Who carries an impaired link (impair: {emulator: ...}).
+const (
+	EmulatorAuto      = ""
+	EmulatorUserspace = "userspace"
+	EmulatorKernel    = "kernel"
+)
+
+// Jitter distributions, as netem's tables name them; uniform is written
+// as "".
+var Distributions = []string{"uniform", "normal", "pareto", "paretonormal"}
+
+// GilbertElliott is netem's `loss gemodel p r 1-h 1-k`, in percent: P moves
+// the chain from the good state to the bad one (per packet), R back;
+// LossBad is the loss in the bad state (1-h, default 100 %), LossGood in
+// the good one (1-k, default 0).
+type GilbertElliott struct {
+	P        float64 `json:"p"`
+	R        float64 `json:"r"`
+	LossBad  float64 `json:"loss_bad"`
+	LossGood float64 `json:"loss_good"`
+}
+
+// IsZero says whether no model is set.
+func (g GilbertElliott) IsZero() bool { return g == GilbertElliott{} }
+
+// String renders the model as the file writes it.
+func (g GilbertElliott) String() string {
+	return fmt.Sprintf("p %s r %s loss-bad %s loss-good %s", FormatPercent(g.P), FormatPercent(g.R), FormatPercent(g.LossBad), FormatPercent(g.LossGood))
+}
+
+// IsZero says whether the block impairs nothing (an emulator named alone
+// is something: the link is carried by it).
 func (i Impair) IsZero() bool { return i == Impair{} }
+
+// Shaping is the impairment without the choice of who carries it.
+func (i Impair) Shaping() Impair {
+	i.Emulator = ""
+	return i
+}
+
+// EmulatorFields names the fields set in i that only the userspace
+// emulator applies: a jitter distribution, Gilbert-Elliott, a trace, and a
+// queue in bytes without a rate (tbf takes bytes; netem only packets).
+func (i Impair) EmulatorFields() []string {
+	var out []string
+	if i.Distribution != "" {
+		out = append(out, "distribution")
+	}
+	if !i.GE.IsZero() {
+		out = append(out, "gilbert-elliott")
+	}
+	if !i.Trace.IsZero() {
+		out = append(out, "trace")
+	}
+	if i.LimitBytes != 0 && i.Rate == 0 {
+		out = append(out, "limit")
+	}
+	return out
+}
 
 // NetemFields names the fields set in i that only the kernel's netem qdisc
 // (sch_netem) can apply, in the order the format lists them. Rate is tbf's
@@ -68,12 +141,27 @@ func (i Impair) String() string {
 			parts = append(parts, name+" "+FormatPercent(v))
 		}
 	}
+	if i.Distribution != "" {
+		parts = append(parts, "distribution "+i.Distribution)
+	}
+	if !i.Trace.IsZero() {
+		parts = append(parts, "trace "+i.Trace.Name)
+	}
 	pct("loss", i.Loss)
+	if !i.GE.IsZero() {
+		parts = append(parts, "gilbert-elliott "+i.GE.String())
+	}
 	pct("duplicate", i.Duplicate)
 	pct("corrupt", i.Corrupt)
 	pct("reorder", i.Reorder)
 	if i.Limit != 0 {
 		parts = append(parts, fmt.Sprintf("limit %d", i.Limit))
+	}
+	if i.LimitBytes != 0 {
+		parts = append(parts, "limit "+FormatSize(i.LimitBytes))
+	}
+	if i.Emulator != "" {
+		parts = append(parts, "emulator "+i.Emulator)
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -177,6 +265,44 @@ func FormatRate(bps uint64) string {
 	return fmt.Sprintf("%dbit", bps)
 }
 
+// sizeUnits are tc's size units (tc(8) "SIZES"): kb and k are 1024 bytes.
+var sizeUnits = map[string]int{"b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+// MaxQueueBytes bounds a queue in bytes (the emulator holds at most 64 MiB
+// a direction).
+const MaxQueueBytes = 64 << 20
+
+// ParseSize reads a size as tc writes one: a number and a unit (150000b,
+// 64kb, 1mb; kb is 1024 bytes, as in tc).
+func ParseSize(s string) (int, string) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return 0, fmt.Sprintf("invalid size %q: want a number and a unit, such as 64kb or 150000b (units: b, kb, mb; kb is 1024 bytes, as in tc)", s)
+	}
+	unit, ok := sizeUnits[strings.TrimSpace(t[i:])]
+	v, err := strconv.ParseFloat(t[:i], 64)
+	if !ok || err != nil {
+		return 0, fmt.Sprintf("invalid size %q: want a number and a unit, such as 64kb or 150000b (units: b, kb, mb; kb is 1024 bytes, as in tc)", s)
+	}
+	n := v * float64(unit)
+	if n < 1 || n > MaxQueueBytes {
+		return 0, fmt.Sprintf("size %q is out of range 1b..64mb", s)
+	}
+	return int(math.Round(n)), ""
+}
+
+// FormatSize renders a size in bytes as tc does: 64kb, 1500b.
+func FormatSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dmb", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dkb", n>>10)
+	}
+	return fmt.Sprintf("%db", n)
+}
+
 // FormatPercent renders a percentage: "20%", "0.5%".
 func FormatPercent(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%" }
 
@@ -266,9 +392,51 @@ func (p *parser) parseImpair(e entry, nsName, link string) *Impairment {
 	}
 	if fe, ok := f["limit"]; ok {
 		im.FieldPos["limit"] = pos(fe.v)
-		v, good := p.integer(fe, 1, MaxQueueLen)
-		bad = bad || !good
-		im.Limit = v
+		if fe.v.Kind == yaml.ScalarNode && fe.v.ShortTag() == "!!str" {
+			// A size: the queue in bytes.
+			read("limit", func(s string) (msg string) { im.LimitBytes, msg = ParseSize(s); return msg })
+		} else {
+			v, good := p.integer(fe, 1, MaxQueueLen)
+			bad = bad || !good
+			im.Limit = v
+		}
+	}
+	if fe, ok := f["distribution"]; ok {
+		if s, good := scalar(fe); good {
+			switch s {
+			case "uniform":
+			case "normal", "pareto", "paretonormal":
+				im.Distribution = s
+			default:
+				fail(fe, fmt.Sprintf("unknown distribution %q: want uniform (the default), normal, pareto or paretonormal, as netem's tables", s))
+			}
+		} else {
+			bad = true
+		}
+	}
+	if fe, ok := f["trace"]; ok {
+		if s, good := scalar(fe); good && strings.TrimSpace(s) != "" {
+			im.Trace.Name = s // read, with its hash, by Load (readTraces)
+		} else {
+			fail(fe, "want the path of a Mahimahi trace file, relative to the lab file")
+		}
+	}
+	if fe, ok := f["gilbert-elliott"]; ok {
+		im.FieldPos["gilbert-elliott"] = pos(fe.v)
+		im.GE, bad = p.parseGE(fe, bad)
+	}
+	if fe, ok := f["emulator"]; ok {
+		if s, good := scalar(fe); good {
+			switch s {
+			case "auto":
+			case EmulatorUserspace, EmulatorKernel:
+				im.Emulator = s
+			default:
+				fail(fe, fmt.Sprintf("want auto (the default: the kernel where it can, else netlab's userspace emulator), userspace or kernel, got %q", s))
+			}
+		} else {
+			bad = true
+		}
 	}
 	if fe, ok := f["jitter"]; ok && im.Jitter != 0 && im.Delay == 0 {
 		if _, hasDelay := f["delay"]; !hasDelay {
@@ -282,8 +450,64 @@ func (p *parser) parseImpair(e entry, nsName, link string) *Impairment {
 	if fe, ok := f["reorder"]; ok && im.Reorder != 0 && im.Delay == 0 {
 		fail(fe, "reorder sends some packets at once and delays the others: it needs delay: as well (tc netem delay 10ms reorder 25%)")
 	}
+	if _, jitter := f["jitter"]; !jitter && im.Distribution != "" {
+		fe := f["distribution"]
+		fail(fe, "distribution shapes the jitter: it needs jitter: as well")
+	}
+	if fe, ok := f["trace"]; ok && im.Rate != 0 {
+		fail(fe, "a trace and a rate both set the link's capacity: give one")
+	}
+	if fe, ok := f["gilbert-elliott"]; ok && im.Loss != 0 {
+		fail(fe, "gilbert-elliott is a loss model: give it or loss:, not both")
+	}
+	if fe, ok := f["emulator"]; ok && im.Emulator == EmulatorKernel {
+		for _, field := range im.EmulatorFields() {
+			fail(fe, fmt.Sprintf("%s needs netlab's userspace emulator (emulator: userspace, or leave emulator: out); the kernel has no such impairment", field))
+		}
+	}
 	if bad || im.IsZero() {
 		return nil
 	}
 	return im
+}
+
+// parseGE reads a gilbert-elliott: block (section "gilbert-elliott"): p and
+// r are required, loss-bad defaults to 100 %, loss-good to 0.
+func (p *parser) parseGE(e entry, bad bool) (GilbertElliott, bool) {
+	g := GilbertElliott{LossBad: 100}
+	f := p.fields(e.v, e.path, "gilbert-elliott")
+	for _, c := range []struct {
+		key string
+		to  *float64
+	}{{"p", &g.P}, {"r", &g.R}, {"loss-bad", &g.LossBad}, {"loss-good", &g.LossGood}} {
+		fe, ok := f[c.key]
+		if !ok {
+			continue
+		}
+		if fe.v.Kind != yaml.ScalarNode || (fe.v.ShortTag() != "!!str" && fe.v.ShortTag() != "!!int" && fe.v.ShortTag() != "!!float") {
+			p.errorf(pos(fe.v), fe.path, "want a percentage such as 1%%, got %s", describe(fe.v))
+			bad = true
+			continue
+		}
+		v, msg := ParsePercent(fe.v.Value)
+		if msg != "" {
+			p.errorf(pos(fe.v), fe.path, "%s", msg)
+			bad = true
+		}
+		*c.to = v
+	}
+	for _, k := range []string{"p", "r"} {
+		if _, ok := f[k]; !ok && e.v.Kind == yaml.MappingNode {
+			p.errorf(pos(e.k), e.path, "gilbert-elliott needs %s: (p: the chance a packet moves it from the good state to the bad one, r: back)", k)
+			bad = true
+		}
+	}
+	if e.v.Kind != yaml.MappingNode {
+		bad = true
+	}
+	if g.R == 0 && g.P != 0 && !bad {
+		p.errorf(pos(e.k), e.path, "r is 0: the chain would stay in the bad state for ever once there")
+		bad = true
+	}
+	return g, bad
 }

@@ -66,11 +66,21 @@ func Load(path string) (*Lab, error) {
 	return lab, nil
 }
 
+// ReadTraces reads the trace files the lab's impairments name (relative to
+// dir, the lab file's directory) into lab.Traces: Parse leaves them unread.
+// Load calls it through ReadSideFiles.
+func ReadTraces(lab *Lab, dir string) error {
+	if errs := readTraces(lab, dir); len(errs) > 0 {
+		return errs.sortAndDedup()
+	}
+	return nil
+}
+
 // ReadSideFiles reads the files a lab's namespaces place from beside the lab
-// file (files: {PATH: {from: FILE}}), relative to dir. Parse leaves them
-// unread, so it never reads the machine; Load calls this with the lab
-// file's directory. Every file that cannot be read is an error at its
-// line.
+// file (files: {PATH: {from: FILE}}) and the traces its impairments replay
+// (impair: {trace: FILE}), relative to dir. Parse leaves them unread, so it
+// never reads the machine; Load calls this with the lab file's directory.
+// Every file that cannot be read is an error at its line.
 func ReadSideFiles(lab *Lab, dir string) error {
 	var errs ErrorList
 	for _, ns := range lab.Namespaces {
@@ -100,6 +110,7 @@ func ReadSideFiles(lab *Lab, dir string) error {
 			f.Content = b
 		}
 	}
+	errs = append(errs, readTraces(lab, dir)...)
 	if len(errs) > 0 {
 		return errs.sortAndDedup()
 	}
@@ -226,25 +237,26 @@ type section struct {
 // Sections of the format, by the name their definition has in the schema.
 func sections() map[string]section {
 	return map[string]section{
-		"lab":       {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect"}},
-		"machine":   {known: []string{"address", "interface"}},
-		"expect":    {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
-		"host":      {known: []string{"sysctls", "routes", "interfaces", "nat"}},
-		"nat":       {known: []string{"source", "out"}},
-		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni"}},
-		"openflow":  {known: []string{"preset", "idle-timeout"}},
-		"port":      {known: []string{"ofport", "impair"}},
-		"impair":    {known: []string{"rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder", "limit"}},
-		"namespace": {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps", "files", "dirs", "services"}},
-		"file":      {known: []string{"content", "from", "mode"}},
-		"service":   {known: []string{"command", "env", "dir", "user", "after", "ready", "timeout", "restart"}},
-		"ready":     {known: []string{"tcp", "udp", "command", "log"}},
-		"loopback":  {known: []string{"addresses"}},
-		"tun":       {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
-		"udp":       {known: []string{"listen", "send", "namespace"}},
-		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},
-		"interface": {known: []string{"peer", "addresses", "mac", "mtu", "vni", "impair"}},
-		"route":     {known: []string{"to", "via", "dev", "metric"}},
+		"lab":             {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect"}},
+		"machine":         {known: []string{"address", "interface"}},
+		"expect":          {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
+		"host":            {known: []string{"sysctls", "routes", "interfaces", "nat"}},
+		"nat":             {known: []string{"source", "out"}},
+		"bridge":          {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni"}},
+		"openflow":        {known: []string{"preset", "idle-timeout"}},
+		"port":            {known: []string{"ofport", "impair"}},
+		"impair":          {known: []string{"rate", "delay", "jitter", "distribution", "loss", "gilbert-elliott", "duplicate", "corrupt", "reorder", "limit", "trace", "emulator"}},
+		"gilbert-elliott": {known: []string{"p", "r", "loss-bad", "loss-good"}},
+		"namespace":       {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps", "files", "dirs", "services"}},
+		"file":            {known: []string{"content", "from", "mode"}},
+		"service":         {known: []string{"command", "env", "dir", "user", "after", "ready", "timeout", "restart"}},
+		"ready":           {known: []string{"tcp", "udp", "command", "log"}},
+		"loopback":        {known: []string{"addresses"}},
+		"tun":             {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
+		"udp":             {known: []string{"listen", "send", "namespace"}},
+		"tap":             {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},
+		"interface":       {known: []string{"peer", "addresses", "mac", "mtu", "vni", "impair"}},
+		"route":           {known: []string{"to", "via", "dev", "metric"}},
 	}
 }
 

@@ -111,6 +111,9 @@ type Lab struct {
 
 	// Impairments are the interfaces' impair: blocks, in file order.
 	Impairments []*Impairment
+	// Traces are the Mahimahi traces the impairments name, by hash (read by
+	// Load, or ReadSideFiles).
+	Traces map[string]*Trace
 
 	// Links are the veth pairs, derived from the interfaces' peers: one entry
 	// per pair, however many sides described it.

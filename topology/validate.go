@@ -21,6 +21,38 @@ func (p *parser) validate() {
 	p.checkPortTypes()
 	p.checkBridgeSizes()
 	p.checkServices()
+	p.checkEmulated()
+}
+
+// checkEmulated refuses what the userspace emulator is asked to carry but
+// cannot: a TAP (a user's program holds its far end, not a link netlab
+// makes) and the two ends of one link asking for different carriers.
+func (p *parser) checkEmulated() {
+	byEnd := map[End]*Impairment{}
+	for _, im := range p.lab.Impairments {
+		byEnd[End{NS: im.NS, Name: im.Link}] = im
+		if ns := p.lab.Namespace(im.NS); ns != nil {
+			for _, t := range ns.TAPs {
+				if t.Name != im.Link {
+					continue
+				}
+				fields := im.EmulatorFields()
+				if im.Emulator == EmulatorUserspace {
+					fields = append(fields, "emulator")
+				}
+				for _, f := range fields {
+					p.errorf(im.FieldPos[f], im.Path+"."+f, "a TAP's far end is the program that attaches to it: netlab's userspace emulator carries links between two interfaces it makes (veth ends, bridge ports), so a TAP takes only what the kernel applies")
+				}
+			}
+		}
+	}
+	for _, l := range p.lab.Links {
+		a, b := byEnd[End{NS: l.A.NS, Name: l.A.Name}], byEnd[End{NS: l.B.NS, Name: l.B.Name}]
+		if a == nil || b == nil || a.Emulator == "" || b.Emulator == "" || a.Emulator == b.Emulator {
+			continue
+		}
+		p.errorf(b.FieldPos["emulator"], b.Path+".emulator", "emulator: %s here, but %s on the other end of the link (%s): one link has one carrier", b.Emulator, a.Emulator, a.Path)
+	}
 }
 
 // MaxLinuxBridgePorts is how many ports the kernel gives a Linux bridge:
