@@ -261,6 +261,13 @@ var argShapes = []struct {
 	{[]string{"reflect", "--queues", huge, "--dev", "t"}, exitUsage, false},
 	{[]string{"reflect", "--queues", "0", "--dev", "t"}, exitUsage, false},
 	{[]string{"reflect", "-h"}, exitOK, false},
+	{[]string{"emulate"}, exitUsage, false},
+	{[]string{"emulate", "--dev", "a"}, exitUsage, false},
+	{[]string{"emulate", "--dev", "a", "--peer-dev", "b"}, exitUsage, false},
+	{[]string{"emulate", "--dev", "a", "--peer-dev", "a", "--model-file", "m"}, exitUsage, false},
+	{[]string{"emulate", "--dev", "a", "--peer-dev", "b", "--model-file", "m", "--ovs-port", "c"}, exitUsage, false},
+	{[]string{"emulate", "--dev", "a", "--peer-dev", "b", "--model-file", "m", "x"}, exitUsage, false},
+	{[]string{"emulate", "-h"}, exitOK, false},
 	{[]string{"completion"}, exitUsage, false},
 	{[]string{"completion", "fish"}, exitUsage, false},
 	{[]string{"completion", "bash", "zsh"}, exitUsage, false},
@@ -298,7 +305,7 @@ func TestArgShapes(t *testing.T) {
 		}
 	}
 	// Every verb has its shapes.
-	for _, v := range []string{"up", "down", "plan", "status", "validate", "check", "flows", "graph", "impair", "link", "partition", "heal", "exec", "logs", "capture", "doctor", "sandbox", "tap-mac", "reflect", "supervise", "view-exec", "completion", "version", "help", "bogus"} {
+	for _, v := range []string{"up", "down", "plan", "status", "validate", "check", "flows", "graph", "impair", "link", "partition", "heal", "exec", "logs", "capture", "doctor", "sandbox", "tap-mac", "reflect", "emulate", "supervise", "view-exec", "completion", "version", "help", "bogus"} {
 		if !verbs[v] {
 			t.Errorf("no argument shapes for %s", v)
 		}

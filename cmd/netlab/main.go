@@ -190,6 +190,8 @@ func (a *app) run(args []string) int {
 		return a.sandboxVerb(rest)
 	case "reflect":
 		return a.reflect(rest)
+	case "emulate":
+		return a.emulate(rest)
 	case "supervise":
 		return a.supervise(rest)
 	case "view-exec":
@@ -252,7 +254,7 @@ func (a *app) help(args []string) int {
 // knownVerb says whether verb is one of netlab's.
 func knownVerb(verb string) bool {
 	switch verb {
-	case "sandbox", "reflect", "supervise", "view-exec", "tap-mac", "doctor", "completion", "version", "help", "validate":
+	case "sandbox", "reflect", "emulate", "supervise", "view-exec", "tap-mac", "doctor", "completion", "version", "help", "validate":
 		return true
 	}
 	return labVerbs[verb]

@@ -11,7 +11,7 @@ import (
 	"github.com/netlab-dev/netlab/topology"
 )
 
-// setAffinity restricts every thread of this process to cpus (a TUN's
+// SetAffinity restricts every thread of this process to cpus (a TUN's
 // cpus: in the file, --cpus here), so the reflector keeps CPUs of its own
 // and the program under test can be kept off them (taskset). A reflector
 // sharing its CPUs with the iperf3 it serves moved 10 Gb/s at MTU 1500 here;
@@ -25,7 +25,7 @@ import (
 // during the walk by a thread not yet changed).
 //
 // Equivalent to: taskset -a -p -c CPUS PID
-func setAffinity(cpus []int) error {
+func SetAffinity(cpus []int) error {
 	var set unix.CPUSet
 	for _, c := range cpus {
 		set.Set(c)

@@ -50,7 +50,7 @@ func affinityChild(cpus string) int {
 	lockThreads()
 	list, err := topology.ParseCPUList(cpus)
 	if err == nil {
-		err = setAffinity(list)
+		err = SetAffinity(list)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -192,7 +192,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // loop fails.
 func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if c.cpus != nil {
-		if err := setAffinity(c.cpus); err != nil {
+		if err := SetAffinity(c.cpus); err != nil {
 			return err
 		}
 	}

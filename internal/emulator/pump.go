@@ -1,0 +1,336 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netlab-dev/netlab/internal/linkmodel"
+	"github.com/netlab-dev/netlab/internal/tundev"
+)
+
+// clock is the emulator's time: durations since it started, read from the
+// runtime's monotonic clock (CLOCK_MONOTONIC, through the vDSO), and the
+// same instants as CLOCK_MONOTONIC values for timerfd.
+type clock struct {
+	start time.Time
+	mono  time.Duration // CLOCK_MONOTONIC at start
+}
+
+func newClock() (*clock, error) {
+	var ts unix.Timespec
+	start := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, fmt.Errorf("clock_gettime: %w", err)
+	}
+	return &clock{start: start, mono: time.Duration(ts.Nano())}, nil
+}
+
+func (c *clock) now() time.Duration { return time.Since(c.start) }
+
+// timer is a timerfd read through Go's poller: it wakes its reader at the
+// time armed, to the kernel's hrtimer precision, where the runtime's own
+// timers round to the millisecond its netpoller sleeps in.
+type timer struct {
+	c     *clock
+	f     *os.File
+	fd    int
+	armed time.Duration // 0: disarmed
+}
+
+func newTimer(c *clock) (*timer, error) {
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("timerfd_create: %w", err)
+	}
+	return &timer{c: c, f: os.NewFile(uintptr(fd), "timerfd"), fd: fd}, nil
+}
+
+// arm sets the timer to fire at t (the clock's time); ok false disarms it.
+// A timer already set for t is left alone (no system call).
+func (t *timer) arm(at time.Duration, ok bool) error {
+	if !ok {
+		at = 0
+	}
+	if at == t.armed {
+		return nil
+	}
+	t.armed = at
+	var spec unix.ItimerSpec
+	if ok {
+		// A time already past fires at once; CLOCK_MONOTONIC is never 0.
+		spec.Value = unix.NsecToTimespec(int64(t.c.mono + max(at, 1)))
+	}
+	return unix.TimerfdSettime(t.fd, unix.TFD_TIMER_ABSTIME, &spec, nil)
+}
+
+// wait blocks until the timer fires; an error once it is closed.
+func (t *timer) wait() error {
+	var b [8]byte
+	_, err := t.f.Read(b[:])
+	return err
+}
+
+func (t *timer) close() error { return t.f.Close() }
+
+// frame is a frame in the model: its bytes (virtio_net_hdr, then the
+// Ethernet frame), in a buffer of the pump's or the reader's own (scratch:
+// not yet copied).
+type frame struct {
+	b       []byte
+	big     bool
+	scratch bool
+	sent    bool
+}
+
+// pools of frame buffers: most frames fit a small one (an MTU of 9000 and
+// the headers); a GSO super-frame needs a big one.
+var (
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, 9216); return &b }}
+	bigBufs   = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &b }}
+	frames    = sync.Pool{New: func() any { return new(frame) }}
+)
+
+// keep copies a frame's bytes into a buffer of the pool, for a frame that
+// stays in the model after its reader's buffer is reused.
+func (f *frame) keep() {
+	pool, big := &smallBufs, false
+	if len(f.b) > 9216 {
+		pool, big = &bigBufs, true
+	}
+	bp := pool.Get().(*[]byte)
+	n := copy(*bp, f.b)
+	f.b, f.big, f.scratch = (*bp)[:n], big, false
+}
+
+// release gives a frame and its buffer back.
+func (f *frame) release() {
+	if !f.scratch && f.b != nil {
+		b := f.b[:cap(f.b)]
+		if f.big {
+			bigBufs.Put(&b)
+		} else {
+			smallBufs.Put(&b)
+		}
+	}
+	*f = frame{}
+	frames.Put(f)
+}
+
+// pump moves the frames one TAP sends into the other, through one
+// direction's model.
+type pump struct {
+	name     string // "a->b"
+	src, dst *os.File
+	// plain says frames from src must reach dst whole: dst is a port of
+	// Open vSwitch's userspace datapath, which finishes no checksum and
+	// cuts no super-frame, so src gets no offloads at all.
+	plain bool
+	clock *clock
+	timer *timer
+
+	mu        sync.Mutex // guards model and timer
+	model     *linkmodel.Model[*frame]
+	perPacket bool // src's offloads are set for a model that acts per frame
+
+	wmu       sync.Mutex // held while writing to dst, taken before mu is released
+	writeErrs atomic.Uint64
+}
+
+// offloads are what src may hand over: super-frames only to a model that
+// takes them whole; nothing at all when dst is an Open vSwitch port.
+func (p *pump) offloads() tundev.Offload {
+	switch {
+	case p.plain:
+		return 0
+	case p.perPacket:
+		return tundev.OffloadCsum
+	}
+	return tundev.OffloadGSO
+}
+
+// setOffloads tells the kernel what src may hand over.
+// Equivalent to: what a VM's virtio driver negotiates (TUNSETOFFLOAD).
+func (p *pump) setOffloads() error {
+	rc, err := p.src.SyscallConn()
+	if err != nil {
+		return err
+	}
+	off := p.offloads()
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, int(off))
+		if errors.Is(serr, unix.EINVAL) && off&(tundev.OffloadUSO4|tundev.OffloadUSO6) != 0 {
+			serr = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, int(off&^(tundev.OffloadUSO4|tundev.OffloadUSO6)))
+		}
+	})
+	if err = errors.Join(err, serr); err != nil {
+		return fmt.Errorf("%s: TUNSETOFFLOAD %#x: %w", p.name, uint(off), err)
+	}
+	return nil
+}
+
+// setParams changes the model in place: nothing queued is lost. The
+// source's offloads follow (a model that acts per frame gets frames, not
+// super-frames).
+func (p *pump) setParams(params linkmodel.Params) error {
+	p.mu.Lock()
+	err := p.model.SetParams(params, p.clock.now())
+	if err == nil {
+		err = p.rearm()
+	}
+	per := params.PerPacket()
+	changed := per != p.perPacket
+	p.perPacket = per
+	p.mu.Unlock()
+	if err == nil && changed && !p.plain {
+		err = p.setOffloads()
+	}
+	return err
+}
+
+// rearm sets the timer for the model's next departure; mu is held.
+func (p *pump) rearm() error {
+	due, ok := p.model.Due()
+	return p.timer.arm(due, ok)
+}
+
+// stats are the model's counters; mu is taken.
+func (p *pump) stats() linkmodel.Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.model.Stats()
+}
+
+// read runs the reader: each frame read from src is given its fate and
+// queued, and what is due by now (it, or others) is written at once. It
+// returns nil when src is closed.
+func (p *pump) read() error {
+	buf := make([]byte, maxFrame)
+	var out []*frame
+	var h tundev.VnetHdr
+	for {
+		n, err := p.src.Read(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
+				return nil
+			}
+			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
+				continue
+			}
+			return fmt.Errorf("%s: read: %w", p.name, err)
+		}
+		pkt := buf[:n]
+		if n < tundev.VnetHdrLen+ethHdrLen || h.Decode(pkt) != nil {
+			continue
+		}
+		size, region := frameSizes(pkt, &h)
+		now := p.clock.now()
+		p.mu.Lock()
+		fate := p.model.Decide(size, region)
+		if fate.Drop {
+			p.mu.Unlock()
+			continue
+		}
+		if fate.CorruptBit >= 0 {
+			corrupt(pkt, &h, fate.CorruptBit)
+		}
+		f := frames.Get().(*frame)
+		f.b, f.scratch = pkt, true
+		if !p.model.Push(now, size, f) {
+			f.release()
+			f = nil
+		}
+		if fate.Copies == 2 {
+			d := frames.Get().(*frame)
+			d.b = pkt
+			d.keep()
+			if !p.model.Push(now, size, d) {
+				d.release()
+			}
+		}
+		out = out[:0]
+		p.model.Pop(now, func(x *frame) { x.sent = true; out = append(out, x) })
+		if f != nil && !f.sent {
+			f.keep() // it waits: the next read reuses buf
+		}
+		err = p.rearm()
+		if len(out) == 0 {
+			p.mu.Unlock()
+			if err != nil {
+				return fmt.Errorf("%s: timer: %w", p.name, err)
+			}
+			continue
+		}
+		p.wmu.Lock()
+		p.mu.Unlock()
+		p.write(out)
+		p.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("%s: timer: %w", p.name, err)
+		}
+	}
+}
+
+// schedule runs the scheduler: it sleeps until the model's next departure
+// and writes what leaves then. It returns nil when the timer is closed.
+func (p *pump) schedule() error {
+	for {
+		if err := p.timer.wait(); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return fmt.Errorf("%s: timer: %w", p.name, err)
+		}
+		p.mu.Lock()
+		now := p.clock.now()
+		p.timer.armed = 0 // it fired: arm again even for the same time
+		var out []*frame
+		p.model.Pop(now, func(x *frame) { x.sent = true; out = append(out, x) })
+		err := p.rearm()
+		if len(out) == 0 {
+			p.mu.Unlock()
+		} else {
+			p.wmu.Lock()
+			p.mu.Unlock()
+			p.write(out)
+			p.wmu.Unlock()
+		}
+		if err != nil {
+			return fmt.Errorf("%s: timer: %w", p.name, err)
+		}
+	}
+}
+
+// write sends frames into dst in order and gives their buffers back; wmu
+// is held. A frame dst will not take (it is down: EIO) is counted.
+func (p *pump) write(out []*frame) {
+	for _, f := range out {
+		if _, err := p.dst.Write(f.b); err != nil {
+			p.writeErrs.Add(1)
+		}
+		f.release()
+	}
+}
+
+// drain gives back the buffers of what the model still holds, once the
+// pump has stopped.
+func (p *pump) drain() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.model.Drain(func(f *frame) {
+		if !f.scratch {
+			f.release()
+		}
+	})
+}
