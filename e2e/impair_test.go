@@ -171,10 +171,12 @@ func TestImpairLoss(t *testing.T) {
 	}
 }
 
-// TestImpairNetemFields: delay and the other netem fields. Without netem
-// (detected by trying, as netlab does) validate as root exits 2 and up
-// exits 1, naming sch_netem and the file's line, the machine unchanged.
-// With netem, a delay of 20ms raises the RTT by 20 ms ± 5.
+// TestImpairNetemFields: delay and the other netem fields on a link that
+// says emulator: kernel. Without netem (detected by trying, as netlab does)
+// validate as root exits 2 and up exits 1, naming sch_netem and the file's
+// line, the machine unchanged (without emulator: kernel the userspace
+// emulator carries the link: emulated_test.go). With netem, a delay of
+// 20ms raises the RTT by 20 ms ± 5.
 func TestImpairNetemFields(t *testing.T) {
 	requireRoot(t)
 	sup, err := observe.ProbeImpair()
@@ -185,7 +187,7 @@ func TestImpairNetemFields(t *testing.T) {
 	before := fingerprint(t)
 	t.Cleanup(func() { sameHost(t, before) }) // after the labs' own cleanups
 	p := newPrefix(t)
-	delayed := strings.Replace(rateLab, "{rate: 20mbit}", "{delay: 20ms, duplicate: 1%}", 1)
+	delayed := strings.Replace(rateLab, "{rate: 20mbit}", "{delay: 20ms, duplicate: 1%, emulator: kernel}", 1)
 	file := writeFile(t, t.TempDir(), "netem.yaml", delayed)
 	if !sup.Netem {
 		r := netlab(t, "validate", "--prefix", p, file)

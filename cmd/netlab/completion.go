@@ -29,7 +29,7 @@ _netlab() {
       if [[ $COMP_CWORD == 2 ]]; then
         COMPREPLY=($(compgen -W "$(ls /run/netlab/labs 2>/dev/null)" -- "$cur"))
       elif [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "--rate --delay --jitter --loss --duplicate --corrupt --reorder --limit --clear --reset" -- "$cur"))
+        COMPREPLY=($(compgen -W "--rate --delay --jitter --distribution --loss --gilbert-elliott --duplicate --corrupt --reorder --limit --trace --emulator --clear --reset" -- "$cur"))
       elif [[ $COMP_CWORD == 3 ]]; then
         COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d' ' -f1)" -- "$cur"))
       fi ;;

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/netlab-dev/netlab/internal/engine"
 	"github.com/netlab-dev/netlab/topology"
@@ -12,6 +15,9 @@ import (
 
 // impairText is status's note of an interface's impairments.
 func impairText(l engine.LinkStatus) string {
+	if l.Impair == "" && l.Emulator != "" {
+		return "  [userspace emulator: " + l.Emulator + "]"
+	}
 	if l.Impair == "" {
 		return ""
 	}
@@ -19,66 +25,150 @@ func impairText(l engine.LinkStatus) string {
 	if l.Runtime {
 		s += " (netlab impair)"
 	}
+	if l.Emulator != "" {
+		s += " [userspace emulator: " + l.Emulator + "]"
+	}
 	return s
 }
 
 // impairFlags are the flags of netlab impair, as given (unset: "").
 type impairFlags struct {
-	rate, delay, jitter, loss, duplicate, corrupt, reorder string
-	limit                                                  int
+	rate, delay, jitter, loss, duplicate, corrupt, reorder, limit string
+	distribution, ge, trace, emulator                             string
+	// set are the flags given; parsed holds each one's value, checked as
+	// the file's would be (check), before the lab is touched.
+	set    map[string]bool
+	parsed topology.Impair
 }
 
-// apply sets the given flags onto im, checking each value as the file's.
-func (f *impairFlags) apply(fs *flag.FlagSet, im *topology.Impair) error {
+// check reads every flag given, as the file's values are read, and says
+// what is wrong with each: a usage error, found before the lab is locked.
+func (f *impairFlags) check(fs *flag.FlagSet) error {
 	var errs []error
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	p := &f.parsed
 	pct := func(name, v string, to *float64) {
-		if !set[name] {
+		if !f.set[name] {
 			return
 		}
-		p, msg := topology.ParsePercent(v)
+		x, msg := topology.ParsePercent(v)
 		if msg != "" {
 			errs = append(errs, fmt.Errorf("--%s: %s", name, msg))
 		}
-		*to = p
+		*to = x
 	}
-	if set["rate"] {
-		if f.rate == "0" || f.rate == "" {
-			im.Rate = 0
-		} else if r, msg := topology.ParseRate(f.rate); msg != "" {
+	if f.set["rate"] && f.rate != "0" && f.rate != "" {
+		r, msg := topology.ParseRate(f.rate)
+		if msg != "" {
 			errs = append(errs, fmt.Errorf("--rate: %s", msg))
-		} else {
-			im.Rate = r
 		}
+		p.Rate = r
 	}
 	for _, d := range []struct {
 		name, v string
-		delay   bool
-	}{{"delay", f.delay, true}, {"jitter", f.jitter, false}} {
-		if !set[d.name] {
+		to      *time.Duration
+	}{{"delay", f.delay, &p.Delay}, {"jitter", f.jitter, &p.Jitter}} {
+		if !f.set[d.name] {
 			continue
 		}
 		v, msg := topology.ParseDelay(d.v)
 		if msg != "" {
 			errs = append(errs, fmt.Errorf("--%s: %s", d.name, msg))
 		}
-		if d.delay {
-			im.Delay = v
+		*d.to = v
+	}
+	pct("loss", f.loss, &p.Loss)
+	pct("duplicate", f.duplicate, &p.Duplicate)
+	pct("corrupt", f.corrupt, &p.Corrupt)
+	pct("reorder", f.reorder, &p.Reorder)
+	if f.set["limit"] && f.limit != "0" {
+		if n, err := strconv.Atoi(f.limit); err == nil {
+			if n < 0 || n > topology.MaxQueueLen {
+				errs = append(errs, fmt.Errorf("--limit: %d is out of range 0..%d", n, topology.MaxQueueLen))
+			}
+			p.Limit = n
+		} else if b, msg := topology.ParseSize(f.limit); msg != "" {
+			errs = append(errs, fmt.Errorf("--limit: want packets (a number) or a size such as 64kb: %s", msg))
 		} else {
-			im.Jitter = v
+			p.LimitBytes = b
 		}
 	}
-	pct("loss", f.loss, &im.Loss)
-	pct("duplicate", f.duplicate, &im.Duplicate)
-	pct("corrupt", f.corrupt, &im.Corrupt)
-	pct("reorder", f.reorder, &im.Reorder)
-	if set["limit"] {
-		if f.limit < 0 || f.limit > topology.MaxQueueLen {
-			errs = append(errs, fmt.Errorf("--limit: %d is out of range 0..%d", f.limit, topology.MaxQueueLen))
+	if f.set["distribution"] {
+		switch f.distribution {
+		case "uniform", "":
+		case "normal", "pareto", "paretonormal":
+			p.Distribution = f.distribution
+		default:
+			errs = append(errs, fmt.Errorf("--distribution %q: want uniform, normal, pareto or paretonormal", f.distribution))
 		}
-		im.Limit = f.limit
 	}
+	if f.set["gilbert-elliott"] && f.ge != "" && f.ge != "0" {
+		g, err := parseGE(f.ge)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--gilbert-elliott: %w", err))
+		}
+		p.GE = g
+	}
+	if f.set["trace"] && f.trace != "" {
+		abs, err := filepath.Abs(f.trace)
+		if err == nil {
+			_, err = topology.LoadTrace(abs)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--trace: %w", err))
+		}
+		p.Trace = topology.TraceRef{Name: abs} // read again, and kept, under the lab's lock
+	}
+	if f.set["emulator"] {
+		switch f.emulator {
+		case "auto", "":
+		case topology.EmulatorUserspace, topology.EmulatorKernel:
+			p.Emulator = f.emulator
+		default:
+			errs = append(errs, fmt.Errorf("--emulator %q: want auto, userspace or kernel", f.emulator))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseGE reads --gilbert-elliott P,R[,LOSS-BAD[,LOSS-GOOD]] (percentages).
+func parseGE(s string) (topology.GilbertElliott, error) {
+	g := topology.GilbertElliott{LossBad: 100}
+	parts := strings.Split(s, ",")
+	if len(parts) < 2 || len(parts) > 4 {
+		return g, fmt.Errorf("%q: want P,R[,LOSS-BAD[,LOSS-GOOD]] in percent, such as 1%%,25%%", s)
+	}
+	to := []*float64{&g.P, &g.R, &g.LossBad, &g.LossGood}
+	for i, v := range parts {
+		x, msg := topology.ParsePercent(v)
+		if msg != "" {
+			return g, fmt.Errorf("%s", msg)
+		}
+		*to[i] = x
+	}
+	if g.R == 0 && g.P != 0 {
+		return g, errors.New("r is 0: the chain would stay in the bad state for ever once there")
+	}
+	return g, nil
+}
+
+// apply sets the flags given onto im, and checks the combination as the
+// file's is checked.
+func (f *impairFlags) apply(im *topology.Impair) error {
+	p := f.parsed
+	for name, set := range map[string]func(){
+		"rate": func() { im.Rate = p.Rate }, "delay": func() { im.Delay = p.Delay }, "jitter": func() { im.Jitter = p.Jitter },
+		"loss": func() { im.Loss = p.Loss }, "duplicate": func() { im.Duplicate = p.Duplicate }, "corrupt": func() { im.Corrupt = p.Corrupt },
+		"reorder": func() { im.Reorder = p.Reorder }, "limit": func() { im.Limit, im.LimitBytes = p.Limit, p.LimitBytes },
+		"distribution": func() { im.Distribution = p.Distribution }, "gilbert-elliott": func() { im.GE = p.GE },
+		"trace": func() { im.Trace = p.Trace }, "emulator": func() { im.Emulator = p.Emulator },
+	} {
+		if f.set[name] {
+			set()
+		}
+	}
+	var errs []error
 	if im.Jitter != 0 && im.Delay == 0 {
 		errs = append(errs, errors.New("--jitter varies a delay: it needs --delay as well"))
 	}
@@ -87,6 +177,20 @@ func (f *impairFlags) apply(fs *flag.FlagSet, im *topology.Impair) error {
 	}
 	if im.Reorder != 0 && im.Delay == 0 {
 		errs = append(errs, errors.New("--reorder needs --delay as well"))
+	}
+	if im.Distribution != "" && im.Jitter == 0 {
+		errs = append(errs, errors.New("--distribution shapes the jitter: it needs --jitter as well"))
+	}
+	if !im.Trace.IsZero() && im.Rate != 0 {
+		errs = append(errs, errors.New("a trace and a rate both set the link's capacity: give one (--rate 0 lifts the rate)"))
+	}
+	if !im.GE.IsZero() && im.Loss != 0 {
+		errs = append(errs, errors.New("--gilbert-elliott is a loss model: give it or --loss, not both (--loss 0 lifts the loss)"))
+	}
+	if im.Emulator == topology.EmulatorKernel {
+		for _, field := range im.EmulatorFields() {
+			errs = append(errs, fmt.Errorf("%s needs netlab's userspace emulator, and --emulator kernel was asked", field))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -97,16 +201,20 @@ func (f *impairFlags) apply(fs *flag.FlagSet, im *topology.Impair) error {
 // --clear starts from none, --reset gives the interface the file's back.
 // Idempotent: the same values again change nothing.
 func (a *app) impair(args []string) int {
-	fs := a.flags("impair", "LAB NS/IFACE [--rate 1mbit] [--loss 5%] [--delay 20ms --jitter 5ms] [--duplicate P] [--corrupt P] [--reorder P] [--limit N] | --clear | --reset")
+	fs := a.flags("impair", "LAB NS/IFACE [--rate 1mbit] [--loss 5%] [--delay 20ms --jitter 5ms [--distribution normal]] [--duplicate P] [--corrupt P] [--reorder P] [--limit N|SIZE] [--gilbert-elliott P,R[,LB[,LG]]] [--trace FILE] [--emulator auto|userspace|kernel] | --clear | --reset")
 	var f impairFlags
 	fs.StringVar(&f.rate, "rate", "", "rate limit in tc units (20mbit, 1gbit, 500kbit); 0: none")
-	fs.StringVar(&f.delay, "delay", "", "added delay (20ms); needs sch_netem")
-	fs.StringVar(&f.jitter, "jitter", "", "variation of the delay (5ms); needs sch_netem")
+	fs.StringVar(&f.delay, "delay", "", "added delay (20ms)")
+	fs.StringVar(&f.jitter, "jitter", "", "variation of the delay (5ms)")
+	fs.StringVar(&f.distribution, "distribution", "", "the jitter's: uniform (default), normal, pareto, paretonormal")
 	fs.StringVar(&f.loss, "loss", "", "packets dropped on egress, percent (5%)")
-	fs.StringVar(&f.duplicate, "duplicate", "", "packets sent twice, percent; needs sch_netem")
-	fs.StringVar(&f.corrupt, "corrupt", "", "packets with a flipped bit, percent; needs sch_netem")
-	fs.StringVar(&f.reorder, "reorder", "", "packets not delayed, percent (needs --delay); needs sch_netem")
-	fs.IntVar(&f.limit, "limit", 0, "queue length in packets; 0: the default")
+	fs.StringVar(&f.ge, "gilbert-elliott", "", "Gilbert-Elliott losses: P,R[,LOSS-BAD[,LOSS-GOOD]] in percent (1%,25%); 0: none")
+	fs.StringVar(&f.duplicate, "duplicate", "", "packets sent twice, percent")
+	fs.StringVar(&f.corrupt, "corrupt", "", "packets with a flipped bit, percent")
+	fs.StringVar(&f.reorder, "reorder", "", "packets not delayed, percent (needs --delay)")
+	fs.StringVar(&f.limit, "limit", "", "queue length: packets (100) or bytes (64kb); 0: the default")
+	fs.StringVar(&f.trace, "trace", "", "replay a Mahimahi trace file as the link's capacity; \"\": none")
+	fs.StringVar(&f.emulator, "emulator", "", "who carries the link: auto (the kernel where it can), userspace, kernel")
 	clear := fs.Bool("clear", false, "remove every impairment of the interface (then apply the values given)")
 	reset := fs.Bool("reset", false, "give the interface the file's impairments back")
 	pos, code, ok := positional(fs, args, 2, 2)
@@ -132,7 +240,12 @@ func (a *app) impair(args []string) int {
 	case !*reset && nflags == 0 && !*clear:
 		fs.Usage()
 		return exitUsage
-	case a.sandbox != "":
+	}
+	if err := f.check(fs); err != nil {
+		fmt.Fprintf(a.stderr, "netlab impair: %v\n", err)
+		return exitUsage
+	}
+	if a.sandbox != "" {
 		return a.enter("impair", args)
 	}
 	e := a.engine(nil) // the actions are printed once done
@@ -150,7 +263,7 @@ func (a *app) impair(args []string) int {
 		if *clear {
 			*im = topology.Impair{}
 		}
-		usage = f.apply(fs, im)
+		usage = f.apply(im)
 		return usage
 	})
 	if usage != nil {
@@ -178,6 +291,9 @@ func (a *app) impairDone(e *engine.Engine, lab, ns, link string, res *engine.Res
 	}
 	for _, act := range res.Plan {
 		fmt.Fprintln(a.stdout, act)
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(a.stderr, "netlab impair: %s\n", w)
 	}
 	fmt.Fprintf(a.stdout, "lab %s: %s/%s: %s (%s)\n", lab, ns, link, im, from)
 	return exitOK

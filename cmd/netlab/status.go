@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/netlab-dev/netlab/internal/engine"
+	"github.com/netlab-dev/netlab/internal/linkmodel"
 )
 
 // status: netlab status [NAME] [--json].
@@ -126,6 +127,20 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 			fmt.Fprintf(w, "    route %s\n", r)
 		}
 		for _, p := range ns.Processes {
+			if em := p.Emulator; em != nil {
+				fmt.Fprintf(w, "    netlab emulate on %s/%s <-> %s: pid %d\n", ns.Name, p.Device, em.Peer, p.PID)
+				for _, d := range []struct {
+					from, to, model string
+					s               linkmodel.Stats
+				}{{ns.Name + "/" + p.Device, em.Peer, em.A, em.AtoB}, {em.Peer, ns.Name + "/" + p.Device, em.B, em.BtoA}} {
+					fmt.Fprintf(w, "      %s -> %s: %s; %d in, %d out, %d lost, %d dropped (queue full), %d queued\n",
+						d.from, d.to, d.model, d.s.In, d.s.Out, d.s.Lost, d.s.Dropped+d.s.Overflow, d.s.Queued+d.s.InFlight)
+				}
+				if em.Error != "" {
+					fmt.Fprintf(w, "      last model refused: %s\n", em.Error)
+				}
+				continue
+			}
 			fmt.Fprintf(w, "    netlab reflect on %s: pid %d, %d queues, %d packets, %d bytes, %d dropped (%s)\n",
 				p.Device, p.PID, p.Queues, p.Packets, p.Bytes, p.Drops, p.Spec)
 		}

@@ -1,6 +1,7 @@
 package netlabtest
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,26 +18,81 @@ func Rate(bps uint64) ImpairOption { return func(i *topology.Impair) { i.Rate = 
 // Loss drops percent (0..100) of the packets the interface sends.
 func Loss(percent float64) ImpairOption { return func(i *topology.Impair) { i.Loss = percent } }
 
-// Delay delays every packet the interface sends (needs sch_netem).
+// Delay delays every packet the interface sends, on every kernel: netem
+// where the kernel has it, else netlab's userspace emulator carries the
+// link (made again as two TAPs the first time: a short cut in the middle
+// of the test).
 func Delay(d time.Duration) ImpairOption { return func(i *topology.Impair) { i.Delay = d } }
 
-// Jitter varies the delay by up to d (needs Delay and sch_netem).
+// Jitter varies the delay by up to d (needs Delay); uniform unless
+// Distribution says otherwise.
 func Jitter(d time.Duration) ImpairOption { return func(i *topology.Impair) { i.Jitter = d } }
 
-// Duplicate sends percent of the packets twice (needs sch_netem).
+// Distribution shapes the jitter as netem's tables: "uniform", "normal"
+// (the jitter is then the standard deviation), "pareto", "paretonormal".
+// Other than uniform, the userspace emulator.
+func Distribution(name string) ImpairOption {
+	return func(i *topology.Impair) {
+		if name == "uniform" {
+			name = ""
+		}
+		i.Distribution = name
+	}
+}
+
+// Duplicate sends percent of the packets twice.
 func Duplicate(percent float64) ImpairOption {
 	return func(i *topology.Impair) { i.Duplicate = percent }
 }
 
-// Corrupt flips a bit in percent of the packets (needs sch_netem).
+// Corrupt flips a bit in percent of the packets.
 func Corrupt(percent float64) ImpairOption { return func(i *topology.Impair) { i.Corrupt = percent } }
 
 // Reorder sends percent of the packets at once, the others delayed (needs
-// Delay and sch_netem).
+// Delay).
 func Reorder(percent float64) ImpairOption { return func(i *topology.Impair) { i.Reorder = percent } }
 
 // Limit sets the queue length in packets.
 func Limit(packets int) ImpairOption { return func(i *topology.Impair) { i.Limit = packets } }
+
+// LimitBytes sets the queue length in bytes (with a rate: a BDP-sized
+// queue, say).
+func LimitBytes(bytes int) ImpairOption { return func(i *topology.Impair) { i.LimitBytes = bytes } }
+
+// GilbertElliott drops packets in bursts, netem's `loss gemodel p r 1-h
+// 1-k`, in percent: p moves the chain from the good state to the bad one
+// (per packet), r back (mean burst 1/r with lossBad 100 and lossGood 0);
+// lossBad and lossGood are the losses in each state. It replaces Loss. The
+// userspace emulator.
+func GilbertElliott(p, r, lossBad, lossGood float64) ImpairOption {
+	return func(i *topology.Impair) {
+		i.GE = topology.GilbertElliott{P: p, R: r, LossBad: lossBad, LossGood: lossGood}
+		i.Loss = 0
+	}
+}
+
+// Trace replays a Mahimahi trace file (one millisecond a line at which one
+// MTU-sized packet may leave, repeated) as the capacity of what the
+// interface sends; a relative path is the test's directory's. It replaces
+// Rate. The userspace emulator.
+func Trace(path string) ImpairOption {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return func(i *topology.Impair) { i.Trace, i.Rate = topology.TraceRef{Name: path}, 0 }
+}
+
+// Emulator says who carries the interface's link: "userspace" (netlab's
+// emulator, whatever the kernel can do), "kernel", or "auto" (the kernel
+// where it can).
+func Emulator(who string) ImpairOption {
+	return func(i *topology.Impair) {
+		if who == "auto" {
+			who = ""
+		}
+		i.Emulator = who
+	}
+}
 
 // NoImpair starts from no impairment at all instead of the interface's
 // current ones (the file's, or an earlier Impair's).
@@ -46,8 +102,9 @@ func NoImpair() ImpairOption { return func(i *topology.Impair) { *i = topology.I
 // ("host" for a host-side veth end or a bridge port) in the middle of a
 // test, as `netlab impair` does: the options replace the values in force,
 // the others stay. When the test ends the interface gets the file's
-// impairments back. It fails the test if the kernel cannot apply them
-// (delay without sch_netem, say).
+// impairments back. Where the kernel cannot apply them (delay without
+// sch_netem, say) netlab's userspace emulator carries the link; it fails
+// the test if nothing can (a Gilbert-Elliott model on a TAP).
 //
 //	lab.Impair(t, "blue", "veth1", netlabtest.Loss(20), netlabtest.Rate(1e6))
 func (l *Lab) Impair(t testing.TB, ns, iface string, opts ...ImpairOption) {
@@ -60,14 +117,18 @@ func (l *Lab) Impair(t testing.TB, ns, iface string, opts ...ImpairOption) {
 		}
 	})
 	var im topology.Impair
-	if _, err := l.eng.Impair(l.lab.Name, ns, iface, func(cur *topology.Impair) error {
+	res, err := l.eng.Impair(l.lab.Name, ns, iface, func(cur *topology.Impair) error {
 		for _, o := range opts {
 			o(cur)
 		}
 		im = *cur
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatalf("netlabtest: impair %s/%s (%s): %v", ns, iface, im, err)
+	}
+	for _, w := range res.Warnings {
+		t.Logf("netlabtest: impair: %s", w)
 	}
 }
 

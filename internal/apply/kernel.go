@@ -29,7 +29,12 @@ var kernelHandlers = map[plan.Op]handler{
 	plan.OpAddLinuxBridge: on(addLinuxBridge).journaling(func(j *state.Journal, a plan.Action) {
 		j.AddHostLink(a.Step.(plan.AddLinuxBridge).Link)
 	}),
-	plan.OpAddTuntap: on(addTuntap),
+	plan.OpAddTuntap: on(addTuntap).journaling(func(j *state.Journal, a plan.Action) {
+		// A TAP of an emulated link may be a bridge port or a host end.
+		if v := a.Step.(plan.AddTuntap); v.NS == topology.Host {
+			j.AddHostLink(v.Link)
+		}
+	}),
 	plan.OpAddVXLAN: on(addVXLAN).journaling(func(j *state.Journal, a plan.Action) {
 		if v := a.Step.(plan.AddVXLAN); v.NS == topology.Host {
 			j.AddHostLink(v.Link)

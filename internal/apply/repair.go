@@ -59,7 +59,7 @@ func (s *Session) RepairCrashLeftovers(j *state.Journal, snap *state.Snapshot) e
 	}
 	for _, name := range j.HostLinks {
 		l := host.Links[name]
-		if l == nil || l.Alias != "" || (l.Kind != state.KindVeth && l.Kind != state.KindVXLAN) {
+		if l == nil || l.Alias != "" || (l.Kind != state.KindVeth && l.Kind != state.KindVXLAN && l.Kind != state.KindTuntap) {
 			continue
 		}
 		h, err := s.ns(topology.Host)

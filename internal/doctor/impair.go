@@ -7,7 +7,8 @@ import (
 )
 
 // impairFinding says which impairments (impair: blocks, netlab impair) this
-// kernel can apply, found by trying each in a scratch namespace.
+// kernel applies, found by trying each in a scratch namespace, and which
+// netlab's userspace link emulator carries instead.
 func impairFinding() Finding {
 	f := Finding{Check: "kernel impairments"}
 	sup, err := observe.ProbeImpair()
@@ -15,21 +16,27 @@ func impairFinding() Finding {
 		f.Level, f.What = Warn, "could not probe: "+err.Error()
 		return f
 	}
-	var yes, no []string
-	add := func(ok bool, what string) {
+	var kernel, emulated []string
+	add := func(ok bool, what, how string) {
 		if ok {
-			yes = append(yes, what)
+			kernel = append(kernel, what+" ("+how+")")
 		} else {
-			no = append(no, what)
+			emulated = append(emulated, what)
 		}
 	}
-	add(sup.TBF, "rate (tbf)")
-	add(sup.NftEgress, "loss (nftables egress)")
-	add(sup.Netem, "delay, jitter, duplicate, corrupt, reorder (netem)")
-	f.Level, f.What = OK, "supported: "+strings.Join(yes, ", ")
-	if len(no) > 0 {
-		f.Level = Warn
-		f.What += "; not supported: " + strings.Join(no, ", ") + " (files that use them are refused)"
+	add(sup.TBF, "rate", "tbf")
+	add(sup.NftEgress, "loss", "nftables egress")
+	add(sup.Netem, "delay, jitter, duplicate, corrupt, reorder", "netem")
+	f.Level, f.What = OK, "the kernel applies: "+strings.Join(kernel, ", ")
+	if len(kernel) == 0 {
+		f.What = "the kernel applies none"
+	}
+	f.What += "; netlab's userspace emulator (netlab emulate, a process between two TAPs) carries a link with "
+	if len(emulated) > 0 {
+		f.What += strings.Join(emulated, ", ") + " (this kernel lacks them), "
+	}
+	f.What += "a jitter distribution, Gilbert-Elliott losses, a trace, or emulator: userspace"
+	if len(emulated) > 0 {
 		var fix []string
 		if !sup.Netem {
 			fix = append(fix, "CONFIG_NET_SCH_NETEM")
@@ -40,7 +47,7 @@ func impairFinding() Finding {
 		if !sup.NftEgress {
 			fix = append(fix, "CONFIG_NETFILTER_EGRESS (Linux 5.16+)")
 		}
-		f.Fix = "a kernel with " + strings.Join(fix, ", ")
+		f.Fix = "nothing needed; for the kernel to carry them (and TAPs and links to other machines to have them): a kernel with " + strings.Join(fix, ", ")
 	}
 	return f
 }

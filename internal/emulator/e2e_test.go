@@ -84,7 +84,7 @@ func startEmu(t *testing.T, nsA, nsB string, a, b topology.Impair, traces map[st
 	if err := WriteModel(e.model, &ModelFile{Generation: 1, A: a, B: b, Traces: traces, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
-	e.cmd = exec.Command(os.Args[0], "--ns", nsA, "--dev", "ea", "--peer-ns", nsB, "--peer-dev", "eb", "--model-file", e.model, "--state-file", e.state)
+	e.cmd = exec.Command(os.Args[0], "--ns", nsA, "--dev", "ea", "--peer-ns", nsB, "--peer-dev", "eb", "--model-file", e.model, "--stats-file", e.state)
 	e.cmd.Env = append(os.Environ(), reexecEnv+"=main")
 	e.cmd.Stderr = &e.stderr
 	if err := e.cmd.Start(); err != nil {

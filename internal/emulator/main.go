@@ -21,7 +21,7 @@ import (
 )
 
 const usage = `usage: netlab emulate --ns NS --dev TAP --peer-ns NS --peer-dev TAP
-                      --model-file PATH --state-file PATH [--ovs-port a|b] [--cpus LIST]
+                      --model-file PATH --stats-file PATH [--ovs-port a|b] [--cpus LIST]
 
 Carries a link between two existing TAP devices (end A: --ns/--dev, end B:
 --peer-ns/--peer-dev): every frame one sends passes the model of its
@@ -51,7 +51,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.peerNS, "peer-ns", namespace.Host, "namespace of end B's TAP")
 	fs.StringVar(&c.peerDev, "peer-dev", "", "end B's TAP (required)")
 	fs.StringVar(&c.modelFile, "model-file", "", "the model file: JSON, what each direction does (required)")
-	fs.StringVar(&c.stateFile, "state-file", "", "write the model in force and counters here (JSON)")
+	fs.StringVar(&c.stateFile, "stats-file", "", "write the model in force and counters here (JSON)")
 	fs.StringVar(&c.ovsPort, "ovs-port", "", "a or b: that end is a port of Open vSwitch's userspace datapath")
 	fs.StringVar(&cpus, "cpus", "", `run on these CPUs only, a list such as "1" or "0-1"`)
 	if err := fs.Parse(args); err != nil {

@@ -107,10 +107,38 @@ func (e *Engine) logf(format string, args ...any) {
 
 // planInput is what plan.Make is given, the one way the engine builds it:
 // the file, what was observed, the journal, whether up may take an external
-// interface that carries the host's default route, and the machine's own
-// facts (the default OVS datapath, the CPUs for reflector queues).
-func planInput(lab *topology.Lab, snap *state.Snapshot, j *state.Journal, force bool) plan.Input {
-	return plan.Input{Lab: lab, Snapshot: snap, Journal: j, Force: force, Datapath: ovs.DefaultDatapath(), CPUs: runtime.NumCPU()}
+// interface that carries the host's default route, the machine's own
+// facts (the default OVS datapath, the CPUs for reflector queues), and the
+// traces `netlab impair` set (the lab's copies).
+func (e *Engine) planInput(lab *topology.Lab, snap *state.Snapshot, j *state.Journal, force bool) (plan.Input, error) {
+	in := plan.Input{Lab: lab, Snapshot: snap, Journal: j, Force: force, Datapath: ovs.DefaultDatapath(), CPUs: runtime.NumCPU()}
+	for _, k := range state.SortedNames(j.Impair) {
+		ref := j.Impair[k].Trace
+		if ref.IsZero() || lab.Traces[ref.Sum] != nil || in.Traces[ref.Sum] != nil {
+			continue
+		}
+		t, err := e.store.LoadTrace(j.Lab, ref)
+		if err != nil {
+			return in, fmt.Errorf("lab %s: %s: %w", j.Lab, k, err)
+		}
+		if t == nil {
+			continue // the plan says it is missing
+		}
+		if in.Traces == nil {
+			in.Traces = map[string]*topology.Trace{}
+		}
+		in.Traces[ref.Sum] = t
+	}
+	return in, nil
+}
+
+// makePlan plans the lab (see planInput).
+func (e *Engine) makePlan(lab *topology.Lab, snap *state.Snapshot, j *state.Journal, force bool) (plan.Plan, error) {
+	in, err := e.planInput(lab, snap, j, force)
+	if err != nil {
+		return nil, err
+	}
+	return plan.Make(in)
 }
 
 // hasOVS says whether the lab has Open vSwitch bridges.
@@ -205,7 +233,7 @@ func (e *Engine) Plan(lab *topology.Lab) (plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return plan.Make(planInput(lab, snap, j, e.force))
+	return e.makePlan(lab, snap, j, e.force)
 }
 
 // ErrNotConverged is returned by Up when the machine still differs from the
@@ -279,7 +307,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err := ap.RepairCrashLeftovers(j, snap); err != nil {
 		return nil, err
 	}
-	p, err := plan.Make(planInput(lab, snap, j, e.force))
+	p, err := e.makePlan(lab, snap, j, e.force)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +326,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		if err := ap.RemoveDeadBridgeDevices(j, snap); err != nil {
 			return nil, err
 		}
-		if p, err = plan.Make(planInput(lab, snap, j, e.force)); err != nil {
+		if p, err = e.makePlan(lab, snap, j, e.force); err != nil {
 			return nil, err
 		}
 	}
@@ -330,7 +358,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	again, err := plan.Make(planInput(lab, snap, j, e.force))
+	again, err := e.makePlan(lab, snap, j, e.force)
 	if err != nil {
 		return res, err
 	}

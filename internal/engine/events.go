@@ -352,7 +352,7 @@ func (e *Engine) event(lab string, change func(j *state.Journal, full, part *top
 	if err != nil {
 		return nil, err
 	}
-	whole, err := plan.Make(planInput(part, snap, j, j.Force))
+	whole, err := e.makePlan(part, snap, j, j.Force)
 	if err != nil {
 		return nil, err
 	}

@@ -86,10 +86,14 @@ func (e *Engine) CurrentImpair(lab, ns, link string) (im topology.Impair, runtim
 // change, which gives the interface the file's impairment back. An error of
 // change is returned as it is, and nothing is changed. The change is
 // journaled before it is applied, so `down` after a crash still removes it,
-// and `up` keeps it. Only impairment actions run: other drift of the lab is
-// up's business.
+// and `up` keeps it. Only impairment actions run (other drift of the lab is
+// up's business), unless the change moves the link between the kernel and
+// the userspace emulator: its ends are made again then, so the whole plan
+// runs, as up's, and a warning says so. A trace named by its path alone
+// (TraceRef without a hash) is read and kept in the lab's directory.
 //
-// Equivalent to: the `tc` and `nft` commands of the actions it returns.
+// Equivalent to: the `tc` and `nft` commands, or the emulator's reload, of
+// the actions it returns.
 func (e *Engine) Impair(lab, ns, link string, change func(*topology.Impair) error) (*Result, error) {
 	unlock, err := e.store.Lock(lab)
 	if err != nil {
@@ -120,6 +124,9 @@ func (e *Engine) Impair(lab, ns, link string, change func(*topology.Impair) erro
 		if err := change(&im); err != nil {
 			return nil, err
 		}
+		if err := e.keepTrace(lab, part, &im); err != nil {
+			return nil, err
+		}
 		j.SetRuntimeImpair(ns, link, im)
 	}
 	oc, err := e.connectOVS(false)
@@ -135,26 +142,69 @@ func (e *Engine) Impair(lab, ns, link string, change func(*topology.Impair) erro
 	if err != nil {
 		return nil, err
 	}
-	full, err := plan.Make(planInput(part, snap, j, j.Force))
+	full, err := e.makePlan(part, snap, j, j.Force)
 	if err != nil {
 		return nil, err
 	}
 	p := plan.Impairments(full, link)
+	var warnings []string
+	if plan.Recarries(full, part, ns, link) {
+		p = full
+		warnings = append(warnings, fmt.Sprintf("%s/%s: its link is made again (%s), so the whole plan ran, as up's", ns, link, carrierText(part, j, snap, ns, link)))
+	}
 	apply.RecordIntents(p, j)
 	if err := e.store.Save(j); err != nil {
 		return nil, err
 	}
 	if done, err := s.applier(j).Run(p, s.options(nil)); err != nil {
-		return &Result{Plan: p[:done]}, fmt.Errorf("lab %s: impair %s/%s: %w", lab, ns, link, err)
+		return &Result{Plan: p[:done], Warnings: warnings}, fmt.Errorf("lab %s: impair %s/%s: %w", lab, ns, link, err)
 	}
-	return &Result{Plan: p}, nil
+	return &Result{Plan: p, Warnings: warnings}, nil
+}
+
+// carrierText says who now carries ns/link: "the userspace emulator
+// carries it: WHY", or "the kernel carries it".
+func carrierText(part *topology.Lab, j *state.Journal, snap *state.Snapshot, ns, link string) string {
+	if why := plan.CarrierOf(part, j, snap.Impair, ns, link); why != "" {
+		return "the userspace emulator carries it: " + why
+	}
+	return "the kernel carries it"
+}
+
+// keepTrace reads a trace named by its path alone (netlab impair --trace,
+// the fixture's Trace) and keeps a copy in the lab's directory, by hash;
+// one the file's lab holds needs nothing.
+func (e *Engine) keepTrace(lab string, part *topology.Lab, im *topology.Impair) error {
+	ref := im.Trace
+	if ref.IsZero() || part.Traces[ref.Sum] != nil {
+		return nil
+	}
+	if ref.Sum != "" {
+		if t, err := e.store.LoadTrace(lab, ref); err != nil || t != nil {
+			return err
+		}
+	}
+	t, err := topology.LoadTrace(ref.Name)
+	if err != nil {
+		return fmt.Errorf("trace: %w", err)
+	}
+	if ref.Sum != "" && t.Sum != ref.Sum {
+		return fmt.Errorf("trace %s changed since it was set (hash %s, was %s): set it again", ref.Name, t.Sum, ref.Sum)
+	}
+	im.Trace = t.Ref()
+	return e.store.SaveTrace(lab, t)
 }
 
 // impairStatus is what status shows of an interface's impairments: what
-// its netlab qdiscs and loss rule apply, and whether `netlab impair` set it.
-func impairStatus(ns string, l *state.Link, o *state.Namespace, j *state.Journal) (string, bool) {
+// its netlab qdiscs and loss rule apply, or its emulator (emu, the model it
+// applies to what the interface sends, when an emulator carries its link),
+// and whether `netlab impair` set it.
+func impairStatus(ns string, l *state.Link, o *state.Namespace, j *state.Journal, emu *topology.Impair) (string, bool) {
 	_, runtime := j.Impair[state.ImpairKey(ns, l.Name)]
 	im := plan.ImpairOf(l, o.Loss)
+	if emu != nil {
+		im = emu.Shaping()
+	}
 	if im.IsZero() {
 		if runtime {
 			return "none", true

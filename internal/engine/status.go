@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/netlab-dev/netlab/internal/linkmodel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/service"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -116,7 +117,9 @@ type ServiceStatus struct {
 	Log  string `json:"log"`
 }
 
-// ProcessStatus is one supervised `netlab reflect` process.
+// ProcessStatus is one supervised process on the namespace's devices:
+// `netlab reflect` on a TUN, or `netlab emulate` on an emulated link (under
+// its first end).
 type ProcessStatus struct {
 	Device  string `json:"device"`
 	PID     int    `json:"pid"`
@@ -125,6 +128,24 @@ type ProcessStatus struct {
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
 	Drops   uint64 `json:"drops"`
+	// Program is "reflect" or "emulate"; Emulator an emulator's model and
+	// counters.
+	Program  string          `json:"program,omitempty"`
+	Emulator *EmulatorStatus `json:"emulator,omitempty"`
+}
+
+// EmulatorStatus is what an emulator applies and has done: the model of
+// each direction (A: what the device sends to Peer; B: back), the
+// counters of each, each end's carrier, and a model it refused.
+type EmulatorStatus struct {
+	Peer     string          `json:"peer"`
+	A        string          `json:"a"`
+	B        string          `json:"b"`
+	AtoB     linkmodel.Stats `json:"a_to_b"`
+	BtoA     linkmodel.Stats `json:"b_to_a"`
+	CarrierA bool            `json:"carrier_a"`
+	CarrierB bool            `json:"carrier_b"`
+	Error    string          `json:"error,omitempty"`
 }
 
 // LinkStatus is one interface.
@@ -137,9 +158,14 @@ type LinkStatus struct {
 	Master    string   `json:"master,omitempty"`
 	Addresses []string `json:"addresses,omitempty"`
 	// Impair is what the interface's netlab qdiscs and loss rule apply
-	// ("rate 20mbit loss 2%"), Runtime that `netlab impair` set it.
+	// ("rate 20mbit loss 2%"), or its emulator to what it sends; Runtime
+	// that `netlab impair` set it.
 	Impair  string `json:"impair,omitempty"`
 	Runtime bool   `json:"impair_runtime,omitempty"`
+	// Emulator is why netlab's userspace emulator carries the interface's
+	// link ("a/eth0: delay needs sch_netem, which this kernel does not
+	// have"); "" when the kernel does.
+	Emulator string `json:"emulator,omitempty"`
 	// OperState is the kernel's operational state ("up", "down",
 	// "lower-layer-down", "unknown"); NoCarrier that the link is up with no
 	// lower link (NO-CARRIER).
@@ -231,7 +257,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		st.OVS = &info
 	}
 	if file != nil {
-		p, err := plan.Make(planInput(file, snap, j, j.Force))
+		p, err := e.makePlan(file, snap, j, j.Force)
 		if err != nil {
 			st.DriftError = err.Error()
 		}
@@ -242,6 +268,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 
 	held := map[string][]string{}
 	st.LinksDown, st.Partitions = eventStatus(file, snap, j, held)
+	emuModel, emuWhy := emulatedEnds(file, snap, j)
 	names := state.SortedNames(snap.Namespaces)
 	sort.SliceStable(names, func(a, b int) bool { return names[a] == topology.Host && names[b] != topology.Host })
 	for _, name := range names {
@@ -259,7 +286,8 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			for _, a := range l.Addrs {
 				ls.Addresses = append(ls.Addresses, a.String())
 			}
-			ls.Impair, ls.Runtime = impairStatus(name, l, o, j)
+			ls.Impair, ls.Runtime = impairStatus(name, l, o, j, emuModel[name+"/"+ln])
+			ls.Emulator = emuWhy[name+"/"+ln]
 			ls.OperState, ls.NoCarrier = l.OperState, l.NoCarrier
 			ls.CablePulled = j.CablePulled(name, ln)
 			ls.HeldDownFor = strings.Join(held[state.CableKey(name, ln)], ", ")
@@ -278,8 +306,17 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		}
 		for _, dev := range state.SortedNames(o.Processes) {
 			pr := o.Processes[dev]
-			ps := ProcessStatus{Device: dev, PID: pr.PID, Spec: pr.Spec}
-			if st, err := supervise.New(e.store, lab, nil).Stats(name, dev); err == nil {
+			ps := ProcessStatus{Device: dev, PID: pr.PID, Spec: pr.Spec, Program: pr.Program}
+			procs := supervise.New(e.store, lab, nil)
+			if pr.Program == state.ProgramEmulate {
+				if es, err := procs.EmulatorStats(name, dev); err == nil && pr.Emulator != nil {
+					ps.Emulator = &EmulatorStatus{Peer: pr.Emulator.PeerNS + "/" + pr.Emulator.Peer, A: es.A.Shaping().String(), B: es.B.Shaping().String(),
+						AtoB: es.AtoB, BtoA: es.BtoA, CarrierA: es.CarrierA, CarrierB: es.CarrierB, Error: es.Error}
+					ps.Packets = es.AtoB.Out + es.BtoA.Out
+					ps.Bytes = es.AtoB.OutBytes + es.BtoA.OutBytes
+					ps.Drops = es.AtoB.Lost + es.AtoB.Dropped + es.AtoB.Overflow + es.BtoA.Lost + es.BtoA.Dropped + es.BtoA.Overflow
+				}
+			} else if st, err := procs.Stats(name, dev); err == nil {
 				ps.Queues, ps.Packets, ps.Bytes, ps.Drops = st.Queues, st.Packets, st.Bytes, st.Drops
 			}
 			ns.Processes = append(ns.Processes, ps)
@@ -329,6 +366,28 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		st.HostSysctls = append(st.HostSysctls, SysctlStatus{Key: k, Value: host.Sysctls[k], Previous: j.HostSysctls[k]})
 	}
 	return st, nil
+}
+
+// emulatedEnds are, by "ns/link", the model each running emulator applies
+// to what that end sends, and why the emulator carries the end's link (the
+// plan's reason when the file is known, else that one runs).
+func emulatedEnds(file *topology.Lab, snap *state.Snapshot, j *state.Journal) (map[string]*topology.Impair, map[string]string) {
+	model, why := map[string]*topology.Impair{}, map[string]string{}
+	for ns, o := range snap.Namespaces {
+		for dev, pr := range o.Processes {
+			if e := pr.Emulator; e != nil {
+				a, b := e.A, e.B
+				model[ns+"/"+dev], model[e.PeerNS+"/"+e.Peer] = &a, &b
+				why[ns+"/"+dev], why[e.PeerNS+"/"+e.Peer] = "userspace emulator", "userspace emulator"
+			}
+		}
+	}
+	if file != nil {
+		for _, e := range plan.EmulatedLinks(file, plan.WantImpair(file, j), snap.Impair) {
+			why[e.A.NS+"/"+e.A.Name], why[e.B.NS+"/"+e.B.Name] = e.Why, e.Why
+		}
+	}
+	return model, why
 }
 
 // serviceStatus reports a namespace's services, probing each once.

@@ -43,7 +43,8 @@ func Down(in DownInput) (Plan, []string) {
 	// ending the processes in the lab's namespaces would not reach them.
 	for _, ns := range state.SortedNames(snap.Namespaces) {
 		for _, dev := range state.SortedNames(snap.Namespaces[ns].Processes) {
-			emit(StopProcess{NS: ns, Link: dev, Spec: snap.Namespaces[ns].Processes[dev].Spec})
+			pr := snap.Namespaces[ns].Processes[dev]
+			emit(StopProcess{NS: ns, Link: dev, Spec: pr.Spec, Program: pr.Program})
 		}
 	}
 
@@ -135,7 +136,7 @@ func Down(in DownInput) (Plan, []string) {
 			unmarked := l.Alias == ""
 			switch {
 			case l.Owner() == lab,
-				unmarked && slices.Contains(j.HostLinks, name) && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN),
+				unmarked && slices.Contains(j.HostLinks, name) && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN || l.Kind == state.KindTuntap),
 				unmarked && slices.Contains(j.Bridges, name) && l.Kind == state.KindTuntap:
 				links = append(links, name)
 			case slices.Contains(j.HostLinks, name) && l.Owner() != "":

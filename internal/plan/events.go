@@ -262,7 +262,7 @@ func routeThrough(lab *topology.Lab, c Cable, r state.Route) bool {
 	if r.Dev != "" {
 		return r.Dev == c.Link
 	}
-	w := desired(lab, "")[c.NS][c.Link]
+	w := desired(lab, "", nil)[c.NS][c.Link]
 	if w == nil {
 		return false
 	}

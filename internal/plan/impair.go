@@ -47,9 +47,10 @@ func TBFOf(im topology.Impair) TBF {
 }
 
 // qdiscPart is the part of an impairment the qdiscs apply: everything but
-// loss, which the nftables rule does.
+// loss, which the nftables rule does (and the choice of carrier).
 func qdiscPart(im topology.Impair) topology.Impair {
 	im.Loss = 0
+	im.Emulator = ""
 	return im
 }
 
@@ -116,12 +117,12 @@ func WantImpair(lab *topology.Lab, j *state.Journal) map[string]map[string]topol
 }
 
 // ImpairFeatureError names each place of the file (or runtime impairment)
-// that needs what this kernel lacks; nil when all can be applied, or when
-// support was not probed.
-func ImpairFeatureError(lab *topology.Lab, want map[string]map[string]topology.Impair, sup *state.ImpairSupport) error {
-	if sup == nil {
-		return nil
-	}
+// that needs what this kernel lacks, on an interface the userspace
+// emulator does not carry (emulated: its ends, by "ns/link"), or what only
+// the emulator does on one it cannot carry (a TAP, a tunnel to another
+// machine, a link that says emulator: kernel); nil when all can be applied.
+// Kernel features are not checked when support was not probed.
+func ImpairFeatureError(lab *topology.Lab, want map[string]map[string]topology.Impair, sup *state.ImpairSupport, emulated map[string]*Emulated) error {
 	byPlace := map[string]*topology.Impairment{}
 	for _, im := range lab.Impairments {
 		byPlace[key(im.NS, im.Link)] = im
@@ -137,12 +138,21 @@ func ImpairFeatureError(lab *topology.Lab, want map[string]map[string]topology.I
 	for _, ns := range state.SortedNames(want) {
 		for _, link := range state.SortedNames(want[ns]) {
 			im := want[ns][link]
+			if emulated[key(ns, link)] != nil {
+				continue // the emulator applies all of it
+			}
 			place := func(field, why string) *topology.Error {
 				e := &topology.Error{File: lab.File, Path: key(ns, link) + " (netlab impair)", Msg: why}
 				if fi := byPlace[key(ns, link)]; fi != nil && fi.Impair == im {
 					e.Path, e.Pos = fi.Path+"."+field, fi.FieldPos[field]
 				}
 				return e
+			}
+			for _, f := range im.EmulatorFields() {
+				add("netlab's userspace emulator", place(f, f+" needs netlab's userspace emulator, which carries links netlab makes on this machine (veth ends, bridge ports; not a TAP, nor a link to another machine) unless they say emulator: kernel"))
+			}
+			if sup == nil {
+				continue
 			}
 			if !sup.Netem {
 				fields := im.NetemFields()
@@ -193,6 +203,9 @@ func (p *planner) impairClashes(j *state.Journal, clash func(topology.Pos, strin
 		lossWanted := false
 		for _, link := range state.SortedNames(p.impair[ns]) {
 			im := p.impair[ns][link]
+			if p.emulated(ns, link) != nil {
+				continue // no qdisc, no loss rule: the emulator's
+			}
 			lossWanted = lossWanted || im.Loss != 0
 			if qdiscPart(im).IsZero() {
 				continue
@@ -256,6 +269,9 @@ func (p *planner) impairments() {
 				continue // the OVS bridge's own port: its qdisc is OVS's business
 			}
 			im := p.impair[nsName][name]
+			if w.emu != nil {
+				im = topology.Impair{} // the emulator applies it
+			}
 			o := p.exists(nsName, name)
 			var have *state.Qdisc
 			if o != nil {
@@ -323,7 +339,7 @@ func (p *planner) wantImpair(j *state.Journal) error {
 			}
 		}
 	}
-	return ImpairFeatureError(p.lab, p.impair, p.snap.Impair)
+	return ImpairFeatureError(p.lab, p.impair, p.snap.Impair, p.emu)
 }
 
 // impairedPort says whether the lab impairs the host end of a bridge port.
@@ -332,7 +348,7 @@ func (p *planner) wantImpair(j *state.Journal) error {
 // ping), so port-type auto gives an impaired port an AF_PACKET (system)
 // port, and an AF_XDP type the file names is an error there.
 func (p *planner) impairedPort(name string) bool {
-	return !p.impair[topology.Host][name].IsZero()
+	return !p.impair[topology.Host][name].Shaping().IsZero() || p.emulated(topology.Host, name) != nil
 }
 
 func afxdpImpairError(lab *topology.Lab, b *topology.Bridge, port string) *topology.Error {

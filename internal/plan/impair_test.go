@@ -119,8 +119,11 @@ func TestImpairNeverTouchesForeignQdisc(t *testing.T) {
 	}
 }
 
+// Without netem a link whose end says emulator: kernel cannot have a
+// delay: an error at each field, the machine untouched. (Without that, the
+// userspace emulator carries it: emulated_test.go.)
 func TestImpairFeatureError(t *testing.T) {
-	lab := parse(t, "imp", strings.Replace(impairLab, "{rate: 20mbit}", "{rate: 20mbit, delay: 20ms, jitter: 2ms}", 1))
+	lab := parse(t, "imp", strings.Replace(impairLab, "{rate: 20mbit}", "{rate: 20mbit, delay: 20ms, jitter: 2ms, emulator: kernel}", 1))
 	m := newMachine()
 	m.snap.Impair = &state.ImpairSupport{TBF: true, NftEgress: true}
 	_, err := Make(Input{Lab: lab, Snapshot: m.snap, Journal: m.j})

@@ -52,6 +52,8 @@ var samples = []Step{
 	SetLoss{NS: "a", Loss: []state.LossRule{{Link: "e0", Percent: 5}}},
 	DelLoss{NS: "a"},
 	StartProcess{NS: "a", Link: "tun0", Spec: "--queues 1"},
+	StartEmulator{NS: "a", Link: "e0", PeerNS: "b", Peer: "e1", Spec: "--peer-ns b --peer-dev e1", A: topology.Impair{Delay: 20e6}, Why: "a/e0: emulator: userspace"},
+	SetEmulator{NS: "a", Link: "e0", PeerNS: "b", Peer: "e1", B: topology.Impair{Loss: 1}},
 	StopProcess{NS: "a", Link: "tun0"},
 	StopNSProcesses{Namespaces: []string{"a"}},
 	SetQdisc{NS: "a", Link: "e0", Impair: &topology.Impair{Rate: 1e6}},

@@ -26,6 +26,7 @@ type wantLink struct {
 	tun             *topology.TUN
 	tap             *topology.TAP
 	vx              *topology.Tunnel
+	emu             *Emulated // the emulated link this TAP is an end of
 }
 
 const (
@@ -37,14 +38,15 @@ const (
 // sameKind compares a wanted kind with netlink's: TUN and TAP devices are
 // both "tuntap" there.
 func sameKind(want, got string) bool {
-	if want == kindTUN || want == kindTAP {
+	if want == kindTUN || want == kindTAP || want == kindEmu {
 		return got == state.KindTuntap
 	}
 	return want == got
 }
 
-// desired computes the interfaces of every namespace (Host included).
-func desired(lab *topology.Lab, datapath string) map[string]map[string]*wantLink {
+// desired computes the interfaces of every namespace (Host included); the
+// ends of an emulated link (emu, by end) are TAPs.
+func desired(lab *topology.Lab, datapath string, emu map[string]*Emulated) map[string]map[string]*wantLink {
 	want := map[string]map[string]*wantLink{topology.Host: {}}
 	for _, ns := range lab.Namespaces {
 		want[ns.Name] = map[string]*wantLink{}
@@ -90,6 +92,11 @@ func desired(lab *topology.Lab, datapath string) map[string]map[string]*wantLink
 				kind: state.KindVeth, peer: peer.End, mac: e.MAC, mtu: e.MTU, addrs: e.Addresses,
 				txOff: ovs, pos: e.Pos, path: e.String(),
 			}
+			if em := emu[key(e.NS, e.Name)]; em != nil {
+				// The emulator hands an Open vSwitch port whole frames:
+				// no checksum offload to turn off.
+				w.kind, w.emu, w.txOff = kindEmu, em, false
+			}
 			if b := lab.Bridge(e.Bridge); b != nil {
 				if b.Type == topology.BridgeLinux {
 					w.master = b.Name
@@ -116,6 +123,19 @@ func (p *planner) recreations() {
 	for _, l := range p.lab.Links {
 		a := p.observedLink(l.A.NS, l.A.Name)
 		b := p.observedLink(l.B.NS, l.B.Name)
+		if p.emulated(l.A.NS, l.A.Name) != nil {
+			// Two TAPs, each made on its own; a veth where one should be
+			// goes (with its peer), and the TAP is made.
+			for _, pair := range []struct {
+				o *state.Link
+				e topology.LinkEnd
+			}{{a, l.A}, {b, l.B}} {
+				if pair.o != nil && pair.o.Kind != state.KindTuntap {
+					p.recreated[key(pair.e.NS, pair.e.Name)] = true
+				}
+			}
+			continue
+		}
 		if (a == nil) != (b == nil) {
 			p.recreated[key(l.A.NS, l.A.Name)] = true
 			p.recreated[key(l.B.NS, l.B.Name)] = true
@@ -142,7 +162,7 @@ func (p *planner) recreations() {
 			if w.kind == kindVXLAN && o != nil && o.Kind == kindVXLAN && !p.sameVXLAN(w, o.VXLAN) {
 				p.recreated[key(nsName, name)] = true
 			}
-			if w.kind != kindTUN && w.kind != kindTAP {
+			if w.kind != kindTUN && w.kind != kindTAP && w.kind != kindEmu {
 				continue
 			}
 			if o != nil && o.Tuntap != nil && !sameTuntap(w, o.Tuntap) {
@@ -157,9 +177,12 @@ func (p *planner) recreations() {
 // may be root or nobody: it matches a file that sets none.
 func sameTuntap(w *wantLink, t *state.Tuntap) bool {
 	tap, mq, owner, group := false, false, -1, -1
-	if w.tun != nil {
+	switch {
+	case w.emu != nil:
+		tap = true
+	case w.tun != nil:
 		mq = w.tun.Reflector
-	} else {
+	default:
 		tap, mq, owner, group = true, w.tap.MultiQueue, w.tap.Owner, w.tap.Group
 	}
 	sameID := func(want, got int) bool { return want == got || (want < 0 && got <= 0) }
@@ -210,7 +233,7 @@ func (p *planner) links() {
 	// its peer directly in the peer's namespace: no link ever passes through
 	// the host namespace under a name that could clash.
 	for _, l := range p.lab.Links {
-		if p.exists(l.A.NS, l.A.Name) != nil && p.exists(l.B.NS, l.B.Name) != nil {
+		if p.exists(l.A.NS, l.A.Name) != nil && p.exists(l.B.NS, l.B.Name) != nil || p.emulated(l.A.NS, l.A.Name) != nil {
 			continue
 		}
 		a, b := l.A, l.B
@@ -226,11 +249,15 @@ func (p *planner) links() {
 	for _, nsName := range p.nsOrder() {
 		for _, name := range p.linkOrder(nsName) {
 			w := p.want[nsName][name]
-			if (w.kind != kindTUN && w.kind != kindTAP) || p.exists(nsName, name) != nil {
+			if (w.kind != kindTUN && w.kind != kindTAP && w.kind != kindEmu) || p.exists(nsName, name) != nil {
 				continue
 			}
 			tt := &state.Tuntap{Owner: -1, Group: -1}
-			if w.tun != nil {
+			if w.emu != nil {
+				// An end of an emulated link: a TAP with virtio_net_hdr,
+				// which the emulator attaches to.
+				tt.TAP, tt.VnetHdr = true, true
+			} else if w.tun != nil {
 				tt.MultiQueue = w.tun.Reflector
 				tt.VnetHdr = w.tun.Reflector && ReflectorVnetHdr
 			} else {
@@ -253,7 +280,7 @@ func (p *planner) links() {
 			if w.mtu != 0 && (o == nil || o.MTU != w.mtu) {
 				a.MTU, changed = w.mtu, true
 			}
-			if !w.ovsPort && (w.kind == state.KindVeth || w.kind == kindVXLAN) {
+			if !w.ovsPort && (w.kind == state.KindVeth || w.kind == kindVXLAN || w.kind == kindEmu) {
 				observedMaster := ""
 				if o != nil {
 					observedMaster = o.Master

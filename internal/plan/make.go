@@ -23,6 +23,9 @@ type Input struct {
 	// CPUs is the default number of reflector queues (at most
 	// topology.MaxQueues); 0 means 1.
 	CPUs int
+	// Traces are Mahimahi traces the lab's file does not hold (those
+	// `netlab impair` set), by hash.
+	Traces map[string]*topology.Trace
 }
 
 // Make computes the plan. It fails, naming each object, when the lab would
@@ -30,9 +33,11 @@ type Input struct {
 // then.
 func Make(in Input) (Plan, error) {
 	lab, snap := in.Lab, in.Snapshot
-	want := desired(lab, in.Datapath)
+	emuList := wantEmulators(lab, in.Journal, snap.Impair)
+	emu := emulatedByEnd(emuList)
+	want := desired(lab, in.Datapath, emu)
 	p := &planner{lab: lab, snap: snap, j: in.Journal, want: want, datapath: in.Datapath, dirty: map[string]bool{},
-		heldBy: heldDevices(lab, in.Journal)}
+		heldBy: heldDevices(lab, in.Journal), emu: emu, emuList: emuList, traces: in.Traces}
 	if err := p.tunnelMTUs(); err != nil {
 		return nil, err
 	}
@@ -173,6 +178,9 @@ func Make(in Input) (Plan, error) {
 	p.partitions()
 	p.impairments()
 	p.processes(in.CPUs)
+	if err := p.emulators(); err != nil {
+		return nil, err
+	}
 	p.hostsAndViews()
 	p.services()
 	return p.out, nil
@@ -208,6 +216,12 @@ type planner struct {
 	// heldBy names, by "ns/link", the links that pulled cables hold down,
 	// with the cables (events.go).
 	heldBy map[string][]string
+	// emu indexes the links the userspace emulator carries by each end
+	// ("ns/link"); emuList has them in the file's order (emulated.go).
+	emu     map[string]*Emulated
+	emuList []*Emulated
+	// traces are the traces netlab impair set, by hash.
+	traces map[string]*topology.Trace
 }
 
 func (p *planner) emit(s Step) {
@@ -316,7 +330,9 @@ func (p *planner) deletions() {
 			}
 			if w == nil || p.recreated[key(nsName, name)] || !sameKind(w.kind, l.Kind) {
 				p.emitRemoval(nsName, DelLink{NS: nsName, Link: name})
-				if w != nil && w.kind == state.KindVeth && l.Kind == state.KindVeth {
+				if w != nil && w.peer.Name != "" && l.Kind == state.KindVeth {
+					// Its peer goes with it (a veth made again, or
+					// becoming a TAP of an emulated link).
 					gone[key(w.peer.NS, w.peer.Name)] = true
 				}
 			}

@@ -84,6 +84,10 @@ func (p *planner) stopProcesses(cpus int) {
 		o := p.snap.Namespaces[nsName]
 		for _, dev := range state.SortedNames(o.Processes) {
 			pr := o.Processes[dev]
+			if pr.Program == state.ProgramEmulate {
+				p.stopEmulator(nsName, dev, pr)
+				continue
+			}
 			w := p.want[nsName][dev]
 			if w == nil || w.tun == nil || !w.tun.Supervised() || ProcessSpec(w.tun, cpus) != pr.Spec || p.exists(nsName, dev) == nil {
 				p.emit(StopProcess{NS: nsName, Link: dev, Spec: pr.Spec})

@@ -336,6 +336,9 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 		}
 		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindTuntap, Alias: a.Alias, MTU: 1500,
 			Tuntap: &state.Tuntap{TAP: a.Tuntap.TAP, MultiQueue: a.Tuntap.MultiQueue, VnetHdr: a.Tuntap.VnetHdr, Owner: a.Tuntap.Owner, Group: a.Tuntap.Group}}
+		if a.NS == topology.Host {
+			m.j.AddHostLink(a.Link)
+		}
 	},
 	OpAddVXLAN: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(AddVXLAN)
@@ -367,6 +370,32 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 			ns.Processes = map[string]*state.Process{}
 		}
 		ns.Processes[a.Link] = &state.Process{PID: 4242, Spec: a.Spec}
+	},
+	OpStartEmulator: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(StartEmulator)
+		for _, end := range [][2]string{{a.NS, a.Link}, {a.PeerNS, a.Peer}} {
+			if l := m.link(t, end[0], end[1]); l.Kind != state.KindTuntap || !l.Tuntap.TAP {
+				t.Fatalf("start-emulator on %s/%s, a %s", end[0], end[1], l.Kind)
+			}
+		}
+		ns := m.ns(t, a.NS)
+		if ns.Processes == nil {
+			ns.Processes = map[string]*state.Process{}
+		}
+		if ns.Processes[a.Link] != nil {
+			t.Fatalf("start-emulator on %s/%s, which runs a process", a.NS, a.Link)
+		}
+		ns.Processes[a.Link] = &state.Process{PID: 4545, Spec: a.Spec, Program: state.ProgramEmulate,
+			Emulator: &state.EmulatorState{Generation: 1, A: a.A, B: a.B, PeerNS: a.PeerNS, Peer: a.Peer}}
+	},
+	OpSetEmulator: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetEmulator)
+		pr := m.ns(t, a.NS).Processes[a.Link]
+		if pr == nil || pr.Program != state.ProgramEmulate {
+			t.Fatalf("set-emulator on %s/%s, where none runs", a.NS, a.Link)
+		}
+		pr.Emulator.Generation++
+		pr.Emulator.A, pr.Emulator.B = a.A, a.B
 	},
 	OpStopProcess: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(StopProcess)

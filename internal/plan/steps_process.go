@@ -42,11 +42,14 @@ func (s StartProcess) Command(lab string) string {
 	return fmt.Sprintf("netlab reflect --ns %s --dev %s %s &   # supervised: pidfile and log under /run/netlab/labs/%s", s.NS, s.Link, s.Spec, lab)
 }
 
-// StopProcess ends a supervised process of the lab, by its PID.
+// StopProcess ends a supervised process of the lab, by its PID: a
+// reflector or UDP bridge on a TUN, or the emulator of a link (Program
+// state.ProgramEmulate, under the link's first end).
 type StopProcess struct {
-	NS   string `json:"ns,omitempty"`
-	Link string `json:"link,omitempty"`
-	Spec string `json:"spec,omitempty"`
+	NS      string `json:"ns,omitempty"`
+	Link    string `json:"link,omitempty"`
+	Spec    string `json:"spec,omitempty"`
+	Program string `json:"program,omitempty"`
 }
 
 func (StopProcess) Op() Op          { return OpStopProcess }
@@ -55,7 +58,12 @@ func (StopProcess) sealed()         {}
 func (s StopProcess) Command(lab string) string {
 	return fmt.Sprintf("kill $(cat /run/netlab/labs/%s/proc/%s-%s.pid)   # after checking /proc/PID/exe and cmdline", lab, s.NS, s.Link)
 }
-func (s StopProcess) Removed(string) string { return "netlab reflect on " + s.NS + "/" + s.Link }
+func (s StopProcess) Removed(string) string {
+	if s.Program == state.ProgramEmulate {
+		return "netlab emulate on " + s.NS + "/" + s.Link
+	}
+	return "netlab reflect on " + s.NS + "/" + s.Link
+}
 
 // StopNSProcesses ends every process in the namespaces (SIGTERM, SIGKILL
 // after a grace period): a process keeps a deleted namespace alive.

@@ -131,6 +131,31 @@ type Process struct {
 	// Spec is the canonical description of what it was started to do; a
 	// different spec in the file means restart.
 	Spec string
+	// Program is ProgramReflect (a reflector or UDP bridge on a TUN) or
+	// ProgramEmulate (an emulated link, under its first end's name).
+	Program string
+	// Emulator is what an emulator says it applies; nil for other
+	// programs, or when it has not said yet.
+	Emulator *EmulatorState
+}
+
+// The programs netlab supervises on a lab's devices: `netlab reflect` and
+// `netlab emulate`.
+const (
+	ProgramReflect = "reflect"
+	ProgramEmulate = "emulate"
+)
+
+// EmulatorState is what a running emulator says of itself (its state
+// file): the model in force for each direction (A's is what the first end
+// sends), the far end it carries frames to, each end's carrier.
+type EmulatorState struct {
+	Generation         uint64
+	A, B               topology.Impair
+	PeerNS, Peer       string
+	CarrierA, CarrierB bool
+	// Error is why the last change of model was refused ("" when it took).
+	Error string
 }
 
 // Service is a service of the lab as observed.

@@ -1,9 +1,11 @@
 // Package supervise runs and ends the programs netlab starts for a lab and
-// the processes in its namespaces. A supervised process (a reflector, a
-// TUN<->UDP bridge) is a `netlab reflect` process, detached in its own
-// session, with a pidfile, a spec file, a stats file and a log in the lab's
-// directory; it is signalled by PID only, after /proc/<pid>/cmdline and exe
-// say it is the reflect process of that namespace and device.
+// the processes in its namespaces. A supervised process on a lab's devices
+// (a reflector or TUN<->UDP bridge: `netlab reflect`; an emulated link:
+// `netlab emulate`, under its first end) is detached in its own session,
+// with a pidfile, a spec file, a stats file (and an emulator's model file)
+// and a log in the lab's directory; it is signalled by PID only, after
+// /proc/<pid>/cmdline and exe say it is that program of that namespace and
+// device.
 package supervise
 
 import (
@@ -65,22 +67,29 @@ func Binary() (string, error) {
 	return "", errors.New("reflectors run as `netlab reflect`, and no netlab binary was found: put it on PATH or set NETLAB_BIN")
 }
 
-// ourProcess says whether pid is the reflect process of ns/dev.
-func ourProcess(pid int, ns, dev string) bool {
+// ourProcess says whether pid is the reflect or emulate process of ns/dev.
+func ourProcess(pid int, ns, dev string) bool { return programOf(pid, ns, dev) != "" }
+
+// programOf is the program pid runs for ns/dev (state.ProgramReflect or
+// state.ProgramEmulate), "" when it is no such process of netlab's.
+func programOf(pid int, ns, dev string) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
-		return false
+		return ""
 	}
 	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	if len(args) < 2 || args[1] != "reflect" {
-		return false
+	if len(args) < 2 || (args[1] != state.ProgramReflect && args[1] != state.ProgramEmulate) {
+		return ""
 	}
 	cmd := " " + strings.Join(args, " ") + " "
 	if !strings.Contains(cmd, " --ns "+ns+" ") || !strings.Contains(cmd, " --dev "+dev+" ") {
-		return false
+		return ""
 	}
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return err == nil && strings.HasPrefix(filepath.Base(exe), "netlab")
+	if err != nil || !strings.HasPrefix(filepath.Base(exe), "netlab") {
+		return ""
+	}
+	return args[1]
 }
 
 // Observe reads the lab's pidfiles: live processes of ours go into their
@@ -90,18 +99,27 @@ func (s *Supervisor) Observe(snap *state.Snapshot) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
 	for _, f := range files {
 		ns, dev, pid, ok := readPidfile(f)
-		if !ok || len(proc.Alive([]int{pid})) == 0 || !ourProcess(pid, ns, dev) {
+		if !ok || len(proc.Alive([]int{pid})) == 0 {
+			continue
+		}
+		program := programOf(pid, ns, dev)
+		if program == "" {
 			continue
 		}
 		o := snap.Namespaces[ns]
 		if o == nil {
 			continue
 		}
-		spec, _ := os.ReadFile(strings.TrimSuffix(f, ".pid") + ".spec")
+		base := strings.TrimSuffix(f, ".pid")
+		spec, _ := os.ReadFile(base + ".spec")
 		if o.Processes == nil {
 			o.Processes = map[string]*state.Process{}
 		}
-		o.Processes[dev] = &state.Process{PID: pid, Spec: strings.TrimSpace(string(spec))}
+		pr := &state.Process{PID: pid, Spec: strings.TrimSpace(string(spec)), Program: program}
+		if program == state.ProgramEmulate {
+			pr.Emulator = emulatorState(base, pr.Spec)
+		}
+		o.Processes[dev] = pr
 	}
 }
 
@@ -127,6 +145,14 @@ func readPidfile(path string) (ns, dev string, pid int, ok bool) {
 // Start starts `netlab reflect` on ns/dev with spec and waits until it runs
 // (its first stats file) or died (then its log says why).
 func (s *Supervisor) Start(ns, dev, spec string) error {
+	return s.start(state.ProgramReflect, ns, dev, spec, nil)
+}
+
+// start starts program (reflect or emulate) on ns/dev with spec, after
+// before (given the files' common path, to write what the program reads),
+// and waits until it runs (its first stats file) or died (then its log
+// says why).
+func (s *Supervisor) start(program, ns, dev, spec string, before func(base string) error) error {
 	bin, err := Binary()
 	if err != nil {
 		return err
@@ -142,7 +168,16 @@ func (s *Supervisor) Start(ns, dev, spec string) error {
 	}
 	defer logf.Close()
 	os.Remove(base + ".stats.json")
-	args := append([]string{"reflect", "--ns", ns, "--dev", dev, "--stats-file", base + ".stats.json"}, strings.Fields(spec)...)
+	args := []string{program, "--ns", ns, "--dev", dev, "--stats-file", base + ".stats.json"}
+	if before != nil {
+		if err := before(base); err != nil {
+			return err
+		}
+	}
+	if program == state.ProgramEmulate {
+		args = append(args, "--model-file", base+".model.json")
+	}
+	args = append(args, strings.Fields(spec)...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
@@ -164,14 +199,14 @@ func (s *Supervisor) Start(ns, dev, spec string) error {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("netlab reflect on %s/%s exited at once (%v): %s", ns, dev, err, tail(base+".log"))
+			return fmt.Errorf("netlab %s on %s/%s exited at once (%v): %s", program, ns, dev, err, tail(base+".log"))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if _, err := os.Stat(base + ".stats.json"); err == nil {
 			return nil
 		}
 	}
-	return fmt.Errorf("netlab reflect on %s/%s did not start within 5s: %s", ns, dev, tail(base+".log"))
+	return fmt.Errorf("netlab %s on %s/%s did not start within 5s: %s", program, ns, dev, tail(base+".log"))
 }
 
 func tail(path string) string {
@@ -189,12 +224,13 @@ func (s *Supervisor) Stop(ns, dev string) error {
 	base := procBase(s.dir(), ns, dev)
 	_, _, pid, ok := readPidfile(base + ".pid")
 	if ok && len(proc.Alive([]int{pid})) > 0 && ourProcess(pid, ns, dev) {
-		fmt.Fprintf(s.log, "stopping netlab reflect %d on %s/%s\n", pid, ns, dev)
+		program := programOf(pid, ns, dev)
+		fmt.Fprintf(s.log, "stopping netlab %s %d on %s/%s\n", program, pid, ns, dev)
 		if left := proc.Stop([]int{pid}, GraceTime); len(left) > 0 {
-			return fmt.Errorf("netlab reflect %d on %s/%s did not stop", pid, ns, dev)
+			return fmt.Errorf("netlab %s %d on %s/%s did not stop", program, pid, ns, dev)
 		}
 	}
-	for _, ext := range []string{".pid", ".spec", ".stats.json"} {
+	for _, ext := range []string{".pid", ".spec", ".stats.json", ".model.json"} {
 		os.Remove(base + ext)
 	}
 	return nil
@@ -275,10 +311,13 @@ func (s *Supervisor) strays() []labProcess {
 			}
 			continue
 		}
-		if len(args) < 2 || args[1] != "reflect" {
+		if len(args) < 2 || (args[1] != state.ProgramReflect && args[1] != state.ProgramEmulate) {
 			continue
 		}
 		var p labProcess
+		if args[1] == state.ProgramEmulate {
+			p.what = "netlab emulate"
+		}
 		var stats string
 		for i := 2; i+1 < len(args); i++ {
 			switch args[i] {
