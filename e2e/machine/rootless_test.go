@@ -151,6 +151,41 @@ namespaces:
 		u.mustNetlab("down", "tap")
 	})
 
+	t.Run("an emulated link: delay without the kernel's netem", func(t *testing.T) {
+		u := u.with(t)
+		file := u.file("emu.yaml", `name: emu
+namespaces:
+  a:
+    interfaces:
+      eth0: {peer: b/eth0, addresses: [10.63.0.1/24], impair: {delay: 15ms, emulator: userspace}}
+  b:
+    interfaces:
+      eth0: {addresses: [10.63.0.2/24], impair: {loss: 0, delay: 5ms}}
+`)
+		if out := u.mustNetlab("up", file); !strings.Contains(out, "netlab emulate --ns a --dev eth0") {
+			t.Errorf("up in the user's sandbox:\n%s", out)
+		}
+		out := u.mustNetlab("exec", "emu", "a", "--", "ping", "-c", "5", "-i", "0.05", "-q", "10.63.0.2")
+		var least float64
+		if i := strings.Index(out, "= "); i >= 0 {
+			fmt.Sscanf(out[i+2:], "%g", &least)
+		}
+		if least < 20 {
+			t.Errorf("15 ms + 5 ms of delay in a rootless sandbox: least round trip %.2f ms\n%s", least, out)
+		}
+		st := u.mustNetlab("status", "emu")
+		for _, want := range []string{"netlab emulate on a/eth0 <-> b/eth0", "drift: none", "impair: delay 15ms"} {
+			if !strings.Contains(st, want) {
+				t.Errorf("status lacks %q:\n%s", want, st)
+			}
+		}
+		// The emulator is the user's on the machine, with no capability.
+		if p := processesOf(t, "65534"); !strings.Contains(p, "netlab emulate") {
+			t.Errorf("no emulator among the user's processes:\n%s", p)
+		}
+		u.mustNetlab("down", "emu")
+	})
+
 	t.Run("services with their files, names and logs", func(t *testing.T) {
 		u := u.with(t)
 		file := u.file("svc.yaml", `name: svc

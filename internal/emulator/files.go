@@ -48,6 +48,10 @@ type State struct {
 	// was): the model before it stays in force.
 	Error   string    `json:"error,omitempty"`
 	Updated time.Time `json:"updated"`
+	// KeptAtoB and KeptBtoA are the frames each direction held (queued or
+	// on its delay line) when the last model took: kept, not dropped.
+	KeptAtoB int `json:"kept_a_to_b,omitempty"`
+	KeptBtoA int `json:"kept_b_to_a,omitempty"`
 }
 
 // StateInterval is how often a running emulator rewrites its state file.

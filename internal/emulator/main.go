@@ -278,6 +278,8 @@ loop:
 				fmt.Fprintf(stderr, "netlab emulate: reload: %v (the model before stays)\n", err)
 			} else {
 				st.Generation, st.A, st.B, st.Error = nm.Generation, nm.A, nm.B, ""
+				sa, sb := ab.stats(), ba.stats()
+				st.KeptAtoB, st.KeptBtoA = sa.Queued+sa.InFlight, sb.Queued+sb.InFlight
 				fmt.Fprintf(stderr, "netlab emulate: generation %d: a->b %s; b->a %s\n", nm.Generation, nm.A, nm.B)
 			}
 			mu.Unlock()

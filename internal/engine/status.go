@@ -146,6 +146,10 @@ type EmulatorStatus struct {
 	CarrierA bool            `json:"carrier_a"`
 	CarrierB bool            `json:"carrier_b"`
 	Error    string          `json:"error,omitempty"`
+	// KeptAtoB and KeptBtoA are the frames each direction held when its
+	// last model took (kept, not dropped).
+	KeptAtoB int `json:"kept_a_to_b,omitempty"`
+	KeptBtoA int `json:"kept_b_to_a,omitempty"`
 }
 
 // LinkStatus is one interface.
@@ -311,7 +315,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			if pr.Program == state.ProgramEmulate {
 				if es, err := procs.EmulatorStats(name, dev); err == nil && pr.Emulator != nil {
 					ps.Emulator = &EmulatorStatus{Peer: pr.Emulator.PeerNS + "/" + pr.Emulator.Peer, A: es.A.Shaping().String(), B: es.B.Shaping().String(),
-						AtoB: es.AtoB, BtoA: es.BtoA, CarrierA: es.CarrierA, CarrierB: es.CarrierB, Error: es.Error}
+						AtoB: es.AtoB, BtoA: es.BtoA, CarrierA: es.CarrierA, CarrierB: es.CarrierB, Error: es.Error, KeptAtoB: es.KeptAtoB, KeptBtoA: es.KeptBtoA}
 					ps.Packets = es.AtoB.Out + es.BtoA.Out
 					ps.Bytes = es.AtoB.OutBytes + es.BtoA.OutBytes
 					ps.Drops = es.AtoB.Lost + es.AtoB.Dropped + es.AtoB.Overflow + es.BtoA.Lost + es.BtoA.Dropped + es.BtoA.Overflow

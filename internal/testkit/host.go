@@ -17,7 +17,7 @@ import (
 // Fingerprint describes what a lab may change on the host: namespaces, links
 // with their details, addresses, routes, rules, the forwarding and
 // reverse-path sysctls, the nftables ruleset, the OVS databases netlab may
-// use, and the OVS daemons, netlab reflectors and service supervisors of
+// use, and the OVS daemons, netlab reflectors, emulators and service supervisors of
 // this network namespace (the machine also shows the processes of
 // sandboxes, which are theirs, not the host's). Take one before a lab goes
 // up and compare after it goes down: they must be identical.
@@ -54,7 +54,7 @@ func Fingerprint() string {
 	b.WriteString("## processes\n")
 	for _, args := range Processes() {
 		prog, _, _ := strings.Cut(args, " ")
-		if strings.Contains(args, "netlab reflect") || strings.Contains(args, "netlab supervise") || strings.Contains(args, "netlab view-exec") || filepath.Base(prog) == "ovs-vswitchd" || filepath.Base(prog) == "ovsdb-server" {
+		if strings.Contains(args, "netlab reflect") || strings.Contains(args, "netlab emulate") || strings.Contains(args, "netlab supervise") || strings.Contains(args, "netlab view-exec") || filepath.Base(prog) == "ovs-vswitchd" || filepath.Base(prog) == "ovsdb-server" {
 			b.WriteString(args + "\n")
 		}
 	}
