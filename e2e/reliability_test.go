@@ -46,6 +46,9 @@ func shippedLabs(t *testing.T) []shippedLab {
 		{"tun-refl", "../labs/tun-reflector.yaml", nil},
 		{"tun-udp", writeFile(t, dir, "tun-udp.yaml", udp.Replace(readFile(t, "../labs/tun-udp.yaml"))), nil},
 		{"impaired", "../labs/impaired.yaml", []string{"10.7.0.0/24"}},
+		// Emulated links: a crash before an emulator's pidfile, or between
+		// its TAPs.
+		{"emulated", "../labs/emulated.yaml", nil},
 		// Services: a crash while FRR's daemons start, or between them.
 		{"ospf", "../labs/ospf.yaml", nil},
 	}

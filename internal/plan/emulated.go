@@ -83,8 +83,10 @@ func EmulatorReason(im topology.Impair, sup *state.ImpairSupport) string {
 	if im.Emulator == topology.EmulatorKernel {
 		return ""
 	}
-	if f := im.EmulatorFields(); len(f) > 0 {
-		return strings.Join(f, ", ") + " only the userspace emulator applies"
+	if f := im.EmulatorFields(); len(f) == 1 {
+		return f[0] + " is the userspace emulator's alone"
+	} else if len(f) > 1 {
+		return strings.Join(f, ", ") + " are the userspace emulator's alone"
 	}
 	if missing := kernelMissing(im, sup); len(missing) > 0 {
 		return strings.Join(missing, "; ")

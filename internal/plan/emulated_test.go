@@ -41,7 +41,7 @@ func TestEmulatedWhereNoNetem(t *testing.T) {
 	m := newMachine()
 	m.snap.Impair = noNetem()
 	p := m.converge(t, lab)
-	golden(t, "emulated.plan", p.String())
+	golden(t, "emulated-no-netem.plan", p.String())
 	s := p.String()
 	for _, want := range []string{
 		"ip -n a tuntap add dev eth0 mode tap vnet_hdr",
@@ -217,7 +217,7 @@ func TestEmulatedTrace(t *testing.T) {
 			start = &s
 		}
 	}
-	if start == nil || len(start.Traces) != 1 || start.Traces[0] != tr || !strings.Contains(start.Why, "trace only the userspace emulator applies") {
+	if start == nil || len(start.Traces) != 1 || start.Traces[0] != tr || !strings.Contains(start.Why, "trace is the userspace emulator's alone") {
 		t.Errorf("start-emulator %+v", start)
 	}
 }
