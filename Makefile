@@ -59,13 +59,16 @@ fuzz:
 # star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and
 # the learning switch; also the planner's own benchmark, and netlab's
 # reflector against a minimal C reflector in the same run, and labs in
-# sandboxes against the same labs on the machine. Root; about 17 min
-# (BENCHFLAGS=-quick for less). Results: bench/RESULTS.md.
+# sandboxes against the same labs on the machine; and the userspace link
+# emulator against its targets (delay, jitter, rate, Gilbert-Elliott,
+# traces, throughput against a veth). Root; about 22 min (BENCHFLAGS=-quick
+# for less). Results: bench/RESULTS.md.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plan/
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bench/bin/netlab ./cmd/netlab
 	$(GO) run ./bench/run $(BENCHFLAGS)
 	PAIRS=8 bash bench/reflector/bench.sh 3 3
+	$(GO) run ./bench/emulator -netlab bench/bin/netlab
 
 clean:
 	rm -rf bin

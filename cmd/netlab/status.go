@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netlab-dev/netlab/internal/emulator"
 	"github.com/netlab-dev/netlab/internal/engine"
 	"github.com/netlab-dev/netlab/internal/linkmodel"
 )
@@ -128,13 +129,14 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		}
 		for _, p := range ns.Processes {
 			if em := p.Emulator; em != nil {
-				fmt.Fprintf(w, "    netlab emulate on %s/%s <-> %s: pid %d\n", ns.Name, p.Device, em.Peer, p.PID)
+				fmt.Fprintf(w, "    netlab emulate on %s/%s <-> %s: pid %d, priority %s\n", ns.Name, p.Device, em.Peer, p.PID, em.Priority)
 				for _, d := range []struct {
 					from, to, model string
 					s               linkmodel.Stats
-				}{{ns.Name + "/" + p.Device, em.Peer, em.A, em.AtoB}, {em.Peer, ns.Name + "/" + p.Device, em.B, em.BtoA}} {
-					fmt.Fprintf(w, "      %s -> %s: %s; %d in, %d out, %d lost, %d dropped (queue full), %d queued\n",
-						d.from, d.to, d.model, d.s.In, d.s.Out, d.s.Lost, d.s.Dropped+d.s.Overflow, d.s.Queued+d.s.InFlight)
+					late            emulator.Lateness
+				}{{ns.Name + "/" + p.Device, em.Peer, em.A, em.AtoB, em.LateAtoB}, {em.Peer, ns.Name + "/" + p.Device, em.B, em.BtoA, em.LateBtoA}} {
+					fmt.Fprintf(w, "      %s -> %s: %s; %d in, %d out, %d lost, %d dropped (queue full), %d queued; late p99 %v\n",
+						d.from, d.to, d.model, d.s.In, d.s.Out, d.s.Lost, d.s.Dropped+d.s.Overflow, d.s.Queued+d.s.InFlight, d.late.P99)
 				}
 				if em.Error != "" {
 					fmt.Fprintf(w, "      last model refused: %s\n", em.Error)

@@ -52,6 +52,18 @@ type State struct {
 	// on its delay line) when the last model took: kept, not dropped.
 	KeptAtoB int `json:"kept_a_to_b,omitempty"`
 	KeptBtoA int `json:"kept_b_to_a,omitempty"`
+	// TraceAtoB and TraceBtoA are when the trace each direction replays
+	// began (its time 0); zero without one.
+	TraceAtoB time.Time `json:"trace_a_to_b,omitzero"`
+	TraceBtoA time.Time `json:"trace_b_to_a,omitzero"`
+	// LateAtoB and LateBtoA say how late each direction's frames left
+	// (written, against when the model let them go) since the model in
+	// force took: the emulator's own precision, on this machine, under its
+	// load.
+	LateAtoB Lateness `json:"late_a_to_b"`
+	LateBtoA Lateness `json:"late_b_to_a"`
+	// Priority is the scheduling priority the process got.
+	Priority Priority `json:"priority,omitempty"`
 }
 
 // StateInterval is how often a running emulator rewrites its state file.

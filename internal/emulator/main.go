@@ -22,6 +22,7 @@ import (
 
 const usage = `usage: netlab emulate --ns NS --dev TAP --peer-ns NS --peer-dev TAP
                       --model-file PATH --stats-file PATH [--ovs-port a|b] [--cpus LIST]
+                      [--priority realtime|high|normal]
 
 Carries a link between two existing TAP devices (end A: --ns/--dev, end B:
 --peer-ns/--peer-dev): every frame one sends passes the model of its
@@ -38,6 +39,7 @@ type config struct {
 	modelFile, stateFile     string
 	ovsPort                  string // "", "a" or "b"
 	cpus                     []int
+	priority                 Priority
 }
 
 func parseArgs(args []string, stderr io.Writer) (config, error) {
@@ -54,6 +56,11 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.stateFile, "stats-file", "", "write the model in force and counters here (JSON)")
 	fs.StringVar(&c.ovsPort, "ovs-port", "", "a or b: that end is a port of Open vSwitch's userspace datapath")
 	fs.StringVar(&cpus, "cpus", "", `run on these CPUs only, a list such as "1" or "0-1"`)
+	def := string(PriorityRealtime)
+	if v := os.Getenv(PriorityEnv); v != "" {
+		def = v
+	}
+	prio := fs.String("priority", def, "realtime (SCHED_FIFO 1), high (nice -10) or normal; the best allowed below it is taken (default: $"+PriorityEnv+", else realtime)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -73,6 +80,11 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.modelFile == "" {
 		return c, errors.New("--model-file is required")
+	}
+	switch c.priority = Priority(*prio); c.priority {
+	case PriorityRealtime, PriorityHigh, PriorityNormal:
+	default:
+		return c, fmt.Errorf("--priority %q: want realtime, high or normal", *prio)
 	}
 	if c.ovsPort != "" && c.ovsPort != "a" && c.ovsPort != "b" {
 		return c, fmt.Errorf("--ovs-port %q: want a or b", c.ovsPort)
@@ -193,12 +205,18 @@ func run(ctx context.Context, c config, hup <-chan os.Signal, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	defer ab.timer.close()
 	ba, err := mk("b->a", pb, c.ovsPort == "a", seed+1)
 	if err != nil {
+		ab.timer.close()
 		return err
 	}
-	defer ba.timer.close()
+	schedulersStarted := false
+	defer func() {
+		if !schedulersStarted { // else closed once they returned
+			ab.timer.close()
+			ba.timer.close()
+		}
+	}()
 	a, err := attach(c.ns, c.dev, ab.offloads())
 	if err != nil {
 		return err
@@ -210,6 +228,10 @@ func run(ctx context.Context, c config, hup <-chan os.Signal, stderr io.Writer) 
 	}
 	defer b.close()
 	ab.src, ab.dst, ba.src, ba.dst = a.f, b.f, b.f, a.f
+	got, err := raisePriority(c.priority)
+	if err != nil {
+		return fmt.Errorf("priority %s: %w", c.priority, err)
+	}
 	if err := reflector.DropAllCapabilities(); err != nil {
 		return err
 	}
@@ -217,7 +239,7 @@ func run(ctx context.Context, c config, hup <-chan os.Signal, stderr io.Writer) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex // guards st
-	st := State{Pid: os.Getpid(), Generation: m.Generation, A: m.A, B: m.B}
+	st := State{Pid: os.Getpid(), Generation: m.Generation, A: m.A, B: m.B, Priority: got}
 	carrier := newCarrier(a, b)
 	snapshot := func() State {
 		mu.Lock()
@@ -226,6 +248,8 @@ func run(ctx context.Context, c config, hup <-chan os.Signal, stderr io.Writer) 
 		s.AtoB, s.BtoA = ab.stats(), ba.stats()
 		s.WriteErrors = ab.writeErrs.Load() + ba.writeErrs.Load()
 		s.CarrierA, s.CarrierB = carrier.state()
+		s.TraceAtoB, s.TraceBtoA = ab.traceStart(), ba.traceStart()
+		s.LateAtoB, s.LateBtoA = ab.lateStats(), ba.lateStats()
 		s.Updated = time.Now().UTC()
 		return s
 	}
@@ -240,6 +264,7 @@ func run(ctx context.Context, c config, hup <-chan os.Signal, stderr io.Writer) 
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 4)
+	schedulersStarted = true
 	for _, p := range []*pump{ab, ba} {
 		wg.Go(func() {
 			if err := p.read(); err != nil {
@@ -248,6 +273,7 @@ func run(ctx context.Context, c config, hup <-chan os.Signal, stderr io.Writer) 
 			cancel() // a TAP gone stops the link
 		})
 		wg.Go(func() {
+			defer p.timer.close()
 			if err := p.schedule(); err != nil {
 				errc <- err
 			}
@@ -256,7 +282,7 @@ func run(ctx context.Context, c config, hup <-chan os.Signal, stderr io.Writer) 
 	}
 	carrier.update()
 	save()
-	fmt.Fprintf(stderr, "netlab emulate: %s/%s <-> %s/%s: a->b %s; b->a %s\n", c.ns, c.dev, c.peerNS, c.peerDev, m.A, m.B)
+	fmt.Fprintf(stderr, "netlab emulate: %s/%s <-> %s/%s (priority %s): a->b %s; b->a %s\n", c.ns, c.dev, c.peerNS, c.peerDev, got, m.A, m.B)
 	tick := time.NewTicker(StateInterval)
 	defer tick.Stop()
 	poll := time.NewTicker(carrierPoll)
@@ -286,11 +312,12 @@ loop:
 			save()
 		}
 	}
-	// Wake every loop: closing a file wakes its blocked read.
+	// Wake every loop: closing a TAP's file wakes its blocked read, a
+	// stopped timer its scheduler.
 	a.f.Close()
 	b.f.Close()
-	ab.timer.close()
-	ba.timer.close()
+	ab.timer.stop()
+	ba.timer.stop()
 	wg.Wait()
 	ab.drain()
 	ba.drain()

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/netlab-dev/netlab/internal/emulator"
 	"github.com/netlab-dev/netlab/internal/linkmodel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/service"
@@ -150,6 +152,17 @@ type EmulatorStatus struct {
 	// last model took (kept, not dropped).
 	KeptAtoB int `json:"kept_a_to_b,omitempty"`
 	KeptBtoA int `json:"kept_b_to_a,omitempty"`
+	// TraceAtoB and TraceBtoA are when each direction's trace began (its
+	// time 0); absent without one.
+	TraceAtoB time.Time `json:"trace_a_to_b,omitzero"`
+	TraceBtoA time.Time `json:"trace_b_to_a,omitzero"`
+	// LateAtoB and LateBtoA say how late each direction's frames left
+	// since its model took: the emulator's own precision.
+	LateAtoB emulator.Lateness `json:"late_a_to_b"`
+	LateBtoA emulator.Lateness `json:"late_b_to_a"`
+	// Priority is the scheduling priority the emulator got: realtime,
+	// high or normal.
+	Priority string `json:"priority,omitempty"`
 }
 
 // LinkStatus is one interface.
@@ -315,7 +328,9 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 			if pr.Program == state.ProgramEmulate {
 				if es, err := procs.EmulatorStats(name, dev); err == nil && pr.Emulator != nil {
 					ps.Emulator = &EmulatorStatus{Peer: pr.Emulator.PeerNS + "/" + pr.Emulator.Peer, A: es.A.Shaping().String(), B: es.B.Shaping().String(),
-						AtoB: es.AtoB, BtoA: es.BtoA, CarrierA: es.CarrierA, CarrierB: es.CarrierB, Error: es.Error, KeptAtoB: es.KeptAtoB, KeptBtoA: es.KeptBtoA}
+						AtoB: es.AtoB, BtoA: es.BtoA, CarrierA: es.CarrierA, CarrierB: es.CarrierB, Error: es.Error, KeptAtoB: es.KeptAtoB, KeptBtoA: es.KeptBtoA,
+						TraceAtoB: es.TraceAtoB, TraceBtoA: es.TraceBtoA, LateAtoB: es.LateAtoB, LateBtoA: es.LateBtoA,
+						Priority: string(es.Priority)}
 					ps.Packets = es.AtoB.Out + es.BtoA.Out
 					ps.Bytes = es.AtoB.OutBytes + es.BtoA.OutBytes
 					ps.Drops = es.AtoB.Lost + es.AtoB.Dropped + es.AtoB.Overflow + es.BtoA.Lost + es.BtoA.Dropped + es.BtoA.Overflow

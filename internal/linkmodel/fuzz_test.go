@@ -38,7 +38,10 @@ func FuzzModel(f *testing.F) {
 		copies := map[int]int{}
 		reorders := false
 		lastOut := -1
-		emit := func(n int) {
+		emit := func(n int, due time.Duration) {
+			if due > now {
+				t.Fatalf("frame %d due at %v left at %v", n, due, now)
+			}
 			seen[n]++
 			if seen[n] > copies[n] {
 				t.Fatalf("frame %d left %d times, pushed %d", n, seen[n], copies[n])

@@ -82,6 +82,10 @@ func New[P any](p Params, seed uint64, now time.Duration) (*Model[P], error) {
 // Params are the parameters in force.
 func (m *Model[P]) Params() Params { return m.p }
 
+// TraceEpoch is when the trace in force began (its time 0, on the model's
+// clock); ok is false without a trace.
+func (m *Model[P]) TraceEpoch() (time.Duration, bool) { return m.epoch, m.p.Trace != nil }
+
 // SetParams changes the parameters at time now. Nothing queued is dropped:
 // frames on the delay line keep their departure, frames waiting for the
 // link are served from now on at the new rate or trace (all at once when
@@ -251,8 +255,9 @@ func (m *Model[P]) Due() (time.Duration, bool) {
 }
 
 // Pop hands emit every frame that leaves the link by now, in the order
-// they leave.
-func (m *Model[P]) Pop(now time.Duration, emit func(P)) {
+// they leave, with the time each was due to (its lateness is the caller's
+// own: how late it called).
+func (m *Model[P]) Pop(now time.Duration, emit func(P, time.Duration)) {
 	if m.p.Trace != nil {
 		m.serveTrace(now)
 	} else if m.p.Rate != 0 {
@@ -272,7 +277,7 @@ func (m *Model[P]) Pop(now time.Duration, emit func(P)) {
 		m.lineBytes -= it.size
 		m.stats.Out++
 		m.stats.OutBytes += uint64(it.size)
-		emit(it.pkt)
+		emit(it.pkt, it.depart)
 	}
 }
 

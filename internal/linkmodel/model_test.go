@@ -45,7 +45,12 @@ func (s *sim) advance(t time.Duration) {
 			s.t.Fatalf("due %v is before now %v", due, s.now)
 		}
 		s.now = due
-		s.m.Pop(s.now, func(n int) { s.outs = append(s.outs, out{n, s.now}) })
+		s.m.Pop(s.now, func(n int, due time.Duration) {
+			if due > s.now {
+				s.t.Fatalf("frame %d due at %v handed out at %v", n, due, s.now)
+			}
+			s.outs = append(s.outs, out{n, s.now})
+		})
 	}
 	s.now = t
 }
