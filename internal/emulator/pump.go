@@ -166,9 +166,14 @@ type pump struct {
 	clock *clock
 	timer *timer
 
-	mu        sync.Mutex // guards model and timer
+	mu        sync.Mutex // guards model, timer and lead
 	model     *linkmodel.Model[*frame]
 	perPacket bool // src's offloads are set for a model that acts per frame
+	// lead is how much ahead of a departure the timer is armed: the
+	// scheduler's wake-up lag as it measures it (a moving average, at most
+	// maxLead), so frames leave on time on average rather than late by it
+	// every time; a frame then leaves at most lead early.
+	lead time.Duration
 
 	wmu       sync.Mutex // held while writing to dst, taken before mu is released
 	writeErrs atomic.Uint64
@@ -176,7 +181,8 @@ type pump struct {
 }
 
 // lateness is a histogram of how late frames left: the time of their
-// write less the time the model let them go. 10 µs buckets up to 100 ms.
+// write less the time the model let them go (one that left early, by at
+// most maxLead, counts as on time). 10 µs buckets up to 100 ms.
 type lateness struct {
 	buckets [10000]uint32
 	n       uint64
@@ -279,10 +285,22 @@ func (p *pump) setParams(params linkmodel.Params) error {
 	return err
 }
 
-// rearm sets the timer for the model's next departure; mu is held.
+// maxLead bounds lead: a frame never leaves earlier than this.
+const maxLead = 150 * time.Microsecond
+
+// rearm sets the timer for the model's next departure, lead ahead; mu is
+// held.
 func (p *pump) rearm() error {
 	due, ok := p.model.Due()
-	return p.timer.arm(due, ok)
+	return p.timer.arm(max(due-p.lead, 1), ok)
+}
+
+// learnLag folds one wake-up's lag (how long after the time armed the
+// scheduler ran) into lead; outliers (the machine busy elsewhere) count
+// no more than twice the lead so far.
+func (p *pump) learnLag(lag time.Duration) {
+	lag = min(max(lag, 0), 2*p.lead+50*time.Microsecond)
+	p.lead = min(p.lead+(lag-p.lead)/16, maxLead)
 }
 
 // stats are the model's counters; mu is taken.
@@ -386,9 +404,12 @@ func (p *pump) schedule() error {
 		}
 		p.mu.Lock()
 		now := p.clock.now()
+		if p.timer.armed != 0 {
+			p.learnLag(now - p.timer.armed)
+		}
 		p.timer.armed = 0 // it fired: arm again even for the same time
 		var out []*frame
-		p.model.Pop(now, func(x *frame, due time.Duration) { x.sent, x.due = true, due; out = append(out, x) })
+		p.model.Pop(now+p.lead, func(x *frame, due time.Duration) { x.sent, x.due = true, due; out = append(out, x) })
 		err := p.rearm()
 		if len(out) == 0 {
 			p.mu.Unlock()

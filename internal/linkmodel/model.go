@@ -9,11 +9,14 @@ import (
 
 // Model is one direction of a link. Its methods are not safe for concurrent
 // use: the emulator holds a lock around them. Times are durations since an
-// epoch of the caller's choosing (its clock), and must not go backwards.
+// epoch of the caller's choosing (its clock); one earlier than a time the
+// model was given before is taken as that one (a caller that pops a little
+// ahead of its clock, as the emulator does, never moves the model back).
 type Model[P any] struct {
 	p     Params
 	rng   *rand.Rand
 	stats Stats
+	clock time.Duration // the latest time given
 
 	// The link's queue (frames waiting for the rate or the trace).
 	q      []*item[P]
@@ -79,6 +82,12 @@ func New[P any](p Params, seed uint64, now time.Duration) (*Model[P], error) {
 	return m, nil
 }
 
+// tick is now, or the latest time the model was given if that is later.
+func (m *Model[P]) tick(now time.Duration) time.Duration {
+	m.clock = max(m.clock, now)
+	return m.clock
+}
+
 // Params are the parameters in force.
 func (m *Model[P]) Params() Params { return m.p }
 
@@ -95,6 +104,7 @@ func (m *Model[P]) SetParams(p Params, now time.Duration) error {
 	if err := p.Check(); err != nil {
 		return err
 	}
+	now = m.tick(now)
 	old := m.p
 	// Bring the bucket up to now under the old rate, then the new one
 	// takes over (a new bucket starts full).
@@ -199,6 +209,7 @@ func (m *Model[P]) lose() bool {
 // when the queue refused it (full: tail drop; or over MaxBytes), which is
 // counted.
 func (m *Model[P]) Push(now time.Duration, size int, pkt P) bool {
+	now = m.tick(now)
 	if m.qBytes+m.lineBytes+size > MaxBytes {
 		m.stats.Overflow++
 		return false
@@ -258,6 +269,7 @@ func (m *Model[P]) Due() (time.Duration, bool) {
 // they leave, with the time each was due to (its lateness is the caller's
 // own: how late it called).
 func (m *Model[P]) Pop(now time.Duration, emit func(P, time.Duration)) {
+	now = m.tick(now)
 	if m.p.Trace != nil {
 		m.serveTrace(now)
 	} else if m.p.Rate != 0 {

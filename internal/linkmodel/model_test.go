@@ -515,3 +515,16 @@ func TestPerPacket(t *testing.T) {
 		}
 	}
 }
+
+// A time earlier than one given before is taken as that one: a caller
+// popping a little ahead of its clock never moves the model back.
+func TestTimeNeverGoesBack(t *testing.T) {
+	m, _ := New[int](Params{Delay: 10 * ms}, 1, 0)
+	var got []out
+	m.Pop(5*ms, func(n int, due time.Duration) { got = append(got, out{n, due}) })
+	m.Push(4*ms, 100, 1) // arrived "before" the pop: taken at 5 ms
+	m.Pop(20*ms, func(n int, due time.Duration) { got = append(got, out{n, due}) })
+	if !slices.Equal(got, []out{{1, 15 * ms}}) {
+		t.Errorf("got %v, want frame 1 due at 15ms", got)
+	}
+}
