@@ -473,3 +473,33 @@ func TestEmulatorKillUpDown(t *testing.T) {
 	mustNetlab(t, "down", lab)
 	sameHost(t, before) // its processes included: no netlab emulate left
 }
+
+// TestEmulatedCable: a cable pulled on an emulated link looks as on a veth
+// pair: the end named stays up with no carrier (its peer TAP set down, the
+// emulator following), nothing crosses; plugged back, the delay is there
+// again.
+func TestEmulatedCable(t *testing.T) {
+	lab := emuUp(t)
+	lab.Impair(t, "a", "eth0", netlabtest.Delay(5*time.Millisecond))
+	a := lab.NS("a")
+	lab.Ping(t, "a", "b")
+	t.Run("pulled", func(t *testing.T) {
+		lab.LinkDown(t, "a", "eth0")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			out := sh(t, "ip", "-n", a, "link", "show", "eth0")
+			if strings.Contains(out, "NO-CARRIER") && strings.Contains(out, ",UP") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a/eth0 with its cable pulled:\n%s", out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		noPing(t, a, "10.73.0.2")
+	})
+	lab.Ping(t, "a", "b") // the carrier back
+	if r := rtts(t, a, "10.73.0.2", 3); r[0] < 4.8 {
+		t.Errorf("plugged back, delay 5 ms: %.2f ms", r[0])
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nft"
+	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -109,6 +110,12 @@ func TUNUsers(lab *topology.Lab) []string {
 		for _, t := range ns.TAPs {
 			out = append(out, "tap "+ns.Name+"/"+t.Name)
 		}
+	}
+	// Links the userspace emulator carries whatever the kernel can do (a
+	// delay is the emulator's only on a kernel without netem: found when
+	// up probes, and its TAP then fails to open with the same reason).
+	for _, e := range plan.EmulatedLinks(lab, plan.WantImpair(lab, nil), nil) {
+		out = append(out, "emulated link "+e.A.End.String()+" <-> "+e.B.End.String()+" (two TAPs)")
 	}
 	return out
 }
