@@ -455,6 +455,16 @@ func (l *Lab) Dial(ns, network, address string, timeout time.Duration) (net.Conn
 	return l.dial(ctx, ns, network, address)
 }
 
+// DialContext is Dial bounded by a context instead of a timeout: an
+// http.Transport's DialContext for a client in the namespace,
+//
+//	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+//		return lab.DialContext(ctx, "client", network, addr)
+//	}}
+func (l *Lab) DialContext(ctx context.Context, ns, network, address string) (net.Conn, error) {
+	return l.dial(ctx, ns, network, address)
+}
+
 // Ping checks that namespace from reaches to: an address, or a namespace
 // name (its first interface's first address). It fails the test otherwise.
 func (l *Lab) Ping(t testing.TB, from, to string) {
