@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,7 +107,11 @@ func (p *Process) run(cmd *exec.Cmd, started chan<- error) {
 	waitExited(p.pid)
 	p.mu.Lock()
 	if p.stopping {
-		syscall.Kill(-p.pid, syscall.SIGKILL) // what it started and left
+		// What it started and left, gone before Stop returns (a port it
+		// held free again): killed and waited for while the zombie
+		// leader keeps the group's id from being given to another.
+		syscall.Kill(-p.pid, syscall.SIGKILL)
+		waitGroupGone(p.pid, supervise.GraceTime)
 	}
 	p.err = cmd.Wait()
 	p.reaped = true
@@ -125,6 +130,37 @@ func waitExited(pid int) {
 	}
 }
 
+// waitGroupGone waits, at most d, until no process of process group pgid
+// runs (zombies have ended: their parents reap them).
+func waitGroupGone(pgid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for groupRuns(pgid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// groupRuns says whether a process of group pgid runs, as /proc says.
+func groupRuns(pgid int) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// "pid (comm) STATE PPID PGRP ...": comm may hold anything, so the
+		// fields are counted from its closing parenthesis.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
+}
+
 // PID is the program's process id (its process group's too).
 func (p *Process) PID() int { return p.pid }
 
@@ -139,9 +175,12 @@ func (p *Process) Wait() error {
 }
 
 // Stop ends the program, if it still runs, and waits for it: SIGTERM to
-// its process group, and SIGKILL to the group after a grace time
-// (supervise.GraceTime, as netlab gives its services). The test's end
-// stops it too; calling Stop again does nothing more.
+// its process group, SIGKILL to the group after a grace time
+// (supervise.GraceTime, as netlab gives its services), and SIGKILL to what
+// is left of the group once the program has ended, waited for too. The
+// test's end stops it; calling Stop again does nothing more. A program
+// that ended by itself leaves what it started to the lab's teardown, which
+// ends every process in the lab's namespaces.
 func (p *Process) Stop() {
 	p.signal(syscall.SIGTERM)
 	select {
