@@ -3,6 +3,7 @@ package netlabtest
 import (
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +128,57 @@ func TestServiceWaitAndLogs(t *testing.T) {
 		}()
 		lab.Logs("b", "nothing")
 	}()
+}
+
+// An inline lab's file goes with the lab, and stays with a kept one.
+func TestUpStringFileKeptWithLab(t *testing.T) {
+	RequireRoot(t)
+	ft := &fakeT{T: t}
+	gone := UpString(ft, duo)
+	file := gone.Topology().File
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("the inline lab's file: %v", err)
+	}
+	ft.failed = true
+	ft.runCleanups()
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("the inline lab's file %s after its lab went down: %v", file, err)
+	}
+
+	kt := &fakeT{T: t}
+	kept := UpString(kt, duo, WithKeep(true))
+	kt.failed = true
+	kt.runCleanups()
+	st, err := kept.Status()
+	if err != nil || st.DriftError != "" || len(st.Drift) != 0 {
+		t.Errorf("status of the kept inline lab: %v, %q, %v", st.Drift, st.DriftError, err)
+	}
+	if _, err := kept.eng.Down(kept.Name()); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Dir(kept.Topology().File))
+}
+
+// Without a netlab binary, Exec runs with `ip netns exec`: the network,
+// not the view; Command says what is missing.
+func TestExecWithoutNetlab(t *testing.T) {
+	lab := Up(t, "testdata/pair.yaml")
+	t.Setenv("NETLAB_BIN", "")
+	var path []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(dir, "netlab")); err != nil {
+			path = append(path, dir)
+		}
+	}
+	t.Setenv("PATH", strings.Join(path, string(filepath.ListSeparator)))
+	if out := lab.Exec(t, "a", "ip", "-br", "link", "show", "p2p"); !strings.Contains(out, "p2p") {
+		t.Errorf("Exec did not run in a's network: %s", out)
+	}
+	if out := lab.Exec(t, "a", "cat", "/etc/hosts"); strings.Contains(out, "# lab "+lab.Name()) {
+		t.Errorf("without netlab, a's /etc/hosts is the lab's:\n%s", out)
+	}
+	cmd := lab.Command("a", "true")
+	if err := cmd.Run(); err == nil || !strings.Contains(err.Error(), "NETLAB_BIN") {
+		t.Errorf("Command without a netlab binary: %v", err)
+	}
 }
