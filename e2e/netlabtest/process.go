@@ -43,7 +43,8 @@ type Process struct {
 // foreground) in namespace ns, as Command runs it: in the namespace's
 // view, where the lab's names resolve. Its stdout and stderr go to a log
 // file in t.TempDir() (Log reads it). It runs in a process group of its
-// own, which dies with the test binary.
+// own, and dies with the test binary (in Main's sandbox, so does everything
+// it started).
 //
 // When the test ends the program is ended (SIGTERM to its process group,
 // SIGKILL after a grace time) by a t.Cleanup; cleanups run last first, so
