@@ -54,6 +54,9 @@ func procBase(dir, ns, dev string) string { return filepath.Join(dir, ns+"-"+dev
 // fixture is not netlab).
 func Binary() (string, error) {
 	if b := os.Getenv("NETLAB_BIN"); b != "" {
+		if fi, err := os.Stat(b); err != nil || fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+			return "", fmt.Errorf("NETLAB_BIN=%s is not an executable netlab binary", b)
+		}
 		return b, nil
 	}
 	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "netlab" {
