@@ -148,6 +148,8 @@ type parser struct {
 	bridges []*bridgeInfo
 	byKey   map[ifKey]*ifaceInfo // every described interface, by namespace and name
 	impairs []*Impairment        // impair: blocks, in file order
+	// eventImpairs are the timelines' impair events as written.
+	eventImpairs []pendingImpair
 }
 
 // nsInfo is a namespace (or the host) with what the walk learned about it.
@@ -226,7 +228,7 @@ type section struct {
 // Sections of the format, by the name their definition has in the schema.
 func sections() map[string]section {
 	return map[string]section{
-		"lab":       {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect"}},
+		"lab":       {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect", "timelines"}},
 		"machine":   {known: []string{"address", "interface"}},
 		"expect":    {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
 		"host":      {known: []string{"sysctls", "routes", "interfaces", "nat"}},
@@ -245,6 +247,10 @@ func sections() map[string]section {
 		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},
 		"interface": {known: []string{"peer", "addresses", "mac", "mtu", "vni", "impair"}},
 		"route":     {known: []string{"to", "via", "dev", "metric"}},
+		"timeline":  {known: []string{"start", "events"}},
+		"event":     {known: []string{"at", "every", "count", "for", "link-down", "link-up", "partition", "heal", "impair"}},
+		// event-impair: each interface's block is an "impair" section.
+		"event-partition": {known: []string{"a", "b", "one-way", "name"}},
 	}
 }
 
@@ -605,6 +611,9 @@ func (p *parser) parseLab(root *yaml.Node) {
 	}
 	if e, ok := f["expect"]; ok {
 		p.parseExpectations(e)
+	}
+	if e, ok := f["timelines"]; ok {
+		p.parseTimelines(e)
 	}
 }
 

@@ -368,6 +368,7 @@ func checkInvariants(t *testing.T, lab *Lab) {
 	if lab == nil || lab.Host == nil || lab.Host.Name != Host {
 		t.Fatalf("lab or host missing: %+v", lab)
 	}
+	checkTimelineInvariants(t, lab)
 	if checkLabName(lab.Name) != "" {
 		t.Errorf("invalid lab name %q accepted", lab.Name)
 	}

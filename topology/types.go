@@ -128,6 +128,10 @@ type Lab struct {
 	Tunnels   []*Tunnel
 	Remote    []RemotePart
 	Elsewhere []Expect
+
+	// Timelines are the lab's schedules of events (timelines:), in file
+	// order: see timeline.go.
+	Timelines []*Timeline
 }
 
 // Bridge is a switch in the host namespace: an Open vSwitch bridge or a Linux
