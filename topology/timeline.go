@@ -134,6 +134,10 @@ func (e *Event) ImpairNames() []string {
 	})
 }
 
+// Place is where the event's key is written in its file (the event's own
+// place when it is not, or the event was made in Go).
+func (e *Event) Place(key string) Pos { return e.posOf(key) }
+
 func (e *Event) posOf(key string) Pos {
 	if p, ok := e.fieldPos[key]; ok {
 		return p

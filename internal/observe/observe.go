@@ -212,6 +212,7 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	}
 	s.Procs.Observe(snap)
 	s.Procs.ObserveServices(snap)
+	s.Procs.ObserveTimelines(snap)
 	s.observeViews(lab.Name, snap)
 	return snap, nil
 }

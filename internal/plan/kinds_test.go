@@ -64,6 +64,8 @@ var samples = []Step{
 	LinkUp{NS: topology.Host, Link: "pa"},
 	SetPartition{NS: "a", Drop: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")}, Partitions: []string{"p1"}},
 	DelPartition{NS: "a"},
+	StartTimeline{Name: "chaos", Events: []*topology.Event{{LinkDown: []string{"a/e0"}}}, Hash: "h", Steps: 1},
+	StopTimeline{Name: "chaos"},
 }
 
 // TestEveryKind walks the table of action kinds: every step type of the

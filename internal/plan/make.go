@@ -39,6 +39,9 @@ func Make(in Input) (Plan, error) {
 	if err := p.wantImpair(in.Journal); err != nil {
 		return nil, err
 	}
+	if err := TimelineFeatureError(lab, lab.Timelines, snap.Impair); err != nil {
+		return nil, err
+	}
 	var clashes topology.ErrorList
 	clash := func(pos topology.Pos, path, format string, args ...any) {
 		clashes = append(clashes, &topology.Error{File: lab.File, Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -156,6 +159,7 @@ func Make(in Input) (Plan, error) {
 	p.recreations()
 	p.detachExternal(in.Journal)
 	p.stopProcesses(in.CPUs)
+	p.timelineStops()
 	p.serviceStops()
 	p.deletions()
 	p.hostSysctls(in.Journal)
@@ -175,6 +179,7 @@ func Make(in Input) (Plan, error) {
 	p.processes(in.CPUs)
 	p.hostsAndViews()
 	p.services()
+	p.timelines()
 	return p.out, nil
 }
 

@@ -422,6 +422,21 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 		m.ns(t, a.NS).Partition = nil
 		m.j.RemovePartitionNS(a.NS)
 	},
+	// A timeline's runner: the intent journals a new timeline (the
+	// engine's apply does), the runner then runs.
+	OpStartTimeline: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(StartTimeline)
+		if a.Events != nil {
+			m.j.SetTimeline(state.Timeline{Name: a.Name, Events: a.Events, Hash: a.Hash})
+		}
+		if m.snap.Timelines == nil {
+			m.snap.Timelines = map[string]*state.TimelineProc{}
+		}
+		m.snap.Timelines[a.Name] = &state.TimelineProc{Supervisor: 5151, PID: 5152}
+	},
+	OpStopTimeline: func(m *machine, t *testing.T, lab string, st Step) {
+		delete(m.snap.Timelines, st.(StopTimeline).Name)
+	},
 	OpSetTxChecksum: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(SetTxChecksum)
 		on := a.On

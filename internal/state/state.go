@@ -56,6 +56,9 @@ type Snapshot struct {
 	// machine's part of a multi-machine lab); nil when not observed or
 	// not found.
 	Underlay *Underlay
+	// Timelines are the lab's timeline runners with a spec, running or
+	// not, by timeline name.
+	Timelines map[string]*TimelineProc
 }
 
 // Underlay is the host interface with a machine's underlay address (or

@@ -1,0 +1,108 @@
+package plan
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
+)
+
+// Timelines are desired state like services: a timeline the journal holds
+// as running wants a live runner, and one that ended (done, stopped) or
+// that the journal does not hold wants none. A timeline of the file with
+// start: up is started by the up that finds no record of it, once: when it
+// is done or stopped, the record stays and up leaves it so.
+
+// timelines starts the runners the lab's timelines want: a running
+// timeline's whose runner is gone (a crash, a killed supervisor), and the
+// file's start: up timelines the journal has no record of.
+func (p *planner) timelines() {
+	if p.j != nil {
+		for _, t := range p.j.Timelines {
+			if !t.Running() {
+				continue
+			}
+			have := p.snap.Timelines[t.Name]
+			if have != nil && have.Supervisor != 0 {
+				continue
+			}
+			why := "its runner was not running"
+			if have != nil && have.Exit != "" {
+				why += ": " + have.Exit
+			}
+			p.emit(StartTimeline{Name: t.Name, Hash: t.Hash, Steps: stepCount(t.Events), Why: why})
+		}
+	}
+	for _, t := range p.lab.Timelines {
+		if t.Start != topology.StartUp || p.j != nil && p.j.Timeline(t.Name) != nil {
+			continue
+		}
+		p.emit(StartTimeline{Name: t.Name, Events: t.Events, Hash: state.TimelineHash(t.Events), Steps: stepCount(t.Events)})
+	}
+}
+
+// timelineStops stops the runners of timelines that ended or that the
+// journal does not hold (a runner a crashed stop left).
+func (p *planner) timelineStops() {
+	for _, name := range state.SortedNames(p.snap.Timelines) {
+		if p.snap.Timelines[name].Supervisor == 0 {
+			continue
+		}
+		var t *state.Timeline
+		if p.j != nil {
+			t = p.j.Timeline(name)
+		}
+		if t == nil || !t.Running() {
+			p.emit(StopTimeline{Name: name})
+		}
+	}
+}
+
+// TimelineEvents is the part of a plan that starts and stops timelines'
+// runners: what `netlab timeline` runs.
+func TimelineEvents(p Plan) Plan {
+	var out Plan
+	for _, a := range p {
+		if kinds[a.Op()].event == timelineEvent {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TimelineFeatureError names each impair event of the timelines that needs
+// what this kernel lacks (the netem qdisc for a delay, say), at its place,
+// as an impair: block of the file would be: the same check (and message)
+// as ImpairFeatureError's. nil when every event can be carried out, or
+// support was not probed.
+func TimelineFeatureError(lab *topology.Lab, timelines []*topology.Timeline, sup *state.ImpairSupport) error {
+	var all topology.ErrorList
+	var features []string
+	for _, t := range timelines {
+		for _, e := range t.Events {
+			for _, k := range e.ImpairNames() {
+				ns, link, _ := strings.Cut(k, "/")
+				err := ImpairFeatureError(&topology.Lab{File: lab.File}, map[string]map[string]topology.Impair{ns: {link: e.Impair[k]}}, sup)
+				var fe *topology.FeatureError
+				if !errors.As(err, &fe) {
+					continue
+				}
+				for _, x := range fe.Errs {
+					all = append(all, &topology.Error{File: lab.File, Pos: e.Place(topology.EventImpair), Path: e.Path + ".impair[" + strconv.Quote(k) + "]", Msg: x.Msg})
+				}
+				for _, f := range strings.Split(fe.Feature, ", ") {
+					if !slices.Contains(features, f) {
+						features = append(features, f)
+					}
+				}
+			}
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return &topology.FeatureError{Feature: strings.Join(features, ", "), Errs: all}
+}
