@@ -50,6 +50,9 @@ Usage:
   netlab partition LAB A[,B...] / C[,D...] [--oneway] [--name N]
                               drop the traffic between two groups of namespaces
   netlab heal LAB [NAME...]   lift partitions (all without a name)
+  netlab timeline LAB [status|start NAME...|stop [NAME...] [--reset]|log NAME]
+                              run the file's timelines of events (flaps, partitions,
+                              impairments at set times); where they are
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
   netlab logs LAB [NS[/SERVICE]] [-f]
@@ -182,6 +185,10 @@ func (a *app) run(args []string) int {
 		return a.partition(rest)
 	case "heal":
 		return a.heal(rest)
+	case "timeline":
+		return a.timelineVerb(rest)
+	case "timeline-run":
+		return a.timelineRun(rest)
 	case "check":
 		return a.check(rest)
 	case "graph":
@@ -231,7 +238,7 @@ func front(args []string) (explicit string, rest []string, err error) {
 	if len(rest) > 0 && !labVerbs[rest[0]] && rest[0] != "validate" {
 		// Taken silently it would be a surprise: `netlab --sandbox x
 		// sandbox rm` removes nothing of x's.
-		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, link, partition, heal, exec, graph, capture, validate), not %q", rest[0])
+		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, link, partition, heal, timeline, exec, graph, capture, validate), not %q", rest[0])
 	}
 	return explicit, rest, nil
 }
@@ -252,7 +259,7 @@ func (a *app) help(args []string) int {
 // knownVerb says whether verb is one of netlab's.
 func knownVerb(verb string) bool {
 	switch verb {
-	case "sandbox", "reflect", "supervise", "view-exec", "tap-mac", "doctor", "completion", "version", "help", "validate":
+	case "sandbox", "reflect", "supervise", "view-exec", "timeline-run", "tap-mac", "doctor", "completion", "version", "help", "validate":
 		return true
 	}
 	return labVerbs[verb]

@@ -36,6 +36,9 @@ type LabStatus struct {
 	// partitions `netlab partition` made: the lab's intent, not drift.
 	LinksDown  []CableStatus     `json:"links_down,omitempty"`
 	Partitions []PartitionStatus `json:"partitions,omitempty"`
+	// Timelines are the lab's timelines: those it runs or ran, and the
+	// file's never started.
+	Timelines []TimelineStatus `json:"timelines,omitempty"`
 }
 
 // CableStatus is one pulled cable.
@@ -242,6 +245,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 
 	held := map[string][]string{}
 	st.LinksDown, st.Partitions = eventStatus(file, snap, j, held)
+	st.Timelines = timelineStatus(s.procs, j, snap, file)
 	names := state.SortedNames(snap.Namespaces)
 	sort.SliceStable(names, func(a, b int) bool { return names[a] == topology.Host && names[b] != topology.Host })
 	for _, name := range names {
