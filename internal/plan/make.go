@@ -39,7 +39,7 @@ func Make(in Input) (Plan, error) {
 	if err := p.wantImpair(in.Journal); err != nil {
 		return nil, err
 	}
-	if err := TimelineFeatureError(lab, lab.Timelines, snap.Impair); err != nil {
+	if err := TimelineFeatureError(lab, UpTimelines(lab, in.Journal), snap.Impair); err != nil {
 		return nil, err
 	}
 	var clashes topology.ErrorList

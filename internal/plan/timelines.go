@@ -29,23 +29,40 @@ func (p *planner) timelines() {
 			if have != nil && have.Supervisor != 0 {
 				continue
 			}
-			why := "its runner was not running"
-			if have != nil && have.Exit != "" {
-				why += ": " + have.Exit
+			why := ""
+			if !t.Start.IsZero() {
+				// Its clock started: the runner resumes where it was.
+				why = "its runner was not running"
+				if have != nil && have.Exit != "" {
+					why += ": " + have.Exit
+				}
 			}
 			p.emit(StartTimeline{Name: t.Name, Hash: t.Hash, Steps: stepCount(t.Events), Why: why})
 		}
 	}
-	for _, t := range p.lab.Timelines {
-		if t.Start != topology.StartUp || p.j != nil && p.j.Timeline(t.Name) != nil {
-			continue
-		}
+	for _, t := range UpTimelines(p.lab, p.j) {
 		p.emit(StartTimeline{Name: t.Name, Events: t.Events, Hash: state.TimelineHash(t.Events), Steps: stepCount(t.Events)})
 	}
 }
 
-// timelineStops stops the runners of timelines that ended or that the
-// journal does not hold (a runner a crashed stop left).
+// UpTimelines are the file's timelines that up starts: start: up, and not
+// in the journal yet (one there was checked when it started). Their impair
+// events are checked against the kernel by the plan, a manual timeline's
+// when it starts.
+func UpTimelines(lab *topology.Lab, j *state.Journal) []*topology.Timeline {
+	var out []*topology.Timeline
+	for _, t := range lab.Timelines {
+		if t.Start == topology.StartUp && (j == nil || j.Timeline(t.Name) == nil) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// timelineStops stops the runners of timelines that were stopped or that
+// the journal does not hold (a runner a crashed stop left). A done
+// timeline's runner is on its way out: it journals the timeline done, then
+// ends by itself.
 func (p *planner) timelineStops() {
 	for _, name := range state.SortedNames(p.snap.Timelines) {
 		if p.snap.Timelines[name].Supervisor == 0 {
@@ -55,7 +72,7 @@ func (p *planner) timelineStops() {
 		if p.j != nil {
 			t = p.j.Timeline(name)
 		}
-		if t == nil || !t.Running() {
+		if t == nil || t.Stopped {
 			p.emit(StopTimeline{Name: name})
 		}
 	}

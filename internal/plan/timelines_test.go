@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -48,6 +49,7 @@ func TestTimelinesPlan(t *testing.T) {
 	}
 
 	// The runner died: started again, resuming the journal's timeline.
+	rec.Start = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	m.snap.Timelines["flap"] = &state.TimelineProc{Exit: "killed by SIGKILL (killed)"}
 	p = m.converge(t, lab)
 	golden(t, "timeline-restart.plan", p.String())
@@ -55,22 +57,28 @@ func TestTimelinesPlan(t *testing.T) {
 		t.Errorf("restart:\n%s", p)
 	}
 
-	// Done: nothing restarts it, even when its runner is gone, and a
-	// runner still there is stopped.
+	// Done: its runner ends by itself; nothing restarts it once gone.
 	rec.Done = true
-	p = m.converge(t, lab)
-	golden(t, "timeline-done.plan", p.String())
-	if len(p) != 1 || p[0].Op() != OpStopTimeline {
-		t.Errorf("a done timeline's runner:\n%s", p)
+	if p := m.converge(t, lab); len(p) != 0 {
+		t.Errorf("a done timeline's runner, still there:\n%s", p)
 	}
+	delete(m.snap.Timelines, "flap")
 	if p := m.converge(t, lab); len(p) != 0 {
 		t.Errorf("a done timeline is started again:\n%s", p)
+	}
+	// Stopped: a runner still there (a stop cut short) is stopped.
+	rec.Done, rec.Stopped = false, true
+	m.snap.Timelines["flap"] = &state.TimelineProc{Supervisor: 5151, PID: 5152}
+	p = m.converge(t, lab)
+	golden(t, "timeline-stopped.plan", p.String())
+	if len(p) != 1 || p[0].Op() != OpStopTimeline {
+		t.Errorf("a stopped timeline's runner:\n%s", p)
 	}
 
 	// A timeline netlab timeline started (the journal's, not the file's).
 	m.j.SetTimeline(state.Timeline{Name: "cut", Events: lab.Timeline("cut").Events, Hash: "c"})
 	p = m.converge(t, lab)
-	if len(p) != 1 || p[0].String() != "netlab supervise /run/netlab/labs/tl/timelines/cut.json &   # runs netlab timeline-run: timeline cut, 2 steps; its runner was not running" {
+	if len(p) != 1 || p[0].String() != "netlab supervise /run/netlab/labs/tl/timelines/cut.json &   # runs netlab timeline-run: timeline cut, 2 steps" {
 		t.Errorf("start of a journaled timeline:\n%s", p)
 	}
 	down, _ := Down(DownInput{Lab: "tl", Journal: m.j, Snapshot: m.snap})
@@ -80,11 +88,14 @@ func TestTimelinesPlan(t *testing.T) {
 	}
 }
 
-// An impair event this kernel cannot carry out (a delay without netem)
-// fails the plan at the event's place, as an impair: block would.
+// An impair event this kernel cannot carry out (a delay without netem) of
+// a timeline up starts fails the plan at the event's place, as an impair:
+// block would; a manual timeline's is refused when it starts.
 func TestTimelineFeatures(t *testing.T) {
 	lab := parse(t, "tl.yaml", timelinesLab+`  slow:
-    - {at: 1s, impair: {n1/eth0: {delay: 20ms, loss: 5%}, host/p2: {rate: 1mbit}}}
+    start: up
+    events:
+      - {at: 1s, impair: {n1/eth0: {delay: 20ms, loss: 5%}, host/p2: {rate: 1mbit}}}
 `)
 	m := newMachine()
 	m.snap.Impair = &state.ImpairSupport{TBF: true, NftEgress: true}
@@ -93,9 +104,16 @@ func TestTimelineFeatures(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Feature != "sch_netem" || len(fe.Errs) != 1 {
 		t.Fatalf("got %v, want a FeatureError for sch_netem", err)
 	}
-	if got := fe.Errs[0].Error(); !strings.HasPrefix(got, `tl.yaml:17:24: timelines.slow.events[0].impair["n1/eth0"]: delay needs the kernel's netem qdisc`) {
+	if got := fe.Errs[0].Error(); !strings.HasPrefix(got, `tl.yaml:19:26: timelines.slow.events[0].impair["n1/eth0"]: delay needs the kernel's netem qdisc`) {
 		t.Errorf("error %q", got)
 	}
+	// Once started (journaled), or when manual, netlab timeline start
+	// checks it instead.
+	lab.Timeline("slow").Start = topology.StartManual
+	if _, err := Make(Input{Lab: lab, Snapshot: m.snap, Journal: m.j, Datapath: topology.DatapathNetdev}); err != nil {
+		t.Errorf("a manual timeline fails the plan: %v", err)
+	}
+	lab.Timeline("slow").Start = topology.StartUp
 	m.snap.Impair.Netem = true
 	if _, err := Make(Input{Lab: lab, Snapshot: m.snap, Journal: m.j, Datapath: topology.DatapathNetdev}); err != nil {
 		t.Errorf("with netem: %v", err)
