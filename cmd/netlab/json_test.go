@@ -60,7 +60,7 @@ func TestJSONShapes(t *testing.T) {
 			Partitions: []engine.PartitionStatus{{Name: "p1", A: []string{"red"}, B: []string{"blue"}, OneWay: true, Dropped: 7}},
 			Timelines:  timelinesSample,
 		}},
-		"timeline": timelinesSample,
+		"timeline":     timelinesSample,
 		"timeline-log": []timeline.Entry{logSample},
 		"plan": plan.Plan{
 			{Step: plan.AddNamespace{NS: "blue", Alias: "netlab:blue-red"}},

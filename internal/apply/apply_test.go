@@ -12,8 +12,8 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
-	"github.com/netlab-dev/netlab/topology"
 	"github.com/netlab-dev/netlab/internal/store"
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // fakeDriver records the actions applyPlan hands it, and how many ran at
