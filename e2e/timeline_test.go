@@ -226,6 +226,9 @@ timelines:
   chaos:
     - {at: 200ms, link-down: host/p2, for: 300ms}
     - {at: 1h, link-down: n3/eth0}
+  boot:
+    start: up
+    events: [{at: 100ms, impair: {n1/eth0: {loss: 1%}}}]
   flap:
     - {every: 60ms, link-down: n1/eth0, for: 30ms}
     - {at: 40ms, every: 120ms, partition: {a: [n1], b: [n2, n3]}, for: 50ms}
@@ -282,6 +285,16 @@ func TestTimelineCrash(t *testing.T) {
 	t.Cleanup(func() { netlab(t, "down", lab) })
 	dir := filepath.Join("/run/netlab/labs", lab, "timelines")
 
+	// up started the boot timeline: n1/eth0 loses 1% once it has run.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(mustNetlab(t, "timeline", lab), "timeline boot: done, 1 of 1 steps"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("up did not run the boot timeline:\n%s", mustNetlab(t, "timeline", lab))
+		}
+	}
+	if st := mustNetlab(t, "status", lab); !strings.Contains(st, "impair: loss 1% (netlab impair)") {
+		t.Errorf("after the boot timeline, n1/eth0 is not impaired:\n%s", st)
+	}
+
 	// Started with the crash hook, which only the runner meets (the start
 	// applies one action); its supervisor is held before the first step.
 	if r := run(t, []string{"NETLAB_CRASH_AFTER=2"}, netlabBin, "timeline", lab, "start", "chaos"); r.code != 0 {
@@ -311,8 +324,9 @@ func TestTimelineCrash(t *testing.T) {
 		t.Errorf("status after the crash must show the timeline not running and the routes missing as drift:\n%s", status)
 	}
 	out := mustNetlab(t, "up", "--prefix", p, file)
-	if !strings.Contains(out, "ip -n "+p+"n2 route replace 10.99.0.0/24 via 10.98.0.1") || !strings.Contains(out, "timeline-run: timeline chaos") {
-		t.Errorf("up after the crash must finish the event and restart the runner:\n%s", out)
+	if !strings.Contains(out, "ip -n "+p+"n2 route replace 10.99.0.0/24 via 10.98.0.1") || !strings.Contains(out, "timeline-run: timeline chaos") ||
+		strings.Contains(out, "timeline boot") {
+		t.Errorf("up after the crash must finish the event and restart the runner (and leave the done boot timeline alone):\n%s", out)
 	}
 	if !strings.Contains(mustNetlab(t, "status", lab), "drift: none") {
 		t.Errorf("drift after up:\n%s", mustNetlab(t, "status", lab))

@@ -272,12 +272,30 @@ func (e *Engine) carryOut(lab string, a timeline.Action) (int, error) {
 			if r != nil {
 				n += len(r.Plan)
 			}
+			if errors.Is(err, ErrNoInterface) && e.elsewhere(lab, ns, link) {
+				continue // another machine's part of the lab: its runner's
+			}
 			errs = append(errs, err)
 		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown action %q", a.Kind))
 	}
 	return n, errors.Join(errs...)
+}
+
+// elsewhere says whether ns/link is an interface of the lab on another
+// machine than this one.
+func (e *Engine) elsewhere(lab, ns, link string) bool {
+	full, err := e.LabFile(lab)
+	if err != nil {
+		return false
+	}
+	j, err := e.store.Load(lab)
+	if err != nil {
+		return false
+	}
+	_, _, err = resolveLink(full, j.Prefix, ns, link)
+	return err == nil
 }
 
 // RunTimeline is the runner of the lab's timeline name (`netlab
