@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/e2e/netlabtest"
+	"github.com/netlab-dev/netlab/internal/observe"
 	"github.com/netlab-dev/netlab/internal/timeline"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -232,6 +233,8 @@ timelines:
   flap:
     - {every: 60ms, link-down: n1/eth0, for: 30ms}
     - {at: 40ms, every: 120ms, partition: {a: [n1], b: [n2, n3]}, for: 50ms}
+  slow:
+    - {at: 1h, impair: {n3/eth0: {delay: 20ms}}}
 `
 
 // runnerState reads a process's state letter from /proc ("" when gone).
@@ -295,14 +298,34 @@ func TestTimelineCrash(t *testing.T) {
 		t.Errorf("after the boot timeline, n1/eth0 is not impaired:\n%s", st)
 	}
 
+	// What the command refuses, and says.
+	if r := netlab(t, "timeline", lab, "start", "nosuch"); r.code != 1 || !strings.Contains(r.out, "no such timeline (the file has: chaos, boot, flap, slow)") {
+		t.Errorf("start of a timeline the file lacks: exit %d\n%s", r.code, r.out)
+	}
+	if out := mustNetlab(t, "timeline", lab, "stop", "nosuch"); !strings.Contains(out, "timeline nosuch: not running") {
+		t.Errorf("stop of a timeline not running:\n%s", out)
+	}
+	sup, err := observe.ProbeImpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := netlab(t, "timeline", lab, "start", "slow"); sup.Netem {
+		if r.code != 0 {
+			t.Errorf("this kernel has netem: start of a delay: exit %d\n%s", r.code, r.out)
+		}
+		mustNetlab(t, "timeline", lab, "stop", "slow")
+	} else if r.code != 1 || !strings.Contains(r.out, "crash.yaml:21:") || !strings.Contains(r.out, "delay needs the kernel's netem qdisc") {
+		t.Errorf("start of a delay without netem: exit %d, want 1 naming sch_netem at the event's line\n%s", r.code, r.out)
+	}
+
 	// Started with the crash hook, which only the runner meets (the start
 	// applies one action); its supervisor is held before the first step.
 	if r := run(t, []string{"NETLAB_CRASH_AFTER=2"}, netlabBin, "timeline", lab, "start", "chaos"); r.code != 0 {
 		t.Fatalf("timeline start: exit %d\n%s", r.code, r.out)
 	}
-	sup := pidIn(t, filepath.Join(dir, "chaos.pid"))
+	supervisor := pidIn(t, filepath.Join(dir, "chaos.pid"))
 	runner := pidIn(t, filepath.Join(dir, "chaos.state"))
-	if err := syscall.Kill(sup, syscall.SIGSTOP); err != nil {
+	if err := syscall.Kill(supervisor, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); runnerState(runner) != "Z" && runnerState(runner) != ""; {
@@ -311,7 +334,7 @@ func TestTimelineCrash(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	syscall.Kill(sup, syscall.SIGKILL)
+	syscall.Kill(supervisor, syscall.SIGKILL)
 	// Half done: n2/eth0 is up again, without what comes back after it.
 	if f, _ := linkFlags(t, p+"n2", "eth0"); !f["UP"] || f["NO-CARRIER"] {
 		t.Errorf("after the crash, n2/eth0 is not up with its carrier: %v", f)
@@ -344,6 +367,12 @@ func TestTimelineCrash(t *testing.T) {
 	}
 	if log[0].Result != timeline.Done || log[1].Step != 1 || log[1].Result != timeline.UpToDate || len(log) != 2 {
 		t.Errorf("event log after the restart:\n%+v", log)
+	}
+	if out := mustNetlab(t, "timeline", lab, "start", "chaos"); !strings.Contains(out, "timeline chaos: up to date: running") {
+		t.Errorf("start of a running timeline:\n%s", out)
+	}
+	if out := mustNetlab(t, "timeline", lab, "log", "chaos"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "step 1: link-up host/p2 (event 0, time 1, undone): up to date") {
+		t.Errorf("timeline log:\n%s", out)
 	}
 
 	// kill -9 of the runner: its supervisor starts it again, idle until

@@ -176,7 +176,7 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		fmt.Fprintf(w, "  remote %s %s on machine %s (%s)\n", r.Kind, r.Name, r.Machine, r.Address)
 	}
 	printEvents(w, st)
-	printTimelines(w, "  ", st.Timelines)
+	printTimelines(w, st.Lab, "  ", st.Timelines)
 	for _, s := range st.HostSysctls {
 		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored when the last lab holding it goes down)\n", s.Key, s.Value, s.Previous)
 	}

@@ -141,7 +141,7 @@ func (a *app) timelineVerb(args []string) int {
 	if len(st) == 0 {
 		fmt.Fprintf(a.stdout, "lab %s: no timelines (timelines: in the file, or a test's)\n", lab)
 	}
-	printTimelines(a.stdout, "", st)
+	printTimelines(a.stdout, lab, "", st)
 	return exitOK
 }
 
@@ -166,7 +166,7 @@ func (a *app) printJSON(verb string, v any) int {
 
 // printTimelines prints where each timeline is, one line each, and its
 // next step.
-func printTimelines(w io.Writer, indent string, st []engine.TimelineStatus) {
+func printTimelines(w io.Writer, lab, indent string, st []engine.TimelineStatus) {
 	for _, t := range st {
 		steps := fmt.Sprintf("%d of %d steps", t.Done, t.Steps)
 		if t.Steps < 0 {
@@ -190,7 +190,7 @@ func printTimelines(w io.Writer, indent string, st []engine.TimelineStatus) {
 			}
 			line += "; netlab up starts it again, where it was)"
 		case "not started":
-			line += " (netlab timeline LAB start " + t.Name + ")"
+			line += " (netlab timeline " + lab + " start " + t.Name + ")"
 		}
 		fmt.Fprintln(w, line)
 		if t.Next != nil {
