@@ -99,19 +99,25 @@ func TestFlapUnderTransfer(t *testing.T) {
 	}
 	flap.Wait(t, 30*time.Second)
 	changes := carrierChanges(t, lab, "a", "eth0") - before
-	var during int
+	// Each pull and each plug the runner carried out is a carrier change;
+	// on a loaded machine a runner behind skips a pull whose plugging back
+	// is due at once (the log says so), so count from the log.
+	var during, applied int
 	for _, e := range flap.Log(t) {
-		if e.Action == "link-down a/eth0" && e.Finished.After(start) && e.Finished.Before(end) {
+		if e.Result == timeline.Done {
+			applied++
+		}
+		if e.Action == "link-down a/eth0" && e.Result == timeline.Done && e.Finished.After(start) && e.Finished.Before(end) {
 			during++
 		}
 	}
-	t.Logf("8 MiB in %s at 40 Mbit/s (%.1f s unflapped) under %d flaps (%d while it ran); carrier changes of a/eth0: %d",
-		end.Sub(start).Round(time.Millisecond), float64(size*8)/40e6, flaps, during, changes)
-	if changes != 2*flaps {
-		t.Errorf("a/eth0 counted %d carrier changes, want %d: one down and one up per flap", changes, 2*flaps)
+	t.Logf("8 MiB in %s at 40 Mbit/s (%.1f s unflapped) under %d flaps (%d pulls while it ran); carrier changes of a/eth0: %d for %d steps carried out",
+		end.Sub(start).Round(time.Millisecond), float64(size*8)/40e6, flaps, during, changes, applied)
+	if changes != applied {
+		t.Errorf("a/eth0 counted %d carrier changes, want %d: one for each pull and each plug", changes, applied)
 	}
-	if during < 2 {
-		t.Errorf("only %d flaps while the transfer ran: the test proves nothing", during)
+	if during < 1 {
+		t.Errorf("no pull while the transfer ran: the test proves nothing")
 	}
 	if !lab.Carrier(t, "a", "eth0") {
 		t.Errorf("a/eth0 has no carrier after the flaps")
@@ -140,7 +146,7 @@ func spread(ds []time.Duration) string {
 }
 
 // A timeline's event log against its schedule: every step once, in order,
-// planned at the timeline's start plus its time, carried out; the lab ends
+// planned at the timeline's start plus its time, none failed; the lab ends
 // in the state the schedule intends. The spread of the actual times around
 // the planned ones is measured and logged (never asserted: the machine is
 // shared and noisy).
@@ -175,6 +181,7 @@ func TestTimelineSchedule(t *testing.T) {
 	}
 	var late, off []time.Duration
 	within := 0
+	results := map[string]int{}
 	for i, e := range entries {
 		s := steps[i]
 		if e.Step != i || e.Action != s.Action.String() || e.Undo != s.Undo || e.Event != s.Event || e.Occurrence != s.Occurrence {
@@ -184,8 +191,12 @@ func TestTimelineSchedule(t *testing.T) {
 		if d := e.Planned.Sub(start.Add(s.At)); d < -ms || d > ms {
 			t.Errorf("step %d planned at %s, the schedule says %s", i, e.Planned.Format(timeline.StampLayout), start.Add(s.At).Format(timeline.StampLayout))
 		}
-		if e.Result != timeline.Done {
-			t.Errorf("step %d (%s): %s %s", i, e.Action, e.Result, e.Error)
+		// On a loaded machine steps fall behind: one that a later step due
+		// at once makes moot is skipped, and the next finds the lab as it
+		// wants it. Only a failure is wrong.
+		results[e.Result]++
+		if e.Result == timeline.Failed {
+			t.Errorf("step %d (%s): %s", i, e.Action, e.Error)
 		}
 		late, off = append(late, e.Late()), append(off, e.Off())
 		if e.Off() >= 0 && e.Off() <= 50*ms {
@@ -193,7 +204,7 @@ func TestTimelineSchedule(t *testing.T) {
 		}
 	}
 	t.Logf("timeline of %d steps over %s: started after the planned time: %s", len(entries), steps[len(steps)-1].At, spread(late))
-	t.Logf("change in place after the planned time: %s; %d of %d within 50 ms", spread(off), within, len(off))
+	t.Logf("change in place after the planned time: %s; %d of %d within 50 ms; results %v", spread(off), within, len(off), results)
 
 	// Where the schedule leaves the lab: every cable plugged in, no
 	// partition, the file's impairment; and no drift.
@@ -225,7 +236,7 @@ namespaces:
   n3: {interfaces: {eth0: {peer: sw/p3, addresses: [10.98.0.3/24, fd00:98::3/64]}}}
 timelines:
   chaos:
-    - {at: 200ms, link-down: host/p2, for: 300ms}
+    - {at: 1s, link-down: host/p2, for: 500ms}
     - {at: 1h, link-down: n3/eth0}
   boot:
     start: up
