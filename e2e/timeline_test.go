@@ -134,6 +134,8 @@ namespaces:
   n2: {interfaces: {eth0: {peer: sw/p2, addresses: [10.97.0.2/24, fd00:97::2/64]}}}
   n3: {interfaces: {eth0: {peer: sw/p3, addresses: [10.97.0.3/24, fd00:97::3/64]}}}
   n4: {interfaces: {eth0: {peer: sw/p4, addresses: [10.97.0.4/24, fd00:97::4/64]}}}
+timelines:
+  blip: [{link-down: n2/eth0, for: 50ms}]
 `
 
 // spread is min, median, 95th percentile and max of durations.
@@ -218,6 +220,13 @@ func TestTimelineSchedule(t *testing.T) {
 	}
 	if im := lab.Impairment(t, "n4", "eth0"); !im.IsZero() {
 		t.Errorf("n4/eth0 keeps %s after its impairment was undone", im)
+	}
+
+	// The file's timeline, from the test.
+	blip := lab.StartTimeline(t, "blip")
+	blip.Wait(t, 30*time.Second)
+	if log := blip.Log(t); len(log) != 2 || log[0].Action != "link-down n2/eth0" || log[1].Action != "link-up n2/eth0" || !lab.Carrier(t, "n2", "eth0") {
+		t.Errorf("the file's blip: %+v, n2/eth0 carrier %v", log, lab.Carrier(t, "n2", "eth0"))
 	}
 }
 
