@@ -259,7 +259,9 @@ func (tl *Timeline) wait(n int, timeout time.Duration) error {
 		case time.Now().After(deadline):
 			return fmt.Errorf("%d of %d steps done after %s (state %s)", st.Done, want, timeout, st.State)
 		}
-		time.Sleep(20 * time.Millisecond)
+		// Each look reads the journal, the file and the event log: often
+		// enough for a test, seldom enough to leave the CPUs to the lab.
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
