@@ -490,7 +490,7 @@ func tun(t *TUN) *yaml.Node {
 	if t.Queues != 0 {
 		m.add("queues", yInt(t.Queues))
 	}
-	if t.CPUs != nil {
+	if len(t.CPUs) > 0 {
 		cs := ySeq()
 		for _, c := range t.CPUs {
 			cs.Content = append(cs.Content, yInt(c))
@@ -574,7 +574,7 @@ func file(x File) (*yaml.Node, error) {
 func service(ns string, s *Service) (*yaml.Node, error) {
 	timeout := s.Timeout != 0 && s.Timeout != DefaultReadyTimeout
 	restart := s.Restart != "" && s.Restart != RestartOnFailure
-	if s.Env == nil && s.Dir == "" && s.User == "" && s.After == nil && s.Ready == nil && !timeout && !restart {
+	if len(s.Env) == 0 && s.Dir == "" && s.User == "" && len(s.After) == 0 && s.Ready == nil && !timeout && !restart {
 		return yStrs(s.Command), nil
 	}
 	var err error
@@ -601,7 +601,7 @@ func service(ns string, s *Service) (*yaml.Node, error) {
 			m.add("user", yStr(s.User))
 		}
 	}
-	if s.After != nil {
+	if len(s.After) > 0 {
 		after := ySeq()
 		for _, r := range s.After {
 			after.Content = append(after.Content, yStr(strings.TrimPrefix(r.Name, ns+"/")))
@@ -616,7 +616,7 @@ func service(ns string, s *Service) (*yaml.Node, error) {
 		if r.UDP != 0 {
 			v.add("udp", yInt(r.UDP))
 		}
-		if r.Command != nil {
+		if len(r.Command) > 0 {
 			v.add("command", yStrs(r.Command))
 		}
 		if r.Log != "" {
