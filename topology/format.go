@@ -696,7 +696,7 @@ func (m ymap) add(key string, v *yaml.Node) { m.n.Content = append(m.n.Content, 
 func yStr(s string) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
 	switch {
-	case oldBool[s]:
+	case oldBool(s):
 		// A string to YAML 1.2 and to this parser, a boolean to YAML 1.1
 		// tools (restart: "no").
 		n.Style = yaml.DoubleQuotedStyle
@@ -708,12 +708,13 @@ func yStr(s string) *yaml.Node {
 	return n
 }
 
-var oldBool = map[string]bool{}
-
-func init() {
-	for _, s := range []string{"y", "yes", "n", "no", "on", "off"} {
-		oldBool[s], oldBool[strings.ToUpper(s)], oldBool[strings.ToUpper(s[:1])+s[1:]] = true, true, true
+// oldBool says whether YAML 1.1 reads s as a boolean.
+func oldBool(s string) bool {
+	switch s {
+	case "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF":
+		return true
 	}
+	return false
 }
 
 func yInt(i int) *yaml.Node {
