@@ -32,9 +32,9 @@ import (
 // OpenFlow port number, and table 2 maps it to LOCAL.
 const LearnedLocal = 0xffff
 
-// ofVersion is the OpenFlow version of every write: bundles need 1.4, which
-// netlab's bridges enable (protocols).
-const ofVersion = "OpenFlow14"
+// bundleVersion is the OpenFlow version of a bundle: ovs-ofctl --bundle
+// needs 1.3 or later, and netlab's bridges enable 1.4 (protocols).
+const bundleVersion = "OpenFlow14"
 
 // FlowError says why one flow of a list is bad; Index is its position.
 type FlowError struct {
@@ -97,13 +97,16 @@ func matchKeys(flow string) map[string]bool {
 }
 
 // CheckFlows checks flows in ovs-ofctl add-flow syntax without a switch, with
-// Open vSwitch's own parser. Equivalent to:
-// `ovs-ofctl -O OpenFlow14 parse-flows FILE`, repeated without the offending
-// line until the rest parses (ovs-ofctl stops at the first error). It returns
-// one *FlowError per bad flow, in order; none if all are good. Flows setting
-// cookie= are refused (netlab owns cookies), as are empty and multi-line
-// flows. If ovs-ofctl cannot be run, the only error is not a *FlowError.
-// Checks that need a switch (ports that exist, table limits) are not made.
+// Open vSwitch's own parser and its default protocols, so every flow that
+// `ovs-ofctl add-flow BR FLOW` accepts is accepted (OpenFlow 1.0 with Nicira
+// extensions included: strip_vlan with no VLAN match, mod_nw_tos with no IP
+// match). Equivalent to: `ovs-ofctl parse-flows FILE`, repeated without the
+// offending line until the rest parses (ovs-ofctl stops at the first error).
+// It returns one *FlowError per bad flow, in order, each with Open vSwitch's
+// reason on one line; none if all are good. Flows setting cookie= are
+// refused (netlab owns cookies), as are empty and multi-line flows. If
+// ovs-ofctl cannot be run, the only error is not a *FlowError. Checks that
+// need a switch (ports that exist, table limits) are not made.
 func CheckFlows(flows []string) []error {
 	return checkFlows(runLocal, flows)
 }
@@ -144,14 +147,14 @@ func checkFlows(run func(string, ...string) ([]byte, error), flows []string) []e
 		if err != nil {
 			return append(errs, fmt.Errorf("check flows: %w", err))
 		}
-		out, err := run("ovs-ofctl", "-O", ofVersion, "parse-flows", path)
+		out, err := run("ovs-ofctl", "parse-flows", path)
 		os.Remove(path)
 		if err == nil {
 			break
 		}
 		line, msg, ok := fileLineError(out, path)
 		if !ok || line < 1 || line > len(idx) {
-			return append(errs, fmt.Errorf("check flows: ovs-ofctl parse-flows: %w: %s", err, trim(out)))
+			return append(errs, fmt.Errorf("check flows: ovs-ofctl parse-flows: %w: %s", err, oneLine(out)))
 		}
 		i := idx[line-1]
 		bad[i] = true
@@ -184,22 +187,37 @@ func writeFlowFile(lines []string) (string, error) {
 	return f.Name(), nil
 }
 
-// fileLineError finds ovs-ofctl's report of a bad line of the file path:
-// "ovs-ofctl: PATH:LINE: MESSAGE".
+// fileLineError finds ovs-ofctl's report of a bad line of the file path,
+// "ovs-ofctl: PATH:LINE: MESSAGE", and returns the message on one line.
+// The log lines ovs-ofctl writes before it ("...|ofp_actions|WARN|set_field
+// vlan_vid lacks correct prerequisites") say why; they are appended.
 func fileLineError(out []byte, path string) (line int, msg string, ok bool) {
+	var why []string
 	for l := range strings.Lines(string(out)) {
-		_, rest, found := strings.Cut(l, path+":")
-		if !found {
+		if _, w, found := strings.Cut(l, "|WARN|"); found {
+			why = append(why, strings.TrimSpace(w))
 			continue
 		}
-		num, msg, found := strings.Cut(rest, ": ")
+		_, rest, found := strings.Cut(l, path+":")
+		if !found || ok {
+			continue
+		}
+		num, m, found := strings.Cut(rest, ": ")
 		n, err := strconv.Atoi(num)
 		if !found || err != nil {
 			continue
 		}
-		return n, strings.TrimSpace(msg), true
+		line, msg, ok = n, strings.TrimSpace(m), true
 	}
-	return 0, "", false
+	if ok && len(why) > 0 {
+		msg += ": " + strings.Join(why, "; ")
+	}
+	return line, msg, ok
+}
+
+// oneLine joins a program's output into one line.
+func oneLine(out []byte) string {
+	return strings.Join(strings.Fields(string(out)), " ")
 }
 
 // cookieFlows prefixes every flow with the cookie.
@@ -213,60 +231,204 @@ func cookieFlows(cookie uint64, flows []string) []string {
 
 func cookieMatch(cookie uint64) string { return fmt.Sprintf("cookie=%#x/-1", cookie) }
 
+// FlowSet is a bridge's static flows as Open vSwitch itself reads them.
+type FlowSet struct {
+	// Bundle says every flow fits OpenFlow 1.4, so the set is installed in
+	// one atomic bundle. Otherwise some flow only OpenFlow 1.0 with Nicira
+	// extensions carries (strip_vlan with no VLAN match is inconsistent in
+	// 1.1 and later), and the set is changed one flow at a time.
+	Bundle bool
+	// Normal holds each flow (cookie included) in add-flow syntax as Open
+	// vSwitch decodes it after encoding it in the protocol it is installed
+	// with: how the switch will store it, and so how its dump will read.
+	// `mod_vlan_vid:20` stays so in OpenFlow 1.0 but is
+	// `set_field:4116->vlan_vid` through 1.4; `vlan_tci=0` reads
+	// `vlan_tci=0x0000` or `vlan_tci=0x0000/0x1fff`.
+	Normal []string
+}
+
+// Protocol is the -O value of the set's ovs-ofctl calls; "" lets
+// ovs-ofctl negotiate, as `ovs-ofctl add-flow` does.
+func (s FlowSet) Protocol() string {
+	if s.Bundle {
+		return bundleVersion
+	}
+	return ""
+}
+
+// NormalizeFlows asks Open vSwitch for the normal form of flows, marked with
+// cookie, and whether they fit one bundle; no switch is needed. Equivalent
+// to: `ovs-ofctl -O OpenFlow14 parse-flows FILE`, and when that finds no
+// usable protocol, `ovs-ofctl parse-flows FILE`. A bad flow is a *FlowError.
+func NormalizeFlows(cookie uint64, flows []string) (FlowSet, error) {
+	return normalizeFlows(runLocal, cookie, flows)
+}
+
+func normalizeFlows(run func(string, ...string) ([]byte, error), cookie uint64, flows []string) (FlowSet, error) {
+	if errs := precheckFlows(flows); len(errs) > 0 {
+		return FlowSet{}, errs[0]
+	}
+	if len(flows) == 0 {
+		return FlowSet{Bundle: true}, nil
+	}
+	path, err := writeFlowFile(cookieFlows(cookie, flows))
+	if err != nil {
+		return FlowSet{}, fmt.Errorf("normalize flows: %w", err)
+	}
+	defer os.Remove(path)
+	set := FlowSet{Bundle: true}
+	out, err := run("ovs-ofctl", "-O", bundleVersion, "parse-flows", path)
+	if err != nil {
+		set.Bundle = false
+		out, err = run("ovs-ofctl", "parse-flows", path)
+	}
+	if err != nil {
+		if line, msg, ok := fileLineError(out, path); ok && line >= 1 && line <= len(flows) {
+			return FlowSet{}, &FlowError{Index: line - 1, Flow: flows[line-1], Msg: msg}
+		}
+		return FlowSet{}, fmt.Errorf("normalize flows: ovs-ofctl parse-flows: %w: %s", err, oneLine(out))
+	}
+	set.Normal, err = parsedFlowMods(out)
+	if err != nil {
+		return FlowSet{}, fmt.Errorf("normalize flows: %w", err)
+	}
+	if len(set.Normal) != len(flows) {
+		return FlowSet{}, fmt.Errorf("normalize flows: ovs-ofctl parse-flows printed %d flows for %d", len(set.Normal), len(flows))
+	}
+	return set, nil
+}
+
+// parsedFlowMods reads the flow_mods `ovs-ofctl parse-flows` prints, such as
+// "OFPT_FLOW_MOD (OF1.4) (xid=0x1): ADD table:3 priority=7,ip cookie:0x6
+// idle:10 actions=drop" (lib/ofp-flow.c ofputil_flow_mod_format), back into
+// add-flow syntax: "table=3,priority=7,ip,cookie=0x6,idle_timeout=10,actions=drop".
+func parsedFlowMods(out []byte) ([]string, error) {
+	var flows []string
+	for l := range strings.Lines(string(out)) {
+		_, rest, ok := strings.Cut(strings.TrimSpace(l), "): ADD ")
+		if !ok {
+			if strings.Contains(l, "FLOW_MOD") {
+				return nil, fmt.Errorf("unexpected flow_mod %q", strings.TrimSpace(l))
+			}
+			continue // "usable protocols: ...", "chosen protocol: ..."
+		}
+		head, actions, ok := strings.Cut(" "+rest, " actions=")
+		if !ok {
+			return nil, fmt.Errorf("flow_mod without actions: %q", rest)
+		}
+		var fields []string
+		for _, w := range strings.Fields(head) {
+			k, v, colon := strings.Cut(w, ":")
+			switch {
+			case colon && k == "table":
+				if v != "255" { // OpenFlow 1.0's "any table" adds to table 0
+					fields = append(fields, "table="+v)
+				}
+			case colon && k == "cookie":
+				fields = append(fields, "cookie="+v)
+			case colon && k == "idle":
+				fields = append(fields, "idle_timeout="+v)
+			case colon && k == "hard":
+				fields = append(fields, "hard_timeout="+v)
+			case colon && k == "importance":
+				fields = append(fields, "importance="+v)
+			case colon && k == "pri":
+				fields = append(fields, "priority="+v)
+			case colon && (k == "buf" || k == "out_port" || k == "out_group"):
+				// Not part of the stored flow.
+			case w == "check_overlap":
+				// A flow_mod flag, not part of the stored flow.
+			default:
+				fields = append(fields, w) // the match (with priority=), or a flag
+			}
+		}
+		flows = append(flows, strings.Join(append(fields, "actions="+actions), ","))
+	}
+	return flows, nil
+}
+
 // StaticFlowsDiffer reports whether the bridge's flows carrying cookie
-// (full mask) differ from flows, both sides normalised by Open vSwitch
-// (match, priority, table, timeouts, flags, actions; not counters). It
-// changes nothing. Equivalent to:
+// (full mask) differ from flows, by meaning: the file's flows in Open
+// vSwitch's normal form (NormalizeFlows) against the switch's dump in the
+// same protocol, compared by Open vSwitch (match, priority, table,
+// timeouts, actions; not counters). It changes nothing. Equivalent to:
 //
-//	ovs-ofctl -O OpenFlow14 --no-names dump-flows --no-stats BR cookie=C/-1 > CUR
-//	ovs-ofctl -O OpenFlow14 diff-flows WANT CUR    # WANT: flows with cookie=C; exit 2 = differ
+//	ovs-ofctl [-O OpenFlow14] parse-flows WANT      # normal form
+//	ovs-ofctl [-O OpenFlow14] --no-names dump-flows --no-stats BR cookie=C/-1 > CUR
+//	ovs-ofctl diff-flows WANT CUR                   # exit 2 = differ
 func (c *Client) StaticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, error) {
-	d, err := c.staticFlowsDiffer(bridge, cookie, flows)
+	set, err := normalizeFlows(c.exec, cookie, flows)
+	if err != nil {
+		return false, fmt.Errorf("ovs: bridge %s: compare flows: %w", bridge, err)
+	}
+	return c.FlowSetDiffers(bridge, cookie, set)
+}
+
+// FlowSetDiffers is StaticFlowsDiffer for flows NormalizeFlows has read.
+func (c *Client) FlowSetDiffers(bridge string, cookie uint64, set FlowSet) (bool, error) {
+	d, _, err := c.flowsDiffer(bridge, cookie, set)
 	if err != nil {
 		return false, fmt.Errorf("ovs: bridge %s: compare flows: %w", bridge, err)
 	}
 	return d, nil
 }
 
-func (c *Client) staticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, error) {
+// flowsDiffer compares the set with the bridge's flows carrying cookie and
+// returns diff-flows' lines too ("-" only on the switch, "+" only wanted).
+// A dump the set's protocol cannot express (flows installed through
+// OpenFlow 1.0 that 1.4 cannot carry) differs.
+func (c *Client) flowsDiffer(bridge string, cookie uint64, set FlowSet) (bool, []string, error) {
 	if err := validName(bridge); err != nil {
-		return false, err
+		return false, nil, err
 	}
-	if errs := precheckFlows(flows); len(errs) > 0 {
-		return false, errors.Join(errs...)
+	args := []string{"--no-names", "dump-flows", "--no-stats", bridge, cookieMatch(cookie)}
+	if p := set.Protocol(); p != "" {
+		args = append([]string{"-O", p}, args...)
 	}
-	cur, err := c.OFCtl("-O", ofVersion, "--no-names", "dump-flows", "--no-stats", bridge, cookieMatch(cookie))
+	cur, err := c.OFCtl(args...)
 	if err != nil {
-		return false, err
+		if strings.Contains(errOut(err), "usable flow formats") {
+			return true, nil, nil
+		}
+		return false, nil, err
 	}
 	var curLines []string
 	for l := range strings.Lines(string(cur)) {
-		// Drop the reply header ("OFPST_FLOW reply (OF1.4) (xid=0x2):").
+		// Drop a reply header ("OFPST_FLOW reply (OF1.4) (xid=0x2):").
 		if t := strings.TrimSpace(l); t != "" && strings.HasPrefix(l, " ") {
 			curLines = append(curLines, t)
 		}
 	}
-	want, err := writeFlowFile(cookieFlows(cookie, flows))
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(want)
 	have, err := writeFlowFile(curLines)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	defer os.Remove(have)
-	_, err = c.OFCtl("-O", ofVersion, "diff-flows", want, have)
+	want, err := writeFlowFile(set.Normal)
+	if err != nil {
+		return false, nil, err
+	}
+	defer os.Remove(want)
+	out, err := c.OFCtl("diff-flows", have, want)
 	if err == nil {
-		return false, nil
+		return false, nil, nil
 	}
 	if exitCode(err) == 2 { // ovs-ofctl diff-flows: "exit status 2 if there are differences"
-		return true, nil
+		var diff []string
+		for l := range strings.Lines(errOut(err) + "\n" + string(out)) {
+			if t := strings.TrimSpace(l); strings.HasPrefix(t, "-") || strings.HasPrefix(t, "+") {
+				diff = append(diff, t)
+			}
+		}
+		return true, diff, nil
 	}
-	if line, msg, ok := fileLineError([]byte(errOut(err)), want); ok && line >= 1 && line <= len(flows) {
-		return false, &FlowError{Index: line - 1, Flow: flows[line-1], Msg: msg}
+	if _, _, ok := fileLineError([]byte(errOut(err)), have); ok {
+		// The dump in the set's protocol of flows installed through another
+		// (pop_vlan with no VLAN match, from OpenFlow 1.0's strip_vlan) does
+		// not parse again: they are not the set's.
+		return true, nil, nil
 	}
-	return false, err
+	return false, nil, err
 }
 
 // exitCode is the exit status of the program that failed with err (raw
@@ -285,9 +447,13 @@ func exitCode(err error) int {
 
 // EnsureFlows makes the bridge's flows carrying cookie (full mask) equal to
 // flows (ovs-ofctl syntax, without cookies; cookie is added to each). If they
-// already are (StaticFlowsDiffer) it changes nothing and returns false; else
-// it replaces them in one atomic OpenFlow 1.4 bundle and returns true.
-// Equivalent to:
+// already mean the same (StaticFlowsDiffer) it changes nothing and returns
+// false. Flows with any other cookie — learned MAC entries, flows added by
+// hand or by a controller — are neither compared nor touched. A bad flow is
+// reported as a *FlowError.
+//
+// When every flow fits OpenFlow 1.4 the set is replaced in one atomic
+// bundle. Equivalent to:
 //
 //	ovs-ofctl -O OpenFlow14 --bundle add-flows BR FILE
 //
@@ -295,34 +461,114 @@ func exitCode(err error) int {
 // for each flow. ovs-ofctl sends the bundle ORDERED|ATOMIC and ovs-vswitchd
 // commits it as one new classifier version, so packets see either all old or
 // all new flows, never an empty table; a flow the switch rejects aborts the
-// whole bundle. Flows with any other cookie — learned MAC entries, flows
-// added by hand — are neither compared nor touched. A bad flow is reported as
-// a *FlowError.
+// whole bundle.
+//
+// Otherwise (a flow only OpenFlow 1.0 with Nicira extensions carries, and
+// bundles need 1.3 or later) only what differs is sent, one flow_mod at a
+// time, in one ovs-ofctl run: first the new and changed flows (an add
+// replaces the flow of the same table, match and priority in place), then a
+// strict delete of each flow of the lab's the file no longer has. A flow
+// that stays is never missing; packets may meet old and new flows side by
+// side while it runs. Equivalent to:
+//
+//	ovs-ofctl add-flows BR FILE    # add FLOW... then delete_strict cookie=C/-1,table=T,MATCH...
 func (c *Client) EnsureFlows(bridge string, cookie uint64, flows []string) (changed bool, err error) {
-	differ, err := c.staticFlowsDiffer(bridge, cookie, flows)
+	set, err := normalizeFlows(c.exec, cookie, flows)
+	if err != nil {
+		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
+	}
+	differ, diff, err := c.flowsDiffer(bridge, cookie, set)
 	if err != nil {
 		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
 	}
 	if !differ {
 		return false, nil
 	}
-	lines := []string{"delete " + cookieMatch(cookie)}
-	for _, f := range cookieFlows(cookie, flows) {
-		lines = append(lines, "add "+f)
+	var lines []string
+	args := []string{"add-flows", bridge}
+	if set.Bundle || diff == nil {
+		if set.Bundle {
+			args = []string{"-O", bundleVersion, "--bundle", "add-flows", bridge}
+		}
+		lines = append(lines, "delete "+cookieMatch(cookie))
+		for _, f := range cookieFlows(cookie, flows) {
+			lines = append(lines, "add "+f)
+		}
+	} else {
+		lines = oneByOne(cookie, diff)
 	}
 	path, err := writeFlowFile(lines)
 	if err != nil {
 		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
 	}
 	defer os.Remove(path)
-	if _, err := c.OFCtl("-O", ofVersion, "--bundle", "add-flows", bridge, path); err != nil {
-		// Line 1 is the delete; line n+2 is flows[n].
-		if line, msg, ok := fileLineError([]byte(errOut(err)), path); ok && line >= 2 && line-2 < len(flows) {
-			err = &FlowError{Index: line - 2, Flow: flows[line-2], Msg: msg}
+	if _, err := c.OFCtl(append(args, path)...); err != nil {
+		if line, msg, ok := fileLineError([]byte(errOut(err)), path); ok && line >= 1 && line <= len(lines) {
+			err = fmt.Errorf("%s: %s", lines[line-1], msg)
+			if set.Bundle || diff == nil {
+				// Line 1 is the delete; line n+2 is flows[n].
+				if line >= 2 && line-2 < len(flows) {
+					err = &FlowError{Index: line - 2, Flow: flows[line-2], Msg: msg}
+				}
+			}
 		}
 		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
 	}
 	return true, nil
+}
+
+// oneByOne turns diff-flows' lines (CUR against WANT) into flow_mods: an add
+// of each wanted flow ("+"), then a strict delete, limited to the lab's
+// cookie, of each current flow ("-") whose table, match and priority no
+// wanted flow has (those the adds replaced are gone already).
+// diff-flows prints a flow as "[table=T ]MATCH[ cookie=C][ idle_timeout=N]...
+// actions=...", its match (with priority=) one word without spaces.
+func oneByOne(cookie uint64, diff []string) []string {
+	type key struct{ table, match string }
+	keyOf := func(line string) key {
+		var k key
+		for _, w := range strings.Fields(line[1:]) {
+			name, _, _ := strings.Cut(w, "=")
+			switch {
+			case name == "table" && k.table == "" && k.match == "":
+				k.table = w
+			case name == "cookie" || name == "idle_timeout" || name == "hard_timeout" || name == "importance" || name == "actions":
+				return k
+			default:
+				if k.match == "" {
+					k.match = w
+				}
+			}
+		}
+		return k
+	}
+	var adds, dels []string
+	added := map[key]bool{}
+	for _, l := range diff {
+		if strings.HasPrefix(l, "+") {
+			adds = append(adds, "add "+l[1:])
+			added[keyOf(l)] = true
+		}
+	}
+	for _, l := range diff {
+		if !strings.HasPrefix(l, "-") {
+			continue
+		}
+		k := keyOf(l)
+		if added[k] {
+			continue
+		}
+		// Without table= a delete reaches every table.
+		fields := []string{cookieMatch(cookie), "table=0"}
+		if k.table != "" {
+			fields[1] = k.table
+		}
+		if k.match != "" {
+			fields = append(fields, k.match)
+		}
+		dels = append(dels, "delete_strict "+strings.Join(fields, ","))
+	}
+	return append(adds, dels...)
 }
 
 // DeleteFlows deletes the bridge's flows carrying cookie (full mask), in

@@ -170,6 +170,10 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if lab.Machine != "" {
 		snap.Underlay = underlay(lab, host)
 	}
+	sets, err := flowSets(lab, snap)
+	if err != nil {
+		return nil, err
+	}
 	if s.OVS != nil {
 		snap.OVS = s.OVS.Info()
 		sw, err := s.OVS.ObserveSwitch()
@@ -184,7 +188,7 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 				snap.Bridges[name] = b
 			}
 		}
-		if err := s.observeFlows(lab, snap); err != nil {
+		if err := s.observeFlows(lab, snap, sets); err != nil {
 			return nil, err
 		}
 	}

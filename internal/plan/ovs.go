@@ -227,7 +227,7 @@ func (p *planner) flows() {
 		}
 		if o == nil || !o.FlowsInSync || failModeChanged {
 			p.emit(SetFlows{Bridge: b.Name, Cookie: cookie,
-				Flows: openflow.BridgeFlows(b, state.LearnCookie(p.lab.Name))})
+				Flows: openflow.BridgeFlows(b, state.LearnCookie(p.lab.Name)), OneByOne: p.snap.FlowsOneByOne[b.Name]})
 		}
 	}
 }

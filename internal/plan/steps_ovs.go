@@ -188,11 +188,14 @@ func vsctl(ports []Port, command func(Port) string) string {
 }
 
 // SetFlows replaces the lab's static flows on a bridge (those with its
-// cookie) in one bundle: Flows without cookie, Cookie the lab's.
+// cookie): Flows without cookie, Cookie the lab's. Flows that fit OpenFlow
+// 1.4 go in one atomic bundle; with OneByOne (a flow only OpenFlow 1.0
+// carries) only what differs is sent, one flow_mod at a time.
 type SetFlows struct {
-	Bridge string   `json:"bridge,omitempty"`
-	Flows  []string `json:"flows,omitempty"`
-	Cookie uint64   `json:"cookie,omitempty"`
+	Bridge   string   `json:"bridge,omitempty"`
+	Flows    []string `json:"flows,omitempty"`
+	Cookie   uint64   `json:"cookie,omitempty"`
+	OneByOne bool     `json:"one_by_one,omitempty"`
 }
 
 func (SetFlows) Op() Op          { return OpSetFlows }
@@ -200,6 +203,15 @@ func (s SetFlows) Scope() string { return bridgeScope(s.Bridge) }
 func (SetFlows) sealed()         {}
 func (s SetFlows) Command(string) string {
 	var b strings.Builder
+	if s.OneByOne {
+		fmt.Fprintf(&b, "ovs-ofctl add-flows %s - <<'EOF'   # no bundle (a flow only OpenFlow 1.0 carries): the flows that differ, then the lab's flows the file dropped\n", s.Bridge)
+		for _, f := range s.Flows {
+			fmt.Fprintf(&b, "add cookie=%#x,%s\n", s.Cookie, f)
+		}
+		fmt.Fprintf(&b, "delete_strict cookie=%#x/-1,table=T,MATCH   # each flow of the lab's the file no longer has\n", s.Cookie)
+		b.WriteString("EOF")
+		return b.String()
+	}
 	fmt.Fprintf(&b, "ovs-ofctl -O OpenFlow14 --bundle add-flows %s - <<'EOF'\n", s.Bridge)
 	fmt.Fprintf(&b, "delete cookie=%#x/-1\n", s.Cookie)
 	for _, f := range s.Flows {

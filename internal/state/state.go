@@ -47,6 +47,11 @@ type Snapshot struct {
 	// machine's part of a multi-machine lab); nil when not observed or
 	// not found.
 	Underlay *Underlay
+	// FlowsOneByOne names the OVS bridges of the file whose flows only
+	// OpenFlow 1.0 with Nicira extensions carries (strip_vlan with no VLAN
+	// match...): bundles need 1.3 or later, so up changes them one flow at a
+	// time. Nil when not observed.
+	FlowsOneByOne map[string]bool
 }
 
 // Underlay is the host interface with a machine's underlay address (or
