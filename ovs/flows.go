@@ -746,6 +746,9 @@ type MACEntry struct {
 	// IdleTimeout when the entry expires without traffic.
 	IdleAge, IdleTimeout int
 	Packets              uint64
+	// VLAN is the VLAN the entry is scoped to (a learn() that matched
+	// NXM_OF_VLAN_TCI[0..11]); 0 for none.
+	VLAN int
 }
 
 // LearnedMACs reads the learned MAC entries of the bridge: the flows of
@@ -766,22 +769,50 @@ func learnedMACs(flows []Flow, table int, cookie uint64) []MACEntry {
 		if f.Table != table || f.Cookie != cookie {
 			continue
 		}
-		mac := ""
-		for _, field := range strings.Split(f.Match, ",") {
-			if v, ok := strings.CutPrefix(field, "dl_dst="); ok {
-				mac = v
-			} else if v, ok := strings.CutPrefix(field, "eth_dst="); ok {
-				mac = v
-			}
+		if e, ok := MACEntryOf(f); ok {
+			out = append(out, e)
 		}
-		port, ok := loadedReg0(f.Actions)
-		if mac == "" || strings.Contains(mac, "/") || !ok {
-			continue
-		}
-		out = append(out, MACEntry{MAC: mac, Port: port, IdleAge: f.IdleAge, IdleTimeout: f.IdleTimeout, Packets: f.Packets})
 	}
 	slices.SortFunc(out, func(a, b MACEntry) int { return strings.Compare(a.MAC, b.MAC) })
 	return out
+}
+
+// MACEntryOf reads a flow a MAC-learning learn() made: its match holds one
+// whole destination MAC (dl_dst= or eth_dst=; a VLAN too when the learn
+// matched NXM_OF_VLAN_TCI[0..11], as vlan_tci=0x0014/0x0fff or dl_vlan=20),
+// and its actions load the port into reg0 or output to it. False for any
+// other flow.
+func MACEntryOf(f Flow) (MACEntry, bool) {
+	e := MACEntry{IdleAge: f.IdleAge, IdleTimeout: f.IdleTimeout, Packets: f.Packets}
+	for _, field := range strings.Split(f.Match, ",") {
+		k, v, _ := strings.Cut(field, "=")
+		switch k {
+		case "dl_dst", "eth_dst":
+			e.MAC = v
+		case "dl_vlan":
+			n, err := strconv.Atoi(v)
+			if err == nil {
+				e.VLAN = n
+			}
+		case "vlan_tci":
+			tci, mask, _ := strings.Cut(v, "/")
+			t, err1 := strconv.ParseUint(tci, 0, 16)
+			m, err2 := strconv.ParseUint(mask, 0, 16)
+			if err1 == nil && (mask == "" || err2 == nil && m&0x0fff == 0x0fff) {
+				e.VLAN = int(t & 0x0fff)
+			}
+		}
+	}
+	port, ok := loadedReg0(f.Actions)
+	if !ok {
+		n, err := strconv.ParseUint(strings.TrimPrefix(f.Actions, "output:"), 10, 16)
+		port, ok = int(n), err == nil && strings.HasPrefix(f.Actions, "output:")
+	}
+	if e.MAC == "" || strings.Contains(e.MAC, "/") || !ok {
+		return MACEntry{}, false
+	}
+	e.Port = port
+	return e, true
 }
 
 // loadedReg0 reads the port from "load:0x2->NXM_NX_REG0[0..15]" (or the
