@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -101,10 +102,14 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		if b.FailMode != "" {
 			detail += ", fail-mode " + b.FailMode
 		}
-		if st.OVS != nil && b.Type == "ovs" && st.OVS.Private {
-			detail += ", private OVS"
-		}
 		fmt.Fprintf(w, "  bridge %s (%s): ports %s\n", b.Name, detail, strings.Join(ports, " "))
+	}
+	if o := st.OVS; o != nil && slices.ContainsFunc(st.Bridges, func(b engine.BridgeStatus) bool { return b.Type == "ovs" }) {
+		which := "the system's Open vSwitch"
+		if o.Private {
+			which = "netlab's private Open vSwitch"
+		}
+		fmt.Fprintf(w, "  open vswitch: %s, run directory %s (netlab ovs %s -- ovs-ofctl dump-flows BRIDGE)\n", which, o.RunDir, st.Lab)
 	}
 	for _, ns := range st.Namespaces {
 		fmt.Fprintf(w, "  namespace %s\n", ns.Name)

@@ -150,3 +150,21 @@ func (e *Engine) Flows(lab, bridge string) ([]BridgeFlows, error) {
 	}
 	return out, nil
 }
+
+// OVSEnv returns the environment that points Open vSwitch's tools at the
+// instance the lab's bridges live in (`netlab ovs`): the system's or
+// netlab's private one.
+func (e *Engine) OVSEnv(lab string) ([]string, error) {
+	if !e.store.Exists(lab) {
+		return nil, fmt.Errorf("lab %s is not running", lab)
+	}
+	oc, err := e.connectOVS(false)
+	if err != nil {
+		return nil, err
+	}
+	if oc == nil {
+		return nil, fmt.Errorf("lab %s: no Open vSwitch is running", lab)
+	}
+	defer oc.Close()
+	return oc.Env(), nil
+}

@@ -74,6 +74,10 @@ type OVSInfo struct {
 	// NoAFXDP says why AF_XDP ports do not work here, when the kernel or
 	// the user namespace is the reason ("" otherwise).
 	NoAFXDP string `json:"no_afxdp,omitempty"`
+	// RunDir is the instance's run directory (OVS_RUNDIR): its database
+	// socket, pidfiles, control sockets and bridges' <bridge>.mgmt sockets,
+	// which the ovs-* tools find through it (`netlab ovs LAB -- ...`).
+	RunDir string `json:"run_dir,omitempty"`
 }
 
 // Namespace is an observed network namespace.
