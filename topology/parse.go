@@ -140,6 +140,7 @@ type bridgeInfo struct {
 	addrBad  bool
 	machines []machineRef // machine: or machines: as written
 	vni      *entry
+	linuxOnly []entry // vlan-filtering: an error on an OVS bridge
 }
 
 // portSetting is one entry of a bridge's ports: map.
@@ -149,6 +150,10 @@ type portSetting struct {
 	pos       Pos
 	ofport    int
 	ofportKey *entry // nil when not written
+	internal  bool   // type: internal
+	typeKey   *entry // nil when not written
+	vlan      *VLAN  // parsed vlan:, nil when not written or bad
+	vlanKey   *entry
 }
 
 // routeInfo is a parsed route with the positions its checks report at.
@@ -183,9 +188,10 @@ func sections() map[string]section {
 		"expect":    {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
 		"host":      {known: []string{"sysctls", "routes", "interfaces", "nat"}},
 		"nat":       {known: []string{"source", "out"}},
-		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni"}},
+		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni", "controller", "vlan-filtering"}},
 		"openflow":  {known: []string{"preset", "idle-timeout"}},
-		"port":      {known: []string{"ofport", "impair"}},
+		"port":      {known: []string{"ofport", "impair", "type", "vlan"}},
+		"vlan":      {known: []string{"mode", "tag", "trunks"}},
 		"impair":    {known: []string{"rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder", "limit"}},
 		"namespace": {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps"}},
 		"tun":       {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
