@@ -160,9 +160,6 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 	return bi
 }
 
-// PortInternal is the type: of a bridge port that is an OVS internal port.
-const PortInternal = "internal"
-
 // parseControllers reads `controller: tcp:127.0.0.1:6653` or a list of
 // targets, as ovs-vsctl set-controller takes them.
 func (p *parser) parseControllers(e entry, b *Bridge) {

@@ -73,6 +73,10 @@ const AutoAFXDPMaxPorts = 16
 // ovs-vswitchd (measured, OVS 3.1: 64 MiB UMEM plus rings).
 const AFXDPPortMemory = 73 << 20
 
+// PortInternal is both the type: of a bridge port that is an OVS internal
+// port and Open vSwitch's Interface type of it.
+const PortInternal = "internal"
+
 // IsAFXDP says whether an OVS port type is one of the AF_XDP ones.
 func IsAFXDP(t string) bool { return t == PortTypeAFXDP || t == PortTypeAFXDPNonPMD }
 

@@ -89,6 +89,9 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 			if p.AFXDPError != "" {
 				about = append(about, "AF_XDP failed")
 			}
+			if p.VLAN != "" {
+				about = append(about, "vlan "+p.VLAN)
+			}
 			if len(about) > 0 {
 				ports = append(ports, fmt.Sprintf("%s(%s)", p.Name, strings.Join(about, ", ")))
 			} else {
@@ -101,6 +104,16 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		}
 		if b.FailMode != "" {
 			detail += ", fail-mode " + b.FailMode
+		}
+		if b.VLANFiltering {
+			detail += ", vlan_filtering"
+		}
+		for _, c := range b.Controllers {
+			state := "not connected"
+			if c.Connected {
+				state = "connected"
+			}
+			detail += fmt.Sprintf(", controller %s (%s)", c.Target, state)
 		}
 		fmt.Fprintf(w, "  bridge %s (%s): ports %s\n", b.Name, detail, strings.Join(ports, " "))
 	}

@@ -193,6 +193,9 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 			}
 		}
 	}
+	if err := n.bridgeVLANs(links, byIndex); err != nil {
+		return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
+	}
 	if lo, ok := out.Links["lo"]; ok {
 		if lab, ok := state.ParseNamespaceAlias(lo.Alias); ok {
 			out.Owner = lab

@@ -56,6 +56,10 @@ var samples = []Step{
 	StopNSProcesses{Namespaces: []string{"a"}},
 	SetQdisc{NS: "a", Link: "e0", Impair: &topology.Impair{Rate: 1e6}},
 	DelQdisc{NS: "a", Link: "e0", Handle: state.QdiscHandleTBF},
+	SetPortVLAN{Bridge: "br0", Ports: []Port{{Name: "pa", VLAN: &state.PortVLAN{Mode: "access", Tag: 20}}, {Name: "pb"}}},
+	SetControllers{Bridge: "br0", Targets: []string{"tcp:127.0.0.1:6653"}},
+	SetVLANFiltering{Bridge: "br0", On: true},
+	SetBridgeVLANs{Link: "pa", VLANs: []state.BridgeVLAN{{VID: 20, PVID: true, Untagged: true}}},
 }
 
 // TestEveryKind walks the table of action kinds: every step type of the

@@ -161,6 +161,7 @@ func Make(in Input) (Plan, error) {
 	p.portTypesToSystem()
 	p.links()
 	p.ports()
+	p.linuxVLANs()
 	p.attachExternal()
 	p.flows()
 	p.addresses()
@@ -273,6 +274,12 @@ func (p *planner) deletions() {
 				continue
 			}
 			if p.externalOf(bName, pName) {
+				continue
+			}
+			if p.internalPort(bName, pName) {
+				if port.Type != topology.PortInternal {
+					del = append(del, Port{Name: pName}) // a device of another kind: added again
+				}
 				continue
 			}
 			w := p.want[topology.Host][pName]

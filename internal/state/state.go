@@ -5,10 +5,13 @@
 package state
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -188,6 +191,20 @@ type Link struct {
 	// `netlab status`: "link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff",
 	// "link/none" for a TUN device; "" when not read.
 	LinkLayer string
+	// VLANFiltering is a Linux bridge's vlan_filtering.
+	VLANFiltering bool
+	// BridgeVLANs are a Linux bridge port's VLANs (`bridge vlan show`),
+	// sorted by VID; read for ports of a bridge with vlan_filtering.
+	BridgeVLANs []BridgeVLAN
+}
+
+// BridgeVLAN is one VLAN of a Linux bridge port: the port carries VID,
+// untagged on egress when Untagged; PVID is the VLAN of the frames it
+// receives untagged.
+type BridgeVLAN struct {
+	VID      int  `json:"vid"`
+	PVID     bool `json:"pvid,omitempty"`
+	Untagged bool `json:"untagged,omitempty"`
 }
 
 // Tuntap is what the kernel reports of a TUN/TAP device.
@@ -280,6 +297,26 @@ type Bridge struct {
 	// for the lab's other bridges, whose flows are to be removed.
 	LabFlows    int
 	FlowsInSync bool
+	// Controllers are an OVS bridge's OpenFlow controllers, sorted by
+	// target, with whether each is connected.
+	Controllers []Controller
+	// VLANFiltering is a Linux bridge's vlan_filtering.
+	VLANFiltering bool
+}
+
+// Controller is an OpenFlow controller of a bridge as Open vSwitch has it.
+type Controller struct {
+	Target    string `json:"target"`
+	Connected bool   `json:"connected"`
+}
+
+// Targets lists the targets of controllers, in order.
+func Targets(cs []Controller) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Target
+	}
+	return out
 }
 
 // Port is an observed bridge port.
@@ -289,6 +326,51 @@ type Port struct {
 	OFPortRequest int    // OVS ofport_request, 0 if unset
 	OFPort        int    // OVS ofport assigned, -1 on error
 	Type          string // OVS Interface type ("" means system)
+	// VLAN is the OVS Port's tag, trunks and vlan_mode (nil: none of
+	// them set).
+	VLAN *PortVLAN
+}
+
+// PortVLAN is the VLAN setting of a bridge port: an OVS Port's vlan_mode,
+// tag and trunks, or a Linux bridge port's VLANs read back into the same
+// words (topology's VLAN modes). Nil when the port has none.
+type PortVLAN struct {
+	Mode   string `json:"mode,omitempty"`
+	Tag    int    `json:"tag,omitempty"`
+	Trunks []int  `json:"trunks,omitempty"`
+}
+
+// String prints the setting as status shows it: "access 20",
+// "trunk 20,30", "native-untagged 10 trunk 20".
+func (v *PortVLAN) String() string {
+	if v == nil {
+		return ""
+	}
+	s := v.Mode
+	if v.Tag != 0 {
+		s += fmt.Sprintf(" %d", v.Tag)
+	}
+	var ts []string
+	for _, t := range v.Trunks {
+		ts = append(ts, fmt.Sprint(t))
+	}
+	switch {
+	case len(ts) > 0 && v.Mode == "trunk":
+		s += " " + strings.Join(ts, ",")
+	case len(ts) > 0:
+		s += " trunk " + strings.Join(ts, ",")
+	case v.Mode == "trunk":
+		s += " all"
+	}
+	return strings.TrimSpace(s)
+}
+
+// Equal says whether two settings are the same.
+func (v *PortVLAN) Equal(w *PortVLAN) bool {
+	if v == nil || w == nil {
+		return v == w
+	}
+	return v.Mode == w.Mode && v.Tag == w.Tag && slices.Equal(v.Trunks, w.Trunks)
 }
 
 // SortedNames returns the keys of m in order; plans iterate with it so they

@@ -1,0 +1,92 @@
+package kernel
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// SetVLANFiltering turns a Linux bridge's VLAN filtering on or off.
+// Equivalent to: `ip link set BR type bridge vlan_filtering 1|0`.
+func (n *NS) SetVLANFiltering(bridge string, on bool) error {
+	l, err := n.link(bridge)
+	if err == nil {
+		if _, ok := l.(*netlink.Bridge); !ok {
+			err = fmt.Errorf("%s is a %s, not a bridge", bridge, l.Type())
+		}
+	}
+	if err == nil {
+		err = n.h.BridgeSetVlanFiltering(l, on)
+	}
+	if err != nil {
+		return fmt.Errorf("ns %s: set vlan_filtering of %s to %v: %w", n.name, bridge, on, err)
+	}
+	return nil
+}
+
+// SetBridgeVLANs makes a Linux bridge port's VLANs exactly vlans: each
+// added (a VLAN added again takes the new pvid and untagged flags), then
+// every other VLAN of the port deleted, the kernel's default VLAN 1
+// included. Equivalent to: `bridge vlan add dev PORT vid V [pvid]
+// [untagged]` for each, then `bridge vlan del dev PORT vid X` for the rest.
+func (n *NS) SetBridgeVLANs(port string, vlans []state.BridgeVLAN) error {
+	wrap := func(err error) error { return fmt.Errorf("ns %s: set VLANs of bridge port %s: %w", n.name, port, err) }
+	l, err := n.link(port)
+	if err != nil {
+		return wrap(err)
+	}
+	for _, v := range vlans {
+		if err := n.h.BridgeVlanAdd(l, uint16(v.VID), v.PVID, v.Untagged, false, true); err != nil {
+			return wrap(fmt.Errorf("add vid %d: %w", v.VID, err))
+		}
+	}
+	all, err := RetryDump(n.h.BridgeVlanList)
+	if err != nil {
+		return wrap(err)
+	}
+	for _, have := range all[int32(l.Attrs().Index)] {
+		if slices.ContainsFunc(vlans, func(v state.BridgeVLAN) bool { return v.VID == int(have.Vid) }) {
+			continue
+		}
+		if err := n.h.BridgeVlanDel(l, have.Vid, false, false, false, true); err != nil {
+			return wrap(fmt.Errorf("del vid %d: %w", have.Vid, err))
+		}
+	}
+	return nil
+}
+
+// bridgeVLANs reads the VLANs of the ports of bridges with VLAN filtering
+// into their links (links by ifindex; their Master already set). Equivalent
+// to: `bridge vlan show`.
+func (n *NS) bridgeVLANs(links []netlink.Link, byIndex map[int]*state.Link) error {
+	filtering := false
+	for _, l := range links {
+		if br, ok := l.(*netlink.Bridge); ok && br.VlanFiltering != nil && *br.VlanFiltering {
+			byIndex[br.Attrs().Index].VLANFiltering = true
+			filtering = true
+		}
+	}
+	if !filtering {
+		return nil
+	}
+	all, err := RetryDump(n.h.BridgeVlanList)
+	if err != nil {
+		return fmt.Errorf("bridge vlans: %w", err)
+	}
+	for idx, infos := range all {
+		sl := byIndex[int(idx)]
+		if sl == nil || sl.Master == "" {
+			continue
+		}
+		for _, info := range infos {
+			sl.BridgeVLANs = append(sl.BridgeVLANs, state.BridgeVLAN{VID: int(info.Vid),
+				PVID: info.Flags&nl.BRIDGE_VLAN_INFO_PVID != 0, Untagged: info.Flags&nl.BRIDGE_VLAN_INFO_UNTAGGED != 0})
+		}
+		slices.SortFunc(sl.BridgeVLANs, func(a, b state.BridgeVLAN) int { return a.VID - b.VID })
+	}
+	return nil
+}
