@@ -131,15 +131,15 @@ type ifaceInfo struct {
 
 // bridgeInfo is a bridge entry with its raw per-port settings.
 type bridgeInfo struct {
-	b        *Bridge
-	path     string
-	addrPos  []Pos
-	ovsOnly  []entry // fail-mode, datapath: errors on a Linux bridge
-	settings []*portSetting
-	portType *entry // nil when not written
-	addrBad  bool
-	machines []machineRef // machine: or machines: as written
-	vni      *entry
+	b         *Bridge
+	path      string
+	addrPos   []Pos
+	ovsOnly   []entry // fail-mode, datapath: errors on a Linux bridge
+	settings  []*portSetting
+	portType  *entry // nil when not written
+	addrBad   bool
+	machines  []machineRef // machine: or machines: as written
+	vni       *entry
 	linuxOnly []entry // vlan-filtering: an error on an OVS bridge
 }
 
