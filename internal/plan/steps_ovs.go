@@ -266,7 +266,7 @@ func (SetFlows) sealed()         {}
 func (s SetFlows) Command(string) string {
 	var b strings.Builder
 	if s.OneByOne {
-		fmt.Fprintf(&b, "ovs-ofctl add-flows %s - <<'EOF'   # no bundle (a flow only OpenFlow 1.0 carries): the flows that differ, then the lab's flows the file dropped\n", s.Bridge)
+		fmt.Fprintf(&b, "ovs-ofctl add-flows %s - <<'EOF'   # no bundle (a flow only OpenFlow 1.0 carries): of these, only those the switch lacks, then strict deletes of the lab's others\n", s.Bridge)
 		for _, f := range s.Flows {
 			fmt.Fprintf(&b, "add cookie=%#x,%s\n", s.Cookie, f)
 		}
