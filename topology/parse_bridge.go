@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -108,6 +109,7 @@ func (p *parser) parseBridge(e entry) *bridgeInfo {
 	if ve, ok := f["vlan-filtering"]; ok {
 		bi.linuxOnly = append(bi.linuxOnly, ve)
 		b.VLANFiltering, _ = p.boolean(ve)
+		b.VLANFilteringPos = pos(ve.k)
 	}
 	if xe, ok := f["external"]; ok {
 		for _, it := range p.stringList(xe, "an interface name") {
@@ -367,4 +369,47 @@ func checkFlowText(s string) string {
 		return "a flow needs actions= (such as actions=drop)"
 	}
 	return ""
+}
+
+// parseVLANInterfaces reads an interface's `vlans: [{id: 20, addresses:
+// [...]}]`: 802.1Q interfaces on it (ip link add link eth0 name eth0.20
+// type vlan id 20), named PARENT.ID unless name: says otherwise.
+func (p *parser) parseVLANInterfaces(e entry, ii *ifaceInfo) {
+	seen := map[int]Pos{}
+	for i, item := range p.list(e) {
+		path := index(e.path, i)
+		v := &VLANInterface{Parent: ii.iface.Name, NS: ii.iface.NS, Pos: pos(item), Path: path}
+		f := p.fields(item, path, "vlan-interface")
+		ie, ok := f["id"]
+		if !ok {
+			p.errorf(pos(item), path+".id", "required: the VLAN, such as id: 20")
+			continue
+		}
+		id, good := p.integer(ie, MinVLAN, MaxVLAN)
+		if !good {
+			continue
+		}
+		if at, dup := seen[id]; dup {
+			p.errorf(pos(ie.v), ie.path, "VLAN %d is already on %s (line %d)", id, ii.iface.Name, at.Line)
+			continue
+		}
+		seen[id] = pos(ie.v)
+		v.ID = id
+		v.Name = fmt.Sprintf("%s.%d", ii.iface.Name, id)
+		if ne, ok := f["name"]; ok {
+			if s, ok := p.str(ne); ok {
+				v.Name = s
+			}
+		}
+		if msg := checkIfName(v.Name, "VLAN interface"); msg != "" {
+			p.errorf(v.Pos, path, "%s (give a shorter name:)", msg)
+			continue
+		}
+		if ae, ok := f["addresses"]; ok {
+			var bad bool
+			v.Addresses, _, bad = p.addresses(ae)
+			ii.ns.addrBad = ii.ns.addrBad || bad
+		}
+		ii.iface.VLANs = append(ii.iface.VLANs, v)
+	}
 }

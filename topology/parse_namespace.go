@@ -104,6 +104,9 @@ func (p *parser) parseInterface(e entry, ni *nsInfo) *ifaceInfo {
 	if ie, ok := f["impair"]; ok {
 		p.addImpair(p.parseImpair(ie, ni.ns.Name, e.key))
 	}
+	if ve, ok := f["vlans"]; ok {
+		p.parseVLANInterfaces(ve, ii)
+	}
 	return ii
 }
 

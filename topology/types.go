@@ -172,8 +172,10 @@ type Bridge struct {
 	// unix:PATH, punix:PATH. Without any, the bridge's fail-mode decides.
 	Controllers []Controller
 	// VLANFiltering is a Linux bridge's vlan_filtering: its ports forward
-	// by their VLANs (bridge vlan).
-	VLANFiltering bool
+	// by their VLANs (bridge vlan); VLANFilteringPos is where the file says
+	// so.
+	VLANFiltering    bool
+	VLANFilteringPos Pos
 }
 
 // Controller is one OpenFlow controller target of a bridge.
@@ -309,6 +311,32 @@ type Interface struct {
 	MTU       int              // 0: kernel default
 	Pos       Pos
 	VNI       int // of a link that crosses machines; 0: derived
+	// VLANs are 802.1Q interfaces on this one (vlans:), as a host on a
+	// trunk has them.
+	VLANs []*VLANInterface
+}
+
+// VLANInterface is an 802.1Q VLAN interface on an interface of a
+// namespace: `ip link add link PARENT name NAME type vlan id ID`.
+type VLANInterface struct {
+	Name      string // PARENT.ID unless the file names it
+	Parent    string
+	NS        string
+	ID        int
+	Addresses []netip.Prefix
+	Pos       Pos
+	Path      string
+}
+
+// VLANInterfaces lists every VLAN interface of the lab's namespaces.
+func (l *Lab) VLANInterfaces() []*VLANInterface {
+	var out []*VLANInterface
+	for _, ns := range l.AllNamespaces() {
+		for _, i := range ns.Interfaces {
+			out = append(out, i.VLANs...)
+		}
+	}
+	return out
 }
 
 // End names one end of a veth pair. For a bridge port, NS is Host, Name is the

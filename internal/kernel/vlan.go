@@ -6,6 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -87,6 +88,56 @@ func (n *NS) bridgeVLANs(links []netlink.Link, byIndex map[int]*state.Link) erro
 				PVID: info.Flags&nl.BRIDGE_VLAN_INFO_PVID != 0, Untagged: info.Flags&nl.BRIDGE_VLAN_INFO_UNTAGGED != 0})
 		}
 		slices.SortFunc(sl.BridgeVLANs, func(a, b state.BridgeVLAN) int { return a.VID - b.VID })
+	}
+	return nil
+}
+
+// ProbeVLAN finds out what the kernel offers VLANs by making each in the
+// namespace nsh (a scratch namespace that vanishes afterwards): a bridge with
+// VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING) and an 802.1Q interface on a
+// veth (CONFIG_VLAN_8021Q). The error is for the probe itself failing, not
+// for a missing feature. Equivalent to: `unshare -n sh -c 'ip link add b type
+// bridge vlan_filtering 1; ip link add v type veth; ip link add link v
+// name v.5 type vlan id 5'`.
+func ProbeVLAN(nsh netns.NsHandle, sup *state.VLANSupport) error {
+	h, err := NewHandle(nsh)
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	defer h.Close()
+	if sup.Why == nil {
+		sup.Why = map[string]string{}
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+	br.Name = "probebr"
+	if err := h.LinkAdd(br); err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	l, err := h.LinkByName("probebr")
+	if err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	// A kernel without it refuses the attribute: "operation not supported".
+	if err := h.BridgeSetVlanFiltering(l, true); err == nil {
+		sup.BridgeFiltering = true
+	} else {
+		sup.Why[state.FeatureBridgeVLAN] = err.Error()
+	}
+	veth := &netlink.Veth{LinkAttrs: netlink.NewLinkAttrs(), PeerName: "probev1"}
+	veth.Name = "probev0"
+	if err := h.LinkAdd(veth); err != nil {
+		return fmt.Errorf("veth: %w", err)
+	}
+	parent, err := h.LinkByName("probev0")
+	if err != nil {
+		return fmt.Errorf("veth: %w", err)
+	}
+	vl := &netlink.Vlan{LinkAttrs: netlink.NewLinkAttrs(), VlanId: 5}
+	vl.Name, vl.ParentIndex = "probev0.5", parent.Attrs().Index
+	if err := h.LinkAdd(vl); err == nil {
+		sup.Interfaces = true
+	} else {
+		sup.Why[state.FeatureVLAN8021Q] = err.Error()
 	}
 	return nil
 }

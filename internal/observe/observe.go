@@ -31,6 +31,9 @@ type Reader struct {
 	// Probe says what the kernel can apply of impairments; called only
 	// for a lab with impairments.
 	Probe func() (*state.ImpairSupport, error)
+	// ProbeVLAN says what the kernel offers VLANs; called only for a lab
+	// that asks the kernel for VLANs. Nil: not probed.
+	ProbeVLAN func() (*state.VLANSupport, error)
 }
 
 func (s *Reader) ns(name string) (*kernel.NS, error) { return s.Handles.Get(name) }
@@ -210,6 +213,11 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	}
 	if err := s.observeImpair(lab, j, snap); err != nil {
 		return nil, err
+	}
+	if s.ProbeVLAN != nil && wantsKernelVLAN(lab) {
+		if snap.VLAN, err = s.ProbeVLAN(); err != nil {
+			return nil, err
+		}
 	}
 	s.Procs.Observe(snap)
 	return snap, nil

@@ -38,6 +38,9 @@ func Make(in Input) (Plan, error) {
 	if err := p.wantImpair(in.Journal); err != nil {
 		return nil, err
 	}
+	if err := VLANFeatureError(lab, snap.VLAN); err != nil {
+		return nil, err
+	}
 	var clashes topology.ErrorList
 	clash := func(pos topology.Pos, path, format string, args ...any) {
 		clashes = append(clashes, &topology.Error{File: lab.File, Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)})

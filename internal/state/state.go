@@ -55,7 +55,28 @@ type Snapshot struct {
 	// match...): bundles need 1.3 or later, so up changes them one flow at a
 	// time. Nil when not observed.
 	FlowsOneByOne map[string]bool
+	// VLAN is what this kernel offers VLANs; nil when not probed (the lab
+	// asks for none that needs the kernel: OVS ports' VLANs are Open
+	// vSwitch's).
+	VLAN *VLANSupport
 }
+
+// VLANSupport is what the kernel offers VLANs, found by trying.
+type VLANSupport struct {
+	// BridgeFiltering: Linux bridges with vlan_filtering
+	// (CONFIG_BRIDGE_VLAN_FILTERING).
+	BridgeFiltering bool `json:"bridge_filtering"`
+	// Interfaces: 802.1Q VLAN interfaces (CONFIG_VLAN_8021Q).
+	Interfaces bool `json:"interfaces"`
+	// Why holds each missing feature's error, by feature.
+	Why map[string]string `json:"why,omitempty"`
+}
+
+// The kernel's VLAN features, as VLANSupport.Why and errors name them.
+const (
+	FeatureBridgeVLAN = "bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)"
+	FeatureVLAN8021Q  = "802.1Q VLAN interfaces (8021q, CONFIG_VLAN_8021Q)"
+)
 
 // Underlay is the host interface with a machine's underlay address (or
 // the one the file names).
