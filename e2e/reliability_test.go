@@ -46,6 +46,8 @@ func shippedLabs(t *testing.T) []shippedLab {
 		{"tun-refl", "../labs/tun-reflector.yaml", nil},
 		{"tun-udp", writeFile(t, dir, "tun-udp.yaml", udp.Replace(readFile(t, "../labs/tun-udp.yaml"))), nil},
 		{"impaired", "../labs/impaired.yaml", []string{"10.7.0.0/24"}},
+		{"ovs-advanced", "../labs/ovs-advanced.yaml", nil},
+		{"vlans", "../labs/vlans.yaml", nil},
 	}
 }
 

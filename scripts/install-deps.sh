@@ -18,6 +18,7 @@ declare -A need=(
   [pgrep]=procps
   [setpriv]=util-linux
   [setcap]=libcap2-bin
+  [osken-manager]=python3-os-ken   # the OpenFlow controller of labs/controller.yaml and its test
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -110,8 +110,11 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		}
 		for _, c := range b.Controllers {
 			state := "not connected"
-			if c.Connected {
+			switch {
+			case c.Connected:
 				state = "connected"
+			case strings.HasPrefix(c.Target, "p"): // ptcp:, punix: listen
+				state = "listening"
 			}
 			detail += fmt.Sprintf(", controller %s (%s)", c.Target, state)
 		}
