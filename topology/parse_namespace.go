@@ -105,7 +105,11 @@ func (p *parser) parseInterface(e entry, ni *nsInfo) *ifaceInfo {
 		p.addImpair(p.parseImpair(ie, ni.ns.Name, e.key))
 	}
 	if ve, ok := f["vlans"]; ok {
-		p.parseVLANInterfaces(ve, ii)
+		if ni.ns.IsHost() {
+			p.errorf(pos(ve.k), ve.path, "VLAN interfaces go on an interface inside a lab namespace, not the host's")
+		} else {
+			p.parseVLANInterfaces(ve, ii)
+		}
 	}
 	return ii
 }

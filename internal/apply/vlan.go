@@ -14,6 +14,13 @@ var vlanHandlers = map[plan.Op]handler{
 		}
 		return h.SetVLANFiltering(a.Bridge, a.On)
 	}),
+	plan.OpAddVLAN: on(func(s *Session, a plan.AddVLAN) error {
+		h, err := s.ns(a.NS)
+		if err != nil {
+			return err
+		}
+		return h.AddVLAN(a.Link, a.Parent, a.ID, a.Alias)
+	}),
 	plan.OpSetBridgeVLANs: on(func(s *Session, a plan.SetBridgeVLANs) error {
 		h, err := s.ns(topology.Host)
 		if err != nil {

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -10,6 +11,29 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
+
+// AddVLAN makes an 802.1Q interface name on parent with VLAN id, and marks
+// it with alias (the kernel takes no alias in a create request). Equivalent
+// to: `ip -n NS link add link PARENT name NAME type vlan id ID; ip -n NS link
+// set NAME alias ALIAS`.
+func (n *NS) AddVLAN(name, parent string, id int, alias string) error {
+	p, err := n.link(parent)
+	if err == nil {
+		vl := &netlink.Vlan{LinkAttrs: netlink.NewLinkAttrs(), VlanId: id}
+		vl.Name, vl.ParentIndex = name, p.Attrs().Index
+		err = n.h.LinkAdd(vl)
+	}
+	if err != nil {
+		return fmt.Errorf("ns %s: add VLAN interface %s (vlan %d on %s): %w", n.name, name, id, parent, err)
+	}
+	if err := n.SetAlias(name, alias); err != nil {
+		if derr := n.DeleteLink(name); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return fmt.Errorf("ns %s: add VLAN interface %s: %w", n.name, name, err)
+	}
+	return nil
+}
 
 // SetVLANFiltering turns a Linux bridge's VLAN filtering on or off.
 // Equivalent to: `ip link set BR type bridge vlan_filtering 1|0`.

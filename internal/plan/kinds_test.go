@@ -60,6 +60,7 @@ var samples = []Step{
 	SetControllers{Bridge: "br0", Targets: []string{"tcp:127.0.0.1:6653"}},
 	SetVLANFiltering{Bridge: "br0", On: true},
 	SetBridgeVLANs{Link: "pa", VLANs: []state.BridgeVLAN{{VID: 20, PVID: true, Untagged: true}}},
+	AddVLAN{NS: "a", Link: "e0.20", Parent: "e0", ID: 20, Alias: "netlab:l:a/e0.20"},
 }
 
 // TestEveryKind walks the table of action kinds: every step type of the

@@ -203,6 +203,11 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 			b.Controllers = append(b.Controllers, state.Controller{Target: target})
 		}
 	},
+	OpAddVLAN: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddVLAN)
+		m.link(t, a.NS, a.Parent)
+		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindVLAN, Alias: a.Alias, MTU: 1500, VLANID: a.ID, VLANParent: a.Parent}
+	},
 	OpSetVLANFiltering: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(SetVLANFiltering)
 		m.link(t, topology.Host, a.Bridge).VLANFiltering = a.On

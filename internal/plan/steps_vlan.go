@@ -14,12 +14,30 @@ import (
 const (
 	OpSetVLANFiltering Op = "set-vlan-filtering"
 	OpSetBridgeVLANs   Op = "set-bridge-vlans"
+	OpAddVLAN          Op = "add-vlan"
 )
 
 // vlanKinds are the Linux bridge VLANs' rows of the table of kinds.
 var vlanKinds = map[Op]kind{
 	OpSetVLANFiltering: {},
 	OpSetBridgeVLANs:   {},
+	OpAddVLAN:          {},
+}
+
+// AddVLAN makes an 802.1Q interface on a link of a lab namespace, marked.
+type AddVLAN struct {
+	NS     string `json:"ns,omitempty"`
+	Link   string `json:"link,omitempty"`
+	Parent string `json:"parent,omitempty"`
+	ID     int    `json:"id,omitempty"`
+	Alias  string `json:"alias,omitempty"`
+}
+
+func (AddVLAN) Op() Op          { return OpAddVLAN }
+func (s AddVLAN) Scope() string { return inScope(s.NS) }
+func (AddVLAN) sealed()         {}
+func (s AddVLAN) Command(string) string {
+	return fmt.Sprintf("ip -n %s link add link %s name %s alias %s type vlan id %d", s.NS, s.Parent, s.Link, s.Alias, s.ID)
 }
 
 // SetVLANFiltering turns a Linux bridge's VLAN filtering on or off.

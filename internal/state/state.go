@@ -177,6 +177,7 @@ const (
 	KindBridge = "bridge"
 	KindTuntap = "tuntap"
 	KindVXLAN  = "vxlan"
+	KindVLAN   = "vlan" // an 802.1Q interface on another
 	KindOVS    = "openvswitch"
 )
 
@@ -217,6 +218,10 @@ type Link struct {
 	// BridgeVLANs are a Linux bridge port's VLANs (`bridge vlan show`),
 	// sorted by VID; read for ports of a bridge with vlan_filtering.
 	BridgeVLANs []BridgeVLAN
+	// VLANID and VLANParent are an 802.1Q interface's VLAN and the link it
+	// is on; 0 and "" for other kinds.
+	VLANID     int
+	VLANParent string
 }
 
 // BridgeVLAN is one VLAN of a Linux bridge port: the port carries VID,
