@@ -1,9 +1,11 @@
 package ovs
 
-// OpenFlow tables of a lab's bridges: the learning-switch preset, checking
-// flows with ovs-ofctl's own parser, installing the lab's static flows
-// atomically (one OpenFlow 1.4 bundle) and only when they differ, and reading
-// flows, learned MAC entries and traces back.
+// OpenFlow tables of a lab's bridges: checking flows with ovs-ofctl's own
+// parser and default protocols (as `ovs-ofctl add-flow` takes them),
+// comparing them by meaning (Open vSwitch's normal form against its dump),
+// installing the lab's static flows only when they differ (one atomic
+// OpenFlow 1.4 bundle, or flow by flow for a set only OpenFlow 1.0 carries),
+// and reading flows, learned MAC entries and traces back.
 //
 // The lab's static flows carry one cookie (compared with a full mask); every
 // other cookie (the MAC entries learn() creates, a user's own flows) is left

@@ -44,7 +44,7 @@ func (p *planner) bridges() {
 			if normFailMode(o.FailMode) != fm {
 				p.emit(SetFailMode{Bridge: b.Name, FailMode: fm})
 			}
-			if want, have := controllerTargets(b), state.Targets(o.Controllers); !sameSet(want, have) {
+			if want, have := controllerTargets(b), state.Targets(o.Controllers); !slices.Equal(want, have) {
 				p.emit(SetControllers{Bridge: b.Name, Targets: want})
 			}
 		case topology.BridgeLinux:
@@ -70,9 +70,6 @@ func controllerTargets(b *topology.Bridge) []string {
 	slices.Sort(out)
 	return out
 }
-
-// sameSet says whether two sorted lists hold the same strings.
-func sameSet(a, b []string) bool { return slices.Equal(a, b) }
 
 // internalPort says whether name is an internal port of the bridge in the
 // file.
