@@ -350,42 +350,62 @@ func parsedFlowMods(out []byte) ([]string, error) {
 }
 
 // StaticFlowsDiffer reports whether the bridge's flows carrying cookie
-// (full mask) differ from flows, by meaning: the file's flows in Open
-// vSwitch's normal form (NormalizeFlows) against the switch's dump in the
-// same protocol, compared by Open vSwitch (match, priority, table,
-// timeouts, actions; not counters). It changes nothing. Equivalent to:
+// (full mask) differ from flows by meaning, compared by Open vSwitch
+// (match, priority, table, timeouts, actions; not counters). It changes
+// nothing. First the file's flows as written against the dump (the default
+// protocols): equal, they are in sync, and set is nil. Otherwise Open
+// vSwitch's normal form of them (NormalizeFlows, returned as set) against
+// the dump in the protocol they are installed with: Open vSwitch stores a
+// flow in its own words, which depend on that protocol. Equivalent to:
 //
-//	ovs-ofctl [-O OpenFlow14] parse-flows WANT      # normal form
+//	ovs-ofctl --no-names dump-flows --no-stats BR cookie=C/-1 > CUR
+//	ovs-ofctl diff-flows CUR FLOWS                  # exit 2 = differ
+//	ovs-ofctl [-O OpenFlow14] parse-flows FLOWS     # the normal form, WANT
 //	ovs-ofctl [-O OpenFlow14] --no-names dump-flows --no-stats BR cookie=C/-1 > CUR
-//	ovs-ofctl diff-flows WANT CUR                   # exit 2 = differ
-func (c *Client) StaticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, error) {
+//	ovs-ofctl diff-flows CUR WANT
+func (c *Client) StaticFlowsDiffer(bridge string, cookie uint64, flows []string) (differ bool, set *FlowSet, err error) {
+	differ, _, set, err = c.staticFlowsDiffer(bridge, cookie, flows)
+	if err != nil {
+		return false, nil, fmt.Errorf("ovs: bridge %s: compare flows: %w", bridge, err)
+	}
+	return differ, set, nil
+}
+
+// staticFlowsDiffer is StaticFlowsDiffer with diff-flows' lines of the
+// normal form's comparison ("-" only on the switch, "+" only wanted).
+func (c *Client) staticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, []string, *FlowSet, error) {
+	if err := validName(bridge); err != nil {
+		return false, nil, nil, err
+	}
+	if errs := precheckFlows(flows); len(errs) > 0 {
+		return false, nil, nil, errs[0]
+	}
+	// As written: what a file of flows Open vSwitch stores unchanged (most
+	// of them) costs, two ovs-ofctl runs. A failure here (a flow the
+	// default parser refuses) is reported by the normal form's reading.
+	if differ, _, err := c.compareFlows(bridge, cookie, "", cookieFlows(cookie, flows)); err == nil && !differ {
+		return false, nil, nil, nil
+	}
 	set, err := normalizeFlows(c.exec, cookie, flows)
 	if err != nil {
-		return false, fmt.Errorf("ovs: bridge %s: compare flows: %w", bridge, err)
+		return false, nil, nil, err
 	}
-	return c.FlowSetDiffers(bridge, cookie, set)
-}
-
-// FlowSetDiffers is StaticFlowsDiffer for flows NormalizeFlows has read.
-func (c *Client) FlowSetDiffers(bridge string, cookie uint64, set FlowSet) (bool, error) {
-	d, _, err := c.flowsDiffer(bridge, cookie, set)
+	differ, diff, err := c.compareFlows(bridge, cookie, set.Protocol(), set.Normal)
 	if err != nil {
-		return false, fmt.Errorf("ovs: bridge %s: compare flows: %w", bridge, err)
+		return false, nil, nil, err
 	}
-	return d, nil
+	return differ, diff, &set, nil
 }
 
-// flowsDiffer compares the set with the bridge's flows carrying cookie and
-// returns diff-flows' lines too ("-" only on the switch, "+" only wanted).
-// A dump the set's protocol cannot express (flows installed through
-// OpenFlow 1.0 that 1.4 cannot carry) differs.
-func (c *Client) flowsDiffer(bridge string, cookie uint64, set FlowSet) (bool, []string, error) {
-	if err := validName(bridge); err != nil {
-		return false, nil, err
-	}
+// compareFlows compares want (flows with cookie, add-flow syntax) with the
+// bridge's flows carrying cookie, dumped in protocol proto ("": the
+// default), and returns diff-flows' lines too. A dump the protocol cannot
+// express (flows installed through OpenFlow 1.0 that 1.4 cannot carry), or
+// that does not parse again, differs.
+func (c *Client) compareFlows(bridge string, cookie uint64, proto string, want []string) (bool, []string, error) {
 	args := []string{"--no-names", "dump-flows", "--no-stats", bridge, cookieMatch(cookie)}
-	if p := set.Protocol(); p != "" {
-		args = append([]string{"-O", p}, args...)
+	if proto != "" {
+		args = append([]string{"-O", proto}, args...)
 	}
 	cur, err := c.OFCtl(args...)
 	if err != nil {
@@ -406,12 +426,12 @@ func (c *Client) flowsDiffer(bridge string, cookie uint64, set FlowSet) (bool, [
 		return false, nil, err
 	}
 	defer os.Remove(have)
-	want, err := writeFlowFile(set.Normal)
+	wantFile, err := writeFlowFile(want)
 	if err != nil {
 		return false, nil, err
 	}
-	defer os.Remove(want)
-	out, err := c.OFCtl("diff-flows", have, want)
+	defer os.Remove(wantFile)
+	out, err := c.OFCtl("diff-flows", have, wantFile)
 	if err == nil {
 		return false, nil, nil
 	}
@@ -475,11 +495,7 @@ func exitCode(err error) int {
 //
 //	ovs-ofctl add-flows BR FILE    # add FLOW... then delete_strict cookie=C/-1,table=T,MATCH...
 func (c *Client) EnsureFlows(bridge string, cookie uint64, flows []string) (changed bool, err error) {
-	set, err := normalizeFlows(c.exec, cookie, flows)
-	if err != nil {
-		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
-	}
-	differ, diff, err := c.flowsDiffer(bridge, cookie, set)
+	differ, diff, set, err := c.staticFlowsDiffer(bridge, cookie, flows)
 	if err != nil {
 		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
 	}

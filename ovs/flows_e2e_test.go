@@ -59,7 +59,7 @@ func TestFlowsByMeaningE2E(t *testing.T) {
 		if err != nil || changed != want {
 			t.Fatalf("EnsureFlows = %v, %v; want %v", changed, err, want)
 		}
-		if d, err := c.StaticFlowsDiffer(br, cookie, flows); err != nil || d {
+		if d, _, err := c.StaticFlowsDiffer(br, cookie, flows); err != nil || d {
 			t.Fatalf("after EnsureFlows, StaticFlowsDiffer = %v, %v", d, err)
 		}
 	}

@@ -305,7 +305,7 @@ func TestEnsureFlowsFake(t *testing.T) {
 	flows := []string{"table=0,actions=resubmit(,1)", " table=1,actions=drop "}
 	dump := "OFPST_FLOW reply (OF1.4) (xid=0x2):\n cookie=0x10, actions=resubmit(,1)\n"
 
-	// Equal: normal form, one dump, one diff, no bundle.
+	// Equal as written: one dump, one diff, nothing else.
 	s := &scriptedOFCtl{files: map[string]string{}, dump: dump}
 	c := newFakeClient(t, &fakeOVS{})
 	c.run = s.exec
@@ -313,23 +313,25 @@ func TestEnsureFlowsFake(t *testing.T) {
 	if err != nil || changed {
 		t.Fatalf("EnsureFlows(equal) = %v, %v", changed, err)
 	}
-	if len(s.calls) != 3 || !strings.Contains(s.calls[0], "ovs-ofctl -O OpenFlow14 parse-flows /") ||
-		!strings.Contains(s.calls[1], "ovs-ofctl --timeout=10 -O OpenFlow14 --no-names dump-flows --no-stats br0 cookie=0x10/-1") ||
-		!strings.Contains(s.calls[2], "ovs-ofctl --timeout=10 diff-flows /") {
+	if len(s.calls) != 2 || !strings.Contains(s.calls[0], "ovs-ofctl --timeout=10 --no-names dump-flows --no-stats br0 cookie=0x10/-1") ||
+		!strings.Contains(s.calls[1], "ovs-ofctl --timeout=10 diff-flows /") {
 		t.Errorf("calls:\n%s", strings.Join(s.calls, "\n"))
 	}
-	if want := "cookie=0x10, actions=resubmit(,1)\ncookie=0x10,actions=resubmit(,1)\ntable=1,cookie=0x10,actions=drop\n"; s.files["diff-flows"] != want {
+	if want := "cookie=0x10, actions=resubmit(,1)\ncookie=0x10,table=0,actions=resubmit(,1)\ncookie=0x10,table=1,actions=drop\n"; s.files["diff-flows"] != want {
 		t.Errorf("diff-flows files:\n%s\nwant:\n%s", s.files["diff-flows"], want)
 	}
 
-	// Different (exit 2): the bundle deletes by cookie, then adds.
+	// Different (exit 2) as written and in the normal form (parse-flows,
+	// dump and diff in OpenFlow 1.4): the bundle deletes by cookie, then adds.
 	s = &scriptedOFCtl{files: map[string]string{}, dump: dump, diff: exitErr(t, 2)}
 	c.run = s.exec
 	changed, err = c.EnsureFlows("br0", 0x10, flows)
 	if err != nil || !changed {
 		t.Fatalf("EnsureFlows(differ) = %v, %v", changed, err)
 	}
-	if len(s.calls) != 4 || !strings.Contains(s.calls[3], "ovs-ofctl --timeout=10 -O OpenFlow14 --bundle add-flows br0 /") {
+	if len(s.calls) != 6 || !strings.Contains(s.calls[2], "ovs-ofctl -O OpenFlow14 parse-flows /") ||
+		!strings.Contains(s.calls[3], "ovs-ofctl --timeout=10 -O OpenFlow14 --no-names dump-flows") ||
+		!strings.Contains(s.calls[5], "ovs-ofctl --timeout=10 -O OpenFlow14 --bundle add-flows br0 /") {
 		t.Errorf("calls:\n%s", strings.Join(s.calls, "\n"))
 	}
 	if want := "delete cookie=0x10/-1\nadd cookie=0x10,table=0,actions=resubmit(,1)\nadd cookie=0x10,table=1,actions=drop\n"; s.files["add-flows"] != want {
@@ -349,7 +351,7 @@ func TestEnsureFlowsFake(t *testing.T) {
 	if err != nil || !changed {
 		t.Fatalf("EnsureFlows(OpenFlow 1.0) = %v, %v", changed, err)
 	}
-	if !strings.Contains(s.calls[1], "ovs-ofctl parse-flows /") || !strings.Contains(s.calls[2], "ovs-ofctl --timeout=10 --no-names dump-flows") ||
+	if !strings.Contains(s.calls[3], "ovs-ofctl parse-flows /") || !strings.Contains(s.calls[4], "ovs-ofctl --timeout=10 --no-names dump-flows") ||
 		!strings.Contains(s.calls[len(s.calls)-1], "ovs-ofctl --timeout=10 add-flows br0 /") {
 		t.Errorf("calls:\n%s", strings.Join(s.calls, "\n"))
 	}
@@ -362,7 +364,7 @@ func TestEnsureFlowsFake(t *testing.T) {
 	// diff-flows failing otherwise is an error; StaticFlowsDiffer says so.
 	s = &scriptedOFCtl{files: map[string]string{}, dump: dump, diff: exitErr(t, 1)}
 	c.run = s.exec
-	if d, err := c.StaticFlowsDiffer("br0", 0x10, flows); err == nil {
+	if d, _, err := c.StaticFlowsDiffer("br0", 0x10, flows); err == nil {
 		t.Errorf("StaticFlowsDiffer with failing diff-flows = %v, nil", d)
 	}
 

@@ -173,10 +173,6 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if lab.Machine != "" {
 		snap.Underlay = underlay(lab, host)
 	}
-	sets, err := flowSets(lab, snap)
-	if err != nil {
-		return nil, err
-	}
 	if s.OVS != nil {
 		snap.OVS = s.OVS.Info()
 		sw, err := s.OVS.ObserveSwitch()
@@ -191,9 +187,12 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 				snap.Bridges[name] = b
 			}
 		}
-		if err := s.observeFlows(lab, snap, sets); err != nil {
-			return nil, err
-		}
+	}
+	// After the bridges are read; with no OVS running, the file's flows
+	// are still read by Open vSwitch's parser (the plan says how up will
+	// install them).
+	if err := observeFlows(s.OVS, lab, snap); err != nil {
+		return nil, err
 	}
 	for name, l := range host.Links {
 		if b := snap.Bridges[name]; b != nil && b.Owner == lab.Name {

@@ -9,56 +9,61 @@ import (
 	"github.com/netlab-dev/netlab/topology"
 )
 
-// flowSets has Open vSwitch read the static flows of the file's OVS bridges
-// (ovs-ofctl parse-flows, no switch needed): their normal form, compared by
-// observeFlows, and whether they fit a bundle, which the snapshot keeps in
-// FlowsOneByOne so the plan prints how up will install them.
-func flowSets(lab *topology.Lab, snap *state.Snapshot) (map[string]ovs.FlowSet, error) {
+// observeFlows fills FlowsInSync of the lab's OVS bridges whose file entry
+// has flows, and LabFlows of the others. The comparison is by meaning (see
+// ovs.StaticFlowsDiffer), so a flow Open vSwitch stores in other words
+// (vlan_tci=0 as vlan_tci=0x0000, actions=1 as output:1) is in sync. For a
+// bridge whose flows up will install (a new bridge, or flows that differ)
+// it records in FlowsOneByOne whether Open vSwitch says they fit a bundle,
+// so the plan prints how up will install them. With no OVS running (c nil),
+// only that.
+func observeFlows(c *ovs.Client, lab *topology.Lab, snap *state.Snapshot) error {
 	cookie := state.FlowCookie(lab.Name)
-	sets := map[string]ovs.FlowSet{}
+	oneByOne := func(name string, set ovs.FlowSet) {
+		if set.Bundle {
+			return
+		}
+		if snap.FlowsOneByOne == nil {
+			snap.FlowsOneByOne = map[string]bool{}
+		}
+		snap.FlowsOneByOne[name] = true
+	}
 	for _, b := range lab.Bridges {
 		if b.Type != topology.BridgeOVS || !b.HasFlows() {
 			continue
 		}
-		set, err := ovs.NormalizeFlows(cookie, openflow.BridgeFlows(b, state.LearnCookie(lab.Name)))
-		if err != nil {
-			return nil, fmt.Errorf("bridge %s: %w", b.Name, err)
-		}
-		sets[b.Name] = set
-		if !set.Bundle {
-			if snap.FlowsOneByOne == nil {
-				snap.FlowsOneByOne = map[string]bool{}
+		flows := openflow.BridgeFlows(b, state.LearnCookie(lab.Name))
+		ob := snap.Bridges[b.Name]
+		if c == nil || ob == nil || ob.Type != topology.BridgeOVS || ob.Owner != lab.Name {
+			set, err := ovs.NormalizeFlows(cookie, flows)
+			if err != nil {
+				return fmt.Errorf("bridge %s: %w", b.Name, err)
 			}
-			snap.FlowsOneByOne[b.Name] = true
+			oneByOne(b.Name, set)
+			continue
+		}
+		differ, set, err := c.StaticFlowsDiffer(b.Name, cookie, flows)
+		if err != nil {
+			return err
+		}
+		ob.FlowsInSync = !differ
+		if set != nil {
+			oneByOne(b.Name, *set)
 		}
 	}
-	return sets, nil
-}
-
-// observeFlows fills FlowsInSync of the lab's OVS bridges whose file entry
-// has flows (sets, from flowSets), and LabFlows of the others. The
-// comparison is by meaning: the file's flows in Open vSwitch's normal form
-// against the switch's dump, compared by Open vSwitch (diff-flows), so a
-// flow the switch stores in other words (vlan_tci=0 as vlan_tci=0x0000,
-// actions=1 as output:1) is in sync.
-func (s *Reader) observeFlows(lab *topology.Lab, snap *state.Snapshot, sets map[string]ovs.FlowSet) error {
-	cookie := state.FlowCookie(lab.Name)
+	if c == nil {
+		return nil
+	}
+	// The lab's bridges whose file entry has no flows: count the lab's
+	// flows there, which up removes.
 	for name, ob := range snap.Bridges {
 		if ob.Type != topology.BridgeOVS || ob.Owner != lab.Name {
 			continue
 		}
-		// The plan needs the comparison where the file has flows, and the
-		// count of the lab's flows only where it has none (to remove them):
-		// one ovs-ofctl round per bridge, not two.
-		if set, ok := sets[name]; ok {
-			differ, err := s.OVS.FlowSetDiffers(name, cookie, set)
-			if err != nil {
-				return err
-			}
-			ob.FlowsInSync = !differ
+		if b := lab.Bridge(name); b != nil && b.HasFlows() {
 			continue
 		}
-		flows, err := s.OVS.DumpFlows(name)
+		flows, err := c.DumpFlows(name)
 		if err != nil {
 			return err
 		}
