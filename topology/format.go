@@ -229,6 +229,39 @@ func (f *formatter) bridge(b *Bridge) *yaml.Node {
 	if b.VNI != 0 {
 		m.add("vni", yInt(b.VNI))
 	}
+	switch {
+	case len(b.Controllers) == 1:
+		m.add("controller", yStr(b.Controllers[0].Target))
+	case len(b.Controllers) > 1:
+		cs := ySeq()
+		for _, c := range b.Controllers {
+			cs.Content = append(cs.Content, yStr(c.Target))
+		}
+		m.add("controller", cs)
+	}
+	if b.VLANFiltering {
+		m.add("vlan-filtering", yBool(true))
+	}
+	return m.n
+}
+
+// vlan writes a port's VLAN setting as Parse reads it back: the mode
+// always (a tag alone would read as access, trunks alone as a trunk).
+func vlan(v *VLAN) *yaml.Node {
+	m := newMap()
+	m.add("mode", yStr(v.Mode))
+	if v.Tag != 0 {
+		m.add("tag", yInt(v.Tag))
+	}
+	if len(v.Trunks) > 0 {
+		ts := ySeq()
+		for _, t := range v.Trunks {
+			ts.Content = append(ts.Content, yInt(t))
+		}
+		ts.Style = yaml.FlowStyle
+		m.add("trunks", ts)
+	}
+	m.n.Style = yaml.FlowStyle
 	return m.n
 }
 
@@ -250,7 +283,9 @@ func (f *formatter) ports(b *Bridge, ovs bool) *yaml.Node {
 		}
 	}
 	ofport := map[string]int{}
+	byName := map[string]*Port{}
 	for _, p := range b.Ports {
+		byName[p.Name] = p
 		if !seen[p.Name] {
 			order = append(order, p.Name)
 			seen[p.Name] = true
@@ -273,6 +308,12 @@ func (f *formatter) ports(b *Bridge, ovs bool) *yaml.Node {
 		}
 		if im := f.impair(Host, name); im != nil {
 			v.add("impair", im)
+		}
+		if p := byName[name]; p != nil && p.Internal {
+			v.add("type", yStr(PortInternal))
+		}
+		if p := byName[name]; p != nil && p.VLAN != nil {
+			v.add("vlan", vlan(p.VLAN))
 		}
 		if len(v.n.Content) > 0 {
 			m.add(name, v.n)
@@ -433,6 +474,22 @@ func (f *formatter) iface(ns string, i *Interface) *yaml.Node {
 	}
 	if im := f.impair(ns, i.Name); im != nil {
 		m.add("impair", im)
+	}
+	if len(i.VLANs) > 0 {
+		vs := ySeq()
+		for _, v := range i.VLANs {
+			vm := newMap()
+			vm.add("id", yInt(v.ID))
+			if v.Name != fmt.Sprintf("%s.%d", i.Name, v.ID) {
+				vm.add("name", yStr(v.Name))
+			}
+			if len(v.Addresses) > 0 {
+				vm.add("addresses", yPrefixes(v.Addresses))
+			}
+			vm.n.Style = yaml.FlowStyle
+			vs.Content = append(vs.Content, vm.n)
+		}
+		m.add("vlans", vs)
 	}
 	return m.n
 }

@@ -179,15 +179,16 @@ type ifaceInfo struct {
 
 // bridgeInfo is a bridge entry with its raw per-port settings.
 type bridgeInfo struct {
-	b        *Bridge
-	path     string
-	addrPos  []Pos
-	ovsOnly  []entry // fail-mode, datapath: errors on a Linux bridge
-	settings []*portSetting
-	portType *entry // nil when not written
-	addrBad  bool
-	machines []machineRef // machine: or machines: as written
-	vni      *entry
+	b         *Bridge
+	path      string
+	addrPos   []Pos
+	ovsOnly   []entry // fail-mode, datapath: errors on a Linux bridge
+	settings  []*portSetting
+	portType  *entry // nil when not written
+	addrBad   bool
+	machines  []machineRef // machine: or machines: as written
+	vni       *entry
+	linuxOnly []entry // vlan-filtering: an error on an OVS bridge
 }
 
 // portSetting is one entry of a bridge's ports: map.
@@ -197,6 +198,10 @@ type portSetting struct {
 	pos       Pos
 	ofport    int
 	ofportKey *entry // nil when not written
+	internal  bool   // type: internal
+	typeKey   *entry // nil when not written
+	vlan      *VLAN  // parsed vlan:, nil when not written or bad
+	vlanKey   *entry
 }
 
 // routeInfo is a parsed route with the positions its checks report at.
@@ -226,25 +231,27 @@ type section struct {
 // Sections of the format, by the name their definition has in the schema.
 func sections() map[string]section {
 	return map[string]section{
-		"lab":       {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect"}},
-		"machine":   {known: []string{"address", "interface"}},
-		"expect":    {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
-		"host":      {known: []string{"sysctls", "routes", "interfaces", "nat"}},
-		"nat":       {known: []string{"source", "out"}},
-		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni"}},
-		"openflow":  {known: []string{"preset", "idle-timeout"}},
-		"port":      {known: []string{"ofport", "impair"}},
-		"impair":    {known: []string{"rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder", "limit"}},
-		"namespace": {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps", "files", "dirs", "services"}},
-		"file":      {known: []string{"content", "from", "mode"}},
-		"service":   {known: []string{"command", "env", "dir", "user", "after", "ready", "timeout", "restart"}},
-		"ready":     {known: []string{"tcp", "udp", "command", "log"}},
-		"loopback":  {known: []string{"addresses"}},
-		"tun":       {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
-		"udp":       {known: []string{"listen", "send", "namespace"}},
-		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},
-		"interface": {known: []string{"peer", "addresses", "mac", "mtu", "vni", "impair"}},
-		"route":     {known: []string{"to", "via", "dev", "metric"}},
+		"lab":            {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect"}},
+		"machine":        {known: []string{"address", "interface"}},
+		"expect":         {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
+		"host":           {known: []string{"sysctls", "routes", "interfaces", "nat"}},
+		"nat":            {known: []string{"source", "out"}},
+		"bridge":         {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni", "controller", "vlan-filtering"}},
+		"openflow":       {known: []string{"preset", "idle-timeout"}},
+		"port":           {known: []string{"ofport", "impair", "type", "vlan"}},
+		"vlan":           {known: []string{"mode", "tag", "trunks"}},
+		"impair":         {known: []string{"rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder", "limit"}},
+		"namespace":      {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps", "files", "dirs", "services"}},
+		"file":           {known: []string{"content", "from", "mode"}},
+		"service":        {known: []string{"command", "env", "dir", "user", "after", "ready", "timeout", "restart"}},
+		"ready":          {known: []string{"tcp", "udp", "command", "log"}},
+		"loopback":       {known: []string{"addresses"}},
+		"tun":            {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
+		"udp":            {known: []string{"listen", "send", "namespace"}},
+		"tap":            {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},
+		"interface":      {known: []string{"peer", "addresses", "mac", "mtu", "vni", "impair", "vlans"}},
+		"vlan-interface": {known: []string{"id", "name", "addresses"}},
+		"route":          {known: []string{"to", "via", "dev", "metric"}},
 	}
 }
 
