@@ -53,6 +53,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(FUZZTIME) ./internal/kernel/
 	$(GO) test -run '^$$' -fuzz '^FuzzSummary$$' -fuzztime $(FUZZTIME) ./internal/capture/
 	$(GO) test -run '^$$' -fuzz '^FuzzArgs$$' -fuzztime $(FUZZTIME) ./cmd/netlab/
+	$(GO) test -run '^$$' -fuzz '^FuzzFormat$$' -fuzztime $(FUZZTIME) ./topology/
+	$(GO) test -run '^$$' -fuzz '^FuzzSocketOn$$' -fuzztime $(FUZZTIME) ./internal/supervise/
 
 # Times netlab up/down against shell baselines (hand-batched and naive) on
 # star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and

@@ -171,7 +171,7 @@ func TestTimelineSchedule(t *testing.T) {
 	events := []*topology.Event{
 		{Every: 300 * ms, For: 150 * ms, Count: 4, LinkDown: []string{"n1/eth0"}},
 		{At: 75 * ms, Every: 600 * ms, For: 300 * ms, Count: 2, Partition: &topology.PartitionSpec{Name: tl.Name() + "-2", A: []string{"n2"}, B: []string{"n3"}}},
-		{At: 225 * ms, Every: 600 * ms, For: 300 * ms, Count: 2, Impair: map[string]topology.Impair{"n4/eth0": {Loss: 20}}},
+		{At: 225 * ms, Every: 600 * ms, For: 300 * ms, Count: 2, Impair: []topology.InterfaceImpair{{Interface: "n4/eth0", Impair: topology.Impair{Loss: 20}}}},
 	}
 	steps := timeline.New(events).Steps(0, 100)
 	if len(steps) != 16 || len(entries) != len(steps) || st.Done != 16 {

@@ -23,6 +23,7 @@ declare -A need=(
   # the e2e suite's real consumer of partitions: a three-member cluster
   [etcd]=etcd-server
   [etcdctl]=etcd-client
+  [osken-manager]=python3-os-ken   # the OpenFlow controller of labs/controller.yaml and its test
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -12,7 +12,7 @@ import (
 // file's impairment of its interface once the whole lab is read.
 type pendingImpair struct {
 	event *Event
-	key   string
+	index int // in event.Impair
 	block *Impairment
 }
 
@@ -64,11 +64,11 @@ func (p *parser) parseEvent(n *yaml.Node, path string) *Event {
 		p.errorf(pos(n), path, "want a mapping such as {at: 10s, link-down: n1/eth0, for: 2s}, got %s", describe(n))
 		return nil
 	}
-	ev := &Event{Pos: pos(n), Path: path, fieldPos: map[string]Pos{}}
+	ev := &Event{Pos: pos(n), Path: path, FieldPos: map[string]Pos{}}
 	f := p.fields(n, path, "event")
 	ok := len(f) == len(n.Content)/2
 	for k, fe := range f {
-		ev.fieldPos[k] = pos(fe.v)
+		ev.FieldPos[k] = pos(fe.v)
 	}
 	for _, d := range []struct {
 		key string
@@ -155,11 +155,8 @@ func (p *parser) parseEvent(n *yaml.Node, path string) *Event {
 				ok = false
 				continue
 			}
-			if ev.Impair == nil {
-				ev.Impair = map[string]Impair{}
-			}
-			ev.Impair[e.key] = block.Impair
-			p.eventImpairs = append(p.eventImpairs, pendingImpair{event: ev, key: e.key, block: block})
+			ev.Impair = append(ev.Impair, InterfaceImpair{Interface: e.key, Impair: block.Impair, Pos: pos(e.k)})
+			p.eventImpairs = append(p.eventImpairs, pendingImpair{event: ev, index: len(ev.Impair) - 1, block: block})
 		}
 	}
 	if !ok {
@@ -241,7 +238,8 @@ func (p *parser) duration(e entry) (time.Duration, bool) {
 // impairment of the interface with the fields the event writes replaced.
 func (p *parser) mergeEventImpairs() {
 	for _, pi := range p.eventImpairs {
-		ns, link, _ := strings.Cut(pi.key, "/")
+		ii := &pi.event.Impair[pi.index]
+		ns, link, _ := strings.Cut(ii.Interface, "/")
 		im := p.lab.FileImpair(ns, link)
 		b := pi.block.Impair
 		for field := range pi.block.FieldPos {
@@ -266,6 +264,6 @@ func (p *parser) mergeEventImpairs() {
 				panic(fmt.Sprintf("topology: impair field %q has no merge", field))
 			}
 		}
-		pi.event.Impair[pi.key] = im
+		ii.Impair = im
 	}
 }

@@ -59,13 +59,21 @@ type Event struct {
 	Partition *PartitionSpec `json:"partition,omitempty"`
 	Heal      []string       `json:"heal,omitempty"`
 	// Impair is each interface's whole impairment from the event on: the
-	// file's, with the fields the event writes replaced.
-	Impair map[string]Impair `json:"impair,omitempty"`
+	// file's, with the fields the event writes replaced; in file order.
+	Impair []InterfaceImpair `json:"impair,omitempty"`
 
 	Pos  Pos    `json:"-"`
 	Path string `json:"-"`
-	// fieldPos is where each key of the event is written.
-	fieldPos map[string]Pos
+	// FieldPos is where each key of the event is written.
+	FieldPos map[string]Pos `json:"-"`
+}
+
+// InterfaceImpair is an impair event's impairment of one interface.
+type InterfaceImpair struct {
+	// Interface is "ns/iface" as the file names it.
+	Interface string `json:"interface"`
+	Impair    Impair `json:"impair"`
+	Pos       Pos    `json:"-"`
 }
 
 // PartitionSpec is the partition an event makes: packets between the
@@ -123,15 +131,13 @@ func (e *Event) Occurrences() int {
 	return e.Count
 }
 
-// ImpairNames lists the interfaces of an impair event, sorted.
+// ImpairNames lists the interfaces of an impair event, in its order.
 func (e *Event) ImpairNames() []string {
-	return slices.Sorted(func(yield func(string) bool) {
-		for k := range e.Impair {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	var out []string
+	for _, ii := range e.Impair {
+		out = append(out, ii.Interface)
+	}
+	return out
 }
 
 // Place is where the event's key is written in its file (the event's own
@@ -139,7 +145,7 @@ func (e *Event) ImpairNames() []string {
 func (e *Event) Place(key string) Pos { return e.posOf(key) }
 
 func (e *Event) posOf(key string) Pos {
-	if p, ok := e.fieldPos[key]; ok {
+	if p, ok := e.FieldPos[key]; ok {
 		return p
 	}
 	return e.Pos
@@ -273,15 +279,22 @@ func (l *Lab) checkEvent(t *Timeline, i int, e *Event, errorf func(Pos, string, 
 			}
 		}
 	case EventImpair:
-		for _, k := range e.ImpairNames() {
+		seen := map[string]bool{}
+		for _, ii := range e.Impair {
+			k, at := ii.Interface, ii.Pos
+			if at == (Pos{}) {
+				at = e.posOf(kind)
+			}
 			ns, link, ok := strings.Cut(k, "/")
-			if !ok || ns == "" || link == "" {
-				errorf(e.posOf(kind), join(join(e.Path, kind), k), "want NS/IFACE (host/IFACE for a bridge port or a host-side veth end)")
-				continue
+			switch {
+			case !ok || ns == "" || link == "" || strings.Contains(link, "/"):
+				errorf(at, join(join(e.Path, kind), k), "want NS/IFACE (host/IFACE for a bridge port or a host-side veth end)")
+			case seen[k]:
+				errorf(at, join(join(e.Path, kind), k), "interface %s is impaired twice in one event", k)
+			case !l.hasImpairable(ns, link):
+				errorf(at, join(join(e.Path, kind), k), "no interface %s in the lab (want a veth end, TAP or TUN)", k)
 			}
-			if !l.hasImpairable(ns, link) {
-				errorf(e.posOf(kind), join(join(e.Path, kind), k), "no interface %s in the lab (want a veth end, TAP or TUN)", k)
-			}
+			seen[k] = true
 		}
 	}
 }

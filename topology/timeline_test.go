@@ -29,13 +29,13 @@ func TestTimelineParse(t *testing.T) {
 		t.Errorf("event 1: %+v", e)
 	}
 	im := n.Events[2].Impair
-	if got := im["n1/eth0"]; got != (Impair{Rate: 100e6, Loss: 20}) {
-		t.Errorf("n1/eth0: %s, want the file's rate and the event's loss", got)
+	if len(im) != 2 || im[0].Interface != "n1/eth0" || im[0].Impair != (Impair{Rate: 100e6, Loss: 20}) {
+		t.Errorf("n1/eth0: %+v, want the file's rate and the event's loss", im)
 	}
-	if got := im["host/p3"]; got != (Impair{Rate: 10e6, Loss: 5}) {
-		t.Errorf("host/p3: %s", got)
+	if len(im) != 2 || im[1].Impair != (Impair{Rate: 10e6, Loss: 5}) {
+		t.Errorf("host/p3: %+v", im)
 	}
-	if got := n.Events[2].ImpairNames(); strings.Join(got, " ") != "host/p3 n1/eth0" {
+	if got := n.Events[2].ImpairNames(); strings.Join(got, " ") != "n1/eth0 host/p3" {
 		t.Errorf("impair names %v", got)
 	}
 	if p := n.Events[3].Partition; p.Name != "nemesis-4" || !p.OneWay || strings.Join(p.A, ",") != "n3" {
@@ -64,7 +64,7 @@ func TestCheckTimeline(t *testing.T) {
 	good := &Timeline{Name: "t1", Events: []*Event{
 		{LinkDown: []string{"n1/eth0", "x1-n2/eth0", "host/p3", "host/x1-p1"}},
 		{At: time.Second, Partition: &PartitionSpec{A: []string{"n1"}, B: []string{"x1-n2"}}},
-		{At: 2 * time.Second, Impair: map[string]Impair{"n3/eth0": {Loss: 5}}, For: time.Second},
+		{At: 2 * time.Second, Impair: []InterfaceImpair{{Interface: "n3/eth0", Impair: Impair{Loss: 5}}}, For: time.Second},
 	}}
 	if err := lab.CheckTimeline(good); err != nil {
 		t.Fatalf("good timeline: %v", err)
@@ -133,10 +133,10 @@ func checkTimelineInvariants(t *testing.T, lab *Lab) {
 					t.Errorf("%s event %d: %s", tl.Name, i, msg)
 				}
 			}
-			for k := range e.Impair {
-				ns, link, _ := strings.Cut(k, "/")
+			for _, ii := range e.Impair {
+				ns, link, _ := strings.Cut(ii.Interface, "/")
 				if !lab.hasImpairable(ns, link) {
-					t.Errorf("%s event %d: impair of unknown %s", tl.Name, i, k)
+					t.Errorf("%s event %d: impair of unknown %s", tl.Name, i, ii.Interface)
 				}
 			}
 		}

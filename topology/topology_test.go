@@ -468,3 +468,24 @@ func TestLinuxBridgePortLimit(t *testing.T) {
 		t.Errorf("%d ports refused: %v", MaxLinuxBridgePorts, err)
 	}
 }
+
+// TestAnchors: a lab written with anchors, aliases, merge keys and an x-
+// key to hold them is the lab written out (their files format the same),
+// its own keys winning over merged ones.
+func TestAnchors(t *testing.T) {
+	with, written := mustLoad(t, "testdata/anchors/with.yaml"), mustLoad(t, "testdata/anchors/written.yaml")
+	a, err := Format(with)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Format(written)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("with anchors:\n%s\nwritten out:\n%s", a, b)
+	}
+	if got := with.Namespace("r2").Sysctls; len(got) != 1 || got[0].Value != "0" {
+		t.Errorf("r2's own sysctls lost to the merged ones: %+v", got)
+	}
+}

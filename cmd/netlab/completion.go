@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "logs", "capture", "check", "graph", "flows", "impair", "link", "partition", "heal", "timeline", "sandbox", "doctor", "completion", "version"}
+var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "ovs", "logs", "capture", "check", "graph", "flows", "impair", "link", "partition", "heal", "timeline", "sandbox", "doctor", "completion", "version"}
 
 // bashCompletion completes verbs, topology files for verbs that take one, and
 // running labs (from `netlab status --json`'s lab names via /run/netlab).
@@ -18,7 +18,7 @@ _netlab() {
   case $verb in
     up|plan|validate|graph)
       COMPREPLY=($(compgen -f -X '!*.y*ml' -- "$cur") $(compgen -d -- "$cur")) ;;
-    down|status|exec|logs|capture|check|flows|heal)
+    down|status|exec|ovs|logs|capture|check|flows|heal)
       local labs=$(ls /run/netlab/labs 2>/dev/null)
       if [[ $COMP_CWORD == 2 ]]; then
         COMPREPLY=($(compgen -W "$labs --all" -- "$cur") $(compgen -f -X '!*.y*ml' -- "$cur"))

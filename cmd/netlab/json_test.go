@@ -80,7 +80,7 @@ func TestJSONShapes(t *testing.T) {
 		"event":   engine.Event{Kind: "action", Lab: "blue-red", Done: 3, Total: 39, Action: "ip netns add blue && ip -n blue link set lo alias netlab:blue-red up"},
 		"flows": []engine.BridgeFlows{{Bridge: "ovsbr0",
 			Flows: []engine.FlowRow{{Table: 0, Priority: 50, Cookie: "0x1", Owner: "lab", Packets: 4, Bytes: 336, Match: "in_port=1", Actions: "resubmit(,1)"}},
-			MACs:  []engine.MACRow{{MAC: "02:00:00:00:00:01", Port: 1, PortName: "veth0", Namespace: "blue", Interface: "veth1", IdleAge: 3, Packets: 2}}}},
+			MACs:  []engine.MACRow{{MAC: "02:00:00:00:00:01", Port: 1, PortName: "veth0", Namespace: "blue", Interface: "veth1", IdleAge: 3, Packets: 2, Table: 10, VLAN: 20}}}},
 		"check": checkJSON{Lab: "blue-red", Passed: 1, Failed: 0, Results: []checkRow{{Index: 0, From: "blue", To: "red", Addr: "10.0.0.2", Check: "ping", Want: true, Got: true, Pass: true, Detail: "2/2 replies", Millis: 3}}},
 		"sandboxes": []sandboxRow{{Sandbox: &sandbox.Sandbox{Name: "default", PID: 4242, Start: 123456, UserNS: true, NetNS: 4026532244,
 			Created: time.Date(2026, 12, 3, 9, 36, 14, 0, time.UTC)}, Alive: true, Labs: []string{"blue-red"}},

@@ -57,6 +57,8 @@ Usage:
                               run a command inside a namespace of the lab
   netlab logs LAB [NS[/SERVICE]] [-f]
                               print (and follow) the logs of the lab's services
+  netlab ovs LAB -- ovs-ofctl|ovs-vsctl|ovs-appctl ARGS...
+                              run an Open vSwitch tool against the lab's Open vSwitch
   netlab capture LAB NS/IFACE... [-w FILE|-] [--count N] [--duration D] [FILTER]
                               record packets of lab interfaces (pcapng, pcap, or one line each)
   netlab doctor               check what netlab needs, say how to fix what is missing
@@ -171,6 +173,8 @@ func (a *app) run(args []string) int {
 		return a.validate(rest)
 	case "exec":
 		return a.exec(rest)
+	case "ovs":
+		return a.ovsVerb(rest)
 	case "capture":
 		return a.capture(rest)
 	case "logs":
@@ -238,7 +242,7 @@ func front(args []string) (explicit string, rest []string, err error) {
 	if len(rest) > 0 && !labVerbs[rest[0]] && rest[0] != "validate" {
 		// Taken silently it would be a surprise: `netlab --sandbox x
 		// sandbox rm` removes nothing of x's.
-		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, link, partition, heal, timeline, exec, graph, capture, validate), not %q", rest[0])
+		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, link, partition, heal, timeline, exec, ovs, graph, capture, validate), not %q", rest[0])
 	}
 	return explicit, rest, nil
 }

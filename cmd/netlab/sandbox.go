@@ -21,7 +21,7 @@ const defaultSandbox = "default"
 
 // labVerbs are the verbs that act on labs, and so run where the labs live:
 // on the machine, or inside a sandbox.
-var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status": true, "check": true, "flows": true, "impair": true, "exec": true, "graph": true, "capture": true, "logs": true, "link": true, "partition": true, "heal": true, "timeline": true}
+var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status": true, "check": true, "flows": true, "impair": true, "exec": true, "graph": true, "capture": true, "logs": true, "ovs": true, "link": true, "partition": true, "heal": true, "timeline": true}
 
 // sandboxFlag takes --sandbox NAME (or --sandbox=NAME) out of the arguments,
 // wherever it stands before a "--" (exec's command is the command's own).

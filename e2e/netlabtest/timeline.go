@@ -127,7 +127,7 @@ func (l *Lab) Timeline(t testing.TB, events ...*TimelineEvent) *Timeline {
 			for _, o := range ev.impairOpts {
 				o(&im)
 			}
-			e.Impair = map[string]topology.Impair{ev.impair: im}
+			e.Impair = []topology.InterfaceImpair{{Interface: ev.impair, Impair: im}}
 		}
 		tl.Events = append(tl.Events, &e)
 	}

@@ -126,7 +126,7 @@ func (h handler) journaling(intent func(j *state.Journal, a plan.Action)) handle
 
 // handlers is the table of action kinds and what carries each out, one
 // part per driver's file.
-var handlers = merge(kernelHandlers, ovsHandlers, nftHandlers, impairHandlers, processHandlers, serviceHandlers, eventHandlers, timelineHandlers)
+var handlers = merge(kernelHandlers, ovsHandlers, nftHandlers, impairHandlers, processHandlers, serviceHandlers, eventHandlers, vlanHandlers, timelineHandlers)
 
 func merge(parts ...map[plan.Op]handler) map[plan.Op]handler {
 	out := map[plan.Op]handler{}

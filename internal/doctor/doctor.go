@@ -330,7 +330,7 @@ func kernelFeatures(privileged bool) []Finding {
 	} else {
 		xdp.Level, xdp.What, xdp.Fix = Warn, "not available: OVS ports are system (AF_PACKET) ports, about half the TCP throughput of AF_XDP ones on a userspace bridge", "a kernel with CONFIG_XDP_SOCKETS"
 	}
-	return append(out, xdp, impairFinding())
+	return append(out, xdp, impairFinding(), vlanFinding())
 }
 
 func tools() []Finding {

@@ -39,6 +39,9 @@ func Make(in Input) (Plan, error) {
 	if err := p.wantImpair(in.Journal); err != nil {
 		return nil, err
 	}
+	if err := VLANFeatureError(lab, snap.VLAN); err != nil {
+		return nil, err
+	}
 	if err := TimelineFeatureError(lab, UpTimelines(lab, in.Journal), snap.Impair); err != nil {
 		return nil, err
 	}
@@ -168,6 +171,7 @@ func Make(in Input) (Plan, error) {
 	p.portTypesToSystem()
 	p.links()
 	p.ports()
+	p.linuxVLANs()
 	p.attachExternal()
 	p.flows()
 	p.addresses()
@@ -288,6 +292,12 @@ func (p *planner) deletions() {
 				continue
 			}
 			if p.externalOf(bName, pName) {
+				continue
+			}
+			if p.internalPort(bName, pName) {
+				if port.Type != topology.PortInternal {
+					del = append(del, Port{Name: pName}) // a device of another kind: added again
+				}
 				continue
 			}
 			w := p.want[topology.Host][pName]

@@ -202,9 +202,38 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 		a := st.(AddPorts)
 		b := m.snap.Bridges[a.Bridge]
 		for _, p := range a.Ports {
-			m.link(t, topology.Host, p.Name)
-			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: lab, OFPortRequest: p.OFPort, OFPort: p.OFPort, Type: p.Type}
+			if p.Type != topology.PortInternal { // Open vSwitch makes an internal port's device
+				m.link(t, topology.Host, p.Name)
+			}
+			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: lab, OFPortRequest: p.OFPort, OFPort: p.OFPort, Type: p.Type, VLAN: p.VLAN}
 		}
+	},
+	OpSetPortVLAN: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetPortVLAN)
+		for _, p := range a.Ports {
+			m.snap.Bridges[a.Bridge].Ports[p.Name].VLAN = p.VLAN
+		}
+	},
+	OpSetControllers: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetControllers)
+		b := m.snap.Bridges[a.Bridge]
+		b.Controllers = nil
+		for _, target := range a.Targets {
+			b.Controllers = append(b.Controllers, state.Controller{Target: target})
+		}
+	},
+	OpAddVLAN: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddVLAN)
+		m.link(t, a.NS, a.Parent)
+		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindVLAN, Alias: a.Alias, MTU: 1500, VLANID: a.ID, VLANParent: a.Parent}
+	},
+	OpSetVLANFiltering: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetVLANFiltering)
+		m.link(t, topology.Host, a.Bridge).VLANFiltering = a.On
+	},
+	OpSetBridgeVLANs: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetBridgeVLANs)
+		m.link(t, topology.Host, a.Link).BridgeVLANs = slices.Clone(a.VLANs)
 	},
 	OpSetPortType: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(SetPortType)

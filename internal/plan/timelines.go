@@ -100,15 +100,20 @@ func TimelineFeatureError(lab *topology.Lab, timelines []*topology.Timeline, sup
 	var features []string
 	for _, t := range timelines {
 		for _, e := range t.Events {
-			for _, k := range e.ImpairNames() {
+			for _, ii := range e.Impair {
+				k := ii.Interface
 				ns, link, _ := strings.Cut(k, "/")
-				err := ImpairFeatureError(&topology.Lab{File: lab.File}, map[string]map[string]topology.Impair{ns: {link: e.Impair[k]}}, sup)
+				err := ImpairFeatureError(&topology.Lab{File: lab.File}, map[string]map[string]topology.Impair{ns: {link: ii.Impair}}, sup)
 				var fe *topology.FeatureError
 				if !errors.As(err, &fe) {
 					continue
 				}
 				for _, x := range fe.Errs {
-					all = append(all, &topology.Error{File: lab.File, Pos: e.Place(topology.EventImpair), Path: e.Path + ".impair[" + strconv.Quote(k) + "]", Msg: x.Msg})
+					at := ii.Pos
+					if at == (topology.Pos{}) {
+						at = e.Place(topology.EventImpair)
+					}
+					all = append(all, &topology.Error{File: lab.File, Pos: at, Path: e.Path + ".impair[" + strconv.Quote(k) + "]", Msg: x.Msg})
 				}
 				for _, f := range strings.Split(fe.Feature, ", ") {
 					if !slices.Contains(features, f) {

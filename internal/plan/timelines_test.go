@@ -104,7 +104,7 @@ func TestTimelineFeatures(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Feature != "sch_netem" || len(fe.Errs) != 1 {
 		t.Fatalf("got %v, want a FeatureError for sch_netem", err)
 	}
-	if got := fe.Errs[0].Error(); !strings.HasPrefix(got, `tl.yaml:19:26: timelines.slow.events[0].impair["n1/eth0"]: delay needs the kernel's netem qdisc`) {
+	if got := fe.Errs[0].Error(); !strings.HasPrefix(got, `tl.yaml:19:27: timelines.slow.events[0].impair["n1/eth0"]: delay needs the kernel's netem qdisc`) {
 		t.Errorf("error %q", got)
 	}
 	// Once started (journaled), or when manual, netlab timeline start

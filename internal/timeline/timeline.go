@@ -112,7 +112,11 @@ func actions(e *topology.Event) (do, undo Action) {
 		return Action{Kind: topology.EventHeal, Heal: e.Heal}, Action{}
 	case topology.EventImpair:
 		names := e.ImpairNames()
-		return Action{Kind: topology.EventImpair, Interfaces: names, Impair: e.Impair}, Action{Kind: topology.EventImpair, Interfaces: names}
+		set := map[string]topology.Impair{}
+		for _, ii := range e.Impair {
+			set[ii.Interface] = ii.Impair
+		}
+		return Action{Kind: topology.EventImpair, Interfaces: names, Impair: set}, Action{Kind: topology.EventImpair, Interfaces: names}
 	}
 	return Action{}, Action{}
 }

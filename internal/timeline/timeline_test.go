@@ -30,7 +30,7 @@ func TestScheduleOrder(t *testing.T) {
 	events := []*topology.Event{
 		{At: 1 * s, Every: 2 * s, Count: 3, For: 500 * time.Millisecond, LinkDown: []string{"n2/eth0"}},
 		{At: 2 * s, Partition: part, For: 1500 * time.Millisecond},
-		{At: 3 * s, Impair: map[string]topology.Impair{"n1/eth0": {Loss: 20}, "host/p1": {Rate: 1e6}}, For: s},
+		{At: 3 * s, Impair: []topology.InterfaceImpair{{Interface: "host/p1", Impair: topology.Impair{Rate: 1e6}}, {Interface: "n1/eth0", Impair: topology.Impair{Loss: 20}}}, For: s},
 		{At: 5 * s, Heal: []string{"other"}},
 	}
 	sch := New(events)
@@ -140,7 +140,7 @@ func TestIntended(t *testing.T) {
 	events := []*topology.Event{
 		{Every: 300 * time.Millisecond, Count: 5, For: 100 * time.Millisecond, LinkDown: []string{"n1/eth0"}},
 		{At: 200 * time.Millisecond, Every: 400 * time.Millisecond, Count: 3, For: 150 * time.Millisecond, Partition: part},
-		{At: 100 * time.Millisecond, Impair: map[string]topology.Impair{"n3/eth0": {Loss: 10}}},
+		{At: 100 * time.Millisecond, Impair: []topology.InterfaceImpair{{Interface: "n3/eth0", Impair: topology.Impair{Loss: 10}}}},
 		{At: 1100 * time.Millisecond, LinkDown: []string{"n2/eth0"}},
 	}
 	all := New(events).Steps(0, 100)
