@@ -73,7 +73,7 @@ func Run(m *testing.M, opts ...MainOption) int {
 	for _, fn := range opts {
 		fn(&o)
 	}
-	return sandbox.RunTests(m.Run, o.onHost)
+	return sandbox.RunTests(m.Run, o.onHost, sandbox.WithDelegate(delegate)) // delegate.go
 }
 
 // InSandbox says whether the tests run inside a sandbox (Main's).

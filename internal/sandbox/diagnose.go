@@ -28,6 +28,23 @@ func Diagnose(err error) string {
 	return explain(err, readSettings(), os.Geteuid())
 }
 
+// Settings are the kernel settings that decide whether a user may make
+// user namespaces, by sysctl name (kernel.unprivileged_userns_clone, ...);
+// a setting this kernel does not have is absent.
+func Settings() map[string]string { return readSettings() }
+
+// RefusedToUsers names the first setting of settings that refuses the
+// namespaces of a sandbox to every program of a user alike ("" for none):
+// no other program of theirs can make one either, only root.
+func RefusedToUsers(settings map[string]string) string {
+	for _, k := range machineWide {
+		if settings[k] == "0" {
+			return k + "=0"
+		}
+	}
+	return ""
+}
+
 // readSettings reads userNSSettings, by sysctl name (dots); a setting this
 // kernel does not have is absent.
 func readSettings() map[string]string {
@@ -61,15 +78,7 @@ func delegable(err error, settings map[string]string, euid int) bool {
 	if !errors.As(err, &se) || !se.UserNS || euid == 0 || !isEPERM(err) {
 		return false
 	}
-	if settings["kernel.apparmor_restrict_unprivileged_userns"] != "1" {
-		return false
-	}
-	for _, k := range machineWide {
-		if settings[k] == "0" {
-			return false
-		}
-	}
-	return true
+	return settings["kernel.apparmor_restrict_unprivileged_userns"] == "1" && RefusedToUsers(settings) == ""
 }
 
 // ProfileName is the name of netlab's AppArmor profile

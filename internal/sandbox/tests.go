@@ -61,11 +61,14 @@ func RunTests(run func() int, onHost bool, opts ...TestsOption) int {
 	}
 	mode := os.Getenv(EnvDelegate)
 	if o.delegate != nil && mode == "1" {
+		// Forced: a delegate that cannot run the tests is a failure, never
+		// a quiet run of them some other way.
 		code, err := o.delegate(nil)
-		if err == nil {
-			return code
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "netlab: %s=1, but the tests cannot run in a sandbox netlab makes: %v\n", EnvDelegate, err)
+			return 1
 		}
-		return cannotRun(run, err, EnvDelegate+"=1")
+		return code
 	}
 	var code int
 	var err error
@@ -83,19 +86,9 @@ func RunTests(run func() int, onHost bool, opts ...TestsOption) int {
 			return code
 		}
 	}
-	return cannotRun(run, err, "")
-}
-
-// cannotRun says why the tests could not run in a sandbox, and runs them on
-// the machine, or fails under NETLAB_E2E=1.
-func cannotRun(run func() int, err error, forced string) int {
-	if forced != "" {
-		fmt.Fprintf(os.Stderr, "netlab: %s, but the tests cannot run in a sandbox netlab makes: %v\n", forced, err)
-	} else {
-		fmt.Fprintf(os.Stderr, "netlab: the tests cannot run in a sandbox: %v\n", err)
-		if why := Diagnose(err); why != "" {
-			fmt.Fprintln(os.Stderr, why)
-		}
+	fmt.Fprintf(os.Stderr, "netlab: the tests cannot run in a sandbox: %v\n", err)
+	if why := Diagnose(err); why != "" {
+		fmt.Fprintln(os.Stderr, why)
 	}
 	if os.Getenv("NETLAB_E2E") == "1" {
 		fmt.Fprintln(os.Stderr, "netlab: NETLAB_E2E=1 makes this a failure")
