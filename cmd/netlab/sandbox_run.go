@@ -53,7 +53,11 @@ func sandboxRunArgs(fs *flag.FlagSet, args []string) (runOptions, []string, erro
 		return o, nil, errors.New(why)
 	}
 	cmd := fs.Args()
+	named := false
+	fs.Visit(func(f *flag.Flag) { named = named || f.Name == "name" })
 	switch {
+	case named && o.name == "":
+		return usage("--name needs a name")
 	case o.name == "--":
 		return usage("flag -name needs a value (a -- ends the flags)")
 	case o.name != "" && sandbox.CheckName(o.name) != nil:
@@ -247,8 +251,8 @@ func (a *app) relay(args []string) int {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	if len(args) < 2 || args[0] == "" {
-		fmt.Fprintln(a.stderr, "Usage: netlab relay -- PATH ARGV0 [ARGS...]   (not for direct use: the inside half of netlab sandbox run and sandbox exec)")
+	if len(args) < 2 || args[0] == "" || !sandbox.Relayed() {
+		fmt.Fprintln(a.stderr, "Usage: netlab relay -- PATH ARGV0 [ARGS...]   (not for direct use: the inside half of netlab sandbox run and sandbox exec, started by nsenter in the sandbox)")
 		return exitUsage
 	}
 	return sandbox.RelayInside(args[0], args[1:])

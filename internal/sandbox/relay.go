@@ -159,8 +159,8 @@ func parseReport(line string) (int, bool) {
 // terminal, which sent them to the command too (it is in the same process
 // group), or from inside the sandbox.
 func RelayInside(path string, argv []string) int {
-	if os.Getenv(envRelay) != "1" {
-		fmt.Fprintln(os.Stderr, "netlab: relay: not started as one (netlab runs it inside a sandbox for sandbox run and sandbox exec)")
+	if !Relayed() {
+		fmt.Fprintln(os.Stderr, "netlab: relay: not started as a relay's inside half (by nsenter, for sandbox run and sandbox exec)")
 		return 2
 	}
 	if !isPipe(relayStatusFD) || !isPipe(relayControlFD) {
@@ -221,6 +221,10 @@ func RelayInside(path string, argv []string) int {
 	fmt.Fprintf(status, "exit %d\n", ws.ExitStatus())
 	return ws.ExitStatus()
 }
+
+// Relayed says whether this process was started as a relay's inside half
+// (by Relay's nsenter): RelayInside runs only then.
+func Relayed() bool { return os.Getenv(envRelay) == "1" }
 
 // isPipe says whether the descriptor fd is open on a pipe.
 func isPipe(fd int) bool {
