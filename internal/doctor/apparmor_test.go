@@ -76,8 +76,8 @@ func TestAppArmorFindings(t *testing.T) {
 	// this binary but is not loaded is loaded; one for another binary
 	// names that binary.
 	fixes := map[string]string{
-		"":                      "sudo make install",
-		exe:                     "sudo apparmor_parser -r /etc/apparmor.d/netlab",
+		"":                       "sudo make install",
+		exe:                      "sudo apparmor_parser -r /etc/apparmor.d/netlab",
 		"/opt/netlab/bin/netlab": "the profile in /etc/apparmor.d/netlab is for /opt/netlab/bin/netlab",
 	}
 	for attach, want := range fixes {
