@@ -293,9 +293,9 @@ func (a *app) sandboxVerb(args []string) int {
 			return a.fail("sandbox exec", err)
 		}
 		var fwd forwarder
-		stop := sandbox.ForwardSignals(fwd.signal)
+		fwd.forwarding = sandbox.ForwardSignals(fwd.signal)
 		code, err := a.runRelayed(sb, exe, path, cmd, &fwd)
-		stop()
+		fwd.forwarding.Stop()
 		if err != nil {
 			return a.fail("sandbox exec", err)
 		}

@@ -111,8 +111,8 @@ func (a *app) sandboxRun(args []string) int {
 	// Signals that come while the sandbox is made are passed on once the
 	// command runs: a SIGTERM then ends it at once.
 	var fwd forwarder
-	stop := sandbox.ForwardSignals(fwd.signal)
-	defer stop()
+	fwd.forwarding = sandbox.ForwardSignals(fwd.signal)
+	defer fwd.forwarding.Stop()
 	// Unless kept, the sandbox dies with this thread (parent-death signal
 	// on its keeper): with netlab killed, nothing of it stays.
 	runtime.LockOSThread()
@@ -128,7 +128,7 @@ func (a *app) sandboxRun(args []string) int {
 		return exitRunFailed
 	}
 	code, err = a.runRelayed(sb, exe, path, argv, &fwd)
-	stop()
+	fwd.forwarding.Stop()
 	release()
 	if err != nil {
 		fmt.Fprintf(a.stderr, "netlab: sandbox run: %v\n", err)
@@ -187,9 +187,10 @@ func (a *app) runRelayed(sb *sandbox.Sandbox, exe, path string, argv []string, f
 // forwarder passes signals on to a relayed command, holding those that come
 // before it starts.
 type forwarder struct {
-	mu      sync.Mutex
-	relay   *sandbox.Relay
-	pending []syscall.Signal
+	forwarding *sandbox.Forwarding // the signals caught
+	mu         sync.Mutex
+	relay      *sandbox.Relay
+	pending    []syscall.Signal
 }
 
 func (f *forwarder) signal(sig syscall.Signal) {
@@ -206,7 +207,7 @@ func (f *forwarder) signal(sig syscall.Signal) {
 func (f *forwarder) start(r *sandbox.Relay) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := r.Start(); err != nil {
+	if err := f.forwarding.Start(r.Start); err != nil {
 		return err
 	}
 	f.relay = r

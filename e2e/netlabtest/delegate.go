@@ -67,9 +67,9 @@ func delegate(why error) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("netlabtest: %s sandbox run: %w", bin, err)
 	}
-	stop := sandbox.ForwardSignals(func(sig syscall.Signal) { cmd.Process.Signal(sig) })
+	fwd := sandbox.ForwardSignals(func(sig syscall.Signal) { cmd.Process.Signal(sig) })
 	err = cmd.Wait()
-	stop()
+	fwd.Stop()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		return 0, fmt.Errorf("netlabtest: %s sandbox run: %w", bin, err)

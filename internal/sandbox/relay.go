@@ -24,12 +24,15 @@ import (
 // nsenter joins the sandbox's namespaces; with --pid it forks, and its
 // parent, outside, waits for the child. That parent is of no help here: it
 // forwards no signal, a terminal's Ctrl-C kills it at once (while the
-// command inside may still be cleaning up), and when it ignores SIGINT it
-// reports a death by SIGINT as exit 1. So nsenter starts this program's
-// relay half (`netlab relay`), which runs the command as its own child,
-// waits for it and writes how it ended on a pipe to the caller; the caller
-// writes the signals to pass on on a second pipe. Whatever becomes of
-// nsenter's parent, the caller reads the command's status.
+// command inside may still be cleaning up, and its child is left to the
+// machine's init to reap), and when it ignores SIGINT it reports a death
+// by SIGINT as exit 1. So nsenter starts this program's relay half
+// (`netlab relay`), which runs the command as its own child, waits for it
+// and writes how it ended on a pipe to the caller; the caller writes the
+// signals to pass on on a second pipe. nsenter is started with SIGINT and
+// SIGQUIT ignored (Forwarding.Start), the command gets them back; and
+// whatever becomes of nsenter's parent, the caller reads the command's
+// status.
 //
 //	netlab ──nsenter──▶ netlab relay ──fork/exec──▶ CMD
 //	   ▲  status pipe (fd 3) ◀──┘ ▲
@@ -78,7 +81,10 @@ func (s *Sandbox) Relay(helper []string, path string, argv []string) (*Relay, er
 		return nil, fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
 	cmd.ExtraFiles = []*os.File{r.statusW, r.controlR}
-	cmd.Env = append(cmd.Env, envRelay+"=1")
+	// The command gets SIGINT and SIGQUIT with their default action, as
+	// this process has them, however nsenter and the relay were started
+	// (Forwarding.Start starts them ignored).
+	cmd.Env = append(cmd.Env, envRelay+"=1", SignalDefaults(syscall.SIGINT, syscall.SIGQUIT))
 	return r, nil
 }
 
@@ -242,28 +248,39 @@ func unwrapExec(err error) error {
 	return err
 }
 
+// Forwarding passes signals on to a command, as ForwardSignals set it up.
+type Forwarding struct {
+	sigs   chan os.Signal
+	caught []os.Signal // SIGINT and SIGQUIT when they are caught (not ignored)
+	done   chan struct{}
+	once   sync.Once
+}
+
 // ForwardSignals passes on to fn the signals a program that runs a command
 // for its caller should pass on, as a shell's job control expects, until
-// stop is called: SIGTERM and SIGHUP, and SIGINT and SIGQUIT unless they
-// came from this process's terminal (it is in the terminal's foreground
-// process group, which the command shares, so the terminal sent them to
-// the command too: a second one would cut short the command's own handling
-// of Ctrl-C). SIGINT and SIGHUP that this process inherited as ignored stay
+// Stop: SIGTERM and SIGHUP, and SIGINT and SIGQUIT unless they came from
+// this process's terminal (it is in the terminal's foreground process
+// group, which the command shares, so the terminal sent them to the
+// command too: a second one would cut short the command's own handling of
+// Ctrl-C). SIGINT and SIGHUP that this process inherited as ignored stay
 // ignored, and are not passed on.
-func ForwardSignals(fn func(syscall.Signal)) (stop func()) {
-	sigs := make(chan os.Signal, 8)
+func ForwardSignals(fn func(syscall.Signal)) *Forwarding {
+	f := &Forwarding{sigs: make(chan os.Signal, 8), done: make(chan struct{})}
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM} {
-		if !signal.Ignored(sig) {
-			signal.Notify(sigs, sig)
+		if signal.Ignored(sig) {
+			continue
+		}
+		signal.Notify(f.sigs, sig)
+		if sig == syscall.SIGINT || sig == syscall.SIGQUIT {
+			f.caught = append(f.caught, sig)
 		}
 	}
-	done := make(chan struct{})
 	go func() {
 		for {
 			select {
-			case <-done:
+			case <-f.done:
 				return
-			case s := <-sigs:
+			case s := <-f.sigs:
 				sig := s.(syscall.Signal)
 				if (sig == syscall.SIGINT || sig == syscall.SIGQUIT) && terminalForeground() {
 					continue
@@ -272,13 +289,31 @@ func ForwardSignals(fn func(syscall.Signal)) (stop func()) {
 			}
 		}
 	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(sigs)
-			close(done)
-		})
+	return f
+}
+
+// Start runs start (a command's Start) with SIGINT and SIGQUIT ignored for
+// that moment, so that the command inherits them ignored (an ignored signal
+// stays ignored through fork and exec): nsenter, which waits for what it
+// joined, then outlives the terminal's Ctrl-C, and what it started has a
+// parent to reap it. The netlab it starts gives them back their default
+// action for the command (SignalDefaults, which Relay sets).
+func (f *Forwarding) Start(start func() error) error {
+	if len(f.caught) == 0 {
+		return start()
 	}
+	signal.Ignore(f.caught...)
+	err := start()
+	signal.Notify(f.sigs, f.caught...)
+	return err
+}
+
+// Stop stops passing signals on; they have their default action again.
+func (f *Forwarding) Stop() {
+	f.once.Do(func() {
+		signal.Stop(f.sigs)
+		close(f.done)
+	})
 }
 
 // terminalForeground says whether this process is in the foreground
