@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,9 +25,27 @@ func relayChild() int {
 	return RelayInside(os.Args[2], os.Args[3:])
 }
 
+// lockedBuffer is output written by one goroutine and read by another.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // relayed runs sh -c script in sb through a relay whose inside half is
 // this test binary, and returns the relay (started) and its output.
-func relayed(t *testing.T, sb *Sandbox, script string) (*Relay, *bytes.Buffer) {
+func relayed(t *testing.T, sb *Sandbox, script string) (*Relay, *lockedBuffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -37,16 +56,16 @@ func relayed(t *testing.T, sb *Sandbox, script string) (*Relay, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	r.Cmd.Env = append(r.Cmd.Env, childEnv+"=relay")
-	var out bytes.Buffer
-	r.Cmd.Stdout, r.Cmd.Stderr = &out, &out
+	out := &lockedBuffer{}
+	r.Cmd.Stdout, r.Cmd.Stderr = out, out
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return r, &out
+	return r, out
 }
 
 // waitFor waits until the output holds want.
-func waitFor(t *testing.T, out *bytes.Buffer, want string) {
+func waitFor(t *testing.T, out *lockedBuffer, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), want); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
