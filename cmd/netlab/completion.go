@@ -41,7 +41,7 @@ _netlab() {
       elif [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "--reset --oneway --name" -- "$cur"))
       fi ;;
-    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm create exec" -- "$cur")) ;;
+    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm create exec run" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
   esac
 }
