@@ -18,6 +18,8 @@ declare -A need=(
   [pgrep]=procps
   [setpriv]=util-linux
   [setcap]=libcap2-bin
+  # make test checks that the AppArmor profile parses (packaging/apparmor)
+  [apparmor_parser]=apparmor
   # Real routing daemons for labs/ospf and the services tests (not on PATH).
   [/usr/lib/frr/zebra]=frr
   # the e2e suite's real consumer of partitions: a three-member cluster

@@ -49,7 +49,7 @@ _netlab() {
       elif [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "--reset --json" -- "$cur"))
       fi ;;
-    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm create exec" -- "$cur")) ;;
+    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm create exec run" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
   esac
 }

@@ -64,6 +64,8 @@ Usage:
   netlab doctor               check what netlab needs, say how to fix what is missing
   netlab sandbox ls|rm|create|exec
                               list, remove, make or enter sandboxes (networks of their own)
+  netlab sandbox run [--name N] [--keep] -- CMD [ARGS...]
+                              run a command (a test suite) in a fresh sandbox, removed after it
   netlab tap-mac IFACE MAC    set a TAP's MAC as its unprivileged owner
   netlab completion bash|zsh  print a shell completion script
   netlab version
@@ -205,6 +207,8 @@ func (a *app) run(args []string) int {
 		return a.supervise(rest)
 	case "view-exec":
 		return a.viewExec(rest)
+	case "relay":
+		return a.relay(rest)
 	case "tap-mac":
 		return a.tapMAC(rest)
 	case "doctor":
@@ -263,7 +267,7 @@ func (a *app) help(args []string) int {
 // knownVerb says whether verb is one of netlab's.
 func knownVerb(verb string) bool {
 	switch verb {
-	case "sandbox", "reflect", "supervise", "view-exec", "timeline-run", "tap-mac", "doctor", "completion", "version", "help", "validate":
+	case "sandbox", "reflect", "supervise", "view-exec", "relay", "timeline-run", "tap-mac", "doctor", "completion", "version", "help", "validate":
 		return true
 	}
 	return labVerbs[verb]

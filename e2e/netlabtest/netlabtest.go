@@ -102,7 +102,7 @@ func Run(m *testing.M, opts ...MainOption) int {
 			defer os.RemoveAll(dir)
 		}
 	}
-	return sandbox.RunTests(m.Run, o.onHost)
+	return sandbox.RunTests(m.Run, o.onHost, sandbox.WithDelegate(delegate)) // delegate.go
 }
 
 // buildNetlab builds netlab into a new directory and sets NETLAB_BIN, unless
@@ -267,7 +267,9 @@ func keepHint(lab, ns string) string {
 	switch sb := sandbox.Inside(); {
 	case sb == "":
 		return fmt.Sprintf("keeping lab %s for inspection (NETLAB_KEEP):\n  enter:  ip netns exec %s bash\n  status: netlab status %s\n  remove: netlab down %s", lab, ns, lab, lab)
-	case sb == sandbox.TestSandbox:
+	case sb == sandbox.TestSandbox, strings.HasPrefix(sb, "test-") && os.Getenv("NETLAB_KEEP") != "1":
+		// Main's own sandbox, or one netlab sandbox run made for these
+		// tests (delegate.go), kept only with NETLAB_KEEP=1.
 		return fmt.Sprintf("keeping lab %s, but in this test binary's own sandbox, which ends with it: set NETLAB_KEEP=1 in the environment to keep the sandbox too", lab)
 	default:
 		return fmt.Sprintf("keeping lab %s for inspection (NETLAB_KEEP), in sandbox %s:\n  enter:  netlab --sandbox %s exec %s %s -- bash\n  status: netlab --sandbox %s status %s\n  remove: netlab --sandbox %s down %s", lab, sb, sb, lab, ns, sb, lab, sb, lab)

@@ -61,6 +61,10 @@ func TestMain(m *testing.M) {
 		os.Exit(limitChild())
 	case "registry":
 		os.Exit(registryChild())
+	case "relay":
+		os.Exit(relayChild())
+	case "tied":
+		os.Exit(tiedChild())
 	}
 	os.Exit(3)
 }
@@ -347,7 +351,7 @@ func TestExplain(t *testing.T) {
 		{"no user namespaces", &Error{Op: "create", Err: syscall.ENOSPC, UserNS: true}, map[string]string{"user.max_user_namespaces": "0"}, 1000, "user.max_user_namespaces=15000"},
 		{"no network namespaces", &Error{Op: "create", Err: syscall.ENOSPC}, map[string]string{"user.max_net_namespaces": "0"}, 0, "user.max_net_namespaces=0"},
 		{"ubuntu apparmor", &Error{Op: "set up", Err: errors.New("mount tmpfs on /run: operation not permitted"), UserNS: true},
-			map[string]string{"kernel.apparmor_restrict_unprivileged_userns": "1"}, 1000, "apparmor_parser -r /etc/apparmor.d/netlab"},
+			map[string]string{"kernel.apparmor_restrict_unprivileged_userns": "1"}, 1000, "sudo make install"},
 		{"seccomp", userns, map[string]string{"user.max_user_namespaces": "15000"}, 1000, "seccomp"},
 		{"root without capabilities", userns, nil, 0, "CAP_SETFCAP"},
 		{"limit reached", &Error{Op: "create", Err: syscall.ENOSPC, UserNS: true}, map[string]string{"user.max_user_namespaces": "10"}, 1000, "is reached or zero"},
