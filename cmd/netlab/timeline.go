@@ -10,7 +10,6 @@ import (
 	"syscall"
 
 	"github.com/netlab-dev/netlab/internal/engine"
-	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/internal/timeline"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -215,7 +214,7 @@ func (a *app) timelineRun(args []string) int {
 		fmt.Fprintln(a.stderr, "Usage: netlab timeline-run SPEC   (started by a timeline's supervisor; not for direct use)")
 		return exitUsage
 	}
-	root, lab, name, err := supervise.TimelineOfSpec(args[0])
+	root, lab, name, err := engine.TimelineOfSpec(args[0])
 	if err != nil {
 		fmt.Fprintf(a.stderr, "netlab timeline-run: %v\n", err)
 		return exitUsage

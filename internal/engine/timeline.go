@@ -642,3 +642,10 @@ func (e *Engine) TimelineLog(lab, name string) ([]timeline.Entry, error) {
 	}
 	return timeline.ParseLog(b)
 }
+
+// TimelineOfSpec says which state root, lab and timeline a runner's spec
+// path names (`netlab timeline-run SPEC`, as its supervisor starts it): the
+// runner works on the store its starter used.
+func TimelineOfSpec(path string) (root, lab, name string, err error) {
+	return supervise.TimelineOfSpec(path)
+}
