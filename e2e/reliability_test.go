@@ -51,6 +51,8 @@ func shippedLabs(t *testing.T) []shippedLab {
 		{"emulated", "../labs/emulated.yaml", nil},
 		// Services: a crash while FRR's daemons start, or between them.
 		{"ospf", "../labs/ospf.yaml", nil},
+		{"ovs-advanced", "../labs/ovs-advanced.yaml", nil},
+		{"vlans", "../labs/vlans.yaml", nil},
 	}
 }
 

@@ -136,10 +136,11 @@ type observeTable struct {
 // of all the selects of a transaction as one list, and that column says
 // which select a row answers.
 var observeTables = []observeTable{
-	{"Bridge", "datapath_type", []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids", "ports"}},
-	{"Port", "interfaces", []string{"_uuid", "name", "external_ids", "interfaces"}},
+	{"Bridge", "datapath_type", []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids", "ports", "controller"}},
+	{"Port", "interfaces", []string{"_uuid", "name", "external_ids", "interfaces", "tag", "trunks", "vlan_mode"}},
 	{"Interface", "ofport", []string{"_uuid", "name", "ofport_request", "ofport", "type"}},
 	{"Open_vSwitch", "iface_types", []string{"iface_types"}},
+	{"Controller", "is_connected", []string{"_uuid", "target", "is_connected"}},
 }
 
 // observeRPC is observe in one transaction over the protocol. The cells come

@@ -225,3 +225,49 @@ namespaces:
 		}
 	}
 }
+
+// A timeline's impair events replay traces read as the file's are (a
+// trace both name is read once), with an error at the event; what only
+// the emulator does is refused on a TAP there too.
+func TestEventTraces(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "traces"), 0o755)
+	os.WriteFile(filepath.Join(dir, "traces", "a.trace"), []byte("1\n2\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "traces", "b.trace"), []byte("1\n3\n"), 0o644)
+	lab := `name: tr
+namespaces:
+  a:
+    interfaces:
+      v1: {peer: b/w1, impair: {trace: traces/a.trace}}
+    taps: {tp0: {}}
+  b:
+    interfaces:
+      w1: {}
+timelines:
+  t:
+    events:
+      - {at: 1s, impair: {b/w1: {trace: %s}, a/v1: {delay: 5ms}}}
+`
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(fmt.Sprintf(lab, "traces/b.trace")), 0o644)
+	l, err := Load(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := l.Timelines[0].Events[0].Impair
+	if len(l.Traces) != 2 || ev[0].Impair.Trace.Sum == "" || l.Traces[ev[0].Impair.Trace.Sum].Name != "traces/b.trace" ||
+		ev[1].Impair.Trace != l.Impairments[0].Trace {
+		t.Errorf("traces %+v, events' %+v %+v", l.Traces, ev[0].Impair.Trace, ev[1].Impair.Trace)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(fmt.Sprintf(lab, "traces/none.trace")), 0o644)
+	want := `bad.yaml:13:27: timelines.t.events[0].impair["b/w1"].trace: cannot read trace ` + filepath.Join(dir, "traces/none.trace")
+	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Load: %v\nwant %s", err, want)
+	}
+	tap := strings.Replace(fmt.Sprintf(lab, "traces/b.trace"), "a/v1: {delay: 5ms}", "a/tp0: {distribution: normal, delay: 5ms, jitter: 1ms}", 1)
+	want = `timelines.t.events[0].impair["a/tp0"]: a/tp0 is a TAP or TUN: netlab's userspace emulator carries links`
+	if _, err := Parse("tap.yaml", []byte(tap)); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Parse: %v\nwant %s", err, want)
+	}
+}

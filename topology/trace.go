@@ -132,8 +132,8 @@ func (t *Trace) Rate(mtu int) float64 {
 
 // readTraces reads the trace files the lab's impairments name, relative to
 // dir (the lab file's directory), into lab.Traces, and gives each
-// impairment the trace's hash. A file that cannot be read or parsed is an
-// error at the impairment's trace field.
+// impairment (and impair event of a timeline) the trace's hash. A file that
+// cannot be read or parsed is an error at the place that names it.
 func readTraces(lab *Lab, dir string) ErrorList {
 	var errs ErrorList
 	for _, im := range lab.Impairments {
@@ -143,14 +143,7 @@ func readTraces(lab *Lab, dir string) ErrorList {
 		at := im.FieldPos["trace"]
 		t, err := LoadTrace(filepath.Join(dir, im.Trace.Name))
 		if err != nil {
-			var te *TraceError
-			msg := err.Error()
-			if errors.As(err, &te) {
-				msg = "trace " + te.Error()
-			} else if pe := (*os.PathError)(nil); errors.As(err, &pe) {
-				msg = fmt.Sprintf("cannot read trace %s: %v", pe.Path, pe.Err)
-			}
-			errs = append(errs, &Error{File: lab.File, Pos: at, Path: im.Path + ".trace", Msg: msg})
+			errs = append(errs, &Error{File: lab.File, Pos: at, Path: im.Path + ".trace", Msg: traceMsg(err)})
 			continue
 		}
 		t.Name = im.Trace.Name
@@ -160,5 +153,54 @@ func readTraces(lab *Lab, dir string) ErrorList {
 		}
 		lab.Traces[t.Sum] = t
 	}
+	// The timelines' impair events: their traces (theirs, or the file's
+	// their interfaces kept) are read as the file's.
+	byName := map[string]string{}
+	for _, t := range lab.Traces {
+		byName[t.Name] = t.Sum
+	}
+	for _, tl := range lab.Timelines {
+		for _, ev := range tl.Events {
+			for i := range ev.Impair {
+				ii := &ev.Impair[i]
+				ref := &ii.Impair.Trace
+				if ref.Name == "" || ref.Sum != "" {
+					continue
+				}
+				if sum, ok := byName[ref.Name]; ok {
+					ref.Sum = sum
+					continue
+				}
+				at := ii.Pos
+				if at == (Pos{}) {
+					at = ev.Place(EventImpair)
+				}
+				t, err := LoadTrace(filepath.Join(dir, ref.Name))
+				if err != nil {
+					errs = append(errs, &Error{File: lab.File, Pos: at, Path: join(join(ev.Path, EventImpair), ii.Interface) + ".trace", Msg: traceMsg(err)})
+					continue
+				}
+				t.Name = ref.Name
+				ref.Sum = t.Sum
+				if lab.Traces == nil {
+					lab.Traces = map[string]*Trace{}
+				}
+				lab.Traces[t.Sum], byName[t.Name] = t, t.Sum
+			}
+		}
+	}
 	return errs
+}
+
+// traceMsg says why a trace file could not be read, for an error at the
+// place that names it.
+func traceMsg(err error) string {
+	var te *TraceError
+	if errors.As(err, &te) {
+		return "trace " + te.Error()
+	}
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+		return fmt.Sprintf("cannot read trace %s: %v", pe.Path, pe.Err)
+	}
+	return err.Error()
 }

@@ -22,6 +22,8 @@ func (p *parser) validate() {
 	p.checkBridgeSizes()
 	p.checkServices()
 	p.checkEmulated()
+	p.mergeEventImpairs()
+	p.checkTimelines()
 }
 
 // checkEmulated refuses what the userspace emulator is asked to carry but

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
-	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/engine"
 	"github.com/netlab-dev/netlab/internal/view"
 )
 
@@ -32,27 +33,17 @@ func (a *app) exec(args []string) int {
 	if name == "" {
 		return code
 	}
-	st, err := a.engine(nil).Status(name)
-	if err != nil {
-		return a.fail("exec "+name, err)
-	}
-	machineNS := ""
-	for _, n := range st.Namespaces {
-		if n.Name == "host" {
-			continue
-		}
-		if n.Name == ns || n.Name == st.Prefix+ns {
-			machineNS = n.Name
-		}
-	}
-	if machineNS == "" || !namespace.Exists(machineNS) {
-		fmt.Fprintf(a.stderr, "netlab: exec: lab %s has no namespace %s (netlab status %s lists them)\n", name, ns, name)
+	eng := a.engine(nil)
+	machineNS, err := eng.LabNamespace(name, ns)
+	if errors.Is(err, engine.ErrNoNamespace) {
+		fmt.Fprintf(a.stderr, "netlab: exec: %v\n", err)
 		return exitUsage
+	} else if err != nil {
+		return a.fail("exec "+name, err)
 	}
 	// The namespace's view: its network, /sys and /etc/netns as `ip netns
 	// exec` gives them, the lab's hosts file, the namespace's files and
 	// private directories.
-	eng := a.engine(nil)
 	err = view.Exec(view.Spec{NetNS: machineNS, Root: eng.ViewDir(name, machineNS), Hosts: eng.HostsFile(name)}, cmd)
 	return a.fail("exec "+cmd[0], err) // only reached when it failed
 }

@@ -5,9 +5,15 @@
 //	func TestClientServer(t *testing.T) {
 //		t.Parallel()
 //		lab := netlabtest.Up(t, "testdata/two-hosts.yaml")
-//		lab.Exec(t, "blue", "ping", "-c1", "-W1", lab.Addr("red", "veth3"))
+//		lab.Exec(t, "blue", "ping", "-c1", "-W1", "red") // the lab's names resolve
 //		err := lab.Do("red", func() error { return serve(ctx) })
+//		srv := lab.Start(t, "red", serverBinary, "--listen", ":8080")
+//		srv.WaitHTTP(t, "http://red:8080/", 5*time.Second)
 //	}
+//
+// UpString and UpLab bring up a lab written in the test or built in Go.
+// The programs of a lab (Command, Start, Exec, services:) run through the
+// netlab binary: NETLAB_BIN, netlab on PATH, or the one BuildNetlab builds.
 //
 // Call Main from the package's TestMain and the whole test binary runs in a
 // sandbox of its own: a network world apart from the machine's, where labs
@@ -29,6 +35,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +44,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/engine"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/sandbox"
+	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -45,6 +53,7 @@ type MainOption func(*mainOptions)
 
 type mainOptions struct {
 	onHost bool
+	build  bool
 }
 
 // OnHost runs the tests on the machine's own network stack, as without
@@ -52,6 +61,15 @@ type mainOptions struct {
 // user's (under random prefixes). NETLAB_TEST_ON_HOST=1 does the same from
 // outside.
 func OnHost() MainOption { return func(o *mainOptions) { o.onHost = true } }
+
+// BuildNetlab makes sure the tests have a netlab binary, which runs the
+// programs of a lab (Command, Start, Exec's view, services:, reflectors):
+// when NETLAB_BIN is unset and no netlab is on PATH, Run builds the one of
+// the fixture's own version (`go build github.com/netlab-dev/netlab/cmd/netlab`,
+// as the test's module requires it) into a temporary directory before the
+// tests, points NETLAB_BIN at it, and removes it after them. A build that
+// fails fails the test binary.
+func BuildNetlab() MainOption { return func(o *mainOptions) { o.build = true } }
 
 // Main runs the test binary inside a fresh sandbox and exits with its
 // status; call it from TestMain. It never returns. Code in TestMain before
@@ -73,7 +91,44 @@ func Run(m *testing.M, opts ...MainOption) int {
 	for _, fn := range opts {
 		fn(&o)
 	}
-	return sandbox.RunTests(m.Run, o.onHost)
+	// Built once, outside the sandbox: the run inside inherits NETLAB_BIN.
+	if o.build && !InSandbox() {
+		dir, err := buildNetlab()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "netlabtest: %v\n", err)
+			return 1
+		}
+		if dir != "" {
+			defer os.RemoveAll(dir)
+		}
+	}
+	return sandbox.RunTests(m.Run, o.onHost, sandbox.WithDelegate(delegate)) // delegate.go
+}
+
+// buildNetlab builds netlab into a new directory and sets NETLAB_BIN, unless
+// a netlab binary is there already; it returns the directory ("" for none).
+func buildNetlab() (string, error) {
+	if _, err := supervise.Binary(); err == nil {
+		return "", nil
+	}
+	dir, err := os.MkdirTemp("", "netlabtest-bin-")
+	if err == nil {
+		// A lab's programs may run as other users (a service's user:).
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	bin := filepath.Join(dir, "netlab")
+	build := exec.Command("go", "build", "-o", bin, "github.com/netlab-dev/netlab/cmd/netlab")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("build netlab (BuildNetlab): %w", err)
+	}
+	os.Setenv("NETLAB_BIN", bin)
+	return dir, nil
 }
 
 // InSandbox says whether the tests run inside a sandbox (Main's).
@@ -99,13 +154,79 @@ type Lab struct {
 	lab    *topology.Lab
 	prefix string
 	eng    *engine.Engine
+	// kept is set by the teardown when it keeps the lab (NETLAB_KEEP).
+	kept bool
 }
 
 // Up brings the topology file up under a unique prefix and registers its
-// teardown with t.Cleanup.
+// teardown with t.Cleanup. When the test failed, the teardown first logs the
+// last lines of every service's log (services: in the file).
+//
+// Equivalent to: `netlab up --prefix P FILE`, and `netlab down` at the end.
 func Up(t testing.TB, file string, opts ...Option) *Lab {
 	t.Helper()
 	RequireRoot(t)
+	lab, err := topology.Load(file)
+	if err != nil {
+		t.Fatalf("netlabtest: %v", err)
+	}
+	return up(t, lab, file, opts)
+}
+
+// UpString is Up for a lab written in the test itself:
+//
+//	lab := netlabtest.UpString(t, `
+//	name: duo
+//	namespaces:
+//	  a: {interfaces: {p2p: {peer: b/p2p, addresses: [10.9.0.1/30]}}}
+//	  b: {interfaces: {p2p: {addresses: [10.9.0.2/30]}}}
+//	`)
+//
+// Files placed from beside the lab (files: {PATH: {from: FILE}}) are read
+// relative to the test's working directory, its package's directory under
+// go test. Errors point into the text, as "inline lab of TestName:LINE:COL".
+// The text is kept in a temporary file while the lab is up, where netlab
+// reads it again as it does a lab's file (Status's drift, Impair).
+func UpString(t testing.TB, text string, opts ...Option) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	return upText(t, "inline lab of "+t.Name(), []byte(text), false, opts)
+}
+
+// UpLab is Up for a lab built in Go: a *topology.Lab made field by field
+// with what a file would say (Parse derives the rest: Interface.NS, Links,
+// Bridge.Ports), or one Parse returned, perhaps changed. It is validated
+// exactly as a file: topology.Format writes it as a lab file, which UpLab
+// brings up as UpString does its text, so Status's drift, Impair, check
+// and flows work as for a file. Its errors name the lab and the field, as
+// "lab NAME built in TestName:LINE:COL: namespaces.a.interfaces.p2p.mtu:
+// 20 is out of range 68..65535", and the test's log shows the text, its
+// lines numbered. lab itself is not changed: a test may bring one lab up
+// many times.
+//
+// Files placed from beside the lab (File.From without Content) are read
+// relative to the test's working directory, as UpString's.
+func UpLab(t testing.TB, lab *topology.Lab, opts ...Option) *Lab {
+	t.Helper()
+	RequireRoot(t)
+	if lab == nil {
+		t.Fatalf("netlabtest: UpLab: nil lab")
+	}
+	text, err := topology.Format(lab)
+	if err != nil {
+		t.Fatalf("netlabtest: UpLab: %v", err)
+	}
+	what := "lab " + lab.Name + " built in " + t.Name()
+	if lab.Name == "" {
+		what = "a lab built in " + t.Name()
+	}
+	return upText(t, what, text, true, opts)
+}
+
+// up brings lab up under the options' prefix and registers its teardown:
+// Up's, UpString's and UpLab's one way. what names the lab in messages.
+func up(t testing.TB, lab *topology.Lab, what string, opts []Option) *Lab {
+	t.Helper()
 	o := options{keep: os.Getenv("NETLAB_KEEP") == "1"}
 	for _, fn := range opts {
 		fn(&o)
@@ -113,11 +234,7 @@ func Up(t testing.TB, file string, opts ...Option) *Lab {
 	if o.prefix == "" {
 		o.prefix = randomPrefix()
 	}
-	lab, err := topology.Load(file)
-	if err == nil {
-		err = topology.ApplyPrefix(lab, o.prefix)
-	}
-	if err != nil {
+	if err := topology.ApplyPrefix(lab, o.prefix); err != nil {
 		t.Fatalf("netlabtest: %v", err)
 	}
 	if users := engine.TUNUsers(lab); len(users) > 0 {
@@ -127,7 +244,11 @@ func Up(t testing.TB, file string, opts ...Option) *Lab {
 	}
 	l := &Lab{lab: lab, prefix: o.prefix, eng: engine.New()}
 	t.Cleanup(func() {
+		if t.Failed() {
+			l.logServices(t)
+		}
 		if o.keep && t.Failed() {
+			l.kept = true
 			t.Logf("netlabtest: %s", keepHint(lab.Name, l.NS(firstNS(lab))))
 			return
 		}
@@ -136,7 +257,7 @@ func Up(t testing.TB, file string, opts ...Option) *Lab {
 		}
 	})
 	if _, err := l.eng.Up(lab, o.prefix); err != nil {
-		t.Fatalf("netlabtest: up %s (prefix %s): %v", file, o.prefix, err)
+		t.Fatalf("netlabtest: up %s (prefix %s): %v", what, o.prefix, err)
 	}
 	return l
 }
@@ -146,7 +267,9 @@ func keepHint(lab, ns string) string {
 	switch sb := sandbox.Inside(); {
 	case sb == "":
 		return fmt.Sprintf("keeping lab %s for inspection (NETLAB_KEEP):\n  enter:  ip netns exec %s bash\n  status: netlab status %s\n  remove: netlab down %s", lab, ns, lab, lab)
-	case sb == sandbox.TestSandbox:
+	case sb == sandbox.TestSandbox, strings.HasPrefix(sb, "test-") && os.Getenv("NETLAB_KEEP") != "1":
+		// Main's own sandbox, or one netlab sandbox run made for these
+		// tests (delegate.go), kept only with NETLAB_KEEP=1.
 		return fmt.Sprintf("keeping lab %s, but in this test binary's own sandbox, which ends with it: set NETLAB_KEEP=1 in the environment to keep the sandbox too", lab)
 	default:
 		return fmt.Sprintf("keeping lab %s for inspection (NETLAB_KEEP), in sandbox %s:\n  enter:  netlab --sandbox %s exec %s %s -- bash\n  status: netlab --sandbox %s status %s\n  remove: netlab --sandbox %s down %s", lab, sb, sb, lab, ns, sb, lab, sb, lab)
@@ -234,21 +357,31 @@ func (l *Lab) Addr(ns, ifname string) string {
 	panic(fmt.Sprintf("netlabtest: %s/%s has no address in lab %s", ns, ifname, l.lab.Name))
 }
 
-// Exec runs a command inside a namespace (like `ip netns exec`, which also
-// applies /etc/netns/<ns>) and returns its combined output; it fails the
-// test, showing the command and output, when the command fails.
+// Exec runs a command inside a namespace and returns its combined output;
+// it fails the test, showing the command and output, when the command
+// fails. It runs as Command does, in the namespace's view, where the lab's
+// names resolve (`ping b`); without a netlab binary, with `ip netns exec`
+// (which also applies /etc/netns/<ns>), where they do not.
 func (l *Lab) Exec(t testing.TB, ns string, name string, args ...string) string {
 	t.Helper()
 	out, err := l.Run(ns, name, args...)
 	if err != nil {
-		t.Fatalf("netlabtest: in %s: %s %s: %v\n%s", l.NS(ns), name, strings.Join(args, " "), err, out)
+		hint := ""
+		if _, berr := supervise.Binary(); berr != nil {
+			hint = "\n(run with `ip netns exec`, where the lab's names do not resolve: no netlab binary; put it on PATH or set NETLAB_BIN)"
+		}
+		t.Fatalf("netlabtest: in %s: %s %s: %v\n%s%s", l.NS(ns), name, strings.Join(args, " "), err, out, hint)
 	}
 	return out
 }
 
 // Run is Exec without the test: it returns the output and the error.
 func (l *Lab) Run(ns string, name string, args ...string) (string, error) {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", l.NS(ns), name}, args...)...)
+	cmd := l.Command(ns, name, args...)
+	if cmd.Err != nil {
+		// No netlab binary: the network alone, as before there was a view.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", l.NS(ns), name}, args...)...)
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -286,18 +419,24 @@ func (l *Lab) ListenPacket(ns, network, address string) (net.PacketConn, error) 
 	return pc, err
 }
 
-// Dial connects from inside the namespace, with a timeout.
+// Dial connects from inside the namespace, with a timeout. A name in
+// address is resolved as the lab's programs resolve it, through the lab's
+// hosts file ("b:8080" is b's address); a name the lab does not have goes
+// to the machine's resolver.
 func (l *Lab) Dial(ns, network, address string, timeout time.Duration) (net.Conn, error) {
-	var c net.Conn
-	err := l.Do(ns, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		var d net.Dialer
-		var err error
-		c, err = d.DialContext(ctx, network, address)
-		return err
-	})
-	return c, err
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return l.dial(ctx, ns, network, address)
+}
+
+// DialContext is Dial bounded by a context instead of a timeout: an
+// http.Transport's DialContext for a client in the namespace,
+//
+//	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+//		return lab.DialContext(ctx, "client", network, addr)
+//	}}
+func (l *Lab) DialContext(ctx context.Context, ns, network, address string) (net.Conn, error) {
+	return l.dial(ctx, ns, network, address)
 }
 
 // Ping checks that namespace from reaches to: an address, or a namespace

@@ -2,6 +2,7 @@ package netlabtest
 
 import (
 	"bufio"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -144,4 +145,12 @@ func TestWithPrefix(t *testing.T) {
 	lab.Ping(t, "a", "192.168.77.2")
 }
 
-func TestMain(m *testing.M) { Main(m) }
+// TestMain runs the tests in a sandbox, with a netlab binary for the
+// programs of their labs; started by a test as a lab's program (Start),
+// the binary is that program instead.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == helperArg {
+		os.Exit(helper(os.Args[2:]))
+	}
+	Main(m, BuildNetlab())
+}

@@ -4,7 +4,8 @@
 // addresses, routes, sysctls), ovs.go (bridges, ports, flows, external
 // interfaces), nft.go (NAT and loss tables), impair.go (qdiscs),
 // process.go (supervised processes and those in namespaces), emulator.go
-// (the userspace link emulator) and events.go (pulled cables, partitions). A test fails when a kind of plan has no
+// (the userspace link emulator), events.go (pulled cables, partitions) and
+// timeline.go (timelines' runners). A test fails when a kind of plan has no
 // handler.
 //
 // Creations are journaled before they happen (RecordIntents, in one save
@@ -126,7 +127,7 @@ func (h handler) journaling(intent func(j *state.Journal, a plan.Action)) handle
 
 // handlers is the table of action kinds and what carries each out, one
 // part per driver's file.
-var handlers = merge(kernelHandlers, ovsHandlers, nftHandlers, impairHandlers, processHandlers, serviceHandlers, eventHandlers, emulatorHandlers)
+var handlers = merge(kernelHandlers, ovsHandlers, nftHandlers, impairHandlers, processHandlers, serviceHandlers, eventHandlers, vlanHandlers, timelineHandlers, emulatorHandlers)
 
 func merge(parts ...map[plan.Op]handler) map[plan.Op]handler {
 	out := map[plan.Op]handler{}

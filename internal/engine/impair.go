@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -95,78 +94,52 @@ func (e *Engine) CurrentImpair(lab, ns, link string) (im topology.Impair, runtim
 // Equivalent to: the `tc` and `nft` commands, or the emulator's reload, of
 // the actions it returns.
 func (e *Engine) Impair(lab, ns, link string, change func(*topology.Impair) error) (*Result, error) {
-	unlock, err := e.store.Lock(lab)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	if !e.store.Exists(lab) {
-		return nil, fmt.Errorf("lab %s is not running", lab)
-	}
-	part, err := e.LabPart(lab)
-	if err != nil {
-		return nil, err
-	}
-	j, err := e.store.Load(lab)
-	if err != nil {
-		return nil, err
-	}
-	if ns, link, err = resolveLink(part, j.Prefix, ns, link); err != nil {
-		return nil, err
-	}
-	if change == nil {
-		j.ResetRuntimeImpair(ns, link)
-	} else {
-		im, ok := j.Impair[state.ImpairKey(ns, link)]
-		if !ok {
-			im = plan.WantImpair(part, nil)[ns][link]
-		}
-		if err := change(&im); err != nil {
-			return nil, err
-		}
-		if err := e.keepTrace(lab, part, &im); err != nil {
-			return nil, err
-		}
-		j.SetRuntimeImpair(ns, link, im)
-	}
-	oc, err := e.connectOVS(false)
-	if err != nil && hasOVS(part) {
-		return nil, err
-	}
-	s, err := e.newSession(lab, oc)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
-	snap, err := s.reader().Lab(part, j)
-	if err != nil {
-		return nil, err
-	}
-	full, err := e.makePlan(part, snap, j, j.Force)
-	if err != nil {
-		return nil, err
-	}
-	p := plan.Impairments(full, link)
 	var warnings []string
-	if plan.Recarries(full, part, ns, link) {
-		p = full
-		warnings = append(warnings, fmt.Sprintf("%s/%s: its link is made again (%s), so the whole plan ran, as up's", ns, link, carrierText(part, j, snap, ns, link)))
+	p, err := e.event(lab, func(j *state.Journal, _, part *topology.Lab) (func(plan.Plan) plan.Plan, error) {
+		var err error
+		if ns, link, err = resolveLink(part, j.Prefix, ns, link); err != nil {
+			return nil, err
+		}
+		if change == nil {
+			j.ResetRuntimeImpair(ns, link)
+		} else {
+			im, ok := j.Impair[state.ImpairKey(ns, link)]
+			if !ok {
+				im = plan.WantImpair(part, nil)[ns][link]
+			}
+			if err := change(&im); err != nil {
+				return nil, err
+			}
+			if err := e.keepTrace(lab, part, &im); err != nil {
+				return nil, err
+			}
+			j.SetRuntimeImpair(ns, link, im)
+		}
+		return func(whole plan.Plan) plan.Plan {
+			if plan.Recarries(whole, part, ns, link) {
+				warnings = append(warnings, fmt.Sprintf("%s/%s: its link is made again (%s), so the whole plan ran, as up's", ns, link, carrierText(whole, ns, link)))
+				return whole
+			}
+			return plan.Impairments(whole, link)
+		}, nil
+	})
+	if err != nil && p != nil {
+		return &Result{Plan: p, Warnings: warnings}, fmt.Errorf("lab %s: impair %s/%s: %w", lab, ns, link, err)
 	}
-	apply.RecordIntents(p, j)
-	if err := e.store.Save(j); err != nil {
+	if err != nil {
 		return nil, err
-	}
-	if done, err := s.applier(j).Run(p, s.options(nil)); err != nil {
-		return &Result{Plan: p[:done], Warnings: warnings}, fmt.Errorf("lab %s: impair %s/%s: %w", lab, ns, link, err)
 	}
 	return &Result{Plan: p, Warnings: warnings}, nil
 }
 
-// carrierText says who now carries ns/link: "the userspace emulator
-// carries it: WHY", or "the kernel carries it".
-func carrierText(part *topology.Lab, j *state.Journal, snap *state.Snapshot, ns, link string) string {
-	if why := plan.CarrierOf(part, j, snap.Impair, ns, link); why != "" {
-		return "the userspace emulator carries it: " + why
+// carrierText says who carries ns/link after the whole plan p, which makes
+// its link again: "the userspace emulator carries it: WHY" when p starts an
+// emulator on it, else "the kernel carries it".
+func carrierText(p plan.Plan, ns, link string) string {
+	for _, a := range p {
+		if s, ok := a.Step.(plan.StartEmulator); ok && ((s.NS == ns && s.Link == link) || (s.PeerNS == ns && s.Peer == link)) {
+			return "the userspace emulator carries it: " + s.Why
+		}
 	}
 	return "the kernel carries it"
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/netlab-dev/netlab/internal/namespace"
 )
 
 // ServiceLog is the log of one service of a lab.
@@ -46,4 +48,23 @@ func (e *Engine) ServiceLogs(lab, ns, service string) ([]ServiceLog, error) {
 		return nil, fmt.Errorf("lab %s has no %s (netlab status %s lists them)", lab, what, lab)
 	}
 	return out, nil
+}
+
+// LabNamespace names a namespace of a running lab as on the machine, from
+// ns as the file or the machine writes it: from the journal, without
+// observing the lab (`netlab exec`, the fixture's commands).
+func (e *Engine) LabNamespace(lab, ns string) (string, error) {
+	if !e.store.Exists(lab) {
+		return "", fmt.Errorf("lab %s is not running", lab)
+	}
+	j, err := e.store.Load(lab)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range j.Namespaces {
+		if (n == ns || n == j.Prefix+ns) && namespace.Exists(n) {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("lab %s has no namespace %s (netlab status %s lists them): %w", lab, ns, lab, ErrNoNamespace)
 }

@@ -170,6 +170,9 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 			}
 			sl.VXLAN = v
 		}
+		if vl, ok := l.(*netlink.Vlan); ok {
+			sl.VLANID = vl.VlanId
+		}
 		if tt, ok := l.(*netlink.Tuntap); ok {
 			sl.Tuntap = &state.Tuntap{
 				TAP:        tt.Mode == netlink.TUNTAP_MODE_TAP,
@@ -190,11 +193,19 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		byIndex[a.Index] = sl
 	}
 	for _, l := range links {
+		if _, ok := l.(*netlink.Vlan); ok {
+			if parent, ok := byIndex[l.Attrs().ParentIndex]; ok {
+				byIndex[l.Attrs().Index].VLANParent = parent.Name
+			}
+		}
 		if m := l.Attrs().MasterIndex; m != 0 {
 			if master, ok := byIndex[m]; ok {
 				byIndex[l.Attrs().Index].Master = master.Name
 			}
 		}
+	}
+	if err := n.bridgeVLANs(links, byIndex); err != nil {
+		return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
 	}
 	if lo, ok := out.Links["lo"]; ok {
 		if lab, ok := state.ParseNamespaceAlias(lo.Alias); ok {

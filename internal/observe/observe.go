@@ -31,6 +31,9 @@ type Reader struct {
 	// Probe says what the kernel can apply of impairments; called only
 	// for a lab with impairments.
 	Probe func() (*state.ImpairSupport, error)
+	// ProbeVLAN says what the kernel offers VLANs; called only for a lab
+	// that asks the kernel for VLANs. Nil: not probed.
+	ProbeVLAN func() (*state.VLANSupport, error)
 }
 
 func (s *Reader) ns(name string) (*kernel.NS, error) { return s.Handles.Get(name) }
@@ -184,9 +187,12 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 				snap.Bridges[name] = b
 			}
 		}
-		if err := s.observeFlows(lab, snap); err != nil {
-			return nil, err
-		}
+	}
+	// After the bridges are read; with no OVS running, the file's flows
+	// are still read by Open vSwitch's parser (the plan says how up will
+	// install them).
+	if err := observeFlows(s.OVS, lab, snap); err != nil {
+		return nil, err
 	}
 	for name, l := range host.Links {
 		if b := snap.Bridges[name]; b != nil && b.Owner == lab.Name {
@@ -210,8 +216,14 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := observePartitions(lab, j, snap); err != nil {
 		return nil, err
 	}
+	if s.ProbeVLAN != nil && wantsKernelVLAN(lab) {
+		if snap.VLAN, err = s.ProbeVLAN(); err != nil {
+			return nil, err
+		}
+	}
 	s.Procs.Observe(snap)
 	s.Procs.ObserveServices(snap)
+	s.Procs.ObserveTimelines(snap)
 	s.observeViews(lab.Name, snap)
 	return snap, nil
 }

@@ -42,8 +42,9 @@ func (e *Emulated) Spec() string {
 
 // EmulatedLinks decides which of the lab's links the userspace emulator
 // carries, given each interface's wanted impairment and what the kernel
-// can do (nil: not probed, so everything). Links to other machines are
-// tunnels, carried by the kernel.
+// can do (nil: not probed, so everything), and the impair events of the
+// lab's timelines (a link one of them needs the emulator on is emulated
+// from up on). Links to other machines are tunnels, carried by the kernel.
 func EmulatedLinks(lab *topology.Lab, want map[string]map[string]topology.Impair, sup *state.ImpairSupport) []*Emulated {
 	var out []*Emulated
 	for _, l := range lab.Links {
@@ -56,6 +57,9 @@ func EmulatedLinks(lab *topology.Lab, want map[string]map[string]topology.Impair
 				kernel = true
 			}
 			if r := EmulatorReason(im, sup); r != "" {
+				why = append(why, e.End.String()+": "+r)
+			}
+			if r := timelineReason(lab, e, sup); r != "" {
 				why = append(why, e.End.String()+": "+r)
 			}
 		}
@@ -71,6 +75,40 @@ func EmulatedLinks(lab *topology.Lab, want map[string]map[string]topology.Impair
 		out = append(out, em)
 	}
 	return out
+}
+
+// timelineReason says why an impair event of one of the lab's timelines
+// needs the userspace emulator on the end e ("" when none does): such a
+// link is emulated from up on, so that the event changes a model in place
+// rather than making the link again while the timeline runs.
+func timelineReason(lab *topology.Lab, e topology.LinkEnd, sup *state.ImpairSupport) string {
+	for _, t := range lab.Timelines {
+		for i, ev := range t.Events {
+			for _, ii := range ev.Impair {
+				if ns, link := TimelineInterface(lab, ii.Interface); ns != e.NS || link != e.Name {
+					continue
+				}
+				if r := EmulatorReason(ii.Impair, sup); r != "" {
+					return fmt.Sprintf("timeline %s's event %d: %s", t.Name, i+1, r)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// TimelineInterface is the interface "ns/iface" of a timeline's event (as
+// the file names it) as the machine names it: the lab's prefix before a
+// namespace, and before an interface of the host.
+func TimelineInterface(lab *topology.Lab, iface string) (ns, link string) {
+	ns, link, _ = strings.Cut(iface, "/")
+	if lab.Prefix == "" {
+		return ns, link
+	}
+	if ns == topology.Host {
+		return ns, lab.Prefix + link
+	}
+	return lab.Prefix + ns, link
 }
 
 // EmulatorReason says why an interface's impairment needs the userspace

@@ -221,3 +221,38 @@ func TestEmulatedTrace(t *testing.T) {
 		t.Errorf("start-emulator %+v", start)
 	}
 }
+
+// A timeline whose impair event needs the emulator (a delay, on a kernel
+// without netem) has its link emulated from up on, so the event is a new
+// model in place; the same event on a link that says emulator: kernel is
+// refused at its place.
+func TestEmulatedForTimeline(t *testing.T) {
+	const tl = `
+timelines:
+  slow:
+    events:
+      - {at: 1s, impair: {b/eth1: {delay: 50ms}}}
+`
+	lab := parse(t, "emu", emuLab+tl)
+	m := newMachine()
+	m.snap.Impair = noNetem()
+	s := m.converge(t, lab).String()
+	for _, want := range []string{
+		"netlab emulate --ns b --dev eth1",
+		"b/eth1: timeline slow's event 1: delay needs sch_netem",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("plan lacks %q:\n%s", want, s)
+		}
+	}
+	if err := TimelineFeatureError(lab, lab.Timelines, m.snap.Impair); err != nil {
+		t.Errorf("TimelineFeatureError: %v", err)
+	}
+	kernel := parse(t, "emu", strings.Replace(emuLab, "eth1: {peer: br0/pb, addresses: [10.2.0.2/24]}", "eth1: {peer: br0/pb, addresses: [10.2.0.2/24], impair: {emulator: kernel}}", 1)+tl)
+	if emu := EmulatedLinks(kernel, WantImpair(kernel, nil), noNetem()); len(emu) != 1 || emu[0].A.Name != "eth0" {
+		t.Errorf("emulator: kernel: emulated %+v, want a-b's link alone", emu)
+	}
+	if err := TimelineFeatureError(kernel, kernel.Timelines, noNetem()); err == nil || !strings.Contains(err.Error(), "delay needs the kernel's netem qdisc") {
+		t.Errorf("TimelineFeatureError with emulator: kernel: %v", err)
+	}
+}
