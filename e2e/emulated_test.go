@@ -503,3 +503,39 @@ func TestEmulatedCable(t *testing.T) {
 		t.Errorf("plugged back, delay 5 ms: %.2f ms", r[0])
 	}
 }
+
+// TestEmulatedTimeline: a timeline of the file whose impair event needs the
+// emulator has the link emulated from up on, so the event is a new model
+// in place: the TAP is the one up made, and the delay is there.
+func TestEmulatedTimeline(t *testing.T) {
+	requireRoot(t)
+	lab := netlabtest.Up(t, writeFile(t, t.TempDir(), "emutl.yaml", `name: emutl
+namespaces:
+  a:
+    interfaces:
+      eth0: {peer: b/eth0, addresses: [10.74.0.1/24]}
+  b:
+    interfaces:
+      eth0: {addresses: [10.74.0.2/24]}
+timelines:
+  slow:
+    events:
+      - {at: 0, impair: {a/eth0: {delay: 10ms, emulator: userspace}}}
+`))
+	a := lab.NS("a")
+	link := func() string { return sh(t, "ip", "-d", "-n", a, "-o", "link", "show", "eth0") }
+	before := link()
+	if !strings.Contains(before, "tun type tap") {
+		t.Fatalf("a/eth0 before the timeline, not a TAP:\n%s", before)
+	}
+	if r := rtts(t, a, "10.74.0.2", 3); r[0] >= 9.8 {
+		t.Errorf("before the timeline: %.2f ms", r[0])
+	}
+	lab.StartTimeline(t, "slow").Wait(t, 30*time.Second)
+	if r := rtts(t, a, "10.74.0.2", 3); r[0] < 9.8 {
+		t.Errorf("after the event, delay 10 ms: %.2f ms", r[0])
+	}
+	if after := link(); strings.Fields(after)[0] != strings.Fields(before)[0] {
+		t.Errorf("a/eth0 made again by the event:\n%s\n%s", before, after)
+	}
+}

@@ -233,7 +233,8 @@ func TestTimelineSchedule(t *testing.T) {
 // crashLab: n2's cable is pulled from the bridge's side, so that plugging
 // it back brings n2/eth0 up with its IPv6 address and routes, several
 // actions one after the other (the kernel flushed them): a crash after the
-// second leaves the event half done.
+// second leaves the event half done. n3's link is the kernel's whatever
+// its events ask (emulator: kernel), so slow's delay needs netem.
 const crashLab = `name: crash
 bridges:
   sw: {type: linux}
@@ -242,7 +243,7 @@ namespaces:
   n2:
     interfaces: {eth0: {peer: sw/p2, addresses: [10.98.0.2/24, fd00:98::2/64]}}
     routes: [{to: 10.99.0.0/24, via: 10.98.0.1}, {to: "fd00:99::/64", via: "fd00:98::1"}]
-  n3: {interfaces: {eth0: {peer: sw/p3, addresses: [10.98.0.3/24, fd00:98::3/64]}}}
+  n3: {interfaces: {eth0: {peer: sw/p3, addresses: [10.98.0.3/24, fd00:98::3/64], impair: {emulator: kernel}}}}
 timelines:
   chaos:
     - {at: 1s, link-down: host/p2, for: 500ms}

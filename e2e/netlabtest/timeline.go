@@ -73,8 +73,11 @@ func HealEvent(names ...string) *TimelineEvent {
 
 // ImpairEvent sets the impairment of ns/iface: the file's, with the
 // options applied (NoImpair first starts from none), as Lab.Impair does.
-// A kernel that cannot apply them (a delay without netem) fails the
-// timeline's start.
+// What the kernel cannot apply (a delay without netem) is the userspace
+// emulator's, as with Lab.Impair: a link the kernel carried is made again
+// as an emulated one by the event (a timeline of the lab's file has it
+// emulated from up on); on a TAP, or a link that says emulator: kernel,
+// the timeline's start fails.
 func ImpairEvent(ns, iface string, opts ...ImpairOption) *TimelineEvent {
 	return &TimelineEvent{impair: ns + "/" + iface, impairOpts: opts}
 }

@@ -93,23 +93,29 @@ func TimelineEvents(p Plan) Plan {
 // TimelineFeatureError names each impair event of the timelines that needs
 // what this kernel lacks (the netem qdisc for a delay, say), at its place,
 // as an impair: block of the file would be: the same check (and message)
-// as ImpairFeatureError's. An event on a link the userspace emulator
-// carries (the lab's timelines count: see EmulatedLinks) needs nothing of
-// the kernel. nil when every event can be carried out, or support was not
-// probed.
+// as ImpairFeatureError's. An event on a link the userspace emulator can
+// carry needs nothing of the kernel. nil when every event can be carried
+// out, or support was not probed.
 func TimelineFeatureError(lab *topology.Lab, timelines []*topology.Timeline, sup *state.ImpairSupport) error {
 	var all topology.ErrorList
 	var features []string
-	emulated := emulatedByEnd(EmulatedLinks(lab, WantImpair(lab, nil), sup))
 	for _, t := range timelines {
 		for _, e := range t.Events {
 			for _, ii := range e.Impair {
 				k := ii.Interface
 				ns, link, _ := strings.Cut(k, "/")
-				// The link it acts on, as emulated as the plan makes it.
+				// The link it acts on, emulated if the event's impairment
+				// has it emulated (from up on for the file's timelines;
+				// made again by the event for another's, as by netlab
+				// impair).
 				mns, mlink := TimelineInterface(lab, k)
+				want := WantImpair(lab, nil)
+				if want[mns] == nil {
+					want[mns] = map[string]topology.Impair{}
+				}
+				want[mns][mlink] = ii.Impair
 				var emu map[string]*Emulated
-				if e := emulated[key(mns, mlink)]; e != nil {
+				if e := emulatedByEnd(EmulatedLinks(lab, want, sup))[key(mns, mlink)]; e != nil {
 					emu = map[string]*Emulated{key(ns, link): e}
 				}
 				err := ImpairFeatureError(&topology.Lab{File: lab.File}, map[string]map[string]topology.Impair{ns: {link: ii.Impair}}, sup, emu)
