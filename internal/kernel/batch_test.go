@@ -18,9 +18,9 @@ func TestDeleteLinks(t *testing.T) {
 		mine, peers = append(mine, an), append(peers, bn)
 	}
 	keep := mine[3]
-	kl, err := a.h.LinkByName(keep)
+	kl, err := testHandle(t, a).LinkByName(keep)
 	must(t, err)
-	must(t, a.h.LinkSetGroup(kl, groupBase|7))
+	must(t, testHandle(t, a).LinkSetGroup(kl, groupBase|7))
 
 	// The picker offers keep's group first: DeleteLinks must pass it by.
 	var picked []uint32
@@ -49,7 +49,7 @@ func TestDeleteLinks(t *testing.T) {
 	}
 	mustLink(t, got, "lo")
 	mustLink(t, got, keep)
-	kl, err = a.h.LinkByName(keep)
+	kl, err = testHandle(t, a).LinkByName(keep)
 	must(t, err)
 	if kl.Attrs().Group != groupBase|7 {
 		t.Errorf("%s: group %#x; want it untouched", keep, kl.Attrs().Group)
@@ -78,11 +78,11 @@ func TestDeleteLinksForeignJoinsGroup(t *testing.T) {
 		mine = append(mine, an)
 	}
 	foreign := mine[2]
-	fl, err := a.h.LinkByName(foreign)
+	fl, err := testHandle(t, a).LinkByName(foreign)
 	must(t, err)
 	pick := func() uint32 {
 		g := uint32(groupBase | 0x1234)
-		must(t, a.h.LinkSetGroup(fl, int(g)))
+		must(t, testHandle(t, a).LinkSetGroup(fl, int(g)))
 		return g
 	}
 	must(t, a.deleteLinks(mine[:2], pick))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"sync"
 
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nft"
@@ -39,26 +40,58 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		owner, links, err := s.Marker(name)
-		switch {
-		case err != nil && slices.Contains(j.Namespaces, name):
-			return nil, err
-		case err != nil || links == nil:
-			// Another lab's namespace may be half made while we look; only
-			// one the journal names must be readable. Or it vanished.
-			s.forget(name)
-			continue
+	journaled := make(map[string]bool, len(j.Namespaces))
+	for _, n := range j.Namespaces {
+		journaled[n] = true
+	}
+	// Whose each namespace is: one request on its lo, concurrently (the
+	// kernel answers each namespace on its own); its links only for one
+	// the journal names that has no marker (a crash before marking: it is
+	// the lab's if it holds nothing but lo).
+	found := make([]*state.Namespace, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, s.parallel())
+	for i, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer s.forget(name)
+			owner, err := s.owner(name)
+			if err == nil && owner == "" && journaled[name] {
+				var links []string
+				owner, links, err = s.Marker(name)
+				if err == nil && links == nil {
+					return // vanished
+				}
+				o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
+				for _, l := range links {
+					o.Links[l] = &state.Link{Name: l}
+				}
+				found[i] = o
+				return
+			}
+			switch {
+			case err != nil && journaled[name]:
+				errs[i] = err
+			case err != nil:
+				// Another lab's namespace may be half made while we
+				// look; only one the journal names must be readable.
+			case owner == lab || journaled[name]:
+				found[i] = &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{"lo": {Name: "lo"}}}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, name := range names {
+		if found[i] != nil {
+			snap.Namespaces[name] = found[i]
 		}
-		s.forget(name)
-		if owner != lab && !slices.Contains(j.Namespaces, name) {
-			continue
-		}
-		o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
-		for _, l := range links {
-			o.Links[l] = &state.Link{Name: l}
-		}
-		snap.Namespaces[name] = o
 	}
 	host, err := s.Namespace(topology.Host, state.SortedNames(j.HostSysctls))
 	if err != nil {

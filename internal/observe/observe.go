@@ -31,10 +31,36 @@ type Reader struct {
 	// Probe says what the kernel can apply of impairments; called only
 	// for a lab with impairments.
 	Probe func() (*state.ImpairSupport, error)
+	// Parallel is how many namespaces are read at once (0:
+	// apply.Parallelism).
+	Parallel int
+	// Flows, when set, holds the flow state (LabFlows, FlowsInSync) of
+	// bridges whose flows are known without asking ovs-ofctl: up's
+	// observation after a plan that did nothing to them (KnownFlows).
+	Flows map[string]*state.Bridge
 }
 
 func (s *Reader) ns(name string) (*kernel.NS, error) { return s.Handles.Get(name) }
 func (s *Reader) forget(name string)                 { s.Handles.Forget(name) }
+
+func (s *Reader) parallel() int {
+	if s.Parallel > 0 {
+		return s.Parallel
+	}
+	return apply.Parallelism()
+}
+
+// owner reads whose a namespace is ("" when nobody's, or it vanished).
+func (s *Reader) owner(name string) (string, error) {
+	h, err := s.ns(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return h.Owner()
+}
 
 // sysctlKeys lists the keys of a namespace's effective sysctls.
 func sysctlKeys(ns *topology.Namespace) []string {
@@ -104,35 +130,52 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 		return nil, err
 	}
 	// Observe the namespaces concurrently: each has its own handle, and the
-	// kernel answers them independently. The handle of a namespace that is
-	// not the lab's is closed as soon as it has been read, so the files
-	// held open grow with the lab, not with the machine.
+	// kernel answers them independently. A namespace that is neither
+	// wanted nor journaled is read only as far as its marker (one request
+	// on lo), and read whole only if the marker is the lab's; its handle
+	// is closed as soon as it has been read, so the files held open grow
+	// with the lab, not with the machine.
+	wanted := make(map[string]*topology.Namespace, len(lab.Namespaces))
+	for _, n := range lab.Namespaces {
+		wanted[n.Name] = n
+	}
+	journaled := make(map[string]bool, len(j.Namespaces))
+	for _, n := range j.Namespaces {
+		journaled[n] = true
+	}
 	observed := make([]*state.Namespace, len(onMachine))
 	errs := make([]error, len(onMachine))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, apply.Parallelism)
+	sem := make(chan struct{}, s.parallel())
 	for i, name := range onMachine {
+		if name == topology.Host {
+			continue
+		}
 		var keys []string
-		if lab.Namespace(name) != nil && name != topology.Host {
-			keys = sysctlKeys(lab.Namespace(name))
+		if n := wanted[name]; n != nil {
+			keys = sysctlKeys(n)
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			observed[i], errs[i] = s.Namespace(name, keys)
-			mine := lab.Namespace(name) != nil || slices.Contains(j.Namespaces, name) || observed[i] != nil && observed[i].Owner == lab.Name
-			if !mine {
-				s.forget(name)
+			if wanted[name] == nil && !journaled[name] {
+				owner, err := s.owner(name)
+				if err != nil || owner != lab.Name {
+					// Another lab's namespace may be half made or half
+					// gone while we look (labs come up concurrently):
+					// only our own must be readable.
+					s.forget(name)
+					return
+				}
 			}
+			observed[i], errs[i] = s.Namespace(name, keys)
 		}()
 	}
 	wg.Wait()
 	for i, name := range onMachine {
-		// Another lab's namespace may be half made or half gone while we
-		// look (labs come up concurrently): only our own must be readable.
-		if errs[i] != nil && lab.Namespace(name) == nil && !slices.Contains(j.Namespaces, name) {
+		if errs[i] != nil && wanted[name] == nil && !journaled[name] {
 			errs[i], observed[i] = nil, nil
 			s.forget(name)
 		}
@@ -141,15 +184,8 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 		return nil, err
 	}
 	for i, name := range onMachine {
-		o := observed[i]
-		if o == nil {
-			continue
-		}
-		wanted := lab.Namespace(name) != nil && name != topology.Host
-		if wanted || o.Owner == lab.Name || slices.Contains(j.Namespaces, name) {
+		if o := observed[i]; o != nil {
 			snap.Namespaces[name] = o
-		} else {
-			s.forget(name)
 		}
 	}
 
