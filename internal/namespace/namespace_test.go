@@ -300,46 +300,47 @@ func threadsIn(t *testing.T, path string) []string {
 	return in
 }
 
-// Do keeps its threads: many calls, one after the other, make no thread
-// each (the runtime's count stays near where it was), and once idle no
-// thread is left inside the namespace, so deleting its name frees it.
-func TestDoReusesThreadsAndGoesHome(t *testing.T) {
+// Create and Do keep their threads: many calls, one after the other, run
+// on a few threads (a thread made and destroyed per namespace cost more
+// than the namespace's own setns calls), and once idle no thread is left
+// inside a namespace, so deleting its name frees it.
+func TestThreadsReusedAndGoHome(t *testing.T) {
 	requireRoot(t)
-	name := newTestNS(t)
-	h, err := Open(name)
-	if err != nil {
-		t.Fatal(err)
+	tids := map[int]bool{}
+	var names []string
+	for range 30 {
+		name := testName(t)
+		t.Cleanup(func() { Delete(name) })
+		if err := CreateWith(name, func() error { tids[unix.Gettid()] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
 	}
-	defer h.Close()
-	tasks := func() int {
-		ents, err := os.ReadDir("/proc/self/task")
+	for _, name := range names {
+		h, err := Open(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(ents)
-	}
-	if err := Do(h, func() error { return nil }); err != nil { // warm
-		t.Fatal(err)
-	}
-	before := tasks()
-	for range 200 {
-		if err := Do(h, func() error { return nil }); err != nil {
+		if err := Do(h, func() error { tids[unix.Gettid()] = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
+		h.Close()
 	}
-	if after := tasks(); after > before+2 {
-		t.Errorf("200 calls of Do made %d threads (from %d to %d)", after-before, before, after)
+	if len(tids) > 4 {
+		t.Errorf("30 Creates and 30 Dos, one after the other, ran on %d threads", len(tids))
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for {
-		in := threadsIn(t, Path(name))
-		if len(in) == 0 {
-			break
+	for _, name := range names {
+		for {
+			in := threadsIn(t, Path(name))
+			if len(in) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("threads %v still in %s after Do returned", in, name)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("threads %v still in %s after Do returned", in, name)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
