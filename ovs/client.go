@@ -22,7 +22,6 @@ import (
 	"time"
 
 	goovs "github.com/digitalocean/go-openvswitch/ovs"
-	goovsdb "github.com/digitalocean/go-openvswitch/ovsdb"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -120,7 +119,7 @@ type Client struct {
 	run     goovs.ExecFunc // runs a program: the seam
 	faked   bool           // run is a test's: read the database through it too, not over the protocol
 	ovs     *goovs.Client
-	db      *goovsdb.Client // JSON-RPC connection to ovsdb-server, made on first use (rpc.go); under mu
+	db      *dbConn // JSON-RPC connection to ovsdb-server, made on first use (rpc.go); under mu
 }
 
 // newClient builds a client for the database socket sock. private says it is
