@@ -180,6 +180,10 @@ type handler struct {
 	// reads the plan only.
 	fuse     func(p plan.Plan, i int, taken []bool) []int
 	runFused func(s *Session, a plan.Action, more []plan.Action) error
+	// runStage, when set, carries out a whole stretch of units of the
+	// kind at once (a driver call that goes through them without a
+	// hand-off per object), calling done for each as it completes.
+	runStage func(s *Session, us []unit, done func(u unit, err error))
 }
 
 // on makes the handler of a step type from a function of that type.
@@ -190,6 +194,13 @@ func on[T plan.Step](run func(s *Session, step T) error) handler {
 // journaling adds an intent to a handler.
 func (h handler) journaling(intent func(j *state.Journal, a plan.Action)) handler {
 	h.intent = intent
+	return h
+}
+
+// staged lets a handler carry out a stretch of units at once (see
+// handler.runStage).
+func (h handler) staged(run func(s *Session, us []unit, done func(u unit, err error))) handler {
+	h.runStage = run
 	return h
 }
 
@@ -328,6 +339,36 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 		end := start + 1
 		for end < len(us) && us[end][0].Op() == us[start][0].Op() {
 			end++
+		}
+		if h := handlers[us[start][0].Op()]; s.fuse && h.runStage != nil {
+			if !o.Quiet && o.Log != nil {
+				for _, u := range us[start:end] {
+					for _, a := range u {
+						fmt.Fprintf(o.Log, "%s\n", a)
+					}
+				}
+			}
+			h.runStage(s, us[start:end], func(u unit, err error) {
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", u[0], err))
+					mu.Unlock()
+					return
+				}
+				for _, a := range u {
+					finished(a)
+				}
+			})
+			if err := s.flush(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			if failed() {
+				break
+			}
+			start = end
+			continue
 		}
 		// Buckets by what the action works on; each bucket runs in order.
 		var keys []string

@@ -17,7 +17,7 @@ import (
 var kernelHandlers = map[plan.Op]handler{
 	plan.OpAddNamespace: on(addNamespace).journaling(func(j *state.Journal, a plan.Action) {
 		j.AddNamespace(a.Step.(plan.AddNamespace).NS)
-	}).fusing(fuseSysctls, addNamespaceWith),
+	}).fusing(fuseSysctls, addNamespaceWith).staged(addNamespaces),
 	plan.OpDelNamespace: on(delNamespace),
 	plan.OpAddVeth: on(addVeth).journaling(func(j *state.Journal, a plan.Action) {
 		v := a.Step.(plan.AddVeth)
@@ -95,6 +95,20 @@ func fuseSysctls(p plan.Plan, i int, taken []bool) []int {
 		out = append(out, j)
 	}
 	return out
+}
+
+// addNamespaces makes the namespaces of a stretch of units, each marked
+// with its sysctls, parallel threads going from one to the next.
+func addNamespaces(s *Session, us []unit, done func(u unit, err error)) {
+	specs := make([]kernel.NamespaceSpec, len(us))
+	for i, u := range us {
+		specs[i].Name = u[0].Step.(plan.AddNamespace).NS
+		for _, m := range u[1:] {
+			sc := m.Step.(plan.SetSysctl)
+			specs[i].Sysctls = append(specs[i].Sysctls, kernel.Sysctl{Key: sc.Key, Value: sc.Value})
+		}
+	}
+	s.handles.CreateNamespaces(specs, s.lab, s.parallel, func(i int, err error) { done(us[i], err) })
 }
 
 // addNamespaceWith makes the namespace, marked, with the sysctls of more.
@@ -207,6 +221,13 @@ func addVethWith(s *Session, a plan.Action, more []plan.Action) error {
 		return err
 	}
 	spec := kernel.Veth{Name: v.Link, Alias: v.Alias, Peer: peer, PeerName: v.Peer, PeerAlias: v.PeerAlias}
+	// The lab's host links in its group: down deletes them in one request.
+	if v.NS == topology.Host {
+		spec.End.Group = kernel.LabGroup(s.lab)
+	}
+	if v.PeerNS == topology.Host {
+		spec.PeerEnd.Group = kernel.LabGroup(s.lab)
+	}
 	endOf := func(ns, link string) *kernel.VethEnd {
 		if ns == v.NS && link == v.Link {
 			return &spec.End
@@ -241,7 +262,14 @@ func addLinuxBridge(s *Session, a plan.AddLinuxBridge) error {
 	if err != nil {
 		return err
 	}
-	return h.AddBridge(a.Link, a.Alias)
+	if err := h.AddBridge(a.Link, a.Alias); err != nil {
+		return err
+	}
+	if a.NS != topology.Host {
+		return nil
+	}
+	// In the lab's group, as its other host links (see addVethWith).
+	return h.SetLink(a.Link, kernel.LinkState{Group: kernel.LabGroup(s.lab)})
 }
 
 func addTuntap(s *Session, a plan.AddTuntap) error {

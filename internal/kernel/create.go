@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -22,39 +23,21 @@ import (
 // Equivalent to: `ip netns add NS && ip -n NS link set lo alias netlab:LAB up
 // && ip netns exec NS sysctl -w KEY=VALUE ...`.
 func (h *Handles) CreateNamespace(name, lab string, sysctls []Sysctl) (*NS, error) {
-	var (
-		sock *rtnl
-		fd   = -1
-		got  map[string]string
-	)
+	var m *madeNamespace
 	err := namespace.CreateWith(name, func() error {
 		var err error
-		if fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
-			return err
-		}
-		if sock, err = openRTNL(); err != nil {
-			return err
-		}
-		if err := sock.setLink(loIndex, "", linkChange{alias: state.NamespaceAlias(lab), setAlias: true, up: true}); err != nil {
-			return fmt.Errorf("mark lo for lab %s: %w", lab, err)
-		}
-		got, err = writeSysctls(sysctls)
+		m, err = prepareNamespace(lab, sysctls)
 		return err
 	})
 	if err != nil {
-		if sock != nil {
-			sock.close()
-		}
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-		if sock != nil {
+		if m != nil {
+			m.close()
 			return nil, fmt.Errorf("ns %s: %w", name, err)
 		}
 		return nil, err
 	}
 	n := h.entry(name)
-	n.adopt(netns.NsHandle(fd), sock, got)
+	n.adopt(netns.NsHandle(m.fd), m.sock, m.sysctls)
 	return n, nil
 }
 
@@ -69,6 +52,29 @@ func (n *NS) adopt(fd netns.NsHandle, sock *rtnl, sysctls map[string]string) {
 	for k, v := range sysctls {
 		n.sysctls[k] = v
 	}
+	queue := n.cache != nil && !n.queued
+	n.queued = true
+	n.mu.Unlock()
+	if queue {
+		n.cache.opened(n)
+	}
+}
+
+// take gives n the files and sysctls m opened and read in the namespace,
+// where n has none open (else m's are closed: n's stay), and adds m's
+// sysctls to what n knows.
+func (n *NS) take(m *madeNamespace) {
+	n.mu.Lock()
+	for k, v := range m.sysctls {
+		n.sysctls[k] = v
+	}
+	if n.closed || n.users > 0 || n.fd.IsOpen() && n.sock != nil {
+		n.mu.Unlock()
+		m.close()
+		return
+	}
+	n.closeFiles()
+	n.fd, n.sock = netns.NsHandle(m.fd), m.sock
 	queue := n.cache != nil && !n.queued
 	n.queued = true
 	n.mu.Unlock()
@@ -94,6 +100,9 @@ type VethEnd struct {
 	// TxChecksum, when set, turns tx checksum offload on or off.
 	TxChecksum *bool
 	Addrs      []netip.Prefix
+	// Group is the end's interface group (0: the default), given at
+	// creation: a lab's host links are made in LabGroup(lab).
+	Group uint32
 }
 
 // MakeVeth makes the pair in one request (this end with its MTU, MAC,
@@ -128,7 +137,7 @@ func (n *NS) makeVeth(v Veth, peer *NS) error {
 	}
 	defer peer.unpin()
 	spec := vethSpec{name: v.Name, peer: v.PeerName, peerNS: -1, mtu: v.End.MTU, mac: v.End.MAC,
-		peerMTU: v.PeerEnd.MTU, peerMAC: v.PeerEnd.MAC, up: v.End.Up}
+		peerMTU: v.PeerEnd.MTU, peerMAC: v.PeerEnd.MAC, up: v.End.Up, group: v.End.Group, peerGroup: v.PeerEnd.Group}
 	if peer != n {
 		spec.peerNS = int(peer.file())
 	}
@@ -188,4 +197,127 @@ func (n *NS) finishEnd(name string, e VethEnd) error {
 		}
 	}
 	return nil
+}
+
+// NamespaceSpec is a namespace CreateNamespaces makes: its name, and the
+// sysctls it gets (CreateNamespace).
+type NamespaceSpec struct {
+	Name    string
+	Sysctls []Sysctl
+}
+
+// CreateNamespaces is CreateNamespace for many namespaces, parallel
+// threads each going from one new namespace to the next without a
+// hand-off in between (namespace.CreateEach); done(i, err) is called as
+// each is made (concurrently).
+func (h *Handles) CreateNamespaces(specs []NamespaceSpec, lab string, parallel int, done func(i int, err error)) {
+	parallel = max(1, min(parallel, len(specs)))
+	var wg sync.WaitGroup
+	for w := range parallel {
+		var idx []int
+		var names []string
+		for i := w; i < len(specs); i += parallel {
+			idx = append(idx, i)
+			names = append(names, specs[i].Name)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			made := make([]*madeNamespace, len(idx))
+			errs := namespace.CreateEach(names, func(k int) error {
+				var err error
+				made[k], err = prepareNamespace(lab, specs[idx[k]].Sysctls)
+				return err
+			})
+			for k, i := range idx {
+				err := errs[k]
+				if m := made[k]; m != nil {
+					if err == nil {
+						h.entry(names[k]).adopt(netns.NsHandle(m.fd), m.sock, m.sysctls)
+					} else {
+						m.close()
+					}
+				}
+				done(i, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// madeNamespace is what prepareNamespace opened and wrote.
+type madeNamespace struct {
+	fd      int
+	sock    *rtnl
+	sysctls map[string]string
+}
+
+func (m *madeNamespace) close() {
+	if m.sock != nil {
+		m.sock.close()
+	}
+	if m.fd >= 0 {
+		unix.Close(m.fd)
+	}
+}
+
+// prepareNamespace does, on a thread inside a new namespace, what
+// CreateNamespace gives it: its file and a socket opened there, lo up
+// with the lab's marker, the sysctls.
+func prepareNamespace(lab string, sysctls []Sysctl) (*madeNamespace, error) {
+	m := &madeNamespace{fd: -1}
+	var err error
+	if m.fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		return m, err
+	}
+	if m.sock, err = openRTNL(); err != nil {
+		return m, err
+	}
+	if err := m.sock.setLink(loIndex, "", linkChange{alias: state.NamespaceAlias(lab), setAlias: true, up: true}); err != nil {
+		return m, fmt.Errorf("mark lo for lab %s: %w", lab, err)
+	}
+	m.sysctls, err = writeSysctls(sysctls)
+	return m, err
+}
+
+// ReadOwners reads whose each named namespace is (the lab on its lo's
+// alias, "" for none), parallel threads each going from one namespace to
+// the next (namespace.Visit): no file held, no hand-off per namespace.
+// A namespace that does not exist gets an error wrapping fs.ErrNotExist.
+// Equivalent to: `ip -n NS link show lo` for each.
+func ReadOwners(names []string, parallel int) ([]string, []error) {
+	owners := make([]string, len(names))
+	errs := make([]error, len(names))
+	parallel = max(1, min(parallel, len(names)))
+	var wg sync.WaitGroup
+	for w := range parallel {
+		var idx []int
+		var part []string
+		for i := w; i < len(names); i += parallel {
+			idx = append(idx, i)
+			part = append(part, names[i])
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := make([]string, len(part))
+			es := namespace.Visit(part, func(k int) error {
+				s, err := openRTNL()
+				if err != nil {
+					return err
+				}
+				defer s.close()
+				return s.getLink(loIndex, "", func(body []byte) error {
+					_, alias, err := linkNameAlias(body)
+					got[k], _ = state.ParseNamespaceAlias(alias)
+					return err
+				})
+			})
+			for k, i := range idx {
+				owners[i], errs[i] = got[k], es[k]
+			}
+		}()
+	}
+	wg.Wait()
+	return owners, errs
 }

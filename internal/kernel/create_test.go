@@ -2,11 +2,14 @@ package kernel
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -206,4 +209,69 @@ func cmpBits(r netlink.Route) int {
 	}
 	ones, _ := r.Dst.Mask.Size()
 	return ones
+}
+
+// CreateNamespaces makes many namespaces, each marked with its sysctls;
+// ReadOwners reads their markers (and none of an unmarked one, an error
+// for one that is gone); Prepare opens them and reads their sysctls, so
+// observing them needs no thread inside.
+func TestCreateNamespacesOwnersPrepare(t *testing.T) {
+	requireRoot(t)
+	hs := NewHandles()
+	defer hs.Close()
+	var specs []NamespaceSpec
+	for range 6 {
+		name := uniq(t)
+		t.Cleanup(func() { namespace.Delete(name) })
+		specs = append(specs, NamespaceSpec{Name: name, Sysctls: []Sysctl{{"net.ipv4.ip_forward", "1"}}})
+	}
+	done := make([]error, len(specs))
+	called := 0
+	var mu sync.Mutex
+	hs.CreateNamespaces(specs, "lab1", 2, func(i int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		done[i] = err
+		called++
+	})
+	if called != len(specs) {
+		t.Errorf("done called %d times for %d namespaces", called, len(specs))
+	}
+	var names []string
+	for i, sp := range specs {
+		must(t, done[i])
+		names = append(names, sp.Name)
+	}
+	bare := newNS(t).Name()
+	absent := uniq(t)
+	owners, errs := ReadOwners(append(names, bare, absent), 2)
+	for i := range names {
+		if owners[i] != "lab1" || errs[i] != nil {
+			t.Errorf("%s: owner %q, %v", names[i], owners[i], errs[i])
+		}
+	}
+	if owners[len(names)] != "" || errs[len(names)] != nil {
+		t.Errorf("unmarked %s: owner %q, %v", bare, owners[len(names)], errs[len(names)])
+	}
+	if !errors.Is(errs[len(names)+1], fs.ErrNotExist) {
+		t.Errorf("absent namespace: %v", errs[len(names)+1])
+	}
+
+	fresh := NewHandles()
+	defer fresh.Close()
+	keys := func(string) []string { return []string{"net.ipv4.ip_forward", "net.nosuch.key"} }
+	for i, err := range fresh.Prepare(append(names, absent), keys, 2) {
+		if i < len(names) && err != nil || i == len(names) && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Prepare %d: %v", i, err)
+		}
+	}
+	for _, name := range names {
+		n := fresh.entry(name)
+		n.mu.Lock()
+		v, open := n.sysctls["net.ipv4.ip_forward"], n.sock != nil
+		n.mu.Unlock()
+		if v != "1" || !open {
+			t.Errorf("%s prepared: ip_forward %q, socket open %v", name, v, open)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -129,4 +130,87 @@ func (h *Handles) Close() {
 	h.mu.Lock()
 	h.open = nil
 	h.mu.Unlock()
+}
+
+// Prepare opens the named namespaces that are not open yet and reads the
+// sysctls keys(name) of each that this run does not know yet, parallel
+// threads going from one namespace to the next (namespace.Visit): what
+// observing them needs a thread inside for, done without a hand-off per
+// namespace. A namespace that does not exist gets an error wrapping
+// fs.ErrNotExist; a sysctl the kernel does not have is left unknown (and
+// Observe leaves it out too).
+func (h *Handles) Prepare(names []string, keys func(name string) []string, parallel int) []error {
+	errs := make([]error, len(names))
+	var todo []int
+	for i, name := range names {
+		if name == namespace.Host {
+			continue // opened and read where it is, without a switch
+		}
+		n := h.entry(name)
+		n.mu.Lock()
+		open := n.fd.IsOpen() && n.sock != nil
+		known := true
+		for _, k := range keys(name) {
+			if _, ok := n.sysctls[k]; !ok {
+				known = false
+			}
+		}
+		n.mu.Unlock()
+		if !open || !known {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return errs
+	}
+	parallel = max(1, min(parallel, len(todo)))
+	var wg sync.WaitGroup
+	for w := range parallel {
+		var idx []int
+		var part []string
+		for k := w; k < len(todo); k += parallel {
+			idx = append(idx, todo[k])
+			part = append(part, names[todo[k]])
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			made := make([]*madeNamespace, len(part))
+			es := namespace.Visit(part, func(k int) error {
+				m := &madeNamespace{fd: -1, sysctls: map[string]string{}}
+				made[k] = m
+				var err error
+				if m.fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+					return err
+				}
+				if m.sock, err = openRTNL(); err != nil {
+					return err
+				}
+				for _, key := range keys(part[k]) {
+					v, err := readSysctl(key)
+					if isNotExist(err) {
+						continue
+					}
+					if err != nil {
+						return fmt.Errorf("sysctl %s: %w", key, err)
+					}
+					m.sysctls[key] = v
+				}
+				return nil
+			})
+			for k, i := range idx {
+				m := made[k]
+				if es[k] != nil {
+					if m != nil {
+						m.close()
+					}
+					errs[i] = fmt.Errorf("ns %s: %w", part[k], es[k])
+					continue
+				}
+				h.entry(part[k]).take(m)
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }

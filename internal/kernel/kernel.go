@@ -469,12 +469,14 @@ type LinkState struct {
 	// Alias, with SetAlias, sets the link's alias.
 	Alias    string
 	SetAlias bool
+	// Group, when not 0, puts the link in that interface group.
+	Group uint32
 }
 
 // change is the request's part of a link state; the master's index is
 // looked up (once per run).
 func (n *NS) change(s *rtnl, st LinkState) (linkChange, error) {
-	c := linkChange{mac: st.MAC, mtu: st.MTU, up: st.Up, alias: st.Alias, setAlias: st.SetAlias}
+	c := linkChange{mac: st.MAC, mtu: st.MTU, up: st.Up, alias: st.Alias, setAlias: st.SetAlias, group: st.Group, setGroup: st.Group != 0}
 	if st.Master != nil {
 		if *st.Master == "" {
 			c.noMaster = true
@@ -527,17 +529,6 @@ type ifreqData struct {
 	name [unix.IFNAMSIZ]byte
 	data unsafe.Pointer
 	_    [24 - unsafe.Sizeof(uintptr(0))]byte
-}
-
-// ethtool runs one SIOCETHTOOL command with a struct ethtool_value on the
-// link, on the calling thread's namespace; the caller is inside namespace.Do.
-func ethtool(ifname string, cmd, data uint32) (uint32, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, fmt.Errorf("socket: %w", err)
-	}
-	defer unix.Close(fd)
-	return ethtoolOn(fd, ifname, cmd, data)
 }
 
 // ethtoolOn runs the SIOCETHTOOL command through the socket fd: the kernel

@@ -54,6 +54,17 @@ func RetryDump[T any](dump func() (T, error)) (T, error) {
 // Equivalent to: `ip -n NS -d link; ip -n NS addr; ip -n NS route show proto 78
 // (and -6); ip netns exec NS sysctl KEYS; ethtool -k VETH`.
 func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
+	return n.observe(sysctlKeys, true)
+}
+
+// ObserveLinks is Observe without the offloads of each link: what removing
+// a lab needs of the host (a link each, its owner, master and addresses,
+// and the routes), an ioctl a link cheaper.
+func (n *NS) ObserveLinks(sysctlKeys []string) (*state.Namespace, error) {
+	return n.observe(sysctlKeys, false)
+}
+
+func (n *NS) observe(sysctlKeys []string, offloads bool) (*state.Namespace, error) {
 	wrap := func(what string, err error) error {
 		return fmt.Errorf("ns %s: observe %s: %w", n.name, what, err)
 	}
@@ -138,7 +149,7 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 	txcsum, gro := map[string]bool{}, map[string]bool{}
 	for _, rl := range links {
 		l := rl.l
-		if l.Type() != state.KindVeth && l.Type() != state.KindVXLAN {
+		if !offloads || l.Type() != state.KindVeth && l.Type() != state.KindVXLAN {
 			continue
 		}
 		v, err := sock.ethtool(l.Attrs().Name, unix.ETHTOOL_GTXCSUM, 0)

@@ -199,19 +199,15 @@ func (s *rtnl) exchange(m *nlmsg, each func(typ uint16, body []byte) error) erro
 // linkChange is what one RTM_NEWLINK on an existing link changes; zero
 // values change nothing.
 type linkChange struct {
-	alias      string
-	setAlias   bool // set alias, even to ""
-	up, down   bool
-	mtu        int
-	mac        []byte
-	master     int32 // index of the new master
-	noMaster   bool
-	group      uint32
-	setGroup   bool
-	netnsFD    int // move into this namespace (with setNetns)
-	setNetns   bool
-	newName    string // rename (with the name or index of the link)
-	txqueuelen int
+	alias    string
+	setAlias bool // set alias, even to ""
+	up, down bool
+	mtu      int
+	mac      []byte
+	master   int32 // index of the new master
+	noMaster bool
+	group    uint32
+	setGroup bool
 }
 
 // setLink changes the link of index, or (index 0) named name, in one
@@ -252,9 +248,6 @@ func (c linkChange) appendTo(m *nlmsg) {
 	if c.setGroup {
 		m.u32(unix.IFLA_GROUP, c.group)
 	}
-	if c.setNetns {
-		m.u32(unix.IFLA_NET_NS_FD, uint32(c.netnsFD))
-	}
 }
 
 // vethSpec is a veth pair to make in one request: Name here (in the
@@ -267,6 +260,8 @@ type vethSpec struct {
 	mac, peerMAC []byte
 	up           bool  // this end; the peer cannot be (veth_open: ENOTCONN before the pair is linked)
 	master       int32 // this end's master (a bridge here)
+	group        uint32
+	peerGroup    uint32
 }
 
 // addVeth makes the pair and returns the index of its end here, read from
@@ -290,6 +285,9 @@ func (s *rtnl) addVeth(v vethSpec) (int32, error) {
 	if v.master != 0 {
 		m.u32(unix.IFLA_MASTER, uint32(v.master))
 	}
+	if v.group != 0 {
+		m.u32(unix.IFLA_GROUP, v.group)
+	}
 	li := m.nest(unix.IFLA_LINKINFO)
 	m.str(unix.IFLA_INFO_KIND, "veth")
 	data := m.nest(unix.IFLA_INFO_DATA)
@@ -304,6 +302,9 @@ func (s *rtnl) addVeth(v vethSpec) (int32, error) {
 	}
 	if len(v.peerMAC) > 0 {
 		m.attr(unix.IFLA_ADDRESS, v.peerMAC)
+	}
+	if v.peerGroup != 0 {
+		m.u32(unix.IFLA_GROUP, v.peerGroup)
 	}
 	m.end(p)
 	m.end(data)

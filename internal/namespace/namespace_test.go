@@ -444,3 +444,63 @@ func TestDoNestedAndConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// CreateEach makes each namespace, one thread going from one to the next,
+// and says which could not be made; Visit enters each in turn, and says
+// which does not exist.
+func TestCreateEachAndVisit(t *testing.T) {
+	requireRoot(t)
+	taken := newTestNS(t)
+	names := []string{testName(t), taken, testName(t), testName(t)}
+	for _, n := range names {
+		t.Cleanup(func() {
+			if n != taken {
+				Delete(n)
+			}
+		})
+	}
+	tids := map[int]bool{}
+	inside := make([]uint64, len(names))
+	errs := CreateEach(names, func(i int) error {
+		tids[unix.Gettid()] = true
+		_, inside[i] = inode(t, "/proc/thread-self/ns/net")
+		return nil
+	})
+	for i, err := range errs {
+		switch {
+		case names[i] == taken && !errors.Is(err, fs.ErrExist):
+			t.Errorf("%s (taken): %v, want fs.ErrExist", names[i], err)
+		case names[i] != taken && err != nil:
+			t.Errorf("%s: %v", names[i], err)
+		case names[i] != taken:
+			if _, ino := inode(t, Path(names[i])); ino != inside[i] {
+				t.Errorf("%s: fn ran in %d, the namespace is %d", names[i], inside[i], ino)
+			}
+		}
+	}
+	if len(tids) != 1 {
+		t.Errorf("CreateEach ran on %d threads", len(tids))
+	}
+	absent := testName(t)
+	visit := append(names[:len(names):len(names)], absent)
+	seen := make([]uint64, len(visit))
+	errs = Visit(visit, func(i int) error {
+		_, seen[i] = inode(t, "/proc/thread-self/ns/net")
+		return nil
+	})
+	for i, name := range visit {
+		if name == absent {
+			if !errors.Is(errs[i], fs.ErrNotExist) {
+				t.Errorf("Visit of an absent namespace: %v", errs[i])
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Errorf("Visit %s: %v", name, errs[i])
+			continue
+		}
+		if _, ino := inode(t, Path(name)); ino != seen[i] {
+			t.Errorf("Visit %s ran in %d, want %d", name, seen[i], ino)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package namespace
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sync/atomic"
 
@@ -36,6 +37,13 @@ type job struct {
 	bind    string
 	fn      func() error
 	res     chan doResult
+	// visit, when set, are namespaces to enter in turn (by name); create,
+	// files to bind new namespaces on in turn ("": skipped). each(i, 0)
+	// then runs inside the i-th; each(i, errno) says why it could not be
+	// entered or made. Either replaces ns, unshare and fn.
+	visit  []string
+	create []string
+	each   func(i int, errno unix.Errno)
 }
 
 type threadCache struct {
@@ -115,6 +123,14 @@ func (c *threadCache) worker() {
 // runJob switches the calling (locked) thread into the job's namespace, or
 // a new one, and runs fn there. moved says the thread left its namespace.
 func runJob(j *job) (r doResult, moved bool) {
+	if j.each != nil {
+		defer func() {
+			if p := recover(); p != nil {
+				r.panicked, r.panicVal = true, p
+			}
+		}()
+		return runEach(j)
+	}
 	if j.unshare {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return doResult{err: fmt.Errorf("unshare: %w", err)}, false
@@ -143,5 +159,133 @@ func runJob(j *job) (r doResult, moved bool) {
 		}()
 		r.err = j.fn()
 	}()
+	return r, moved
+}
+
+// Visit runs fn(i) inside each named namespace in turn, on one thread that
+// goes from one to the next (a thread handed a job per namespace costs two
+// wake-ups each, which a busy machine makes slow), and returns each one's
+// error: a namespace that does not exist gets an error wrapping
+// fs.ErrNotExist and fn is not called for it. Callers wanting more threads
+// split the names.
+//
+// Equivalent to: `for ns in NAMES; do ip netns exec $ns ...; done`.
+func Visit(names []string, fn func(i int) error) []error {
+	errs := make([]error, len(names))
+	for i, name := range names {
+		if err := checkName(name); err != nil {
+			errs[i] = err
+		}
+	}
+	r := threads.run(&job{visit: names, each: func(i int, errno unix.Errno) {
+		if errs[i] != nil {
+			return
+		}
+		if errno != 0 {
+			// ENOENT: errors.Is(err, fs.ErrNotExist) holds.
+			errs[i] = fmt.Errorf("enter namespace %s: %w", names[i], errno)
+			return
+		}
+		errs[i] = fn(i)
+	}})
+	if r.err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = r.err
+			}
+		}
+	}
+	return errs
+}
+
+// CreateEach is CreateWith for each name in turn, on one thread that goes
+// from each new namespace to the next (as Visit), and returns each one's
+// error.
+func CreateEach(names []string, fn func(i int) error) []error {
+	errs := make([]error, len(names))
+	if err := prepareDir(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	paths := make([]string, len(names))
+	for i, name := range names {
+		if errs[i] = checkName(name); errs[i] != nil {
+			continue
+		}
+		paths[i] = Path(name)
+		f, err := os.OpenFile(paths[i], os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+		if err != nil {
+			// *PathError of EEXIST: errors.Is(err, fs.ErrExist) holds.
+			errs[i] = fmt.Errorf("create namespace %s: %w", name, err)
+			paths[i] = ""
+			continue
+		}
+		f.Close()
+	}
+	r := threads.run(&job{create: paths, each: func(i int, errno unix.Errno) {
+		if paths[i] == "" {
+			return
+		}
+		if errno != 0 {
+			errs[i] = fmt.Errorf("create namespace %s: %w", names[i], errno)
+			os.Remove(paths[i])
+			return
+		}
+		if fn != nil {
+			if err := fn(i); err != nil {
+				errs[i] = fmt.Errorf("create namespace %s: %w", names[i], err)
+			}
+		}
+	}})
+	if r.err != nil {
+		for i := range errs {
+			if errs[i] == nil && paths[i] != "" {
+				errs[i] = fmt.Errorf("create namespace %s: %w", names[i], r.err)
+			}
+		}
+	}
+	return errs
+}
+
+// runEach is runJob for a Visit or CreateEach job.
+func runEach(j *job) (r doResult, moved bool) {
+	errno := func(err error) unix.Errno {
+		if e, ok := err.(unix.Errno); ok {
+			return e
+		}
+		return unix.EINVAL
+	}
+	for i, name := range j.visit {
+		fd, err := unix.Open(Path(name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			j.each(i, errno(err))
+			continue
+		}
+		err = unix.Setns(fd, unix.CLONE_NEWNET)
+		unix.Close(fd)
+		if err != nil { // not a namespace (EINVAL): the thread is where it was
+			j.each(i, errno(err))
+			continue
+		}
+		moved = true
+		j.each(i, 0)
+	}
+	for i, path := range j.create {
+		if path == "" {
+			continue
+		}
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			j.each(i, errno(err))
+			continue
+		}
+		moved = true
+		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
+			j.each(i, errno(err))
+			continue
+		}
+		j.each(i, 0)
+	}
 	return r, moved
 }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
-	"sync"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -44,58 +44,47 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 	for _, n := range j.Namespaces {
 		journaled[n] = true
 	}
-	// Whose each namespace is: one request on its lo, concurrently (the
-	// kernel answers each namespace on its own); its links only for one
-	// the journal names that has no marker (a crash before marking: it is
-	// the lab's if it holds nothing but lo).
-	found := make([]*state.Namespace, len(names))
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, s.parallel())
+	// Whose each namespace is: one request on its lo, threads going from
+	// one namespace to the next, no file kept; its links only for one the
+	// journal names that has no marker (a crash before marking: it is the
+	// lab's if it holds nothing but lo).
+	owners, errs := kernel.ReadOwners(names, s.parallel())
 	for i, name := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			defer s.forget(name)
-			owner, err := s.owner(name)
-			if err == nil && owner == "" && journaled[name] {
-				var links []string
-				owner, links, err = s.Marker(name)
-				if err == nil && links == nil {
-					return // vanished
-				}
-				o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
-				for _, l := range links {
-					o.Links[l] = &state.Link{Name: l}
-				}
-				found[i] = o
-				return
+		owner, err := owners[i], errs[i]
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // vanished
+		}
+		if err == nil && owner == "" && journaled[name] {
+			var links []string
+			owner, links, err = s.Marker(name)
+			s.forget(name)
+			if err == nil && links == nil {
+				continue // vanished
 			}
-			switch {
-			case err != nil && journaled[name]:
-				errs[i] = err
-			case err != nil:
-				// Another lab's namespace may be half made while we
-				// look; only one the journal names must be readable.
-			case owner == lab || journaled[name]:
-				found[i] = &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{"lo": {Name: "lo"}}}
+			o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
+			for _, l := range links {
+				o.Links[l] = &state.Link{Name: l}
 			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	for i, name := range names {
-		if found[i] != nil {
-			snap.Namespaces[name] = found[i]
+			snap.Namespaces[name] = o
+			continue
+		}
+		switch {
+		case err != nil && journaled[name]:
+			return nil, fmt.Errorf("namespace %s: %w", name, err)
+		case err != nil:
+			// Another lab's namespace may be half made while we look;
+			// only one the journal names must be readable.
+		case owner == lab || journaled[name]:
+			snap.Namespaces[name] = &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{"lo": {Name: "lo"}}}
 		}
 	}
-	host, err := s.Namespace(topology.Host, state.SortedNames(j.HostSysctls))
+	h, err := s.ns(topology.Host)
 	if err != nil {
 		return nil, err
+	}
+	host, err := h.ObserveLinks(state.SortedNames(j.HostSysctls))
+	if err != nil {
+		return nil, fmt.Errorf("observe namespace %s: %w", topology.Host, err)
 	}
 	if err := s.observeHostShares(lab, nil, host, snap); err != nil {
 		return nil, err
@@ -160,11 +149,11 @@ func (s *Reader) Labs() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		if owner, _, err := s.Marker(name); err == nil && owner != "" {
-			labs[owner] = true
+	owners, errs := kernel.ReadOwners(names, s.parallel())
+	for i := range names {
+		if errs[i] == nil && owners[i] != "" {
+			labs[owners[i]] = true
 		}
-		s.forget(name)
 	}
 	if host, err := s.Namespace(topology.Host, nil); err == nil && host != nil {
 		for _, l := range host.Links {

@@ -50,18 +50,6 @@ func (s *Reader) parallel() int {
 	return apply.Parallelism()
 }
 
-// owner reads whose a namespace is ("" when nobody's, or it vanished).
-func (s *Reader) owner(name string) (string, error) {
-	h, err := s.ns(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return h.Owner()
-}
-
 // sysctlKeys lists the keys of a namespace's effective sysctls.
 func sysctlKeys(ns *topology.Namespace) []string {
 	var keys []string
@@ -129,12 +117,12 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := checkLimits(lab, j); err != nil {
 		return nil, err
 	}
-	// Observe the namespaces concurrently: each has its own handle, and the
-	// kernel answers them independently. A namespace that is neither
-	// wanted nor journaled is read only as far as its marker (one request
-	// on lo), and read whole only if the marker is the lab's; its handle
-	// is closed as soon as it has been read, so the files held open grow
-	// with the lab, not with the machine.
+	// Which namespaces are the lab's: those it wants and those its
+	// journal names, and of the others those whose marker is the lab's
+	// (read in one pass, no file kept: the files held open grow with the
+	// lab, not with the machine). Another lab's namespace may be half
+	// made or half gone while we look (labs come up concurrently): only
+	// our own must be readable.
 	wanted := make(map[string]*topology.Namespace, len(lab.Namespaces))
 	for _, n := range lab.Namespaces {
 		wanted[n.Name] = n
@@ -143,38 +131,53 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	for _, n := range j.Namespaces {
 		journaled[n] = true
 	}
-	observed := make([]*state.Namespace, len(onMachine))
-	errs := make([]error, len(onMachine))
+	var mine, others []string
+	for _, name := range onMachine {
+		switch {
+		case name == topology.Host:
+		case wanted[name] != nil || journaled[name]:
+			mine = append(mine, name)
+		default:
+			others = append(others, name)
+		}
+	}
+	owners, _ := kernel.ReadOwners(others, s.parallel())
+	for i, name := range others {
+		if owners[i] == lab.Name {
+			mine = append(mine, name)
+		}
+	}
+	keys := func(name string) []string {
+		if n := wanted[name]; n != nil {
+			return sysctlKeys(n)
+		}
+		return nil
+	}
+	// What needs a thread inside each namespace (its socket, its sysctls)
+	// in one pass; then its dumps, concurrently, on its own socket.
+	prepared := s.Handles.Prepare(mine, keys, s.parallel())
+	observed := make([]*state.Namespace, len(mine))
+	errs := make([]error, len(mine))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, s.parallel())
-	for i, name := range onMachine {
-		if name == topology.Host {
+	for i, name := range mine {
+		if err := prepared[i]; err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // vanished meanwhile
+			}
+			errs[i] = fmt.Errorf("observe namespace %s: %w", name, err)
 			continue
-		}
-		var keys []string
-		if n := wanted[name]; n != nil {
-			keys = sysctlKeys(n)
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if wanted[name] == nil && !journaled[name] {
-				owner, err := s.owner(name)
-				if err != nil || owner != lab.Name {
-					// Another lab's namespace may be half made or half
-					// gone while we look (labs come up concurrently):
-					// only our own must be readable.
-					s.forget(name)
-					return
-				}
-			}
-			observed[i], errs[i] = s.Namespace(name, keys)
+			observed[i], errs[i] = s.Namespace(name, keys(name))
 		}()
 	}
 	wg.Wait()
-	for i, name := range onMachine {
+	for i, name := range mine {
 		if errs[i] != nil && wanted[name] == nil && !journaled[name] {
 			errs[i], observed[i] = nil, nil
 			s.forget(name)
@@ -183,19 +186,19 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for i, name := range onMachine {
+	for i, name := range mine {
 		if o := observed[i]; o != nil {
 			snap.Namespaces[name] = o
 		}
 	}
 
-	keys := sysctlKeys(lab.Host)
+	hostKeys := sysctlKeys(lab.Host)
 	for k := range j.HostSysctls {
-		if !slices.Contains(keys, k) {
-			keys = append(keys, k)
+		if !slices.Contains(hostKeys, k) {
+			hostKeys = append(hostKeys, k)
 		}
 	}
-	host, err := s.Namespace(topology.Host, keys)
+	host, err := s.Namespace(topology.Host, hostKeys)
 	if err != nil {
 		return nil, err
 	}
