@@ -22,7 +22,6 @@ type rtnl struct {
 	mu  sync.Mutex
 	fd  int
 	seq uint32
-	buf []byte
 	// broken says an exchange ended without its last answer (a timeout):
 	// what is still queued would confuse the next one, so the socket is
 	// not used again.
@@ -50,8 +49,14 @@ func openRTNL() (*rtnl, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("netlink bind: %w", err)
 	}
-	return &rtnl{fd: fd, buf: make([]byte, 32<<10)}, nil
+	return &rtnl{fd: fd}, nil
 }
+
+// bufs are receive buffers, shared by the sockets: a lab's thousands of
+// sockets would otherwise each own one (and a run spent its time zeroing
+// fresh pages for them). 32 KiB: the most a dump's message takes when the
+// reader offers that much.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func (s *rtnl) close() error { return unix.Close(s.fd) }
 
@@ -127,10 +132,13 @@ func (s *rtnl) exchange(m *nlmsg, each func(typ uint16, body []byte) error) erro
 	dump := binary.NativeEndian.Uint16(m.b[6:8])&unix.NLM_F_DUMP == unix.NLM_F_DUMP
 	interrupted, lost := false, false
 	var cbErr error
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
 	for {
+		buf := *bp
 		// MSG_TRUNC: n is the message's whole length, even when the
 		// buffer was too small for it.
-		n, _, err := unix.Recvfrom(s.fd, s.buf, unix.MSG_TRUNC)
+		n, _, err := unix.Recvfrom(s.fd, buf, unix.MSG_TRUNC)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -138,11 +146,11 @@ func (s *rtnl) exchange(m *nlmsg, each func(typ uint16, body []byte) error) erro
 			s.broken = true
 			return fmt.Errorf("netlink receive: %w", err)
 		}
-		if n > len(s.buf) {
+		if n > len(buf) {
 			// Lost: read bigger from now on. A dump is worth another
 			// try (RetryDump) once this one is read to its end; a
 			// request not (it may have been done).
-			s.buf = make([]byte, rtaAlign(n))
+			*bp = make([]byte, rtaAlign(n))
 			if !dump {
 				s.broken = true
 				return fmt.Errorf("netlink receive: answer of %d bytes truncated", n)
@@ -150,7 +158,7 @@ func (s *rtnl) exchange(m *nlmsg, each func(typ uint16, body []byte) error) erro
 			lost = true
 			continue
 		}
-		for b := s.buf[:n]; len(b) >= unix.SizeofNlMsghdr; {
+		for b := buf[:n]; len(b) >= unix.SizeofNlMsghdr; {
 			l := int(binary.NativeEndian.Uint32(b[0:4]))
 			if l < unix.SizeofNlMsghdr || l > len(b) {
 				return fmt.Errorf("netlink receive: %w", ErrTruncated)
