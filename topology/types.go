@@ -128,6 +128,9 @@ type Lab struct {
 	Tunnels   []*Tunnel
 	Remote    []RemotePart
 	Elsewhere []Expect
+
+	// nsIndex finds namespaces by name for Namespace (see lab.go).
+	nsIndex *nsIndex
 }
 
 // Bridge is a switch in the host namespace: an Open vSwitch bridge or a Linux
