@@ -200,14 +200,16 @@ func (c *Client) checkOFPortsRPC(bridge string, ports []PortSpec) error {
 	if err != nil {
 		return fmt.Errorf("ovs: add ports to %s: read ofports: %w", bridge, err)
 	}
-	want := map[string]int{}
-	for _, p := range ports {
-		want[p.Name] = p.OFPort
-	}
-	var errs []error
+	rows := map[string]dbRow{}
 	for _, r := range res[0].Rows {
-		name, _ := r["name"].(string)
-		w, ok := want[name]
+		if name, ok := r["name"].(string); ok {
+			rows[name] = r
+		}
+	}
+	// In the ports' order, as ovs-vsctl list answers the names it is given.
+	var errs []error
+	for _, p := range ports {
+		r, ok := rows[p.Name]
 		if !ok {
 			continue
 		}
@@ -218,9 +220,9 @@ func (c *Client) checkOFPortsRPC(bridge string, ports []PortSpec) error {
 			if msg == "" {
 				msg = "no ofport assigned"
 			}
-			errs = append(errs, &PortError{Bridge: bridge, Port: name, Reason: msg})
-		case w > 0 && int(ofport) != w:
-			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: got ofport %d, requested %d (number taken?)", name, bridge, int(ofport), w))
+			errs = append(errs, &PortError{Bridge: bridge, Port: p.Name, Reason: msg})
+		case p.OFPort > 0 && int(ofport) != p.OFPort:
+			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: got ofport %d, requested %d (number taken?)", p.Name, bridge, int(ofport), p.OFPort))
 		}
 	}
 	return errors.Join(errs...)
