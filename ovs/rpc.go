@@ -11,11 +11,11 @@ import (
 	"github.com/netlab-dev/netlab/internal/state"
 )
 
-// The database's own protocol (RFC 7047, through go-openvswitch's ovsdb
-// client) for what the command-line tools make slow: asking whether the
-// database answers and which bridges it holds (one round trip on a kept
-// connection, not a program started each time: about 10 ms saved per
-// question), and deleting a bridge.
+// The database's own protocol (RFC 7047, on netlab's connection: jsonrpc.go)
+// for what the command-line tools make slow: asking whether the database
+// answers and which bridges it holds (one round trip on a kept connection,
+// not a program started each time: about 10 ms saved per question),
+// deleting a bridge, and (rpcports.go) making bridges and ports.
 // ovs-vsctl del-br commits the deletion and then blocks until ovs-vswitchd
 // has applied it, and ovs-vswitchd closes each port's packet socket in turn,
 // each close waiting for an RCU grace period in the kernel (about 13 ms per
