@@ -222,6 +222,9 @@ var ErrNotConverged = errors.New("not converged")
 // Up makes the machine match the lab: lock, observe, plan, apply with the
 // journal, observe again and check that nothing is left to do. The lab's is recorded in the journal so status can load the file the same way.
 func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
+	if err := kernel.CheckPrivileges(); err != nil {
+		return nil, err
+	}
 	if err := CheckFlows(lab); err != nil {
 		return nil, err
 	}
