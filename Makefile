@@ -6,8 +6,13 @@ GO      ?= go
 BIN     := bin/netlab
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 15s
+# make install: the binary to $(DESTDIR)$(BINDIR), and where AppArmor is
+# active its profile (APPARMOR=yes: always; no: never), loaded.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+APPARMOR ?= auto
 
-.PHONY: all deps build demo demo-down test test-long unit e2e fuzz vet bench bench-scale clean
+.PHONY: all deps build demo demo-down test test-long unit e2e fuzz vet apparmor-check bench bench-scale clean install uninstall
 
 all: build
 
@@ -24,15 +29,28 @@ demo: deps build
 demo-down: build
 	$(BIN) down blue-red
 
+# The binary, and where AppArmor restricts user namespaces (Ubuntu 23.10 and
+# later) the profile that lets netlab make sandboxes for users
+# (packaging/apparmor/netlab), loaded. As root: sudo make install.
+install: build
+	@BINDIR="$(BINDIR)" DESTDIR="$(DESTDIR)" APPARMOR="$(APPARMOR)" scripts/install.sh install $(BIN)
+
+uninstall:
+	@BINDIR="$(BINDIR)" DESTDIR="$(DESTDIR)" APPARMOR="$(APPARMOR)" scripts/install.sh uninstall
+
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+
+# The AppArmor profile parses (apparmor_parser -Q -T).
+apparmor-check:
+	@scripts/install.sh check
 
 # Every test: vet, unit and fuzz-seed tests, e2e tests (real namespaces, OVS,
 # traffic) with -race, and a short fuzz run of the parsers. Packages run side
 # by side: each that makes namespaces runs in a sandbox of its own, and the
 # one that looks at the machine itself (e2e/machine) sees none of theirs.
-test: deps vet
+test: deps vet apparmor-check
 	$(GO) test -race -count=1 -timeout 25m ./...
 	cd examples/fixture && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
@@ -53,6 +71,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(FUZZTIME) ./internal/kernel/
 	$(GO) test -run '^$$' -fuzz '^FuzzSummary$$' -fuzztime $(FUZZTIME) ./internal/capture/
 	$(GO) test -run '^$$' -fuzz '^FuzzArgs$$' -fuzztime $(FUZZTIME) ./cmd/netlab/
+	$(GO) test -run '^$$' -fuzz '^FuzzFormat$$' -fuzztime $(FUZZTIME) ./topology/
+	$(GO) test -run '^$$' -fuzz '^FuzzSocketOn$$' -fuzztime $(FUZZTIME) ./internal/supervise/
 
 # Times netlab up/down against bench/floor (the same star made as directly
 # as the kernel allows, each in a throwaway world of its own, paired

@@ -48,6 +48,8 @@ func shippedLabs(t *testing.T) []shippedLab {
 		{"impaired", "../labs/impaired.yaml", []string{"10.7.0.0/24"}},
 		// Services: a crash while FRR's daemons start, or between them.
 		{"ospf", "../labs/ospf.yaml", nil},
+		{"ovs-advanced", "../labs/ovs-advanced.yaml", nil},
+		{"vlans", "../labs/vlans.yaml", nil},
 	}
 }
 

@@ -353,3 +353,38 @@ namespaces:
 	mustNetlab(t, "down", p+"nr")
 	sameHost(t, before)
 }
+
+// TestServicesBGP: the shipped eBGP lab comes up with its routes learned;
+// a pulled cable moves r1's path to h2 through AS 65002, and plugging it
+// back moves it home; down leaves no program and the host as it was.
+func TestServicesBGP(t *testing.T) {
+	requireRoot(t)
+	testkit.RequireRoot(t, "FRR", "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd")
+	before := fingerprint(t)
+	p := newPrefix(t)
+	lab := p + "bgp"
+	t.Cleanup(func() { netlab(t, "down", lab) })
+	if out := mustNetlab(t, "up", "--wait", "90s", "--prefix", p, "../labs/bgp.yaml"); !strings.Contains(out, "settled") {
+		t.Fatalf("up --wait:\n%s", out)
+	}
+	via := func(dev string) func() bool {
+		return func() bool {
+			r := netlab(t, "exec", lab, "r1", "--", "ip", "route", "show", "10.3.3.0/24")
+			return r.code == 0 && strings.Contains(r.out, "proto bgp") && strings.Contains(r.out, "dev "+dev)
+		}
+	}
+	until(t, "r1 learns 10.3.3.0/24 from AS 65003 over to-r3", via("to-r3"))
+	pids := servicePIDs(t, lab)
+	mustNetlab(t, "link", lab, "r1/to-r3", "down")
+	until(t, "r1 learns 10.3.3.0/24 through AS 65002", via("to-r2"))
+	ping(t, p+"h1", "10.3.3.2")
+	mustNetlab(t, "link", lab, "r1/to-r3", "up")
+	until(t, "r1's path to 10.3.3.0/24 back over to-r3", via("to-r3"))
+	mustNetlab(t, "down", lab)
+	for _, pid := range pids {
+		if running(pid) {
+			t.Errorf("pid %d (a service's program) outlived down", pid)
+		}
+	}
+	sameHost(t, before)
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,8 +48,11 @@ type PortSpec struct {
 	OFPort int // ofport_request; 0 lets OVS choose
 	Lab    string
 	// Type is the Interface type: "" or PortTypeSystem for an AF_PACKET
-	// port, PortTypeAFXDPNonPMD or PortTypeAFXDP for AF_XDP.
+	// port, PortTypeAFXDPNonPMD or PortTypeAFXDP for AF_XDP,
+	// PortTypeInternal for a port whose device Open vSwitch makes.
 	Type string
+	// VLAN is the Port's vlan_mode, tag and trunks; nil: none.
+	VLAN *state.PortVLAN
 }
 
 // Interface types netlab uses for veth ports. OVS treats "" as "system".
@@ -56,11 +60,14 @@ const (
 	PortTypeSystem      = "system"
 	PortTypeAFXDPNonPMD = "afxdp-nonpmd"
 	PortTypeAFXDP       = "afxdp"
+	// PortTypeInternal is a port whose device Open vSwitch makes in the
+	// host namespace (a TAP with the userspace datapath).
+	PortTypeInternal = "internal"
 )
 
 func validPortType(t string) error {
 	switch t {
-	case "", PortTypeSystem, PortTypeAFXDPNonPMD, PortTypeAFXDP:
+	case "", PortTypeSystem, PortTypeAFXDPNonPMD, PortTypeAFXDP, PortTypeInternal:
 		return nil
 	}
 	return fmt.Errorf("unknown port type %q", t)
@@ -75,10 +82,11 @@ type snapshot struct {
 
 // observeArgs reads the four tables in one ovs-vsctl invocation.
 var observeArgs = []string{"--format=json",
-	"--", "--columns=_uuid,name,datapath_type,fail_mode,external_ids,ports", "list", "Bridge",
-	"--", "--columns=_uuid,name,external_ids,interfaces", "list", "Port",
+	"--", "--columns=_uuid,name,datapath_type,fail_mode,external_ids,ports,controller", "list", "Bridge",
+	"--", "--columns=_uuid,name,external_ids,interfaces,tag,trunks,vlan_mode", "list", "Port",
 	"--", "--columns=_uuid,name,ofport_request,ofport,type", "list", "Interface",
 	"--", "--columns=iface_types", "list", "Open_vSwitch",
+	"--", "--columns=_uuid,target,is_connected", "list", "Controller",
 }
 
 // Switch is what ObserveSwitch reads: every bridge, and the interface types
@@ -142,6 +150,7 @@ type portRow struct {
 	name   string
 	owner  string
 	ifaces []string
+	vlan   *state.PortVLAN
 }
 
 func parseObserve(out []byte) (*snapshot, error) {
@@ -154,8 +163,31 @@ func parseObserve(out []byte) (*snapshot, error) {
 
 // snapshotFromTables reads the tables of observeArgs, in that order.
 func snapshotFromTables(ts []table) (*snapshot, error) {
-	if len(ts) != 4 {
-		return nil, fmt.Errorf("parse ovs-vsctl json: %d tables, want 4", len(ts))
+	// The Controller table (and the VLAN and controller columns) came
+	// later: a reading without them is still one.
+	if len(ts) != 4 && len(ts) != 5 {
+		return nil, fmt.Errorf("parse ovs-vsctl json: %d tables, want 5", len(ts))
+	}
+	controllers := map[string]state.Controller{}
+	if len(ts) == 5 {
+		crows, err := ts[4].rows()
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range crows {
+			uuid, err := r.str("_uuid")
+			if err != nil {
+				return nil, err
+			}
+			var c state.Controller
+			if c.Target, err = r.str("target"); err != nil {
+				return nil, err
+			}
+			if c.Connected, err = r.boolean("is_connected"); err != nil {
+				return nil, err
+			}
+			controllers[uuid] = c
+		}
 	}
 	ovsRows, err := ts[3].rows()
 	if err != nil {
@@ -214,6 +246,9 @@ func snapshotFromTables(ts []table) (*snapshot, error) {
 		if pr.ifaces, err = r.strs("interfaces"); err != nil {
 			return nil, err
 		}
+		if pr.vlan, err = portVLAN(r); err != nil {
+			return nil, err
+		}
 		ports[uuid] = pr
 	}
 	s := &snapshot{bridges: map[string]*state.Bridge{}, portBridge: map[string]string{}, ifaceTypes: ifaceTypes}
@@ -230,6 +265,18 @@ func snapshotFromTables(ts []table) (*snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
+		if r.has("controller") {
+			cuuids, err := r.strs("controller")
+			if err != nil {
+				return nil, err
+			}
+			for _, cu := range cuuids {
+				if c, ok := controllers[cu]; ok {
+					b.Controllers = append(b.Controllers, c)
+				}
+			}
+			slices.SortFunc(b.Controllers, func(x, y state.Controller) int { return strings.Compare(x.Target, y.Target) })
+		}
 		for _, pu := range puuids {
 			pr, ok := ports[pu]
 			if !ok {
@@ -239,7 +286,7 @@ func snapshotFromTables(ts []table) (*snapshot, error) {
 			if pr.name == b.Name {
 				continue // the LOCAL port
 			}
-			p := &state.Port{Name: pr.name, Owner: pr.owner}
+			p := &state.Port{Name: pr.name, Owner: pr.owner, VLAN: pr.vlan}
 			// A bond has several interfaces; report the one named like the
 			// port, else the first.
 			for i, iu := range pr.ifaces {
@@ -253,6 +300,38 @@ func snapshotFromTables(ts []table) (*snapshot, error) {
 		s.bridges[b.Name] = b
 	}
 	return s, nil
+}
+
+// portVLAN reads a Port's tag, trunks and vlan_mode (nil when none is set
+// or the reading has no such columns). Open vSwitch's own default for an
+// unset vlan_mode is access with a tag and trunk without: the mode is
+// filled in the same way.
+func portVLAN(r row) (*state.PortVLAN, error) {
+	if !r.has("vlan_mode") {
+		return nil, nil
+	}
+	v := &state.PortVLAN{}
+	var err error
+	if v.Mode, err = r.str("vlan_mode"); err != nil {
+		return nil, err
+	}
+	if v.Tag, _, err = r.int("tag"); err != nil {
+		return nil, err
+	}
+	if v.Trunks, err = r.ints("trunks"); err != nil {
+		return nil, err
+	}
+	slices.Sort(v.Trunks)
+	if v.Mode == "" && v.Tag == 0 && len(v.Trunks) == 0 {
+		return nil, nil
+	}
+	if v.Mode == "" {
+		v.Mode = "trunk"
+		if v.Tag != 0 {
+			v.Mode = "access"
+		}
+	}
+	return v, nil
 }
 
 // bridgeFromRow reads name, datapath_type, fail_mode and external_ids.
@@ -512,15 +591,74 @@ func portsTxn(bridge string, ports []PortSpec, xdpMode string) []string {
 		}
 		if isAFXDP(p.Type) {
 			iface = append(iface, "type="+p.Type, "options:xdp-mode="+xdpMode)
-		} else if p.Type == PortTypeSystem {
+		} else if p.Type == PortTypeSystem || p.Type == PortTypeInternal {
 			iface = append(iface, "type="+p.Type)
 		}
 		if len(iface) > 0 {
 			args = append(append(args, "--", "set", "Interface", p.Name), iface...)
 		}
 		args = append(args, "--", "set", "Port", p.Name, "external_ids:"+state.OVSLabKey+"="+p.Lab)
+		if p.VLAN != nil {
+			args = append(args, vlanArgs(p.Name, p.VLAN)...)
+		}
 	}
 	return args
+}
+
+// vlanArgs are the ovs-vsctl commands that give Port name the VLAN
+// setting v (nil: none): `-- set Port P vlan_mode=M tag=T trunks=[A,B]`,
+// with `clear` for what v does not set.
+func vlanArgs(name string, v *state.PortVLAN) []string {
+	if v == nil {
+		return []string{"--", "clear", "Port", name, "tag", "trunks", "vlan_mode"}
+	}
+	var trunks []string
+	for _, t := range v.Trunks {
+		trunks = append(trunks, strconv.Itoa(t))
+	}
+	args := []string{"--", "set", "Port", name, "vlan_mode=" + v.Mode, "trunks=[" + strings.Join(trunks, ",") + "]"}
+	if v.Tag != 0 {
+		return append(args, "tag="+strconv.Itoa(v.Tag))
+	}
+	return append(args, "--", "clear", "Port", name, "tag")
+}
+
+// SetPortVLANs gives the bridge's ports their VLAN settings (PortSpec.VLAN,
+// nil clears them) in one transaction. Equivalent to:
+//
+//	ovs-vsctl -- set Port P1 vlan_mode=access trunks=[] tag=20 -- clear Port P2 tag trunks vlan_mode ...
+func (c *Client) SetPortVLANs(bridge string, ports []PortSpec) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	var args []string
+	for _, p := range ports {
+		if err := validName(p.Name); err != nil {
+			return fmt.Errorf("ovs: set VLANs on %s: %w", bridge, err)
+		}
+		args = append(args, vlanArgs(p.Name, p.VLAN)...)
+	}
+	if _, err := c.VSCtl(args...); err != nil {
+		return fmt.Errorf("ovs: set VLANs on %s: %w", bridge, err)
+	}
+	return nil
+}
+
+// SetControllers makes the bridge's OpenFlow controllers exactly targets
+// (none: no controller, and the bridge's fail-mode decides). Equivalent
+// to: `ovs-vsctl set-controller BR T1 T2...` or `ovs-vsctl del-controller BR`.
+func (c *Client) SetControllers(bridge string, targets []string) error {
+	if err := validName(bridge); err != nil {
+		return fmt.Errorf("ovs: set controllers: %w", err)
+	}
+	args := []string{"del-controller", bridge}
+	if len(targets) > 0 {
+		args = append([]string{"set-controller", bridge}, targets...)
+	}
+	if _, err := c.VSCtl(args...); err != nil {
+		return fmt.Errorf("ovs: bridge %s: set controllers %s: %w", bridge, strings.Join(targets, " "), err)
+	}
+	return nil
 }
 
 // PortError is a port Open vSwitch could not open: its Interface got no

@@ -129,7 +129,7 @@ type Client struct {
 func newClient(o options, sock string, private bool) *Client {
 	dir := filepath.Dir(sock)
 	c := &Client{
-		info:    state.OVSInfo{Running: true, Private: private, DB: "unix:" + sock},
+		info:    state.OVSInfo{Running: true, Private: private, DB: "unix:" + sock, RunDir: dir},
 		ovsDir:  dir,
 		env:     []string{"OVS_RUNDIR=" + dir},
 		timeout: o.timeout,
@@ -148,6 +148,14 @@ func newClient(o options, sock string, private bool) *Client {
 	// slice, which is race-free only while that slice has cap 1.
 	c.ovs = goovs.New(goovs.Timeout(c.timeoutSeconds()), goovs.Exec(c.exec))
 	return c
+}
+
+// Env is the environment that points the ovs-* tools at this instance:
+// OVS_RUNDIR (and for netlab's private instance OVS_DBDIR and OVS_LOGDIR),
+// so `ovs-vsctl`, `ovs-ofctl dump-flows BR` and `ovs-appctl` find its
+// database, its bridges' management sockets and its daemons.
+func (c *Client) Env() []string {
+	return append([]string{}, c.env...)
 }
 
 // Info describes the instance this client talks to.

@@ -1,9 +1,11 @@
 package ovs
 
-// OpenFlow tables of a lab's bridges: the learning-switch preset, checking
-// flows with ovs-ofctl's own parser, installing the lab's static flows
-// atomically (one OpenFlow 1.4 bundle) and only when they differ, and reading
-// flows, learned MAC entries and traces back.
+// OpenFlow tables of a lab's bridges: checking flows with ovs-ofctl's own
+// parser and default protocols (as `ovs-ofctl add-flow` takes them),
+// comparing them by meaning (Open vSwitch's normal form against its dump),
+// installing the lab's static flows only when they differ (one atomic
+// OpenFlow 1.4 bundle, or flow by flow for a set only OpenFlow 1.0 carries),
+// and reading flows, learned MAC entries and traces back.
 //
 // The lab's static flows carry one cookie (compared with a full mask); every
 // other cookie (the MAC entries learn() creates, a user's own flows) is left
@@ -32,9 +34,9 @@ import (
 // OpenFlow port number, and table 2 maps it to LOCAL.
 const LearnedLocal = 0xffff
 
-// ofVersion is the OpenFlow version of every write: bundles need 1.4, which
-// netlab's bridges enable (protocols).
-const ofVersion = "OpenFlow14"
+// bundleVersion is the OpenFlow version of a bundle: ovs-ofctl --bundle
+// needs 1.3 or later, and netlab's bridges enable 1.4 (protocols).
+const bundleVersion = "OpenFlow14"
 
 // FlowError says why one flow of a list is bad; Index is its position.
 type FlowError struct {
@@ -97,13 +99,16 @@ func matchKeys(flow string) map[string]bool {
 }
 
 // CheckFlows checks flows in ovs-ofctl add-flow syntax without a switch, with
-// Open vSwitch's own parser. Equivalent to:
-// `ovs-ofctl -O OpenFlow14 parse-flows FILE`, repeated without the offending
-// line until the rest parses (ovs-ofctl stops at the first error). It returns
-// one *FlowError per bad flow, in order; none if all are good. Flows setting
-// cookie= are refused (netlab owns cookies), as are empty and multi-line
-// flows. If ovs-ofctl cannot be run, the only error is not a *FlowError.
-// Checks that need a switch (ports that exist, table limits) are not made.
+// Open vSwitch's own parser and its default protocols, so every flow that
+// `ovs-ofctl add-flow BR FLOW` accepts is accepted (OpenFlow 1.0 with Nicira
+// extensions included: strip_vlan with no VLAN match, mod_nw_tos with no IP
+// match). Equivalent to: `ovs-ofctl parse-flows FILE`, repeated without the
+// offending line until the rest parses (ovs-ofctl stops at the first error).
+// It returns one *FlowError per bad flow, in order, each with Open vSwitch's
+// reason on one line; none if all are good. Flows setting cookie= are
+// refused (netlab owns cookies), as are empty and multi-line flows. If
+// ovs-ofctl cannot be run, the only error is not a *FlowError. Checks that
+// need a switch (ports that exist, table limits) are not made.
 func CheckFlows(flows []string) []error {
 	return checkFlows(runLocal, flows)
 }
@@ -144,14 +149,14 @@ func checkFlows(run func(string, ...string) ([]byte, error), flows []string) []e
 		if err != nil {
 			return append(errs, fmt.Errorf("check flows: %w", err))
 		}
-		out, err := run("ovs-ofctl", "-O", ofVersion, "parse-flows", path)
+		out, err := run("ovs-ofctl", "parse-flows", path)
 		os.Remove(path)
 		if err == nil {
 			break
 		}
 		line, msg, ok := fileLineError(out, path)
 		if !ok || line < 1 || line > len(idx) {
-			return append(errs, fmt.Errorf("check flows: ovs-ofctl parse-flows: %w: %s", err, trim(out)))
+			return append(errs, fmt.Errorf("check flows: ovs-ofctl parse-flows: %w: %s", err, oneLine(out)))
 		}
 		i := idx[line-1]
 		bad[i] = true
@@ -184,22 +189,37 @@ func writeFlowFile(lines []string) (string, error) {
 	return f.Name(), nil
 }
 
-// fileLineError finds ovs-ofctl's report of a bad line of the file path:
-// "ovs-ofctl: PATH:LINE: MESSAGE".
+// fileLineError finds ovs-ofctl's report of a bad line of the file path,
+// "ovs-ofctl: PATH:LINE: MESSAGE", and returns the message on one line.
+// The log lines ovs-ofctl writes before it ("...|ofp_actions|WARN|set_field
+// vlan_vid lacks correct prerequisites") say why; they are appended.
 func fileLineError(out []byte, path string) (line int, msg string, ok bool) {
+	var why []string
 	for l := range strings.Lines(string(out)) {
-		_, rest, found := strings.Cut(l, path+":")
-		if !found {
+		if _, w, found := strings.Cut(l, "|WARN|"); found {
+			why = append(why, strings.TrimSpace(w))
 			continue
 		}
-		num, msg, found := strings.Cut(rest, ": ")
+		_, rest, found := strings.Cut(l, path+":")
+		if !found || ok {
+			continue
+		}
+		num, m, found := strings.Cut(rest, ": ")
 		n, err := strconv.Atoi(num)
 		if !found || err != nil {
 			continue
 		}
-		return n, strings.TrimSpace(msg), true
+		line, msg, ok = n, strings.TrimSpace(m), true
 	}
-	return 0, "", false
+	if ok && len(why) > 0 {
+		msg += ": " + strings.Join(why, "; ")
+	}
+	return line, msg, ok
+}
+
+// oneLine joins a program's output into one line.
+func oneLine(out []byte) string {
+	return strings.Join(strings.Fields(string(out)), " ")
 }
 
 // cookieFlows prefixes every flow with the cookie.
@@ -213,60 +233,224 @@ func cookieFlows(cookie uint64, flows []string) []string {
 
 func cookieMatch(cookie uint64) string { return fmt.Sprintf("cookie=%#x/-1", cookie) }
 
-// StaticFlowsDiffer reports whether the bridge's flows carrying cookie
-// (full mask) differ from flows, both sides normalised by Open vSwitch
-// (match, priority, table, timeouts, flags, actions; not counters). It
-// changes nothing. Equivalent to:
-//
-//	ovs-ofctl -O OpenFlow14 --no-names dump-flows --no-stats BR cookie=C/-1 > CUR
-//	ovs-ofctl -O OpenFlow14 diff-flows WANT CUR    # WANT: flows with cookie=C; exit 2 = differ
-func (c *Client) StaticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, error) {
-	d, err := c.staticFlowsDiffer(bridge, cookie, flows)
-	if err != nil {
-		return false, fmt.Errorf("ovs: bridge %s: compare flows: %w", bridge, err)
-	}
-	return d, nil
+// FlowSet is a bridge's static flows as Open vSwitch itself reads them.
+type FlowSet struct {
+	// Bundle says every flow fits OpenFlow 1.4, so the set is installed in
+	// one atomic bundle. Otherwise some flow only OpenFlow 1.0 with Nicira
+	// extensions carries (strip_vlan with no VLAN match is inconsistent in
+	// 1.1 and later), and the set is changed one flow at a time.
+	Bundle bool
+	// Normal holds each flow (cookie included) in add-flow syntax as Open
+	// vSwitch decodes it after encoding it in the protocol it is installed
+	// with: how the switch will store it, and so how its dump will read.
+	// `mod_vlan_vid:20` stays so in OpenFlow 1.0 but is
+	// `set_field:4116->vlan_vid` through 1.4; `vlan_tci=0` reads
+	// `vlan_tci=0x0000` or `vlan_tci=0x0000/0x1fff`.
+	Normal []string
 }
 
-func (c *Client) staticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, error) {
+// Protocol is the -O value of the set's ovs-ofctl calls; "" lets
+// ovs-ofctl negotiate, as `ovs-ofctl add-flow` does.
+func (s FlowSet) Protocol() string {
+	if s.Bundle {
+		return bundleVersion
+	}
+	return ""
+}
+
+// NormalizeFlows asks Open vSwitch for the normal form of flows, marked with
+// cookie, and whether they fit one bundle; no switch is needed. Equivalent
+// to: `ovs-ofctl -O OpenFlow14 parse-flows FILE`, and when that finds no
+// usable protocol, `ovs-ofctl parse-flows FILE`. A bad flow is a *FlowError.
+func NormalizeFlows(cookie uint64, flows []string) (FlowSet, error) {
+	return normalizeFlows(runLocal, cookie, flows)
+}
+
+func normalizeFlows(run func(string, ...string) ([]byte, error), cookie uint64, flows []string) (FlowSet, error) {
+	if errs := precheckFlows(flows); len(errs) > 0 {
+		return FlowSet{}, errs[0]
+	}
+	if len(flows) == 0 {
+		return FlowSet{Bundle: true}, nil
+	}
+	path, err := writeFlowFile(cookieFlows(cookie, flows))
+	if err != nil {
+		return FlowSet{}, fmt.Errorf("normalize flows: %w", err)
+	}
+	defer os.Remove(path)
+	set := FlowSet{Bundle: true}
+	out, err := run("ovs-ofctl", "-O", bundleVersion, "parse-flows", path)
+	if err != nil {
+		set.Bundle = false
+		out, err = run("ovs-ofctl", "parse-flows", path)
+	}
+	if err != nil {
+		if line, msg, ok := fileLineError(out, path); ok && line >= 1 && line <= len(flows) {
+			return FlowSet{}, &FlowError{Index: line - 1, Flow: flows[line-1], Msg: msg}
+		}
+		return FlowSet{}, fmt.Errorf("normalize flows: ovs-ofctl parse-flows: %w: %s", err, oneLine(out))
+	}
+	set.Normal, err = parsedFlowMods(out)
+	if err != nil {
+		return FlowSet{}, fmt.Errorf("normalize flows: %w", err)
+	}
+	if len(set.Normal) != len(flows) {
+		return FlowSet{}, fmt.Errorf("normalize flows: ovs-ofctl parse-flows printed %d flows for %d", len(set.Normal), len(flows))
+	}
+	return set, nil
+}
+
+// parsedFlowMods reads the flow_mods `ovs-ofctl parse-flows` prints, such as
+// "OFPT_FLOW_MOD (OF1.4) (xid=0x1): ADD table:3 priority=7,ip cookie:0x6
+// idle:10 actions=drop" (lib/ofp-flow.c ofputil_flow_mod_format), back into
+// add-flow syntax: "table=3,priority=7,ip,cookie=0x6,idle_timeout=10,actions=drop".
+func parsedFlowMods(out []byte) ([]string, error) {
+	var flows []string
+	for l := range strings.Lines(string(out)) {
+		_, rest, ok := strings.Cut(strings.TrimSpace(l), "): ADD ")
+		if !ok {
+			if strings.Contains(l, "FLOW_MOD") {
+				return nil, fmt.Errorf("unexpected flow_mod %q", strings.TrimSpace(l))
+			}
+			continue // "usable protocols: ...", "chosen protocol: ..."
+		}
+		head, actions, ok := strings.Cut(" "+rest, " actions=")
+		if !ok {
+			return nil, fmt.Errorf("flow_mod without actions: %q", rest)
+		}
+		var fields []string
+		for _, w := range strings.Fields(head) {
+			k, v, colon := strings.Cut(w, ":")
+			switch {
+			case colon && k == "table":
+				if v != "255" { // OpenFlow 1.0's "any table" adds to table 0
+					fields = append(fields, "table="+v)
+				}
+			case colon && k == "cookie":
+				fields = append(fields, "cookie="+v)
+			case colon && k == "idle":
+				fields = append(fields, "idle_timeout="+v)
+			case colon && k == "hard":
+				fields = append(fields, "hard_timeout="+v)
+			case colon && k == "importance":
+				fields = append(fields, "importance="+v)
+			case colon && k == "pri":
+				fields = append(fields, "priority="+v)
+			case colon && (k == "buf" || k == "out_port" || k == "out_group"):
+				// Not part of the stored flow.
+			case w == "check_overlap":
+				// A flow_mod flag, not part of the stored flow.
+			default:
+				fields = append(fields, w) // the match (with priority=), or a flag
+			}
+		}
+		flows = append(flows, strings.Join(append(fields, "actions="+actions), ","))
+	}
+	return flows, nil
+}
+
+// StaticFlowsDiffer reports whether the bridge's flows carrying cookie
+// (full mask) differ from flows by meaning, compared by Open vSwitch
+// (match, priority, table, timeouts, actions; not counters). It changes
+// nothing. First the file's flows as written against the dump (the default
+// protocols): equal, they are in sync, and set is nil. Otherwise Open
+// vSwitch's normal form of them (NormalizeFlows, returned as set) against
+// the dump in the protocol they are installed with: Open vSwitch stores a
+// flow in its own words, which depend on that protocol. Equivalent to:
+//
+//	ovs-ofctl --no-names dump-flows --no-stats BR cookie=C/-1 > CUR
+//	ovs-ofctl diff-flows CUR FLOWS                  # exit 2 = differ
+//	ovs-ofctl [-O OpenFlow14] parse-flows FLOWS     # the normal form, WANT
+//	ovs-ofctl [-O OpenFlow14] --no-names dump-flows --no-stats BR cookie=C/-1 > CUR
+//	ovs-ofctl diff-flows CUR WANT
+func (c *Client) StaticFlowsDiffer(bridge string, cookie uint64, flows []string) (differ bool, set *FlowSet, err error) {
+	differ, _, set, err = c.staticFlowsDiffer(bridge, cookie, flows)
+	if err != nil {
+		return false, nil, fmt.Errorf("ovs: bridge %s: compare flows: %w", bridge, err)
+	}
+	return differ, set, nil
+}
+
+// staticFlowsDiffer is StaticFlowsDiffer with diff-flows' lines of the
+// normal form's comparison ("-" only on the switch, "+" only wanted).
+func (c *Client) staticFlowsDiffer(bridge string, cookie uint64, flows []string) (bool, []string, *FlowSet, error) {
 	if err := validName(bridge); err != nil {
-		return false, err
+		return false, nil, nil, err
 	}
 	if errs := precheckFlows(flows); len(errs) > 0 {
-		return false, errors.Join(errs...)
+		return false, nil, nil, errs[0]
 	}
-	cur, err := c.OFCtl("-O", ofVersion, "--no-names", "dump-flows", "--no-stats", bridge, cookieMatch(cookie))
+	// As written: what a file of flows Open vSwitch stores unchanged (most
+	// of them) costs, two ovs-ofctl runs. A failure here (a flow the
+	// default parser refuses) is reported by the normal form's reading.
+	if differ, _, err := c.compareFlows(bridge, cookie, "", cookieFlows(cookie, flows)); err == nil && !differ {
+		return false, nil, nil, nil
+	}
+	set, err := normalizeFlows(c.exec, cookie, flows)
 	if err != nil {
-		return false, err
+		return false, nil, nil, err
+	}
+	differ, diff, err := c.compareFlows(bridge, cookie, set.Protocol(), set.Normal)
+	if err != nil {
+		return false, nil, nil, err
+	}
+	return differ, diff, &set, nil
+}
+
+// compareFlows compares want (flows with cookie, add-flow syntax) with the
+// bridge's flows carrying cookie, dumped in protocol proto ("": the
+// default), and returns diff-flows' lines too. A dump the protocol cannot
+// express (flows installed through OpenFlow 1.0 that 1.4 cannot carry), or
+// that does not parse again, differs.
+func (c *Client) compareFlows(bridge string, cookie uint64, proto string, want []string) (bool, []string, error) {
+	args := []string{"--no-names", "dump-flows", "--no-stats", bridge, cookieMatch(cookie)}
+	if proto != "" {
+		args = append([]string{"-O", proto}, args...)
+	}
+	cur, err := c.OFCtl(args...)
+	if err != nil {
+		if strings.Contains(errOut(err), "usable flow formats") {
+			return true, nil, nil
+		}
+		return false, nil, err
 	}
 	var curLines []string
 	for l := range strings.Lines(string(cur)) {
-		// Drop the reply header ("OFPST_FLOW reply (OF1.4) (xid=0x2):").
+		// Drop a reply header ("OFPST_FLOW reply (OF1.4) (xid=0x2):").
 		if t := strings.TrimSpace(l); t != "" && strings.HasPrefix(l, " ") {
 			curLines = append(curLines, t)
 		}
 	}
-	want, err := writeFlowFile(cookieFlows(cookie, flows))
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(want)
 	have, err := writeFlowFile(curLines)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	defer os.Remove(have)
-	_, err = c.OFCtl("-O", ofVersion, "diff-flows", want, have)
+	wantFile, err := writeFlowFile(want)
+	if err != nil {
+		return false, nil, err
+	}
+	defer os.Remove(wantFile)
+	out, err := c.OFCtl("diff-flows", have, wantFile)
 	if err == nil {
-		return false, nil
+		return false, nil, nil
 	}
 	if exitCode(err) == 2 { // ovs-ofctl diff-flows: "exit status 2 if there are differences"
-		return true, nil
+		var diff []string
+		for l := range strings.Lines(errOut(err) + "\n" + string(out)) {
+			if t := strings.TrimSpace(l); strings.HasPrefix(t, "-") || strings.HasPrefix(t, "+") {
+				diff = append(diff, t)
+			}
+		}
+		return true, diff, nil
 	}
-	if line, msg, ok := fileLineError([]byte(errOut(err)), want); ok && line >= 1 && line <= len(flows) {
-		return false, &FlowError{Index: line - 1, Flow: flows[line-1], Msg: msg}
+	if _, _, ok := fileLineError([]byte(errOut(err)), have); ok {
+		// The dump in the set's protocol of flows installed through another
+		// (pop_vlan with no VLAN match, from OpenFlow 1.0's strip_vlan) does
+		// not parse again: they are not the set's.
+		return true, nil, nil
 	}
-	return false, err
+	return false, nil, err
 }
 
 // exitCode is the exit status of the program that failed with err (raw
@@ -285,9 +469,13 @@ func exitCode(err error) int {
 
 // EnsureFlows makes the bridge's flows carrying cookie (full mask) equal to
 // flows (ovs-ofctl syntax, without cookies; cookie is added to each). If they
-// already are (StaticFlowsDiffer) it changes nothing and returns false; else
-// it replaces them in one atomic OpenFlow 1.4 bundle and returns true.
-// Equivalent to:
+// already mean the same (StaticFlowsDiffer) it changes nothing and returns
+// false. Flows with any other cookie — learned MAC entries, flows added by
+// hand or by a controller — are neither compared nor touched. A bad flow is
+// reported as a *FlowError.
+//
+// When every flow fits OpenFlow 1.4 the set is replaced in one atomic
+// bundle. Equivalent to:
 //
 //	ovs-ofctl -O OpenFlow14 --bundle add-flows BR FILE
 //
@@ -295,34 +483,110 @@ func exitCode(err error) int {
 // for each flow. ovs-ofctl sends the bundle ORDERED|ATOMIC and ovs-vswitchd
 // commits it as one new classifier version, so packets see either all old or
 // all new flows, never an empty table; a flow the switch rejects aborts the
-// whole bundle. Flows with any other cookie — learned MAC entries, flows
-// added by hand — are neither compared nor touched. A bad flow is reported as
-// a *FlowError.
+// whole bundle.
+//
+// Otherwise (a flow only OpenFlow 1.0 with Nicira extensions carries, and
+// bundles need 1.3 or later) only what differs is sent, one flow_mod at a
+// time, in one ovs-ofctl run: first the new and changed flows (an add
+// replaces the flow of the same table, match and priority in place), then a
+// strict delete of each flow of the lab's the file no longer has. A flow
+// that stays is never missing; packets may meet old and new flows side by
+// side while it runs. Equivalent to:
+//
+//	ovs-ofctl add-flows BR FILE    # add FLOW... then delete_strict cookie=C/-1,table=T,MATCH...
 func (c *Client) EnsureFlows(bridge string, cookie uint64, flows []string) (changed bool, err error) {
-	differ, err := c.staticFlowsDiffer(bridge, cookie, flows)
+	differ, diff, set, err := c.staticFlowsDiffer(bridge, cookie, flows)
 	if err != nil {
 		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
 	}
 	if !differ {
 		return false, nil
 	}
-	lines := []string{"delete " + cookieMatch(cookie)}
-	for _, f := range cookieFlows(cookie, flows) {
-		lines = append(lines, "add "+f)
+	var lines []string
+	args := []string{"add-flows", bridge}
+	if set.Bundle || diff == nil {
+		if set.Bundle {
+			args = []string{"-O", bundleVersion, "--bundle", "add-flows", bridge}
+		}
+		lines = append(lines, "delete "+cookieMatch(cookie))
+		for _, f := range cookieFlows(cookie, flows) {
+			lines = append(lines, "add "+f)
+		}
+	} else {
+		lines = oneByOne(cookie, diff)
 	}
 	path, err := writeFlowFile(lines)
 	if err != nil {
 		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
 	}
 	defer os.Remove(path)
-	if _, err := c.OFCtl("-O", ofVersion, "--bundle", "add-flows", bridge, path); err != nil {
-		// Line 1 is the delete; line n+2 is flows[n].
-		if line, msg, ok := fileLineError([]byte(errOut(err)), path); ok && line >= 2 && line-2 < len(flows) {
-			err = &FlowError{Index: line - 2, Flow: flows[line-2], Msg: msg}
+	if _, err := c.OFCtl(append(args, path)...); err != nil {
+		if line, msg, ok := fileLineError([]byte(errOut(err)), path); ok && line >= 1 && line <= len(lines) {
+			err = fmt.Errorf("%s: %s", lines[line-1], msg)
+			if set.Bundle || diff == nil {
+				// Line 1 is the delete; line n+2 is flows[n].
+				if line >= 2 && line-2 < len(flows) {
+					err = &FlowError{Index: line - 2, Flow: flows[line-2], Msg: msg}
+				}
+			}
 		}
 		return false, fmt.Errorf("ovs: bridge %s: ensure flows: %w", bridge, err)
 	}
 	return true, nil
+}
+
+// oneByOne turns diff-flows' lines (CUR against WANT) into flow_mods: an add
+// of each wanted flow ("+"), then a strict delete, limited to the lab's
+// cookie, of each current flow ("-") whose table, match and priority no
+// wanted flow has (those the adds replaced are gone already).
+// diff-flows prints a flow as "[table=T ]MATCH[ cookie=C][ idle_timeout=N]...
+// actions=...", its match (with priority=) one word without spaces.
+func oneByOne(cookie uint64, diff []string) []string {
+	type key struct{ table, match string }
+	keyOf := func(line string) key {
+		var k key
+		for _, w := range strings.Fields(line[1:]) {
+			name, _, _ := strings.Cut(w, "=")
+			switch {
+			case name == "table" && k.table == "" && k.match == "":
+				k.table = w
+			case name == "cookie" || name == "idle_timeout" || name == "hard_timeout" || name == "importance" || name == "actions":
+				return k
+			default:
+				if k.match == "" {
+					k.match = w
+				}
+			}
+		}
+		return k
+	}
+	var adds, dels []string
+	added := map[key]bool{}
+	for _, l := range diff {
+		if strings.HasPrefix(l, "+") {
+			adds = append(adds, "add "+l[1:])
+			added[keyOf(l)] = true
+		}
+	}
+	for _, l := range diff {
+		if !strings.HasPrefix(l, "-") {
+			continue
+		}
+		k := keyOf(l)
+		if added[k] {
+			continue
+		}
+		// Without table= a delete reaches every table.
+		fields := []string{cookieMatch(cookie), "table=0"}
+		if k.table != "" {
+			fields[1] = k.table
+		}
+		if k.match != "" {
+			fields = append(fields, k.match)
+		}
+		dels = append(dels, "delete_strict "+strings.Join(fields, ","))
+	}
+	return append(adds, dels...)
 }
 
 // DeleteFlows deletes the bridge's flows carrying cookie (full mask), in
@@ -500,6 +764,9 @@ type MACEntry struct {
 	// IdleTimeout when the entry expires without traffic.
 	IdleAge, IdleTimeout int
 	Packets              uint64
+	// VLAN is the VLAN the entry is scoped to (a learn() that matched
+	// NXM_OF_VLAN_TCI[0..11]); 0 for none.
+	VLAN int
 }
 
 // LearnedMACs reads the learned MAC entries of the bridge: the flows of
@@ -520,22 +787,50 @@ func learnedMACs(flows []Flow, table int, cookie uint64) []MACEntry {
 		if f.Table != table || f.Cookie != cookie {
 			continue
 		}
-		mac := ""
-		for _, field := range strings.Split(f.Match, ",") {
-			if v, ok := strings.CutPrefix(field, "dl_dst="); ok {
-				mac = v
-			} else if v, ok := strings.CutPrefix(field, "eth_dst="); ok {
-				mac = v
-			}
+		if e, ok := MACEntryOf(f); ok {
+			out = append(out, e)
 		}
-		port, ok := loadedReg0(f.Actions)
-		if mac == "" || strings.Contains(mac, "/") || !ok {
-			continue
-		}
-		out = append(out, MACEntry{MAC: mac, Port: port, IdleAge: f.IdleAge, IdleTimeout: f.IdleTimeout, Packets: f.Packets})
 	}
 	slices.SortFunc(out, func(a, b MACEntry) int { return strings.Compare(a.MAC, b.MAC) })
 	return out
+}
+
+// MACEntryOf reads a flow a MAC-learning learn() made: its match holds one
+// whole destination MAC (dl_dst= or eth_dst=; a VLAN too when the learn
+// matched NXM_OF_VLAN_TCI[0..11], as vlan_tci=0x0014/0x0fff or dl_vlan=20),
+// and its actions load the port into reg0 or output to it. False for any
+// other flow.
+func MACEntryOf(f Flow) (MACEntry, bool) {
+	e := MACEntry{IdleAge: f.IdleAge, IdleTimeout: f.IdleTimeout, Packets: f.Packets}
+	for _, field := range strings.Split(f.Match, ",") {
+		k, v, _ := strings.Cut(field, "=")
+		switch k {
+		case "dl_dst", "eth_dst":
+			e.MAC = v
+		case "dl_vlan":
+			n, err := strconv.Atoi(v)
+			if err == nil {
+				e.VLAN = n
+			}
+		case "vlan_tci":
+			tci, mask, _ := strings.Cut(v, "/")
+			t, err1 := strconv.ParseUint(tci, 0, 16)
+			m, err2 := strconv.ParseUint(mask, 0, 16)
+			if err1 == nil && (mask == "" || err2 == nil && m&0x0fff == 0x0fff) {
+				e.VLAN = int(t & 0x0fff)
+			}
+		}
+	}
+	port, ok := loadedReg0(f.Actions)
+	if !ok {
+		n, err := strconv.ParseUint(strings.TrimPrefix(f.Actions, "output:"), 10, 16)
+		port, ok = int(n), err == nil && strings.HasPrefix(f.Actions, "output:")
+	}
+	if e.MAC == "" || strings.Contains(e.MAC, "/") || !ok {
+		return MACEntry{}, false
+	}
+	e.Port = port
+	return e, true
 }
 
 // loadedReg0 reads the port from "load:0x2->NXM_NX_REG0[0..15]" (or the

@@ -91,9 +91,22 @@ func TestCheckFlows(t *testing.T) {
 	requireOFCtl(t)
 	good := openflow.LearningSwitch(openflow.LearningSwitchConfig{Ports: []int{1, 2, 3}, LearnCookie: testLearnCookie})
 	good = append(good, "table=20,priority=5,ip,nw_dst=10.0.0.0/8,actions=output:NXM_NX_REG0[0..15]",
-		"table=21 priority=7 tcp tp_dst=80 actions=ct(commit,zone=1)")
+		"table=21 priority=7 tcp tp_dst=80 actions=ct(commit,zone=1)",
+		// What `ovs-ofctl add-flow` takes with its default protocols:
+		// OpenFlow 1.0 with Nicira extensions, where 1.1+ calls these
+		// inconsistent (the OVS tutorial's flows).
+		"table=1, reg0=2, actions=strip_vlan,output:2",
+		"table=0, in_port=1, vlan_tci=0, actions=mod_vlan_vid:20,output:2",
+		"in_port=2,actions=mod_nw_tos:4,output:1")
 	if errs := CheckFlows(good); len(errs) != 0 {
 		t.Fatalf("CheckFlows(good) = %v", errs)
+	}
+	// Open vSwitch's reason, on one line, with the log line that says why.
+	errs := CheckFlows([]string{"in_port=3,actions=set_field:5->vlan_vid,output:1"})
+	var fe0 *FlowError
+	if len(errs) != 1 || !errors.As(errs[0], &fe0) || strings.Contains(fe0.Msg, "\n") ||
+		!strings.Contains(fe0.Msg, "OFPBAC_MATCH_INCONSISTENT") || !strings.Contains(fe0.Msg, "set_field vlan_vid lacks correct prerequisites") {
+		t.Errorf("CheckFlows(inconsistent) = %v", errs)
 	}
 	flows := []string{
 		"actions=drop",
@@ -105,7 +118,7 @@ func TestCheckFlows(t *testing.T) {
 		"delete table=0",                          // a command, not a flow
 		"table=0,priority=5,actions=resubmit(,1)", // fine
 	}
-	errs := CheckFlows(flows)
+	errs = CheckFlows(flows)
 	var idx []int
 	for _, err := range errs {
 		t.Logf("%v", err)
@@ -242,32 +255,36 @@ func TestLearnedMACsParse(t *testing.T) {
 }
 
 // scriptedOFCtl fakes ovs-ofctl for the Client: it records argv, keeps a
-// copy of every file argument's content, and answers by subcommand.
+// copy of every file argument's content, and answers by subcommand;
+// parse-flows is the real one (it needs no switch).
 type scriptedOFCtl struct {
 	calls []string
 	files map[string]string // subcommand → content of its file argument(s)
 	dump  string            // dump-flows output
 	diff  error             // diff-flows result
+	diffs string            // diff-flows output when it fails
 	add   error             // add-flows result
 }
 
 func (s *scriptedOFCtl) exec(cmd string, args ...string) ([]byte, error) {
 	s.calls = append(s.calls, cmd+" "+strings.Join(args, " "))
 	sub := ""
-	for _, a := range args {
+	for i, a := range args {
 		if strings.HasPrefix(a, "/") {
 			if b, err := os.ReadFile(a); err == nil {
 				s.files[sub] += string(b)
 			}
-		} else if !strings.HasPrefix(a, "-") && sub == "" && a != ofVersion {
+		} else if !strings.HasPrefix(a, "-") && sub == "" && (i == 0 || args[i-1] != "-O") {
 			sub = a
 		}
 	}
 	switch sub {
+	case "parse-flows":
+		return runLocal(cmd, args...)
 	case "dump-flows":
 		return []byte(s.dump), nil
 	case "diff-flows":
-		return nil, s.diff
+		return []byte(s.diffs), s.diff
 	case "add-flows":
 		return nil, s.add
 	}
@@ -284,10 +301,11 @@ func exitErr(t *testing.T, code int) error {
 }
 
 func TestEnsureFlowsFake(t *testing.T) {
+	requireOFCtl(t)
 	flows := []string{"table=0,actions=resubmit(,1)", " table=1,actions=drop "}
 	dump := "OFPST_FLOW reply (OF1.4) (xid=0x2):\n cookie=0x10, actions=resubmit(,1)\n"
 
-	// Equal: one dump, one diff, no bundle.
+	// Equal as written: one dump, one diff, nothing else.
 	s := &scriptedOFCtl{files: map[string]string{}, dump: dump}
 	c := newFakeClient(t, &fakeOVS{})
 	c.run = s.exec
@@ -295,32 +313,58 @@ func TestEnsureFlowsFake(t *testing.T) {
 	if err != nil || changed {
 		t.Fatalf("EnsureFlows(equal) = %v, %v", changed, err)
 	}
-	if len(s.calls) != 2 || !strings.Contains(s.calls[0], "ovs-ofctl --timeout=10 -O OpenFlow14 --no-names dump-flows --no-stats br0 cookie=0x10/-1") ||
-		!strings.Contains(s.calls[1], "-O OpenFlow14 diff-flows /") {
+	if len(s.calls) != 2 || !strings.Contains(s.calls[0], "ovs-ofctl --timeout=10 --no-names dump-flows --no-stats br0 cookie=0x10/-1") ||
+		!strings.Contains(s.calls[1], "ovs-ofctl --timeout=10 diff-flows /") {
 		t.Errorf("calls:\n%s", strings.Join(s.calls, "\n"))
 	}
-	if want := "cookie=0x10,table=0,actions=resubmit(,1)\ncookie=0x10,table=1,actions=drop\ncookie=0x10, actions=resubmit(,1)\n"; s.files["diff-flows"] != want {
+	if want := "cookie=0x10, actions=resubmit(,1)\ncookie=0x10,table=0,actions=resubmit(,1)\ncookie=0x10,table=1,actions=drop\n"; s.files["diff-flows"] != want {
 		t.Errorf("diff-flows files:\n%s\nwant:\n%s", s.files["diff-flows"], want)
 	}
 
-	// Different (exit 2): the bundle deletes by cookie, then adds.
+	// Different (exit 2) as written and in the normal form (parse-flows,
+	// dump and diff in OpenFlow 1.4): the bundle deletes by cookie, then adds.
 	s = &scriptedOFCtl{files: map[string]string{}, dump: dump, diff: exitErr(t, 2)}
 	c.run = s.exec
 	changed, err = c.EnsureFlows("br0", 0x10, flows)
 	if err != nil || !changed {
 		t.Fatalf("EnsureFlows(differ) = %v, %v", changed, err)
 	}
-	if len(s.calls) != 3 || !strings.Contains(s.calls[2], "ovs-ofctl --timeout=10 -O OpenFlow14 --bundle add-flows br0 /") {
+	if len(s.calls) != 6 || !strings.Contains(s.calls[2], "ovs-ofctl -O OpenFlow14 parse-flows /") ||
+		!strings.Contains(s.calls[3], "ovs-ofctl --timeout=10 -O OpenFlow14 --no-names dump-flows") ||
+		!strings.Contains(s.calls[5], "ovs-ofctl --timeout=10 -O OpenFlow14 --bundle add-flows br0 /") {
 		t.Errorf("calls:\n%s", strings.Join(s.calls, "\n"))
 	}
 	if want := "delete cookie=0x10/-1\nadd cookie=0x10,table=0,actions=resubmit(,1)\nadd cookie=0x10,table=1,actions=drop\n"; s.files["add-flows"] != want {
 		t.Errorf("bundle file:\n%s\nwant:\n%s", s.files["add-flows"], want)
 	}
 
+	// A flow only OpenFlow 1.0 carries: no bundle, the difference one
+	// flow_mod at a time: the new and changed flows, then strict deletes of
+	// the lab's flows the file dropped (not of one an add replaced).
+	of10 := []string{"table=4,reg0=2,actions=strip_vlan,output:2", "table=1,priority=0,actions=drop"}
+	s = &scriptedOFCtl{files: map[string]string{}, dump: "", diff: exitErr(t, 2),
+		diffs: "-table=4 reg0=0x2 cookie=0x10 actions=output:2\n+table=4 reg0=0x2 cookie=0x10 actions=strip_vlan,output:2\n" +
+			"-table=3 priority=50,reg0=0 cookie=0x10 actions=drop\n-table=2 cookie=0x10 actions=drop\n-priority=9 cookie=0x10 actions=drop\n" +
+			"+table=1 priority=0 cookie=0x10 actions=drop\n"}
+	c.run = s.exec
+	changed, err = c.EnsureFlows("br0", 0x10, of10)
+	if err != nil || !changed {
+		t.Fatalf("EnsureFlows(OpenFlow 1.0) = %v, %v", changed, err)
+	}
+	if !strings.Contains(s.calls[3], "ovs-ofctl parse-flows /") || !strings.Contains(s.calls[4], "ovs-ofctl --timeout=10 --no-names dump-flows") ||
+		!strings.Contains(s.calls[len(s.calls)-1], "ovs-ofctl --timeout=10 add-flows br0 /") {
+		t.Errorf("calls:\n%s", strings.Join(s.calls, "\n"))
+	}
+	want := "add table=4 reg0=0x2 cookie=0x10 actions=strip_vlan,output:2\nadd table=1 priority=0 cookie=0x10 actions=drop\n" +
+		"delete_strict cookie=0x10/-1,table=3,priority=50,reg0=0\ndelete_strict cookie=0x10/-1,table=2\ndelete_strict cookie=0x10/-1,table=0,priority=9\n"
+	if s.files["add-flows"] != want {
+		t.Errorf("one-by-one file:\n%s\nwant:\n%s", s.files["add-flows"], want)
+	}
+
 	// diff-flows failing otherwise is an error; StaticFlowsDiffer says so.
 	s = &scriptedOFCtl{files: map[string]string{}, dump: dump, diff: exitErr(t, 1)}
 	c.run = s.exec
-	if d, err := c.StaticFlowsDiffer("br0", 0x10, flows); err == nil {
+	if d, _, err := c.StaticFlowsDiffer("br0", 0x10, flows); err == nil {
 		t.Errorf("StaticFlowsDiffer with failing diff-flows = %v, nil", d)
 	}
 

@@ -186,7 +186,7 @@ const observeTwoPorts = `{"data":[[["uuid","b0"],"br0","netdev","secure",["map",
 {"data":[[["set",["afxdp","afxdp-nonpmd","system","tap"]]]],"headings":["iface_types"]}
 `
 
-const observePrefix = prefix + "--format=json -- --columns=_uuid,name,datapath_type,fail_mode,external_ids,ports list Bridge -- --columns=_uuid,name,external_ids,interfaces list Port -- --columns=_uuid,name,ofport_request,ofport,type list Interface -- --columns=iface_types list Open_vSwitch"
+const observePrefix = prefix + "--format=json -- --columns=_uuid,name,datapath_type,fail_mode,external_ids,ports,controller list Bridge -- --columns=_uuid,name,external_ids,interfaces,tag,trunks,vlan_mode list Port -- --columns=_uuid,name,ofport_request,ofport,type list Interface -- --columns=iface_types list Open_vSwitch -- --columns=_uuid,target,is_connected list Controller"
 
 func TestEnsurePortsTxn(t *testing.T) {
 	f := (&fakeOVS{}).
@@ -342,7 +342,7 @@ func TestOFCtlAndVSCtlArgv(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertCalls(t, f, "ovs-ofctl --timeout=10 dump-flows br0", prefix+"show")
-	if got := c.Info(); got != (state.OVSInfo{Running: true, Private: true, DB: "unix:/run/netlab-unit/db.sock"}) {
+	if got := c.Info(); got != (state.OVSInfo{Running: true, Private: true, DB: "unix:/run/netlab-unit/db.sock", RunDir: "/run/netlab-unit"}) {
 		t.Errorf("Info = %+v", got)
 	}
 	if !strings.Contains(strings.Join(c.env, " "), "OVS_RUNDIR=/run/netlab-unit") {

@@ -165,6 +165,50 @@ func (r row) int(col string) (n int, ok bool, err error) {
 	return int(f), true, nil
 }
 
+// has says whether the row has the column.
+func (r row) has(col string) bool {
+	_, ok := r.cols[col]
+	return ok
+}
+
+// ints returns a set column of integers.
+func (r row) ints(col string) ([]int, error) {
+	raw, err := r.cell(col)
+	if err != nil {
+		return nil, err
+	}
+	as, err := atoms(raw)
+	if err != nil {
+		return nil, fmt.Errorf("column %s: %w", col, err)
+	}
+	out := make([]int, 0, len(as))
+	for _, a := range as {
+		f, ok := a.(float64)
+		if !ok {
+			return nil, fmt.Errorf("column %s: %s is not a set of integers", col, raw)
+		}
+		out = append(out, int(f))
+	}
+	return out, nil
+}
+
+// boolean returns a boolean column (false for an empty optional value).
+func (r row) boolean(col string) (bool, error) {
+	raw, err := r.cell(col)
+	if err != nil {
+		return false, err
+	}
+	as, err := atoms(raw)
+	if err != nil || len(as) == 0 {
+		return false, err
+	}
+	b, ok := as[0].(bool)
+	if !ok {
+		return false, fmt.Errorf("column %s: %s is not a boolean", col, raw)
+	}
+	return b, nil
+}
+
 // smap returns a map column with string keys and values.
 func (r row) smap(col string) (map[string]string, error) {
 	raw, err := r.cell(col)

@@ -130,10 +130,11 @@ type observeTable struct {
 
 // observeTables are the tables and columns observe reads (observeArgs).
 var observeTables = []observeTable{
-	{"Bridge", []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids", "ports"}},
-	{"Port", []string{"_uuid", "name", "external_ids", "interfaces"}},
+	{"Bridge", []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids", "ports", "controller"}},
+	{"Port", []string{"_uuid", "name", "external_ids", "interfaces", "tag", "trunks", "vlan_mode"}},
 	{"Interface", []string{"_uuid", "name", "ofport_request", "ofport", "type"}},
 	{"Open_vSwitch", []string{"iface_types"}},
+	{"Controller", []string{"_uuid", "target", "is_connected"}},
 }
 
 // observeRPC is observe in one transaction over the protocol. The cells come

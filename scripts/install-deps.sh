@@ -18,11 +18,14 @@ declare -A need=(
   [pgrep]=procps
   [setpriv]=util-linux
   [setcap]=libcap2-bin
+  # make test checks that the AppArmor profile parses (packaging/apparmor)
+  [apparmor_parser]=apparmor
   # Real routing daemons for labs/ospf and the services tests (not on PATH).
   [/usr/lib/frr/zebra]=frr
   # the e2e suite's real consumer of partitions: a three-member cluster
   [etcd]=etcd-server
   [etcdctl]=etcd-client
+  [osken-manager]=python3-os-ken   # the OpenFlow controller of labs/controller.yaml and its test
 )
 missing=()
 for cmd in "${!need[@]}"; do

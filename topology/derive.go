@@ -200,10 +200,24 @@ func (p *parser) assignOFPorts(bi *bridgeInfo) {
 	taken := map[int]string{}
 	for _, ps := range bi.settings {
 		pt := byName[ps.name]
-		if pt == nil {
-			p.errorf(ps.pos, ps.path, "no interface names %s/%s as its peer", bi.b.Name, ps.name)
+		switch {
+		case pt == nil && ps.internal:
+			if msg := checkIfName(ps.name, "port"); msg != "" {
+				p.errorf(ps.pos, ps.path, "%s", msg)
+				continue
+			}
+			// A port of its own: Open vSwitch makes its device.
+			pt = &Port{Name: ps.name, Pos: ps.pos, Internal: true}
+			bi.b.Ports = append(bi.b.Ports, pt)
+			byName[ps.name] = pt
+		case pt == nil:
+			p.errorf(ps.pos, ps.path, "no interface names %s/%s as its peer; a port with no namespace behind it is an OVS internal port: type: internal", bi.b.Name, ps.name)
+			continue
+		case ps.internal:
+			p.errorf(pos(ps.typeKey.v), ps.typeKey.path, "%s/%s is the end of a veth (%s names it as its peer); type: internal is for a port no interface names", bi.b.Name, ps.name, pt.Peer)
 			continue
 		}
+		pt.VLAN = ps.vlan
 		if ps.ofportKey == nil || ps.ofport == 0 || bi.b.Type != BridgeOVS {
 			continue
 		}
@@ -263,7 +277,11 @@ func (p *parser) checkHostNames() {
 	for _, bi := range p.bridges {
 		names = append(names, hostName{bi.b.Name, "bridge " + bi.b.Name, bi.path, bi.b.Pos})
 		for _, pt := range bi.b.Ports {
-			names = append(names, hostName{pt.Name, fmt.Sprintf("port %s/%s", bi.b.Name, pt.Name), join(p.pathOf(pt.Peer), "peer"), pt.Pos})
+			path := join(p.pathOf(pt.Peer), "peer")
+			if pt.Internal {
+				path = bi.path + ".ports." + pt.Name
+			}
+			names = append(names, hostName{pt.Name, fmt.Sprintf("port %s/%s", bi.b.Name, pt.Name), path, pt.Pos})
 		}
 	}
 	for _, ii := range p.host.ifaces {

@@ -218,6 +218,16 @@ func ParseDelay(s string) (time.Duration, string) {
 // nsName/link. Every field is checked with its place; nil means an empty
 // block or errors (already recorded).
 func (p *parser) parseImpair(e entry, nsName, link string) *Impairment {
+	im, bad := p.parseImpairBlock(e, nsName, link)
+	if bad || im.IsZero() {
+		return nil
+	}
+	return im
+}
+
+// parseImpairBlock reads an impair: block's fields, each checked with its
+// place (FieldPos says which were written); bad says one was wrong.
+func (p *parser) parseImpairBlock(e entry, nsName, link string) (*Impairment, bool) {
 	im := &Impairment{NS: nsName, Link: link, Pos: pos(e.k), Path: e.path, FieldPos: map[string]Pos{}}
 	f := p.fields(e.v, e.path, "impair")
 	// scalar accepts a string or a number (percentages may be written 20 or
@@ -282,8 +292,5 @@ func (p *parser) parseImpair(e entry, nsName, link string) *Impairment {
 	if fe, ok := f["reorder"]; ok && im.Reorder != 0 && im.Delay == 0 {
 		fail(fe, "reorder sends some packets at once and delays the others: it needs delay: as well (tc netem delay 10ms reorder 25%)")
 	}
-	if bad || im.IsZero() {
-		return nil
-	}
-	return im
+	return im, bad
 }

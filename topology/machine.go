@@ -466,6 +466,13 @@ func ForMachine(lab *Lab, machine string) (*Lab, error) {
 		next := 0
 		for _, pt := range b.Ports {
 			next = max(next, pt.OFPort)
+			if pt.Internal {
+				// No namespace behind it: on each machine of its bridge.
+				if slices.Contains(b.Machines, machine) {
+					c.Ports = append(c.Ports, pt)
+				}
+				continue
+			}
 			peerHere := lab.nsMachine(pt.Peer.NS) == machine
 			if peerHere && slices.Contains(b.Machines, machine) {
 				c.Ports = append(c.Ports, pt)

@@ -148,6 +148,8 @@ type parser struct {
 	bridges []*bridgeInfo
 	byKey   map[ifKey]*ifaceInfo // every described interface, by namespace and name
 	impairs []*Impairment        // impair: blocks, in file order
+	// eventImpairs are the timelines' impair events as written.
+	eventImpairs []pendingImpair
 }
 
 // nsInfo is a namespace (or the host) with what the walk learned about it.
@@ -179,15 +181,16 @@ type ifaceInfo struct {
 
 // bridgeInfo is a bridge entry with its raw per-port settings.
 type bridgeInfo struct {
-	b        *Bridge
-	path     string
-	addrPos  []Pos
-	ovsOnly  []entry // fail-mode, datapath: errors on a Linux bridge
-	settings []*portSetting
-	portType *entry // nil when not written
-	addrBad  bool
-	machines []machineRef // machine: or machines: as written
-	vni      *entry
+	b         *Bridge
+	path      string
+	addrPos   []Pos
+	ovsOnly   []entry // fail-mode, datapath: errors on a Linux bridge
+	settings  []*portSetting
+	portType  *entry // nil when not written
+	addrBad   bool
+	machines  []machineRef // machine: or machines: as written
+	vni       *entry
+	linuxOnly []entry // vlan-filtering: an error on an OVS bridge
 }
 
 // portSetting is one entry of a bridge's ports: map.
@@ -197,6 +200,10 @@ type portSetting struct {
 	pos       Pos
 	ofport    int
 	ofportKey *entry // nil when not written
+	internal  bool   // type: internal
+	typeKey   *entry // nil when not written
+	vlan      *VLAN  // parsed vlan:, nil when not written or bad
+	vlanKey   *entry
 }
 
 // routeInfo is a parsed route with the positions its checks report at.
@@ -226,25 +233,31 @@ type section struct {
 // Sections of the format, by the name their definition has in the schema.
 func sections() map[string]section {
 	return map[string]section{
-		"lab":       {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect"}},
-		"machine":   {known: []string{"address", "interface"}},
-		"expect":    {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
-		"host":      {known: []string{"sysctls", "routes", "interfaces", "nat"}},
-		"nat":       {known: []string{"source", "out"}},
-		"bridge":    {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni"}},
-		"openflow":  {known: []string{"preset", "idle-timeout"}},
-		"port":      {known: []string{"ofport", "impair"}},
-		"impair":    {known: []string{"rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder", "limit"}},
-		"namespace": {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps", "files", "dirs", "services"}},
-		"file":      {known: []string{"content", "from", "mode"}},
-		"service":   {known: []string{"command", "env", "dir", "user", "after", "ready", "timeout", "restart"}},
-		"ready":     {known: []string{"tcp", "udp", "command", "log"}},
-		"loopback":  {known: []string{"addresses"}},
-		"tun":       {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
-		"udp":       {known: []string{"listen", "send", "namespace"}},
-		"tap":       {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},
-		"interface": {known: []string{"peer", "addresses", "mac", "mtu", "vni", "impair"}},
-		"route":     {known: []string{"to", "via", "dev", "metric"}},
+		"lab":            {known: []string{"name", "machines", "host", "bridges", "namespaces", "expect", "timelines"}},
+		"machine":        {known: []string{"address", "interface"}},
+		"expect":         {known: []string{"from", "to", "ping", "tcp", "udp", "reachable"}},
+		"host":           {known: []string{"sysctls", "routes", "interfaces", "nat"}},
+		"nat":            {known: []string{"source", "out"}},
+		"bridge":         {known: []string{"type", "fail-mode", "datapath", "port-type", "addresses", "mtu", "ports", "openflow", "flows", "external", "machine", "machines", "vni", "controller", "vlan-filtering"}},
+		"openflow":       {known: []string{"preset", "idle-timeout"}},
+		"port":           {known: []string{"ofport", "impair", "type", "vlan"}},
+		"vlan":           {known: []string{"mode", "tag", "trunks"}},
+		"impair":         {known: []string{"rate", "delay", "jitter", "loss", "duplicate", "corrupt", "reorder", "limit"}},
+		"namespace":      {known: []string{"machine", "interfaces", "routes", "sysctls", "nat", "tuns", "taps", "files", "dirs", "services"}},
+		"file":           {known: []string{"content", "from", "mode"}},
+		"service":        {known: []string{"command", "env", "dir", "user", "after", "ready", "timeout", "restart"}},
+		"ready":          {known: []string{"tcp", "udp", "command", "log"}},
+		"loopback":       {known: []string{"addresses"}},
+		"tun":            {known: []string{"reflector", "udp", "queues", "cpus", "mtu", "addresses", "routes", "log"}},
+		"udp":            {known: []string{"listen", "send", "namespace"}},
+		"tap":            {known: []string{"owner", "group", "mac", "multi-queue", "vnet-hdr", "mtu", "addresses", "impair"}},
+		"interface":      {known: []string{"peer", "addresses", "mac", "mtu", "vni", "impair", "vlans"}},
+		"vlan-interface": {known: []string{"id", "name", "addresses"}},
+		"route":          {known: []string{"to", "via", "dev", "metric"}},
+		"timeline":       {known: []string{"start", "events"}},
+		"event":          {known: []string{"at", "every", "count", "for", "link-down", "link-up", "partition", "heal", "impair"}},
+		// An impair event's interfaces each have an "impair" section.
+		"event-partition": {known: []string{"a", "b", "one-way", "name"}},
 	}
 }
 
@@ -317,7 +330,10 @@ func (p *parser) parse(data []byte) *Lab {
 		return nil
 	}
 	root := p.decode(data)
-	if root == nil || !p.checkTree(root) {
+	if root == nil {
+		return nil
+	}
+	if root = p.expandAliases(root); root == nil || !p.checkTree(root) {
 		return nil
 	}
 	p.parseLab(root)
@@ -385,10 +401,8 @@ func (p *parser) syntaxError(err error) {
 	p.errorf(at, "", "YAML syntax: %s", msg)
 }
 
-// checkTree rejects what the format never needs and an attacker would use:
-// anchors and aliases (exponential "billion laughs" expansion) and deep
-// nesting. It walks without recursion, so a deep tree cannot exhaust the
-// stack.
+// checkTree rejects nesting deeper than the format ever needs. It walks
+// without recursion, so a deep tree cannot exhaust the stack.
 func (p *parser) checkTree(root *yaml.Node) bool {
 	type item struct {
 		n     *yaml.Node
@@ -399,10 +413,6 @@ func (p *parser) checkTree(root *yaml.Node) bool {
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		n := it.n
-		if n.Kind == yaml.AliasNode || n.Anchor != "" {
-			p.errorf(pos(n), "", "YAML anchors and aliases (&name, *name, <<: *name) are not supported: write values out")
-			return false
-		}
 		if it.depth > maxDepth {
 			p.errorf(pos(n), "", "YAML nested deeper than %d levels", maxDepth)
 			return false
@@ -412,6 +422,114 @@ func (p *parser) checkTree(root *yaml.Node) bool {
 		}
 	}
 	return true
+}
+
+// maxExpanded bounds the values of a file once its aliases are expanded: a
+// lab of thousands of namespaces stays far below it, an alias bomb ("billion
+// laughs": nine aliases of nine aliases of ...) is stopped long before it
+// costs memory.
+const maxExpanded = 200_000
+
+// expandAliases returns the tree with every alias (*name) replaced by a copy
+// of its anchor's value (&name) and every merge key (<<: *name, or a list of
+// them) replaced by the merged mapping's keys that the mapping does not
+// write itself (the first merged mapping wins, as YAML says), in place of the
+// merge key: repeated services or interfaces are written once. Copies keep
+// the anchor's positions, so an error in a shared value points at where it
+// is written. nil, with an error, for a tree that expands beyond
+// maxExpanded, nests beyond maxDepth, or merges what is not a mapping.
+func (p *parser) expandAliases(root *yaml.Node) *yaml.Node {
+	x := expander{p: p, active: map[*yaml.Node]bool{}}
+	out := x.copy(root, 1)
+	if x.failed {
+		return nil
+	}
+	return out
+}
+
+type expander struct {
+	p      *parser
+	count  int
+	active map[*yaml.Node]bool // anchors being copied: one that contains itself
+	failed bool
+}
+
+func (x *expander) fail(n *yaml.Node, format string, args ...any) *yaml.Node {
+	if !x.failed {
+		x.p.errorf(pos(n), "", format, args...)
+		x.failed = true
+	}
+	return nil
+}
+
+func (x *expander) copy(n *yaml.Node, depth int) *yaml.Node {
+	switch {
+	case x.failed:
+		return nil
+	case depth > maxDepth:
+		return x.fail(n, "YAML nested deeper than %d levels", maxDepth)
+	}
+	if x.count++; x.count > maxExpanded {
+		return x.fail(n, "YAML aliases expand to more than %d values (an alias bomb?): write the values out", maxExpanded)
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || x.active[n.Alias] {
+			return x.fail(n, "YAML alias *%s refers to a value that contains it", n.Value)
+		}
+		x.active[n.Alias] = true
+		c := x.copy(n.Alias, depth)
+		delete(x.active, n.Alias)
+		return c
+	}
+	c := *n
+	c.Anchor, c.Content = "", nil
+	if n.Kind != yaml.MappingNode {
+		for _, child := range n.Content {
+			c.Content = append(c.Content, x.copy(child, depth+1))
+		}
+		return &c
+	}
+	// A mapping: its own keys win over merged ones, wherever they stand.
+	own := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !isMergeKey(n.Content[i]) {
+			own[n.Content[i].Value] = true
+		}
+	}
+	merged := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !isMergeKey(k) {
+			c.Content = append(c.Content, x.copy(k, depth+1), x.copy(v, depth+1))
+			continue
+		}
+		from := []*yaml.Node{x.copy(v, depth+1)}
+		if from[0] != nil && from[0].Kind == yaml.SequenceNode {
+			from = from[0].Content
+		}
+		for _, m := range from {
+			if x.failed {
+				return nil
+			}
+			if m.Kind != yaml.MappingNode {
+				return x.fail(v, "<<: merges a mapping (or a list of mappings) into this one, got %s", describe(m))
+			}
+			for j := 0; j+1 < len(m.Content); j += 2 {
+				key := m.Content[j].Value
+				if own[key] || merged[key] {
+					continue
+				}
+				merged[key] = true
+				c.Content = append(c.Content, m.Content[j], m.Content[j+1])
+			}
+		}
+	}
+	return &c
+}
+
+// isMergeKey says whether a mapping key is YAML's merge key, <<.
+func isMergeKey(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge"
 }
 
 // entries returns the pairs of a mapping in file order. A null value counts
@@ -457,6 +575,9 @@ func (p *parser) fields(n *yaml.Node, path, name string) map[string]entry {
 			out[e.key] = e
 		case contains(sec.reserved, e.key):
 			p.errorf(pos(e.k), e.path, "reserved for a later netlab version, not supported yet")
+		case name == "lab" && strings.HasPrefix(e.key, "x-"):
+			// x-NAME at the top level is the user's, as in Compose files: a
+			// place for anchors (&router) the lab then merges (<<: *router).
 		default:
 			p.errorf(pos(e.k), e.path, "unknown key (want one of: %s)", strings.Join(sec.known, ", "))
 		}
@@ -607,6 +728,9 @@ func (p *parser) parseLab(root *yaml.Node) {
 	}
 	if e, ok := f["expect"]; ok {
 		p.parseExpectations(e)
+	}
+	if e, ok := f["timelines"]; ok {
+		p.parseTimelines(e)
 	}
 }
 

@@ -156,6 +156,13 @@ func (p *parser) parseInterface(e entry, ni *nsInfo) *ifaceInfo {
 	if ie, ok := f["impair"]; ok {
 		p.addImpair(p.parseImpair(ie, ni.ns.Name, e.key))
 	}
+	if ve, ok := f["vlans"]; ok {
+		if ni.ns.IsHost() {
+			p.errorf(pos(ve.k), ve.path, "VLAN interfaces go on an interface inside a lab namespace, not the host's")
+		} else {
+			p.parseVLANInterfaces(ve, ii)
+		}
+	}
 	return ii
 }
 

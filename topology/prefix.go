@@ -75,7 +75,9 @@ func ApplyPrefix(l *Lab, p string) error {
 		check(b.Name, b.Pos, "bridges."+b.Name)
 		for _, port := range b.Ports {
 			port.Name = p + port.Name
-			port.Peer = end(port.Peer)
+			if !port.Internal { // an internal port has no peer
+				port.Peer = end(port.Peer)
+			}
 			check(port.Name, port.Pos, "bridges."+b.Name+".ports."+port.Name)
 		}
 	}

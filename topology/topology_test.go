@@ -368,6 +368,7 @@ func checkInvariants(t *testing.T, lab *Lab) {
 	if lab == nil || lab.Host == nil || lab.Host.Name != Host {
 		t.Fatalf("lab or host missing: %+v", lab)
 	}
+	checkTimelineInvariants(t, lab)
 	if checkLabName(lab.Name) != "" {
 		t.Errorf("invalid lab name %q accepted", lab.Name)
 	}
@@ -465,5 +466,26 @@ func TestLinuxBridgePortLimit(t *testing.T) {
 	text := strings.Replace(b.String(), fmt.Sprintf("  n%d:\n    interfaces:\n      e0: {peer: br0/p%d}\n", MaxLinuxBridgePorts, MaxLinuxBridgePorts), "", 1)
 	if _, err := Parse("big.yaml", []byte(text)); err != nil {
 		t.Errorf("%d ports refused: %v", MaxLinuxBridgePorts, err)
+	}
+}
+
+// TestAnchors: a lab written with anchors, aliases, merge keys and an x-
+// key to hold them is the lab written out (their files format the same),
+// its own keys winning over merged ones.
+func TestAnchors(t *testing.T) {
+	with, written := mustLoad(t, "testdata/anchors/with.yaml"), mustLoad(t, "testdata/anchors/written.yaml")
+	a, err := Format(with)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Format(written)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("with anchors:\n%s\nwritten out:\n%s", a, b)
+	}
+	if got := with.Namespace("r2").Sysctls; len(got) != 1 || got[0].Value != "0" {
+		t.Errorf("r2's own sysctls lost to the merged ones: %+v", got)
 	}
 }

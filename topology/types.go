@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -74,6 +75,10 @@ const AutoAFXDPMaxPorts = 16
 // ovs-vswitchd (measured, OVS 3.1: 64 MiB UMEM plus rings).
 const AFXDPPortMemory = 73 << 20
 
+// PortInternal is both the type: of a bridge port that is an OVS internal
+// port and Open vSwitch's Interface type of it.
+const PortInternal = "internal"
+
 // IsAFXDP says whether an OVS port type is one of the AF_XDP ones.
 func IsAFXDP(t string) bool { return t == PortTypeAFXDP || t == PortTypeAFXDPNonPMD }
 
@@ -129,6 +134,10 @@ type Lab struct {
 	Remote    []RemotePart
 	Elsewhere []Expect
 
+	// Timelines are the lab's schedules of events (timelines:), in file
+	// order: see timeline.go.
+	Timelines []*Timeline
+
 	// nsIndex finds namespaces by name for Namespace (see lab.go).
 	nsIndex *nsIndex
 }
@@ -165,6 +174,74 @@ type Bridge struct {
 	// derived.
 	Machines []string
 	VNI      int
+
+	// Controllers are the OpenFlow controllers of an OVS bridge, as
+	// ovs-vsctl set-controller takes them: tcp:IP:PORT (the bridge connects
+	// to a controller), ptcp:PORT[:IP] (the bridge listens for one),
+	// unix:PATH, punix:PATH. Without any, the bridge's fail-mode decides.
+	Controllers []Controller
+	// VLANFiltering is a Linux bridge's vlan_filtering: its ports forward
+	// by their VLANs (bridge vlan); VLANFilteringPos is where the file says
+	// so.
+	VLANFiltering    bool
+	VLANFilteringPos Pos
+}
+
+// Controller is one OpenFlow controller target of a bridge.
+type Controller struct {
+	Target string
+	Pos    Pos
+	Path   string
+}
+
+// VLAN modes of a bridge port, as Open vSwitch's Port vlan_mode names them.
+const (
+	VLANAccess         = "access"          // untagged frames, in VLAN Tag
+	VLANTrunk          = "trunk"           // tagged frames of Trunks (OVS: all VLANs when none)
+	VLANNativeTagged   = "native-tagged"   // Trunks tagged, and Tag as the native VLAN, sent tagged
+	VLANNativeUntagged = "native-untagged" // Trunks tagged, and Tag as the native VLAN, sent untagged
+)
+
+// Limits of a VLAN ID: 0 and 4095 are reserved by 802.1Q.
+const (
+	MinVLAN = 1
+	MaxVLAN = 4094
+)
+
+// VLAN is the VLAN setting of a bridge port: OVS's Port tag, trunks and
+// vlan_mode, or a Linux bridge port's `bridge vlan` entries.
+type VLAN struct {
+	Mode   string // one of the VLAN mode constants
+	Tag    int    // the access or native VLAN; 0 in trunk mode
+	Trunks []int  // sorted; trunk and native modes (OVS trunk: none = all)
+	Pos    Pos
+	Path   string
+}
+
+// String is the setting as status shows it: "access 20", "trunk 20,30",
+// "native-untagged 10 trunk 20".
+func (v *VLAN) String() string {
+	if v == nil {
+		return ""
+	}
+	s := v.Mode
+	if v.Tag != 0 {
+		s += fmt.Sprintf(" %d", v.Tag)
+	}
+	if len(v.Trunks) > 0 {
+		var ts []string
+		for _, t := range v.Trunks {
+			ts = append(ts, fmt.Sprint(t))
+		}
+		if v.Mode == VLANTrunk {
+			s += " " + strings.Join(ts, ",")
+		} else {
+			s += " trunk " + strings.Join(ts, ",")
+		}
+	} else if v.Mode == VLANTrunk {
+		s += " all"
+	}
+	return s
 }
 
 // ExternalPort is a host interface netlab attaches but does not own.
@@ -205,6 +282,12 @@ type Port struct {
 	// Tunnel says the port is a VXLAN tunnel to other machines, not a veth
 	// (a machine's part of a multi-machine lab only).
 	Tunnel bool
+	// Internal says the port is an OVS internal port: a device Open vSwitch
+	// makes in the host namespace, with no namespace behind it (Peer is
+	// zero). Declared under the bridge's ports: with type: internal.
+	Internal bool
+	// VLAN is the port's VLAN setting; nil: none (every frame, as is).
+	VLAN *VLAN
 }
 
 // Namespace is a lab network namespace (or the host, for Lab.Host).
@@ -318,6 +401,32 @@ type Interface struct {
 	MTU       int              // 0: kernel default
 	Pos       Pos
 	VNI       int // of a link that crosses machines; 0: derived
+	// VLANs are 802.1Q interfaces on this one (vlans:), as a host on a
+	// trunk has them.
+	VLANs []*VLANInterface
+}
+
+// VLANInterface is an 802.1Q VLAN interface on an interface of a
+// namespace: `ip link add link PARENT name NAME type vlan id ID`.
+type VLANInterface struct {
+	Name      string // PARENT.ID unless the file names it
+	Parent    string
+	NS        string
+	ID        int
+	Addresses []netip.Prefix
+	Pos       Pos
+	Path      string
+}
+
+// VLANInterfaces lists every VLAN interface of the lab's namespaces.
+func (l *Lab) VLANInterfaces() []*VLANInterface {
+	var out []*VLANInterface
+	for _, ns := range l.AllNamespaces() {
+		for _, i := range ns.Interfaces {
+			out = append(out, i.VLANs...)
+		}
+	}
+	return out
 }
 
 // End names one end of a veth pair. For a bridge port, NS is Host, Name is the

@@ -21,6 +21,8 @@ func (p *parser) validate() {
 	p.checkPortTypes()
 	p.checkBridgeSizes()
 	p.checkServices()
+	p.mergeEventImpairs()
+	p.checkTimelines()
 }
 
 // MaxLinuxBridgePorts is how many ports the kernel gives a Linux bridge:

@@ -170,6 +170,29 @@ var argShapes = []struct {
 	{[]string{"heal", "Bad"}, exitUsage, false},
 	{[]string{"heal", "--all"}, exitUsage, false},
 	{[]string{"--sandbox", "shape", "heal"}, exitUsage, false},
+	{[]string{"timeline"}, exitUsage, false},
+	{[]string{"timeline", "--"}, exitUsage, false},
+	{[]string{"timeline", "Bad"}, exitUsage, false},
+	{[]string{"timeline", "lab", "sideways"}, exitUsage, false},
+	{[]string{"timeline", "lab", "start"}, exitUsage, false},
+	{[]string{"timeline", "lab", "start", "Bad_Name"}, exitUsage, false},
+	{[]string{"timeline", "lab", "start", strings.Repeat("a", 25)}, exitUsage, false},
+	{[]string{"timeline", "lab", "start", "-x"}, exitUsage, false},
+	{[]string{"timeline", "lab", "start", "t", "--reset"}, exitUsage, false},
+	{[]string{"timeline", "lab", "start", "t", "--json"}, exitUsage, false},
+	{[]string{"timeline", "lab", "log"}, exitUsage, false},
+	{[]string{"timeline", "lab", "log", "a", "b"}, exitUsage, false},
+	{[]string{"timeline", "lab", "status", "a"}, exitUsage, false},
+	{[]string{"timeline", "lab", "stop", "--reset=maybe"}, exitUsage, false},
+	{[]string{"timeline", "lab", "--json=x"}, exitUsage, false},
+	{[]string{"timeline", "-h"}, exitOK, false},
+	{[]string{"--sandbox", "shape", "timeline"}, exitUsage, false},
+	{[]string{"--sandbox", "shape", "timeline", "lab", "start"}, exitUsage, false},
+	{[]string{"timeline-run"}, exitUsage, false},
+	{[]string{"timeline-run", "a", "b"}, exitUsage, false},
+	{[]string{"timeline-run", "relative/labs/l/timelines/t.json"}, exitUsage, false},
+	{[]string{"timeline-run", "/run/netlab/labs/l/services/t.json"}, exitUsage, false},
+	{[]string{"timeline-run", "-h"}, exitUsage, false},
 	{[]string{"exec"}, exitUsage, false},
 	{[]string{"exec", "--"}, exitUsage, false},
 	{[]string{"exec", "lab"}, exitUsage, false},
@@ -180,6 +203,16 @@ var argShapes = []struct {
 	{[]string{"exec", "", "ns", "--", "true"}, exitUsage, true},
 	{[]string{"--sandbox", "shape", "exec", "lab"}, exitUsage, false},
 	{[]string{"--sandbox", "shape", "exec", "lab", "ns", "--"}, exitUsage, false},
+	{[]string{"ovs"}, exitUsage, false},
+	{[]string{"ovs", "--"}, exitUsage, false},
+	{[]string{"ovs", "lab"}, exitUsage, false},
+	{[]string{"ovs", "lab", "--"}, exitUsage, false},
+	{[]string{"ovs", "", "--", "ovs-vsctl", "show"}, exitUsage, false},
+	{[]string{"ovs", "lab", "--", "sh", "-c", "id"}, exitUsage, false},
+	{[]string{"ovs", "lab", "--", "/usr/bin/ovs-vsctl"}, exitUsage, false},
+	{[]string{"ovs", "BAD!", "--", "ovs-vsctl", "show"}, exitUsage, true},
+	{[]string{"--sandbox", "shape", "ovs", "lab"}, exitUsage, false},
+	{[]string{"--sandbox", "shape", "ovs", "lab", "--", "bash"}, exitUsage, false},
 	{[]string{"graph"}, exitUsage, false},
 	{[]string{"graph", "a", "b"}, exitUsage, false},
 	{[]string{"graph", "--format"}, exitUsage, false},
@@ -199,6 +232,11 @@ var argShapes = []struct {
 	{[]string{"view-exec"}, exitUsage, false},
 	{[]string{"view-exec", "a", "b"}, exitUsage, false},
 	{[]string{"view-exec", "a", "--"}, exitUsage, false},
+	{[]string{"relay"}, exitUsage, false},
+	{[]string{"relay", "--"}, exitUsage, false},
+	{[]string{"relay", "--", "/bin/true"}, exitUsage, false},
+	{[]string{"relay", "--", "", "x"}, exitUsage, false},
+	{[]string{"relay", "--", "/bin/true", "true"}, exitUsage, false}, // not started by a sandbox's nsenter
 	{[]string{"capture"}, exitUsage, false},
 	{[]string{"capture", "--"}, exitUsage, false},
 	{[]string{"capture", "lab"}, exitUsage, false},
@@ -242,6 +280,24 @@ var argShapes = []struct {
 	{[]string{"sandbox", "exec", "../x", "--", "id"}, exitUsage, false},
 	{[]string{"sandbox", "exec", "--", "id"}, exitUsage, false},
 	{[]string{"sandbox", "exec", "-h"}, exitOK, false},
+	{[]string{"sandbox", "run"}, exitUsage, false},
+	{[]string{"sandbox", "run", "--"}, exitUsage, false},
+	{[]string{"sandbox", "run", ""}, exitUsage, false},
+	{[]string{"sandbox", "run", "--name"}, exitUsage, false},
+	{[]string{"sandbox", "run", "--name", "--", "true"}, exitUsage, false},
+	{[]string{"sandbox", "run", "--name", "Bad/Name", "true"}, exitUsage, false},
+	{[]string{"sandbox", "run", "--name=", "true"}, exitUsage, false},
+	{[]string{"sandbox", "run", "--keep", "--keep-labs", "true"}, exitUsage, false},
+	{[]string{"sandbox", "run", "--keep=maybe", "true"}, exitUsage, false},
+	{[]string{"sandbox", "run", "--bogus", "true"}, exitUsage, false},
+	{[]string{"sandbox", "run", "-h"}, exitOK, false},
+	{[]string{"sandbox", "run", "--keep", "--", "-h"}, exitNotFound, false},
+	{[]string{"sandbox", "run", "--", "/nonexistent/program"}, exitNotFound, false},
+	{[]string{"sandbox", "run", "no-such-program-anywhere", "--keep"}, exitNotFound, false},
+	{[]string{"sandbox", "run", "--", "/etc/passwd"}, exitCannotExec, false},
+	{[]string{"sandbox", "run", "--", "/"}, exitCannotExec, false},
+	// Without a "--", a --sandbox after the command is still netlab's.
+	{[]string{"sandbox", "run", "pytest", "--sandbox", "x"}, exitUsage, false},
 	{[]string{"sandbox", "rm"}, exitUsage, false},
 	{[]string{"sandbox", "rm", "--"}, exitUsage, false},
 	{[]string{"sandbox", "rm", "--all", "x"}, exitUsage, false},
@@ -298,7 +354,7 @@ func TestArgShapes(t *testing.T) {
 		}
 	}
 	// Every verb has its shapes.
-	for _, v := range []string{"up", "down", "plan", "status", "validate", "check", "flows", "graph", "impair", "link", "partition", "heal", "exec", "logs", "capture", "doctor", "sandbox", "tap-mac", "reflect", "supervise", "view-exec", "completion", "version", "help", "bogus"} {
+	for _, v := range []string{"up", "down", "plan", "status", "validate", "check", "flows", "graph", "impair", "link", "partition", "heal", "exec", "logs", "capture", "doctor", "sandbox", "tap-mac", "reflect", "supervise", "view-exec", "relay", "completion", "version", "help", "bogus"} {
 		if !verbs[v] {
 			t.Errorf("no argument shapes for %s", v)
 		}
@@ -342,6 +398,41 @@ func TestSandboxExecArgs(t *testing.T) {
 	}
 }
 
+// sandbox run's flags end at the command or a "--": what follows is the
+// command's own, its flags that look like netlab's included.
+func TestSandboxRunArgs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		opts runOptions
+		cmd  []string
+		bad  bool
+	}{
+		{[]string{"pytest", "-x"}, runOptions{}, []string{"pytest", "-x"}, false},
+		{[]string{"--", "pytest", "-x"}, runOptions{}, []string{"pytest", "-x"}, false},
+		{[]string{"--name", "ci", "--keep", "--", "sh", "-c", "exit 3"}, runOptions{name: "ci", keep: true}, []string{"sh", "-c", "exit 3"}, false},
+		{[]string{"--keep-labs", "go", "test", "--keep"}, runOptions{keepLabs: true}, []string{"go", "test", "--keep"}, false},
+		{[]string{"--name=x1", "./run-tests.sh", "--name", "y"}, runOptions{name: "x1"}, []string{"./run-tests.sh", "--name", "y"}, false},
+		{[]string{"--", "--", "x"}, runOptions{}, []string{"--", "x"}, false},
+		{[]string{"--", "-h"}, runOptions{}, []string{"-h"}, false},
+		{nil, runOptions{}, nil, true},
+		{[]string{"--"}, runOptions{}, nil, true},
+		{[]string{"--keep"}, runOptions{}, nil, true},
+		{[]string{"--name", "A", "x"}, runOptions{}, nil, true},
+		{[]string{"--name", "--", "x"}, runOptions{}, nil, true},
+		{[]string{"--name=", "x"}, runOptions{}, nil, true},
+		{[]string{"--keep", "--keep-labs", "x"}, runOptions{}, nil, true},
+		{[]string{"-x", "pytest"}, runOptions{}, nil, true},
+		{[]string{""}, runOptions{}, nil, true},
+	} {
+		fs := flag.NewFlagSet("sandbox run", flag.ContinueOnError)
+		fs.SetOutput(&bytes.Buffer{})
+		opts, cmd, err := sandboxRunArgs(fs, c.args)
+		if (err != nil) != c.bad || !c.bad && (opts != c.opts || !slices.Equal(cmd, c.cmd)) {
+			t.Errorf("sandboxRunArgs(%q) = %+v, %q, %v; want %+v, %q (error %v)", c.args, opts, cmd, err, c.opts, c.cmd, c.bad)
+		}
+	}
+}
+
 // A capture's file is made 0600, whatever the umask lets through.
 func TestCaptureFileMode(t *testing.T) {
 	old := syscall.Umask(0)
@@ -376,6 +467,8 @@ func FuzzArgs(f *testing.F) {
 		{"--sandbox", "x", "exec", "lab", "ns", "--", "id"},
 		{"sandbox", "exec", "x", "--", "id"},
 		{"sandbox", "exec", "x", "id"},
+		{"sandbox", "run", "--name", "ci", "--keep", "--", "pytest", "-x"},
+		{"sandbox", "run", "--keep-labs", "sh", "-c", "exit 3"},
 		{"exec", "lab", "ns", "--", "--sandbox", "y"},
 		{"capture", "lab", "a/b", "-w", "-", "--count", "3", "--", "tcp", "port", "80"},
 		{"down", "--all", "--json", "--", "--all"},
@@ -440,6 +533,11 @@ func FuzzArgs(f *testing.F) {
 		}
 		if name, cmd, ok := sandboxExecArgs(args); ok && (len(cmd) == 0 || !hasSuffix(args, cmd) || name != args[0]) {
 			t.Errorf("sandboxExecArgs(%q) = %q, %q", args, name, cmd)
+		}
+		runFlags := flag.NewFlagSet("fuzz", flag.ContinueOnError)
+		runFlags.SetOutput(&bytes.Buffer{})
+		if o, cmd, err := sandboxRunArgs(runFlags, args); err == nil && (len(cmd) == 0 || cmd[0] == "" || !hasSuffix(args, cmd) || o.keep && o.keepLabs || o.name != "" && sandbox.CheckName(o.name) != nil) {
+			t.Errorf("sandboxRunArgs(%q) = %+v, %q", args, o, cmd)
 		}
 		specs, filter := splitCaptureArgs(args)
 		for _, s := range specs {

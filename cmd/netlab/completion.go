@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "logs", "capture", "check", "graph", "flows", "impair", "link", "partition", "heal", "sandbox", "doctor", "completion", "version"}
+var verbs = []string{"up", "down", "plan", "status", "validate", "exec", "ovs", "logs", "capture", "check", "graph", "flows", "impair", "link", "partition", "heal", "timeline", "sandbox", "doctor", "completion", "version"}
 
 // bashCompletion completes verbs, topology files for verbs that take one, and
 // running labs (from `netlab status --json`'s lab names via /run/netlab).
@@ -18,7 +18,7 @@ _netlab() {
   case $verb in
     up|plan|validate|graph)
       COMPREPLY=($(compgen -f -X '!*.y*ml' -- "$cur") $(compgen -d -- "$cur")) ;;
-    down|status|exec|logs|capture|check|flows|heal)
+    down|status|exec|ovs|logs|capture|check|flows|heal)
       local labs=$(ls /run/netlab/labs 2>/dev/null)
       if [[ $COMP_CWORD == 2 ]]; then
         COMPREPLY=($(compgen -W "$labs --all" -- "$cur") $(compgen -f -X '!*.y*ml' -- "$cur"))
@@ -41,7 +41,15 @@ _netlab() {
       elif [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "--reset --oneway --name" -- "$cur"))
       fi ;;
-    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm create exec" -- "$cur")) ;;
+    timeline)
+      if [[ $COMP_CWORD == 2 ]]; then
+        COMPREPLY=($(compgen -W "$(ls /run/netlab/labs 2>/dev/null)" -- "$cur"))
+      elif [[ $COMP_CWORD == 3 ]]; then
+        COMPREPLY=($(compgen -W "status start stop log" -- "$cur"))
+      elif [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "--reset --json" -- "$cur"))
+      fi ;;
+    sandbox) [[ $COMP_CWORD == 2 ]] && COMPREPLY=($(compgen -W "ls rm create exec run" -- "$cur")) ;;
     completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
   esac
 }

@@ -67,12 +67,12 @@ func printFlows(w io.Writer, b engine.BridgeFlows) {
 		fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", f.Table, f.Priority, f.Owner, f.Packets, match, f.Actions)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "learned MACs (table 10): %d\n", len(b.MACs))
+	fmt.Fprintf(w, "learned MACs (made by the lab's learn() actions): %d\n", len(b.MACs))
 	if len(b.MACs) == 0 {
 		return
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  mac\tport\tinterface\tidle")
+	fmt.Fprintln(tw, "  table\tvlan\tmac\tport\tinterface\tidle")
 	for _, m := range b.MACs {
 		where := m.PortName
 		if m.Namespace != "" {
@@ -82,7 +82,11 @@ func printFlows(w io.Writer, b engine.BridgeFlows) {
 		if m.Port == 0xffff {
 			port = "LOCAL"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%ds\n", m.MAC, port, where, m.IdleAge)
+		vlan := "-"
+		if m.VLAN != 0 {
+			vlan = fmt.Sprint(m.VLAN)
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%ds\n", m.Table, vlan, m.MAC, port, where, m.IdleAge)
 	}
 	tw.Flush()
 }

@@ -14,7 +14,18 @@ import (
 	"github.com/netlab-dev/netlab/internal/sandbox"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/testkit"
+	"github.com/netlab-dev/netlab/internal/timeline"
 )
+
+var logSample = timeline.Entry{Step: 2, Event: 0, Occurrence: 1, Action: "link-down n2/eth0", Result: timeline.Done, Actions: 1,
+	Planned:  time.Date(2026, 12, 6, 10, 0, 12, 0, time.UTC),
+	Started:  time.Date(2026, 12, 6, 10, 0, 12, 1200000, time.UTC),
+	Finished: time.Date(2026, 12, 6, 10, 0, 12, 15700000, time.UTC)}
+
+var timelinesSample = []engine.TimelineStatus{{Name: "flap", State: "running", Start: "2026-12-06T10:00:10.000Z", Steps: 10, Done: 3,
+	Next: &engine.NextStep{Step: 3, Action: "link-up n2/eth0", Planned: "2026-12-06T10:00:12.500Z"}, Last: &logSample, PID: 4711, Restarts: 1,
+	Exit: "killed by SIGKILL (killed)", Log: "/run/netlab/labs/blue-red/timelines/flap.log", Events: "/run/netlab/labs/blue-red/timelines/flap.events"},
+	{Name: "nemesis", State: "not started", Steps: -1, Log: "/run/netlab/labs/blue-red/timelines/nemesis.log", Events: "/run/netlab/labs/blue-red/timelines/nemesis.events"}}
 
 // The --json outputs are an interface other programs parse: their shapes
 // (field names, nesting) are golden files, so a change is a visible diff.
@@ -47,7 +58,10 @@ func TestJSONShapes(t *testing.T) {
 			Remote:     []engine.RemoteStatus{{Kind: "namespace", Name: "red", Machine: "b", Address: "192.0.2.2"}},
 			LinksDown:  []engine.CableStatus{{Interface: "red/veth3", Device: "host/veth2"}},
 			Partitions: []engine.PartitionStatus{{Name: "p1", A: []string{"red"}, B: []string{"blue"}, OneWay: true, Dropped: 7}},
+			Timelines:  timelinesSample,
 		}},
+		"timeline":     timelinesSample,
+		"timeline-log": []timeline.Entry{logSample},
 		"plan": plan.Plan{
 			{Step: plan.AddNamespace{NS: "blue", Alias: "netlab:blue-red"}},
 			{Step: plan.AddAddr{NS: "blue", Link: "veth1", Addr: netip.MustParsePrefix("10.0.0.1/24")}},
@@ -66,7 +80,7 @@ func TestJSONShapes(t *testing.T) {
 		"event":   engine.Event{Kind: "action", Lab: "blue-red", Done: 3, Total: 39, Action: "ip netns add blue && ip -n blue link set lo alias netlab:blue-red up"},
 		"flows": []engine.BridgeFlows{{Bridge: "ovsbr0",
 			Flows: []engine.FlowRow{{Table: 0, Priority: 50, Cookie: "0x1", Owner: "lab", Packets: 4, Bytes: 336, Match: "in_port=1", Actions: "resubmit(,1)"}},
-			MACs:  []engine.MACRow{{MAC: "02:00:00:00:00:01", Port: 1, PortName: "veth0", Namespace: "blue", Interface: "veth1", IdleAge: 3, Packets: 2}}}},
+			MACs:  []engine.MACRow{{MAC: "02:00:00:00:00:01", Port: 1, PortName: "veth0", Namespace: "blue", Interface: "veth1", IdleAge: 3, Packets: 2, Table: 10, VLAN: 20}}}},
 		"check": checkJSON{Lab: "blue-red", Passed: 1, Failed: 0, Results: []checkRow{{Index: 0, From: "blue", To: "red", Addr: "10.0.0.2", Check: "ping", Want: true, Got: true, Pass: true, Detail: "2/2 replies", Millis: 3}}},
 		"sandboxes": []sandboxRow{{Sandbox: &sandbox.Sandbox{Name: "default", PID: 4242, Start: 123456, UserNS: true, NetNS: 4026532244,
 			Created: time.Date(2026, 12, 3, 9, 36, 14, 0, time.UTC)}, Alive: true, Labs: []string{"blue-red"}},

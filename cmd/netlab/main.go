@@ -50,15 +50,22 @@ Usage:
   netlab partition LAB A[,B...] / C[,D...] [--oneway] [--name N]
                               drop the traffic between two groups of namespaces
   netlab heal LAB [NAME...]   lift partitions (all without a name)
+  netlab timeline LAB [status|start NAME...|stop [NAME...] [--reset]|log NAME]
+                              run the file's timelines of events (flaps, partitions,
+                              impairments at set times); where they are
   netlab exec LAB NS -- CMD...
                               run a command inside a namespace of the lab
   netlab logs LAB [NS[/SERVICE]] [-f]
                               print (and follow) the logs of the lab's services
+  netlab ovs LAB -- ovs-ofctl|ovs-vsctl|ovs-appctl ARGS...
+                              run an Open vSwitch tool against the lab's Open vSwitch
   netlab capture LAB NS/IFACE... [-w FILE|-] [--count N] [--duration D] [FILTER]
                               record packets of lab interfaces (pcapng, pcap, or one line each)
   netlab doctor               check what netlab needs, say how to fix what is missing
   netlab sandbox ls|rm|create|exec
                               list, remove, make or enter sandboxes (networks of their own)
+  netlab sandbox run [--name N] [--keep] -- CMD [ARGS...]
+                              run a command (a test suite) in a fresh sandbox, removed after it
   netlab tap-mac IFACE MAC    set a TAP's MAC as its unprivileged owner
   netlab completion bash|zsh  print a shell completion script
   netlab version
@@ -176,6 +183,8 @@ func (a *app) run(args []string) int {
 		return a.validate(rest)
 	case "exec":
 		return a.exec(rest)
+	case "ovs":
+		return a.ovsVerb(rest)
 	case "capture":
 		return a.capture(rest)
 	case "logs":
@@ -190,6 +199,10 @@ func (a *app) run(args []string) int {
 		return a.partition(rest)
 	case "heal":
 		return a.heal(rest)
+	case "timeline":
+		return a.timelineVerb(rest)
+	case "timeline-run":
+		return a.timelineRun(rest)
 	case "check":
 		return a.check(rest)
 	case "graph":
@@ -202,6 +215,8 @@ func (a *app) run(args []string) int {
 		return a.supervise(rest)
 	case "view-exec":
 		return a.viewExec(rest)
+	case "relay":
+		return a.relay(rest)
 	case "tap-mac":
 		return a.tapMAC(rest)
 	case "doctor":
@@ -239,7 +254,7 @@ func front(args []string) (explicit string, rest []string, err error) {
 	if len(rest) > 0 && !labVerbs[rest[0]] && rest[0] != "validate" {
 		// Taken silently it would be a surprise: `netlab --sandbox x
 		// sandbox rm` removes nothing of x's.
-		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, link, partition, heal, exec, graph, capture, validate), not %q", rest[0])
+		return "", nil, fmt.Errorf("--sandbox goes with a lab verb (up, down, plan, status, check, flows, impair, link, partition, heal, timeline, exec, ovs, graph, capture, validate), not %q", rest[0])
 	}
 	return explicit, rest, nil
 }
@@ -260,7 +275,7 @@ func (a *app) help(args []string) int {
 // knownVerb says whether verb is one of netlab's.
 func knownVerb(verb string) bool {
 	switch verb {
-	case "sandbox", "reflect", "supervise", "view-exec", "tap-mac", "doctor", "completion", "version", "help", "validate":
+	case "sandbox", "reflect", "supervise", "view-exec", "relay", "timeline-run", "tap-mac", "doctor", "completion", "version", "help", "validate":
 		return true
 	}
 	return labVerbs[verb]

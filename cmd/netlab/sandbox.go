@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -21,7 +20,7 @@ const defaultSandbox = "default"
 
 // labVerbs are the verbs that act on labs, and so run where the labs live:
 // on the machine, or inside a sandbox.
-var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status": true, "check": true, "flows": true, "impair": true, "exec": true, "graph": true, "capture": true, "logs": true, "link": true, "partition": true, "heal": true}
+var labVerbs = map[string]bool{"up": true, "down": true, "plan": true, "status": true, "check": true, "flows": true, "impair": true, "exec": true, "graph": true, "capture": true, "logs": true, "ovs": true, "link": true, "partition": true, "heal": true, "timeline": true}
 
 // sandboxFlag takes --sandbox NAME (or --sandbox=NAME) out of the arguments,
 // wherever it stands before a "--" (exec's command is the command's own).
@@ -173,6 +172,12 @@ func (a *app) runIn(sb *sandbox.Sandbox, exe string, args []string, endsWithUs b
 		defer runtime.UnlockOSThread()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	}
+	// nsenter and this process ignore the terminal's Ctrl-C and Ctrl-\
+	// (the command inside gets them too, being in the same process group),
+	// or nsenter would end at once and leave the command behind; an
+	// ignored signal stays ignored through exec, so the netlab inside is
+	// told which to give back their default action for what it starts.
+	cmd.Env = append(cmd.Env, sandbox.SignalDefaults(syscall.SIGINT, syscall.SIGQUIT))
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
 	defer signal.Reset(syscall.SIGINT, syscall.SIGQUIT)
 	err = cmd.Run()
@@ -200,11 +205,13 @@ func (a *app) failSandbox(verb string, err error) int {
 const sandboxUsage = `Usage: netlab sandbox ls [--json]
        netlab sandbox rm NAME...|--all
        netlab sandbox create NAME
-       netlab sandbox exec NAME [--] CMD [ARGS...]`
+       netlab sandbox exec NAME [--] CMD [ARGS...]
+       netlab sandbox run ` + sandboxRunArgsUsage
 
 // sandboxVerb: netlab sandbox ls [--json] | rm NAME...|--all | create NAME
-// | exec NAME -- CMD... Every shape is checked before the registry is
-// looked at; ls, and rm or exec of what is not there, write nothing.
+// | exec NAME -- CMD... | run [--name N] [--keep] -- CMD... Every shape is
+// checked before the registry is looked at; ls, and rm or exec of what is
+// not there, write nothing.
 func (a *app) sandboxVerb(args []string) int {
 	usage := func() int {
 		fmt.Fprintln(a.stderr, sandboxUsage)
@@ -277,15 +284,24 @@ func (a *app) sandboxVerb(args []string) int {
 		if err != nil {
 			return a.fail("sandbox exec", err)
 		}
-		path, err := exec.LookPath(cmd[0])
+		path, _, err := resolveCommand(cmd[0])
+		if err != nil {
+			return a.fail("sandbox exec", fmt.Errorf("%s: %w", cmd[0], err))
+		}
+		exe, err := os.Executable()
 		if err != nil {
 			return a.fail("sandbox exec", err)
 		}
-		code, err := a.runIn(sb, path, cmd[1:], false)
+		var fwd forwarder
+		fwd.forwarding = sandbox.ForwardSignals(fwd.signal)
+		code, err := a.runRelayed(sb, exe, path, cmd, &fwd)
+		fwd.forwarding.Stop()
 		if err != nil {
 			return a.fail("sandbox exec", err)
 		}
 		return code
+	case "run":
+		return a.sandboxRun(args[1:])
 	case "rm", "remove":
 		return a.sandboxRemove(args[1:])
 	}
@@ -344,6 +360,8 @@ func (a *app) sandboxRemove(args []string) int {
 			fmt.Fprintf(a.stdout, "sandbox %s: not there\n", name)
 			continue
 		}
+		// Alive before the removal, which kills the keeper.
+		alive := err == nil && sb.Alive()
 		if err == nil {
 			err = reg.Remove(name)
 		}
@@ -354,7 +372,7 @@ func (a *app) sandboxRemove(args []string) int {
 		switch {
 		case sb.Incomplete != "":
 			fmt.Fprintf(a.stdout, "sandbox %s: removed (it was incomplete: %s)\n", name, sb.Incomplete)
-		case !sb.Alive():
+		case !alive:
 			fmt.Fprintf(a.stdout, "sandbox %s: removed (its keeper %d had died)\n", name, sb.PID)
 		default:
 			fmt.Fprintf(a.stdout, "sandbox %s: removed\n", name)

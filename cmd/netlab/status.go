@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -88,6 +89,9 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 			if p.AFXDPError != "" {
 				about = append(about, "AF_XDP failed")
 			}
+			if p.VLAN != "" {
+				about = append(about, "vlan "+p.VLAN)
+			}
 			if len(about) > 0 {
 				ports = append(ports, fmt.Sprintf("%s(%s)", p.Name, strings.Join(about, ", ")))
 			} else {
@@ -101,10 +105,27 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		if b.FailMode != "" {
 			detail += ", fail-mode " + b.FailMode
 		}
-		if st.OVS != nil && b.Type == "ovs" && st.OVS.Private {
-			detail += ", private OVS"
+		if b.VLANFiltering {
+			detail += ", vlan_filtering"
+		}
+		for _, c := range b.Controllers {
+			state := "not connected"
+			switch {
+			case c.Connected:
+				state = "connected"
+			case strings.HasPrefix(c.Target, "p"): // ptcp:, punix: listen
+				state = "listening"
+			}
+			detail += fmt.Sprintf(", controller %s (%s)", c.Target, state)
 		}
 		fmt.Fprintf(w, "  bridge %s (%s): ports %s\n", b.Name, detail, strings.Join(ports, " "))
+	}
+	if o := st.OVS; o != nil && slices.ContainsFunc(st.Bridges, func(b engine.BridgeStatus) bool { return b.Type == "ovs" }) {
+		which := "the system's Open vSwitch"
+		if o.Private {
+			which = "netlab's private Open vSwitch"
+		}
+		fmt.Fprintf(w, "  open vswitch: %s, run directory %s (netlab ovs %s -- ovs-ofctl dump-flows BRIDGE)\n", which, o.RunDir, st.Lab)
 	}
 	for _, ns := range st.Namespaces {
 		fmt.Fprintf(w, "  namespace %s\n", ns.Name)
@@ -176,6 +197,7 @@ func printStatus(w io.Writer, st *engine.LabStatus) {
 		fmt.Fprintf(w, "  remote %s %s on machine %s (%s)\n", r.Kind, r.Name, r.Machine, r.Address)
 	}
 	printEvents(w, st)
+	printTimelines(w, st.Lab, "  ", st.Timelines)
 	for _, s := range st.HostSysctls {
 		fmt.Fprintf(w, "  host sysctl %s = %s (was %s; restored when the last lab holding it goes down)\n", s.Key, s.Value, s.Previous)
 	}

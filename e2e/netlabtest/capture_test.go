@@ -2,6 +2,7 @@ package netlabtest
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
 )
 
 // The fixture's Capture sees the TCP handshake of a Dial, in order, on the
@@ -154,5 +156,53 @@ func captureChild(t *testing.T, fail bool) {
 	c.Wait(t, func(p Packet) bool { return strings.Contains(p.String(), "echo reply") }, 5*time.Second)
 	if fail {
 		t.Fatal("failing on purpose, to leave a capture")
+	}
+}
+
+// The fixture's Capture keeps 802.1Q tags the kernel moved out of the
+// frame: a tagged ARP sent from a packet socket (as a trunk host does)
+// arrives with its Dot1Q layer, and the filter `vlan 30` keeps it and leaves
+// VLAN 20's out.
+func TestCaptureKeepsVLANTags(t *testing.T) {
+	lab := Up(t, "testdata/pair.yaml")
+	c := lab.Capture(t, "b", "p2p", CaptureFilter("vlan 30"))
+	frame := func(vid uint16) []byte {
+		f := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x30, 0x81, 0x00, byte(vid >> 8), byte(vid), 0x08, 0x06,
+			0, 1, 8, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 0x30, 10, 30, 0, 1, 0, 0, 0, 0, 0, 0, 10, 30, 0, 2}
+		return append(f, make([]byte, 64-len(f))...)
+	}
+	err := lab.Do("a", func() error {
+		ifi, err := net.InterfaceByName("p2p")
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		for _, vid := range []uint16{20, 30} {
+			if err := unix.Sendto(fd, frame(vid), 0, &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Wait(t, func(p Packet) bool { return p.Layer(layers.LayerTypeDot1Q) != nil }, 5*time.Second)
+	q := p.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q)
+	if q.VLANIdentifier != 30 || p.Layer(layers.LayerTypeARP) == nil {
+		t.Errorf("captured %s: VLAN %d, ARP inside %v", p, q.VLANIdentifier, p.Layer(layers.LayerTypeARP) != nil)
+	}
+	if !strings.Contains(p.String(), "vlan 30, p 0, ARP") {
+		t.Errorf("prints as %q", p)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, p := range c.Packets() {
+		if q, ok := p.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q); !ok || q.VLANIdentifier != 30 {
+			t.Errorf("filter vlan 30 let through %s", p)
+		}
 	}
 }

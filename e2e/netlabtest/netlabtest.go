@@ -102,7 +102,7 @@ func Run(m *testing.M, opts ...MainOption) int {
 			defer os.RemoveAll(dir)
 		}
 	}
-	return sandbox.RunTests(m.Run, o.onHost)
+	return sandbox.RunTests(m.Run, o.onHost, sandbox.WithDelegate(delegate)) // delegate.go
 }
 
 // buildNetlab builds netlab into a new directory and sets NETLAB_BIN, unless
@@ -190,65 +190,37 @@ func Up(t testing.TB, file string, opts ...Option) *Lab {
 func UpString(t testing.TB, text string, opts ...Option) *Lab {
 	t.Helper()
 	RequireRoot(t)
-	what := "inline lab of " + t.Name()
-	lab, err := topology.Parse(what, []byte(text))
-	if err != nil {
-		t.Fatalf("netlabtest: %v", err)
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("netlabtest: %s: %v", what, err)
-	}
-	if err := topology.ReadSideFiles(lab, wd); err != nil {
-		t.Fatalf("netlabtest: %v", err)
-	}
-	// Removed after the lab's teardown (cleanups run last-in first-out),
-	// unless the lab is kept: its file then stays with it.
-	dir, err := os.MkdirTemp("", "netlabtest-")
-	if err != nil {
-		t.Fatalf("netlabtest: %s: %v", what, err)
-	}
-	var l *Lab
-	t.Cleanup(func() {
-		if l == nil || !l.kept {
-			os.RemoveAll(dir)
-		}
-	})
-	if lab.File, err = writeInline(dir, []byte(text), lab, wd); err != nil {
-		t.Fatalf("netlabtest: %s: %v", what, err)
-	}
-	l = up(t, lab, what, opts)
-	return l
+	return upText(t, "inline lab of "+t.Name(), []byte(text), false, opts)
 }
 
-// UpLab is Up for a lab built in Go: a *topology.Lab as topology.Parse
-// returns it, perhaps changed, or made field by field with what Parse
-// derives filled in (Interface.NS and Peer, Links, Bridge.Ports). UpLab
-// applies the prefix to lab itself, so give each call a lab of its own.
+// UpLab is Up for a lab built in Go: a *topology.Lab made field by field
+// with what a file would say (Parse derives the rest: Interface.NS, Links,
+// Bridge.Ports), or one Parse returned, perhaps changed. It is validated
+// exactly as a file: topology.Format writes it as a lab file, which UpLab
+// brings up as UpString does its text, so Status's drift, Impair, check
+// and flows work as for a file. Its errors name the lab and the field, as
+// "lab NAME built in TestName:LINE:COL: namespaces.a.interfaces.p2p.mtu:
+// 20 is out of range 68..65535", and the test's log shows the text, its
+// lines numbered. lab itself is not changed: a test may bring one lab up
+// many times.
 //
-// topology validates files, not values: a lab built in Go is checked only
-// for what UpLab can see (a name, a host, no prefix yet), and the rest is
-// the engine's to refuse. netlab keeps a running lab's file, not the lab,
-// so a lab from UpLab has none to read again: Impair, Impairment and
-// Status's drift need Up or UpString.
+// Files placed from beside the lab (File.From without Content) are read
+// relative to the test's working directory, as UpString's.
 func UpLab(t testing.TB, lab *topology.Lab, opts ...Option) *Lab {
 	t.Helper()
 	RequireRoot(t)
-	switch {
-	case lab == nil:
+	if lab == nil {
 		t.Fatalf("netlabtest: UpLab: nil lab")
-	case lab.Name == "":
-		t.Fatalf("netlabtest: UpLab: the lab has no name")
-	case lab.Host == nil:
-		t.Fatalf("netlabtest: UpLab: lab %s has no Host (&topology.Namespace{Name: topology.Host}, as Parse gives)", lab.Name)
-	case lab.Prefix != "":
-		t.Fatalf("netlabtest: UpLab: lab %s already has prefix %q: it is up (or was), give each UpLab a lab of its own", lab.Name, lab.Prefix)
 	}
-	// Named, never a path: the engine would read a file of that path
-	// again as the lab's, and a lab changed in Go is not its file.
+	text, err := topology.Format(lab)
+	if err != nil {
+		t.Fatalf("netlabtest: UpLab: %v", err)
+	}
 	what := "lab " + lab.Name + " built in " + t.Name()
-	lab.File = what
-	return up(t, lab, what, opts)
+	if lab.Name == "" {
+		what = "a lab built in " + t.Name()
+	}
+	return upText(t, what, text, true, opts)
 }
 
 // up brings lab up under the options' prefix and registers its teardown:
@@ -295,7 +267,9 @@ func keepHint(lab, ns string) string {
 	switch sb := sandbox.Inside(); {
 	case sb == "":
 		return fmt.Sprintf("keeping lab %s for inspection (NETLAB_KEEP):\n  enter:  ip netns exec %s bash\n  status: netlab status %s\n  remove: netlab down %s", lab, ns, lab, lab)
-	case sb == sandbox.TestSandbox:
+	case sb == sandbox.TestSandbox, strings.HasPrefix(sb, "test-") && os.Getenv("NETLAB_KEEP") != "1":
+		// Main's own sandbox, or one netlab sandbox run made for these
+		// tests (delegate.go), kept only with NETLAB_KEEP=1.
 		return fmt.Sprintf("keeping lab %s, but in this test binary's own sandbox, which ends with it: set NETLAB_KEEP=1 in the environment to keep the sandbox too", lab)
 	default:
 		return fmt.Sprintf("keeping lab %s for inspection (NETLAB_KEEP), in sandbox %s:\n  enter:  netlab --sandbox %s exec %s %s -- bash\n  status: netlab --sandbox %s status %s\n  remove: netlab --sandbox %s down %s", lab, sb, sb, lab, ns, sb, lab, sb, lab)

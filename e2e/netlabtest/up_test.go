@@ -1,9 +1,11 @@
 package netlabtest
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -49,31 +51,91 @@ func TestUpStringWithSideFile(t *testing.T) {
 	}
 }
 
-// A lab built in Go, field by field as Parse would give it.
+// builtLab is a lab built in Go as a user would: only what its file would
+// say (one peer per link, nothing Parse derives).
+func builtLab(name string) *topology.Lab {
+	p2p := func(peer string, addr string) *topology.Interface {
+		i := &topology.Interface{Name: "p2p", Addresses: []netip.Prefix{netip.MustParsePrefix(addr)}}
+		if peer != "" {
+			i.Peer = topology.End{NS: peer, Name: "p2p"}
+		}
+		return i
+	}
+	return &topology.Lab{
+		Name: name,
+		Namespaces: []*topology.Namespace{
+			{Name: "a", Interfaces: []*topology.Interface{p2p("b", "192.168.75.1/30")}},
+			{Name: "b", Interfaces: []*topology.Interface{p2p("", "192.168.75.2/30")},
+				Files: []topology.File{{Path: "/etc/netlabtest/built", Content: []byte("built in Go\n"), Mode: 0o644}}},
+		},
+	}
+}
+
+// A lab built in Go is validated as a file and has one: its names resolve,
+// its files are placed, netlab reads it again without drift, and it is
+// impaired. The lab value is left as it was, to be brought up again.
 func TestUpLabBuiltInGo(t *testing.T) {
-	aAddr, bAddr := netip.MustParsePrefix("192.168.75.1/30"), netip.MustParsePrefix("192.168.75.2/30")
-	ns := func(name, peer string, addr netip.Prefix) *topology.Namespace {
-		return &topology.Namespace{Name: name, Interfaces: []*topology.Interface{{
-			Name: "p2p", NS: name, Peer: topology.End{NS: peer, Name: "p2p"}, Addresses: []netip.Prefix{addr},
-		}}}
-	}
-	built := &topology.Lab{
-		Name:       "built",
-		Host:       &topology.Namespace{Name: topology.Host},
-		Namespaces: []*topology.Namespace{ns("a", "b", aAddr), ns("b", "a", bAddr)},
-		Links: []*topology.Link{{
-			A: topology.LinkEnd{End: topology.End{NS: "a", Name: "p2p"}, Addresses: []netip.Prefix{aAddr}},
-			B: topology.LinkEnd{End: topology.End{NS: "b", Name: "p2p"}, Addresses: []netip.Prefix{bAddr}},
-		}},
-	}
+	built := builtLab("built")
 	lab := UpLab(t, built)
-	if lab.Name() != lab.Prefix()+"built" || built.Prefix != lab.Prefix() {
-		t.Errorf("lab %s, prefix %s; the built lab's prefix %q", lab.Name(), lab.Prefix(), built.Prefix)
+	if lab.Name() != lab.Prefix()+"built" || built.Prefix != "" || built.Links != nil {
+		t.Errorf("lab %s, prefix %s; the built lab's prefix %q, links %v", lab.Name(), lab.Prefix(), built.Prefix, built.Links)
 	}
 	lab.Ping(t, "a", "b")
 	if out := lab.Exec(t, "b", "getent", "hosts", "a-p2p"); !strings.Contains(out, "192.168.75.1") {
 		t.Errorf("getent hosts a-p2p in b: %s", out)
 	}
+	if out := lab.Exec(t, "b", "cat", "/etc/netlabtest/built"); out != "built in Go\n" {
+		t.Errorf("/etc/netlabtest/built in b: %q", out)
+	}
+	st, err := lab.Status()
+	if err != nil || len(st.Drift) != 0 || st.DriftError != "" {
+		t.Errorf("status of a built lab: drift %v, %q, %v", st.Drift, st.DriftError, err)
+	}
+	lab.Impair(t, "a", "p2p", Rate(50_000_000))
+	if im := lab.Impairment(t, "a", "p2p"); im.Rate != 50_000_000 {
+		t.Errorf("a/p2p impairment %s, want rate 50mbit", im)
+	}
+}
+
+// A built lab with a mistake fails the test before anything is made, with
+// the field's path and the text Format wrote, its lines numbered.
+func TestUpLabBuiltInGoRefused(t *testing.T) {
+	RequireRoot(t)
+	bad := builtLab("broken")
+	bad.Namespaces[1].Interfaces[0].MTU = 20
+	rt := &recordingT{T: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		UpLab(rt, bad)
+		t.Error("UpLab of a broken lab returned")
+	}()
+	<-done
+	want := "lab broken built in " + t.Name() + ":"
+	if !strings.Contains(rt.fatal, want) || !strings.Contains(rt.fatal, "namespaces.b.interfaces.p2p.mtu: 20 is out of range 68..65535") {
+		t.Errorf("UpLab's failure: %q, want %q and the field", rt.fatal, want)
+	}
+	if !strings.Contains(rt.logs, "   1  name: broken\n") || !strings.Contains(rt.logs, "mtu: 20") {
+		t.Errorf("UpLab's log lacks the numbered text:\n%s", rt.logs)
+	}
+	if strings.Contains(namespaces(t), "broken") {
+		t.Errorf("a refused lab made namespaces:\n%s", namespaces(t))
+	}
+}
+
+// recordingT records a fixture's log and failure; Fatalf ends the calling
+// goroutine, as testing.T's does.
+type recordingT struct {
+	*testing.T
+	logs, fatal string
+}
+
+func (r *recordingT) Helper()                         {}
+func (r *recordingT) Cleanup(func())                  {}
+func (r *recordingT) Logf(format string, args ...any) { r.logs += fmt.Sprintf(format, args...) + "\n" }
+func (r *recordingT) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }
 
 // Two parallel tests bring the same inline lab up, each under its own

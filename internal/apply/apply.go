@@ -3,8 +3,8 @@
 // table (handlers), one file per driver: kernel.go (namespaces, links,
 // addresses, routes, sysctls), ovs.go (bridges, ports, flows, external
 // interfaces), nft.go (NAT and loss tables), impair.go (qdiscs),
-// process.go (supervised processes and those in namespaces) and events.go
-// (pulled cables, partitions). A test fails when a kind of plan has no
+// process.go (supervised processes and those in namespaces), events.go
+// (pulled cables, partitions) and timeline.go (timelines' runners). A test fails when a kind of plan has no
 // handler.
 //
 // Creations are journaled before they happen (RecordIntents, in one save
@@ -213,7 +213,7 @@ func (h handler) fusing(fuse func(p plan.Plan, i int, taken []bool) []int, run f
 
 // handlers is the table of action kinds and what carries each out, one
 // part per driver's file.
-var handlers = merge(kernelHandlers, ovsHandlers, nftHandlers, impairHandlers, processHandlers, serviceHandlers, eventHandlers)
+var handlers = merge(kernelHandlers, ovsHandlers, nftHandlers, impairHandlers, processHandlers, serviceHandlers, eventHandlers, vlanHandlers, timelineHandlers)
 
 func merge(parts ...map[plan.Op]handler) map[plan.Op]handler {
 	out := map[plan.Op]handler{}

@@ -13,6 +13,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/store"
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // fakeDriver records the actions applyPlan hands it, and how many ran at
@@ -220,9 +221,14 @@ func TestRecordIntents(t *testing.T) {
 		{Step: plan.SetQdisc{NS: "a", Link: "e0"}},
 		{Step: plan.ReplaceRoute{NS: "host", Route: &route}},
 		{Step: plan.ReplaceRoute{NS: "a", Route: &route}},
+		{Step: plan.StartTimeline{Name: "new", Events: []*topology.Event{{LinkDown: []string{"a/e0"}}}, Hash: "h"}},
+		{Step: plan.StartTimeline{Name: "old", Hash: "o"}},
 	}
 	j := &state.Journal{Lab: "l"}
 	RecordIntents(p, j)
+	if len(j.Timelines) != 1 || j.Timelines[0].Name != "new" || j.Timelines[0].Hash != "h" || !j.Timelines[0].Running() {
+		t.Errorf("timelines journaled: %+v", j.Timelines)
+	}
 	got := fmt.Sprint(j.Namespaces, j.HostLinks, j.Bridges, j.NAT, j.Loss, j.Qdiscs, j.HostRoutes)
 	want := fmt.Sprint([]string{"a"}, []string{"lx", "pa"}, []string{"br"}, []string{"host"}, []string{"a"}, []string{"a"}, []state.Route{route})
 	if got != want {

@@ -53,6 +53,16 @@ var ovsHandlers = map[plan.Op]handler{
 	plan.OpDelFlows: on(func(s *Session, a plan.DelFlows) error {
 		return s.ovs.DeleteFlows(a.Bridge, a.Cookie)
 	}),
+	plan.OpSetPortVLAN: on(func(s *Session, a plan.SetPortVLAN) error {
+		specs := make([]ovs.PortSpec, len(a.Ports))
+		for i, p := range a.Ports {
+			specs[i] = ovs.PortSpec{Name: p.Name, Lab: s.lab, VLAN: p.VLAN}
+		}
+		return s.ovs.SetPortVLANs(a.Bridge, specs)
+	}),
+	plan.OpSetControllers: on(func(s *Session, a plan.SetControllers) error {
+		return s.ovs.SetControllers(a.Bridge, a.Targets)
+	}),
 	plan.OpAttachExternal: on(attachExternal),
 	plan.OpDetachExternal: on(func(s *Session, a plan.DetachExternal) error {
 		var derr error
@@ -96,7 +106,7 @@ func (s *Session) afxdpFallback(bridge string, ports []plan.Port, do func(bridge
 	specs := make([]ovs.PortSpec, 0, len(ports))
 	var auto []string
 	for _, p := range ports {
-		specs = append(specs, ovs.PortSpec{Name: p.Name, OFPort: p.OFPort, Lab: s.lab, Type: p.Type})
+		specs = append(specs, ovs.PortSpec{Name: p.Name, OFPort: p.OFPort, Lab: s.lab, Type: p.Type, VLAN: p.VLAN})
 		if p.Auto && topology.IsAFXDP(p.Type) {
 			auto = append(auto, p.Name)
 		}

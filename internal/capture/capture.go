@@ -21,6 +21,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -65,6 +66,9 @@ type Handle struct {
 	f      *os.File
 	buf    []byte
 	oob    []byte
+	// tagged runs the filter on the frames whose 802.1Q tag the kernel
+	// took out (see Open); nil without a filter.
+	tagged *bpf.VM
 
 	dropOnce sync.Once
 	dropped  int
@@ -78,6 +82,15 @@ type Handle struct {
 // the interface with protocol 0 too; the filter is attached; only then does
 // a second bind with ETH_P_ALL let packets in. So no packet of another
 // interface, and none the filter rejects, is ever queued on it.
+//
+// VLAN tags: the kernel takes a frame's 802.1Q tag out of the data into the
+// packet's metadata (VLAN offload, on veths too), and gives it back to a
+// packet socket only as PACKET_AUXDATA. Read puts it back where it was, so
+// text, pcapng and pcap show the frame as it was on the wire (tcpdump does
+// the same). A filter compiled for frames (tcpdump's `vlan 30` reads the
+// tag from the frame) would see the tagless data in the kernel, so on an
+// Ethernet interface the kernel's program lets every tagged frame through
+// and Read runs the filter on it with the tag back in place.
 func Open(ns, name, filter string, snapLen int) (*Handle, error) {
 	return open(ns, name, filter, snapLen, Compile)
 }
@@ -138,9 +151,22 @@ func open(ns, name, filter string, snapLen int, compile func(string, LinkType, i
 		if err != nil {
 			return fail(err)
 		}
-		if err := attach(fd, prog); err != nil {
+		kernel := prog
+		if h.LinkType == LinkTypeEthernet {
+			insts, ok := bpf.Disassemble(prog)
+			vm, err := bpf.NewVM(insts)
+			if !ok || err != nil {
+				return fail(fmt.Errorf("filter %q: the program tcpdump compiled does not run here: %v", filter, err))
+			}
+			h.tagged = vm
+			kernel = taggedPass(prog, snapLen)
+		}
+		if err := attach(fd, kernel); err != nil {
 			return fail(err)
 		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fail(fmt.Errorf("PACKET_AUXDATA: %w", err))
 	}
 	// Kernel timestamps: when the packet arrived, not when we read it.
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
@@ -154,8 +180,22 @@ func open(ns, name, filter string, snapLen int, compile func(string, LinkType, i
 	}
 	h.f = os.NewFile(uintptr(fd), "packet:"+h.Label)
 	h.buf = make([]byte, snapLen)
-	h.oob = make([]byte, unix.CmsgSpace(16))
+	h.oob = make([]byte, unix.CmsgSpace(16)+unix.CmsgSpace(sizeofAuxdata))
 	return h, nil
+}
+
+// taggedPass prefixes a filter with "a frame whose VLAN tag the kernel took
+// out passes": the kernel runs it on data without the tag, which the filter
+// (compiled for frames as they were on the wire) would misread; Read runs
+// the filter on those with the tag back in place. Classic BPF jumps are
+// relative, so the program itself is unchanged.
+func taggedPass(prog []bpf.RawInstruction, snapLen int) []bpf.RawInstruction {
+	head, _ := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtVLANTagPresent},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 1},
+		bpf.RetConstant{Val: uint32(snapLen)},
+	})
+	return append(head, prog...)
 }
 
 // linkType maps the interface's ARPHRD type to the pcap link type of what
@@ -179,9 +219,26 @@ var ErrClosed = errors.New("capture closed")
 // Read waits for the next packet. It returns ErrClosed once the handle is
 // closed, also when Close comes while Read waits.
 func (h *Handle) Read() (Packet, error) {
+	for {
+		p, tagged, err := h.read()
+		if err != nil {
+			return Packet{}, err
+		}
+		if tagged && h.tagged != nil {
+			if n, err := h.tagged.Run(p.Data); err != nil || n == 0 {
+				continue // the filter rejects the frame as it was on the wire
+			}
+		}
+		return p, nil
+	}
+}
+
+// read reads one packet, its 802.1Q tag put back when the kernel took it
+// out (tagged).
+func (h *Handle) read() (p Packet, tagged bool, err error) {
 	rc, err := h.f.SyscallConn()
 	if err != nil {
-		return Packet{}, ErrClosed
+		return Packet{}, false, ErrClosed
 	}
 	var n, oobn int
 	var from unix.Sockaddr
@@ -194,19 +251,60 @@ func (h *Handle) Read() (Packet, error) {
 	})
 	if err != nil {
 		if errors.Is(err, os.ErrClosed) {
-			return Packet{}, ErrClosed
+			return Packet{}, false, ErrClosed
 		}
-		return Packet{}, fmt.Errorf("read %s: %w", h.Label, err)
+		return Packet{}, false, fmt.Errorf("read %s: %w", h.Label, err)
 	}
 	if rerr != nil {
-		return Packet{}, fmt.Errorf("read %s: %w", h.Label, rerr)
+		return Packet{}, false, fmt.Errorf("read %s: %w", h.Label, rerr)
 	}
-	p := Packet{Length: n, Time: timestamp(h.oob[:oobn])}
+	p = Packet{Length: n, Time: timestamp(h.oob[:oobn])}
 	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
 		p.Outgoing = (ll.Pkttype == unix.PACKET_OUTGOING) != h.Reversed
 	}
-	p.Data = append([]byte(nil), h.buf[:min(n, len(h.buf))]...)
-	return p, nil
+	data := h.buf[:min(n, len(h.buf))]
+	if tpid, tci, ok := vlanTag(h.oob[:oobn]); ok && h.LinkType == LinkTypeEthernet && len(data) >= 12 {
+		// Back where it was: after the two MAC addresses.
+		p.Data = make([]byte, 0, min(len(data)+4, len(h.buf)))
+		p.Data = append(p.Data, data[:12]...)
+		p.Data = binary.BigEndian.AppendUint16(p.Data, tpid)
+		p.Data = binary.BigEndian.AppendUint16(p.Data, tci)
+		p.Data = append(p.Data, data[12:min(len(data), len(h.buf)-4)]...)
+		p.Length += 4
+		return p, true, nil
+	}
+	p.Data = append([]byte(nil), data...)
+	return p, false, nil
+}
+
+// sizeofAuxdata is the size of the kernel's struct tpacket_auxdata
+// (unix.TpacketAuxdata).
+const sizeofAuxdata = int(unsafe.Sizeof(unix.TpacketAuxdata{}))
+
+// vlanTag reads the 802.1Q tag the kernel took out of the frame from the
+// PACKET_AUXDATA control message: its TPID (0x8100 unless the kernel says)
+// and TCI.
+func vlanTag(oob []byte) (tpid, tci uint16, ok bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_PACKET || m.Header.Type != unix.PACKET_AUXDATA || len(m.Data) < sizeofAuxdata {
+			continue
+		}
+		status := binary.NativeEndian.Uint32(m.Data[0:4])
+		tci = binary.NativeEndian.Uint16(m.Data[16:18])
+		tpid = binary.NativeEndian.Uint16(m.Data[18:20])
+		if status&unix.TP_STATUS_VLAN_VALID == 0 && tci == 0 {
+			return 0, 0, false
+		}
+		if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 || tpid == 0 {
+			tpid = 0x8100
+		}
+		return tpid, tci, true
+	}
+	return 0, 0, false
 }
 
 // timestamp reads SCM_TIMESTAMPNS from the control messages, or says now.

@@ -36,16 +36,20 @@ func Summary(data []byte, lt LinkType) string {
 	dst, src := net.HardwareAddr(p[0:6]), net.HardwareAddr(p[6:12])
 	et := be16(p[12:14])
 	p = p[14:]
+	// 802.1Q (and 802.1ad) tags, as tcpdump writes them: "vlan 30, p 0, ".
+	tags := ""
 	for (et == 0x8100 || et == 0x88a8) && len(p) >= 4 {
+		tci := be16(p[0:2])
+		tags += fmt.Sprintf("vlan %d, p %d, ", tci&0x0fff, tci>>13)
 		et, p = be16(p[2:4]), p[4:]
 	}
 	switch et {
 	case 0x0806:
-		return arpSummary(p)
+		return tags + arpSummary(p)
 	case 0x0800, 0x86dd:
-		return ipSummary(p)
+		return tags + ipSummary(p)
 	}
-	return fmt.Sprintf("%s > %s, ethertype 0x%04x, length %d", src, dst, et, len(data))
+	return fmt.Sprintf("%s%s > %s, ethertype 0x%04x, length %d", tags, src, dst, et, len(data))
 }
 
 func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }

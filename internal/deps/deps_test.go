@@ -57,6 +57,10 @@ var rules = []rule{
 		imports: map[string]string{"os": pure + "; the journal's files are internal/store's", "syscall": pure}},
 	{pkg: "internal/plan", deps: with(machine, map[string]string{"os/exec": noPrograms}),
 		imports: map[string]string{"os": pure, "syscall": pure}},
+	// The schedule of a timeline and its log's lines: the runner (engine)
+	// sleeps, locks and writes.
+	{pkg: "internal/timeline", deps: with(machine, map[string]string{"os/exec": noPrograms}),
+		imports: map[string]string{"os": pure, "syscall": pure}},
 	{pkg: "internal/openflow", deps: with(machine, map[string]string{"os/exec": noPrograms}),
 		imports: map[string]string{"os": pure, "syscall": pure}},
 	// graph runs Graphviz's dot for SVG and PNG, but draws from the file or

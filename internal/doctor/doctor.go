@@ -1,7 +1,9 @@
 // Package doctor checks what netlab needs on this machine and says how to fix
 // what is missing: privileges (and how users get labs: sandboxes, or for a
 // group on the machine's own stack a sudo rule, never file capabilities),
-// /dev/net/tun, kernel features, Open vSwitch and iproute2. It only reads:
+// /dev/net/tun, AppArmor's restriction of user namespaces (netlab's profile,
+// and how go test binaries get their sandbox), kernel features, Open
+// vSwitch and iproute2. It only reads:
 // /proc, /sys, PATH and the binary's file capabilities; it changes nothing
 // (its sandbox check makes a sandbox and lets it go).
 package doctor
@@ -60,7 +62,8 @@ func Run() []Finding {
 	var out []Finding
 	status := procStatus("/proc/self/status")
 	privileged := sandbox.Privileged()
-	sb := sandboxFindings(privileged)
+	probe := sandbox.Probe()
+	sb := sandboxFindings(privileged, probe)
 	// Without the capabilities labs live in a sandbox: missing ones are
 	// fatal only when no sandbox can be made either.
 	if privileged || !CanRun(sb) {
@@ -74,6 +77,7 @@ func Run() []Finding {
 		out = append(out, fileCapabilities(exe))
 	}
 	out = append(out, users(exe)...)
+	out = append(out, apparmorFindings(readAppArmorFacts(exe, probe))...)
 	if privileged {
 		// For anyone else the sandbox's findings say what matters: whether
 		// a sandbox of theirs may open it.
@@ -89,14 +93,14 @@ func Run() []Finding {
 // leaves nothing) and what works in one: for a user without the
 // capabilities that is where every lab lives; for root, where --sandbox
 // puts one.
-func sandboxFindings(privileged bool) []Finding {
+func sandboxFindings(privileged bool, probe error) []Finding {
 	var out []Finding
 	sb := Finding{Check: "sandbox"}
 	level := Fatal
 	if privileged {
 		level = Warn // labs still run on the machine's own stack
 	}
-	switch err := sandbox.Probe(); {
+	switch err := probe; {
 	case err != nil && !dumpable():
 		// The kernel's refusal is then this process's own doing, not a
 		// setting, a seccomp profile or a security module's.
@@ -330,7 +334,7 @@ func kernelFeatures(privileged bool) []Finding {
 	} else {
 		xdp.Level, xdp.What, xdp.Fix = Warn, "not available: OVS ports are system (AF_PACKET) ports, about half the TCP throughput of AF_XDP ones on a userspace bridge", "a kernel with CONFIG_XDP_SOCKETS"
 	}
-	return append(out, xdp, impairFinding())
+	return append(out, xdp, impairFinding(), vlanFinding())
 }
 
 func tools() []Finding {

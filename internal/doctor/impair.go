@@ -44,3 +44,29 @@ func impairFinding() Finding {
 	}
 	return f
 }
+
+// vlanFinding says which of the kernel's VLAN features (a Linux bridge's
+// vlan-filtering, VLAN interfaces) this kernel has, found by trying each in
+// a scratch namespace. Open vSwitch's port VLANs need neither.
+func vlanFinding() Finding {
+	f := Finding{Check: "kernel VLANs"}
+	sup, err := observe.ProbeVLAN()
+	if err != nil {
+		f.Level, f.What = Warn, "could not probe: "+err.Error()
+		return f
+	}
+	var no, fix []string
+	if !sup.BridgeFiltering {
+		no, fix = append(no, "Linux bridge VLANs (vlan-filtering)"), append(fix, "CONFIG_BRIDGE_VLAN_FILTERING")
+	}
+	if !sup.Interfaces {
+		no, fix = append(no, "VLAN interfaces (vlans:)"), append(fix, "CONFIG_VLAN_8021Q")
+	}
+	f.Level, f.What = OK, "Linux bridge VLANs and VLAN interfaces supported"
+	if len(no) > 0 {
+		f.Level = Warn
+		f.What = "not supported: " + strings.Join(no, ", ") + " (files that use them are refused; Open vSwitch ports' vlan: works)"
+		f.Fix = "a kernel with " + strings.Join(fix, ", ")
+	}
+	return f
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/plan"
+	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/ovs"
 )
 
@@ -30,6 +31,11 @@ type DownResult struct {
 // carry the lab's marker (or that the journal names and an interrupted run
 // left unmarked).
 func (e *Engine) Down(lab string) (*DownResult, error) {
+	// Timelines' runners go first, before the lab's lock: a runner waiting
+	// for the lock to carry out a step would otherwise keep its supervisor,
+	// and this down, waiting for the grace time. Each finishes the step it
+	// is carrying out; the plan stops any started meanwhile.
+	timelines, timelinesErr := supervise.New(e.store, lab, e.log).StopTimelines()
 	unlock, err := e.store.Lock(lab)
 	if err != nil {
 		return nil, err
@@ -89,6 +95,10 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		e.logf("removed %s\n", msg)
 		e.emit(Event{Kind: "removed", Lab: lab, Done: len(res.Removed), Action: msg})
 	}
+	for _, name := range timelines {
+		removed("timeline " + name + " (its runner stopped)")
+	}
+	errs = append(errs, timelinesErr)
 	// What an interrupted run left that no observation shows as the lab's:
 	// a namespace file never mounted, a reflector never given its pidfile.
 	if err := apply.RemoveHalfCreated(j); err != nil {

@@ -81,6 +81,8 @@ type Engine struct {
 	// probe finds what impairments the kernel supports, once per engine:
 	// it makes a scratch namespace, and up observes two or three times.
 	probe func() (*state.ImpairSupport, error)
+	// probeVLAN finds what the kernel offers VLANs, once per engine.
+	probeVLAN func() (*state.VLANSupport, error)
 }
 
 // New returns an engine.
@@ -94,7 +96,7 @@ func New(opts ...Option) *Engine {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
 	return &Engine{store: store.New(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress, afterAct: o.afterAct,
-		parallel: o.parallel, probe: sync.OnceValues(observe.ProbeImpair)}
+		parallel: o.parallel, probe: sync.OnceValues(observe.ProbeImpair), probeVLAN: sync.OnceValues(observe.ProbeVLAN)}
 }
 
 // Store exposes the journal store (status and the CLI list labs from it).
@@ -409,7 +411,7 @@ func (s *session) close() {
 
 // reader returns what reads the machine for the session's lab.
 func (s *session) reader() *observe.Reader {
-	return &observe.Reader{Handles: s.handles, OVS: s.ovs, Store: s.e.store, Procs: s.procs, Probe: s.e.probe, Parallel: s.e.parallel}
+	return &observe.Reader{Handles: s.handles, OVS: s.ovs, Store: s.e.store, Procs: s.procs, Probe: s.e.probe, ProbeVLAN: s.e.probeVLAN, Parallel: s.e.parallel}
 }
 
 // applier returns what carries out the session's plans, journaling into j.

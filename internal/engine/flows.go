@@ -1,7 +1,12 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/netlab-dev/netlab/ovs"
 
 	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -13,7 +18,7 @@ type FlowRow struct {
 	Table    int    `json:"table"`
 	Priority int    `json:"priority"`
 	Cookie   string `json:"cookie"`
-	Owner    string `json:"owner"` // "lab" (static), "learned", or "foreign" (not the lab's)
+	Owner    string `json:"owner"` // "lab" (static), "learned" (made by the lab's learn()), or "foreign" (not the lab's)
 	Packets  uint64 `json:"packets"`
 	Bytes    uint64 `json:"bytes"`
 	IdleAge  int    `json:"idle_age"`
@@ -30,6 +35,8 @@ type MACRow struct {
 	Interface string `json:"interface,omitempty"`
 	IdleAge   int    `json:"idle_age"`
 	Packets   uint64 `json:"packets"`
+	Table     int    `json:"table"`          // the table the entry is in
+	VLAN      int    `json:"vlan,omitempty"` // the VLAN it is scoped to
 }
 
 // BridgeFlows is what `netlab flows` shows of one bridge.
@@ -66,7 +73,7 @@ func (e *Engine) Flows(lab, bridge string) ([]BridgeFlows, error) {
 			file = l
 		}
 	}
-	static, learned := state.FlowCookie(lab), state.LearnCookie(lab)
+	static := state.FlowCookie(lab)
 	var out []BridgeFlows
 	for _, name := range state.SortedNames(bridges) {
 		b := bridges[name]
@@ -77,24 +84,45 @@ func (e *Engine) Flows(lab, bridge string) ([]BridgeFlows, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The entries the lab's own learn() actions made (the preset's and
+		// the file's flows') carry those actions' table, cookie, priority
+		// and timeouts; without the file, the preset's learn cookie.
+		specs := []openflow.LearnSpec{{Table: openflow.LearnTable, Cookie: state.LearnCookie(lab), Priority: openflow.DefaultPriority, IdleTimeout: -1}}
+		var fb *topology.Bridge
+		if file != nil {
+			fb = file.Bridge(name)
+		}
+		if fb != nil {
+			specs = openflow.LearnSpecs(openflow.BridgeFlows(fb, state.LearnCookie(lab)))
+		}
+		learnedBy := func(f ovs.Flow) bool {
+			for _, s := range specs {
+				if f.Table == s.Table && f.Cookie == s.Cookie && f.Priority == s.Priority &&
+					(s.IdleTimeout < 0 || f.IdleTimeout == s.IdleTimeout) && (s.IdleTimeout < 0 || f.HardTimeout == s.HardTimeout) {
+					return true
+				}
+			}
+			return false
+		}
 		bf := BridgeFlows{Bridge: name, Flows: []FlowRow{}, MACs: []MACRow{}}
 		for _, f := range flows {
 			owner := "foreign"
-			switch f.Cookie {
-			case static:
+			switch {
+			case f.Cookie == static:
 				owner = "lab"
-			case learned:
+			case learnedBy(f):
 				owner = "learned"
 			}
 			bf.Flows = append(bf.Flows, FlowRow{Table: f.Table, Priority: f.Priority, Cookie: fmt.Sprintf("%#x", f.Cookie),
 				Owner: owner, Packets: f.Packets, Bytes: f.Bytes, IdleAge: f.IdleAge, Match: f.Match, Actions: f.Actions})
-		}
-		macs, err := oc.LearnedMACs(name, openflow.LearnTable, learned)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range macs {
-			row := MACRow{MAC: m.MAC, Port: m.Port, IdleAge: m.IdleAge, Packets: m.Packets}
+			if owner != "learned" {
+				continue
+			}
+			m, ok := ovs.MACEntryOf(f)
+			if !ok {
+				continue
+			}
+			row := MACRow{MAC: m.MAC, Port: m.Port, IdleAge: m.IdleAge, Packets: m.Packets, Table: f.Table, VLAN: m.VLAN}
 			if m.Port == openflow.LearnedLocal {
 				row.PortName, row.Namespace = name, topology.Host
 			}
@@ -103,21 +131,40 @@ func (e *Engine) Flows(lab, bridge string) ([]BridgeFlows, error) {
 					row.PortName = pn
 				}
 			}
-			if file != nil {
-				if fb := file.Bridge(name); fb != nil {
-					for _, p := range fb.Ports {
-						if p.Name == row.PortName {
-							row.Namespace, row.Interface = p.Peer.NS, p.Peer.Name
-						}
+			if fb != nil {
+				for _, p := range fb.Ports {
+					if p.Name == row.PortName {
+						row.Namespace, row.Interface = p.Peer.NS, p.Peer.Name
 					}
 				}
 			}
 			bf.MACs = append(bf.MACs, row)
 		}
+		slices.SortFunc(bf.MACs, func(a, b MACRow) int {
+			return cmp.Or(cmp.Compare(a.VLAN, b.VLAN), strings.Compare(a.MAC, b.MAC))
+		})
 		out = append(out, bf)
 	}
 	if bridge != "" && len(out) == 0 {
 		return nil, fmt.Errorf("lab %s has no Open vSwitch bridge %s", lab, bridge)
 	}
 	return out, nil
+}
+
+// OVSEnv returns the environment that points Open vSwitch's tools at the
+// instance the lab's bridges live in (`netlab ovs`): the system's or
+// netlab's private one.
+func (e *Engine) OVSEnv(lab string) ([]string, error) {
+	if !e.store.Exists(lab) {
+		return nil, fmt.Errorf("lab %s is not running", lab)
+	}
+	oc, err := e.connectOVS(false)
+	if err != nil {
+		return nil, err
+	}
+	if oc == nil {
+		return nil, fmt.Errorf("lab %s: no Open vSwitch is running", lab)
+	}
+	defer oc.Close()
+	return oc.Env(), nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/topology"
@@ -91,61 +90,30 @@ func (e *Engine) CurrentImpair(lab, ns, link string) (im topology.Impair, runtim
 //
 // Equivalent to: the `tc` and `nft` commands of the actions it returns.
 func (e *Engine) Impair(lab, ns, link string, change func(*topology.Impair) error) (*Result, error) {
-	unlock, err := e.store.Lock(lab)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	if !e.store.Exists(lab) {
-		return nil, fmt.Errorf("lab %s is not running", lab)
-	}
-	part, err := e.LabPart(lab)
-	if err != nil {
-		return nil, err
-	}
-	j, err := e.store.Load(lab)
-	if err != nil {
-		return nil, err
-	}
-	if ns, link, err = resolveLink(part, j.Prefix, ns, link); err != nil {
-		return nil, err
-	}
-	if change == nil {
-		j.ResetRuntimeImpair(ns, link)
-	} else {
-		im, ok := j.Impair[state.ImpairKey(ns, link)]
-		if !ok {
-			im = plan.WantImpair(part, nil)[ns][link]
-		}
-		if err := change(&im); err != nil {
+	p, err := e.event(lab, func(j *state.Journal, _, part *topology.Lab) (func(plan.Plan) plan.Plan, error) {
+		var err error
+		if ns, link, err = resolveLink(part, j.Prefix, ns, link); err != nil {
 			return nil, err
 		}
-		j.SetRuntimeImpair(ns, link, im)
+		if change == nil {
+			j.ResetRuntimeImpair(ns, link)
+		} else {
+			im, ok := j.Impair[state.ImpairKey(ns, link)]
+			if !ok {
+				im = plan.WantImpair(part, nil)[ns][link]
+			}
+			if err := change(&im); err != nil {
+				return nil, err
+			}
+			j.SetRuntimeImpair(ns, link, im)
+		}
+		return func(whole plan.Plan) plan.Plan { return plan.Impairments(whole, link) }, nil
+	})
+	if err != nil && p != nil {
+		return &Result{Plan: p}, fmt.Errorf("lab %s: impair %s/%s: %w", lab, ns, link, err)
 	}
-	oc, err := e.connectOVS(false)
-	if err != nil && hasOVS(part) {
-		return nil, err
-	}
-	s, err := e.newSession(lab, oc)
 	if err != nil {
 		return nil, err
-	}
-	defer s.close()
-	snap, err := s.reader().Lab(part, j)
-	if err != nil {
-		return nil, err
-	}
-	full, err := plan.Make(planInput(part, snap, j, j.Force))
-	if err != nil {
-		return nil, err
-	}
-	p := plan.Impairments(full, link)
-	apply.RecordIntents(p, j)
-	if err := e.store.Save(j); err != nil {
-		return nil, err
-	}
-	if done, err := s.applier(j).Run(p, s.options(nil)); err != nil {
-		return &Result{Plan: p[:done]}, fmt.Errorf("lab %s: impair %s/%s: %w", lab, ns, link, err)
 	}
 	return &Result{Plan: p}, nil
 }

@@ -36,6 +36,9 @@ type LabStatus struct {
 	// partitions `netlab partition` made: the lab's intent, not drift.
 	LinksDown  []CableStatus     `json:"links_down,omitempty"`
 	Partitions []PartitionStatus `json:"partitions,omitempty"`
+	// Timelines are the lab's timelines: those it runs or ran, and the
+	// file's never started.
+	Timelines []TimelineStatus `json:"timelines,omitempty"`
 }
 
 // CableStatus is one pulled cable.
@@ -159,6 +162,11 @@ type BridgeStatus struct {
 	Datapath string       `json:"datapath,omitempty"`
 	FailMode string       `json:"fail_mode,omitempty"`
 	Ports    []PortStatus `json:"ports"`
+	// Controllers are an OVS bridge's OpenFlow controllers, each with
+	// whether Open vSwitch is connected to it.
+	Controllers []state.Controller `json:"controllers,omitempty"`
+	// VLANFiltering: a Linux bridge that forwards by its ports' VLANs.
+	VLANFiltering bool `json:"vlan_filtering,omitempty"`
 }
 
 // PortStatus is one bridge port.
@@ -170,6 +178,10 @@ type PortStatus struct {
 	Type string `json:"type,omitempty"`
 	// AFXDPError is why up fell back from AF_XDP to system on this port.
 	AFXDPError string `json:"afxdp_error,omitempty"`
+	// VLAN is the port's VLAN setting: an OVS port's ("access 20",
+	// "trunk 20,30", "native-untagged 10 trunk 20") or a Linux bridge
+	// port's VLANs ("20 pvid untagged, 30").
+	VLAN string `json:"vlan,omitempty"`
 }
 
 // SysctlStatus is a host sysctl the lab changed.
@@ -242,6 +254,7 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 
 	held := map[string][]string{}
 	st.LinksDown, st.Partitions = eventStatus(file, snap, j, held)
+	st.Timelines = timelineStatus(s.procs, j, snap, file)
 	names := state.SortedNames(snap.Namespaces)
 	sort.SliceStable(names, func(a, b int) bool { return names[a] == topology.Host && names[b] != topology.Host })
 	for _, name := range names {
@@ -298,19 +311,22 @@ func (e *Engine) Status(lab string) (*LabStatus, error) {
 		if b.Owner != lab {
 			continue
 		}
-		bs := BridgeStatus{Name: name, Type: b.Type, Datapath: b.Datapath, FailMode: normFail(b), Ports: []PortStatus{}}
+		bs := BridgeStatus{Name: name, Type: b.Type, Datapath: b.Datapath, FailMode: normFail(b), Ports: []PortStatus{}, Controllers: b.Controllers}
 		for _, pn := range state.SortedNames(b.Ports) {
 			p := b.Ports[pn]
 			t := p.Type
 			if t == "" {
 				t = ovs.PortTypeSystem
 			}
-			bs.Ports = append(bs.Ports, PortStatus{Name: pn, OFPort: p.OFPort, Type: t, AFXDPError: j.AFXDPFailed[pn]})
+			bs.Ports = append(bs.Ports, PortStatus{Name: pn, OFPort: p.OFPort, Type: t, AFXDPError: j.AFXDPFailed[pn], VLAN: p.VLAN.String()})
 		}
 		if b.Type == topology.BridgeLinux {
+			if l := snap.Namespaces[topology.Host].Links[name]; l != nil {
+				bs.VLANFiltering = l.VLANFiltering
+			}
 			for _, l := range snap.Namespaces[topology.Host].Links {
 				if l.Master == name {
-					bs.Ports = append(bs.Ports, PortStatus{Name: l.Name})
+					bs.Ports = append(bs.Ports, PortStatus{Name: l.Name, VLAN: bridgeVLANText(l.BridgeVLANs)})
 				}
 			}
 			sort.Slice(bs.Ports, func(x, y int) bool { return bs.Ports[x].Name < bs.Ports[y].Name })
@@ -360,6 +376,23 @@ func (e *Engine) serviceStatus(lab, ns string, o *state.Namespace, file *topolog
 		out = append(out, st)
 	}
 	return out
+}
+
+// bridgeVLANText prints a Linux bridge port's VLANs as `bridge vlan show`
+// does: "20 pvid untagged, 30".
+func bridgeVLANText(vs []state.BridgeVLAN) string {
+	var parts []string
+	for _, v := range vs {
+		s := fmt.Sprint(v.VID)
+		if v.PVID {
+			s += " pvid"
+		}
+		if v.Untagged {
+			s += " untagged"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func normFail(b *state.Bridge) string {

@@ -225,6 +225,9 @@ func (n *NS) observe(sysctlKeys []string, offloads bool) (*state.Namespace, erro
 			}
 			sl.VXLAN = v
 		}
+		if vl, ok := l.(*netlink.Vlan); ok {
+			sl.VLANID = vl.VlanId
+		}
 		if tt, ok := l.(*netlink.Tuntap); ok {
 			sl.Tuntap = &state.Tuntap{
 				TAP:        tt.Mode == netlink.TUNTAP_MODE_TAP,
@@ -244,11 +247,26 @@ func (n *NS) observe(sysctlKeys []string, offloads bool) (*state.Namespace, erro
 		byIndex[a.Index] = sl
 	}
 	for _, rl := range links {
-		if m := rl.l.Attrs().MasterIndex; m != 0 {
+		l := rl.l
+		if _, ok := l.(*netlink.Vlan); ok {
+			if parent, ok := byIndex[l.Attrs().ParentIndex]; ok {
+				byIndex[l.Attrs().Index].VLANParent = parent.Name
+			}
+		}
+		if m := l.Attrs().MasterIndex; m != 0 {
 			if master, ok := byIndex[m]; ok {
 				byIndex[rl.l.Attrs().Index].Master = master.Name
 			}
 		}
+	}
+	bridges := make([]netlink.Link, 0, 1)
+	for _, rl := range links {
+		if _, ok := rl.l.(*netlink.Bridge); ok {
+			bridges = append(bridges, rl.l)
+		}
+	}
+	if err := n.bridgeVLANs(bridges, byIndex); err != nil {
+		return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
 	}
 	if lo, ok := out.Links["lo"]; ok {
 		if lab, ok := state.ParseNamespaceAlias(lo.Alias); ok {

@@ -119,6 +119,7 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 	}
 	s.Procs.Observe(snap)
 	s.Procs.ObserveServices(snap)
+	s.Procs.ObserveTimelines(snap)
 	return snap, nil
 }
 

@@ -12,7 +12,19 @@ import (
 // wantsImpair says whether the lab or its journal asks for any impairment:
 // only then does observe probe the kernel and read qdiscs.
 func wantsImpair(lab *topology.Lab, j *state.Journal) bool {
-	return len(lab.Impairments) > 0 || len(j.Impair) > 0 || len(j.Loss) > 0 || len(j.Qdiscs) > 0
+	if len(lab.Impairments) > 0 || len(j.Impair) > 0 || len(j.Loss) > 0 || len(j.Qdiscs) > 0 {
+		return true
+	}
+	// A timeline up starts: its impair events are checked against the
+	// kernel before it does.
+	for _, t := range plan.UpTimelines(lab, j) {
+		for _, e := range t.Events {
+			if len(e.Impair) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // observeImpair adds to the snapshot what the lab's impairments need: what

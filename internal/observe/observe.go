@@ -38,6 +38,9 @@ type Reader struct {
 	// bridges whose flows are known without asking ovs-ofctl: up's
 	// observation after a plan that did nothing to them (KnownFlows).
 	Flows map[string]*state.Bridge
+	// ProbeVLAN says what the kernel offers VLANs; called only for a lab
+	// that asks the kernel for VLANs. Nil: not probed.
+	ProbeVLAN func() (*state.VLANSupport, error)
 }
 
 func (s *Reader) ns(name string) (*kernel.NS, error) { return s.Handles.Get(name) }
@@ -223,9 +226,12 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 				snap.Bridges[name] = b
 			}
 		}
-		if err := s.observeFlows(lab, snap); err != nil {
-			return nil, err
-		}
+	}
+	// After the bridges are read; with no OVS running, the file's flows
+	// are still read by Open vSwitch's parser (the plan says how up will
+	// install them).
+	if err := observeFlows(s.OVS, lab, snap, s.Flows); err != nil {
+		return nil, err
 	}
 	for name, l := range host.Links {
 		if b := snap.Bridges[name]; b != nil && b.Owner == lab.Name {
@@ -249,8 +255,14 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := observePartitions(lab, j, snap); err != nil {
 		return nil, err
 	}
+	if s.ProbeVLAN != nil && wantsKernelVLAN(lab) {
+		if snap.VLAN, err = s.ProbeVLAN(); err != nil {
+			return nil, err
+		}
+	}
 	s.Procs.Observe(snap)
 	s.Procs.ObserveServices(snap)
+	s.Procs.ObserveTimelines(snap)
 	s.observeViews(lab.Name, snap)
 	return snap, nil
 }

@@ -1,38 +1,79 @@
 package observe
 
 import (
+	"fmt"
+
 	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
 // observeFlows fills FlowsInSync of the lab's OVS bridges whose file entry
-// has flows, and LabFlows of the others. The
-// comparison is Open vSwitch's own (diff-flows normalises both sides), so a
-// flow written differently but meaning the same is in sync.
-func (s *Reader) observeFlows(lab *topology.Lab, snap *state.Snapshot) error {
+// has flows, and LabFlows of the others. The comparison is by meaning (see
+// ovs.StaticFlowsDiffer), so a flow Open vSwitch stores in other words
+// (vlan_tci=0 as vlan_tci=0x0000, actions=1 as output:1) is in sync. For a
+// bridge whose flows up will install (a new bridge, or flows that differ)
+// it records in FlowsOneByOne whether Open vSwitch says they fit a bundle,
+// so the plan prints how up will install them. With no OVS running (c nil),
+// only that. known holds the flow state of bridges whose flows are known
+// without asking Open vSwitch (KnownFlows): those are not read again.
+func observeFlows(c *ovs.Client, lab *topology.Lab, snap *state.Snapshot, known map[string]*state.Bridge) error {
 	cookie := state.FlowCookie(lab.Name)
+	oneByOne := func(name string, set ovs.FlowSet) {
+		if set.Bundle {
+			return
+		}
+		if snap.FlowsOneByOne == nil {
+			snap.FlowsOneByOne = map[string]bool{}
+		}
+		snap.FlowsOneByOne[name] = true
+	}
+	for _, b := range lab.Bridges {
+		if b.Type != topology.BridgeOVS || !b.HasFlows() {
+			continue
+		}
+		flows := openflow.BridgeFlows(b, state.LearnCookie(lab.Name))
+		ob := snap.Bridges[b.Name]
+		if c == nil || ob == nil || ob.Type != topology.BridgeOVS || ob.Owner != lab.Name {
+			set, err := ovs.NormalizeFlows(cookie, flows)
+			if err != nil {
+				return fmt.Errorf("bridge %s: %w", b.Name, err)
+			}
+			oneByOne(b.Name, set)
+			continue
+		}
+		if k, ok := known[b.Name]; ok && k.FlowsInSync {
+			ob.FlowsInSync = true
+			continue
+		}
+		differ, set, err := c.StaticFlowsDiffer(b.Name, cookie, flows)
+		if err != nil {
+			return err
+		}
+		ob.FlowsInSync = !differ
+		if set != nil {
+			oneByOne(b.Name, *set)
+		}
+	}
+	if c == nil {
+		return nil
+	}
+	// The lab's bridges whose file entry has no flows: count the lab's
+	// flows there, which up removes.
 	for name, ob := range snap.Bridges {
 		if ob.Type != topology.BridgeOVS || ob.Owner != lab.Name {
 			continue
 		}
-		if known, ok := s.Flows[name]; ok {
-			ob.LabFlows, ob.FlowsInSync = known.LabFlows, known.FlowsInSync
+		if k, ok := known[name]; ok {
+			ob.LabFlows = k.LabFlows
 			continue
 		}
-		// The plan needs the comparison where the file has flows, and the
-		// count of the lab's flows only where it has none (to remove them):
-		// one ovs-ofctl round per bridge, not two.
 		if b := lab.Bridge(name); b != nil && b.HasFlows() {
-			differ, err := s.OVS.StaticFlowsDiffer(name, cookie, openflow.BridgeFlows(b, state.LearnCookie(lab.Name)))
-			if err != nil {
-				return err
-			}
-			ob.FlowsInSync = !differ
 			continue
 		}
-		flows, err := s.OVS.DumpFlows(name)
+		flows, err := c.DumpFlows(name)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/state"
+	"github.com/netlab-dev/netlab/topology"
 	"github.com/vishvananda/netns"
 )
 
@@ -36,4 +37,26 @@ func ProbeImpair() (*state.ImpairSupport, error) {
 		return nil, fmt.Errorf("probe impairments: %w", err)
 	}
 	return sup, nil
+}
+
+// ProbeVLAN finds out what the kernel offers VLANs (kernel.ProbeVLAN) in a
+// scratch namespace that vanishes afterwards: a bridge with VLAN filtering,
+// an 802.1Q interface. Nothing the machine has is touched.
+func ProbeVLAN() (*state.VLANSupport, error) {
+	sup := &state.VLANSupport{Why: map[string]string{}}
+	if err := namespace.Scratch(func(nsh netns.NsHandle) error { return kernel.ProbeVLAN(nsh, sup) }); err != nil {
+		return nil, fmt.Errorf("probe VLANs: %w", err)
+	}
+	return sup, nil
+}
+
+// wantsKernelVLAN says whether the lab asks the kernel for VLANs: a Linux
+// bridge with vlan-filtering, or VLAN interfaces.
+func wantsKernelVLAN(lab *topology.Lab) bool {
+	for _, b := range lab.Bridges {
+		if b.VLANFiltering {
+			return true
+		}
+	}
+	return len(lab.VLANInterfaces()) > 0
 }

@@ -56,3 +56,18 @@ func TestLearningSwitchConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestLearnSpecs(t *testing.T) {
+	ls := LearningSwitch(LearningSwitchConfig{Ports: []int{1}, LearnCookie: 0x77})
+	tutorial := "table=2 actions=learn(table=10, NXM_OF_VLAN_TCI[0..11], NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[], load:NXM_OF_IN_PORT[]->NXM_NX_REG0[0..15]), resubmit(,3)"
+	got := LearnSpecs(append(ls, tutorial, "table=5,actions=learn(table=20,priority=7,hard_timeout=9,cookie=0x5,output:NXM_OF_IN_PORT[]),learn(table=21)"))
+	want := []LearnSpec{
+		{Table: 10, Cookie: 0x77, Priority: DefaultPriority, IdleTimeout: 300},
+		{Table: 10, Priority: DefaultPriority},
+		{Table: 20, Cookie: 5, Priority: 7, HardTimeout: 9},
+		{Table: 21, Priority: DefaultPriority},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("LearnSpecs = %+v\nwant %+v", got, want)
+	}
+}

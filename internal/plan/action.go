@@ -110,7 +110,7 @@ type kind struct {
 
 // kinds is the table of action kinds, one part per driver's file
 // (steps_*.go): a feature adds its kinds' rows beside its step types.
-var kinds = mergeKinds(kernelKinds, ovsKinds, nftKinds, processKinds, serviceKinds, eventKinds)
+var kinds = mergeKinds(kernelKinds, ovsKinds, nftKinds, processKinds, serviceKinds, eventKinds, vlanKinds, timelineKinds)
 
 func mergeKinds(parts ...map[Op]kind) map[Op]kind {
 	out := map[Op]kind{}

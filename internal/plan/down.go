@@ -31,6 +31,13 @@ func Down(in DownInput) (Plan, []string) {
 	var left []string
 	emit := func(s Step) { p = append(p, Action{Step: s, Lab: lab}) }
 
+	// Timelines' runners first: they would change the lab while it goes.
+	for _, name := range state.SortedNames(snap.Timelines) {
+		if snap.Timelines[name].Supervisor != 0 {
+			emit(StopTimeline{Name: name})
+		}
+	}
+
 	// Services: their supervisors run in the host namespace (their
 	// programs in the lab's), and would start the programs again.
 	for _, ns := range state.SortedNames(snap.Namespaces) {

@@ -64,6 +64,13 @@ var samples = []Step{
 	LinkUp{NS: topology.Host, Link: "pa"},
 	SetPartition{NS: "a", Drop: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")}, Partitions: []string{"p1"}},
 	DelPartition{NS: "a"},
+	SetPortVLAN{Bridge: "br0", Ports: []Port{{Name: "pa", VLAN: &state.PortVLAN{Mode: "access", Tag: 20}}, {Name: "pb"}}},
+	SetControllers{Bridge: "br0", Targets: []string{"tcp:127.0.0.1:6653"}},
+	SetVLANFiltering{Bridge: "br0", On: true},
+	SetBridgeVLANs{Link: "pa", VLANs: []state.BridgeVLAN{{VID: 20, PVID: true, Untagged: true}}},
+	AddVLAN{NS: "a", Link: "e0.20", Parent: "e0", ID: 20, Alias: "netlab:l:a/e0.20"},
+	StartTimeline{Name: "chaos", Events: []*topology.Event{{LinkDown: []string{"a/e0"}}}, Hash: "h", Steps: 1},
+	StopTimeline{Name: "chaos"},
 }
 
 // TestEveryKind walks the table of action kinds: every step type of the

@@ -26,6 +26,7 @@ type wantLink struct {
 	tun             *topology.TUN
 	tap             *topology.TAP
 	vx              *topology.Tunnel
+	vlan            *topology.VLANInterface
 }
 
 const (
@@ -74,6 +75,10 @@ func desired(lab *topology.Lab, datapath string) map[string]map[string]*wantLink
 			add(&wantLink{ns: ns.Name, name: t.Name, alias: state.LinkAlias(lab.Name, ns.Name, t.Name), kind: kindTAP,
 				mac: t.MAC, mtu: t.MTU, addrs: t.Addresses, pos: t.Pos, path: t.Path, tap: t})
 		}
+	}
+	for _, v := range lab.VLANInterfaces() {
+		add(&wantLink{ns: v.NS, name: v.Name, alias: state.LinkAlias(lab.Name, v.NS, v.Name), kind: state.KindVLAN,
+			addrs: v.Addresses, pos: v.Pos, path: v.Path, vlan: v})
 	}
 	addTunnels(want, lab, add)
 	for _, l := range lab.Links {
@@ -146,6 +151,19 @@ func (p *planner) recreations() {
 				continue
 			}
 			if o != nil && o.Tuntap != nil && !sameTuntap(w, o.Tuntap) {
+				p.recreated[key(nsName, name)] = true
+			}
+		}
+	}
+	// An 802.1Q interface cannot change its VLAN or parent, and goes with a
+	// parent that is made again.
+	for nsName, links := range p.want {
+		for name, w := range links {
+			if w.kind != state.KindVLAN {
+				continue
+			}
+			o := p.observedLink(nsName, name)
+			if o != nil && (o.VLANID != w.vlan.ID || o.VLANParent != w.vlan.Parent || p.recreated[key(nsName, w.vlan.Parent)]) {
 				p.recreated[key(nsName, name)] = true
 			}
 		}
@@ -237,6 +255,16 @@ func (p *planner) links() {
 				tt.TAP, tt.MultiQueue, tt.VnetHdr, tt.Owner, tt.Group = true, w.tap.MultiQueue, w.tap.VnetHdr, w.tap.Owner, w.tap.Group
 			}
 			p.emit(AddTuntap{NS: nsName, Link: name, Alias: w.alias, Tuntap: tt})
+		}
+	}
+	// 802.1Q interfaces, on their links made above.
+	for _, nsName := range p.nsOrder() {
+		for _, name := range p.linkOrder(nsName) {
+			w := p.want[nsName][name]
+			if w.kind != state.KindVLAN || p.exists(nsName, name) != nil {
+				continue
+			}
+			p.emit(AddVLAN{NS: nsName, Link: name, Parent: w.vlan.Parent, ID: w.vlan.ID, Alias: w.alias})
 		}
 	}
 	p.tunnels()

@@ -39,6 +39,12 @@ func Make(in Input) (Plan, error) {
 	if err := p.wantImpair(in.Journal); err != nil {
 		return nil, err
 	}
+	if err := VLANFeatureError(lab, snap.VLAN); err != nil {
+		return nil, err
+	}
+	if err := TimelineFeatureError(lab, UpTimelines(lab, in.Journal), snap.Impair); err != nil {
+		return nil, err
+	}
 	var clashes topology.ErrorList
 	clash := func(pos topology.Pos, path, format string, args ...any) {
 		clashes = append(clashes, &topology.Error{File: lab.File, Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -156,6 +162,7 @@ func Make(in Input) (Plan, error) {
 	p.recreations()
 	p.detachExternal(in.Journal)
 	p.stopProcesses(in.CPUs)
+	p.timelineStops()
 	p.serviceStops()
 	p.deletions()
 	p.hostSysctls(in.Journal)
@@ -164,6 +171,7 @@ func Make(in Input) (Plan, error) {
 	p.portTypesToSystem()
 	p.links()
 	p.ports()
+	p.linuxVLANs()
 	p.attachExternal()
 	p.flows()
 	p.addresses()
@@ -175,6 +183,7 @@ func Make(in Input) (Plan, error) {
 	p.processes(in.CPUs)
 	p.hostsAndViews()
 	p.services()
+	p.timelines()
 	return p.out, nil
 }
 
@@ -285,6 +294,12 @@ func (p *planner) deletions() {
 				continue
 			}
 			if p.externalOf(bName, pName) {
+				continue
+			}
+			if p.internalPort(bName, pName) {
+				if port.Type != topology.PortInternal {
+					del = append(del, Port{Name: pName}) // a device of another kind: added again
+				}
 				continue
 			}
 			w := p.want[topology.Host][pName]

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/netlab-dev/netlab/internal/openflow"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -40,17 +41,60 @@ func (p *planner) bridges() {
 			}
 			if o == nil {
 				p.emit(AddBridge{Bridge: b.Name, Datapath: dp, FailMode: fm})
+				if len(b.Controllers) > 0 {
+					p.emit(SetControllers{Bridge: b.Name, Targets: controllerTargets(b)})
+				}
 				continue
 			}
 			if normFailMode(o.FailMode) != fm {
 				p.emit(SetFailMode{Bridge: b.Name, FailMode: fm})
 			}
+			if want, have := controllerTargets(b), state.Targets(o.Controllers); !slices.Equal(want, have) {
+				p.emit(SetControllers{Bridge: b.Name, Targets: want})
+			}
 		case topology.BridgeLinux:
 			if l := p.observedLink(topology.Host, b.Name); l == nil || l.Kind != state.KindBridge {
 				p.emit(AddLinuxBridge{NS: topology.Host, Link: b.Name, Alias: state.LinkAlias(p.lab.Name, topology.Host, b.Name)})
+				if b.VLANFiltering {
+					p.emit(SetVLANFiltering{Bridge: b.Name, On: true})
+				}
+			} else if l.VLANFiltering != b.VLANFiltering {
+				p.emit(SetVLANFiltering{Bridge: b.Name, On: b.VLANFiltering})
 			}
 		}
 	}
+}
+
+// controllerTargets lists a bridge's controller targets, sorted (Open
+// vSwitch keeps them as a set).
+func controllerTargets(b *topology.Bridge) []string {
+	var out []string
+	for _, c := range b.Controllers {
+		out = append(out, c.Target)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// internalPort says whether name is an internal port of the bridge in the
+// file.
+func (p *planner) internalPort(bridge, name string) bool {
+	if b := p.lab.Bridge(bridge); b != nil {
+		for _, port := range b.Ports {
+			if port.Name == name {
+				return port.Internal
+			}
+		}
+	}
+	return false
+}
+
+// portVLAN is the VLAN setting of a file's port in the snapshot's words.
+func portVLAN(v *topology.VLAN) *state.PortVLAN {
+	if v == nil {
+		return nil
+	}
+	return &state.PortVLAN{Mode: v.Mode, Tag: v.Tag, Trunks: slices.Clone(v.Trunks)}
 }
 
 func normFailMode(m string) string {
@@ -85,6 +129,10 @@ func (p *planner) portTypes(j *state.Journal) error {
 			if port.Tunnel {
 				// A VXLAN device has no XDP of its own: AF_PACKET.
 				p.portType[key(b.Name, port.Name)] = topology.PortTypeSystem
+				continue
+			}
+			if port.Internal {
+				p.portType[key(b.Name, port.Name)] = topology.PortInternal
 				continue
 			}
 			t := b.PortType
@@ -166,7 +214,7 @@ func (p *planner) setPortTypes(sel func(string) bool) {
 		var set []Port
 		for _, port := range b.Ports {
 			op := o.Ports[port.Name]
-			if op == nil || op.Owner != p.lab.Name || p.exists(topology.Host, port.Name) == nil {
+			if port.Internal || op == nil || op.Owner != p.lab.Name || p.exists(topology.Host, port.Name) == nil {
 				continue
 			}
 			t := p.portType[key(b.Name, port.Name)]
@@ -186,21 +234,30 @@ func (p *planner) ports() {
 			continue
 		}
 		o := p.snap.Bridges[b.Name]
-		var add, fix []Port
+		var add, fix, vlans []Port
 		for _, port := range b.Ports {
 			var op *state.Port
-			if o != nil && p.exists(topology.Host, port.Name) != nil {
+			// An internal port's device is Open vSwitch's to make.
+			if o != nil && (port.Internal || p.exists(topology.Host, port.Name) != nil) {
 				op = o.Ports[port.Name]
 			}
+			if port.Internal && op != nil && op.Type != topology.PortInternal {
+				op = nil // deleted by deletions, added again
+			}
+			want := portVLAN(port.VLAN)
 			switch {
 			case op == nil || op.Owner != p.lab.Name:
 				t := p.portType[key(b.Name, port.Name)]
 				if t == topology.PortTypeSystem {
 					t = "" // OVS's default; the plan does not spell it
 				}
-				add = append(add, Port{Name: port.Name, OFPort: port.OFPort, Type: t, Auto: autoAFXDP(b, t)})
+				add = append(add, Port{Name: port.Name, OFPort: port.OFPort, Type: t, Auto: autoAFXDP(b, t), VLAN: want})
+				continue
 			case op.OFPortRequest != port.OFPort || op.OFPort != port.OFPort:
 				fix = append(fix, Port{Name: port.Name, OFPort: port.OFPort})
+			}
+			if !want.Equal(op.VLAN) {
+				vlans = append(vlans, Port{Name: port.Name, OFPort: port.OFPort, VLAN: want})
 			}
 		}
 		if len(add) > 0 {
@@ -208,6 +265,9 @@ func (p *planner) ports() {
 		}
 		if len(fix) > 0 {
 			p.emit(SetOFPort{Bridge: b.Name, Ports: fix})
+		}
+		if len(vlans) > 0 {
+			p.emit(SetPortVLAN{Bridge: b.Name, Ports: vlans})
 		}
 	}
 	p.setPortTypes(func(t string) bool { return t != topology.PortTypeSystem })
@@ -232,7 +292,7 @@ func (p *planner) flows() {
 		}
 		if o == nil || !o.FlowsInSync || failModeChanged {
 			p.emit(SetFlows{Bridge: b.Name, Cookie: cookie,
-				Flows: openflow.BridgeFlows(b, state.LearnCookie(p.lab.Name))})
+				Flows: openflow.BridgeFlows(b, state.LearnCookie(p.lab.Name)), OneByOne: p.snap.FlowsOneByOne[b.Name]})
 		}
 	}
 }

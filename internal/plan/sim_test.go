@@ -202,9 +202,38 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 		a := st.(AddPorts)
 		b := m.snap.Bridges[a.Bridge]
 		for _, p := range a.Ports {
-			m.link(t, topology.Host, p.Name)
-			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: lab, OFPortRequest: p.OFPort, OFPort: p.OFPort, Type: p.Type}
+			if p.Type != topology.PortInternal { // Open vSwitch makes an internal port's device
+				m.link(t, topology.Host, p.Name)
+			}
+			b.Ports[p.Name] = &state.Port{Name: p.Name, Owner: lab, OFPortRequest: p.OFPort, OFPort: p.OFPort, Type: p.Type, VLAN: p.VLAN}
 		}
+	},
+	OpSetPortVLAN: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetPortVLAN)
+		for _, p := range a.Ports {
+			m.snap.Bridges[a.Bridge].Ports[p.Name].VLAN = p.VLAN
+		}
+	},
+	OpSetControllers: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetControllers)
+		b := m.snap.Bridges[a.Bridge]
+		b.Controllers = nil
+		for _, target := range a.Targets {
+			b.Controllers = append(b.Controllers, state.Controller{Target: target})
+		}
+	},
+	OpAddVLAN: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(AddVLAN)
+		m.link(t, a.NS, a.Parent)
+		m.ns(t, a.NS).Links[a.Link] = &state.Link{Name: a.Link, Kind: state.KindVLAN, Alias: a.Alias, MTU: 1500, VLANID: a.ID, VLANParent: a.Parent}
+	},
+	OpSetVLANFiltering: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetVLANFiltering)
+		m.link(t, topology.Host, a.Bridge).VLANFiltering = a.On
+	},
+	OpSetBridgeVLANs: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(SetBridgeVLANs)
+		m.link(t, topology.Host, a.Link).BridgeVLANs = slices.Clone(a.VLANs)
 	},
 	OpSetPortType: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(SetPortType)
@@ -421,6 +450,21 @@ var simSteps = map[Op]func(m *machine, t *testing.T, lab string, st Step){
 		a := st.(DelPartition)
 		m.ns(t, a.NS).Partition = nil
 		m.j.RemovePartitionNS(a.NS)
+	},
+	// A timeline's runner: the intent journals a new timeline (the
+	// engine's apply does), the runner then runs.
+	OpStartTimeline: func(m *machine, t *testing.T, lab string, st Step) {
+		a := st.(StartTimeline)
+		if a.Events != nil {
+			m.j.SetTimeline(state.Timeline{Name: a.Name, Events: a.Events, Hash: a.Hash})
+		}
+		if m.snap.Timelines == nil {
+			m.snap.Timelines = map[string]*state.TimelineProc{}
+		}
+		m.snap.Timelines[a.Name] = &state.TimelineProc{Supervisor: 5151, PID: 5152}
+	},
+	OpStopTimeline: func(m *machine, t *testing.T, lab string, st Step) {
+		delete(m.snap.Timelines, st.(StopTimeline).Name)
 	},
 	OpSetTxChecksum: func(m *machine, t *testing.T, lab string, st Step) {
 		a := st.(SetTxChecksum)

@@ -25,6 +25,7 @@ const (
 	noEvent        event = iota
 	linkEvent            // netlab link
 	partitionEvent       // netlab partition, netlab heal
+	timelineEvent        // netlab timeline (steps_timeline.go)
 )
 
 // eventKinds are the events' rows of the table of kinds.

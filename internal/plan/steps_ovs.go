@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/netlab-dev/netlab/internal/state"
@@ -23,6 +24,8 @@ const (
 	OpDelFlows       Op = "del-flows"
 	OpAttachExternal Op = "attach-external"
 	OpDetachExternal Op = "detach-external"
+	OpSetPortVLAN    Op = "set-port-vlan"
+	OpSetControllers Op = "set-controllers"
 )
 
 // ovsKinds are Open vSwitch's rows of the table of kinds.
@@ -38,6 +41,8 @@ var ovsKinds = map[Op]kind{
 	OpDelFlows:       {},
 	OpAttachExternal: {},
 	OpDetachExternal: {down: 2},
+	OpSetPortVLAN:    {},
+	OpSetControllers: {},
 }
 
 // Port is an OVS port of a ports step.
@@ -50,6 +55,26 @@ type Port struct {
 	// Auto says port-type auto chose the AF_XDP type: if Open vSwitch
 	// cannot open the port that way, up falls back to a system port.
 	Auto bool `json:"auto,omitempty"`
+	// VLAN is the Port's vlan_mode, tag and trunks (add-ports,
+	// set-port-vlan); nil: none.
+	VLAN *state.PortVLAN `json:"vlan,omitempty"`
+}
+
+// vlanCommand renders the ovs-vsctl words that give a port its VLAN
+// setting (nil: none).
+func vlanCommand(name string, v *state.PortVLAN) string {
+	if v == nil {
+		return "clear Port " + name + " tag trunks vlan_mode"
+	}
+	var trunks []string
+	for _, t := range v.Trunks {
+		trunks = append(trunks, strconv.Itoa(t))
+	}
+	c := fmt.Sprintf("set Port %s vlan_mode=%s trunks=[%s]", name, v.Mode, strings.Join(trunks, ","))
+	if v.Tag != 0 {
+		return c + " tag=" + strconv.Itoa(v.Tag)
+	}
+	return c + " -- clear Port " + name + " tag"
 }
 
 // portNames lists the names of ports.
@@ -116,10 +141,47 @@ func (s AddPorts) Command(lab string) string {
 		typ := ""
 		if topology.IsAFXDP(p.Type) {
 			typ = " type=" + p.Type + " options:xdp-mode=native"
+		} else if p.Type == topology.PortInternal {
+			typ = " type=internal"
 		}
-		return fmt.Sprintf("--may-exist add-port %s %s -- set Interface %s ofport_request=%d%s -- set Port %s external_ids:%s=%s",
+		c := fmt.Sprintf("--may-exist add-port %s %s -- set Interface %s ofport_request=%d%s -- set Port %s external_ids:%s=%s",
 			s.Bridge, p.Name, p.Name, p.OFPort, typ, p.Name, state.OVSLabKey, lab)
+		if p.VLAN != nil {
+			c += " -- " + vlanCommand(p.Name, p.VLAN)
+		}
+		return c
 	})
+}
+
+// SetPortVLAN gives OVS ports the VLAN settings the file wants (Port.VLAN;
+// nil clears them).
+type SetPortVLAN struct {
+	Bridge string `json:"bridge,omitempty"`
+	Ports  []Port `json:"ports,omitempty"`
+}
+
+func (SetPortVLAN) Op() Op          { return OpSetPortVLAN }
+func (s SetPortVLAN) Scope() string { return bridgeScope(s.Bridge) }
+func (SetPortVLAN) sealed()         {}
+func (s SetPortVLAN) Command(string) string {
+	return vsctl(s.Ports, func(p Port) string { return vlanCommand(p.Name, p.VLAN) })
+}
+
+// SetControllers makes an OVS bridge's OpenFlow controllers the file's
+// (none: no controller).
+type SetControllers struct {
+	Bridge  string   `json:"bridge,omitempty"`
+	Targets []string `json:"targets,omitempty"`
+}
+
+func (SetControllers) Op() Op          { return OpSetControllers }
+func (s SetControllers) Scope() string { return bridgeScope(s.Bridge) }
+func (SetControllers) sealed()         {}
+func (s SetControllers) Command(string) string {
+	if len(s.Targets) == 0 {
+		return "ovs-vsctl del-controller " + s.Bridge
+	}
+	return "ovs-vsctl set-controller " + s.Bridge + " " + strings.Join(s.Targets, " ")
 }
 
 // DelPorts removes ports of the lab from an OVS bridge.
@@ -188,11 +250,14 @@ func vsctl(ports []Port, command func(Port) string) string {
 }
 
 // SetFlows replaces the lab's static flows on a bridge (those with its
-// cookie) in one bundle: Flows without cookie, Cookie the lab's.
+// cookie): Flows without cookie, Cookie the lab's. Flows that fit OpenFlow
+// 1.4 go in one atomic bundle; with OneByOne (a flow only OpenFlow 1.0
+// carries) only what differs is sent, one flow_mod at a time.
 type SetFlows struct {
-	Bridge string   `json:"bridge,omitempty"`
-	Flows  []string `json:"flows,omitempty"`
-	Cookie uint64   `json:"cookie,omitempty"`
+	Bridge   string   `json:"bridge,omitempty"`
+	Flows    []string `json:"flows,omitempty"`
+	Cookie   uint64   `json:"cookie,omitempty"`
+	OneByOne bool     `json:"one_by_one,omitempty"`
 }
 
 func (SetFlows) Op() Op          { return OpSetFlows }
@@ -200,6 +265,15 @@ func (s SetFlows) Scope() string { return bridgeScope(s.Bridge) }
 func (SetFlows) sealed()         {}
 func (s SetFlows) Command(string) string {
 	var b strings.Builder
+	if s.OneByOne {
+		fmt.Fprintf(&b, "ovs-ofctl add-flows %s - <<'EOF'   # no bundle (a flow only OpenFlow 1.0 carries): of these, only those the switch lacks, then strict deletes of the lab's others\n", s.Bridge)
+		for _, f := range s.Flows {
+			fmt.Fprintf(&b, "add cookie=%#x,%s\n", s.Cookie, f)
+		}
+		fmt.Fprintf(&b, "delete_strict cookie=%#x/-1,table=T,MATCH   # each flow of the lab's the file no longer has\n", s.Cookie)
+		b.WriteString("EOF")
+		return b.String()
+	}
 	fmt.Fprintf(&b, "ovs-ofctl -O OpenFlow14 --bundle add-flows %s - <<'EOF'\n", s.Bridge)
 	fmt.Fprintf(&b, "delete cookie=%#x/-1\n", s.Cookie)
 	for _, f := range s.Flows {

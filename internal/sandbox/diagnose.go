@@ -25,13 +25,107 @@ var userNSSettings = []string{
 // the error and this machine's kernel settings; "" when it has nothing to
 // add to the error.
 func Diagnose(err error) string {
+	return explain(err, readSettings(), os.Geteuid())
+}
+
+// Settings are the kernel settings that decide whether a user may make
+// user namespaces, by sysctl name (kernel.unprivileged_userns_clone, ...);
+// a setting this kernel does not have is absent.
+func Settings() map[string]string { return readSettings() }
+
+// RefusedToUsers names the first setting of settings that refuses the
+// namespaces of a sandbox to every program of a user alike ("" for none):
+// no other program of theirs can make one either, only root.
+func RefusedToUsers(settings map[string]string) string {
+	for _, k := range machineWide {
+		if settings[k] == "0" {
+			return k + "=0"
+		}
+	}
+	return ""
+}
+
+// readSettings reads userNSSettings, by sysctl name (dots); a setting this
+// kernel does not have is absent.
+func readSettings() map[string]string {
 	settings := map[string]string{}
 	for _, s := range userNSSettings {
 		if b, rerr := os.ReadFile("/proc/sys/" + s); rerr == nil {
 			settings[strings.ReplaceAll(s, "/", ".")] = strings.TrimSpace(string(b))
 		}
 	}
-	return explain(err, settings, os.Geteuid())
+	return settings
+}
+
+// machineWide are the settings that refuse user namespaces (or the other
+// namespaces of a sandbox) to every program of a user alike.
+var machineWide = []string{"kernel.unprivileged_userns_clone", "user.max_user_namespaces", "user.max_net_namespaces", "user.max_mnt_namespaces", "user.max_pid_namespaces"}
+
+// Delegable says whether err, a sandbox this process could not make, is a
+// refusal of this program rather than of the user: AppArmor's restriction
+// of user namespaces (kernel.apparmor_restrict_unprivileged_userns=1) takes
+// the capabilities of a user namespace made by a program that no AppArmor
+// profile allows them, and spares one whose profile does, as netlab's once
+// installed (make install). Then another program can make the sandbox for
+// this one (netlab sandbox run). A setting that refuses every program of
+// the user (kernel.unprivileged_userns_clone=0, a max_*_namespaces limit at
+// 0), a seccomp profile, root without its capabilities: no other program of
+// the user can do better, and they are not delegable.
+func Delegable(err error) bool { return delegable(err, readSettings(), os.Geteuid()) }
+
+func delegable(err error, settings map[string]string, euid int) bool {
+	var se *Error
+	if !errors.As(err, &se) || !se.UserNS || euid == 0 || !isEPERM(err) {
+		return false
+	}
+	return settings["kernel.apparmor_restrict_unprivileged_userns"] == "1" && RefusedToUsers(settings) == ""
+}
+
+// ProfileName is the name of netlab's AppArmor profile
+// (packaging/apparmor/netlab): the label its processes carry.
+const ProfileName = "netlab"
+
+// AppArmor is what AppArmor says about user namespaces for this process.
+type AppArmor struct {
+	// Enabled: the AppArmor security module is active.
+	Enabled bool
+	// Restricted: kernel.apparmor_restrict_unprivileged_userns=1, user
+	// namespaces of programs no profile allows them have no capabilities.
+	Restricted bool
+	// Label is this process's confinement as AppArmor names it:
+	// "unconfined", or "netlab (unconfined)" under netlab's profile; ""
+	// when AppArmor is not active or says nothing.
+	Label string
+}
+
+// AppArmorState reads AppArmor's state for this process: the module
+// (/sys/module/apparmor/parameters/enabled), the restriction's sysctl, and
+// the process's label (/proc/self/attr/apparmor/current, or
+// /proc/self/attr/current on kernels without the per-module directory).
+func AppArmorState() AppArmor {
+	var a AppArmor
+	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil {
+		a.Enabled = strings.TrimSpace(string(b)) == "Y"
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); err == nil {
+		a.Restricted = strings.TrimSpace(string(b)) == "1"
+	}
+	if !a.Enabled {
+		return a
+	}
+	for _, p := range []string{"/proc/self/attr/apparmor/current", "/proc/self/attr/current"} {
+		if b, err := os.ReadFile(p); err == nil {
+			a.Label = strings.TrimSpace(strings.TrimRight(string(b), "\x00"))
+			break
+		}
+	}
+	return a
+}
+
+// Profiled says whether the process runs under netlab's profile.
+func (a AppArmor) Profiled() bool {
+	name, _, _ := strings.Cut(a.Label, " ")
+	return name == ProfileName
 }
 
 // explain is Diagnose on given settings (sysctl names with dots), for the
@@ -56,11 +150,12 @@ func explain(err error, settings map[string]string, euid int) string {
 		}
 	}
 	if userns && settings["kernel.apparmor_restrict_unprivileged_userns"] == "1" {
-		why = append(why, "kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu): a user namespace made by a program without an AppArmor profile that allows it has no capabilities in it.\n"+
-			"  fix: an AppArmor profile for netlab, /etc/apparmor.d/netlab:\n"+
-			"      abi <abi/4.0>,\n      include <tunables/global>\n      profile netlab /usr/local/bin/netlab flags=(unconfined) { userns, }\n"+
-			"    then: sudo apparmor_parser -r /etc/apparmor.d/netlab\n"+
-			"  (go test binaries have no fixed path: for them, sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)")
+		why = append(why, "kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 23.10 and later): a user namespace made by a program without an AppArmor profile that allows it has no capabilities in it.\n"+
+			"  fix: sudo make install   (in netlab's source tree: /usr/local/bin/netlab and its AppArmor profile, loaded; PREFIX=DIR for another place)\n"+
+			"  then use that netlab. A netlab elsewhere needs the profile with its own path: packaging/apparmor/netlab,\n"+
+			"      abi <abi/4.0>,\n      include <tunables/global>\n      profile netlab /usr/local/bin/netlab flags=(unconfined) {\n        userns,\n        include if exists <local/netlab>\n      }\n"+
+			"    in /etc/apparmor.d/netlab, loaded with: sudo apparmor_parser -r /etc/apparmor.d/netlab\n"+
+			"  go test binaries (netlabtest.Main) then run their tests in a sandbox that netlab makes (netlab sandbox run, found in NETLAB_BIN or on PATH): no sysctl to change")
 	}
 	if len(why) > 0 {
 		return strings.Join(why, "\n")

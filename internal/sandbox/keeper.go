@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/proc"
@@ -22,7 +23,12 @@ import (
 // keeper.json is written (atomically), and only then is the keeper told to
 // go on: a creator that dies in between leaves a keeper that ends by itself,
 // never one nobody knows.
-func (p place) create(name string, kept bool) (*Sandbox, error) {
+//
+// tied gives the keeper a parent-death signal (SIGKILL): the sandbox ends
+// when the thread that called create does, with every process in it. The
+// caller locks its OS thread (runtime.LockOSThread) for as long as the
+// sandbox is to live; a sandbox made for one command goes with its maker.
+func (p place) create(name string, kept, tied bool) (*Sandbox, error) {
 	exe, err := self()
 	if err != nil {
 		return nil, err
@@ -59,6 +65,9 @@ func (p place) create(name string, kept bool) (*Sandbox, error) {
 		SysProcAttr: sysProcAttr(userns),
 	}
 	cmd.SysProcAttr.Setsid = true
+	if tied {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	err = cmd.Start()
 	readyW.Close()
 	commitR.Close()
@@ -91,8 +100,14 @@ func (p place) create(name string, kept bool) (*Sandbox, error) {
 	if _, err := commit.Write([]byte("go")); err != nil {
 		return fail(fmt.Errorf("start keeper: %w", err))
 	}
-	// Reap the keeper if it ends while this process still runs.
-	go cmd.Wait()
+	// Reap the keeper if it ends while this process still runs; remove
+	// waits for that, so no zombie of it outlives a netlab that removed it.
+	reaped := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(reaped)
+	}()
+	sb.reaped = reaped
 	return sb, nil
 }
 

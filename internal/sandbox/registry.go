@@ -1,15 +1,18 @@
 package sandbox
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -44,6 +47,31 @@ type Registry struct {
 	Dir string
 	// places are the directories searched for sandboxes, Dir's first.
 	places []place
+
+	// reaped holds, by keeper PID, the sandboxes this process made: their
+	// keepers are its children, which remove waits to have reaped.
+	mu     sync.Mutex
+	reaped map[int]<-chan struct{}
+}
+
+// made records a sandbox this process just made (see reaped).
+func (r *Registry) made(sb *Sandbox) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reaped == nil {
+		r.reaped = map[int]<-chan struct{}{}
+	}
+	r.reaped[sb.PID] = sb.reaped
+}
+
+// ours gives sb, read again from its keeper.json, what made recorded.
+func (r *Registry) ours(sb *Sandbox) *Sandbox {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ch, ok := r.reaped[sb.PID]; ok && sb.reaped == nil {
+		sb.reaped = ch
+	}
+	return sb
 }
 
 // place is one directory of registered sandboxes.
@@ -201,6 +229,10 @@ type Sandbox struct {
 	// is unreadable. List shows such a directory; Use, Create and Remove
 	// clear it away.
 	Incomplete string `json:"incomplete,omitempty"`
+
+	// reaped is closed once the keeper, a child of this process (create),
+	// has been waited for; nil for a sandbox this process did not make.
+	reaped <-chan struct{}
 }
 
 // Alive says whether the sandbox's keeper still runs, and is not on its
@@ -287,11 +319,54 @@ func (s *Sandbox) Command(exe string, args ...string) (*exec.Cmd, error) {
 	return &exec.Cmd{Path: nsenter, Args: append(argv, args...), Env: env}, nil
 }
 
+// envSignalDefaults lists signals (numbers, comma-separated) that the
+// netlab which started a joined command had with their default action and
+// made it inherit as ignored (see SignalDefaults).
+const envSignalDefaults = "NETLAB_SANDBOX_SIGDFL"
+
+// SignalDefaults is the environment entry that tells a netlab joined to a
+// sandbox (Command) which of sigs to give back their default action for
+// the programs it starts (VerifyInside does), before the caller ignores
+// them while it waits: an ignored signal stays ignored through fork and
+// exec, so a command run by `netlab exec` in a sandbox would not end on
+// the terminal's Ctrl-C. Signals this process already ignored (a command
+// started in the background) stay ignored.
+func SignalDefaults(sigs ...syscall.Signal) string {
+	var nums []string
+	for _, sig := range sigs {
+		if !signal.Ignored(sig) {
+			nums = append(nums, strconv.Itoa(int(sig)))
+		}
+	}
+	return envSignalDefaults + "=" + strings.Join(nums, ",")
+}
+
+// restoreSignals catches, and drops, the signals SignalDefaults listed: a
+// caught signal is the default again in every program this one starts
+// (the kernel resets handlers at exec), while this process goes on
+// ignoring them as the netlab outside does.
+func restoreSignals() {
+	list := os.Getenv(envSignalDefaults)
+	os.Unsetenv(envSignalDefaults)
+	var sigs []os.Signal
+	for _, f := range strings.Split(list, ",") {
+		if n, err := strconv.Atoi(f); err == nil && n > 0 && n < 65 {
+			sigs = append(sigs, syscall.Signal(n))
+		}
+	}
+	if len(sigs) > 0 {
+		// Never read: a full channel drops what comes (Notify never blocks).
+		signal.Notify(make(chan os.Signal, 1), sigs...)
+	}
+}
+
 // VerifyInside checks, in a command that joined a named sandbox, that it
 // is in that sandbox's network namespace: between the check that the keeper
 // lives and nsenter's join, the keeper could have died and its PID gone to
-// another process. A command not started by Command passes.
+// another process. A command not started by Command passes. It also gives
+// back the signal dispositions SignalDefaults names.
 func VerifyInside() error {
+	restoreSignals()
 	want := os.Getenv(envNetNS)
 	if want == "" {
 		return nil
@@ -456,10 +531,11 @@ func (r *Registry) Use(name string, create bool) (sb, ended *Sandbox, release fu
 			p.forget(name)
 			return nil, ended, func() {}, nil
 		}
-		if sb, err = p.create(name, false); err != nil {
+		if sb, err = p.create(name, false, false); err != nil {
 			p.forget(name)
 			return nil, ended, nil, err
 		}
+		r.made(sb)
 	}
 	use, err := openLock(p.usePath(name))
 	if err != nil {
@@ -488,17 +564,68 @@ func (r *Registry) Create(name string) (*Sandbox, error) {
 	if sb, err := p.get(name); err != nil {
 		return nil, err
 	} else if sb != nil && sb.Alive() {
-		return nil, fmt.Errorf("sandbox %s exists (keeper %d)", name, sb.PID)
+		return nil, &ExistsError{Name: name, PID: sb.PID}
 	}
 	if err := os.RemoveAll(p.sandboxDir(name)); err != nil {
 		return nil, fmt.Errorf("sandbox %s: remove what is left of it: %w", name, err)
 	}
-	sb, err := p.create(name, true)
+	sb, err := p.create(name, true, false)
 	if err != nil {
 		p.forget(name)
 		return nil, err
 	}
+	r.made(sb)
 	return sb, nil
+}
+
+// Fresh makes the sandbox name for one command (`netlab sandbox run`): an
+// error if it exists, as for Create, and this process marked its user, as
+// by Use, until release is called. kept makes it stay without labs (until
+// Remove), as Create's; tied makes it end when the calling thread does
+// (see create), so that a sandbox made for a command never outlives the
+// netlab that waits for it, even killed with SIGKILL.
+func (r *Registry) Fresh(name string, kept, tied bool) (sb *Sandbox, release func(), err error) {
+	if err := CheckName(name); err != nil {
+		return nil, nil, err
+	}
+	p := r.at(name)
+	unlock, err := p.lock(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	if old, err := p.get(name); err != nil {
+		return nil, nil, err
+	} else if old != nil && old.Alive() {
+		return nil, nil, &ExistsError{Name: name, PID: old.PID}
+	}
+	if err := os.RemoveAll(p.sandboxDir(name)); err != nil {
+		return nil, nil, fmt.Errorf("sandbox %s: remove what is left of it: %w", name, err)
+	}
+	if sb, err = p.create(name, kept, tied); err != nil {
+		p.forget(name)
+		return nil, nil, err
+	}
+	r.made(sb)
+	use, err := openLock(p.usePath(name))
+	if err == nil {
+		err = store.Flock(use, syscall.LOCK_SH)
+	}
+	if err != nil {
+		p.remove(sb)
+		return nil, nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	return sb, func() { use.Close() }, nil
+}
+
+// ExistsError is a sandbox that was to be made fresh but is there, alive.
+type ExistsError struct {
+	Name string
+	PID  int // its keeper
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("sandbox %s exists (keeper %d)", e.Name, e.PID)
 }
 
 // RemoveIfIdle removes the sandbox when no process uses it and no lab is
@@ -544,7 +671,7 @@ func (r *Registry) RemoveIfIdle(name, root string) (bool, error) {
 			return false, nil
 		}
 	}
-	return true, p.remove(sb)
+	return true, p.remove(r.ours(sb))
 }
 
 // Remove removes the sandbox whatever it holds: its keeper is killed, and
@@ -571,7 +698,7 @@ func (r *Registry) Remove(name string) error {
 		p.forget(name)
 		return nil
 	}
-	return p.remove(sb)
+	return p.remove(r.ours(sb))
 }
 
 // remove kills the keeper, the first process of the sandbox's PID
@@ -586,6 +713,12 @@ func (p place) remove(sb *Sandbox) error {
 		for deadline := time.Now().Add(10 * time.Second); !sb.gone(); time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("sandbox %s: keeper %d still running 10 s after SIGKILL", sb.Name, sb.PID)
+			}
+		}
+		if sb.reaped != nil {
+			select {
+			case <-sb.reaped:
+			case <-time.After(time.Second):
 			}
 		}
 	}
@@ -639,6 +772,10 @@ func (p place) lock(name string) (unlock func(), err error) {
 func openLock(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
 }
+
+// NewName is prefix and six random characters of [a-z2-7]: the name of a
+// sandbox made for one run ("run-", "test-"), 30 bits apart from another's.
+func NewName(prefix string) string { return prefix + strings.ToLower(rand.Text()[:6]) }
 
 // CheckName accepts 1 to 32 of [a-z0-9-], starting with a letter or digit.
 func CheckName(name string) error {

@@ -170,7 +170,31 @@ func readReady(r io.Reader) error {
 	case msg == "":
 		return errors.New("the sandbox's first process ended before it was set up")
 	}
-	return errors.New(msg)
+	e := &initError{msg: msg}
+	for _, errno := range []syscall.Errno{syscall.EPERM, syscall.EACCES} {
+		if strings.HasSuffix(msg, ": "+errno.Error()) {
+			e.errno = errno
+		}
+	}
+	return e
+}
+
+// initError is what a sandbox's init reported when it could not set the
+// sandbox up: its text, which ends with the system call's error, and that
+// error when it is a refusal (EPERM, EACCES), for errors.Is: AppArmor's
+// restriction of user namespaces shows as a refused mount here.
+type initError struct {
+	msg   string
+	errno syscall.Errno
+}
+
+func (e *initError) Error() string { return e.msg }
+
+func (e *initError) Unwrap() error {
+	if e.errno == 0 {
+		return nil
+	}
+	return e.errno
 }
 
 // Probe makes a sandbox and lets it go at once: whether this process can

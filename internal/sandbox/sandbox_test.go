@@ -61,6 +61,10 @@ func TestMain(m *testing.M) {
 		os.Exit(limitChild())
 	case "registry":
 		os.Exit(registryChild())
+	case "relay":
+		os.Exit(relayChild())
+	case "tied":
+		os.Exit(tiedChild())
 	}
 	os.Exit(3)
 }
@@ -127,7 +131,7 @@ func limitChild() int {
 	return 0
 }
 
-// testBinary is this test binary copied where uid 65534 may run it (go
+// testBinary is this test binary copied where an unprivileged uid may run it (go
 // test's build directory is root's alone).
 func testBinary(t *testing.T) string {
 	t.Helper()
@@ -155,10 +159,15 @@ func testBinary(t *testing.T) string {
 	return out
 }
 
-// asNobody runs the test binary in mode as uid 65534, with no capability.
+// testUID is the unprivileged user these tests play: one no other suite
+// plays, so that its state (/tmp/netlab-UID) is this package's alone while
+// e2e/machine's tests (uid 65534) run beside it.
+const testUID = "64534"
+
+// asNobody runs the test binary in mode as testUID, with no capability.
 func asNobody(t *testing.T, bin, mode string, env ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--", bin)
+	cmd := exec.Command("setpriv", "--reuid="+testUID, "--regid="+testUID, "--clear-groups", "--inh-caps=-all", "--", bin)
 	cmd.Env = append(withoutEnv(os.Environ(), "XDG_RUNTIME_DIR"), append(env, childEnv+"="+mode, "HOME=/")...)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
@@ -246,19 +255,19 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunRootless(t *testing.T) {
-	testkit.RequireRoot(t, "runs the test as uid 65534")
+	testkit.RequireRoot(t, "runs the test as an unprivileged uid")
 	bin := testBinary(t)
 	out, code := asNobody(t, bin, "run")
 	if code != 0 {
-		t.Fatalf("sandbox as uid 65534: exit %d\n%s", code, out)
+		t.Fatalf("sandbox as uid %s: exit %d\n%s", testUID, code, out)
 	}
 	f := parseFacts(t, out)
 	checkInside(t, f, hostNetNS(t))
-	if f.UIDMap != "0 65534 1" {
-		t.Errorf("uid_map %q, want uid 65534 as root", f.UIDMap)
+	if f.UIDMap != "0 "+testUID+" 1" {
+		t.Errorf("uid_map %q, want uid %s as root", f.UIDMap, testUID)
 	}
 	if out, code := asNobody(t, bin, "probe"); code != 0 {
-		t.Errorf("Probe as uid 65534: %s", out)
+		t.Errorf("Probe as uid %s: %s", testUID, out)
 	}
 }
 
@@ -342,7 +351,7 @@ func TestExplain(t *testing.T) {
 		{"no user namespaces", &Error{Op: "create", Err: syscall.ENOSPC, UserNS: true}, map[string]string{"user.max_user_namespaces": "0"}, 1000, "user.max_user_namespaces=15000"},
 		{"no network namespaces", &Error{Op: "create", Err: syscall.ENOSPC}, map[string]string{"user.max_net_namespaces": "0"}, 0, "user.max_net_namespaces=0"},
 		{"ubuntu apparmor", &Error{Op: "set up", Err: errors.New("mount tmpfs on /run: operation not permitted"), UserNS: true},
-			map[string]string{"kernel.apparmor_restrict_unprivileged_userns": "1"}, 1000, "apparmor_parser -r /etc/apparmor.d/netlab"},
+			map[string]string{"kernel.apparmor_restrict_unprivileged_userns": "1"}, 1000, "sudo make install"},
 		{"seccomp", userns, map[string]string{"user.max_user_namespaces": "15000"}, 1000, "seccomp"},
 		{"root without capabilities", userns, nil, 0, "CAP_SETFCAP"},
 		{"limit reached", &Error{Op: "create", Err: syscall.ENOSPC, UserNS: true}, map[string]string{"user.max_user_namespaces": "10"}, 1000, "is reached or zero"},
@@ -373,7 +382,7 @@ func TestCheckName(t *testing.T) {
 }
 
 // registryChild makes, enters and removes a named sandbox as whoever runs
-// it (TestRegistryRootless: uid 65534).
+// it (TestRegistryRootless: testUID).
 func registryChild() int {
 	reg, err := DefaultRegistry("")
 	if err != nil {

@@ -46,6 +46,33 @@ type Spec struct {
 	Hosts string `json:"hosts,omitempty"`
 	// Hash is what the plan compares: another one means a restart.
 	Hash string `json:"hash"`
+	// Run is the netlab verb the supervisor runs with the spec's path as
+	// the supervised program: RunViewExec ("", a service's program in its
+	// view) or RunTimeline (a timeline's runner).
+	Run string `json:"run,omitempty"`
+}
+
+// What a supervisor runs (Spec.Run).
+const (
+	RunViewExec = "view-exec"
+	RunTimeline = "timeline-run"
+)
+
+// verb is the netlab verb that becomes the supervised program.
+func (s *Spec) verb() string {
+	if s.Run == "" {
+		return RunViewExec
+	}
+	return s.Run
+}
+
+// What names the supervised program in its log's lines: "service NS/NAME"
+// or "timeline NAME".
+func (s *Spec) What() string {
+	if s.Run == RunTimeline {
+		return "timeline " + s.Name
+	}
+	return "service " + s.NS + "/" + s.Name
 }
 
 // State is what a supervisor says of its program.
@@ -100,8 +127,8 @@ func WriteAtomic(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// Supervise is `netlab supervise SPEC`: it runs the service's program
-// and restarts it as the spec says, until told to stop (SIGTERM, SIGINT,
+// Supervise is `netlab supervise SPEC`: it runs the service's program (or
+// the timeline's runner) and restarts it as the spec says, until told to stop (SIGTERM, SIGINT,
 // SIGHUP), then ends the program's process group (SIGTERM, SIGKILL after
 // the grace time). Its own output is the service's log.
 func Supervise(specPath string) error {
@@ -123,9 +150,12 @@ func Supervise(specPath string) error {
 		if fi, err := os.Stat(base + ".log"); err == nil {
 			st.LogFrom = fi.Size()
 		}
-		done, pid, err := startProgram(bin, specPath)
+		done, pid, err := startProgram(bin, spec.verb(), specPath)
+		// The crash suites' hook ends one life of a program: the program
+		// started again runs without it, as after a real crash.
+		os.Unsetenv("NETLAB_CRASH_AFTER")
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "netlab supervise: %s/%s: %v\n", spec.NS, spec.Name, err)
+			fmt.Fprintf(os.Stderr, "netlab supervise: %s: %v\n", spec.What(), err)
 			st.PID, st.Exit = 0, err.Error()
 			saveState(base, st)
 			return err
@@ -133,12 +163,12 @@ func Supervise(specPath string) error {
 		st.PID, st.Since = pid, started
 		st.Start, _ = proc.StartTime(pid)
 		saveState(base, st)
-		fmt.Fprintf(os.Stderr, "netlab: service %s/%s: started pid %d\n", spec.NS, spec.Name, pid)
+		fmt.Fprintf(os.Stderr, "netlab: %s: started pid %d\n", spec.What(), pid)
 		var ws syscall.WaitStatus
 		select {
 		case ws = <-done:
 		case sig := <-stop:
-			fmt.Fprintf(os.Stderr, "netlab: service %s/%s: %v: stopping pid %d\n", spec.NS, spec.Name, sig, pid)
+			fmt.Fprintf(os.Stderr, "netlab: %s: %v: stopping pid %d\n", spec.What(), sig, pid)
 			syscall.Kill(-pid, syscall.SIGTERM)
 			select {
 			case <-done:
@@ -153,7 +183,7 @@ func Supervise(specPath string) error {
 		}
 		st.PID, st.Exit = 0, exitText(ws)
 		failed := !ws.Exited() || ws.ExitStatus() != 0
-		fmt.Fprintf(os.Stderr, "netlab: service %s/%s: %s\n", spec.NS, spec.Name, st.Exit)
+		fmt.Fprintf(os.Stderr, "netlab: %s: %s\n", spec.What(), st.Exit)
 		if spec.Restart == topology.RestartNo || spec.Restart == topology.RestartOnFailure && !failed {
 			saveState(base, st)
 			return nil
@@ -175,10 +205,10 @@ func Supervise(specPath string) error {
 	}
 }
 
-// startProgram starts `netlab view-exec SPEC` (which becomes the program)
-// in a process group of its own, dying with this process; done gets its
-// wait status.
-func startProgram(bin, specPath string) (done chan syscall.WaitStatus, pid int, err error) {
+// startProgram starts `netlab VERB SPEC` (view-exec, which becomes the
+// program, or timeline-run) in a process group of its own, dying with this
+// process; done gets its wait status.
+func startProgram(bin, verb, specPath string) (done chan syscall.WaitStatus, pid int, err error) {
 	started := make(chan error, 1)
 	done = make(chan syscall.WaitStatus, 1)
 	var p *os.Process
@@ -187,7 +217,7 @@ func startProgram(bin, specPath string) (done chan syscall.WaitStatus, pid int, 
 		// until the program ends.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		cmd := exec.Command(bin, "view-exec", specPath)
+		cmd := exec.Command(bin, verb, specPath)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		cmd.Dir = "/"
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

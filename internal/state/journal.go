@@ -74,6 +74,9 @@ type Journal struct {
 	// tables of partition rules (they go with their namespaces; this says
 	// where to look for them once a partition is healed).
 	PartitionNS []string `json:"partition_ns,omitempty"`
+	// Timelines are the timelines the lab runs or ran (state/timeline.go),
+	// in the order started: written before a runner starts.
+	Timelines []Timeline `json:"timelines,omitempty"`
 }
 
 // addName inserts name into the sorted list, once: a binary search, and

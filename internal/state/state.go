@@ -56,7 +56,36 @@ type Snapshot struct {
 	// machine's part of a multi-machine lab); nil when not observed or
 	// not found.
 	Underlay *Underlay
+	// FlowsOneByOne names the OVS bridges of the file whose flows only
+	// OpenFlow 1.0 with Nicira extensions carries (strip_vlan with no VLAN
+	// match...): bundles need 1.3 or later, so up changes them one flow at a
+	// time. Nil when not observed.
+	FlowsOneByOne map[string]bool
+	// VLAN is what this kernel offers VLANs; nil when not probed (the lab
+	// asks for none that needs the kernel: OVS ports' VLANs are Open
+	// vSwitch's).
+	VLAN *VLANSupport
+	// Timelines are the lab's timeline runners with a spec, running or
+	// not, by timeline name.
+	Timelines map[string]*TimelineProc
 }
+
+// VLANSupport is what the kernel offers VLANs, found by trying.
+type VLANSupport struct {
+	// BridgeFiltering: Linux bridges with vlan_filtering
+	// (CONFIG_BRIDGE_VLAN_FILTERING).
+	BridgeFiltering bool `json:"bridge_filtering"`
+	// Interfaces: 802.1Q VLAN interfaces (CONFIG_VLAN_8021Q).
+	Interfaces bool `json:"interfaces"`
+	// Why holds each missing feature's error, by feature.
+	Why map[string]string `json:"why,omitempty"`
+}
+
+// The kernel's VLAN features, as VLANSupport.Why and errors name them.
+const (
+	FeatureBridgeVLAN = "bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)"
+	FeatureVLAN8021Q  = "802.1Q VLAN interfaces (8021q, CONFIG_VLAN_8021Q)"
+)
 
 // Underlay is the host interface with a machine's underlay address (or
 // the one the file names).
@@ -78,6 +107,10 @@ type OVSInfo struct {
 	// NoAFXDP says why AF_XDP ports do not work here, when the kernel or
 	// the user namespace is the reason ("" otherwise).
 	NoAFXDP string `json:"no_afxdp,omitempty"`
+	// RunDir is the instance's run directory (OVS_RUNDIR): its database
+	// socket, pidfiles, control sockets and bridges' <bridge>.mgmt sockets,
+	// which the ovs-* tools find through it (`netlab ovs LAB -- ...`).
+	RunDir string `json:"run_dir,omitempty"`
 }
 
 // Namespace is an observed network namespace.
@@ -175,6 +208,7 @@ const (
 	KindBridge = "bridge"
 	KindTuntap = "tuntap"
 	KindVXLAN  = "vxlan"
+	KindVLAN   = "vlan" // an 802.1Q interface on another
 	KindOVS    = "openvswitch"
 )
 
@@ -217,6 +251,24 @@ type Link struct {
 	// VXLAN device, which has no carrier).
 	NoCarrier bool
 	OperState string
+	// VLANFiltering is a Linux bridge's vlan_filtering.
+	VLANFiltering bool
+	// BridgeVLANs are a Linux bridge port's VLANs (`bridge vlan show`),
+	// sorted by VID; read for ports of a bridge with vlan_filtering.
+	BridgeVLANs []BridgeVLAN
+	// VLANID and VLANParent are an 802.1Q interface's VLAN and the link it
+	// is on; 0 and "" for other kinds.
+	VLANID     int
+	VLANParent string
+}
+
+// BridgeVLAN is one VLAN of a Linux bridge port: the port carries VID,
+// untagged on egress when Untagged; PVID is the VLAN of the frames it
+// receives untagged.
+type BridgeVLAN struct {
+	VID      int  `json:"vid"`
+	PVID     bool `json:"pvid,omitempty"`
+	Untagged bool `json:"untagged,omitempty"`
 }
 
 // Tuntap is what the kernel reports of a TUN/TAP device.
@@ -309,6 +361,26 @@ type Bridge struct {
 	// for the lab's other bridges, whose flows are to be removed.
 	LabFlows    int
 	FlowsInSync bool
+	// Controllers are an OVS bridge's OpenFlow controllers, sorted by
+	// target, with whether each is connected.
+	Controllers []Controller
+	// VLANFiltering is a Linux bridge's vlan_filtering.
+	VLANFiltering bool
+}
+
+// Controller is an OpenFlow controller of a bridge as Open vSwitch has it.
+type Controller struct {
+	Target    string `json:"target"`
+	Connected bool   `json:"connected"`
+}
+
+// Targets lists the targets of controllers, in order.
+func Targets(cs []Controller) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Target
+	}
+	return out
 }
 
 // Port is an observed bridge port.
@@ -318,6 +390,51 @@ type Port struct {
 	OFPortRequest int    // OVS ofport_request, 0 if unset
 	OFPort        int    // OVS ofport assigned, -1 on error
 	Type          string // OVS Interface type ("" means system)
+	// VLAN is the OVS Port's tag, trunks and vlan_mode (nil: none of
+	// them set).
+	VLAN *PortVLAN
+}
+
+// PortVLAN is the VLAN setting of a bridge port: an OVS Port's vlan_mode,
+// tag and trunks, or a Linux bridge port's VLANs read back into the same
+// words (topology's VLAN modes). Nil when the port has none.
+type PortVLAN struct {
+	Mode   string `json:"mode,omitempty"`
+	Tag    int    `json:"tag,omitempty"`
+	Trunks []int  `json:"trunks,omitempty"`
+}
+
+// String prints the setting as status shows it: "access 20",
+// "trunk 20,30", "native-untagged 10 trunk 20".
+func (v *PortVLAN) String() string {
+	if v == nil {
+		return ""
+	}
+	s := v.Mode
+	if v.Tag != 0 {
+		s += fmt.Sprintf(" %d", v.Tag)
+	}
+	var ts []string
+	for _, t := range v.Trunks {
+		ts = append(ts, fmt.Sprint(t))
+	}
+	switch {
+	case len(ts) > 0 && v.Mode == "trunk":
+		s += " " + strings.Join(ts, ",")
+	case len(ts) > 0:
+		s += " trunk " + strings.Join(ts, ",")
+	case v.Mode == "trunk":
+		s += " all"
+	}
+	return strings.TrimSpace(s)
+}
+
+// Equal says whether two settings are the same.
+func (v *PortVLAN) Equal(w *PortVLAN) bool {
+	if v == nil || w == nil {
+		return v == w
+	}
+	return v.Mode == w.Mode && v.Tag == w.Tag && slices.Equal(v.Trunks, w.Trunks)
 }
 
 // SortedNames returns the keys of m in order; plans iterate with it so they

@@ -56,6 +56,13 @@ func (s *Supervisor) StartService(spec service.Spec) error {
 	if err := s.StopService(spec.NS, spec.Name); err != nil {
 		return err
 	}
+	return s.startSupervisor(base, spec)
+}
+
+// startSupervisor writes the spec to base.json and starts `netlab
+// supervise` of it, detached, with its pidfile; it waits until the program
+// runs or the supervisor has ended (its log, base.log, then says why).
+func (s *Supervisor) startSupervisor(base string, spec service.Spec) error {
 	b, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {
 		return err
@@ -79,8 +86,9 @@ func (s *Supervisor) StartService(spec service.Spec) error {
 	// Its own session: a Ctrl-C in the terminal that ran `netlab up` does
 	// not reach it, and it outlives netlab.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	what := spec.What()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("service %s/%s: start its supervisor: %w", spec.NS, spec.Name, err)
+		return fmt.Errorf("%s: start its supervisor: %w", what, err)
 	}
 	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
@@ -92,17 +100,17 @@ func (s *Supervisor) StartService(spec service.Spec) error {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("service %s/%s ended at once (%v): %s", spec.NS, spec.Name, err, Tail(base+".log", 20))
+			return fmt.Errorf("%s ended at once (%v): %s", what, err, Tail(base+".log", 20))
 		case <-time.After(10 * time.Millisecond):
 		}
 		if st, err := service.ReadState(base); err == nil && (st.PID != 0 || st.Exit != "") {
 			if st.PID == 0 && spec.Restart == topology.RestartNo {
-				return fmt.Errorf("service %s/%s ended at once (%s): %s", spec.NS, spec.Name, st.Exit, Tail(base+".log", 20))
+				return fmt.Errorf("%s ended at once (%s): %s", what, st.Exit, Tail(base+".log", 20))
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("service %s/%s did not start within 5s: %s", spec.NS, spec.Name, Tail(base+".log", 20))
+	return fmt.Errorf("%s did not start within 5s: %s", what, Tail(base+".log", 20))
 }
 
 // StopService ends a service's supervisor (which ends its program and all

@@ -200,9 +200,9 @@ func TestRestartPolicies(t *testing.T) {
 			l := newLab(t)
 			l.start(l.service("svc", tt.restart, tt.script))
 			if !tt.restarts {
-				st := l.waitState("svc", "the program to end", func(st *service.State) bool { return st.Exit != "" })
+				l.waitState("svc", "the program to end", func(st *service.State) bool { return st.Exit != "" })
 				waitFor(t, "the supervisor to end", func() bool { return l.supervisor("svc") == 0 }, nil)
-				st, _ = l.sup.ServiceState(l.ns, "svc")
+				st, _ := l.sup.ServiceState(l.ns, "svc")
 				if st.PID != 0 || st.Restarts != 0 || st.Exit != tt.exit {
 					t.Errorf("state %+v, want not restarted, %s", st, tt.exit)
 				}

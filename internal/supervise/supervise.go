@@ -204,7 +204,7 @@ func (s *Supervisor) Stop(ns, dev string) error {
 }
 
 // StopAll stops every supervised process of the lab: its reflectors, its
-// services, and any stray one (see Strays).
+// services, its timelines' runners, and any stray one (see Strays).
 func (s *Supervisor) StopAll() ([]string, error) {
 	files, _ := filepath.Glob(filepath.Join(s.dir(), "*.pid"))
 	var stopped []string
@@ -231,6 +231,11 @@ func (s *Supervisor) StopAll() ([]string, error) {
 		}
 		stopped = append(stopped, "service "+ns+"/"+name)
 	}
+	timelines, err := s.StopTimelines()
+	errs = append(errs, err)
+	for _, name := range timelines {
+		stopped = append(stopped, "timeline "+name)
+	}
 	strays, err := s.StopStrays()
 	return append(stopped, strays...), errors.Join(append(errs, err)...)
 }
@@ -247,6 +252,9 @@ func (p labProcess) String() string {
 	if what == "" {
 		what = "netlab reflect"
 	}
+	if p.ns == "" {
+		return fmt.Sprintf("%s %d of %s", what, p.pid, p.dev)
+	}
 	return fmt.Sprintf("%s %d on %s/%s", what, p.pid, p.ns, p.dev)
 }
 
@@ -257,6 +265,7 @@ func (p labProcess) String() string {
 func (s *Supervisor) strays() []labProcess {
 	dir := s.dir() + string(filepath.Separator)
 	services := filepath.Join(s.store.Dir(s.lab), "services") + string(filepath.Separator)
+	timelines := TimelinesDir(s.store.Dir(s.lab)) + string(filepath.Separator)
 	ents, _ := os.ReadDir("/proc")
 	var out []labProcess
 	for _, ent := range ents {
@@ -275,6 +284,14 @@ func (s *Supervisor) strays() []labProcess {
 			if known, ok := s.liveSupervisor(base); !ok || known != pid {
 				ns, name := filepath.Base(filepath.Dir(base)), filepath.Base(base)
 				out = append(out, labProcess{pid: pid, ns: ns, dev: name, what: "service supervisor"})
+			}
+			continue
+		}
+		if len(args) == 3 && args[1] == "supervise" && strings.HasPrefix(args[2], timelines) && isSupervisor(pid, args[2]) {
+			// A timeline's supervisor no pidfile names.
+			base := strings.TrimSuffix(args[2], ".json")
+			if known, ok := s.liveSupervisor(base); !ok || known != pid {
+				out = append(out, labProcess{pid: pid, dev: filepath.Base(base), what: "timeline supervisor"})
 			}
 			continue
 		}

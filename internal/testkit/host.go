@@ -54,7 +54,7 @@ func Fingerprint() string {
 	b.WriteString("## processes\n")
 	for _, args := range Processes() {
 		prog, _, _ := strings.Cut(args, " ")
-		if strings.Contains(args, "netlab reflect") || strings.Contains(args, "netlab supervise") || strings.Contains(args, "netlab view-exec") || filepath.Base(prog) == "ovs-vswitchd" || filepath.Base(prog) == "ovsdb-server" {
+		if strings.Contains(args, "netlab reflect") || strings.Contains(args, "netlab supervise") || strings.Contains(args, "netlab view-exec") || strings.Contains(args, "netlab timeline-run") || filepath.Base(prog) == "ovs-vswitchd" || filepath.Base(prog) == "ovsdb-server" {
 			b.WriteString(args + "\n")
 		}
 	}
