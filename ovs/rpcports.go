@@ -21,7 +21,12 @@ import (
 func namedUUID(name string) [2]string { return [2]string{"named-uuid", name} }
 
 // ovsSet is an OVSDB set of atoms.
-func ovsSet[T any](atoms ...T) []any { return []any{"set", atoms} }
+func ovsSet[T any](atoms ...T) []any {
+	if atoms == nil {
+		atoms = []T{} // JSON [], not null
+	}
+	return []any{"set", atoms}
+}
 
 // ovsMap is an OVSDB map of strings.
 func ovsMap(kv ...string) []any {
@@ -152,10 +157,13 @@ func (c *Client) ensurePortsRPC(bridge string, s *snapshot, ports []PortSpec) er
 		switch {
 		case isAFXDP(p.Type):
 			iface["type"] = p.Type
-		case p.Type == PortTypeSystem:
+		case p.Type == PortTypeSystem || p.Type == PortTypeInternal:
 			iface["type"] = p.Type
 		}
 		if _, ok := br.Ports[p.Name]; ok {
+			if p.VLAN != nil {
+				ops = append(ops, op{"op": "update", "table": "Port", "where": where([3]any{"name", "==", p.Name}), "row": vlanRow(op{}, p.VLAN)})
+			}
 			ops = append(ops, op{"op": "update", "table": "Interface", "where": where([3]any{"name", "==", p.Name}), "row": iface},
 				op{"op": "mutate", "table": "Port", "where": where([3]any{"name", "==", p.Name}),
 					"mutations": [][3]any{{"external_ids", "delete", ovsSet(state.OVSLabKey)}, {"external_ids", "insert", ovsMap(state.OVSLabKey, p.Lab)}}})
@@ -172,8 +180,8 @@ func (c *Client) ensurePortsRPC(bridge string, s *snapshot, ports []PortSpec) er
 		}
 		ops = append(ops,
 			op{"op": "insert", "table": "Interface", "uuid-name": iname, "row": iface},
-			op{"op": "insert", "table": "Port", "uuid-name": pname, "row": op{"name": p.Name, "interfaces": namedUUID(iname),
-				"external_ids": ovsMap(state.OVSLabKey, p.Lab)}})
+			op{"op": "insert", "table": "Port", "uuid-name": pname, "row": vlanRow(op{"name": p.Name, "interfaces": namedUUID(iname),
+				"external_ids": ovsMap(state.OVSLabKey, p.Lab)}, p.VLAN)})
 		added = append(added, namedUUID(pname))
 	}
 	if len(added) > 0 {
@@ -182,6 +190,22 @@ func (c *Client) ensurePortsRPC(bridge string, s *snapshot, ports []PortSpec) er
 	}
 	ops = append(ops, op{"op": "comment", "comment": fmt.Sprintf("netlab: add-port %s (%d ports)", bridge, len(ports))})
 	return c.commit(ops)
+}
+
+// vlanRow adds a port's VLAN columns to row (as vlanArgs sets them); nil
+// leaves row as it is.
+func vlanRow(row op, v *state.PortVLAN) op {
+	if v == nil {
+		return row
+	}
+	row["vlan_mode"] = v.Mode
+	row["trunks"] = ovsSet(v.Trunks...)
+	if v.Tag != 0 {
+		row["tag"] = v.Tag
+	} else {
+		row["tag"] = ovsSet[int]()
+	}
+	return row
 }
 
 // bridgeUUID reads a bridge's row id.
