@@ -217,6 +217,8 @@ type planner struct {
 	// heldBy names, by "ns/link", the links that pulled cables hold down,
 	// with the cables (events.go).
 	heldBy map[string][]string
+	// portBridges is each OVS port's bridge in the file (portBridge).
+	portBridges map[string]string
 }
 
 func (p *planner) emit(s Step) {
