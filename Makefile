@@ -12,7 +12,7 @@ PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 APPARMOR ?= auto
 
-.PHONY: all deps build demo demo-down test test-long unit e2e fuzz vet apparmor-check bench clean install uninstall
+.PHONY: all deps build demo demo-down test test-long unit e2e fuzz vet apparmor-check bench bench-scale clean install uninstall
 
 all: build
 
@@ -75,7 +75,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFormat$$' -fuzztime $(FUZZTIME) ./topology/
 	$(GO) test -run '^$$' -fuzz '^FuzzSocketOn$$' -fuzztime $(FUZZTIME) ./internal/supervise/
 
-# Times netlab up/down against shell baselines (hand-batched and naive) on
+# Times netlab up/down against bench/floor (the same star made as directly
+# as the kernel allows, each in a throwaway world of its own, paired
+# rounds), then against shell baselines (hand-batched and naive) on
 # star labs of 10..250 namespaces, and TCP through veth, Linux bridge, OVS and
 # the learning switch; also the planner's own benchmark, and netlab's
 # reflector against a minimal C reflector in the same run, and labs in
@@ -89,6 +91,14 @@ bench: deps
 	$(GO) run ./bench/run $(BENCHFLAGS)
 	PAIRS=8 bash bench/reflector/bench.sh 3 3
 	$(GO) run ./bench/emulator -netlab bench/bin/netlab
+
+# Labs of 1,000 and 10,000 namespaces (bare, and stars over Linux bridges)
+# and of 1,000 Open vSwitch ports over 4 bridges, up, up again and down,
+# against bench/floor: cost per namespace, peak memory, open files. Root;
+# a few minutes. Not part of `make bench`.
+bench-scale: deps
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bench/bin/netlab ./cmd/netlab
+	$(GO) run ./bench/run -scale $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

@@ -415,6 +415,15 @@ func (c *Client) EnsureBridge(b BridgeSpec) error {
 	if err := validFailMode(b.FailMode); err != nil {
 		return fmt.Errorf("ovs: add bridge %s: %w", b.Name, err)
 	}
+	if !c.faked {
+		if err := c.ensureBridgeRPC(b, dp); err != nil {
+			return fmt.Errorf("ovs: add bridge %s: %w", b.Name, err)
+		}
+		if err := waitInterface(b.Name, true, c.timeout); err != nil {
+			return fmt.Errorf("ovs: add bridge %s: %w", b.Name, err)
+		}
+		return nil
+	}
 	cur, err := c.findBridge(b.Name)
 	if err != nil {
 		return fmt.Errorf("ovs: add bridge %s: %w", b.Name, err)
@@ -468,6 +477,12 @@ func curFailMode(b *state.Bridge) string {
 func (c *Client) SetFailMode(bridge, mode string) error {
 	if err := validFailMode(mode); err != nil || mode == "" {
 		return fmt.Errorf("ovs: set fail mode of %s: invalid mode %q", bridge, mode)
+	}
+	if !c.faked {
+		if err := c.setFailModeRPC(bridge, mode); err != nil {
+			return fmt.Errorf("ovs: set fail mode of %s: %w", bridge, err)
+		}
+		return nil
 	}
 	cur, err := c.ovs.VSwitch.GetFailMode(bridge)
 	if err != nil {
@@ -549,9 +564,18 @@ func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
 		}
 	}
 	for _, chunk := range afxdpChunks(ports) {
-		if _, err := c.VSCtl(portsTxn(bridge, chunk, c.xdpMode)...); err != nil {
+		var err error
+		if c.faked {
+			_, err = c.VSCtl(portsTxn(bridge, chunk, c.xdpMode)...)
+		} else {
+			err = c.ensurePortsRPC(bridge, s, chunk)
+		}
+		if err != nil {
 			return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 		}
+	}
+	if !c.faked {
+		return c.checkOFPortsRPC(bridge, ports)
 	}
 	return c.checkOFPorts(bridge, ports)
 }
@@ -725,6 +749,12 @@ func (c *Client) SetOFPort(port string, ofport int) error {
 	if ofport < 1 || ofport > maxOFPort {
 		return fmt.Errorf("ovs: set ofport of %s: %d out of range 1..%d", port, ofport, maxOFPort)
 	}
+	if !c.faked {
+		if err := c.setOFPortRPC(port, ofport); err != nil {
+			return fmt.Errorf("ovs: set ofport of %s: %w", port, err)
+		}
+		return nil
+	}
 	if _, err := c.VSCtl("set", "Interface", port, "ofport_request="+strconv.Itoa(ofport)); err != nil {
 		return fmt.Errorf("ovs: set ofport of %s: %w", port, err)
 	}
@@ -751,6 +781,12 @@ func (c *Client) SetPortTypes(bridge string, ports []PortSpec) error {
 		}
 	}
 	for _, chunk := range afxdpChunks(ports) {
+		if !c.faked {
+			if err := c.setPortTypesRPC(chunk); err != nil {
+				return fmt.Errorf("ovs: set port types on %s: %w", bridge, err)
+			}
+			continue
+		}
 		var args []string
 		for _, p := range chunk {
 			switch {
@@ -763,6 +799,9 @@ func (c *Client) SetPortTypes(bridge string, ports []PortSpec) error {
 		if _, err := c.VSCtl(args...); err != nil {
 			return fmt.Errorf("ovs: set port types on %s: %w", bridge, err)
 		}
+	}
+	if !c.faked {
+		return c.checkOFPortsRPC(bridge, ports)
 	}
 	return c.checkOFPorts(bridge, ports)
 }
@@ -809,6 +848,12 @@ func afxdpChunks(ports []PortSpec) [][]PortSpec {
 //	ovs-vsctl -- --if-exists del-port BR P1 -- --if-exists del-port BR P2 ...
 func (c *Client) DeletePorts(bridge string, names []string) error {
 	if len(names) == 0 {
+		return nil
+	}
+	if !c.faked {
+		if err := c.deletePortsRPC(bridge, names); err != nil {
+			return fmt.Errorf("ovs: delete ports of %s: %w", bridge, err)
+		}
 		return nil
 	}
 	var args []string

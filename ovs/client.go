@@ -2,10 +2,12 @@
 // instance and ensures or deletes the bridges and ports a lab owns, marking
 // them with external_ids:netlab-lab, and the lab's OpenFlow flows (marked by
 // a cookie; see flows.go). It is the only package that imports
-// github.com/digitalocean/go-openvswitch; everything runs through the
-// ovs-vsctl / ovs-ofctl / ovs-appctl command-line tools, always with a
-// timeout, except the deletion of a bridge, which speaks the database's
-// protocol to not wait for ovs-vswitchd (rpc.go).
+// github.com/digitalocean/go-openvswitch. Bridges, ports and their checks,
+// observe and liveness speak the database's protocol on one kept
+// connection (rpc.go, rpcports.go, jsonrpc.go); flows go through ovs-ofctl,
+// and the private instance through its daemons and ovs-appctl, always with
+// a timeout. A client whose programs a test fakes (WithExec) runs the
+// command-line forms of everything.
 package ovs
 
 import (
@@ -22,7 +24,6 @@ import (
 	"time"
 
 	goovs "github.com/digitalocean/go-openvswitch/ovs"
-	goovsdb "github.com/digitalocean/go-openvswitch/ovsdb"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -120,7 +121,7 @@ type Client struct {
 	run     goovs.ExecFunc // runs a program: the seam
 	faked   bool           // run is a test's: read the database through it too, not over the protocol
 	ovs     *goovs.Client
-	db      *goovsdb.Client // JSON-RPC connection to ovsdb-server, made on first use (rpc.go); under mu
+	db      *dbConn // JSON-RPC connection to ovsdb-server, made on first use (rpc.go); under mu
 }
 
 // newClient builds a client for the database socket sock. private says it is

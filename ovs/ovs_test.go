@@ -11,7 +11,6 @@ import (
 	"time"
 
 	goovs "github.com/digitalocean/go-openvswitch/ovs"
-	goovsdb "github.com/digitalocean/go-openvswitch/ovsdb"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -153,24 +152,24 @@ func TestEnsureBridgeWaitsForInterface(t *testing.T) {
 // are read, and a row of another shape is an error, not an empty owner.
 func TestUUIDAndOwner(t *testing.T) {
 	// Decoded JSON: every array is a []any.
-	row := func(ids ...[]any) goovsdb.Row {
+	row := func(ids ...[]any) dbRow {
 		pairs := []any{}
 		for _, kv := range ids {
 			pairs = append(pairs, kv)
 		}
-		return goovsdb.Row{"_uuid": []any{"uuid", "u-1"}, "external_ids": []any{"map", pairs}}
+		return dbRow{"_uuid": []any{"uuid", "u-1"}, "external_ids": []any{"map", pairs}}
 	}
 	for _, c := range []struct {
 		name  string
-		row   goovsdb.Row
+		row   dbRow
 		owner string
 		bad   bool
 	}{
 		{"owned", row([]any{"other", "x"}, []any{state.OVSLabKey, "lab1"}), "lab1", false},
 		{"no marker", row(), "", false},
 		{"another lab", row([]any{state.OVSLabKey, "lab2"}), "lab2", false},
-		{"bad uuid", goovsdb.Row{"_uuid": "u-1", "external_ids": []any{"map", []any{}}}, "", true},
-		{"bad external_ids", goovsdb.Row{"_uuid": []any{"uuid", "u-1"}, "external_ids": "x"}, "", true},
+		{"bad uuid", dbRow{"_uuid": "u-1", "external_ids": []any{"map", []any{}}}, "", true},
+		{"bad external_ids", dbRow{"_uuid": []any{"uuid", "u-1"}, "external_ids": "x"}, "", true},
 	} {
 		uuid, owner, err := uuidAndOwner(c.row)
 		if (err != nil) != c.bad || (!c.bad && (uuid != "u-1" || owner != c.owner)) {

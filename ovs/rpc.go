@@ -3,21 +3,19 @@ package ovs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
-
-	goovsdb "github.com/digitalocean/go-openvswitch/ovsdb"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
 
-// The database's own protocol (RFC 7047, through go-openvswitch's ovsdb
-// client) for what the command-line tools make slow: asking whether the
-// database answers and which bridges it holds (one round trip on a kept
-// connection, not a program started each time: about 10 ms saved per
-// question), and deleting a bridge.
+// The database's own protocol (RFC 7047, on netlab's connection: jsonrpc.go)
+// for what the command-line tools make slow: asking whether the database
+// answers and which bridges it holds (one round trip on a kept connection,
+// not a program started each time: about 10 ms saved per question),
+// deleting a bridge, and (rpcports.go) making bridges and ports.
 // ovs-vsctl del-br commits the deletion and then blocks until ovs-vswitchd
 // has applied it, and ovs-vswitchd closes each port's packet socket in turn,
 // each close waiting for an RCU grace period in the kernel (about 13 ms per
@@ -30,7 +28,7 @@ import (
 const rpcTimeout = 5 * time.Second
 
 // rpc returns the client's connection to ovsdb-server, dialled on first use.
-func (c *Client) rpc() (*goovsdb.Client, error) {
+func (c *Client) rpc() (*dbConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.db != nil {
@@ -40,7 +38,7 @@ func (c *Client) rpc() (*goovsdb.Client, error) {
 	if !ok {
 		return nil, fmt.Errorf("ovs: database %s is not a unix socket", c.info.DB)
 	}
-	db, err := goovsdb.Dial("unix", sock)
+	db, err := dialDB(sock)
 	if err != nil {
 		return nil, fmt.Errorf("ovs: connect to %s: %w", sock, err)
 	}
@@ -72,7 +70,7 @@ func (c *Client) answers() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(c.timeout, rpcTimeout))
 	defer cancel()
-	if err := db.Echo(ctx); err != nil {
+	if err := db.echo(ctx); err != nil {
 		c.Close()
 		return false
 	}
@@ -82,12 +80,12 @@ func (c *Client) answers() bool {
 // bridgeNames lists the names of the instance's bridges, like
 // ovs-vsctl list-br.
 func (c *Client) bridgeNames() ([]string, error) {
-	rows, err := c.transact(op{"op": "select", "table": "Bridge", "where": where(), "columns": []string{"name"}})
+	res, err := c.transact(op{"op": "select", "table": "Bridge", "where": where(), "columns": []string{"name"}})
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, r := range rows {
+	for _, r := range res[0].Rows {
 		if n, ok := r["name"].(string); ok {
 			names = append(names, n)
 		}
@@ -95,26 +93,25 @@ func (c *Client) bridgeNames() ([]string, error) {
 	return names, nil
 }
 
-// transact runs the operations as one transaction of Open_vSwitch.
-func (c *Client) transact(ops ...goovsdb.TransactOp) ([]goovsdb.Row, error) {
+// transact runs the operations as one transaction of Open_vSwitch and
+// returns each one's result; a failed operation is a *dbError (and the
+// transaction committed nothing).
+func (c *Client) transact(ops ...op) ([]opResult, error) {
 	db, err := c.rpc()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
-	rows, err := db.Transact(ctx, "Open_vSwitch", ops)
+	res, err := db.transact(ctx, "Open_vSwitch", ops)
 	if err != nil {
 		return nil, fmt.Errorf("ovs: transact: %w", err)
 	}
-	return rows, nil
+	return res, nil
 }
 
-// op is one operation of a transaction, as RFC 7047 section 5.2 spells it;
-// go-openvswitch sends any json.Marshaler.
+// op is one operation of a transaction, as RFC 7047 section 5.2 spells it.
 type op map[string]any
-
-func (o op) MarshalJSON() ([]byte, error) { return json.Marshal(map[string]any(o)) }
 
 // where is a where clause; never null (RFC 7047 wants an array).
 func where(conds ...[3]any) [][3]any {
@@ -127,53 +124,45 @@ func where(conds ...[3]any) [][3]any {
 func uuidAtom(u string) [2]string { return [2]string{"uuid", u} }
 
 type observeTable struct {
-	table, key string
-	columns    []string
+	table   string
+	columns []string
 }
 
-// observeTables are the tables and columns observe reads (observeArgs), each
-// with a column no other of them selects: go-openvswitch hands back the rows
-// of all the selects of a transaction as one list, and that column says
-// which select a row answers.
+// observeTables are the tables and columns observe reads (observeArgs).
 var observeTables = []observeTable{
-	{"Bridge", "datapath_type", []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids", "ports", "controller"}},
-	{"Port", "interfaces", []string{"_uuid", "name", "external_ids", "interfaces", "tag", "trunks", "vlan_mode"}},
-	{"Interface", "ofport", []string{"_uuid", "name", "ofport_request", "ofport", "type"}},
-	{"Open_vSwitch", "iface_types", []string{"iface_types"}},
-	{"Controller", "is_connected", []string{"_uuid", "target", "is_connected"}},
+	{"Bridge", []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids", "ports", "controller"}},
+	{"Port", []string{"_uuid", "name", "external_ids", "interfaces", "tag", "trunks", "vlan_mode"}},
+	{"Interface", []string{"_uuid", "name", "ofport_request", "ofport", "type"}},
+	{"Open_vSwitch", []string{"iface_types"}},
+	{"Controller", []string{"_uuid", "target", "is_connected"}},
 }
 
 // observeRPC is observe in one transaction over the protocol. The cells come
 // in RFC 7047's notation, which is ovs-vsctl's --format=json too, so they
 // go through the same reader.
 func (c *Client) observeRPC() (*snapshot, error) {
-	var ops []goovsdb.TransactOp
+	var ops []op
 	ts := make([]table, len(observeTables))
 	for i, t := range observeTables {
 		ops = append(ops, op{"op": "select", "table": t.table, "where": where(), "columns": t.columns})
 		ts[i].Headings = t.columns
 	}
-	rows, err := c.transact(ops...)
+	res, err := c.transact(ops...)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range rows {
-		i := slices.IndexFunc(observeTables, func(t observeTable) bool {
-			_, ok := r[t.key]
-			return ok
-		})
-		if i < 0 {
-			return nil, fmt.Errorf("a row of no table asked for: %v", r)
-		}
-		cells := make([]json.RawMessage, len(ts[i].Headings))
-		for k, col := range ts[i].Headings {
-			b, err := json.Marshal(r[col])
-			if err != nil {
-				return nil, err
+	for i := range observeTables {
+		for _, r := range res[i].Rows {
+			cells := make([]json.RawMessage, len(ts[i].Headings))
+			for k, col := range ts[i].Headings {
+				b, err := json.Marshal(r[col])
+				if err != nil {
+					return nil, err
+				}
+				cells[k] = b
 			}
-			cells[k] = b
+			ts[i].Data = append(ts[i].Data, cells)
 		}
-		ts[i].Data = append(ts[i].Data, cells)
 	}
 	return snapshotFromTables(ts)
 }
@@ -189,11 +178,12 @@ func (c *Client) observeRPC() (*snapshot, error) {
 //
 //	ovs-vsctl --no-wait --if-exists del-br NAME   # then, later, wait for cur_cfg
 func (c *Client) StartDeleteBridge(name, lab string) (wait func() error, err error) {
-	rows, err := c.transact(op{"op": "select", "table": "Bridge",
+	res, err := c.transact(op{"op": "select", "table": "Bridge",
 		"where": where([3]any{"name", "==", name}), "columns": []string{"_uuid", "external_ids"}})
 	if err != nil {
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
 	}
+	rows := res[0].Rows
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -205,7 +195,7 @@ func (c *Client) StartDeleteBridge(name, lab string) (wait func() error, err err
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, notOwned("bridge", name, owner, lab))
 	}
 	marker := []any{"map", [][2]string{{state.OVSLabKey, lab}}}
-	rows, err = c.transact(
+	res, err = c.transact(
 		op{"op": "wait", "table": "Bridge", "timeout": 0, "until": "==", "columns": []string{"name"},
 			"where": where([3]any{"_uuid", "==", uuidAtom(uuid)}, [3]any{"external_ids", "includes", marker}),
 			"rows":  []map[string]string{{"name": name}}},
@@ -214,18 +204,16 @@ func (c *Client) StartDeleteBridge(name, lab string) (wait func() error, err err
 		op{"op": "comment", "comment": "netlab: del-br " + name},
 		op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"next_cfg"}},
 	)
+	var dbe *dbError
+	if errors.As(err, &dbe) && dbe.Op == 0 {
+		return nil, fmt.Errorf("ovs: delete bridge %s: the bridge changed while netlab deleted it (run down again)", name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
 	}
-	// go-openvswitch returns the rows of every result and drops the error
-	// of a failed operation; the last select answers only when everything
-	// before it succeeded.
-	if len(rows) != 1 {
-		return nil, fmt.Errorf("ovs: delete bridge %s: the bridge changed while netlab deleted it (run down again)", name)
-	}
-	next, ok := rows[0]["next_cfg"].(float64)
-	if !ok {
-		return nil, fmt.Errorf("ovs: delete bridge %s: next_cfg is %v", name, rows[0]["next_cfg"])
+	next, err := nextCfg(res[3])
+	if err != nil {
+		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
 	}
 	return func() error {
 		if err := c.waitConfigured(int64(next)); err != nil {
@@ -255,21 +243,23 @@ func (c *Client) waitConfigured(next int64) error {
 		if wait < time.Millisecond {
 			wait = time.Millisecond
 		}
-		// The select answers only when the wait before it held: no row
-		// left with cur_cfg below next.
-		rows, err := c.transact(op{"op": "wait", "table": "Open_vSwitch", "where": where([3]any{"cur_cfg", "<", next}),
-			"timeout": wait.Milliseconds(), "columns": []string{"cur_cfg"}, "until": "==", "rows": []map[string]int64{}}, curCfg)
+		// The wait holds when no row is left with cur_cfg below next;
+		// it fails with "timed out" when none did in time.
+		_, err := c.transact(op{"op": "wait", "table": "Open_vSwitch", "where": where([3]any{"cur_cfg", "<", next}),
+			"timeout": wait.Milliseconds(), "columns": []string{"cur_cfg"}, "until": "==", "rows": []map[string]int64{}})
+		var dbe *dbError
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &dbe) || dbe.Op != 0 {
+			return err
+		}
+		// Timed out: look once more before the deadline decides.
+		res, err := c.transact(curCfg)
 		if err != nil {
 			return err
 		}
-		if len(rows) == 1 {
-			return nil
-		}
-		// Timed out: look once more before the deadline decides.
-		if rows, err = c.transact(curCfg); err != nil {
-			return err
-		}
-		if len(rows) == 1 {
+		if rows := res[0].Rows; len(rows) == 1 {
 			if cur, ok := rows[0]["cur_cfg"].(float64); ok && int64(cur) >= next {
 				return nil
 			}
@@ -282,7 +272,7 @@ func (c *Client) waitConfigured(next int64) error {
 
 // uuidAndOwner reads a Bridge row's _uuid and external_ids:netlab-lab from
 // the decoded JSON of a select: ["uuid", U] and ["map", [[k, v], ...]].
-func uuidAndOwner(r goovsdb.Row) (uuid, owner string, err error) {
+func uuidAndOwner(r dbRow) (uuid, owner string, err error) {
 	u, ok := r["_uuid"].([]any)
 	if !ok || len(u) != 2 || u[0] != "uuid" {
 		return "", "", fmt.Errorf("bad _uuid %v", r["_uuid"])
@@ -302,4 +292,16 @@ func uuidAndOwner(r goovsdb.Row) (uuid, owner string, err error) {
 		}
 	}
 	return uuid, owner, nil
+}
+
+// nextCfg reads next_cfg from the result of a select of it.
+func nextCfg(r opResult) (int64, error) {
+	if len(r.Rows) != 1 {
+		return 0, fmt.Errorf("next_cfg: %d rows", len(r.Rows))
+	}
+	n, ok := r.Rows[0]["next_cfg"].(float64)
+	if !ok {
+		return 0, fmt.Errorf("next_cfg is %v", r.Rows[0]["next_cfg"])
+	}
+	return int64(n), nil
 }

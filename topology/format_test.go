@@ -348,7 +348,9 @@ func diffValues(a, b reflect.Value, path string, out *[]string) {
 		diffValues(a.Elem(), b.Elem(), path, out)
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if !ignored[t.Field(i).Name] {
+			// Unexported fields are the lab's own indexes, not what the
+			// file says.
+			if f := t.Field(i); f.IsExported() && !ignored[f.Name] {
 				diffValues(a.Field(i), b.Field(i), path+"."+t.Field(i).Name, out)
 			}
 		}

@@ -410,6 +410,7 @@ func ForMachine(lab *Lab, machine string) (*Lab, error) {
 	part := *lab
 	part.Machine = machine
 	part.Namespaces, part.Bridges, part.Links, part.Tunnels, part.Remote, part.Expect, part.Elsewhere = nil, nil, nil, nil, nil, nil, nil
+	part.nsIndex = nil
 	for _, ns := range lab.Namespaces {
 		if ns.Machine == machine {
 			part.Namespaces = append(part.Namespaces, ns)
@@ -518,5 +519,6 @@ func ForMachine(lab *Lab, machine string) (*Lab, error) {
 			part.Elsewhere = append(part.Elsewhere, x)
 		}
 	}
+	part.indexNamespaces()
 	return &part, nil
 }

@@ -352,7 +352,9 @@ func (p *parser) parse(data []byte) *Lab {
 	if p.lab == nil {
 		return nil
 	}
+	p.lab.indexNamespaces()
 	p.derive()
+	p.lab.indexNamespaces()
 	p.lab.Impairments = p.impairs
 	p.validate()
 	p.checkMachines()

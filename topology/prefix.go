@@ -67,6 +67,7 @@ func ApplyPrefix(l *Lab, p string) error {
 		return End{NS: ns(e.NS), Name: host(e.NS, e.Name), Bridge: br(e.Bridge)}
 	}
 
+	l.nsIndex = nil // renamed below, indexed again after
 	l.Name = p + l.Name
 	l.Prefix = p
 	for _, b := range l.Bridges {
@@ -119,6 +120,7 @@ func ApplyPrefix(l *Lab, p string) error {
 			}
 		}
 	}
+	l.indexNamespaces() // renamed
 	for _, im := range l.Impairments {
 		im.NS, im.Link = ns(im.NS), host(im.NS, im.Link)
 	}

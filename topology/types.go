@@ -140,6 +140,9 @@ type Lab struct {
 	// Timelines are the lab's schedules of events (timelines:), in file
 	// order: see timeline.go.
 	Timelines []*Timeline
+
+	// nsIndex finds namespaces by name for Namespace (see lab.go).
+	nsIndex *nsIndex
 }
 
 // Bridge is a switch in the host namespace: an Open vSwitch bridge or a Linux

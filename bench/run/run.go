@@ -48,6 +48,7 @@ type config struct {
 	root      string // the repository
 	netlab    string // the binary under test
 	star      string // the bench/star binary, built into tmp
+	floor     string // the bench/floor binary, built into tmp
 	tmp       string
 	runs      int
 	sizes     []int
@@ -58,9 +59,21 @@ type config struct {
 	sandboxes bool
 	verbose   bool
 	naiveMax  int // above this N the naive script runs once (it takes a minute)
+
+	floorSizes   []int // the stars measured against bench/floor
+	floorRounds  int
+	floorWorkers int // bench/floor's worker threads (0: its default)
+	parallel     int // netlab's actions at once (NETLAB_PARALLEL; 0: its default)
+	scaleSizes   []int
+	scaleRounds  int
+	only         string // "floor" or "scale": that section alone
 }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-world-agent" {
+		worldAgent()
+		return
+	}
 	runs := flag.Int("runs", 3, "runs per measurement (medians are printed)")
 	quick := flag.Bool("quick", false, "N = 10 and 100 only")
 	sizesFlag := flag.String("sizes", "10,50,100,250", "star sizes N")
@@ -73,6 +86,14 @@ func main() {
 	out := flag.String("o", "", "also write the report to this file")
 	verbose := flag.Bool("v", false, "log every step on stderr")
 	naiveMax := flag.Int("naive-max", 100, "above this N the naive script runs once, not -runs times (it takes about a minute at N=250)")
+	floorSizes := flag.String("floor-sizes", "100,250", "star sizes measured against bench/floor")
+	floorRounds := flag.Int("floor-rounds", 7, "paired rounds against bench/floor")
+	floorWorkers := flag.Int("floor-workers", 0, "bench/floor's worker threads (0: its default)")
+	parallel := flag.Int("parallel", 0, "netlab's actions at once (NETLAB_PARALLEL; 0: its default)")
+	scale := flag.Bool("scale", false, "measure the scale section alone: labs of -scale-sizes namespaces (make bench-scale)")
+	floorOnly := flag.Bool("floor-only", false, "measure the floor section alone")
+	scaleSizes := flag.String("scale-sizes", "1000,10000", "sizes of the scale section")
+	scaleRounds := flag.Int("scale-rounds", 1, "rounds of the scale section")
 	flag.Parse()
 
 	if os.Geteuid() != 0 {
@@ -82,7 +103,19 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
-	c := &config{root: root, runs: *runs, iperf: *iperf, datapath: !*noDatapath, afxdp: !*noAFXDP, sandboxes: !*noSandbox, verbose: *verbose, naiveMax: *naiveMax}
+	c := &config{root: root, runs: *runs, iperf: *iperf, datapath: !*noDatapath, afxdp: !*noAFXDP, sandboxes: !*noSandbox, verbose: *verbose, naiveMax: *naiveMax,
+		floorRounds: *floorRounds, floorWorkers: *floorWorkers, parallel: *parallel, scaleRounds: *scaleRounds}
+	if *scale {
+		c.only = "scale"
+	} else if *floorOnly {
+		c.only = "floor"
+	}
+	if c.floorSizes, err = parseInts(*floorSizes); err != nil {
+		fatalf("-floor-sizes: %v", err)
+	}
+	if c.scaleSizes, err = parseInts(*scaleSizes); err != nil {
+		fatalf("-scale-sizes: %v", err)
+	}
 	if c.runs < 1 {
 		fatalf("-runs %d: want at least 1", c.runs)
 	}
@@ -114,9 +147,17 @@ func main() {
 		fatalf("%v", err)
 	}
 	defer os.RemoveAll(c.tmp)
+	// Readable by the worlds' processes (their /tmp is the machine's).
+	if err := os.Chmod(c.tmp, 0o755); err != nil {
+		fatalf("%v", err)
+	}
 	c.star = filepath.Join(c.tmp, "star")
 	if b, err := c.command("go", "build", "-o", c.star, "./bench/star").CombinedOutput(); err != nil {
 		fatalf("build bench/star: %v\n%s", err, b)
+	}
+	c.floor = filepath.Join(c.tmp, "floor")
+	if b, err := c.command("go", "build", "-o", c.floor, "./bench/floor").CombinedOutput(); err != nil {
+		fatalf("build bench/floor: %v\n%s", err, b)
 	}
 
 	var report bytes.Buffer
@@ -137,6 +178,18 @@ func (c *config) run(w io.Writer) (err error) {
 	before := hostFingerprint()
 	fmt.Fprintf(w, "# netlab benchmark\n\n%s, %d run(s) per figure, medians. netlab %s.\n\n", start.Format("2006-01-02 15:04 MST"), c.runs, c.netlabVersion())
 	fmt.Fprintf(w, "Machine: %s\n\n", machine())
+	fmt.Fprintf(w, "Load before: %s\n\n", loadAvg())
+	defer func() { fmt.Fprintf(w, "Load after: %s\n", loadAvg()) }()
+
+	switch c.only {
+	case "scale":
+		return c.scaleSection(w)
+	case "floor":
+		return c.floorSection(w)
+	}
+	if err := c.floorSection(w); err != nil {
+		return err
+	}
 
 	var results []*result
 	var keeper *lab
@@ -897,12 +950,26 @@ func repoRoot() (string, error) {
 	}
 }
 
+// loadAvg is /proc/loadavg's first three figures: how busy the machine
+// was (other sessions share it).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], ", ") + " (1, 5, 15 min)"
+}
+
 func parseInts(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 999 {
-			return nil, fmt.Errorf("%q: want 1..999", f)
+		if err != nil || n < 1 || n > 60000 {
+			return nil, fmt.Errorf("%q: want 1..60000", f)
 		}
 		out = append(out, n)
 	}

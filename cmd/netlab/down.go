@@ -178,6 +178,9 @@ func isFileArg(arg string) bool {
 func (a *app) labName(arg, prefix string) (string, int) {
 	if isFileArg(arg) {
 		if _, err := os.Stat(arg); err == nil {
+			if name, ok := nameInFile(arg, prefix); ok {
+				return name, exitOK
+			}
 			lab, code := a.loadLab(arg, prefix)
 			if lab == nil {
 				return "", code
@@ -193,6 +196,35 @@ func (a *app) labName(arg, prefix string) (string, int) {
 		return "", exitUsage
 	}
 	return name, exitOK
+}
+
+// nameInFile reads the lab's name from a topology file without loading the
+// rest (at 10,000 namespaces, loading a file costs more than the lab's
+// down): the value of a `name:` line at the start of a line, which in YAML
+// can only be the top-level key. Anything less plain (quotes, flow style,
+// no such line, a name netlab would refuse) says !ok, and the caller loads
+// the file whole, for its error.
+func nameInFile(path, prefix string) (string, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(line, "name:")
+		if !ok {
+			continue
+		}
+		if i := strings.Index(v, " #"); i >= 0 {
+			v = v[:i]
+		}
+		v = strings.TrimSpace(v)
+		if v == "" || len(v) > topology.MaxLabName || !(v[0] >= 'a' && v[0] <= 'z') || !validLabName(prefix+v) ||
+			prefix != "" && (len(prefix) > 6 || !validLabName(prefix)) {
+			return "", false
+		}
+		return prefix + v, true
+	}
+	return "", false
 }
 
 // validLabName says whether s can name a lab, prefixed or not: a prefix

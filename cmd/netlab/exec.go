@@ -35,7 +35,7 @@ func (a *app) exec(args []string) int {
 	}
 	eng := a.engine(nil)
 	machineNS, err := eng.LabNamespace(name, ns)
-	if errors.Is(err, engine.ErrNoNamespace) {
+	if errors.Is(err, engine.ErrNoNamespace) || errors.Is(err, engine.ErrNotRunning) {
 		fmt.Fprintf(a.stderr, "netlab: exec: %v\n", err)
 		return exitUsage
 	} else if err != nil {

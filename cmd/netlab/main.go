@@ -113,6 +113,8 @@ func (a *app) engine(log io.Writer, extra ...engine.Option) *engine.Engine {
 //   - NETLAB_TEST_XDP_MODE=M: AF_XDP ports get options:xdp-mode=M; a mode
 //     Open vSwitch rejects makes every AF_XDP port fail to open, so a test
 //     can watch up fall back to system ports.
+//   - NETLAB_PARALLEL=N: N actions of a step at once instead of the
+//     default, for the benchmark's measurements of it.
 func testHooks(stderr io.Writer) []engine.Option {
 	var opts []engine.Option
 	if k, err := strconv.Atoi(os.Getenv("NETLAB_CRASH_AFTER")); err == nil && k > 0 {
@@ -126,6 +128,9 @@ func testHooks(stderr io.Writer) []engine.Option {
 	if m := os.Getenv("NETLAB_TEST_XDP_MODE"); m != "" {
 		opts = append(opts, engine.WithOVS(ovs.WithXDPMode(m)))
 	}
+	if n, err := strconv.Atoi(os.Getenv("NETLAB_PARALLEL")); err == nil && n > 0 {
+		opts = append(opts, engine.WithParallel(n))
+	}
 	return opts
 }
 
@@ -135,7 +140,10 @@ func main() {
 		os.Exit(exitRuntime)
 	}
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, root: os.Getenv("NETLAB_ROOT")}
-	os.Exit(a.run(os.Args[1:]))
+	stop := startProfiles(os.Stderr)
+	code := a.run(os.Args[1:])
+	stop()
+	os.Exit(code)
 }
 
 func (a *app) run(args []string) int {

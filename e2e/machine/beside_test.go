@@ -136,7 +136,7 @@ func TestSandboxAbsent(t *testing.T) {
 		{[]string{"down", "blue-red"}, 0, "lab blue-red: not running"},
 		{[]string{"down", "--all"}, 0, "no labs running"},
 		{[]string{"plan", "../../labs/blue-red.yaml"}, 0, "ip netns add blue"},
-		{[]string{"exec", "blue-red", "blue", "--", "true"}, 2, "has no namespace"},
+		{[]string{"exec", "blue-red", "blue", "--", "true"}, 2, "lab blue-red is not running"},
 		{[]string{"validate", "../../labs/blue-red.yaml"}, 0, "for sandbox " + sb},
 	} {
 		r := netlab(t, append([]string{"--sandbox", sb}, c.args...)...)

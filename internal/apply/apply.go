@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -36,6 +37,8 @@ type Session struct {
 	store   *store.Store
 	procs   *supervise.Supervisor
 	log     io.Writer
+	// parallel is how many actions of a step run at once.
+	parallel int
 
 	// mu guards what actions running at once share: the journal, the
 	// warnings, the namespaces whose processes are stopped and the waits
@@ -54,9 +57,18 @@ type Session struct {
 	// applying: Run goes on with the next actions and waits for them at its
 	// end, so namespaces and links go while ovs-vswitchd closes the ports.
 	pending []func() error
+	// dirty says the journal changed since it was last saved (removals:
+	// saved once at the end of a step, see forget); goneNS and goneLinks
+	// are the namespaces and host links removed meanwhile, taken out of
+	// the journal's lists in one pass.
+	dirty             bool
+	goneNS, goneLinks []string
 
 	// run carries out one action: the table's handler, or a test's fake.
 	run func(a plan.Action) error
+	// fuse lets one driver call carry out several actions (handler.fuse);
+	// off for a test's fake driver.
+	fuse bool
 }
 
 // Config is what a session works with.
@@ -67,15 +79,21 @@ type Config struct {
 	Store   *store.Store
 	Procs   *supervise.Supervisor
 	Log     io.Writer // where processes that are stopped are named
+	// Parallel is how many actions of a step run at once (0: Parallelism).
+	Parallel int
 }
 
 // New returns a session of the lab that journals into j.
 func New(c Config, j *state.Journal) *Session {
-	s := &Session{lab: c.Lab, handles: c.Handles, ovs: c.OVS, store: c.Store, procs: c.Procs, log: c.Log, j: j, nsStopped: map[string]bool{}}
+	s := &Session{lab: c.Lab, handles: c.Handles, ovs: c.OVS, store: c.Store, procs: c.Procs, log: c.Log, j: j, nsStopped: map[string]bool{}, parallel: c.Parallel}
+	if s.parallel <= 0 {
+		s.parallel = Parallelism()
+	}
 	if s.log == nil {
 		s.log = io.Discard
 	}
 	s.run = s.dispatch
+	s.fuse = true
 	return s
 }
 
@@ -106,12 +124,67 @@ func (s *Session) journal(change func(j *state.Journal)) error {
 	return s.store.Save(s.j)
 }
 
+// forget changes the journal for what is gone, to be saved once at the end
+// of the step (Run): a crash before that leaves a journal naming objects
+// that no longer exist, which up and down take as they come (nothing of
+// that name, or not the lab's). Saving the whole journal after each
+// removal made a big lab's down or shrinking up quadratic.
+func (s *Session) forget(change func(j *state.Journal)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change(s.j)
+	s.dirty = true
+}
+
+// forgetNamespace and forgetHostLinks are forget for the journal's long
+// lists, which are filtered once at the end of the step.
+func (s *Session) forgetNamespace(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.goneNS = append(s.goneNS, name)
+	s.dirty = true
+}
+
+func (s *Session) forgetHostLinks(names []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.goneLinks = append(s.goneLinks, names...)
+	s.dirty = true
+}
+
+// flush saves what forget changed.
+func (s *Session) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
+	}
+	s.j.RemoveNamespaces(s.goneNS...)
+	s.j.RemoveHostLinks(s.goneLinks...)
+	s.goneNS, s.goneLinks, s.dirty = nil, nil, false
+	if s.removing {
+		return nil
+	}
+	return s.store.Save(s.j)
+}
+
 // handler carries out one kind of action.
 type handler struct {
 	run func(s *Session, a plan.Action) error
 	// intent records in the journal, before the plan runs, what an
 	// action of the kind will create; nil for kinds that create nothing.
 	intent func(j *state.Journal, a plan.Action)
+	// fuse, when set, names the later actions of the plan (by index, none
+	// taken already) that runFused carries out together with the one at i:
+	// what one driver call does with the object as it makes it (a
+	// namespace with its sysctls; a veth with its ends' final state). It
+	// reads the plan only.
+	fuse     func(p plan.Plan, i int, taken []bool) []int
+	runFused func(s *Session, a plan.Action, more []plan.Action) error
+	// runStage, when set, carries out a whole stretch of units of the
+	// kind at once (a driver call that goes through them without a
+	// hand-off per object), calling done for each as it completes.
+	runStage func(s *Session, us []unit, done func(u unit, err error))
 }
 
 // on makes the handler of a step type from a function of that type.
@@ -122,6 +195,20 @@ func on[T plan.Step](run func(s *Session, step T) error) handler {
 // journaling adds an intent to a handler.
 func (h handler) journaling(intent func(j *state.Journal, a plan.Action)) handler {
 	h.intent = intent
+	return h
+}
+
+// staged lets a handler carry out a stretch of units at once (see
+// handler.runStage).
+func (h handler) staged(run func(s *Session, us []unit, done func(u unit, err error))) handler {
+	h.runStage = run
+	return h
+}
+
+// fusing lets a handler carry out later actions with its own (see
+// handler.fuse).
+func (h handler) fusing(fuse func(p plan.Plan, i int, taken []bool) []int, run func(s *Session, a plan.Action, more []plan.Action) error) handler {
+	h.fuse, h.runFused = fuse, run
 	return h
 }
 
@@ -163,10 +250,46 @@ func RecordIntents(p plan.Plan, j *state.Journal) {
 	}
 }
 
-// Parallelism bounds how many actions of one step run at once: the kernel
-// work of different namespaces is independent, and most of an action's time
-// is spent waiting for the kernel, not on a CPU.
-const Parallelism = 8
+// Parallelism is how many actions of one step run at once by default (a
+// Session's Config.Parallel overrides it): the kernel work of different
+// namespaces is independent, but it takes the kernel's RTNL lock, and more
+// workers than CPUs only queue there. Measured on 2 CPUs (docs/design.md,
+// "Up: where the time goes").
+func Parallelism() int { return min(max(2, runtime.NumCPU()), 8) }
+
+// unit is what one worker carries out at once: an action and the later
+// ones fused with it (handler.fuse), in plan order.
+type unit []plan.Action
+
+// units groups the plan into what runs at once: each action alone, or
+// with the later actions its handler carries out together with it.
+func (s *Session) units(p plan.Plan) []unit {
+	out := make([]unit, 0, len(p))
+	taken := make([]bool, len(p))
+	for i, a := range p {
+		if taken[i] {
+			continue
+		}
+		u := unit{a}
+		if h := handlers[a.Op()]; s.fuse && h.fuse != nil {
+			for _, j := range h.fuse(p, i, taken) {
+				taken[j] = true
+				u = append(u, p[j])
+			}
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// runUnit carries out a unit: its one action, or all of them through the
+// fused handler.
+func (s *Session) runUnit(u unit) error {
+	if len(u) == 1 {
+		return s.run(u[0])
+	}
+	return handlers[u[0].Op()].runFused(s, u[0], u[1:])
+}
 
 // Options say how Run goes about a plan.
 type Options struct {
@@ -188,7 +311,10 @@ type Options struct {
 // Run applies the plan in order, running a stretch of actions of the same
 // kind concurrently when they work on different things (namespaces,
 // bridges): the plan's order matters between kinds (namespaces before their
-// veths), not between namespaces. It returns how many actions completed.
+// veths), not between namespaces. Actions a handler fuses with an earlier
+// one (a namespace's sysctls with the namespace; a veth end's settings and
+// addresses with the veth) run with it, and count as done with it. It
+// returns how many actions completed.
 func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 	var done atomic.Int64
 	finished := func(a plan.Action) {
@@ -209,47 +335,87 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 		defer mu.Unlock()
 		return len(errs) > 0 && !o.KeepGoing
 	}
-	for start := 0; start < len(p); {
+	us := s.units(p)
+	for start := 0; start < len(us); {
 		end := start + 1
-		for end < len(p) && p[end].Op() == p[start].Op() {
+		for end < len(us) && us[end][0].Op() == us[start][0].Op() {
 			end++
+		}
+		if h := handlers[us[start][0].Op()]; s.fuse && h.runStage != nil {
+			if !o.Quiet && o.Log != nil {
+				for _, u := range us[start:end] {
+					for _, a := range u {
+						fmt.Fprintf(o.Log, "%s\n", a)
+					}
+				}
+			}
+			h.runStage(s, us[start:end], func(u unit, err error) {
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", u[0], err))
+					mu.Unlock()
+					return
+				}
+				for _, a := range u {
+					finished(a)
+				}
+			})
+			if err := s.flush(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			if failed() {
+				break
+			}
+			start = end
+			continue
 		}
 		// Buckets by what the action works on; each bucket runs in order.
 		var keys []string
-		buckets := map[string][]plan.Action{}
-		for _, a := range p[start:end] {
-			k := a.Scope()
+		buckets := map[string][]unit{}
+		for _, u := range us[start:end] {
+			k := u[0].Scope()
 			if _, ok := buckets[k]; !ok {
 				keys = append(keys, k)
 			}
-			buckets[k] = append(buckets[k], a)
+			buckets[k] = append(buckets[k], u)
 		}
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, Parallelism)
+		sem := make(chan struct{}, s.parallel)
 		for _, k := range keys {
 			wg.Add(1)
 			sem <- struct{}{}
-			go func(actions []plan.Action) {
+			go func(bucket []unit) {
 				defer wg.Done()
 				defer func() { <-sem }()
-				for _, a := range actions {
+				for _, u := range bucket {
 					if failed() {
 						return
 					}
 					if !o.Quiet && o.Log != nil {
-						fmt.Fprintf(o.Log, "%s\n", a)
+						for _, a := range u {
+							fmt.Fprintf(o.Log, "%s\n", a)
+						}
 					}
-					if err := s.run(a); err != nil {
+					if err := s.runUnit(u); err != nil {
 						mu.Lock()
-						errs = append(errs, fmt.Errorf("%s: %w", a, err))
+						errs = append(errs, fmt.Errorf("%s: %w", u[0], err))
 						mu.Unlock()
 						continue
 					}
-					finished(a)
+					for _, a := range u {
+						finished(a)
+					}
 				}
 			}(buckets[k])
 		}
 		wg.Wait()
+		if err := s.flush(); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
 		if failed() {
 			break
 		}
@@ -264,6 +430,9 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 		if err := wait(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.flush(); err != nil {
+		errs = append(errs, err)
 	}
 	if !o.KeepGoing && len(errs) > 0 {
 		return int(done.Load()), errs[0]

@@ -49,6 +49,7 @@ func fakeSession(t *testing.T, f *fakeDriver) *Session {
 	t.Helper()
 	s := New(Config{Lab: "fake", Store: store.New(t.TempDir())}, &state.Journal{Lab: "fake"})
 	s.run = f.run
+	s.fuse = false
 	return s
 }
 

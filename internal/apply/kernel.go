@@ -1,9 +1,11 @@
 package apply
 
 import (
+	"fmt"
 	"net"
 	"slices"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -15,7 +17,7 @@ import (
 var kernelHandlers = map[plan.Op]handler{
 	plan.OpAddNamespace: on(addNamespace).journaling(func(j *state.Journal, a plan.Action) {
 		j.AddNamespace(a.Step.(plan.AddNamespace).NS)
-	}),
+	}).fusing(fuseSysctls, addNamespaceWith).staged(addNamespaces),
 	plan.OpDelNamespace: on(delNamespace),
 	plan.OpAddVeth: on(addVeth).journaling(func(j *state.Journal, a plan.Action) {
 		v := a.Step.(plan.AddVeth)
@@ -25,7 +27,7 @@ var kernelHandlers = map[plan.Op]handler{
 		if v.PeerNS == topology.Host {
 			j.AddHostLink(v.Peer)
 		}
-	}),
+	}).fusing(fuseVethEnds, addVethWith),
 	plan.OpAddLinuxBridge: on(addLinuxBridge).journaling(func(j *state.Journal, a plan.Action) {
 		j.AddHostLink(a.Step.(plan.AddLinuxBridge).Link)
 	}),
@@ -81,14 +83,48 @@ var kernelHandlers = map[plan.Op]handler{
 }
 
 func addNamespace(s *Session, a plan.AddNamespace) error {
-	if err := namespace.Create(a.NS); err != nil {
-		return err
+	return addNamespaceWith(s, plan.Action{Step: a}, nil)
+}
+
+// fuseSysctls takes the sysctls of the namespace that the plan sets right
+// after making it: they are written by the thread that made it, before it
+// leaves (one switch into the namespace for all).
+func fuseSysctls(p plan.Plan, i int, taken []bool) []int {
+	ns := p[i].Step.(plan.AddNamespace).NS
+	var out []int
+	for j := i + 1; j < len(p) && !taken[j]; j++ {
+		sc, ok := p[j].Step.(plan.SetSysctl)
+		if !ok || sc.NS != ns {
+			break
+		}
+		out = append(out, j)
 	}
-	h, err := s.ns(a.NS)
-	if err != nil {
-		return err
+	return out
+}
+
+// addNamespaces makes the namespaces of a stretch of units, each marked
+// with its sysctls, parallel threads going from one to the next.
+func addNamespaces(s *Session, us []unit, done func(u unit, err error)) {
+	specs := make([]kernel.NamespaceSpec, len(us))
+	for i, u := range us {
+		specs[i].Name = u[0].Step.(plan.AddNamespace).NS
+		for _, m := range u[1:] {
+			sc := m.Step.(plan.SetSysctl)
+			specs[i].Sysctls = append(specs[i].Sysctls, kernel.Sysctl{Key: sc.Key, Value: sc.Value})
+		}
 	}
-	return h.MarkNamespace(s.lab)
+	s.handles.CreateNamespaces(specs, s.lab, s.parallel, func(i int, err error) { done(us[i], err) })
+}
+
+// addNamespaceWith makes the namespace, marked, with the sysctls of more.
+func addNamespaceWith(s *Session, a plan.Action, more []plan.Action) error {
+	var list []kernel.Sysctl
+	for _, m := range more {
+		sc := m.Step.(plan.SetSysctl)
+		list = append(list, kernel.Sysctl{Key: sc.Key, Value: sc.Value})
+	}
+	_, err := s.handles.CreateNamespace(a.Step.(plan.AddNamespace).NS, s.lab, list)
+	return err
 }
 
 // delNamespace deletes a namespace, ending the processes in it first unless
@@ -106,19 +142,124 @@ func delNamespace(s *Session, d plan.DelNamespace) error {
 	if err := namespace.Delete(d.NS); err != nil {
 		return err
 	}
-	return s.journal(func(j *state.Journal) { j.RemoveNamespace(d.NS) })
+	s.forgetNamespace(d.NS)
+	return nil
 }
 
 func addVeth(s *Session, a plan.AddVeth) error {
-	h, err := s.ns(a.NS)
+	return addVethWith(s, plan.Action{Step: a}, nil)
+}
+
+// throughVeths are the kinds of action a plan puts between a veth's
+// creation and its ends' settings and addresses (link settings, Open
+// vSwitch ports and flows, addresses): fuseVethEnds looks past them, and
+// stops at any other kind, or at one of them naming an end.
+var throughVeths = map[plan.Op]bool{
+	plan.OpAddVeth: true, plan.OpSetLink: true, plan.OpSetTxChecksum: true, plan.OpSetGRO: true, plan.OpAddAddr: true,
+	plan.OpAddPorts: true, plan.OpSetOFPort: true, plan.OpSetPortType: true, plan.OpSetFlows: true, plan.OpSetFailMode: true,
+}
+
+// fuseVethEnds takes the later settings of the new veth's two ends (MAC,
+// MTU, master, up; tx checksum; addresses): a new link starts in a state
+// the kernel knows (down, no master, no address, offloads on), so what the
+// plan sets right after can be given at creation, or in the one request
+// that marks the end, instead of a request (and a lookup) each.
+func fuseVethEnds(p plan.Plan, i int, taken []bool) []int {
+	v := p[i].Step.(plan.AddVeth)
+	end := func(ns, link string) bool { return ns == v.NS && link == v.Link || ns == v.PeerNS && link == v.Peer }
+	hostEnd := func(name string) bool { return end(topology.Host, name) }
+	var out []int
+	for j := i + 1; j < len(p); j++ {
+		if !throughVeths[p[j].Op()] {
+			break
+		}
+		if taken[j] {
+			continue
+		}
+		switch st := p[j].Step.(type) {
+		case plan.SetLink:
+			if end(st.NS, st.Link) {
+				out = append(out, j)
+			}
+		case plan.SetTxChecksum:
+			if end(st.NS, st.Link) {
+				out = append(out, j)
+			}
+		case plan.AddAddr:
+			if end(st.NS, st.Link) {
+				out = append(out, j)
+			}
+		case plan.AddVeth:
+			if end(st.NS, st.Link) || end(st.PeerNS, st.Peer) {
+				return out
+			}
+		case plan.SetGRO:
+			if end(st.NS, st.Link) {
+				return out
+			}
+		case plan.AddPorts:
+			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
+				return out
+			}
+		case plan.SetOFPort:
+			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
+				return out
+			}
+		case plan.SetPortType:
+			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
+				return out
+			}
+		}
+	}
+	return out
+}
+
+// addVethWith makes the veth with what more sets of its ends.
+func addVethWith(s *Session, a plan.Action, more []plan.Action) error {
+	v := a.Step.(plan.AddVeth)
+	h, err := s.ns(v.NS)
 	if err != nil {
 		return err
 	}
-	peer, err := s.ns(a.PeerNS)
+	peer, err := s.ns(v.PeerNS)
 	if err != nil {
 		return err
 	}
-	return h.AddVeth(a.Link, a.Alias, peer, a.Peer, a.PeerAlias)
+	spec := kernel.Veth{Name: v.Link, Alias: v.Alias, Peer: peer, PeerName: v.Peer, PeerAlias: v.PeerAlias}
+	// The lab's host links in its group: down deletes them in one request.
+	if v.NS == topology.Host {
+		spec.End.Group = kernel.LabGroup(s.lab)
+	}
+	if v.PeerNS == topology.Host {
+		spec.PeerEnd.Group = kernel.LabGroup(s.lab)
+	}
+	endOf := func(ns, link string) *kernel.VethEnd {
+		if ns == v.NS && link == v.Link {
+			return &spec.End
+		}
+		return &spec.PeerEnd
+	}
+	for _, m := range more {
+		switch st := m.Step.(type) {
+		case plan.SetLink:
+			e := endOf(st.NS, st.Link)
+			ls, err := linkState(st)
+			if err != nil {
+				return err
+			}
+			e.MAC, e.MTU, e.Up = ls.MAC, ls.MTU, ls.Up
+			if ls.Master != nil {
+				e.Master = ls.Master
+			}
+		case plan.SetTxChecksum:
+			on := st.On
+			endOf(st.NS, st.Link).TxChecksum = &on
+		case plan.AddAddr:
+			e := endOf(st.NS, st.Link)
+			e.Addrs = append(e.Addrs, st.Addr)
+		}
+	}
+	return h.MakeVeth(spec)
 }
 
 func addLinuxBridge(s *Session, a plan.AddLinuxBridge) error {
@@ -126,7 +267,14 @@ func addLinuxBridge(s *Session, a plan.AddLinuxBridge) error {
 	if err != nil {
 		return err
 	}
-	return h.AddBridge(a.Link, a.Alias)
+	if err := h.AddBridge(a.Link, a.Alias); err != nil {
+		return err
+	}
+	if a.NS != topology.Host {
+		return nil
+	}
+	// In the lab's group, as its other host links (see addVethWith).
+	return h.SetLink(a.Link, kernel.LinkState{Group: kernel.LabGroup(s.lab)})
 }
 
 func addTuntap(s *Session, a plan.AddTuntap) error {
@@ -164,29 +312,27 @@ func setLink(s *Session, a plan.SetLink) error {
 	if err != nil {
 		return err
 	}
+	ls, err := linkState(a)
+	if err != nil {
+		return err
+	}
+	if err := h.SetLink(a.Link, ls); err != nil {
+		return fmt.Errorf("ns %s: set %s: %w", a.NS, a.Link, err)
+	}
+	return nil
+}
+
+// linkState is what a SetLink changes, for the kernel driver.
+func linkState(a plan.SetLink) (kernel.LinkState, error) {
+	ls := kernel.LinkState{MTU: a.MTU, Master: a.Master, Up: a.Up}
 	if a.MAC != "" {
 		mac, err := net.ParseMAC(a.MAC)
 		if err != nil {
-			return err
+			return ls, err
 		}
-		if err := h.SetMAC(a.Link, mac); err != nil {
-			return err
-		}
+		ls.MAC = mac
 	}
-	if a.MTU != 0 {
-		if err := h.SetMTU(a.Link, a.MTU); err != nil {
-			return err
-		}
-	}
-	if a.Master != nil {
-		if err := h.SetMaster(a.Link, *a.Master); err != nil {
-			return err
-		}
-	}
-	if a.Up {
-		return h.SetUp(a.Link, true)
-	}
-	return nil
+	return ls, nil
 }
 
 func setTxChecksum(s *Session, a plan.SetTxChecksum) error {
@@ -220,14 +366,10 @@ func (s *Session) deleteLinks(ns string, names []string) error {
 	if err != nil {
 		return err
 	}
-	if ns != topology.Host {
-		return nil
+	if ns == topology.Host {
+		s.forgetHostLinks(names)
 	}
-	return s.journal(func(j *state.Journal) {
-		for _, name := range names {
-			j.RemoveHostLink(name)
-		}
-	})
+	return nil
 }
 
 func delRoute(s *Session, d plan.DelRoute) error {
@@ -238,12 +380,12 @@ func delRoute(s *Session, d plan.DelRoute) error {
 	if err := h.RouteDel(*d.Route); err != nil {
 		return err
 	}
-	if d.NS != topology.Host {
-		return nil
+	if d.NS == topology.Host {
+		s.forget(func(j *state.Journal) {
+			j.HostRoutes = slices.DeleteFunc(j.HostRoutes, func(r state.Route) bool { return plan.SameRoute(r, *d.Route) })
+		})
 	}
-	return s.journal(func(j *state.Journal) {
-		j.HostRoutes = slices.DeleteFunc(j.HostRoutes, func(r state.Route) bool { return plan.SameRoute(r, *d.Route) })
-	})
+	return nil
 }
 
 // setSysctl writes a sysctl. A host sysctl is shared with the machine and
@@ -295,5 +437,6 @@ func restoreSysctl(s *Session, a plan.RestoreSysctl) error {
 	if err != nil {
 		return err
 	}
-	return s.journal(func(j *state.Journal) { delete(j.HostSysctls, a.Key) })
+	s.forget(func(j *state.Journal) { delete(j.HostSysctls, a.Key) })
+	return nil
 }

@@ -88,12 +88,13 @@ func delBridge(s *Session, a plan.DelBridge) error {
 		}
 		wait = nil
 	}
-	return s.journal(func(j *state.Journal) {
+	s.forget(func(j *state.Journal) {
 		j.RemoveBridge(a.Bridge)
 		if wait != nil {
 			s.pending = append(s.pending, wait)
 		}
 	})
+	return nil
 }
 
 // afxdpFallback runs do (EnsurePorts or SetPortTypes) for the ports. If it

@@ -37,7 +37,13 @@ type options struct {
 	ovsOpts  []ovs.Option
 	log      io.Writer
 	afterAct func(done int)
+	parallel int
 }
+
+// WithParallel sets how many actions of one step (and namespaces being
+// read) run at once; 0 is apply.Parallelism(). For measuring: the default
+// was chosen by measurement.
+func WithParallel(n int) Option { return func(o *options) { o.parallel = n } }
 
 // WithRoot keeps journals, locks and the private OVS under dir instead of
 // /run/netlab (tests use it to stay apart from the user's labs).
@@ -71,6 +77,7 @@ type Engine struct {
 	ovsOpts  []ovs.Option
 	log      io.Writer
 	afterAct func(done int)
+	parallel int
 	// probe finds what impairments the kernel supports, once per engine:
 	// it makes a scratch namespace, and up observes two or three times.
 	probe func() (*state.ImpairSupport, error)
@@ -89,7 +96,7 @@ func New(opts ...Option) *Engine {
 		ovsOpts = append([]ovs.Option{ovs.WithRunDir(filepath.Join(o.root, "ovs"))}, ovsOpts...)
 	}
 	return &Engine{store: store.New(o.root), ovsOpts: ovsOpts, log: o.log, force: o.force, progress: o.progress, afterAct: o.afterAct,
-		probe: sync.OnceValues(observe.ProbeImpair), probeVLAN: sync.OnceValues(observe.ProbeVLAN)}
+		parallel: o.parallel, probe: sync.OnceValues(observe.ProbeImpair), probeVLAN: sync.OnceValues(observe.ProbeVLAN)}
 }
 
 // Store exposes the journal store (status and the CLI list labs from it).
@@ -245,6 +252,9 @@ var ErrNotConverged = errors.New("not converged")
 // Up makes the machine match the lab: lock, observe, plan, apply with the
 // journal, observe again and check that nothing is left to do. The lab's is recorded in the journal so status can load the file the same way.
 func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
+	if err := kernel.CheckPrivileges(); err != nil {
+		return nil, err
+	}
 	if err := CheckFlows(lab); err != nil {
 		return nil, err
 	}
@@ -355,8 +365,13 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 		return &Result{}, nil
 	}
 	res := &Result{Plan: p, Warnings: warnings}
-	// Observe again: the plan must now be empty.
-	snap, err = s.reader().Lab(lab, j)
+	// Observe again: the plan must now be empty. The namespaces are read
+	// again through their sockets (no thread enters them: the sysctls this
+	// run wrote were read back as it wrote them, the others it read
+	// before); flows only of the bridges the plan did something to.
+	r := s.reader()
+	r.Flows = observe.KnownFlows(p, snap)
+	snap, err = r.Lab(lab, j)
 	if err != nil {
 		return res, err
 	}
@@ -424,12 +439,12 @@ func (s *session) close() {
 
 // reader returns what reads the machine for the session's lab.
 func (s *session) reader() *observe.Reader {
-	return &observe.Reader{Handles: s.handles, OVS: s.ovs, Store: s.e.store, Procs: s.procs, Probe: s.e.probe, ProbeVLAN: s.e.probeVLAN}
+	return &observe.Reader{Handles: s.handles, OVS: s.ovs, Store: s.e.store, Procs: s.procs, Probe: s.e.probe, ProbeVLAN: s.e.probeVLAN, Parallel: s.e.parallel}
 }
 
 // applier returns what carries out the session's plans, journaling into j.
 func (s *session) applier(j *state.Journal) *apply.Session {
-	return apply.New(apply.Config{Lab: s.lab, Handles: s.handles, OVS: s.ovs, Store: s.e.store, Procs: s.procs, Log: s.e.log}, j)
+	return apply.New(apply.Config{Lab: s.lab, Handles: s.handles, OVS: s.ovs, Store: s.e.store, Procs: s.procs, Log: s.e.log, Parallel: s.e.parallel}, j)
 }
 
 // options are apply's options for an up-like verb: each action logged as

@@ -31,6 +31,10 @@ var ErrNoCable = errors.New("no cable to pull")
 // have.
 var ErrNoNamespace = errors.New("no such namespace in the lab")
 
+// ErrNotRunning is wrapped by errors about a lab that has no journal: the
+// user named a lab that is not up (a usage error, not a failure).
+var ErrNotRunning = errors.New("not running")
+
 // ErrBadPartition is wrapped by errors about a partition that cannot be
 // made as asked: an empty group, a namespace in both, the host, a bad name.
 var ErrBadPartition = errors.New("bad partition")

@@ -1,21 +1,36 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-
-	"github.com/netlab-dev/netlab/internal/namespace"
 )
 
 // groupBase is the top half of the interface groups DeleteLinks picks
 // ("NL"); the bottom half is random.
 const groupBase = 0x4e4c0000
+
+// labGroupBase is the top half of the interface group a lab's host links
+// are made in ("NM", never one DeleteLinks picks); the bottom half is a
+// hash of the lab's name (LabGroup).
+const labGroupBase = 0x4e4d0000
+
+// LabGroup is the interface group the lab's host links are made in, so that
+// down deletes them in one request without first putting each in a group:
+// when they all are in it and nothing else is, DeleteLinks deletes the
+// group as it is.
+func LabGroup(lab string) uint32 {
+	h := uint32(2166136261) // FNV-1a
+	for _, c := range []byte(lab) {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return labGroupBase | (h^h>>16)&0xffff
+}
 
 // DeleteLinks deletes the named links (both ends, for a veth) in one kernel
 // operation. Deleting links one by one waits for an RCU grace period each
@@ -39,88 +54,116 @@ func (n *NS) deleteLinks(names []string, pick func() uint32) error {
 	for _, name := range names {
 		want[name] = true
 	}
-	links, err := RetryDump(n.h.LinkList)
-	if err != nil {
-		return fmt.Errorf("ns %s: list links: %w", n.name, err)
-	}
-	used := map[uint32]bool{}
-	var ours []netlink.Link
-	for _, l := range links {
-		used[l.Attrs().Group] = true
-		if want[l.Attrs().Name] {
-			ours = append(ours, l)
+	defer func() {
+		for _, name := range names {
+			n.learn(name, 0)
 		}
-	}
-	if len(ours) < 2 {
-		return n.deleteEach(ours)
-	}
-	group := pick()
-	for used[group] {
-		group = pick()
-	}
-	for _, l := range ours {
-		if err := n.h.LinkSetGroup(l, int(group)); err != nil && !errors.Is(err, unix.ENODEV) {
-			return fmt.Errorf("ns %s: set group of %s: %w", n.name, l.Attrs().Name, err)
+	}()
+	return n.raw(func(s *rtnl) error {
+		links, err := RetryDump(func() ([]groupedLink, error) { return dumpGroups(s) })
+		if err != nil {
+			return fmt.Errorf("ns %s: list links: %w", n.name, err)
 		}
-	}
-	if links, err = RetryDump(n.h.LinkList); err != nil {
-		return fmt.Errorf("ns %s: list links: %w", n.name, err)
-	}
-	for _, l := range links {
-		if l.Attrs().Group == group && !want[l.Attrs().Name] {
+		used := map[uint32]bool{}
+		var ours []groupedLink
+		for _, l := range links {
+			used[l.group] = true
+			if want[l.name] {
+				ours = append(ours, l)
+			}
+		}
+		if len(ours) < 2 {
 			return n.deleteEach(ours)
 		}
-	}
-	err = n.deleteGroup(group)
-	switch {
-	case err == nil, errors.Is(err, unix.ENODEV): // ENODEV: none left to delete
-		return nil
-	case errors.Is(err, unix.EOPNOTSUPP): // a kind the kernel cannot delete by group
-		return n.deleteEach(ours)
-	}
-	return fmt.Errorf("ns %s: delete links %v (group %#x): %w", n.name, names, group, err)
+		if g := ours[0].group; g&0xffff0000 == labGroupBase && onlyIn(links, g, want) {
+			// Made in the lab's group, which holds nothing else: one
+			// request, without a message per link first.
+			if err := s.deleteGroup(g); err == nil || errors.Is(err, unix.ENODEV) {
+				return nil
+			}
+		}
+		group := pick()
+		for used[group] {
+			group = pick()
+		}
+		for _, l := range ours {
+			if err := s.setLink(l.index, "", linkChange{group: group, setGroup: true}); err != nil && !errors.Is(err, unix.ENODEV) {
+				return fmt.Errorf("ns %s: set group of %s: %w", n.name, l.name, err)
+			}
+		}
+		if links, err = RetryDump(func() ([]groupedLink, error) { return dumpGroups(s) }); err != nil {
+			return fmt.Errorf("ns %s: list links: %w", n.name, err)
+		}
+		for _, l := range links {
+			if l.group == group && !want[l.name] {
+				return n.deleteEach(ours)
+			}
+		}
+		err = s.deleteGroup(group)
+		switch {
+		case err == nil, errors.Is(err, unix.ENODEV): // ENODEV: none left to delete
+			return nil
+		case errors.Is(err, unix.EOPNOTSUPP): // a kind the kernel cannot delete by group
+			return n.deleteEach(ours)
+		}
+		return fmt.Errorf("ns %s: delete links %v (group %#x): %w", n.name, names, group, err)
+	})
 }
 
-func (n *NS) deleteEach(links []netlink.Link) error {
+// onlyIn says whether the links in group g are exactly the wanted ones.
+func onlyIn(links []groupedLink, g uint32, want map[string]bool) bool {
+	for _, l := range links {
+		if want[l.name] != (l.group == g) {
+			return false
+		}
+	}
+	return true
+}
+
+// groupedLink is a link's name, index and interface group.
+type groupedLink struct {
+	name  string
+	index int32
+	group uint32
+}
+
+func dumpGroups(s *rtnl) ([]groupedLink, error) {
+	var out []groupedLink
+	err := s.dump(unix.RTM_GETLINK, func(body []byte) error {
+		if len(body) < unix.SizeofIfInfomsg {
+			return fmt.Errorf("ifinfomsg: %w", ErrTruncated)
+		}
+		l := groupedLink{index: int32(binary.NativeEndian.Uint32(body[4:8]))}
+		err := forEachAttr(body[unix.SizeofIfInfomsg:], func(atype uint16, val []byte) error {
+			switch atype {
+			case unix.IFLA_IFNAME:
+				l.name, _, _ = strings.Cut(string(val), "\x00")
+			case unix.IFLA_GROUP:
+				if len(val) == 4 {
+					l.group = binary.NativeEndian.Uint32(val)
+				}
+			}
+			return nil
+		})
+		out = append(out, l)
+		return err
+	})
+	return out, err
+}
+
+func (n *NS) deleteEach(links []groupedLink) error {
 	var errs []error
 	for _, l := range links {
-		errs = append(errs, n.DeleteLink(l.Attrs().Name))
+		errs = append(errs, n.DeleteLink(l.name))
 	}
 	return errors.Join(errs...)
 }
 
 // deleteGroup sends RTM_DELLINK with no index and IFLA_GROUP, which
-// netlink.Handle has no call for, on a socket made in the namespace.
-func (n *NS) deleteGroup(group uint32) error {
-	var sock *nl.NetlinkSocket
-	err := namespace.Do(n.ns, func() error {
-		var err error
-		// With no namespace handles it makes the socket where the
-		// thread is, without switching (namespace.Do did that).
-		sock, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	defer sock.Close()
-	tv := unix.NsecToTimeval(socketTimeout.Nanoseconds())
-	if err := sock.SetSendTimeout(&tv); err != nil {
-		return err
-	}
-	if err := sock.SetReceiveTimeout(&tv); err != nil {
-		return err
-	}
-	req := &nl.NetlinkRequest{
-		NlMsghdr: unix.NlMsghdr{
-			Len:   uint32(unix.SizeofNlMsghdr),
-			Type:  unix.RTM_DELLINK,
-			Flags: unix.NLM_F_REQUEST | unix.NLM_F_ACK,
-		},
-		Sockets: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: sock}},
-	}
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(group)))
-	_, err = req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+// netlink.Handle has no call for.
+// Equivalent to: `ip link del group G`.
+func (s *rtnl) deleteGroup(group uint32) error {
+	m := newNLMsg(unix.RTM_DELLINK, unix.NLM_F_ACK, ifinfomsg(0, 0, 0))
+	m.u32(unix.IFLA_GROUP, group)
+	return s.exchange(m, nil)
 }

@@ -18,9 +18,9 @@ func TestDeleteLinks(t *testing.T) {
 		mine, peers = append(mine, an), append(peers, bn)
 	}
 	keep := mine[3]
-	kl, err := a.h.LinkByName(keep)
+	kl, err := testHandle(t, a).LinkByName(keep)
 	must(t, err)
-	must(t, a.h.LinkSetGroup(kl, groupBase|7))
+	must(t, testHandle(t, a).LinkSetGroup(kl, groupBase|7))
 
 	// The picker offers keep's group first: DeleteLinks must pass it by.
 	var picked []uint32
@@ -49,7 +49,7 @@ func TestDeleteLinks(t *testing.T) {
 	}
 	mustLink(t, got, "lo")
 	mustLink(t, got, keep)
-	kl, err = a.h.LinkByName(keep)
+	kl, err = testHandle(t, a).LinkByName(keep)
 	must(t, err)
 	if kl.Attrs().Group != groupBase|7 {
 		t.Errorf("%s: group %#x; want it untouched", keep, kl.Attrs().Group)
@@ -78,14 +78,55 @@ func TestDeleteLinksForeignJoinsGroup(t *testing.T) {
 		mine = append(mine, an)
 	}
 	foreign := mine[2]
-	fl, err := a.h.LinkByName(foreign)
+	fl, err := testHandle(t, a).LinkByName(foreign)
 	must(t, err)
 	pick := func() uint32 {
 		g := uint32(groupBase | 0x1234)
-		must(t, a.h.LinkSetGroup(fl, int(g)))
+		must(t, testHandle(t, a).LinkSetGroup(fl, int(g)))
 		return g
 	}
 	must(t, a.deleteLinks(mine[:2], pick))
+	got := observe(t, a)
+	for _, name := range mine[:2] {
+		if _, ok := got.Links[name]; ok {
+			t.Errorf("%s survived", name)
+		}
+	}
+	mustLink(t, got, foreign)
+}
+
+// Links made in the lab's group go in one request with no group set
+// first; a link of someone else's in that group makes them go by the
+// usual way, and it stays.
+func TestDeleteLinksInLabGroup(t *testing.T) {
+	requireRoot(t)
+	a, b := newNS(t), newNS(t)
+	g := LabGroup("lab-" + a.Name())
+	if g&0xffff0000 != labGroupBase || LabGroup("other") == g {
+		t.Errorf("LabGroup: %#x", g)
+	}
+	var mine []string
+	for i := range 3 {
+		an := fmt.Sprintf("%sa%d", a.Name(), i)
+		must(t, a.MakeVeth(Veth{Name: an, Peer: b, PeerName: fmt.Sprintf("%sb%d", b.Name(), i), End: VethEnd{Group: g}}))
+		mine = append(mine, an)
+	}
+	must(t, a.deleteLinks(mine, func() uint32 { t.Error("a group was picked: the lab's should have served"); return groupBase | 1 }))
+	for _, name := range mine {
+		if _, ok := observe(t, a).Links[name]; ok {
+			t.Errorf("%s survived", name)
+		}
+	}
+
+	// Someone else's link in the same group: the lab's go one group over.
+	mine = nil
+	for i := range 3 {
+		an := fmt.Sprintf("%sc%d", a.Name(), i)
+		must(t, a.MakeVeth(Veth{Name: an, Peer: b, PeerName: fmt.Sprintf("%sd%d", b.Name(), i), End: VethEnd{Group: g}}))
+		mine = append(mine, an)
+	}
+	foreign := mine[2]
+	must(t, a.deleteLinks(mine[:2], func() uint32 { return groupBase | 0x77 }))
 	got := observe(t, a)
 	for _, name := range mine[:2] {
 		if _, ok := got.Links[name]; ok {

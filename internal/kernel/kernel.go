@@ -19,6 +19,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -37,26 +38,53 @@ var ErrLinkNotFound = errors.New("link not found")
 // cannot hang netlab forever.
 const socketTimeout = 10 * time.Second
 
-// NS is one network namespace: a handle on it and a netlink socket opened
-// inside it. Safe for concurrent use.
+// NS is one network namespace and the files netlab reads and changes it
+// through: the namespace's own file, a netlink socket made inside it (rtnl:
+// the requests netlab makes most, built by hand) and, for the rest, a
+// netlink.Handle. They are opened when first needed, and an NS of a
+// Handles cache may be closed between two operations to bound the files a
+// run holds (Handles): a later operation opens them again. Safe for
+// concurrent use.
 type NS struct {
-	name string
-	ns   netns.NsHandle
-	h    *netlink.Handle
+	name  string
+	cache *Handles // nil: opened alone (Open), closed by Close only
+
+	mu     sync.Mutex
+	users  int            // operations in progress: never closed under them
+	fd     netns.NsHandle // netns.None() while closed
+	sock   *rtnl
+	h      *netlink.Handle
+	closed bool // Close was called: nothing opens again
+	queued bool // in the cache's list of open namespaces
+	// indices are link indices this run learned (the kernel's echo of a
+	// link it made, a lookup), so that a later request on the link needs
+	// no lookup of its own; deleting a link forgets its index, and a
+	// request that finds the index stale (ENODEV) looks it up again. The
+	// kernel gives indices out in a cycle, so a stale one names no other
+	// link.
+	indices map[string]int32
+	// sysctls are the values this run read from the namespace, or wrote
+	// and read back: what observing it again needs not read again.
+	sysctls map[string]string
 }
 
-// Open opens the named namespace; "host" is the root namespace.
+// Open opens the named namespace; "host" is the root namespace. It fails
+// with an error wrapping fs.ErrNotExist if there is no such namespace.
 func Open(name string) (*NS, error) {
-	nsh, err := namespace.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("ns %s: %w", name, err)
+	n := makeNS(name, nil)
+	if err := n.pin(); err != nil {
+		return nil, err
 	}
-	h, err := NewHandle(nsh)
-	if err != nil {
-		nsh.Close()
+	defer n.unpin()
+	if _, err := n.rawSock(); err != nil {
+		n.Close()
 		return nil, fmt.Errorf("ns %s: open netlink: %w", name, err)
 	}
-	return &NS{name: name, ns: nsh, h: h}, nil
+	return n, nil
+}
+
+func makeNS(name string, cache *Handles) *NS {
+	return &NS{name: name, cache: cache, fd: netns.None(), indices: map[string]int32{}, sysctls: map[string]string{}}
 }
 
 // NewHandle opens a netlink route socket inside the namespace, its requests
@@ -80,41 +108,250 @@ func NewHandle(nsh netns.NsHandle) (*netlink.Handle, error) {
 	return h, nil
 }
 
-// Close releases the netlink socket and the namespace handle. Open handles
-// keep a deleted namespace (and its links) alive, so close before expecting
-// it to be gone.
+// pin marks an operation in progress, opening the namespace's file if it
+// is closed: until unpin, nothing closes it.
+func (n *NS) pin() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return fmt.Errorf("ns %s: closed", n.name)
+	}
+	if !n.fd.IsOpen() {
+		fd, err := namespace.Open(n.name)
+		if err != nil {
+			n.mu.Unlock()
+			return fmt.Errorf("ns %s: %w", n.name, err)
+		}
+		n.fd = fd
+	}
+	n.users++
+	queue := n.cache != nil && !n.queued
+	n.queued = n.queued || queue
+	n.mu.Unlock()
+	if queue {
+		n.cache.opened(n)
+	}
+	return nil
+}
+
+func (n *NS) unpin() {
+	n.mu.Lock()
+	n.users--
+	n.mu.Unlock()
+}
+
+// rawSock returns the namespace's rtnl socket, made inside it if need be;
+// the caller has pinned n.
+func (n *NS) rawSock() (*rtnl, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sock != nil && !n.sock.broken {
+		return n.sock, nil
+	}
+	if n.sock != nil {
+		n.sock.close()
+		n.sock = nil
+	}
+	var s *rtnl
+	var err error
+	if n.name == namespace.Host {
+		// The caller's thread is in the process's own namespace (only
+		// namespace's locked threads ever leave it): no switch.
+		s, err = openRTNL()
+	} else {
+		err = namespace.Do(n.fd, func() error {
+			var err error
+			s, err = openRTNL()
+			return err
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.sock = s
+	return s, nil
+}
+
+// handle returns the namespace's netlink.Handle, made inside it if need
+// be; the caller has pinned n.
+func (n *NS) handle() (*netlink.Handle, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.h != nil {
+		return n.h, nil
+	}
+	h, err := NewHandle(n.fd)
+	if err != nil {
+		return nil, err
+	}
+	n.h = h
+	return h, nil
+}
+
+// file returns the namespace's file; the caller has pinned n.
+func (n *NS) file() netns.NsHandle {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.fd
+}
+
+// raw runs fn with the namespace's rtnl socket.
+func (n *NS) raw(fn func(s *rtnl) error) error {
+	if err := n.pin(); err != nil {
+		return err
+	}
+	defer n.unpin()
+	s, err := n.rawSock()
+	if err != nil {
+		return err
+	}
+	return fn(s)
+}
+
+// nl runs fn with the namespace's netlink.Handle.
+func (n *NS) nl(fn func(h *netlink.Handle) error) error {
+	if err := n.pin(); err != nil {
+		return err
+	}
+	defer n.unpin()
+	h, err := n.handle()
+	if err != nil {
+		return err
+	}
+	return fn(h)
+}
+
+// inside runs fn with a thread inside the namespace (namespace.Do).
+func (n *NS) inside(fn func() error) error {
+	if err := n.pin(); err != nil {
+		return err
+	}
+	defer n.unpin()
+	return namespace.Do(n.file(), fn)
+}
+
+// release closes the namespace's files if no operation uses them; ok says
+// it did (or they were closed). The NS opens them again when next used.
+func (n *NS) release() (ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.users > 0 {
+		return false
+	}
+	n.closeFiles()
+	n.queued = false
+	return true
+}
+
+func (n *NS) closeFiles() {
+	if n.h != nil {
+		n.h.Close()
+		n.h = nil
+	}
+	if n.sock != nil {
+		n.sock.close()
+		n.sock = nil
+	}
+	if n.fd.IsOpen() {
+		n.fd.Close()
+		n.fd = netns.None()
+	}
+}
+
+// Close releases the netlink sockets and the namespace's file for good.
+// Open files keep a deleted namespace (and its links) alive, so close
+// before expecting it to be gone.
 func (n *NS) Close() error {
-	n.h.Close()
-	return n.ns.Close()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closed = true
+	n.closeFiles()
+	return nil
 }
 
 // Name returns the namespace's name as given to Open.
 func (n *NS) Name() string { return n.name }
 
+// index returns a link's index: learned earlier in this run, or asked for.
+// ErrLinkNotFound if there is no such link.
+func (n *NS) index(s *rtnl, name string) (int32, error) {
+	n.mu.Lock()
+	i, ok := n.indices[name]
+	n.mu.Unlock()
+	if ok {
+		return i, nil
+	}
+	i, err := s.linkIndex(name)
+	if err != nil {
+		return 0, err
+	}
+	n.learn(name, i)
+	return i, nil
+}
+
+// learn records a link's index; 0 forgets it.
+func (n *NS) learn(name string, index int32) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if index == 0 {
+		delete(n.indices, name)
+		return
+	}
+	n.indices[name] = index
+}
+
+// byIndex runs a request on a link by its index, looking the index up
+// again once if the kernel says it is stale.
+func (n *NS) byIndex(s *rtnl, name string, req func(index int32) error) error {
+	i, err := n.index(s, name)
+	if err != nil {
+		return err
+	}
+	err = req(i)
+	if errors.Is(err, unix.ENODEV) {
+		n.learn(name, 0)
+		if i, err = n.index(s, name); err != nil {
+			return err
+		}
+		err = req(i)
+	}
+	return err
+}
+
+// setLink changes a link by name in one request; ErrLinkNotFound if there
+// is none.
+func (n *NS) setLink(name string, c linkChange) error {
+	return n.raw(func(s *rtnl) error {
+		err := s.setLink(0, name, c)
+		if errors.Is(err, unix.ENODEV) {
+			return ErrLinkNotFound
+		}
+		return err
+	})
+}
+
 // link looks up a link by name, classifying "not found" as ErrLinkNotFound.
 func (n *NS) link(name string) (netlink.Link, error) {
-	l, err := n.h.LinkByName(name)
+	var l netlink.Link
+	err := n.raw(func(s *rtnl) error {
+		return s.getLink(0, name, func(body []byte) error {
+			var err error
+			l, err = netlink.LinkDeserialize(nil, clone(body))
+			return err
+		})
+	})
 	if err != nil {
-		var lnf netlink.LinkNotFoundError
-		if errors.As(err, &lnf) {
-			return nil, ErrLinkNotFound
-		}
 		return nil, err
 	}
+	n.learn(name, int32(l.Attrs().Index))
 	return l, nil
 }
 
 // MarkNamespace marks the namespace as the lab's with an alias on lo, and
-// brings lo up (a new namespace has lo down).
+// brings lo up (a new namespace has lo down), in one request.
 // Equivalent to: `ip -n NS link set lo alias netlab:LAB up`.
 func (n *NS) MarkNamespace(lab string) error {
-	lo, err := n.link("lo")
-	if err == nil {
-		err = n.h.LinkSetAlias(lo, state.NamespaceAlias(lab))
-	}
-	if err == nil {
-		err = n.h.LinkSetUp(lo)
-	}
+	err := n.setLink("lo", linkChange{alias: state.NamespaceAlias(lab), setAlias: true, up: true})
 	if err != nil {
 		return fmt.Errorf("ns %s: mark lo for lab %s: %w", n.name, lab, err)
 	}
@@ -128,37 +365,7 @@ func (n *NS) MarkNamespace(lab string) error {
 // Equivalent to: `ip -n NS link add NAME type veth peer name PEERNAME netns PEERNS`
 // + `ip link set ... alias ...` on both ends.
 func (n *NS) AddVeth(name, alias string, peer *NS, peerName, peerAlias string) error {
-	if peer == nil {
-		peer = n
-	}
-	attrs := netlink.NewLinkAttrs() // TxQLen -1: keep the kernel default txqueuelen
-	attrs.Name = name
-	veth := &netlink.Veth{
-		LinkAttrs:  attrs,
-		PeerName:   peerName,
-		PeerTxQLen: -1,
-	}
-	if peer != n {
-		// Must be netlink.NsFd: a netns.NsHandle is silently ignored and
-		// the peer lands here.
-		veth.PeerNamespace = netlink.NsFd(int(peer.ns))
-	}
-	if err := n.h.LinkAdd(veth); err != nil {
-		return fmt.Errorf("ns %s: add veth %s (peer %s/%s): %w", n.name, name, peer.name, peerName, err)
-	}
-	// The kernel ignores IFLA_IFALIAS in a create request, so set the
-	// aliases afterwards, each through its own namespace's socket.
-	err := n.SetAlias(name, alias)
-	if err == nil {
-		err = peer.SetAlias(peerName, peerAlias)
-	}
-	if err != nil {
-		if derr := n.DeleteLink(name); derr != nil {
-			err = errors.Join(err, derr)
-		}
-		return fmt.Errorf("ns %s: add veth %s: %w", n.name, name, err)
-	}
-	return nil
+	return n.MakeVeth(Veth{Name: name, Alias: alias, Peer: peer, PeerName: peerName, PeerAlias: peerAlias})
 }
 
 // AddBridge creates a Linux bridge and sets its alias (deleting the bridge
@@ -167,9 +374,11 @@ func (n *NS) AddVeth(name, alias string, peer *NS, peerName, peerAlias string) e
 func (n *NS) AddBridge(name, alias string) error {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = name
-	if err := n.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+	err := n.nl(func(h *netlink.Handle) error { return h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}) })
+	if err != nil {
 		return fmt.Errorf("ns %s: add bridge %s: %w", n.name, name, err)
 	}
+	n.learn(name, 0)
 	if err := n.SetAlias(name, alias); err != nil {
 		if derr := n.DeleteLink(name); derr != nil {
 			err = errors.Join(err, derr)
@@ -182,15 +391,14 @@ func (n *NS) AddBridge(name, alias string) error {
 // DeleteLink deletes a link (both ends, for a veth); nil if it does not exist.
 // Equivalent to: `ip -n NS link del NAME`.
 func (n *NS) DeleteLink(name string) error {
-	l, err := n.link(name)
-	if errors.Is(err, ErrLinkNotFound) {
+	err := n.raw(func(s *rtnl) error {
+		m := newNLMsg(unix.RTM_DELLINK, unix.NLM_F_ACK, ifinfomsg(0, 0, 0))
+		m.str(unix.IFLA_IFNAME, name)
+		return s.exchange(m, nil)
+	})
+	n.learn(name, 0)
+	if errors.Is(err, unix.ENODEV) { // absent, or gone in between (its peer was deleted)
 		return nil
-	}
-	if err == nil {
-		err = n.h.LinkDel(l)
-		if errors.Is(err, unix.ENODEV) { // gone in between (e.g. its peer was deleted)
-			return nil
-		}
 	}
 	if err != nil {
 		return fmt.Errorf("ns %s: delete link %s: %w", n.name, name, err)
@@ -201,11 +409,7 @@ func (n *NS) DeleteLink(name string) error {
 // SetAlias sets a link's alias ("" clears it).
 // Equivalent to: `ip -n NS link set NAME alias ALIAS`.
 func (n *NS) SetAlias(name, alias string) error {
-	l, err := n.link(name)
-	if err == nil {
-		err = n.h.LinkSetAlias(l, alias)
-	}
-	if err != nil {
+	if err := n.setLink(name, linkChange{alias: alias, setAlias: true}); err != nil {
 		return fmt.Errorf("ns %s: set alias of %s: %w", n.name, name, err)
 	}
 	return nil
@@ -214,15 +418,7 @@ func (n *NS) SetAlias(name, alias string) error {
 // SetUp brings a link administratively up or down.
 // Equivalent to: `ip -n NS link set NAME up|down`.
 func (n *NS) SetUp(name string, up bool) error {
-	l, err := n.link(name)
-	if err == nil {
-		if up {
-			err = n.h.LinkSetUp(l)
-		} else {
-			err = n.h.LinkSetDown(l)
-		}
-	}
-	if err != nil {
+	if err := n.setLink(name, linkChange{up: up, down: !up}); err != nil {
 		verb := "down"
 		if up {
 			verb = "up"
@@ -235,11 +431,7 @@ func (n *NS) SetUp(name string, up bool) error {
 // SetMAC sets a link's MAC address (veths allow it while up).
 // Equivalent to: `ip -n NS link set NAME address MAC`.
 func (n *NS) SetMAC(name string, mac net.HardwareAddr) error {
-	l, err := n.link(name)
-	if err == nil {
-		err = n.h.LinkSetHardwareAddr(l, mac)
-	}
-	if err != nil {
+	if err := n.setLink(name, linkChange{mac: mac}); err != nil {
 		return fmt.Errorf("ns %s: set address of %s to %s: %w", n.name, name, mac, err)
 	}
 	return nil
@@ -248,11 +440,7 @@ func (n *NS) SetMAC(name string, mac net.HardwareAddr) error {
 // SetMTU sets a link's MTU.
 // Equivalent to: `ip -n NS link set NAME mtu MTU`.
 func (n *NS) SetMTU(name string, mtu int) error {
-	l, err := n.link(name)
-	if err == nil {
-		err = n.h.LinkSetMTU(l, mtu)
-	}
-	if err != nil {
+	if err := n.setLink(name, linkChange{mtu: mtu}); err != nil {
 		return fmt.Errorf("ns %s: set mtu of %s to %d: %w", n.name, name, mtu, err)
 	}
 	return nil
@@ -261,21 +449,7 @@ func (n *NS) SetMTU(name string, mtu int) error {
 // SetMaster enslaves a link to a Linux bridge; bridge "" releases it.
 // Equivalent to: `ip -n NS link set NAME master BRIDGE` (`nomaster`).
 func (n *NS) SetMaster(name, bridge string) error {
-	l, err := n.link(name)
-	if err == nil {
-		if bridge == "" {
-			err = n.h.LinkSetNoMaster(l)
-		} else {
-			var br netlink.Link
-			br, err = n.link(bridge)
-			if errors.Is(err, ErrLinkNotFound) {
-				err = fmt.Errorf("bridge %s: %w", bridge, err)
-			}
-			if err == nil {
-				err = n.h.LinkSetMaster(l, br)
-			}
-		}
-	}
+	err := n.SetLink(name, LinkState{Master: &bridge})
 	if err != nil {
 		if bridge == "" {
 			return fmt.Errorf("ns %s: set %s nomaster: %w", n.name, name, err)
@@ -283,6 +457,65 @@ func (n *NS) SetMaster(name, bridge string) error {
 		return fmt.Errorf("ns %s: set master of %s to %s: %w", n.name, name, bridge, err)
 	}
 	return nil
+}
+
+// LinkState is what SetLink changes of a link; zero fields stay as they
+// are.
+type LinkState struct {
+	MAC    net.HardwareAddr
+	MTU    int
+	Master *string // "": none
+	Up     bool
+	// Alias, with SetAlias, sets the link's alias.
+	Alias    string
+	SetAlias bool
+	// Group, when not 0, puts the link in that interface group.
+	Group uint32
+}
+
+// change is the request's part of a link state; the master's index is
+// looked up (once per run).
+func (n *NS) change(s *rtnl, st LinkState) (linkChange, error) {
+	c := linkChange{mac: st.MAC, mtu: st.MTU, up: st.Up, alias: st.Alias, setAlias: st.SetAlias, group: st.Group, setGroup: st.Group != 0}
+	if st.Master != nil {
+		if *st.Master == "" {
+			c.noMaster = true
+		} else {
+			i, err := n.index(s, *st.Master)
+			if errors.Is(err, ErrLinkNotFound) {
+				err = fmt.Errorf("bridge %s: %w", *st.Master, err)
+			}
+			if err != nil {
+				return c, err
+			}
+			c.master = i
+		}
+	}
+	return c, nil
+}
+
+// SetLink changes what st says of a link in one request.
+// Equivalent to: `ip -n NS link set NAME [address MAC] [mtu MTU] [master BR|nomaster] [up]`.
+func (n *NS) SetLink(name string, st LinkState) error {
+	return n.raw(func(s *rtnl) error {
+		c, err := n.change(s, st)
+		if err != nil {
+			return err
+		}
+		err = s.setLink(0, name, c)
+		if errors.Is(err, unix.ENODEV) && c.master != 0 {
+			// Perhaps the bridge's index is stale: ask again, once.
+			n.learn(*st.Master, 0)
+			if c, err = n.change(s, st); err != nil {
+				return err
+			}
+			err = s.setLink(0, name, c)
+		}
+		if errors.Is(err, unix.ENODEV) {
+			return ErrLinkNotFound
+		}
+		return err
+	})
 }
 
 // ethtoolValue is struct ethtool_value.
@@ -298,17 +531,12 @@ type ifreqData struct {
 	_    [24 - unsafe.Sizeof(uintptr(0))]byte
 }
 
-// ethtool runs one SIOCETHTOOL command with a struct ethtool_value on the
-// link, on the calling thread's namespace; the caller is inside namespace.Do.
-func ethtool(ifname string, cmd, data uint32) (uint32, error) {
+// ethtoolOn runs the SIOCETHTOOL command through the socket fd: the kernel
+// finds the device in the socket's namespace, whichever thread asks.
+func ethtoolOn(fd int, ifname string, cmd, data uint32) (uint32, error) {
 	if len(ifname) >= unix.IFNAMSIZ {
 		return 0, fmt.Errorf("interface name %q too long", ifname)
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, fmt.Errorf("socket: %w", err)
-	}
-	defer unix.Close(fd)
 	v := ethtoolValue{cmd: cmd, data: data}
 	var ifr ifreqData
 	copy(ifr.name[:], ifname)
@@ -345,8 +573,8 @@ func (n *NS) setOffload(name string, cmd uint32, on bool, what string) error {
 	if on {
 		data = 1
 	}
-	err := namespace.Do(n.ns, func() error {
-		_, err := ethtool(name, cmd, data)
+	err := n.raw(func(s *rtnl) error {
+		_, err := s.ethtool(name, cmd, data)
 		return err
 	})
 	if err != nil {
@@ -359,8 +587,8 @@ func (n *NS) setOffload(name string, cmd uint32, on bool, what string) error {
 // Equivalent to: `ip netns exec NS ethtool -k NAME | grep tx-checksumming`.
 func (n *NS) TxChecksum(name string) (bool, error) {
 	var on bool
-	err := namespace.Do(n.ns, func() error {
-		v, err := ethtool(name, unix.ETHTOOL_GTXCSUM, 0)
+	err := n.raw(func(s *rtnl) error {
+		v, err := s.ethtool(name, unix.ETHTOOL_GTXCSUM, 0)
 		on = v != 0
 		return err
 	})
@@ -385,39 +613,44 @@ func netlinkAddr(p netip.Prefix) (*netlink.Addr, error) {
 // remove the old one with AddrDel.
 // Equivalent to: `ip -n NS addr replace P dev NAME [nodad]`.
 func (n *NS) AddrReplace(name string, p netip.Prefix) error {
-	l, err := n.link(name)
-	if err == nil {
-		var a *netlink.Addr
-		a, err = netlinkAddr(p)
-		if err == nil {
-			if p.Addr().Unmap().Is6() {
-				a.Flags = unix.IFA_F_NODAD
-			}
-			err = n.h.AddrReplace(l, a)
+	err := n.raw(func(s *rtnl) error {
+		if !p.IsValid() {
+			return fmt.Errorf("invalid prefix %v", p)
 		}
-	}
+		return n.byIndex(s, name, func(index int32) error { return s.addPrefix(index, p) })
+	})
 	if err != nil {
 		return fmt.Errorf("ns %s: replace address %s on %s: %w", n.name, p, name, err)
 	}
 	return nil
 }
 
+// addPrefix adds (replaces) an address; IPv6 without duplicate address
+// detection.
+func (s *rtnl) addPrefix(index int32, p netip.Prefix) error {
+	a := p.Addr().Unmap()
+	family := unix.AF_INET
+	if a.Is6() {
+		family = unix.AF_INET6
+	}
+	return s.addAddr(index, family, p.Bits(), a.AsSlice(), a.Is6())
+}
+
 // AddrDel removes an address; nil if it or the link is absent.
 // Equivalent to: `ip -n NS addr del P dev NAME`.
 func (n *NS) AddrDel(name string, p netip.Prefix) error {
-	l, err := n.link(name)
-	if errors.Is(err, ErrLinkNotFound) {
-		return nil
-	}
+	a, err := netlinkAddr(p)
 	if err == nil {
-		var a *netlink.Addr
-		a, err = netlinkAddr(p)
-		if err == nil {
-			err = n.h.AddrDel(l, a)
-			if errors.Is(err, unix.EADDRNOTAVAIL) {
-				return nil
-			}
-		}
+		err = n.raw(func(s *rtnl) error {
+			return n.byIndex(s, name, func(index int32) error {
+				return n.nl(func(h *netlink.Handle) error {
+					return h.AddrDel(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: int(index), Name: name}}, a)
+				})
+			})
+		})
+	}
+	if errors.Is(err, ErrLinkNotFound) || errors.Is(err, unix.EADDRNOTAVAIL) {
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("ns %s: delete address %s from %s: %w", n.name, p, name, err)
@@ -449,11 +682,14 @@ func (n *NS) netlinkRoute(r state.Route) (*netlink.Route, error) {
 		nr.Scope = netlink.SCOPE_LINK // as `ip route` does for a route without a gateway
 	}
 	if r.Dev != "" {
-		l, err := n.link(r.Dev)
+		err := n.raw(func(s *rtnl) error {
+			i, err := n.index(s, r.Dev)
+			nr.LinkIndex = int(i)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("dev %s: %w", r.Dev, err)
 		}
-		nr.LinkIndex = l.Attrs().Index
 	}
 	return nr, nil
 }
@@ -466,7 +702,14 @@ func (n *NS) netlinkRoute(r state.Route) (*netlink.Route, error) {
 func (n *NS) RouteReplace(r state.Route) error {
 	nr, err := n.netlinkRoute(r)
 	if err == nil {
-		err = n.h.RouteReplace(nr)
+		err = n.nl(func(h *netlink.Handle) error { return h.RouteReplace(nr) })
+		if errors.Is(err, unix.ENODEV) && r.Dev != "" {
+			// A stale index of the device: look it up again, once.
+			n.learn(r.Dev, 0)
+			if nr, err = n.netlinkRoute(r); err == nil {
+				err = n.nl(func(h *netlink.Handle) error { return h.RouteReplace(nr) })
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("ns %s: replace route %s: %w", n.name, r.String(), err)
@@ -478,6 +721,9 @@ func (n *NS) RouteReplace(r state.Route) error {
 // nil if it, or its device, is absent.
 // Equivalent to: `ip -n NS route del TO [via VIA] [dev DEV] [metric M] proto 78`.
 func (n *NS) RouteDel(r state.Route) error {
+	if r.Dev != "" {
+		n.learn(r.Dev, 0) // the device may have been made again: ask
+	}
 	nr, err := n.netlinkRoute(r)
 	if errors.Is(err, ErrLinkNotFound) {
 		return nil
@@ -485,7 +731,7 @@ func (n *NS) RouteDel(r state.Route) error {
 	if err == nil {
 		// In a delete, scope NOWHERE matches any scope (what `ip route del` sends).
 		nr.Scope = netlink.SCOPE_NOWHERE
-		err = n.h.RouteDel(nr)
+		err = n.nl(func(h *netlink.Handle) error { return h.RouteDel(nr) })
 		if errors.Is(err, unix.ESRCH) {
 			return nil
 		}
@@ -529,7 +775,7 @@ func readSysctl(key string) (string, error) {
 // Equivalent to: `ip netns exec NS sysctl -n KEY`.
 func (n *NS) Sysctl(key string) (string, error) {
 	var v string
-	err := namespace.Do(n.ns, func() error {
+	err := n.inside(func() error {
 		var err error
 		v, err = readSysctl(key)
 		return err
@@ -537,32 +783,108 @@ func (n *NS) Sysctl(key string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("ns %s: read sysctl %s: %w", n.name, key, err)
 	}
+	n.remember(map[string]string{key: v})
 	return v, nil
 }
 
 // SetSysctl writes a sysctl of this namespace (/proc/sys resolves to the
-// namespace of the writing thread, hence namespace.Do).
+// namespace of the writing thread, hence a thread inside it), unless it
+// already has the value; either way the value is read back, for observing
+// the namespace again.
 // Equivalent to: `ip netns exec NS sysctl -w KEY=VALUE`.
 func (n *NS) SetSysctl(key, value string) error {
-	err := namespace.Do(n.ns, func() error {
-		p, err := sysctlPath(key)
-		if err != nil {
-			return err
-		}
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-		if err != nil {
-			return err
-		}
-		_, werr := f.WriteString(value)
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		return werr
+	return n.SetSysctls([]Sysctl{{Key: key, Value: value}})
+}
+
+// Sysctl is one sysctl to write.
+type Sysctl struct{ Key, Value string }
+
+// SetSysctls writes sysctls of this namespace in order, with one thread
+// switch for all; see SetSysctl.
+func (n *NS) SetSysctls(list []Sysctl) error {
+	if len(list) == 0 {
+		return nil
+	}
+	var got map[string]string
+	err := n.inside(func() error {
+		var err error
+		got, err = writeSysctls(list)
+		return err
 	})
+	n.remember(got)
 	if err != nil {
-		return fmt.Errorf("ns %s: set sysctl %s=%s: %w", n.name, key, value, err)
+		return fmt.Errorf("ns %s: %w", n.name, err)
 	}
 	return nil
+}
+
+// writeSysctls writes each sysctl on the calling thread's namespace where
+// its value differs (a write has side effects even when it changes
+// nothing: forwarding walks every device), and returns what each one reads
+// after. The caller is inside the namespace.
+func writeSysctls(list []Sysctl) (map[string]string, error) {
+	got := make(map[string]string, len(list))
+	buf := make([]byte, 128)
+	for _, sc := range list {
+		p, err := sysctlPath(sc.Key)
+		if err != nil {
+			return got, err
+		}
+		fd, err := unix.Open(p, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EACCES) {
+			// Write-only (a trigger like net.ipv4.route.flush): write,
+			// with nothing to read back.
+			if err = writeOnly(p, sc.Value); err != nil {
+				return got, fmt.Errorf("set sysctl %s=%s: %w", sc.Key, sc.Value, err)
+			}
+			continue
+		}
+		if err != nil {
+			return got, fmt.Errorf("set sysctl %s=%s: %w", sc.Key, sc.Value, &fs.PathError{Op: "open", Path: p, Err: err})
+		}
+		v, err := preadValue(fd, buf)
+		if err == nil && v != sc.Value {
+			if _, err = unix.Pwrite(fd, []byte(sc.Value), 0); err == nil {
+				v, err = preadValue(fd, buf)
+			}
+		}
+		unix.Close(fd)
+		if err != nil {
+			return got, fmt.Errorf("set sysctl %s=%s: %w", sc.Key, sc.Value, err)
+		}
+		got[sc.Key] = v
+	}
+	return got, nil
+}
+
+func writeOnly(path, value string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteString(value)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	return werr
+}
+
+// preadValue reads a sysctl file from its start, trimmed.
+func preadValue(fd int, buf []byte) (string, error) {
+	n, err := unix.Pread(fd, buf, 0)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(buf[:n])), nil
+}
+
+// remember records sysctl values read in this run.
+func (n *NS) remember(values map[string]string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k, v := range values {
+		n.sysctls[k] = v
+	}
 }
 
 // WaitLink waits until a link exists (OVS creates a bridge's tap device
@@ -572,7 +894,10 @@ func (n *NS) WaitLink(name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	delay := 5 * time.Millisecond
 	for {
-		_, err := n.link(name)
+		err := n.raw(func(s *rtnl) error {
+			_, err := s.linkIndex(name)
+			return err
+		})
 		if err == nil {
 			return nil
 		}

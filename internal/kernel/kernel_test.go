@@ -51,6 +51,16 @@ func newNS(t *testing.T) *NS {
 	return n
 }
 
+// testHandle is the namespace's netlink.Handle, for a test's own requests.
+func testHandle(t *testing.T, n *NS) *netlink.Handle {
+	t.Helper()
+	must(t, n.pin())
+	defer n.unpin()
+	h, err := n.handle()
+	must(t, err)
+	return h
+}
+
 func observe(t *testing.T, n *NS, keys ...string) *state.Namespace {
 	t.Helper()
 	s, err := n.Observe(keys)
@@ -230,7 +240,7 @@ func TestAddVethHostPeer(t *testing.T) {
 		}
 	})
 	must(t, n.AddVeth("eth0", "netlab:test:"+n.Name()+"/eth0", host, hn, "netlab:test:host/"+hn))
-	l, err := host.h.LinkByName(hn)
+	l, err := testHandle(t, host).LinkByName(hn)
 	must(t, err)
 	if l.Attrs().Alias != "netlab:test:host/"+hn || l.Type() != "veth" {
 		t.Errorf("host end: alias %q type %q", l.Attrs().Alias, l.Type())
@@ -332,7 +342,7 @@ func TestIPv6UsableImmediately(t *testing.T) {
 	p := netip.MustParsePrefix("2001:db8:0:1::1/64")
 	must(t, a.AddrReplace(an, p))
 	// bind(2) right away: a tentative address would fail with EADDRNOTAVAIL.
-	err := namespace.Do(a.ns, func() error {
+	err := a.inside(func() error {
 		c, err := net.ListenPacket("udp6", "["+p.Addr().String()+"]:0")
 		if err != nil {
 			return err
@@ -511,7 +521,7 @@ func TestTunLinkLayer(t *testing.T) {
 	n := newNS(t)
 	tun := n.Name() + "t"
 	// TUN devices are made in the creating thread's namespace.
-	err := namespace.Do(n.ns, func() error {
+	err := n.inside(func() error {
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = tun
 		return netlink.LinkAdd(&netlink.Tuntap{LinkAttrs: attrs, Mode: netlink.TUNTAP_MODE_TUN})

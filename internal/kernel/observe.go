@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"syscall"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -44,82 +44,136 @@ func RetryDump[T any](dump func() (T, error)) (T, error) {
 // state.RouteProtocol, main table, IPv4 and IPv6), the sysctls named by
 // sysctlKeys (a key the kernel does not have is left out of the map), the tx
 // checksum state of veths, and the owner named on lo's alias.
+//
+// Links, addresses and routes are three dumps on the namespace's socket,
+// each link message read once for both netlink's types and the link-layer
+// text; offloads are ioctls through the same socket. Only the sysctls need
+// a thread inside the namespace, and not those this run has read or
+// written already (NS.sysctls): a run's own writes are read back as they
+// are made.
 // Equivalent to: `ip -n NS -d link; ip -n NS addr; ip -n NS route show proto 78
 // (and -6); ip netns exec NS sysctl KEYS; ethtool -k VETH`.
 func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
+	return n.observe(sysctlKeys, true)
+}
+
+// ObserveLinks is Observe without the offloads of each link: what removing
+// a lab needs of the host (a link each, its owner, master and addresses,
+// and the routes), an ioctl a link cheaper.
+func (n *NS) ObserveLinks(sysctlKeys []string) (*state.Namespace, error) {
+	return n.observe(sysctlKeys, false)
+}
+
+func (n *NS) observe(sysctlKeys []string, offloads bool) (*state.Namespace, error) {
 	wrap := func(what string, err error) error {
 		return fmt.Errorf("ns %s: observe %s: %w", n.name, what, err)
 	}
-	links, err := RetryDump(n.h.LinkList)
+	if err := n.pin(); err != nil {
+		return nil, wrap("links", err)
+	}
+	defer n.unpin()
+	sock, err := n.rawSock()
 	if err != nil {
 		return nil, wrap("links", err)
 	}
-	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return n.h.AddrList(nil, netlink.FAMILY_ALL) })
+	type rawLink struct {
+		l  netlink.Link
+		ll LinkLayerInfo
+	}
+	links, err := RetryDump(func() ([]rawLink, error) {
+		var out []rawLink
+		err := sock.dump(unix.RTM_GETLINK, func(body []byte) error {
+			// A copy: netlink's types keep slices of the message, and
+			// the socket's buffer is read into again.
+			body = clone(body)
+			l, err := netlink.LinkDeserialize(nil, body)
+			if err != nil {
+				return err
+			}
+			ll, err := ParseLinkMessage(body)
+			if err != nil {
+				return err
+			}
+			out = append(out, rawLink{l, ll})
+			return nil
+		})
+		return out, err
+	})
+	if err != nil {
+		return nil, wrap("links", err)
+	}
+	addrs, err := RetryDump(func() ([]rawAddr, error) { return dumpAddrs(sock) })
 	if err != nil {
 		return nil, wrap("addresses", err)
 	}
-	routes, err := RetryDump(func() ([]netlink.Route, error) {
-		return n.h.RouteListFiltered(netlink.FAMILY_ALL,
-			&netlink.Route{Protocol: state.RouteProtocol, Table: unix.RT_TABLE_MAIN},
-			netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
-	})
+	routes, err := RetryDump(func() ([]rawRoute, error) { return dumpRoutes(sock) })
 	if err != nil {
 		return nil, wrap("routes", err)
 	}
 
-	// What only a thread inside the namespace can read.
-	var (
-		linkLayer map[int32]LinkLayerInfo
-		sysctls   = map[string]string{}
-		txcsum    = map[string]bool{}
-		gro       = map[string]bool{}
-	)
-	err = namespace.Do(n.ns, func() error {
-		var err error
-		if linkLayer, err = RetryDump(dumpLinkLayer); err != nil {
-			return fmt.Errorf("link-layer addresses: %w", err)
-		}
-		for _, key := range sysctlKeys {
-			v, err := readSysctl(key)
-			if isNotExist(err) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("sysctl %s: %w", key, err)
-			}
+	sysctls := map[string]string{}
+	var missing []string
+	n.mu.Lock()
+	for _, key := range sysctlKeys {
+		if v, ok := n.sysctls[key]; ok {
 			sysctls[key] = v
+		} else {
+			missing = append(missing, key)
 		}
-		for _, l := range links {
-			if l.Type() != state.KindVeth && l.Type() != state.KindVXLAN {
-				continue
-			}
-			v, err := ethtool(l.Attrs().Name, unix.ETHTOOL_GTXCSUM, 0)
-			if errors.Is(err, ErrLinkNotFound) {
-				continue // deleted meanwhile
-			}
-			if err != nil {
-				return fmt.Errorf("tx checksumming of %s: %w", l.Attrs().Name, err)
-			}
-			txcsum[l.Attrs().Name] = v != 0
-			if l.Type() == state.KindVXLAN {
-				v, err := ethtool(l.Attrs().Name, unix.ETHTOOL_GGRO, 0)
-				if err != nil && !errors.Is(err, ErrLinkNotFound) {
-					return fmt.Errorf("generic receive offload of %s: %w", l.Attrs().Name, err)
+	}
+	n.mu.Unlock()
+	if len(missing) > 0 {
+		read := map[string]string{}
+		// What only a thread inside the namespace can read.
+		err = namespace.Do(n.file(), func() error {
+			for _, key := range missing {
+				v, err := readSysctl(key)
+				if isNotExist(err) {
+					continue
 				}
-				gro[l.Attrs().Name] = v != 0
+				if err != nil {
+					return fmt.Errorf("sysctl %s: %w", key, err)
+				}
+				read[key] = v
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
+		n.remember(read)
+		for k, v := range read {
+			sysctls[k] = v
+		}
+	}
+	txcsum, gro := map[string]bool{}, map[string]bool{}
+	for _, rl := range links {
+		l := rl.l
+		if !offloads || l.Type() != state.KindVeth && l.Type() != state.KindVXLAN {
+			continue
+		}
+		v, err := sock.ethtool(l.Attrs().Name, unix.ETHTOOL_GTXCSUM, 0)
+		if errors.Is(err, ErrLinkNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, wrap("tx checksumming of "+l.Attrs().Name, err)
+		}
+		txcsum[l.Attrs().Name] = v != 0
+		if l.Type() == state.KindVXLAN {
+			v, err := sock.ethtool(l.Attrs().Name, unix.ETHTOOL_GGRO, 0)
+			if err != nil && !errors.Is(err, ErrLinkNotFound) {
+				return nil, wrap("generic receive offload of "+l.Attrs().Name, err)
+			}
+			gro[l.Attrs().Name] = v != 0
+		}
 	}
 
 	// TUN/TAP owners are reported in this user namespace's ids; the lab's
 	// are the machine's.
 	var ids struct{ uids, gids idMap }
-	for _, l := range links {
-		if _, ok := l.(*netlink.Tuntap); ok {
+	for _, rl := range links {
+		if _, ok := rl.l.(*netlink.Tuntap); ok {
 			if ids.uids, err = readIDMap("uid"); err == nil {
 				ids.gids, err = readIDMap("gid")
 			}
@@ -135,7 +189,8 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		Sysctls: sysctls,
 	}
 	byIndex := make(map[int]*state.Link, len(links))
-	for _, l := range links {
+	for _, rl := range links {
+		l := rl.l
 		a := l.Attrs()
 		sl := &state.Link{
 			Name:  a.Name,
@@ -182,17 +237,17 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 				Group:      -1,
 			}
 		}
-		if ll, ok := linkLayer[int32(a.Index)]; ok {
-			sl.LinkLayer = ll.String()
-			if sl.Tuntap != nil {
-				sl.Tuntap.Owner = ids.uids.outside(int(ll.TunOwner))
-				sl.Tuntap.Group = ids.gids.outside(int(ll.TunGroup))
-			}
+		ll := rl.ll
+		sl.LinkLayer = ll.String()
+		if sl.Tuntap != nil {
+			sl.Tuntap.Owner = ids.uids.outside(int(ll.TunOwner))
+			sl.Tuntap.Group = ids.gids.outside(int(ll.TunGroup))
 		}
 		out.Links[a.Name] = sl
 		byIndex[a.Index] = sl
 	}
-	for _, l := range links {
+	for _, rl := range links {
+		l := rl.l
 		if _, ok := l.(*netlink.Vlan); ok {
 			if parent, ok := byIndex[l.Attrs().ParentIndex]; ok {
 				byIndex[l.Attrs().Index].VLANParent = parent.Name
@@ -200,11 +255,17 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		}
 		if m := l.Attrs().MasterIndex; m != 0 {
 			if master, ok := byIndex[m]; ok {
-				byIndex[l.Attrs().Index].Master = master.Name
+				byIndex[rl.l.Attrs().Index].Master = master.Name
 			}
 		}
 	}
-	if err := n.bridgeVLANs(links, byIndex); err != nil {
+	bridges := make([]netlink.Link, 0, 1)
+	for _, rl := range links {
+		if _, ok := rl.l.(*netlink.Bridge); ok {
+			bridges = append(bridges, rl.l)
+		}
+	}
+	if err := n.bridgeVLANs(bridges, byIndex); err != nil {
 		return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
 	}
 	if lo, ok := out.Links["lo"]; ok {
@@ -213,18 +274,14 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		}
 	}
 	for _, a := range addrs {
-		sl, ok := byIndex[a.LinkIndex]
-		if !ok || a.IPNet == nil {
-			continue
-		}
-		p, ok := prefixOf(a.IPNet)
-		// Every address, the kernel's own IPv6 link-local ones included: a
-		// file may ask for a link-local address (fe80::1 on a TUN), and the
-		// plan never removes one it did not ask for.
+		sl, ok := byIndex[a.index]
 		if !ok {
 			continue
 		}
-		sl.Addrs = append(sl.Addrs, p)
+		// Every address, the kernel's own IPv6 link-local ones included: a
+		// file may ask for a link-local address (fe80::1 on a TUN), and the
+		// plan never removes one it did not ask for.
+		sl.Addrs = append(sl.Addrs, a.prefix)
 	}
 	for _, sl := range out.Links {
 		slices.SortFunc(sl.Addrs, func(a, b netip.Prefix) int {
@@ -232,8 +289,7 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 		})
 	}
 	for _, r := range routes {
-		sr, ok := routeOf(r, byIndex)
-		if ok {
+		if sr, ok := r.route(byIndex); ok {
 			out.Routes = append(out.Routes, sr)
 		}
 	}
@@ -242,7 +298,154 @@ func (n *NS) Observe(sysctlKeys []string) (*state.Namespace, error) {
 			a.To.Addr().Compare(b.To.Addr()), cmp.Compare(a.To.Bits(), b.To.Bits()),
 			cmp.Compare(a.Metric, b.Metric), a.Via.Compare(b.Via), cmp.Compare(a.Dev, b.Dev))
 	})
+	for name, l := range out.Links {
+		n.learn(name, int32(l.Index))
+	}
 	return out, nil
+}
+
+// rawAddr is an address from a dump: its link and prefix.
+type rawAddr struct {
+	index  int
+	prefix netip.Prefix
+}
+
+// dumpAddrs dumps the namespace's addresses. Like netlink's Go code (and
+// libnl): IPv4 sends the local address as IFA_LOCAL and IFA_ADDRESS, the
+// latter the peer when they differ (then the local one is the address, a
+// host prefix); IPv6 sends IFA_ADDRESS alone, or IFA_LOCAL too for a
+// point-to-point one.
+func dumpAddrs(s *rtnl) ([]rawAddr, error) {
+	var out []rawAddr
+	err := s.dump(unix.RTM_GETADDR, func(body []byte) error {
+		if len(body) < unix.SizeofIfAddrmsg {
+			return fmt.Errorf("ifaddrmsg: %w", ErrTruncated)
+		}
+		family, bits := body[0], int(body[1])
+		index := int(binary.NativeEndian.Uint32(body[4:8]))
+		var local, addr []byte
+		err := forEachAttr(body[unix.SizeofIfAddrmsg:], func(atype uint16, val []byte) error {
+			switch atype {
+			case unix.IFA_ADDRESS:
+				addr = val
+			case unix.IFA_LOCAL:
+				local = val
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var p netip.Prefix
+		switch {
+		case local != nil && !(family == unix.AF_INET && addr != nil && string(local) == string(addr)):
+			a, ok := netip.AddrFromSlice(local)
+			if !ok {
+				return nil
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		case addr != nil:
+			a, ok := netip.AddrFromSlice(addr)
+			if !ok || bits > a.Unmap().BitLen() {
+				return nil
+			}
+			p = netip.PrefixFrom(a.Unmap(), bits)
+		default:
+			return nil
+		}
+		out = append(out, rawAddr{index: index, prefix: p})
+		return nil
+	})
+	return out, err
+}
+
+// rawRoute is one of netlab's routes from a dump.
+type rawRoute struct {
+	family    byte
+	dst       []byte
+	bits      int
+	gw        []byte
+	oif       int
+	metric    int
+	multipath bool
+}
+
+// dumpRoutes dumps the routes of protocol state.RouteProtocol in the main
+// table, IPv4 and IPv6, leaving out the kernel's cloned (cache) entries.
+func dumpRoutes(s *rtnl) ([]rawRoute, error) {
+	var out []rawRoute
+	err := s.dump(unix.RTM_GETROUTE, func(body []byte) error {
+		if len(body) < unix.SizeofRtMsg {
+			return fmt.Errorf("rtmsg: %w", ErrTruncated)
+		}
+		// struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags }
+		if body[5] != state.RouteProtocol || binary.NativeEndian.Uint32(body[8:12])&unix.RTM_F_CLONED != 0 {
+			return nil
+		}
+		r := rawRoute{family: body[0], bits: int(body[1])}
+		table := uint32(body[4])
+		err := forEachAttr(body[unix.SizeofRtMsg:], func(atype uint16, val []byte) error {
+			switch atype {
+			case unix.RTA_DST:
+				r.dst = clone(val)
+			case unix.RTA_GATEWAY:
+				r.gw = clone(val)
+			case unix.RTA_OIF:
+				if len(val) == 4 {
+					r.oif = int(binary.NativeEndian.Uint32(val))
+				}
+			case unix.RTA_PRIORITY:
+				if len(val) == 4 {
+					r.metric = int(binary.NativeEndian.Uint32(val))
+				}
+			case unix.RTA_TABLE:
+				if len(val) == 4 {
+					table = binary.NativeEndian.Uint32(val)
+				}
+			case unix.RTA_MULTIPATH:
+				r.multipath = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if table == unix.RT_TABLE_MAIN {
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// route converts a dumped route; multipath routes (which netlab does not
+// make) are skipped.
+func (r rawRoute) route(byIndex map[int]*state.Link) (state.Route, bool) {
+	var sr state.Route
+	if r.multipath {
+		return sr, false
+	}
+	if r.dst != nil {
+		a, ok := netip.AddrFromSlice(r.dst)
+		if !ok || r.bits > a.Unmap().BitLen() {
+			return sr, false
+		}
+		sr.To = netip.PrefixFrom(a.Unmap(), r.bits)
+	} else if r.family == unix.AF_INET6 {
+		sr.To = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	} else {
+		sr.To = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	}
+	if r.gw != nil {
+		if via, ok := netip.AddrFromSlice(r.gw); ok {
+			sr.Via = via.Unmap()
+		}
+	}
+	if l, ok := byIndex[r.oif]; ok {
+		sr.Dev = l.Name
+	}
+	sr.Metric = r.metric
+	return sr, true
 }
 
 // prefixOf converts an address as netlink reports it (host bits kept).
@@ -273,16 +476,27 @@ func (n *NS) ForeignRoutes(dsts []netip.Prefix) ([]state.ForeignRoute, error) {
 	for _, d := range dsts {
 		want[d] = true
 	}
-	links, err := RetryDump(n.h.LinkList)
+	names := map[int]string{}
+	err := n.raw(func(s *rtnl) error {
+		return RetryDumpErr(func() error {
+			clear(names)
+			return s.dump(unix.RTM_GETLINK, func(body []byte) error {
+				name, _, err := linkNameAlias(body)
+				names[int(binary.NativeEndian.Uint32(body[4:8]))] = name
+				return err
+			})
+		})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ns %s: observe links: %w", n.name, err)
 	}
-	names := map[int]string{}
-	for _, l := range links {
-		names[l.Attrs().Index] = l.Attrs().Name
-	}
-	routes, err := RetryDump(func() ([]netlink.Route, error) {
-		return n.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	var routes []netlink.Route
+	err = n.nl(func(h *netlink.Handle) error {
+		var err error
+		routes, err = RetryDump(func() ([]netlink.Route, error) {
+			return h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ns %s: observe routes: %w", n.name, err)
@@ -319,122 +533,72 @@ func (n *NS) ForeignRoutes(dsts []netip.Prefix) ([]state.ForeignRoute, error) {
 	return out, nil
 }
 
-// routeOf converts a netlink route; multipath routes (which netlab does not
-// make) are skipped.
-func routeOf(r netlink.Route, byIndex map[int]*state.Link) (state.Route, bool) {
-	var sr state.Route
-	if len(r.MultiPath) > 0 {
-		return sr, false
-	}
-	if r.Dst != nil {
-		p, ok := prefixOf(r.Dst)
-		if !ok {
-			return sr, false
-		}
-		sr.To = p
-	} else if r.Family == netlink.FAMILY_V6 {
-		sr.To = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-	} else {
-		sr.To = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-	}
-	if r.Gw != nil {
-		if via, ok := netip.AddrFromSlice(r.Gw); ok {
-			sr.Via = via.Unmap()
-		}
-	}
-	if l, ok := byIndex[r.LinkIndex]; ok {
-		sr.Dev = l.Name
-	}
-	sr.Metric = r.Priority
-	return sr, true
-}
-
-// dumpLinkLayer dumps the links of the calling thread's namespace with a raw
-// RTM_GETLINK request and parses their link-layer addresses; the caller is
-// inside namespace.Do. Returns netlink.ErrDumpInterrupted if the kernel
-// flagged the dump as inconsistent.
-// Equivalent to: `ip link show` (the link/... lines).
-func dumpLinkLayer() (map[int32]LinkLayerInfo, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("netlink socket: %w", err)
-	}
-	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(socketTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return nil, fmt.Errorf("netlink socket: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("netlink bind: %w", err)
-	}
-	const seq = 1
-	req := make([]byte, unix.SizeofNlMsghdr+unix.SizeofIfInfomsg)
-	// struct nlmsghdr { u32 len; u16 type, flags; u32 seq, pid }
-	binary.NativeEndian.PutUint32(req[0:4], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:6], unix.RTM_GETLINK)
-	binary.NativeEndian.PutUint16(req[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	binary.NativeEndian.PutUint32(req[8:12], seq)
-	req[unix.SizeofNlMsghdr] = unix.AF_UNSPEC
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("netlink send: %w", err)
-	}
-	out := map[int32]LinkLayerInfo{}
-	interrupted := false
-	buf := make([]byte, 64<<10)
-	for {
-		nr, _, err := unix.Recvfrom(fd, buf, 0)
-		if err != nil {
-			return nil, fmt.Errorf("netlink receive: %w", err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:nr])
-		if err != nil {
-			return nil, fmt.Errorf("netlink parse: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Seq != seq {
-				continue
-			}
-			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
-				interrupted = true
-			}
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				if interrupted {
-					return out, netlink.ErrDumpInterrupted
-				}
-				return out, nil
-			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if errno := int32(binary.NativeEndian.Uint32(m.Data[:4])); errno != 0 {
-						return nil, fmt.Errorf("netlink dump: %w", unix.Errno(-errno))
-					}
-				}
-				return nil, errors.New("netlink dump: error message")
-			case unix.RTM_NEWLINK:
-				info, err := ParseLinkMessage(m.Data)
-				if err != nil {
-					return nil, fmt.Errorf("link message: %w", err)
-				}
-				out[info.Index] = info
-			}
-		}
-	}
-}
-
 // Marker reads only what says whose a namespace is: the lab in lo's alias,
 // and the names of its links (down and the lab scan need no more than that,
-// and a full Observe costs four dumps).
+// and a full Observe costs more).
 func (n *NS) Marker() (lab string, links []string, err error) {
-	ls, err := RetryDump(n.h.LinkList)
+	err = n.raw(func(s *rtnl) error {
+		return RetryDumpErr(func() error {
+			lab, links = "", nil
+			return s.dump(unix.RTM_GETLINK, func(body []byte) error {
+				name, alias, err := linkNameAlias(body)
+				if err != nil {
+					return err
+				}
+				links = append(links, name)
+				if name == "lo" {
+					lab, _ = state.ParseNamespaceAlias(alias)
+				}
+				return nil
+			})
+		})
+	})
 	if err != nil {
 		return "", nil, fmt.Errorf("ns %s: list links: %w", n.name, err)
 	}
-	for _, l := range ls {
-		a := l.Attrs()
-		links = append(links, a.Name)
-		if a.Name == "lo" {
-			lab, _ = state.ParseNamespaceAlias(a.Alias)
-		}
-	}
 	return lab, links, nil
+}
+
+// Owner reads the lab named on lo's alias ("" when there is none): one
+// request, where Marker dumps every link.
+// Equivalent to: `ip -n NS link show lo`.
+func (n *NS) Owner() (string, error) {
+	var lab string
+	err := n.raw(func(s *rtnl) error {
+		return s.getLink(loIndex, "", func(body []byte) error {
+			_, alias, err := linkNameAlias(body)
+			lab, _ = state.ParseNamespaceAlias(alias)
+			return err
+		})
+	})
+	if err != nil {
+		return "", fmt.Errorf("ns %s: read lo: %w", n.name, err)
+	}
+	return lab, nil
+}
+
+// loIndex is lo's index in every network namespace (LOOPBACK_IFINDEX).
+const loIndex = 1
+
+// linkNameAlias reads a link message's name and alias.
+func linkNameAlias(body []byte) (name, alias string, err error) {
+	if len(body) < unix.SizeofIfInfomsg {
+		return "", "", fmt.Errorf("ifinfomsg: %w", ErrTruncated)
+	}
+	err = forEachAttr(body[unix.SizeofIfInfomsg:], func(atype uint16, val []byte) error {
+		switch atype {
+		case unix.IFLA_IFNAME:
+			name, _, _ = strings.Cut(string(val), "\x00")
+		case unix.IFLA_IFALIAS:
+			alias, _, _ = strings.Cut(string(val), "\x00")
+		}
+		return nil
+	})
+	return name, alias, err
+}
+
+// RetryDumpErr is RetryDump for a dump that keeps its results itself.
+func RetryDumpErr(dump func() error) error {
+	_, err := RetryDump(func() (struct{}, error) { return struct{}{}, dump() })
+	return err
 }

@@ -2,9 +2,11 @@ package kernel
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -52,4 +54,28 @@ func ProbeQdiscs(nsh netns.NsHandle, sup *state.ImpairSupport) error {
 		sup.Why["netem"] = err.Error()
 	}
 	return nil
+}
+
+// CheckPrivileges says whether this process may change network stacks:
+// make namespaces (CAP_SYS_ADMIN) and their links (CAP_NET_ADMIN). Without
+// them it returns an error wrapping unix.EPERM, before anything is made:
+// the first request refused may otherwise come late (a bridge's device
+// that an Open vSwitch this process started cannot make).
+func CheckPrivileges() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil // unknown: the kernel says so when it comes to it
+	}
+	var missing []string
+	if data[0].Effective&(1<<unix.CAP_NET_ADMIN) == 0 {
+		missing = append(missing, "CAP_NET_ADMIN")
+	}
+	if data[0].Effective&(1<<unix.CAP_SYS_ADMIN) == 0 {
+		missing = append(missing, "CAP_SYS_ADMIN")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("this process lacks %s: %w", strings.Join(missing, " and "), unix.EPERM)
 }

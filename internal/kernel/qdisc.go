@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -57,15 +58,26 @@ func (n *NS) ObserveQdiscs() (map[string]*state.Qdisc, error) {
 }
 
 func (n *NS) qdiscs() (map[string]*state.Qdisc, error) {
-	links, err := RetryDump(n.h.LinkList)
+	names := map[int]string{}
+	err := n.raw(func(s *rtnl) error {
+		return RetryDumpErr(func() error {
+			clear(names)
+			return s.dump(unix.RTM_GETLINK, func(body []byte) error {
+				name, _, err := linkNameAlias(body)
+				names[int(binary.NativeEndian.Uint32(body[4:8]))] = name
+				return err
+			})
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
-	names := map[int]string{}
-	for _, l := range links {
-		names[l.Attrs().Index] = l.Attrs().Name
-	}
-	qs, err := RetryDump(func() ([]netlink.Qdisc, error) { return n.h.QdiscList(nil) })
+	var qs []netlink.Qdisc
+	err = n.nl(func(h *netlink.Handle) error {
+		var err error
+		qs, err = RetryDump(func() ([]netlink.Qdisc, error) { return h.QdiscList(nil) })
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -201,20 +213,20 @@ func (n *NS) setQdisc(link string, tbf *TBF, netem *Netem) error {
 		hadChild := c.Kind == "tbf" && len(c.Impair.NetemFields()) > 0
 		if c.Handle != wantRoot || hadChild != (tbf != nil && netem != nil) {
 			// Another shape: start from the kernel's default.
-			if err := n.h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT,
+			if err := n.qdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT,
 				Handle: netlink.MakeHandle(c.Handle, 0)}, QdiscType: c.Kind}); err != nil {
 				return fmt.Errorf("delete own %s %x: %w", c.Kind, c.Handle, err)
 			}
 		}
 	}
 	if tbf == nil {
-		return n.h.QdiscReplace(netemQdisc(idx, netlink.HANDLE_ROOT, netem))
+		return n.qdiscReplace(netemQdisc(idx, netlink.HANDLE_ROOT, netem))
 	}
-	if err := n.h.QdiscReplace(tbfQdisc(idx, tbf)); err != nil {
+	if err := n.qdiscReplace(tbfQdisc(idx, tbf)); err != nil {
 		return fmt.Errorf("tbf: %w", err)
 	}
 	if netem != nil {
-		if err := n.h.QdiscReplace(netemQdisc(idx, netlink.MakeHandle(state.QdiscHandleTBF, 1), netem)); err != nil {
+		if err := n.qdiscReplace(netemQdisc(idx, netlink.MakeHandle(state.QdiscHandleTBF, 1), netem)); err != nil {
 			return fmt.Errorf("netem under tbf: %w", err)
 		}
 	}
@@ -249,10 +261,18 @@ func (n *NS) DeleteQdisc(link string, major uint16) error {
 	if !c.Ours {
 		return fmt.Errorf("ns %s: delete qdisc on %s: %w", n.name, link, ErrQdiscNotOurs)
 	}
-	err = n.h.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT,
+	err = n.qdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT,
 		Handle: netlink.MakeHandle(major, 0)}, QdiscType: c.Kind})
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("ns %s: delete qdisc %x: on %s: %w", n.name, major, link, err)
 	}
 	return nil
+}
+
+func (n *NS) qdiscDel(q netlink.Qdisc) error {
+	return n.nl(func(h *netlink.Handle) error { return h.QdiscDel(q) })
+}
+
+func (n *NS) qdiscReplace(q netlink.Qdisc) error {
+	return n.nl(func(h *netlink.Handle) error { return h.QdiscReplace(q) })
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/tundev"
 )
@@ -27,7 +26,7 @@ func (n *NS) AddTuntap(name, alias string, spec state.Tuntap) error {
 	if err != nil {
 		return fmt.Errorf("ns %s: add %s %s: %w", n.name, kind, name, err)
 	}
-	err = namespace.Do(n.ns, func() error {
+	err = n.inside(func() error {
 		return tundev.Create(name, tundev.Spec{Kind: kind, MultiQueue: spec.MultiQueue, VnetHdr: spec.VnetHdr, Owner: owner, Group: group})
 	})
 	if err != nil {

@@ -21,7 +21,7 @@ func (n *NS) AddVLAN(name, parent string, id int, alias string) error {
 	if err == nil {
 		vl := &netlink.Vlan{LinkAttrs: netlink.NewLinkAttrs(), VlanId: id}
 		vl.Name, vl.ParentIndex = name, p.Attrs().Index
-		err = n.h.LinkAdd(vl)
+		err = n.nl(func(h *netlink.Handle) error { return h.LinkAdd(vl) })
 	}
 	if err != nil {
 		return fmt.Errorf("ns %s: add VLAN interface %s (vlan %d on %s): %w", n.name, name, id, parent, err)
@@ -45,7 +45,7 @@ func (n *NS) SetVLANFiltering(bridge string, on bool) error {
 		}
 	}
 	if err == nil {
-		err = n.h.BridgeSetVlanFiltering(l, on)
+		err = n.nl(func(h *netlink.Handle) error { return h.BridgeSetVlanFiltering(l, on) })
 	}
 	if err != nil {
 		return fmt.Errorf("ns %s: set vlan_filtering of %s to %v: %w", n.name, bridge, on, err)
@@ -64,24 +64,26 @@ func (n *NS) SetBridgeVLANs(port string, vlans []state.BridgeVLAN) error {
 	if err != nil {
 		return wrap(err)
 	}
-	for _, v := range vlans {
-		if err := n.h.BridgeVlanAdd(l, uint16(v.VID), v.PVID, v.Untagged, false, true); err != nil {
-			return wrap(fmt.Errorf("add vid %d: %w", v.VID, err))
+	return n.nl(func(h *netlink.Handle) error {
+		for _, v := range vlans {
+			if err := h.BridgeVlanAdd(l, uint16(v.VID), v.PVID, v.Untagged, false, true); err != nil {
+				return wrap(fmt.Errorf("add vid %d: %w", v.VID, err))
+			}
 		}
-	}
-	all, err := RetryDump(n.h.BridgeVlanList)
-	if err != nil {
-		return wrap(err)
-	}
-	for _, have := range all[int32(l.Attrs().Index)] {
-		if slices.ContainsFunc(vlans, func(v state.BridgeVLAN) bool { return v.VID == int(have.Vid) }) {
-			continue
+		all, err := RetryDump(h.BridgeVlanList)
+		if err != nil {
+			return wrap(err)
 		}
-		if err := n.h.BridgeVlanDel(l, have.Vid, false, false, false, true); err != nil {
-			return wrap(fmt.Errorf("del vid %d: %w", have.Vid, err))
+		for _, have := range all[int32(l.Attrs().Index)] {
+			if slices.ContainsFunc(vlans, func(v state.BridgeVLAN) bool { return v.VID == int(have.Vid) }) {
+				continue
+			}
+			if err := h.BridgeVlanDel(l, have.Vid, false, false, false, true); err != nil {
+				return wrap(fmt.Errorf("del vid %d: %w", have.Vid, err))
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // bridgeVLANs reads the VLANs of the ports of bridges with VLAN filtering
@@ -98,7 +100,11 @@ func (n *NS) bridgeVLANs(links []netlink.Link, byIndex map[int]*state.Link) erro
 	if !filtering {
 		return nil
 	}
-	all, err := RetryDump(n.h.BridgeVlanList)
+	var all map[int32][]*nl.BridgeVlanInfo
+	err := n.nl(func(h *netlink.Handle) (err error) {
+		all, err = RetryDump(h.BridgeVlanList)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("bridge vlans: %w", err)
 	}

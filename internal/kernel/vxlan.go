@@ -28,7 +28,11 @@ func (n *NS) AddVXLAN(name, alias string, spec state.VXLANConfig, target *NS) er
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = name
 	if target != n {
-		attrs.Namespace = netlink.NsFd(int(target.ns))
+		if err := target.pin(); err != nil {
+			return fmt.Errorf("ns %s: add vxlan %s: %w", target.name, name, err)
+		}
+		defer target.unpin()
+		attrs.Namespace = netlink.NsFd(int(target.file()))
 	}
 	vx := &netlink.Vxlan{LinkAttrs: attrs, VxlanId: spec.VNI, SrcAddr: net.IP(spec.Local.AsSlice()), Port: spec.Port, Learning: true}
 	if spec.Dev != "" {
@@ -38,7 +42,7 @@ func (n *NS) AddVXLAN(name, alias string, spec state.VXLANConfig, target *NS) er
 		}
 		vx.VtepDevIndex = dev.Attrs().Index
 	}
-	if err := n.h.LinkAdd(vx); err != nil {
+	if err := n.nl(func(h *netlink.Handle) error { return h.LinkAdd(vx) }); err != nil {
 		return fmt.Errorf("ns %s: add vxlan %s (vni %d): %w", target.name, name, spec.VNI, err)
 	}
 	if err := target.SetAlias(name, alias); err != nil {
@@ -66,7 +70,12 @@ func (n *NS) Remotes(name string) ([]netip.Addr, error) {
 }
 
 func (n *NS) remotes(index int) ([]netip.Addr, error) {
-	entries, err := RetryDump(func() ([]netlink.Neigh, error) { return n.h.NeighList(index, unix.AF_BRIDGE) })
+	var entries []netlink.Neigh
+	err := n.nl(func(h *netlink.Handle) error {
+		var err error
+		entries, err = RetryDump(func() ([]netlink.Neigh, error) { return h.NeighList(index, unix.AF_BRIDGE) })
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ns %s: fdb of %d: %w", n.name, index, err)
 	}
@@ -102,14 +111,14 @@ func (n *NS) SetRemotes(name string, remotes []netip.Addr) error {
 	}
 	for _, r := range have {
 		if !slices.Contains(remotes, r) {
-			if err := n.h.NeighDel(entry(r)); err != nil {
+			if err := n.nl(func(h *netlink.Handle) error { return h.NeighDel(entry(r)) }); err != nil {
 				return fmt.Errorf("ns %s: %s: del remote %s: %w", n.name, name, r, err)
 			}
 		}
 	}
 	for _, r := range remotes {
 		if !slices.Contains(have, r) {
-			if err := n.h.NeighAppend(entry(r)); err != nil {
+			if err := n.nl(func(h *netlink.Handle) error { return h.NeighAppend(entry(r)) }); err != nil {
 				return fmt.Errorf("ns %s: %s: add remote %s: %w", n.name, name, r, err)
 			}
 		}

@@ -5,9 +5,9 @@
 // Why one place: a namespace belongs to a thread, not to a process. A thread
 // that is switched and then handed back to the Go scheduler makes random
 // goroutines configure the wrong namespace, possibly the host's. Everything
-// here runs thread-bound work on a fresh goroutine that locks its thread, and
-// a thread that could not be switched back stays locked so that the runtime
-// discards it.
+// here runs thread-bound work on threads kept locked for it (threads.go),
+// and a thread that could not be switched back stays locked so that the
+// runtime discards it.
 package namespace
 
 import (
@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,8 +48,13 @@ func checkName(name string) error {
 }
 
 // dirMu serialises making Dir a shared mount point within this process, so
-// two concurrent Creates cannot both bind-mount Dir onto itself.
-var dirMu sync.Mutex
+// two concurrent Creates cannot both bind-mount Dir onto itself; dirReady
+// says it is done (once per process: each check takes the kernel's mount
+// lock).
+var (
+	dirMu    sync.Mutex
+	dirReady bool
+)
 
 // prepareDir makes Dir exist and be a shared mount point, like iproute2's
 // netns_add: a namespace mounted under it then shows up in mount namespaces
@@ -60,11 +64,15 @@ var dirMu sync.Mutex
 func prepareDir() error {
 	dirMu.Lock()
 	defer dirMu.Unlock()
+	if dirReady {
+		return nil
+	}
 	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return err
 	}
 	err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
 	if err == nil {
+		dirReady = true
 		return nil
 	}
 	if !errors.Is(err, unix.EINVAL) {
@@ -78,6 +86,7 @@ func prepareDir() error {
 	if err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("mount --make-rshared %s: %w", Dir, err)
 	}
+	dirReady = true
 	return nil
 }
 
@@ -85,12 +94,20 @@ func prepareDir() error {
 // error wrapping fs.ErrExist if the name is taken (the caller decides whether
 // an existing namespace is its own).
 //
-// The unshare runs on a throw-away goroutine that locks its thread and never
-// unlocks it: the thread ends up in the new namespace and dies with the
-// goroutine, so no other goroutine ever runs there.
-//
 // Equivalent to: `ip netns add NAME`.
-func Create(name string) error {
+func Create(name string) error { return CreateWith(name, nil) }
+
+// CreateWith is Create, then fn run inside the new namespace (nil: nothing)
+// on the thread that made it: what a new namespace needs first (its lo up,
+// its sysctls, a netlink socket of its own) without a second switch. An
+// error of fn is returned, and the namespace stays (the caller deletes it
+// or lets a later run repair it).
+//
+// The unshare runs on one of the threads kept for namespace work (see
+// threads), not the caller's.
+//
+// Equivalent to: `ip netns add NAME && ip netns exec NAME ...`.
+func CreateWith(name string, fn func() error) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -104,44 +121,21 @@ func Create(name string) error {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
 	f.Close()
-
-	err = onDisposableThread(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("unshare: %w", err)
+	made := false
+	r := threads.run(&job{unshare: true, bind: path, fn: func() error {
+		made = true
+		if fn == nil {
+			return nil
 		}
-		self := "/proc/self/task/" + strconv.Itoa(unix.Gettid()) + "/ns/net"
-		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind-mount %s: %w", self, err)
+		return fn()
+	}})
+	if r.err != nil {
+		if !made {
+			os.Remove(path)
 		}
-		return nil
-	})
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("create namespace %s: %w", name, err)
+		return fmt.Errorf("create namespace %s: %w", name, r.err)
 	}
 	return nil
-}
-
-// onDisposableThread runs fn on a fresh goroutine locked to a thread that is
-// not the process's main thread, and never unlocks it, so the thread is
-// destroyed when the goroutine ends whatever fn did to it. (The runtime cannot
-// destroy the main thread; it would park it forever, and /proc/self/... — which
-// names the main thread — would then describe fn's namespace.)
-func onDisposableThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked: the thread is discarded when this goroutine returns.
-		if unix.Gettid() == unix.Getpid() {
-			// We hold the main thread, so a new goroutine that locks its
-			// thread necessarily gets another one.
-			errc <- onDisposableThread(fn)
-			runtime.UnlockOSThread() // untouched main thread: give it back
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // Delete removes the namespace's name. The namespace itself lives on while
@@ -228,25 +222,21 @@ func Open(name string) (netns.NsHandle, error) {
 	return netns.NsHandle(fd), nil
 }
 
-// Do runs fn with the calling thread in namespace ns and returns fn's error.
-// fn runs on a fresh goroutine locked to its thread, which is switched into
-// ns, then back; if switching back fails the thread stays locked and the
-// runtime discards it. Goroutines that fn starts do NOT run in ns. A panic in
-// fn is re-raised in the caller after the thread is switched back.
+// Do runs fn inside namespace ns and returns fn's error. fn runs on one of
+// the threads kept for namespace work, locked to it and switched into ns
+// (see threads); the caller's thread never moves. Goroutines that fn
+// starts do NOT run in ns. A panic in fn is re-raised in the caller.
 //
-// Use it only for what has no namespace-bound handle: /proc/sys writes,
-// ethtool ioctls, opening /dev/net/tun, os/exec of helpers.
+// Use it only for what has no namespace-bound handle: /proc/sys, opening
+// /dev/net/tun, os/exec of helpers, and making a socket that then stays
+// bound to the namespace.
 //
 // Equivalent to: `ip netns exec NAME ...` for one function.
 func Do(ns netns.NsHandle, fn func() error) error {
 	if !ns.IsOpen() {
 		return errors.New("enter namespace: handle is not open")
 	}
-	r := doOnThread(ns, fn)
-	if r.panicked {
-		panic(r.panicVal)
-	}
-	return r.err
+	return threads.run(&job{ns: ns, fn: fn}).err
 }
 
 // doResult carries fn's outcome, panics included, back to Do's caller.
@@ -254,51 +244,6 @@ type doResult struct {
 	err      error
 	panicked bool
 	panicVal any
-}
-
-// doOnThread is Do's body: see Do.
-func doOnThread(ns netns.NsHandle, fn func() error) doResult {
-	resc := make(chan doResult, 1)
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			// Keep the main thread out of it, see onDisposableThread.
-			resc <- doOnThread(ns, fn)
-			runtime.UnlockOSThread()
-			return
-		}
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			resc <- doResult{err: fmt.Errorf("enter namespace: read current: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			// setns failed: the thread is still where it was.
-			runtime.UnlockOSThread()
-			resc <- doResult{err: fmt.Errorf("enter namespace: %w", err)}
-			return
-		}
-		var r doResult
-		func() {
-			defer func() {
-				if p := recover(); p != nil {
-					r.panicked, r.panicVal = true, p
-				}
-			}()
-			r.err = fn()
-		}()
-		if err := netns.Set(orig); err != nil {
-			// Stay locked: the runtime kills this thread when we return.
-			r.err = errors.Join(r.err, fmt.Errorf("leave namespace: %w", err))
-			resc <- r
-			return
-		}
-		runtime.UnlockOSThread()
-		resc <- r
-	}()
-	return <-resc
 }
 
 // PidsIn returns, for each named namespace, the processes whose network

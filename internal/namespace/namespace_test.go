@@ -2,6 +2,7 @@ package namespace
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netlab-dev/netlab/internal/testkit"
 
@@ -276,5 +278,229 @@ func TestPidsIn(t *testing.T) {
 	}
 	if !slices.Equal(pids[name], []int{pid}) || len(pids) != 1 {
 		t.Fatalf("PidsIn(%s) = %v, want [%d] for it alone", name, pids, pid)
+	}
+}
+
+// threadsIn lists the process's threads whose network namespace is the
+// file at path.
+func threadsIn(t *testing.T, path string) []string {
+	t.Helper()
+	dev, ino := inode(t, path)
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []string
+	for _, e := range ents {
+		var st unix.Stat_t
+		if unix.Stat("/proc/self/task/"+e.Name()+"/ns/net", &st) == nil && st.Dev == dev && st.Ino == ino {
+			in = append(in, e.Name())
+		}
+	}
+	return in
+}
+
+// Create and Do keep their threads: many calls, one after the other, run
+// on a few threads (a thread made and destroyed per namespace cost more
+// than the namespace's own setns calls), and once idle no thread is left
+// inside a namespace, so deleting its name frees it.
+func TestThreadsReusedAndGoHome(t *testing.T) {
+	requireRoot(t)
+	tids := map[int]bool{}
+	var names []string
+	for range 30 {
+		name := testName(t)
+		t.Cleanup(func() { Delete(name) })
+		if err := CreateWith(name, func() error { tids[unix.Gettid()] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	for _, name := range names {
+		h, err := Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Do(h, func() error { tids[unix.Gettid()] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+	}
+	if len(tids) > 4 {
+		t.Errorf("30 Creates and 30 Dos, one after the other, ran on %d threads", len(tids))
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for _, name := range names {
+		for {
+			in := threadsIn(t, Path(name))
+			if len(in) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("threads %v still in %s after Do returned", in, name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// CreateWith runs its function inside the namespace it made, on the
+// thread that made it, and a function's error leaves the namespace made.
+func TestCreateWith(t *testing.T) {
+	requireRoot(t)
+	name := testName(t)
+	t.Cleanup(func() { Delete(name) })
+	var inside uint64
+	err := CreateWith(name, func() error {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+			return err
+		}
+		inside = st.Ino
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ino := inode(t, Path(name)); ino != inside {
+		t.Errorf("fn ran in namespace %d, not the new one %d", inside, ino)
+	}
+	other := testName(t)
+	t.Cleanup(func() { Delete(other) })
+	sentinel := errors.New("sentinel")
+	if err := CreateWith(other, func() error { return sentinel }); !errors.Is(err, sentinel) {
+		t.Errorf("fn's error: %v", err)
+	}
+	if !Exists(other) {
+		t.Error("a failing fn removed the namespace it ran in")
+	}
+}
+
+// Do may be called from inside Do (a new thread takes the inner call), and
+// many at once each run in their own namespace.
+func TestDoNestedAndConcurrent(t *testing.T) {
+	requireRoot(t)
+	a, b := newTestNS(t), newTestNS(t)
+	ha, err := Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ha.Close()
+	hb, err := Open(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hb.Close()
+	_, inoA := inode(t, Path(a))
+	_, inoB := inode(t, Path(b))
+	where := func() uint64 {
+		var st unix.Stat_t
+		unix.Stat("/proc/thread-self/ns/net", &st)
+		return st.Ino
+	}
+	err = Do(ha, func() error {
+		if got := where(); got != inoA {
+			return fmt.Errorf("outer in %d, want %d", got, inoA)
+		}
+		if err := Do(hb, func() error {
+			if got := where(); got != inoB {
+				return fmt.Errorf("inner in %d, want %d", got, inoB)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if got := where(); got != inoA {
+			return fmt.Errorf("outer moved to %d after the inner call", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		h, want := ha, inoA
+		if i%2 == 1 {
+			h, want = hb, inoB
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- Do(h, func() error {
+				if got := where(); got != want {
+					return fmt.Errorf("ran in %d, want %d", got, want)
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// CreateEach makes each namespace, one thread going from one to the next,
+// and says which could not be made; Visit enters each in turn, and says
+// which does not exist.
+func TestCreateEachAndVisit(t *testing.T) {
+	requireRoot(t)
+	taken := newTestNS(t)
+	names := []string{testName(t), taken, testName(t), testName(t)}
+	for _, n := range names {
+		t.Cleanup(func() {
+			if n != taken {
+				Delete(n)
+			}
+		})
+	}
+	tids := map[int]bool{}
+	inside := make([]uint64, len(names))
+	errs := CreateEach(names, func(i int) error {
+		tids[unix.Gettid()] = true
+		_, inside[i] = inode(t, "/proc/thread-self/ns/net")
+		return nil
+	})
+	for i, err := range errs {
+		switch {
+		case names[i] == taken && !errors.Is(err, fs.ErrExist):
+			t.Errorf("%s (taken): %v, want fs.ErrExist", names[i], err)
+		case names[i] != taken && err != nil:
+			t.Errorf("%s: %v", names[i], err)
+		case names[i] != taken:
+			if _, ino := inode(t, Path(names[i])); ino != inside[i] {
+				t.Errorf("%s: fn ran in %d, the namespace is %d", names[i], inside[i], ino)
+			}
+		}
+	}
+	if len(tids) != 1 {
+		t.Errorf("CreateEach ran on %d threads", len(tids))
+	}
+	absent := testName(t)
+	visit := append(names[:len(names):len(names)], absent)
+	seen := make([]uint64, len(visit))
+	errs = Visit(visit, func(i int) error {
+		_, seen[i] = inode(t, "/proc/thread-self/ns/net")
+		return nil
+	})
+	for i, name := range visit {
+		if name == absent {
+			if !errors.Is(errs[i], fs.ErrNotExist) {
+				t.Errorf("Visit of an absent namespace: %v", errs[i])
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Errorf("Visit %s: %v", name, errs[i])
+			continue
+		}
+		if _, ino := inode(t, Path(name)); ino != seen[i] {
+			t.Errorf("Visit %s ran in %d, want %d", name, seen[i], ino)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package namespace
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -17,17 +16,14 @@ import (
 // Equivalent to: `unshare -n sh -c '...'`.
 func Scratch(fn func(ns netns.NsHandle) error) error {
 	var h netns.NsHandle
-	err := onDisposableThread(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("unshare: %w", err)
-		}
-		fd, err := unix.Open("/proc/self/task/"+strconv.Itoa(unix.Gettid())+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	err := threads.run(&job{unshare: true, fn: func() error {
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open scratch namespace: %w", err)
 		}
 		h = netns.NsHandle(fd)
 		return nil
-	})
+	}}).err
 	if err != nil {
 		return fmt.Errorf("scratch namespace: %w", err)
 	}

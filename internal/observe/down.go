@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"slices"
 
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/nft"
 	"github.com/netlab-dev/netlab/internal/state"
@@ -39,30 +40,51 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		owner, links, err := s.Marker(name)
-		switch {
-		case err != nil && slices.Contains(j.Namespaces, name):
-			return nil, err
-		case err != nil || links == nil:
-			// Another lab's namespace may be half made while we look; only
-			// one the journal names must be readable. Or it vanished.
-			s.forget(name)
-			continue
-		}
-		s.forget(name)
-		if owner != lab && !slices.Contains(j.Namespaces, name) {
-			continue
-		}
-		o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
-		for _, l := range links {
-			o.Links[l] = &state.Link{Name: l}
-		}
-		snap.Namespaces[name] = o
+	journaled := make(map[string]bool, len(j.Namespaces))
+	for _, n := range j.Namespaces {
+		journaled[n] = true
 	}
-	host, err := s.Namespace(topology.Host, state.SortedNames(j.HostSysctls))
+	// Whose each namespace is: one request on its lo, threads going from
+	// one namespace to the next, no file kept; its links only for one the
+	// journal names that has no marker (a crash before marking: it is the
+	// lab's if it holds nothing but lo).
+	owners, errs := kernel.ReadOwners(names, s.parallel())
+	for i, name := range names {
+		owner, err := owners[i], errs[i]
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // vanished
+		}
+		if err == nil && owner == "" && journaled[name] {
+			var links []string
+			owner, links, err = s.Marker(name)
+			s.forget(name)
+			if err == nil && links == nil {
+				continue // vanished
+			}
+			o := &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{}}
+			for _, l := range links {
+				o.Links[l] = &state.Link{Name: l}
+			}
+			snap.Namespaces[name] = o
+			continue
+		}
+		switch {
+		case err != nil && journaled[name]:
+			return nil, fmt.Errorf("namespace %s: %w", name, err)
+		case err != nil:
+			// Another lab's namespace may be half made while we look;
+			// only one the journal names must be readable.
+		case owner == lab || journaled[name]:
+			snap.Namespaces[name] = &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{"lo": {Name: "lo"}}}
+		}
+	}
+	h, err := s.ns(topology.Host)
 	if err != nil {
 		return nil, err
+	}
+	host, err := h.ObserveLinks(state.SortedNames(j.HostSysctls))
+	if err != nil {
+		return nil, fmt.Errorf("observe namespace %s: %w", topology.Host, err)
 	}
 	if err := s.observeHostShares(lab, nil, host, snap); err != nil {
 		return nil, err
@@ -128,11 +150,11 @@ func (s *Reader) Labs() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		if owner, _, err := s.Marker(name); err == nil && owner != "" {
-			labs[owner] = true
+	owners, errs := kernel.ReadOwners(names, s.parallel())
+	for i := range names {
+		if errs[i] == nil && owners[i] != "" {
+			labs[owners[i]] = true
 		}
-		s.forget(name)
 	}
 	if host, err := s.Namespace(topology.Host, nil); err == nil && host != nil {
 		for _, l := range host.Links {

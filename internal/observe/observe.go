@@ -31,6 +31,13 @@ type Reader struct {
 	// Probe says what the kernel can apply of impairments; called only
 	// for a lab with impairments.
 	Probe func() (*state.ImpairSupport, error)
+	// Parallel is how many namespaces are read at once (0:
+	// apply.Parallelism).
+	Parallel int
+	// Flows, when set, holds the flow state (LabFlows, FlowsInSync) of
+	// bridges whose flows are known without asking ovs-ofctl: up's
+	// observation after a plan that did nothing to them (KnownFlows).
+	Flows map[string]*state.Bridge
 	// ProbeVLAN says what the kernel offers VLANs; called only for a lab
 	// that asks the kernel for VLANs. Nil: not probed.
 	ProbeVLAN func() (*state.VLANSupport, error)
@@ -38,6 +45,13 @@ type Reader struct {
 
 func (s *Reader) ns(name string) (*kernel.NS, error) { return s.Handles.Get(name) }
 func (s *Reader) forget(name string)                 { s.Handles.Forget(name) }
+
+func (s *Reader) parallel() int {
+	if s.Parallel > 0 {
+		return s.Parallel
+	}
+	return apply.Parallelism()
+}
 
 // sysctlKeys lists the keys of a namespace's effective sysctls.
 func sysctlKeys(ns *topology.Namespace) []string {
@@ -106,36 +120,68 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := checkLimits(lab, j); err != nil {
 		return nil, err
 	}
-	// Observe the namespaces concurrently: each has its own handle, and the
-	// kernel answers them independently. The handle of a namespace that is
-	// not the lab's is closed as soon as it has been read, so the files
-	// held open grow with the lab, not with the machine.
-	observed := make([]*state.Namespace, len(onMachine))
-	errs := make([]error, len(onMachine))
+	// Which namespaces are the lab's: those it wants and those its
+	// journal names, and of the others those whose marker is the lab's
+	// (read in one pass, no file kept: the files held open grow with the
+	// lab, not with the machine). Another lab's namespace may be half
+	// made or half gone while we look (labs come up concurrently): only
+	// our own must be readable.
+	wanted := make(map[string]*topology.Namespace, len(lab.Namespaces))
+	for _, n := range lab.Namespaces {
+		wanted[n.Name] = n
+	}
+	journaled := make(map[string]bool, len(j.Namespaces))
+	for _, n := range j.Namespaces {
+		journaled[n] = true
+	}
+	var mine, others []string
+	for _, name := range onMachine {
+		switch {
+		case name == topology.Host:
+		case wanted[name] != nil || journaled[name]:
+			mine = append(mine, name)
+		default:
+			others = append(others, name)
+		}
+	}
+	owners, _ := kernel.ReadOwners(others, s.parallel())
+	for i, name := range others {
+		if owners[i] == lab.Name {
+			mine = append(mine, name)
+		}
+	}
+	keys := func(name string) []string {
+		if n := wanted[name]; n != nil {
+			return sysctlKeys(n)
+		}
+		return nil
+	}
+	// What needs a thread inside each namespace (its socket, its sysctls)
+	// in one pass; then its dumps, concurrently, on its own socket.
+	prepared := s.Handles.Prepare(mine, keys, s.parallel())
+	observed := make([]*state.Namespace, len(mine))
+	errs := make([]error, len(mine))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, apply.Parallelism)
-	for i, name := range onMachine {
-		var keys []string
-		if lab.Namespace(name) != nil && name != topology.Host {
-			keys = sysctlKeys(lab.Namespace(name))
+	sem := make(chan struct{}, s.parallel())
+	for i, name := range mine {
+		if err := prepared[i]; err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // vanished meanwhile
+			}
+			errs[i] = fmt.Errorf("observe namespace %s: %w", name, err)
+			continue
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			observed[i], errs[i] = s.Namespace(name, keys)
-			mine := lab.Namespace(name) != nil || slices.Contains(j.Namespaces, name) || observed[i] != nil && observed[i].Owner == lab.Name
-			if !mine {
-				s.forget(name)
-			}
+			observed[i], errs[i] = s.Namespace(name, keys(name))
 		}()
 	}
 	wg.Wait()
-	for i, name := range onMachine {
-		// Another lab's namespace may be half made or half gone while we
-		// look (labs come up concurrently): only our own must be readable.
-		if errs[i] != nil && lab.Namespace(name) == nil && !slices.Contains(j.Namespaces, name) {
+	for i, name := range mine {
+		if errs[i] != nil && wanted[name] == nil && !journaled[name] {
 			errs[i], observed[i] = nil, nil
 			s.forget(name)
 		}
@@ -143,26 +189,19 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for i, name := range onMachine {
-		o := observed[i]
-		if o == nil {
-			continue
-		}
-		wanted := lab.Namespace(name) != nil && name != topology.Host
-		if wanted || o.Owner == lab.Name || slices.Contains(j.Namespaces, name) {
+	for i, name := range mine {
+		if o := observed[i]; o != nil {
 			snap.Namespaces[name] = o
-		} else {
-			s.forget(name)
 		}
 	}
 
-	keys := sysctlKeys(lab.Host)
+	hostKeys := sysctlKeys(lab.Host)
 	for k := range j.HostSysctls {
-		if !slices.Contains(keys, k) {
-			keys = append(keys, k)
+		if !slices.Contains(hostKeys, k) {
+			hostKeys = append(hostKeys, k)
 		}
 	}
-	host, err := s.Namespace(topology.Host, keys)
+	host, err := s.Namespace(topology.Host, hostKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +230,7 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	// After the bridges are read; with no OVS running, the file's flows
 	// are still read by Open vSwitch's parser (the plan says how up will
 	// install them).
-	if err := observeFlows(s.OVS, lab, snap); err != nil {
+	if err := observeFlows(s.OVS, lab, snap, s.Flows); err != nil {
 		return nil, err
 	}
 	for name, l := range host.Links {

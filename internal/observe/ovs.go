@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/netlab-dev/netlab/internal/openflow"
+	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
@@ -16,8 +17,9 @@ import (
 // bridge whose flows up will install (a new bridge, or flows that differ)
 // it records in FlowsOneByOne whether Open vSwitch says they fit a bundle,
 // so the plan prints how up will install them. With no OVS running (c nil),
-// only that.
-func observeFlows(c *ovs.Client, lab *topology.Lab, snap *state.Snapshot) error {
+// only that. known holds the flow state of bridges whose flows are known
+// without asking Open vSwitch (KnownFlows): those are not read again.
+func observeFlows(c *ovs.Client, lab *topology.Lab, snap *state.Snapshot, known map[string]*state.Bridge) error {
 	cookie := state.FlowCookie(lab.Name)
 	oneByOne := func(name string, set ovs.FlowSet) {
 		if set.Bundle {
@@ -42,6 +44,10 @@ func observeFlows(c *ovs.Client, lab *topology.Lab, snap *state.Snapshot) error 
 			oneByOne(b.Name, set)
 			continue
 		}
+		if k, ok := known[b.Name]; ok && k.FlowsInSync {
+			ob.FlowsInSync = true
+			continue
+		}
 		differ, set, err := c.StaticFlowsDiffer(b.Name, cookie, flows)
 		if err != nil {
 			return err
@@ -60,6 +66,10 @@ func observeFlows(c *ovs.Client, lab *topology.Lab, snap *state.Snapshot) error 
 		if ob.Type != topology.BridgeOVS || ob.Owner != lab.Name {
 			continue
 		}
+		if k, ok := known[name]; ok {
+			ob.LabFlows = k.LabFlows
+			continue
+		}
 		if b := lab.Bridge(name); b != nil && b.HasFlows() {
 			continue
 		}
@@ -74,4 +84,44 @@ func observeFlows(c *ovs.Client, lab *topology.Lab, snap *state.Snapshot) error 
 		}
 	}
 	return nil
+}
+
+// KnownFlows says which of the lab's OVS bridges keep, after the plan p,
+// the flow state they had in before: those the plan did nothing to that
+// touches flows (made or deleted, fail mode, flows). A bridge the plan
+// made without flows has none of the lab's (its flows carry the lab's
+// cookie only when netlab adds them). The others are read again.
+func KnownFlows(p plan.Plan, before *state.Snapshot) map[string]*state.Bridge {
+	touched := map[string]bool{}
+	made := map[string]bool{}
+	for _, a := range p {
+		switch st := a.Step.(type) {
+		case plan.AddBridge:
+			if before.Bridges[st.Bridge] == nil {
+				made[st.Bridge] = true
+			} else {
+				touched[st.Bridge] = true // a datapath change drops flows
+			}
+		case plan.DelBridge:
+			touched[st.Bridge] = true
+		case plan.SetFailMode:
+			touched[st.Bridge] = true
+		case plan.SetFlows:
+			touched[st.Bridge] = true
+		case plan.DelFlows:
+			touched[st.Bridge] = true
+		}
+	}
+	out := map[string]*state.Bridge{}
+	for name := range made {
+		if !touched[name] {
+			out[name] = &state.Bridge{Name: name}
+		}
+	}
+	for name, b := range before.Bridges {
+		if b.Type == topology.BridgeOVS && !touched[name] && !made[name] {
+			out[name] = &state.Bridge{Name: name, LabFlows: b.LabFlows, FlowsInSync: b.FlowsInSync}
+		}
+	}
+	return out
 }

@@ -231,6 +231,8 @@ type planner struct {
 	emuList []*Emulated
 	// traces are the traces netlab impair set, by hash.
 	traces map[string]*topology.Trace
+	// portBridges is each OVS port's bridge in the file (portBridge).
+	portBridges map[string]string
 }
 
 func (p *planner) emit(s Step) {

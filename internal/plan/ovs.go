@@ -9,16 +9,21 @@ import (
 	"github.com/netlab-dev/netlab/topology"
 )
 
-// portBridge returns the OVS bridge a host interface should be a port of.
+// portBridge returns the OVS bridge a host interface should be a port of
+// (a lookup in a map made once per plan: a walk of every port for each
+// made planning quadratic in the lab's size).
 func (p *planner) portBridge(name string) string {
-	for _, b := range p.lab.Bridges {
-		for _, port := range b.Ports {
-			if port.Name == name {
-				return b.Name
+	if p.portBridges == nil {
+		p.portBridges = map[string]string{}
+		for _, b := range p.lab.Bridges {
+			for _, port := range b.Ports {
+				if _, dup := p.portBridges[port.Name]; !dup {
+					p.portBridges[port.Name] = b.Name
+				}
 			}
 		}
 	}
-	return ""
+	return p.portBridges[name]
 }
 
 func (p *planner) bridges() {

@@ -2,7 +2,6 @@ package state
 
 import (
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/netlab-dev/netlab/topology"
@@ -80,17 +79,32 @@ type Journal struct {
 	Timelines []Timeline `json:"timelines,omitempty"`
 }
 
+// addName inserts name into the sorted list, once: a binary search, and
+// an append when names come in order (a plan's do), so recording the
+// intents of a lab of 10,000 namespaces stays linear. (The lists are
+// always kept sorted; store.Load sorts a journal written otherwise.)
 func addName(list []string, name string) []string {
-	if slices.Contains(list, name) {
+	i, found := slices.BinarySearch(list, name)
+	if found {
 		return list
 	}
-	list = append(list, name)
-	sort.Strings(list)
-	return list
+	return slices.Insert(list, i, name)
 }
 
 func removeName(list []string, name string) []string {
 	return slices.DeleteFunc(list, func(s string) bool { return s == name })
+}
+
+// removeNames removes every one of names from list in one pass.
+func removeNames(list []string, names []string) []string {
+	if len(names) == 0 {
+		return list
+	}
+	gone := make(map[string]bool, len(names))
+	for _, n := range names {
+		gone[n] = true
+	}
+	return slices.DeleteFunc(list, func(s string) bool { return gone[s] })
 }
 
 // AddNamespace records a namespace about to be created.
@@ -98,6 +112,12 @@ func (j *Journal) AddNamespace(name string) { j.Namespaces = addName(j.Namespace
 
 // RemoveNamespace forgets a namespace that is gone.
 func (j *Journal) RemoveNamespace(name string) { j.Namespaces = removeName(j.Namespaces, name) }
+
+// RemoveNamespaces forgets namespaces that are gone, in one pass.
+func (j *Journal) RemoveNamespaces(names ...string) { j.Namespaces = removeNames(j.Namespaces, names) }
+
+// RemoveHostLinks forgets host links that are gone, in one pass.
+func (j *Journal) RemoveHostLinks(names ...string) { j.HostLinks = removeNames(j.HostLinks, names) }
 
 // AddHostLink records a host link about to be created.
 func (j *Journal) AddHostLink(name string) { j.HostLinks = addName(j.HostLinks, name) }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -50,5 +51,27 @@ func TestPartitionSame(t *testing.T) {
 	one := Partition{A: []string{"a"}, B: []string{"c"}, OneWay: true}
 	if one.Same(Partition{A: []string{"c"}, B: []string{"a"}, OneWay: true}) {
 		t.Errorf("one way a -> c is the same as c -> a")
+	}
+}
+
+// The journal's lists stay sorted and without duplicates however names
+// come; removing many at once leaves the rest in order.
+func TestJournalNameLists(t *testing.T) {
+	var j Journal
+	for _, n := range []string{"h002", "h001", "h003", "h002", "a", "h010"} {
+		j.AddNamespace(n)
+	}
+	if want := []string{"a", "h001", "h002", "h003", "h010"}; !slices.Equal(j.Namespaces, want) {
+		t.Errorf("namespaces %v, want %v", j.Namespaces, want)
+	}
+	j.RemoveNamespaces("h002", "a", "absent")
+	if want := []string{"h001", "h003", "h010"}; !slices.Equal(j.Namespaces, want) {
+		t.Errorf("after removing: %v, want %v", j.Namespaces, want)
+	}
+	j.AddHostLink("p2")
+	j.AddHostLink("p1")
+	j.RemoveHostLinks("p2")
+	if want := []string{"p1"}; !slices.Equal(j.HostLinks, want) {
+		t.Errorf("host links %v, want %v", j.HostLinks, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -67,6 +68,10 @@ func (s *Store) Load(lab string) (*state.Journal, error) {
 	if j.Lab != lab {
 		return nil, fmt.Errorf("journal %s is for lab %q", s.journalPath(lab), j.Lab)
 	}
+	// Kept sorted (state's lists are searched), whoever wrote the file.
+	slices.Sort(j.Namespaces)
+	slices.Sort(j.HostLinks)
+	slices.Sort(j.Bridges)
 	return &j, nil
 }
 

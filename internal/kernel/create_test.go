@@ -1,0 +1,277 @@
+package kernel
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netlab-dev/netlab/internal/namespace"
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// A namespace made by CreateNamespace is marked on lo, which is up, and has
+// its sysctls, written where they differ and read back: observing it reads
+// them from the run's knowledge, and the kernel agrees.
+func TestCreateNamespace(t *testing.T) {
+	requireRoot(t)
+	hs := NewHandles()
+	defer hs.Close()
+	name := uniq(t)
+	t.Cleanup(func() { namespace.Delete(name) })
+	list := []Sysctl{
+		{"net.ipv4.ip_forward", "1"},
+		{"net.ipv6.conf.all.forwarding", "0"}, // already so in a new namespace
+		{"net.ipv4.conf.default.rp_filter", "2"},
+	}
+	n, err := hs.CreateNamespace(name, "lab1", list)
+	must(t, err)
+	got := observe(t, n, "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.default.rp_filter")
+	lo := mustLink(t, got, "lo")
+	if got.Owner != "lab1" || !lo.Up {
+		t.Errorf("owner %q, lo up %v", got.Owner, lo.Up)
+	}
+	for _, sc := range list {
+		if got.Sysctls[sc.Key] != sc.Value {
+			t.Errorf("observed %s = %q, want %q", sc.Key, got.Sysctls[sc.Key], sc.Value)
+		}
+		// From the kernel itself, through a fresh handle.
+		fresh, err := Open(name)
+		must(t, err)
+		v, err := fresh.Sysctl(sc.Key)
+		fresh.Close()
+		must(t, err)
+		if v != sc.Value {
+			t.Errorf("kernel says %s = %q, want %q", sc.Key, v, sc.Value)
+		}
+	}
+	// A name taken: fs.ErrExist, and the namespace untouched.
+	if _, err := hs.CreateNamespace(name, "lab2", nil); err == nil {
+		t.Error("second CreateNamespace of a name succeeded")
+	}
+	if o := observe(t, n); o.Owner != "lab1" {
+		t.Errorf("owner now %q", o.Owner)
+	}
+}
+
+// MakeVeth gives both ends their final state: this end made with its MTU,
+// MAC, master and up; the peer marked with its master and up in one request;
+// offloads and addresses after. Observe shows exactly that.
+func TestMakeVethFinalState(t *testing.T) {
+	requireRoot(t)
+	a, b := newNS(t), newNS(t)
+	br := b.Name() + "br"
+	must(t, b.AddBridge(br, ""))
+	must(t, b.SetUp(br, true))
+	an, bn := a.Name()+"a", b.Name()+"b"
+	off, on := false, true
+	master := br
+	mac, _ := net.ParseMAC("02:00:00:00:aa:01")
+	v := Veth{Name: an, Alias: "netlab:t:" + a.Name() + "/" + an, Peer: b, PeerName: bn, PeerAlias: "netlab:t:" + b.Name() + "/" + bn,
+		End:     VethEnd{LinkState: LinkState{MTU: 1400, MAC: mac, Up: true}, TxChecksum: &off, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("2001:db8::1/64")}},
+		PeerEnd: VethEnd{LinkState: LinkState{MTU: 1400, Master: &master, Up: true}, TxChecksum: &on}}
+	must(t, a.MakeVeth(v))
+	ga, gb := observe(t, a), observe(t, b)
+	la, lb := mustLink(t, ga, an), mustLink(t, gb, bn)
+	if la.Alias != v.Alias || !la.Up || la.MTU != 1400 || la.MAC.String() != mac.String() || la.TxChecksum == nil || *la.TxChecksum {
+		t.Errorf("this end: %+v", la)
+	}
+	if !slices.Contains(la.Addrs, netip.MustParsePrefix("192.0.2.1/24")) || !slices.Contains(la.Addrs, netip.MustParsePrefix("2001:db8::1/64")) {
+		t.Errorf("this end's addresses %v", la.Addrs)
+	}
+	if lb.Alias != v.PeerAlias || !lb.Up || lb.MTU != 1400 || lb.Master != br || lb.TxChecksum == nil || !*lb.TxChecksum {
+		t.Errorf("peer: %+v", lb)
+	}
+	// A name taken: EEXIST, nothing left behind.
+	if err := a.MakeVeth(Veth{Name: an, Peer: b, PeerName: bn + "x"}); err == nil {
+		t.Error("a veth of a taken name was made")
+	}
+	if _, ok := observe(t, b).Links[bn+"x"]; ok {
+		t.Error("the refused veth's peer exists")
+	}
+}
+
+// A Handles keeps at most its bound of namespaces open: past it the oldest
+// idle ones are closed, and used again they open again, with what the run
+// learned of them (sysctls) kept.
+func TestHandlesBound(t *testing.T) {
+	requireRoot(t)
+	hs := NewHandles()
+	hs.maxOpen = 3
+	defer hs.Close()
+	var names []string
+	for range 6 {
+		name := uniq(t)
+		t.Cleanup(func() { namespace.Delete(name) })
+		_, err := hs.CreateNamespace(name, "lab1", []Sysctl{{"net.ipv4.ip_forward", "1"}})
+		must(t, err)
+		names = append(names, name)
+	}
+	open := 0
+	for _, name := range names {
+		n := hs.entry(name)
+		n.mu.Lock()
+		if n.fd.IsOpen() || n.sock != nil {
+			open++
+		}
+		n.mu.Unlock()
+	}
+	if open > 3 {
+		t.Errorf("%d namespaces open, bound 3", open)
+	}
+	for _, name := range names {
+		n, err := hs.Get(name)
+		must(t, err)
+		got := observe(t, n, "net.ipv4.ip_forward")
+		if got.Owner != "lab1" || got.Sysctls["net.ipv4.ip_forward"] != "1" {
+			t.Errorf("%s after reopening: owner %q, ip_forward %q", name, got.Owner, got.Sysctls["net.ipv4.ip_forward"])
+		}
+	}
+}
+
+// Observe reads links, addresses and routes from its own dumps; netlink's
+// Go code (what netlab used before, and `ip`'s view) reads the same.
+func TestObserveAgreesWithNetlink(t *testing.T) {
+	requireRoot(t)
+	a, b := newNS(t), newNS(t)
+	an, _ := vethPair(t, a, b)
+	for _, p := range []string{"192.0.2.1/24", "198.51.100.7/32", "2001:db8::1/64", "fe80::1/64"} {
+		must(t, a.AddrReplace(an, netip.MustParsePrefix(p)))
+	}
+	for _, r := range []state.Route{
+		{To: netip.MustParsePrefix("203.0.113.0/24"), Via: netip.MustParseAddr("192.0.2.254")},
+		{To: netip.MustParsePrefix("0.0.0.0/0"), Via: netip.MustParseAddr("192.0.2.254"), Metric: 5},
+		{To: netip.MustParsePrefix("2001:db8:1::/48"), Dev: an, Metric: 7},
+	} {
+		must(t, a.RouteReplace(r))
+	}
+	got := observe(t, a)
+	h := testHandle(t, a)
+	links, err := h.LinkList()
+	must(t, err)
+	if len(links) != len(got.Links) {
+		t.Errorf("%d links observed, netlink lists %d", len(got.Links), len(links))
+	}
+	for _, l := range links {
+		ol := mustLink(t, got, l.Attrs().Name)
+		if ol.Index != l.Attrs().Index || ol.Kind != l.Type() || ol.MTU != l.Attrs().MTU || ol.Alias != l.Attrs().Alias {
+			t.Errorf("link %s: observed %+v, netlink %+v", l.Attrs().Name, ol, l.Attrs())
+		}
+		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+		must(t, err)
+		var want []netip.Prefix
+		for _, ad := range addrs {
+			p, ok := prefixOf(ad.IPNet)
+			if ok {
+				want = append(want, p)
+			}
+		}
+		slices.SortFunc(want, func(x, y netip.Prefix) int {
+			return cmp.Or(x.Addr().Compare(y.Addr()), cmp.Compare(x.Bits(), y.Bits()))
+		})
+		if fmt.Sprint(want) != fmt.Sprint(ol.Addrs) {
+			t.Errorf("link %s: observed addresses %v, netlink %v", l.Attrs().Name, ol.Addrs, want)
+		}
+	}
+	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: state.RouteProtocol, Table: unix.RT_TABLE_MAIN},
+		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	must(t, err)
+	if len(routes) != len(got.Routes) || len(routes) != 3 {
+		t.Errorf("observed routes %v; netlink lists %d", got.Routes, len(routes))
+	}
+	for _, r := range routes {
+		metric := r.Priority
+		if !slices.ContainsFunc(got.Routes, func(o state.Route) bool { return o.Metric == metric && o.To.Bits() == cmpBits(r) }) {
+			t.Errorf("route %v (metric %d) not observed: %v", r.Dst, metric, got.Routes)
+		}
+	}
+	// Indices learned by Observe serve a later request without a lookup.
+	a.mu.Lock()
+	idx := a.indices[an]
+	a.mu.Unlock()
+	if strconv.Itoa(int(idx)) != strconv.Itoa(mustLink(t, got, an).Index) {
+		t.Errorf("index of %s learned as %d, observed %d", an, idx, mustLink(t, got, an).Index)
+	}
+}
+
+func cmpBits(r netlink.Route) int {
+	if r.Dst == nil {
+		return 0
+	}
+	ones, _ := r.Dst.Mask.Size()
+	return ones
+}
+
+// CreateNamespaces makes many namespaces, each marked with its sysctls;
+// ReadOwners reads their markers (and none of an unmarked one, an error
+// for one that is gone); Prepare opens them and reads their sysctls, so
+// observing them needs no thread inside.
+func TestCreateNamespacesOwnersPrepare(t *testing.T) {
+	requireRoot(t)
+	hs := NewHandles()
+	defer hs.Close()
+	var specs []NamespaceSpec
+	for range 6 {
+		name := uniq(t)
+		t.Cleanup(func() { namespace.Delete(name) })
+		specs = append(specs, NamespaceSpec{Name: name, Sysctls: []Sysctl{{"net.ipv4.ip_forward", "1"}}})
+	}
+	done := make([]error, len(specs))
+	called := 0
+	var mu sync.Mutex
+	hs.CreateNamespaces(specs, "lab1", 2, func(i int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		done[i] = err
+		called++
+	})
+	if called != len(specs) {
+		t.Errorf("done called %d times for %d namespaces", called, len(specs))
+	}
+	var names []string
+	for i, sp := range specs {
+		must(t, done[i])
+		names = append(names, sp.Name)
+	}
+	bare := newNS(t).Name()
+	absent := uniq(t)
+	owners, errs := ReadOwners(append(names, bare, absent), 2)
+	for i := range names {
+		if owners[i] != "lab1" || errs[i] != nil {
+			t.Errorf("%s: owner %q, %v", names[i], owners[i], errs[i])
+		}
+	}
+	if owners[len(names)] != "" || errs[len(names)] != nil {
+		t.Errorf("unmarked %s: owner %q, %v", bare, owners[len(names)], errs[len(names)])
+	}
+	if !errors.Is(errs[len(names)+1], fs.ErrNotExist) {
+		t.Errorf("absent namespace: %v", errs[len(names)+1])
+	}
+
+	fresh := NewHandles()
+	defer fresh.Close()
+	keys := func(string) []string { return []string{"net.ipv4.ip_forward", "net.nosuch.key"} }
+	for i, err := range fresh.Prepare(append(names, absent), keys, 2) {
+		if i < len(names) && err != nil || i == len(names) && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Prepare %d: %v", i, err)
+		}
+	}
+	for _, name := range names {
+		n := fresh.entry(name)
+		n.mu.Lock()
+		v, open := n.sysctls["net.ipv4.ip_forward"], n.sock != nil
+		n.mu.Unlock()
+		if v != "1" || !open {
+			t.Errorf("%s prepared: ip_forward %q, socket open %v", name, v, open)
+		}
+	}
+}

@@ -1,0 +1,347 @@
+package ovs
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// Bridges and ports over the database protocol: what ovs-vsctl's add-br,
+// add-port, set and del-port do, as one transaction each on the kept
+// connection, then the same wait for ovs-vswitchd to apply it (cur_cfg).
+// A program started per step cost 5-10 ms of process start each here,
+// two or three per call (ovs-vsctl transaction, ovs-vsctl list to check
+// the ports), and an up observed Open vSwitch again through the protocol
+// anyway. A client whose programs a test fakes (WithExec) runs the
+// command-line forms instead, which the unit tests check.
+
+// namedUUID is a reference to a row inserted in the same transaction.
+func namedUUID(name string) [2]string { return [2]string{"named-uuid", name} }
+
+// ovsSet is an OVSDB set of atoms.
+func ovsSet[T any](atoms ...T) []any {
+	if atoms == nil {
+		atoms = []T{} // JSON [], not null
+	}
+	return []any{"set", atoms}
+}
+
+// ovsMap is an OVSDB map of strings.
+func ovsMap(kv ...string) []any {
+	pairs := [][2]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		pairs = append(pairs, [2]string{kv[i], kv[i+1]})
+	}
+	return []any{"map", pairs}
+}
+
+// bumpCfg are the operations that ask ovs-vswitchd to apply the
+// transaction and read back the number to wait for (as ovs-vsctl does):
+// the last result of the transaction holds it.
+func bumpCfg() []op {
+	return []op{
+		{"op": "mutate", "table": "Open_vSwitch", "where": where(), "mutations": [][3]any{{"next_cfg", "+=", 1}}},
+		{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"next_cfg"}},
+	}
+}
+
+// commit runs a transaction that ends with bumpCfg and waits until
+// ovs-vswitchd has applied it.
+func (c *Client) commit(ops []op) error {
+	res, err := c.transact(append(ops, bumpCfg()...)...)
+	if err != nil {
+		return err
+	}
+	next, err := nextCfg(res[len(res)-1])
+	if err != nil {
+		return err
+	}
+	return c.waitConfigured(next)
+}
+
+// ownerGuard is a wait operation that holds only while the bridge row is
+// still the lab's: a bridge that changed hands after it was read fails the
+// transaction, and nothing of it is committed.
+func ownerGuard(uuid, name, lab string) op {
+	return op{"op": "wait", "table": "Bridge", "timeout": 0, "until": "==", "columns": []string{"name"},
+		"where": where([3]any{"_uuid", "==", uuidAtom(uuid)}, [3]any{"external_ids", "includes", ovsMap(state.OVSLabKey, lab)}),
+		"rows":  []map[string]string{{"name": name}}}
+}
+
+// bridgeRow reads one bridge's row; nil if there is none.
+func (c *Client) bridgeRow(name string) (*state.Bridge, string, error) {
+	res, err := c.transact(op{"op": "select", "table": "Bridge", "where": where([3]any{"name", "==", name}),
+		"columns": []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids"}})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(res[0].Rows) == 0 {
+		return nil, "", nil
+	}
+	r := res[0].Rows[0]
+	uuid, owner, err := uuidAndOwner(r)
+	if err != nil {
+		return nil, "", err
+	}
+	b := &state.Bridge{Name: name, Type: "ovs", Owner: owner}
+	b.Datapath, _ = r["datapath_type"].(string)
+	if fm, ok := r["fail_mode"].(string); ok {
+		b.FailMode = fm
+	}
+	return b, uuid, nil
+}
+
+// ensureBridgeRPC is EnsureBridge over the protocol. A new bridge is
+// inserted with its internal port and interface, as add-br makes it: the
+// bridge name is unique in the database, so one made by someone else
+// meanwhile fails the insert instead of being claimed.
+func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
+	cur, uuid, err := c.bridgeRow(b.Name)
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.Owner != b.Lab {
+		return notOwned("bridge", b.Name, cur.Owner, b.Lab)
+	}
+	protos := ovsSet("OpenFlow10", "OpenFlow13", "OpenFlow14")
+	var ops []op
+	if cur == nil {
+		row := op{"name": b.Name, "ports": namedUUID("port"), "datapath_type": dp,
+			"external_ids": ovsMap(state.OVSLabKey, b.Lab), "protocols": protos}
+		if b.FailMode != "" {
+			row["fail_mode"] = b.FailMode
+		}
+		ops = []op{
+			{"op": "insert", "table": "Interface", "uuid-name": "iface", "row": op{"name": b.Name, "type": "internal"}},
+			{"op": "insert", "table": "Port", "uuid-name": "port", "row": op{"name": b.Name, "interfaces": namedUUID("iface")}},
+			{"op": "insert", "table": "Bridge", "uuid-name": "bridge", "row": row},
+			{"op": "mutate", "table": "Open_vSwitch", "where": where(), "mutations": [][3]any{{"bridges", "insert", ovsSet(namedUUID("bridge"))}}},
+			{"op": "comment", "comment": "netlab: add-br " + b.Name},
+		}
+	} else {
+		row := op{"protocols": protos}
+		if curDatapath(cur) != dp {
+			row["datapath_type"] = dp
+		}
+		if b.FailMode != "" && curFailMode(cur) != b.FailMode {
+			row["fail_mode"] = b.FailMode
+		}
+		ops = []op{
+			ownerGuard(uuid, b.Name, b.Lab),
+			{"op": "update", "table": "Bridge", "where": where([3]any{"_uuid", "==", uuidAtom(uuid)}), "row": row},
+		}
+	}
+	return c.commit(ops)
+}
+
+// ensurePortsRPC is EnsurePorts' change over the protocol, ports already
+// checked against s: each missing port inserted with its interface and
+// attached, each present one (on this bridge, the lab's) given its number,
+// type and marker again; all in one transaction, which fails whole if a
+// port of that name appears meanwhile (port names are unique).
+func (c *Client) ensurePortsRPC(bridge string, s *snapshot, ports []PortSpec) error {
+	br := s.bridges[bridge]
+	uuid, err := c.bridgeUUID(bridge)
+	if err != nil {
+		return err
+	}
+	ops := []op{ownerGuard(uuid, bridge, br.Owner)}
+	var added []any
+	for i, p := range ports {
+		iface := op{}
+		if p.OFPort > 0 {
+			iface["ofport_request"] = p.OFPort
+		}
+		switch {
+		case isAFXDP(p.Type):
+			iface["type"] = p.Type
+		case p.Type == PortTypeSystem || p.Type == PortTypeInternal:
+			iface["type"] = p.Type
+		}
+		if _, ok := br.Ports[p.Name]; ok {
+			if p.VLAN != nil {
+				ops = append(ops, op{"op": "update", "table": "Port", "where": where([3]any{"name", "==", p.Name}), "row": vlanRow(op{}, p.VLAN)})
+			}
+			ops = append(ops, op{"op": "update", "table": "Interface", "where": where([3]any{"name", "==", p.Name}), "row": iface},
+				op{"op": "mutate", "table": "Port", "where": where([3]any{"name", "==", p.Name}),
+					"mutations": [][3]any{{"external_ids", "delete", ovsSet(state.OVSLabKey)}, {"external_ids", "insert", ovsMap(state.OVSLabKey, p.Lab)}}})
+			if isAFXDP(p.Type) {
+				ops = append(ops, op{"op": "mutate", "table": "Interface", "where": where([3]any{"name", "==", p.Name}),
+					"mutations": [][3]any{{"options", "delete", ovsSet("xdp-mode")}, {"options", "insert", ovsMap("xdp-mode", c.xdpMode)}}})
+			}
+			continue
+		}
+		iname, pname := "i"+strconv.Itoa(i), "p"+strconv.Itoa(i)
+		iface["name"] = p.Name
+		if isAFXDP(p.Type) {
+			iface["options"] = ovsMap("xdp-mode", c.xdpMode)
+		}
+		ops = append(ops,
+			op{"op": "insert", "table": "Interface", "uuid-name": iname, "row": iface},
+			op{"op": "insert", "table": "Port", "uuid-name": pname, "row": vlanRow(op{"name": p.Name, "interfaces": namedUUID(iname),
+				"external_ids": ovsMap(state.OVSLabKey, p.Lab)}, p.VLAN)})
+		added = append(added, namedUUID(pname))
+	}
+	if len(added) > 0 {
+		ops = append(ops, op{"op": "mutate", "table": "Bridge", "where": where([3]any{"_uuid", "==", uuidAtom(uuid)}),
+			"mutations": [][3]any{{"ports", "insert", []any{"set", added}}}})
+	}
+	ops = append(ops, op{"op": "comment", "comment": fmt.Sprintf("netlab: add-port %s (%d ports)", bridge, len(ports))})
+	return c.commit(ops)
+}
+
+// vlanRow adds a port's VLAN columns to row (as vlanArgs sets them); nil
+// leaves row as it is.
+func vlanRow(row op, v *state.PortVLAN) op {
+	if v == nil {
+		return row
+	}
+	row["vlan_mode"] = v.Mode
+	row["trunks"] = ovsSet(v.Trunks...)
+	if v.Tag != 0 {
+		row["tag"] = v.Tag
+	} else {
+		row["tag"] = ovsSet[int]()
+	}
+	return row
+}
+
+// bridgeUUID reads a bridge's row id.
+func (c *Client) bridgeUUID(name string) (string, error) {
+	_, uuid, err := c.bridgeRow(name)
+	if err == nil && uuid == "" {
+		err = fmt.Errorf("no such bridge")
+	}
+	return uuid, err
+}
+
+// checkOFPortsRPC is checkOFPorts over the protocol: one select of the
+// ports' interfaces.
+func (c *Client) checkOFPortsRPC(bridge string, ports []PortSpec) error {
+	res, err := c.transact(op{"op": "select", "table": "Interface", "where": where(), "columns": []string{"name", "ofport", "error"}})
+	if err != nil {
+		return fmt.Errorf("ovs: add ports to %s: read ofports: %w", bridge, err)
+	}
+	rows := map[string]dbRow{}
+	for _, r := range res[0].Rows {
+		if name, ok := r["name"].(string); ok {
+			rows[name] = r
+		}
+	}
+	// In the ports' order, as ovs-vsctl list answers the names it is given.
+	var errs []error
+	for _, p := range ports {
+		r, ok := rows[p.Name]
+		if !ok {
+			continue
+		}
+		ofport, isNum := optional[float64](r["ofport"])
+		msg, _ := optional[string](r["error"])
+		switch {
+		case !isNum || ofport < 0:
+			if msg == "" {
+				msg = "no ofport assigned"
+			}
+			errs = append(errs, &PortError{Bridge: bridge, Port: p.Name, Reason: msg})
+		case p.OFPort > 0 && int(ofport) != p.OFPort:
+			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: got ofport %d, requested %d (number taken?)", p.Name, bridge, int(ofport), p.OFPort))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// optional reads an optional column: the atom, or an empty set (none).
+func optional[T any](v any) (T, bool) {
+	x, ok := v.(T)
+	return x, ok
+}
+
+// setFailModeRPC sets fail_mode if it differs, in one transaction.
+func (c *Client) setFailModeRPC(bridge, mode string) error {
+	cur, uuid, err := c.bridgeRow(bridge)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		return fmt.Errorf("no bridge named %s", bridge)
+	}
+	if curFailMode(cur) == mode {
+		return nil
+	}
+	return c.commit([]op{{"op": "update", "table": "Bridge", "where": where([3]any{"_uuid", "==", uuidAtom(uuid)}), "row": op{"fail_mode": mode}}})
+}
+
+// setOFPortRPC sets an interface's ofport_request.
+func (c *Client) setOFPortRPC(port string, ofport int) error {
+	res, err := c.transact(append([]op{{"op": "update", "table": "Interface", "where": where([3]any{"name", "==", port}),
+		"row": op{"ofport_request": ofport}}}, bumpCfg()...)...)
+	if err != nil {
+		return err
+	}
+	if res[0].Count == nil || *res[0].Count == 0 {
+		return fmt.Errorf("no row %q in table Interface", port)
+	}
+	next, err := nextCfg(res[len(res)-1])
+	if err != nil {
+		return err
+	}
+	return c.waitConfigured(next)
+}
+
+// deletePortsRPC detaches the ports from the bridge (those of other
+// bridges are an error, absent ones fine), in one transaction: the ports'
+// rows go from the bridge's set, and the database drops them with their
+// interfaces.
+func (c *Client) deletePortsRPC(bridge string, names []string) error {
+	s, err := c.observe()
+	if err != nil {
+		return err
+	}
+	br := s.bridges[bridge]
+	if br == nil {
+		return nil
+	}
+	res, err := c.transact(op{"op": "select", "table": "Port", "where": where(), "columns": []string{"_uuid", "name"}})
+	if err != nil {
+		return err
+	}
+	ids := map[string]string{}
+	for _, r := range res[0].Rows {
+		name, _ := r["name"].(string)
+		if u, ok := r["_uuid"].([]any); ok && len(u) == 2 {
+			ids[name], _ = u[1].(string)
+		}
+	}
+	var gone []any
+	for _, n := range names {
+		if on, ok := s.portBridge[n]; ok && on != bridge {
+			return fmt.Errorf("port %s is on bridge %s, not %s", n, on, bridge)
+		}
+		if _, ok := br.Ports[n]; ok && ids[n] != "" {
+			gone = append(gone, uuidAtom(ids[n]))
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	return c.commit([]op{{"op": "mutate", "table": "Bridge", "where": where([3]any{"name", "==", bridge}),
+		"mutations": [][3]any{{"ports", "delete", []any{"set", gone}}}}})
+}
+
+// setPortTypesRPC changes the interfaces' types in one transaction.
+func (c *Client) setPortTypesRPC(ports []PortSpec) error {
+	var ops []op
+	for _, p := range ports {
+		w := where([3]any{"name", "==", p.Name})
+		if isAFXDP(p.Type) {
+			ops = append(ops, op{"op": "update", "table": "Interface", "where": w, "row": op{"type": p.Type}},
+				op{"op": "mutate", "table": "Interface", "where": w,
+					"mutations": [][3]any{{"options", "delete", ovsSet("xdp-mode")}, {"options", "insert", ovsMap("xdp-mode", c.xdpMode)}}})
+			continue
+		}
+		ops = append(ops, op{"op": "update", "table": "Interface", "where": w, "row": op{"type": PortTypeSystem}})
+	}
+	return c.commit(ops)
+}
