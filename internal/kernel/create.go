@@ -17,7 +17,7 @@ import (
 // namespace needs first, on the thread that made it, before it leaves:
 // lo up with the lab's marker (one request on a socket made there, which
 // becomes the NS's), and the sysctls (written where their value differs,
-// read back). It fails with an error wrapping fs.ErrExist if the name is
+// read back; see freshSysctls). It fails with an error wrapping fs.ErrExist if the name is
 // taken; if the namespace was made but what follows failed, it stays,
 // unmarked (the journal names it: a later up marks it, down deletes it).
 // Equivalent to: `ip netns add NS && ip -n NS link set lo alias netlab:LAB up
@@ -26,7 +26,7 @@ func (h *Handles) CreateNamespace(name, lab string, sysctls []Sysctl) (*NS, erro
 	var m *madeNamespace
 	err := namespace.CreateWith(name, func() error {
 		var err error
-		m, err = prepareNamespace(lab, sysctls)
+		m, err = prepareNamespace(lab, sysctls, &h.fresh)
 		return err
 	})
 	if err != nil {
@@ -226,7 +226,7 @@ func (h *Handles) CreateNamespaces(specs []NamespaceSpec, lab string, parallel i
 			made := make([]*madeNamespace, len(idx))
 			errs := namespace.CreateEach(names, func(k int) error {
 				var err error
-				made[k], err = prepareNamespace(lab, specs[idx[k]].Sysctls)
+				made[k], err = prepareNamespace(lab, specs[idx[k]].Sysctls, &h.fresh)
 				return err
 			})
 			for k, i := range idx {
@@ -264,7 +264,7 @@ func (m *madeNamespace) close() {
 // prepareNamespace does, on a thread inside a new namespace, what
 // CreateNamespace gives it: its file and a socket opened there, lo up
 // with the lab's marker, the sysctls.
-func prepareNamespace(lab string, sysctls []Sysctl) (*madeNamespace, error) {
+func prepareNamespace(lab string, sysctls []Sysctl, fresh *freshSysctls) (*madeNamespace, error) {
 	m := &madeNamespace{fd: -1}
 	var err error
 	if m.fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
@@ -276,7 +276,7 @@ func prepareNamespace(lab string, sysctls []Sysctl) (*madeNamespace, error) {
 	if err := m.sock.setLink(loIndex, "", linkChange{alias: state.NamespaceAlias(lab), setAlias: true, up: true}); err != nil {
 		return m, fmt.Errorf("mark lo for lab %s: %w", lab, err)
 	}
-	m.sysctls, err = writeSysctls(sysctls)
+	m.sysctls, err = writeSysctls(sysctls, fresh)
 	return m, err
 }
 

@@ -275,3 +275,50 @@ func TestCreateNamespacesOwnersPrepare(t *testing.T) {
 		}
 	}
 }
+
+// Namespaces made in one run start with the same sysctls: after the first,
+// a key already at the wanted value is not opened, and every namespace
+// still ends with the values asked for (read back by a fresh run). A key
+// the run believes fresh namespaces hold is skipped even when it is
+// wrong, which is how the skip is seen here; a later run reads the truth.
+func TestFreshSysctls(t *testing.T) {
+	requireRoot(t)
+	hs := NewHandles()
+	defer hs.Close()
+	want := []Sysctl{{"net.ipv4.ip_forward", "0"}, {"net.ipv6.conf.default.accept_dad", "0"}, {"net.ipv4.ip_forward", "1"}}
+	var specs []NamespaceSpec
+	for range 4 {
+		name := uniq(t)
+		t.Cleanup(func() { namespace.Delete(name) })
+		specs = append(specs, NamespaceSpec{Name: name, Sysctls: want})
+	}
+	hs.CreateNamespaces(specs, "lab1", 2, func(i int, err error) { must(t, err) })
+	if !hs.fresh.has("net.ipv6.conf.default.accept_dad", "1") {
+		t.Errorf("fresh values learned: %v, want accept_dad 1 (the kernel's default) among them", hs.fresh.m)
+	}
+	check := NewHandles()
+	defer check.Close()
+	for _, sp := range specs {
+		n := check.entry(sp.Name)
+		for k, v := range map[string]string{"net.ipv4.ip_forward": "1", "net.ipv6.conf.default.accept_dad": "0"} {
+			got, err := n.Sysctl(k)
+			must(t, err)
+			if got != v {
+				t.Errorf("%s: %s = %s, want %s", sp.Name, k, got, v)
+			}
+		}
+	}
+
+	// A belief that fresh namespaces forward: the key is not opened.
+	lie := NewHandles()
+	defer lie.Close()
+	lie.fresh.learn("net.ipv4.ip_forward", "1")
+	name := uniq(t)
+	t.Cleanup(func() { namespace.Delete(name) })
+	if _, err := lie.CreateNamespace(name, "lab1", []Sysctl{{"net.ipv4.ip_forward", "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := check.entry(name).Sysctl("net.ipv4.ip_forward"); err != nil || got != "0" {
+		t.Errorf("ip_forward skipped as fresh: %q, %v; want the kernel's 0 untouched", got, err)
+	}
+}

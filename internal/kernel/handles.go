@@ -36,6 +36,7 @@ type Handles struct {
 	m       map[string]*NS
 	open    []*NS // with files open, oldest first
 	maxOpen int
+	fresh   freshSysctls // what namespaces made in this run had first
 }
 
 // NewHandles returns an empty cache.

@@ -808,7 +808,7 @@ func (n *NS) SetSysctls(list []Sysctl) error {
 	var got map[string]string
 	err := n.inside(func() error {
 		var err error
-		got, err = writeSysctls(list)
+		got, err = writeSysctls(list, nil)
 		return err
 	})
 	n.remember(got)
@@ -821,11 +821,17 @@ func (n *NS) SetSysctls(list []Sysctl) error {
 // writeSysctls writes each sysctl on the calling thread's namespace where
 // its value differs (a write has side effects even when it changes
 // nothing: forwarding walks every device), and returns what each one reads
-// after. The caller is inside the namespace.
-func writeSysctls(list []Sysctl) (map[string]string, error) {
+// after. The caller is inside the namespace. fresh, for a namespace just
+// made, holds the values a namespace made in this run had before netlab
+// wrote (nil: none): a key already at its value there is not opened.
+func writeSysctls(list []Sysctl, fresh *freshSysctls) (map[string]string, error) {
 	got := make(map[string]string, len(list))
 	buf := make([]byte, 128)
 	for _, sc := range list {
+		if fresh.has(sc.Key, sc.Value) {
+			got[sc.Key] = sc.Value
+			continue
+		}
 		p, err := sysctlPath(sc.Key)
 		if err != nil {
 			return got, err
@@ -843,6 +849,9 @@ func writeSysctls(list []Sysctl) (map[string]string, error) {
 			return got, fmt.Errorf("set sysctl %s=%s: %w", sc.Key, sc.Value, &fs.PathError{Op: "open", Path: p, Err: err})
 		}
 		v, err := preadValue(fd, buf)
+		if err == nil {
+			fresh.learn(sc.Key, v)
+		}
 		if err == nil && v != sc.Value {
 			if _, err = unix.Pwrite(fd, []byte(sc.Value), 0); err == nil {
 				v, err = preadValue(fd, buf)
@@ -855,6 +864,49 @@ func writeSysctls(list []Sysctl) (map[string]string, error) {
 		got[sc.Key] = v
 	}
 	return got, nil
+}
+
+// freshSysctls are the values sysctls have in a namespace just made, as
+// read in the first ones a run made. Every new namespace starts with the
+// same values: internal/namespace makes each from the process's own
+// namespace, whose IPv4 settings (or all, per
+// net.core.devconf_inherit_init_net) a new one copies, the rest being the
+// kernel's defaults. So a key already at the wanted value there need not
+// be opened in the next: each /proc/sys lookup walks an entry per
+// namespace alive (docs/design.md, "Up at scale"), and with thousands of
+// namespaces the lookups are most of up. A later up reads the keys again,
+// so a value that was not the run's after all shows as drift and is
+// written.
+type freshSysctls struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// has says whether key is known to be value in a new namespace.
+func (f *freshSysctls) has(key, value string) bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.m[key]
+	return ok && v == value
+}
+
+// learn records what key read in a new namespace before netlab wrote it;
+// the first reading stands.
+func (f *freshSysctls) learn(key, value string) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]string{}
+	}
+	if _, ok := f.m[key]; !ok {
+		f.m[key] = value
+	}
 }
 
 func writeOnly(path, value string) error {

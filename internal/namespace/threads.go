@@ -114,7 +114,7 @@ func (c *threadCache) worker() {
 			j = <-c.jobs
 			c.idle.Add(-1)
 		}
-		r, moved := runJob(j)
+		r, moved := runJob(j, home, away)
 		away = away || moved
 		j.res <- r
 	}
@@ -122,16 +122,20 @@ func (c *threadCache) worker() {
 
 // runJob switches the calling (locked) thread into the job's namespace, or
 // a new one, and runs fn there. moved says the thread left its namespace.
-func runJob(j *job) (r doResult, moved bool) {
+// home is the thread's own namespace, away whether it is elsewhere now.
+func runJob(j *job, home int, away bool) (r doResult, moved bool) {
 	if j.each != nil {
 		defer func() {
 			if p := recover(); p != nil {
 				r.panicked, r.panicVal = true, p
 			}
 		}()
-		return runEach(j)
+		return runEach(j, home, away)
 	}
 	if j.unshare {
+		if err := fromHome(home, away); err != nil {
+			return doResult{err: err}, false
+		}
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return doResult{err: fmt.Errorf("unshare: %w", err)}, false
 		}
@@ -198,9 +202,9 @@ func Visit(names []string, fn func(i int) error) []error {
 	return errs
 }
 
-// CreateEach is CreateWith for each name in turn, on one thread that goes
-// from each new namespace to the next (as Visit), and returns each one's
-// error.
+// CreateEach is CreateWith for each name in turn, on one thread, and returns
+// each one's error. The thread goes back to its own namespace before it
+// makes each (see fromHome), one setns.
 func CreateEach(names []string, fn func(i int) error) []error {
 	errs := make([]error, len(names))
 	if err := prepareDir(); err != nil {
@@ -249,8 +253,23 @@ func CreateEach(names []string, fn func(i int) error) []error {
 	return errs
 }
 
+// fromHome puts a thread that is away back in its home namespace, before it
+// makes a new one: a new namespace copies some sysctls from the one it is
+// made in (with net.core.devconf_inherit_init_net=3), so every namespace
+// is made from the process's own and starts the same (which
+// internal/kernel counts on to skip sysctls already at their value).
+func fromHome(home int, away bool) error {
+	if !away {
+		return nil
+	}
+	if err := unix.Setns(home, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("return to the process's namespace: %w", err)
+	}
+	return nil
+}
+
 // runEach is runJob for a Visit or CreateEach job.
-func runEach(j *job) (r doResult, moved bool) {
+func runEach(j *job, home int, away bool) (r doResult, moved bool) {
 	errno := func(err error) unix.Errno {
 		if e, ok := err.(unix.Errno); ok {
 			return e
@@ -275,6 +294,12 @@ func runEach(j *job) (r doResult, moved bool) {
 	for i, path := range j.create {
 		if path == "" {
 			continue
+		}
+		if away || moved {
+			if err := unix.Setns(home, unix.CLONE_NEWNET); err != nil {
+				j.each(i, errno(err)) // nothing made: the next tries again
+				continue
+			}
 		}
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			j.each(i, errno(err))
