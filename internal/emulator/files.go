@@ -2,12 +2,11 @@ package emulator
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/atomicfile"
 	"github.com/netlab-dev/netlab/internal/linkmodel"
 	"github.com/netlab-dev/netlab/topology"
 )
@@ -98,28 +97,13 @@ func ReadState(path string) (State, error) {
 	return s, nil
 }
 
-// writeJSON replaces path atomically (a temporary file in the same
-// directory, then rename): a reader never sees half a file.
+// writeJSON replaces path atomically: a reader never sees half a file.
 func writeJSON(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(append(b, '\n'))
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return atomicfile.Write(path, append(b, '\n'))
 }
 
 // Params is the model of one direction for an impairment, with the entries

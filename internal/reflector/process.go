@@ -11,11 +11,11 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/atomicfile"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/tundev"
 	"github.com/netlab-dev/netlab/topology"
@@ -51,28 +51,13 @@ func ReadStats(path string) (StatsFile, error) {
 	return s, nil
 }
 
-// writeStats replaces path atomically (temporary file in the same directory,
-// then rename).
+// writeStats replaces path atomically.
 func writeStats(path string, s StatsFile) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(append(b, '\n'))
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return atomicfile.Write(path, append(b, '\n'))
 }
 
 // config is Main's parsed command line.

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/atomicfile"
 	"github.com/netlab-dev/netlab/internal/proc"
 )
 
@@ -117,17 +118,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, append(b, '\n'))
 }

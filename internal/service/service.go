@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netlab-dev/netlab/internal/atomicfile"
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/view"
 	"github.com/netlab-dev/netlab/topology"
@@ -115,16 +116,6 @@ func ReadState(base string) (*State, error) {
 		return nil, err
 	}
 	return &st, nil
-}
-
-// WriteAtomic writes a file of the service's whole (temp file, rename),
-// 0600: readers never see half of one.
-func WriteAtomic(path string, b []byte) error {
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // Supervise is `netlab supervise SPEC`: it runs the service's program (or
@@ -246,7 +237,7 @@ func exitText(ws syscall.WaitStatus) string {
 
 func saveState(base string, st State) {
 	b, _ := json.Marshal(st)
-	if err := WriteAtomic(base+".state", b); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := atomicfile.Write(base+".state", b); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(os.Stderr, "netlab supervise: %v\n", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/atomicfile"
 	"github.com/netlab-dev/netlab/internal/namespace"
 	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/service"
@@ -67,7 +68,7 @@ func (s *Supervisor) startSupervisor(base string, spec service.Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := service.WriteAtomic(base+".json", append(b, '\n')); err != nil {
+	if err := atomicfile.Write(base+".json", append(b, '\n')); err != nil {
 		return err
 	}
 	os.Remove(base + ".state")
@@ -94,7 +95,7 @@ func (s *Supervisor) startSupervisor(base string, spec service.Spec) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	start, _ := proc.StartTime(pid)
-	if err := service.WriteAtomic(base+".pid", []byte(fmt.Sprintf("%d %d\n", pid, start))); err != nil {
+	if err := atomicfile.Write(base+".pid", []byte(fmt.Sprintf("%d %d\n", pid, start))); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
