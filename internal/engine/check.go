@@ -37,7 +37,7 @@ func (e *Engine) LabFile(lab string) (*topology.Lab, error) {
 		return nil, err
 	}
 	if j.File == "" {
-		return nil, fmt.Errorf("lab %s is not running (no journal)", lab)
+		return nil, notRunning(lab)
 	}
 	l, err := topology.Load(j.File)
 	if err == nil {

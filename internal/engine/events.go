@@ -35,6 +35,11 @@ var ErrNoNamespace = errors.New("no such namespace in the lab")
 // user named a lab that is not up (a usage error, not a failure).
 var ErrNotRunning = errors.New("not running")
 
+// notRunning is the error about a lab with no journal, for every verb.
+func notRunning(lab string) error {
+	return fmt.Errorf("lab %s is %w (netlab status lists the labs)", lab, ErrNotRunning)
+}
+
 // ErrBadPartition is wrapped by errors about a partition that cannot be
 // made as asked: an empty group, a namespace in both, the host, a bad name.
 var ErrBadPartition = errors.New("bad partition")
@@ -322,7 +327,7 @@ func (e *Engine) event(lab string, change func(j *state.Journal, full, part *top
 	}
 	defer unlock()
 	if !e.store.Exists(lab) {
-		return nil, fmt.Errorf("lab %s is not running", lab)
+		return nil, notRunning(lab)
 	}
 	full, err := e.LabFile(lab)
 	if err != nil {

@@ -156,7 +156,7 @@ func (e *Engine) Flows(lab, bridge string) ([]BridgeFlows, error) {
 // netlab's private one.
 func (e *Engine) OVSEnv(lab string) ([]string, error) {
 	if !e.store.Exists(lab) {
-		return nil, fmt.Errorf("lab %s is not running", lab)
+		return nil, notRunning(lab)
 	}
 	oc, err := e.connectOVS(false)
 	if err != nil {

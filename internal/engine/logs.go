@@ -21,7 +21,7 @@ type ServiceLog struct {
 // error that says so.
 func (e *Engine) ServiceLogs(lab, ns, service string) ([]ServiceLog, error) {
 	if !e.store.Exists(lab) {
-		return nil, fmt.Errorf("lab %s is not running", lab)
+		return nil, notRunning(lab)
 	}
 	j, err := e.store.Load(lab)
 	if err != nil {
@@ -55,7 +55,7 @@ func (e *Engine) ServiceLogs(lab, ns, service string) ([]ServiceLog, error) {
 // observing the lab (`netlab exec`, the fixture's commands).
 func (e *Engine) LabNamespace(lab, ns string) (string, error) {
 	if !e.store.Exists(lab) {
-		return "", fmt.Errorf("lab %s is %w (netlab status lists the labs)", lab, ErrNotRunning)
+		return "", notRunning(lab)
 	}
 	j, err := e.store.Load(lab)
 	if err != nil {

@@ -151,7 +151,7 @@ func (e *Engine) StopTimeline(lab string, reset bool, names ...string) (*StopRes
 		return nil, err
 	}
 	if !e.store.Exists(lab) {
-		return nil, fmt.Errorf("lab %s is not running", lab)
+		return nil, notRunning(lab)
 	}
 	var stop []state.Timeline
 	if len(names) == 0 {
@@ -499,7 +499,7 @@ func (e *Engine) journalChange(lab string, change func(j *state.Journal) error) 
 	}
 	defer unlock()
 	if !e.store.Exists(lab) {
-		return fmt.Errorf("lab %s is not running", lab)
+		return notRunning(lab)
 	}
 	j, err := e.store.Load(lab)
 	if err != nil {
@@ -556,7 +556,7 @@ func (e *Engine) Timelines(lab string) ([]TimelineStatus, error) {
 		return nil, err
 	}
 	if !e.store.Exists(lab) {
-		return nil, fmt.Errorf("lab %s is not running", lab)
+		return nil, notRunning(lab)
 	}
 	snap := &state.Snapshot{}
 	procs := supervise.New(e.store, lab, nil)
