@@ -30,14 +30,6 @@ type LinkLayerInfo struct {
 	TunOwner, TunGroup int64
 }
 
-// Attributes inside IFLA_LINKINFO and, for kind "tun", its IFLA_INFO_DATA
-// (linux/if_link.h).
-const (
-	iflaInfoData = 2
-	iflaTunOwner = 1
-	iflaTunGroup = 2
-)
-
 // ErrTruncated reports a netlink message shorter than its headers claim.
 var ErrTruncated = errors.New("truncated netlink message")
 
@@ -45,52 +37,8 @@ var ErrTruncated = errors.New("truncated netlink message")
 // nlmsghdr): a struct ifinfomsg and its attributes. Byte slices in the result
 // are copies. It never panics, whatever b holds.
 func ParseLinkMessage(b []byte) (LinkLayerInfo, error) {
-	var info LinkLayerInfo
-	if len(b) < unix.SizeofIfInfomsg {
-		return info, fmt.Errorf("ifinfomsg: %d bytes, want %d: %w", len(b), unix.SizeofIfInfomsg, ErrTruncated)
-	}
-	// struct ifinfomsg { u8 family, pad; u16 type; s32 index; u32 flags, change }
-	// in host byte order, like all of netlink.
-	info.Type = binary.NativeEndian.Uint16(b[2:4])
-	info.Index = int32(binary.NativeEndian.Uint32(b[4:8]))
-	info.Flags = binary.NativeEndian.Uint32(b[8:12])
-	info.TunOwner, info.TunGroup = -1, -1
-	err := forEachAttr(b[unix.SizeofIfInfomsg:], func(atype uint16, val []byte) error {
-		switch atype {
-		case unix.IFLA_IFNAME:
-			name, _, _ := strings.Cut(string(val), "\x00")
-			info.Name = name
-		case unix.IFLA_ADDRESS:
-			info.Address = clone(val)
-		case unix.IFLA_BROADCAST:
-			info.Broadcast = clone(val)
-		case unix.IFLA_PERM_ADDRESS:
-			info.PermAddress = clone(val)
-		case unix.IFLA_LINKINFO:
-			return forEachAttr(val, func(atype uint16, val []byte) error {
-				if atype != iflaInfoData {
-					return nil
-				}
-				// Only a tun device has these numbers in its info data
-				// with 4-byte values; other kinds use 1 and 2 otherwise,
-				// and the caller reads them for TUN/TAP devices only.
-				return forEachAttr(val, func(atype uint16, val []byte) error {
-					if len(val) != 4 {
-						return nil
-					}
-					switch atype {
-					case iflaTunOwner:
-						info.TunOwner = int64(binary.NativeEndian.Uint32(val))
-					case iflaTunGroup:
-						info.TunGroup = int64(binary.NativeEndian.Uint32(val))
-					}
-					return nil
-				})
-			})
-		}
-		return nil
-	})
-	return info, err
+	l, err := parseRawLink(b)
+	return l.LinkLayerInfo, err
 }
 
 // forEachAttr calls fn with the type (without the nested and byte-order

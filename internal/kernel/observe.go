@@ -76,25 +76,14 @@ func (n *NS) observe(sysctlKeys []string, offloads bool) (*state.Namespace, erro
 	if err != nil {
 		return nil, wrap("links", err)
 	}
-	type rawLink struct {
-		l  netlink.Link
-		ll LinkLayerInfo
-	}
 	links, err := RetryDump(func() ([]rawLink, error) {
 		var out []rawLink
 		err := sock.dump(unix.RTM_GETLINK, func(body []byte) error {
-			// A copy: netlink's types keep slices of the message, and
-			// the socket's buffer is read into again.
-			body = clone(body)
-			l, err := netlink.LinkDeserialize(nil, body)
+			l, err := parseRawLink(body)
 			if err != nil {
 				return err
 			}
-			ll, err := ParseLinkMessage(body)
-			if err != nil {
-				return err
-			}
-			out = append(out, rawLink{l, ll})
+			out = append(out, l)
 			return nil
 		})
 		return out, err
@@ -147,33 +136,32 @@ func (n *NS) observe(sysctlKeys []string, offloads bool) (*state.Namespace, erro
 		}
 	}
 	txcsum, gro := map[string]bool{}, map[string]bool{}
-	for _, rl := range links {
-		l := rl.l
-		if !offloads || l.Type() != state.KindVeth && l.Type() != state.KindVXLAN {
+	for _, l := range links {
+		if !offloads || l.kind != state.KindVeth && l.kind != state.KindVXLAN {
 			continue
 		}
-		v, err := sock.ethtool(l.Attrs().Name, unix.ETHTOOL_GTXCSUM, 0)
+		v, err := sock.ethtool(l.Name, unix.ETHTOOL_GTXCSUM, 0)
 		if errors.Is(err, ErrLinkNotFound) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			return nil, wrap("tx checksumming of "+l.Attrs().Name, err)
+			return nil, wrap("tx checksumming of "+l.Name, err)
 		}
-		txcsum[l.Attrs().Name] = v != 0
-		if l.Type() == state.KindVXLAN {
-			v, err := sock.ethtool(l.Attrs().Name, unix.ETHTOOL_GGRO, 0)
+		txcsum[l.Name] = v != 0
+		if l.kind == state.KindVXLAN {
+			v, err := sock.ethtool(l.Name, unix.ETHTOOL_GGRO, 0)
 			if err != nil && !errors.Is(err, ErrLinkNotFound) {
-				return nil, wrap("generic receive offload of "+l.Attrs().Name, err)
+				return nil, wrap("generic receive offload of "+l.Name, err)
 			}
-			gro[l.Attrs().Name] = v != 0
+			gro[l.Name] = v != 0
 		}
 	}
 
 	// TUN/TAP owners are reported in this user namespace's ids; the lab's
 	// are the machine's.
 	var ids struct{ uids, gids idMap }
-	for _, rl := range links {
-		if _, ok := rl.l.(*netlink.Tuntap); ok {
+	for _, l := range links {
+		if l.kind == state.KindTuntap {
 			if ids.uids, err = readIDMap("uid"); err == nil {
 				ids.gids, err = readIDMap("gid")
 			}
@@ -189,83 +177,69 @@ func (n *NS) observe(sysctlKeys []string, offloads bool) (*state.Namespace, erro
 		Sysctls: sysctls,
 	}
 	byIndex := make(map[int]*state.Link, len(links))
-	for _, rl := range links {
-		l := rl.l
-		a := l.Attrs()
+	var filtering []int // bridges that filter VLANs
+	for _, l := range links {
 		sl := &state.Link{
-			Name:  a.Name,
-			Index: a.Index,
-			Kind:  l.Type(),
-			Alias: a.Alias,
-			Up:    a.Flags&net.FlagUp != 0,
-			MTU:   a.MTU,
+			Name:  l.Name,
+			Index: int(l.Index),
+			Kind:  l.kind,
+			Alias: l.alias,
+			Up:    l.Flags&unix.IFF_UP != 0,
+			MTU:   l.mtu,
 			// NO-CARRIER as `ip link` prints it: up, no lower link.
-			NoCarrier: a.RawFlags&unix.IFF_UP != 0 && a.RawFlags&unix.IFF_LOWER_UP == 0,
-			OperState: a.OperState.String(),
+			NoCarrier: l.Flags&unix.IFF_UP != 0 && l.Flags&unix.IFF_LOWER_UP == 0,
+			OperState: netlink.LinkOperState(l.operState).String(),
+			MAC:       l.hwAddr,
+			LinkLayer: l.LinkLayerInfo.String(),
 		}
-		if len(a.HardwareAddr) > 0 {
-			sl.MAC = slices.Clone(a.HardwareAddr)
-		}
-		if v, ok := txcsum[a.Name]; ok {
+		if v, ok := txcsum[l.Name]; ok {
 			sl.TxChecksum = &v
 		}
-		if v, ok := gro[a.Name]; ok {
+		if v, ok := gro[l.Name]; ok {
 			sl.GRO = &v
 		}
-		if vx, ok := l.(*netlink.Vxlan); ok {
-			v := &state.VXLAN{VNI: vx.VxlanId, Port: vx.Port, DevIndex: vx.VtepDevIndex}
-			if ip, ok := netip.AddrFromSlice(vx.SrcAddr); ok {
+		switch l.kind {
+		case state.KindVXLAN:
+			v := &state.VXLAN{VNI: l.vxlanID, Port: l.vxlanPort, DevIndex: l.vxlanDev, RxPackets: l.rxPackets, TxPackets: l.txPackets}
+			if ip, ok := netip.AddrFromSlice(l.vxlanLocal); ok {
 				v.Local = ip.Unmap()
 			}
-			if st := a.Statistics; st != nil {
-				v.RxPackets, v.TxPackets = st.RxPackets, st.TxPackets
-			}
-			if v.Remotes, err = n.remotes(a.Index); err != nil {
+			if v.Remotes, err = n.remotes(int(l.Index)); err != nil {
 				return nil, err
 			}
 			sl.VXLAN = v
-		}
-		if vl, ok := l.(*netlink.Vlan); ok {
-			sl.VLANID = vl.VlanId
-		}
-		if tt, ok := l.(*netlink.Tuntap); ok {
+		case state.KindVLAN:
+			sl.VLANID = l.vlanID
+		case state.KindTuntap:
 			sl.Tuntap = &state.Tuntap{
-				TAP:        tt.Mode == netlink.TUNTAP_MODE_TAP,
-				MultiQueue: tt.Flags&netlink.TUNTAP_MULTI_QUEUE != 0,
-				VnetHdr:    tt.Flags&netlink.TUNTAP_VNET_HDR != 0,
-				Owner:      -1,
-				Group:      -1,
+				TAP:        l.tunTAP,
+				MultiQueue: l.tunMultiQueue,
+				VnetHdr:    l.tunVnetHdr,
+				Owner:      ids.uids.outside(int(l.TunOwner)),
+				Group:      ids.gids.outside(int(l.TunGroup)),
+			}
+		case state.KindBridge:
+			if l.vlanFiltering {
+				sl.VLANFiltering = true
+				filtering = append(filtering, int(l.Index))
 			}
 		}
-		ll := rl.ll
-		sl.LinkLayer = ll.String()
-		if sl.Tuntap != nil {
-			sl.Tuntap.Owner = ids.uids.outside(int(ll.TunOwner))
-			sl.Tuntap.Group = ids.gids.outside(int(ll.TunGroup))
-		}
-		out.Links[a.Name] = sl
-		byIndex[a.Index] = sl
+		out.Links[l.Name] = sl
+		byIndex[int(l.Index)] = sl
 	}
-	for _, rl := range links {
-		l := rl.l
-		if _, ok := l.(*netlink.Vlan); ok {
-			if parent, ok := byIndex[l.Attrs().ParentIndex]; ok {
-				byIndex[l.Attrs().Index].VLANParent = parent.Name
+	for _, l := range links {
+		if l.kind == state.KindVLAN {
+			if parent, ok := byIndex[l.parent]; ok {
+				byIndex[int(l.Index)].VLANParent = parent.Name
 			}
 		}
-		if m := l.Attrs().MasterIndex; m != 0 {
-			if master, ok := byIndex[m]; ok {
-				byIndex[rl.l.Attrs().Index].Master = master.Name
+		if l.master != 0 {
+			if master, ok := byIndex[l.master]; ok {
+				byIndex[int(l.Index)].Master = master.Name
 			}
 		}
 	}
-	bridges := make([]netlink.Link, 0, 1)
-	for _, rl := range links {
-		if _, ok := rl.l.(*netlink.Bridge); ok {
-			bridges = append(bridges, rl.l)
-		}
-	}
-	if err := n.bridgeVLANs(bridges, byIndex); err != nil {
+	if err := n.bridgeVLANs(filtering, byIndex); err != nil {
 		return nil, fmt.Errorf("ns %s: observe: %w", n.name, err)
 	}
 	if lo, ok := out.Links["lo"]; ok {

@@ -86,18 +86,12 @@ func (n *NS) SetBridgeVLANs(port string, vlans []state.BridgeVLAN) error {
 	})
 }
 
-// bridgeVLANs reads the VLANs of the ports of bridges with VLAN filtering
-// into their links (links by ifindex; their Master already set). Equivalent
+// bridgeVLANs reads the VLANs of the ports of bridges, when any bridge
+// filters VLANs (filtering: their indexes), into their links (links by
+// ifindex; their Master already set). Equivalent
 // to: `bridge vlan show`.
-func (n *NS) bridgeVLANs(links []netlink.Link, byIndex map[int]*state.Link) error {
-	filtering := false
-	for _, l := range links {
-		if br, ok := l.(*netlink.Bridge); ok && br.VlanFiltering != nil && *br.VlanFiltering {
-			byIndex[br.Attrs().Index].VLANFiltering = true
-			filtering = true
-		}
-	}
-	if !filtering {
+func (n *NS) bridgeVLANs(filtering []int, byIndex map[int]*state.Link) error {
+	if len(filtering) == 0 {
 		return nil
 	}
 	var all map[int32][]*nl.BridgeVlanInfo
