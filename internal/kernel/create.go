@@ -281,21 +281,36 @@ func prepareNamespace(lab string, sysctls []Sysctl, fresh *freshSysctls) (*madeN
 }
 
 // ReadOwners reads whose each named namespace is (the lab on its lo's
-// alias, "" for none), parallel threads each going from one namespace to
-// the next (namespace.Visit): no file held, no hand-off per namespace.
-// A namespace that does not exist gets an error wrapping fs.ErrNotExist.
+// alias, "" for none). Those the process's namespace has an id for are
+// read from here, many to a request (ownersByID); the rest by parallel
+// threads each going from one namespace to the next (namespace.Visit): no
+// file held, no hand-off per namespace. A namespace that does not exist
+// gets an error wrapping fs.ErrNotExist.
 // Equivalent to: `ip -n NS link show lo` for each.
 func ReadOwners(names []string, parallel int) ([]string, []error) {
 	owners := make([]string, len(names))
 	errs := make([]error, len(names))
-	parallel = max(1, min(parallel, len(names)))
+	rest, err := ownersByID(names, owners, errs)
+	if err != nil {
+		// Read them all from inside, as before ids were asked for.
+		clear(owners)
+		clear(errs)
+		rest = make([]int, len(names))
+		for i := range rest {
+			rest[i] = i
+		}
+	}
+	if len(rest) == 0 {
+		return owners, errs
+	}
+	parallel = max(1, min(parallel, len(rest)))
 	var wg sync.WaitGroup
 	for w := range parallel {
 		var idx []int
 		var part []string
-		for i := w; i < len(names); i += parallel {
-			idx = append(idx, i)
-			part = append(part, names[i])
+		for k := w; k < len(rest); k += parallel {
+			idx = append(idx, rest[k])
+			part = append(part, names[rest[k]])
 		}
 		wg.Add(1)
 		go func() {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -320,5 +321,65 @@ func TestFreshSysctls(t *testing.T) {
 	}
 	if got, err := check.entry(name).Sysctl("net.ipv4.ip_forward"); err != nil || got != "0" {
 		t.Errorf("ip_forward skipped as fresh: %q, %v; want the kernel's 0 untouched", got, err)
+	}
+}
+
+// ownersByID reads the marker of every namespace this one has an id for
+// (one linked to it by a veth, once described), more than a batch of them, and leaves to
+// the caller one without an id and one whose file is no namespace;
+// ReadOwners then reads those from inside.
+func TestOwnersByID(t *testing.T) {
+	requireRoot(t)
+	host, err := Open("host")
+	must(t, err)
+	defer host.Close()
+	var names []string
+	const linked = ownersBatch + 6
+	for i := range linked {
+		n := newNS(t)
+		if i%2 == 0 {
+			must(t, n.MarkNamespace("lab2"))
+		}
+		must(t, n.AddVeth("v0", "", host, n.Name(), ""))
+		t.Cleanup(func() { host.DeleteLink(n.Name()) })
+		names = append(names, n.Name())
+	}
+	apart := newNS(t) // no link: no id here
+	must(t, apart.MarkNamespace("lab2"))
+	stale := uniq(t) // a file where a namespace would be, never mounted
+	must(t, os.WriteFile(namespace.Path(stale), nil, 0o600))
+	t.Cleanup(func() { os.Remove(namespace.Path(stale)) })
+	absent := uniq(t)
+	all := append(names, apart.Name(), stale, absent)
+	// The kernel gives a linked namespace its id here when it first
+	// describes a link to it (a dump of this namespace's links: up's
+	// observation of the host, in netlab).
+	observe(t, host)
+
+	owners, errs := make([]string, len(all)), make([]error, len(all))
+	rest, err := ownersByID(all, owners, errs)
+	must(t, err)
+	if want := []int{linked, linked + 1}; !slices.Equal(rest, want) {
+		t.Errorf("left to read from inside: %v, want %v", rest, want)
+	}
+	for i := range linked {
+		want := map[bool]string{true: "lab2", false: ""}[i%2 == 0]
+		if owners[i] != want || errs[i] != nil {
+			t.Errorf("%s: owner %q, %v; want %q", all[i], owners[i], errs[i], want)
+		}
+	}
+	if !errors.Is(errs[linked+2], fs.ErrNotExist) {
+		t.Errorf("absent: %v", errs[linked+2])
+	}
+
+	owners, errs = ReadOwners(all, 2)
+	if owners[linked] != "lab2" || errs[linked] != nil {
+		t.Errorf("namespace without an id: owner %q, %v", owners[linked], errs[linked])
+	}
+	if errs[linked+1] == nil || errors.Is(errs[linked+1], fs.ErrNotExist) {
+		t.Errorf("a file that is no namespace: %v, want an error of its own", errs[linked+1])
+	}
+	if owners[0] != "lab2" || owners[1] != "" || !errors.Is(errs[linked+2], fs.ErrNotExist) {
+		t.Errorf("ReadOwners: %q %q %v", owners[0], owners[1], errs[linked+2])
 	}
 }
