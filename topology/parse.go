@@ -139,7 +139,7 @@ func fileKind(m os.FileMode) string {
 // yaml.v3 loses its strictness inside custom unmarshalers, and only the tree
 // carries the line and column of every value.
 func Parse(file string, data []byte) (*Lab, error) {
-	p := &parser{file: file}
+	p := &parser{file: file, sections: sections()}
 	lab := p.parse(data)
 	if len(p.errs) > 0 {
 		return nil, p.errs.sortAndDedup()
@@ -152,6 +152,9 @@ func Parse(file string, data []byte) (*Lab, error) {
 type parser struct {
 	file string
 	errs ErrorList
+	// sections is sections(), made once: fields looks it up for every
+	// mapping of the file (made each time, it was a quarter of parsing).
+	sections map[string]section
 
 	lab     *Lab
 	host    *nsInfo
@@ -579,7 +582,7 @@ func (p *parser) entries(n *yaml.Node, path string) []entry {
 // not know; reserved keys say they belong to a later version, so a file
 // written for a newer netlab fails clearly instead of half-working.
 func (p *parser) fields(n *yaml.Node, path, name string) map[string]entry {
-	sec := sections()[name]
+	sec := p.sections[name]
 	out := map[string]entry{}
 	for _, e := range p.entries(n, path) {
 		switch {
