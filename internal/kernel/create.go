@@ -290,7 +290,7 @@ func prepareNamespace(lab string, sysctls []Sysctl, fresh *freshSysctls) (*madeN
 func ReadOwners(names []string, parallel int) ([]string, []error) {
 	owners := make([]string, len(names))
 	errs := make([]error, len(names))
-	rest, err := ownersByID(names, owners, errs)
+	rest, err := ownersByID(names, owners, errs, parallel)
 	if err != nil {
 		// Read them all from inside, as before ids were asked for.
 		clear(owners)

@@ -357,7 +357,7 @@ func TestOwnersByID(t *testing.T) {
 	observe(t, host)
 
 	owners, errs := make([]string, len(all)), make([]error, len(all))
-	rest, err := ownersByID(all, owners, errs)
+	rest, err := ownersByID(all, owners, errs, 2)
 	must(t, err)
 	if want := []int{linked, linked + 1}; !slices.Equal(rest, want) {
 		t.Errorf("left to read from inside: %v, want %v", rest, want)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -17,8 +19,8 @@ import (
 const ownersBatch = 64
 
 // ownersByID reads whose each named namespace is without entering it, over
-// one socket of the calling thread's namespace (which must be the
-// process's own): a namespace this one has an id for is asked for by its
+// sockets of the process's namespace (parallel of them, each taking the
+// next batch): a namespace this one has an id for is asked for by its
 // file (RTM_GETNSID), then its lo by that id (RTM_GETLINK with
 // IFLA_TARGET_NETNSID), many requests to a write. A namespace's file stays
 // open until its lo has answered, so its id cannot go to another meanwhile.
@@ -31,23 +33,58 @@ const ownersBatch = 64
 // caller to read from inside (where the error is reported properly).
 //
 // Equivalent to: `ip netns list-id`, then `ip -link-netnsid ID link show lo`.
-func ownersByID(names []string, owners []string, errs []error) (rest []int, err error) {
-	s, err := openRTNL()
-	if err != nil {
-		return nil, err
+func ownersByID(names []string, owners []string, errs []error, parallel int) (rest []int, err error) {
+	batches := (len(names) + ownersBatch - 1) / ownersBatch
+	parallel = max(1, min(parallel, batches))
+	var (
+		mu   sync.Mutex
+		next int // the next batch to take
+		wg   sync.WaitGroup
+		fail error
+	)
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := openRTNL()
+			if err != nil {
+				mu.Lock()
+				fail = err
+				mu.Unlock()
+				return
+			}
+			defer s.close()
+			for {
+				mu.Lock()
+				b := next
+				next++
+				stop := b >= batches || fail != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				idx := make([]int, 0, ownersBatch)
+				for i := b * ownersBatch; i < min((b+1)*ownersBatch, len(names)); i++ {
+					idx = append(idx, i)
+				}
+				left, err := s.ownersOf(names, idx, owners, errs)
+				mu.Lock()
+				rest = append(rest, left...)
+				if err != nil {
+					fail = err
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
 	}
-	defer s.close()
-	for start := 0; start < len(names); start += ownersBatch {
-		idx := make([]int, 0, ownersBatch)
-		for i := start; i < min(start+ownersBatch, len(names)); i++ {
-			idx = append(idx, i)
-		}
-		left, err := s.ownersOf(names, idx, owners, errs)
-		if err != nil {
-			return nil, err
-		}
-		rest = append(rest, left...)
+	wg.Wait()
+	if fail != nil {
+		return nil, fail
 	}
+	slices.Sort(rest)
 	return rest, nil
 }
 

@@ -36,17 +36,28 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 	} else {
 		ovsc <- ovsObserved{}
 	}
+	// The host's side too, while the namespaces' owners are read.
+	type hostObserved struct {
+		host *state.Namespace
+		err  error
+	}
+	hostc := make(chan hostObserved, 1)
+	go func() {
+		host, err := s.downHost(lab, j, snap)
+		hostc <- hostObserved{host, err}
+	}()
 	names, err := namespace.List()
 	if err != nil {
+		<-hostc
 		return nil, err
 	}
 	journaled := make(map[string]bool, len(j.Namespaces))
 	for _, n := range j.Namespaces {
 		journaled[n] = true
 	}
-	// Whose each namespace is: one request on its lo, threads going from
-	// one namespace to the next, no file kept; its links only for one the
-	// journal names that has no marker (a crash before marking: it is the
+	// Whose each namespace is: its lo read from here by the namespace's id
+	// (from inside for one without), no file kept; its links only for one
+	// the journal names that has no marker (a crash before marking: it is the
 	// lab's if it holds nothing but lo).
 	owners, errs := kernel.ReadOwners(names, s.parallel())
 	for i, name := range names {
@@ -70,6 +81,7 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 		}
 		switch {
 		case err != nil && journaled[name]:
+			<-hostc
 			return nil, fmt.Errorf("namespace %s: %w", name, err)
 		case err != nil:
 			// Another lab's namespace may be half made while we look;
@@ -78,6 +90,37 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 			snap.Namespaces[name] = &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{"lo": {Name: "lo"}}}
 		}
 	}
+	hr := <-hostc
+	if hr.err != nil {
+		return nil, hr.err
+	}
+	host := hr.host
+	snap.Namespaces[topology.Host] = host
+	o := <-ovsc
+	if o.err != nil {
+		return nil, o.err
+	}
+	for name, b := range o.bridges {
+		if b.Owner == lab || slices.Contains(j.Bridges, name) || hasOwnedPort(b, lab) {
+			snap.Bridges[name] = b
+		}
+	}
+	for name, l := range host.Links {
+		if l.Kind == state.KindBridge && snap.Bridges[name] == nil {
+			snap.Bridges[name] = &state.Bridge{Name: name, Type: topology.BridgeLinux, Owner: l.Owner()}
+		}
+	}
+	s.Procs.Observe(snap)
+	s.Procs.ObserveServices(snap)
+	s.Procs.ObserveTimelines(snap)
+	return snap, nil
+}
+
+// downHost observes what down needs of the host: its links that are the
+// lab's (by marker or the journal) with the host sysctls the journal
+// saved, what it shares with other labs (into snap's SysctlHolders), the
+// lab's NAT table and loss rules there.
+func (s *Reader) downHost(lab string, j *state.Journal, snap *state.Snapshot) (*state.Namespace, error) {
 	h, err := s.ns(topology.Host)
 	if err != nil {
 		return nil, err
@@ -102,25 +145,7 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 	if err := observeDownLoss(lab, j, host); err != nil {
 		return nil, err
 	}
-	snap.Namespaces[topology.Host] = host
-	o := <-ovsc
-	if o.err != nil {
-		return nil, o.err
-	}
-	for name, b := range o.bridges {
-		if b.Owner == lab || slices.Contains(j.Bridges, name) || hasOwnedPort(b, lab) {
-			snap.Bridges[name] = b
-		}
-	}
-	for name, l := range host.Links {
-		if l.Kind == state.KindBridge && snap.Bridges[name] == nil {
-			snap.Bridges[name] = &state.Bridge{Name: name, Type: topology.BridgeLinux, Owner: l.Owner()}
-		}
-	}
-	s.Procs.Observe(snap)
-	s.Procs.ObserveServices(snap)
-	s.Procs.ObserveTimelines(snap)
-	return snap, nil
+	return host, nil
 }
 
 // Marker reads whose a namespace is; links is nil when it vanished.
