@@ -23,6 +23,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -334,6 +336,25 @@ func (b *bench) pings(n int, interval string) ([]float64, error) {
 	return rtt, nil
 }
 
+// wakeUps measures the machine's timer wake-ups (udp wake) in a2, sorted.
+func (b *bench) wakeUps() ([]float64, error) {
+	out, err := b.in("a2", b.self, "udp", "wake", "200", "0.02")
+	if err != nil {
+		return nil, err
+	}
+	var late []float64
+	for _, f := range strings.Fields(out) {
+		if v, err := strconv.ParseFloat(f, 64); err == nil {
+			late = append(late, v)
+		}
+	}
+	if len(late) == 0 {
+		return nil, fmt.Errorf("udp wake: no measure")
+	}
+	sort.Float64s(late)
+	return late, nil
+}
+
 func pct(v []float64, p float64) float64 {
 	return v[int(math.Min(float64(len(v)-1), p*float64(len(v))))]
 }
@@ -372,9 +393,13 @@ func (b *bench) delayTable(prio string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(b.w, "### Delay, emulator priority %s\n\nThe same delay on both ends of the emulated link; 200 UDP probes 20 ms apart, timed to the nanosecond by a prober and an echo that run real-time; round trip without delay (the same link): median %.3f ms, p99 %.3f ms (a veth, ping: %s ms min/avg/max/mdev). Target: median within ±0.5 ms of twice the delay plus that, p99 within +2 ms. Late: how late the emulator itself let frames go (its own measure).\n\n",
-		got, pct(base, 0.5), pct(base, 0.99), strings.TrimSpace(after(veth, "= ")))
-	fmt.Fprintf(b.w, "| delay each way | want | median | error | p99 | p99 − want | min | max | emulator late p50 / p99 / max (a→b; b→a) |\n|---|---|---|---|---|---|---|---|---|\n")
+	wake, err := b.wakeUps()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.w, "### Delay, emulator priority %s\n\nThe same delay on both ends of the emulated link; 200 UDP probes 20 ms apart, timed to the nanosecond by a prober and an echo that run real-time; round trip without delay (the same link): median %.3f ms, p99 %.3f ms (a veth, ping: %s ms min/avg/max/mdev). The machine's own timer: a real-time thread asleep on a timerfd (as the emulator's scheduler sleeps), 200 wake-ups 20 ms apart, came late by %.3f ms at the median, %.3f ms at p99, %.3f ms at most with nothing else running, and by the last column's while each row's probes ran (in a2, beside the prober); a delayed round trip waits on two such wake-ups of the emulator (one each way) besides the prober's and the echo's, so its p99 can be no better than the machine's. Target: median within ±0.5 ms of twice the delay plus that, p99 within +2 ms. Late: how late the emulator itself let frames go (its own measure).\n\n",
+		got, pct(base, 0.5), pct(base, 0.99), strings.TrimSpace(after(veth, "= ")), pct(wake, 0.5), pct(wake, 0.99), wake[len(wake)-1])
+	fmt.Fprintf(b.w, "| delay each way | want | median | error | p99 | p99 − want | min | max | emulator late p50 / p99 / max (a→b; b→a) | machine's timer late p99 / max, meanwhile |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, d := range []int{5, 20, 100, 200} {
 		for _, end := range []string{"a2/eth0", "b2/eth0"} {
 			if err := b.impair(end, "--delay", fmt.Sprintf("%dms", d)); err != nil {
@@ -382,9 +407,15 @@ func (b *bench) delayTable(prio string) error {
 			}
 		}
 		b.pings(3, "0.05")
+		wc := make(chan []float64, 1)
+		go func() { w, _ := b.wakeUps(); wc <- w }() // the machine's timer, meanwhile
 		r, err := b.pings(200, "0.02")
 		if err != nil {
 			return err
+		}
+		during := "-"
+		if w := <-wc; w != nil {
+			during = fmt.Sprintf("%.3f / %.3f", pct(w, 0.99), w[len(w)-1])
 		}
 		want := 2*float64(d) + pct(base, 0.5)
 		late := "-"
@@ -392,7 +423,7 @@ func (b *bench) delayTable(prio string) error {
 			e := p.Emulator
 			late = fmt.Sprintf("%v / %v / %v; %v / %v / %v", e.LateAtoB.P50, e.LateAtoB.P99, e.LateAtoB.Max, e.LateBtoA.P50, e.LateBtoA.P99, e.LateBtoA.Max)
 		}
-		fmt.Fprintf(b.w, "| %d ms | %.3f | %.3f | %+.3f | %.3f | %+.3f | %.3f | %.3f | %s |\n", d, want, pct(r, 0.5), pct(r, 0.5)-want, pct(r, 0.99), pct(r, 0.99)-want, r[0], r[len(r)-1], late)
+		fmt.Fprintf(b.w, "| %d ms | %.3f | %.3f | %+.3f | %.3f | %+.3f | %.3f | %.3f | %s | %s |\n", d, want, pct(r, 0.5), pct(r, 0.5)-want, pct(r, 0.99), pct(r, 0.99)-want, r[0], r[len(r)-1], late, during)
 	}
 	for _, end := range []string{"a2/eth0", "b2/eth0"} {
 		if err := b.impair(end, "--reset"); err != nil {
@@ -756,8 +787,51 @@ func udpHelper(args []string) int {
 		}
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "usage: emulator udp send ADDR N SIZE BATCH | udp recv PORT N FILE | udp echo PORT | udp ping ADDR N INTERVAL-S")
+	if len(args) == 3 && args[0] == "wake" {
+		n, _ := strconv.Atoi(args[1])
+		every, err := time.ParseDuration(args[2] + "s")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		return wakeUps(n, every)
+	}
+	fmt.Fprintln(os.Stderr, "usage: emulator udp send ADDR N SIZE BATCH | udp recv PORT N FILE | udp echo PORT | udp ping ADDR N INTERVAL-S | udp wake N INTERVAL-S")
 	return 2
+}
+
+// wakeUps prints how late (ms) each of n wake-ups every apart came: a
+// thread of its own, real-time, asleep on a timerfd armed for an absolute
+// time, as the emulator's scheduler sleeps (cyclictest's measure). No
+// userspace program that sleeps until a frame is due can send it sooner
+// after its time than this machine wakes it.
+func wakeUps(n int, every time.Duration) int {
+	runtime.LockOSThread()
+	realtime()
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	at := ts.Nano()
+	var b [8]byte
+	for range n {
+		at += every.Nanoseconds()
+		spec := unix.ItimerSpec{Value: unix.NsecToTimespec(at)}
+		if err := unix.TimerfdSettime(fd, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if _, err := unix.Read(fd, b[:]); err != nil && !errors.Is(err, unix.EINTR) {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		fmt.Printf("%.4f\n", float64(ts.Nano()-at)/1e6)
+	}
+	return 0
 }
 
 // realtime puts every thread of this process (and so those it starts) in
