@@ -26,7 +26,7 @@ func (h *Handles) CreateNamespace(name, lab string, sysctls []Sysctl) (*NS, erro
 	var m *madeNamespace
 	err := namespace.CreateWith(name, func() error {
 		var err error
-		m, err = prepareNamespace(lab, sysctls, &h.fresh)
+		m, err = prepareNamespace(lab, sysctls, &h.fresh, &h.sys)
 		return err
 	})
 	if err != nil {
@@ -226,7 +226,7 @@ func (h *Handles) CreateNamespaces(specs []NamespaceSpec, lab string, parallel i
 			made := make([]*madeNamespace, len(idx))
 			errs := namespace.CreateEach(names, func(k int) error {
 				var err error
-				made[k], err = prepareNamespace(lab, specs[idx[k]].Sysctls, &h.fresh)
+				made[k], err = prepareNamespace(lab, specs[idx[k]].Sysctls, &h.fresh, &h.sys)
 				return err
 			})
 			for k, i := range idx {
@@ -264,7 +264,7 @@ func (m *madeNamespace) close() {
 // prepareNamespace does, on a thread inside a new namespace, what
 // CreateNamespace gives it: its file and a socket opened there, lo up
 // with the lab's marker, the sysctls.
-func prepareNamespace(lab string, sysctls []Sysctl, fresh *freshSysctls) (*madeNamespace, error) {
+func prepareNamespace(lab string, sysctls []Sysctl, fresh *freshSysctls, sys *procSys) (*madeNamespace, error) {
 	m := &madeNamespace{fd: -1}
 	var err error
 	if m.fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
@@ -276,7 +276,7 @@ func prepareNamespace(lab string, sysctls []Sysctl, fresh *freshSysctls) (*madeN
 	if err := m.sock.setLink(loIndex, "", linkChange{alias: state.NamespaceAlias(lab), setAlias: true, up: true}); err != nil {
 		return m, fmt.Errorf("mark lo for lab %s: %w", lab, err)
 	}
-	m.sysctls, err = writeSysctls(sysctls, fresh)
+	m.sysctls, err = writeSysctls(sys, sysctls, fresh)
 	return m, err
 }
 

@@ -37,6 +37,7 @@ type Handles struct {
 	open    []*NS // with files open, oldest first
 	maxOpen int
 	fresh   freshSysctls // what namespaces made in this run had first
+	sys     procSys      // where sysctls are opened
 }
 
 // NewHandles returns an empty cache.
@@ -131,6 +132,7 @@ func (h *Handles) Close() {
 	h.mu.Lock()
 	h.open = nil
 	h.mu.Unlock()
+	h.sys.close()
 }
 
 // Prepare opens the named namespaces that are not open yet and reads the
@@ -188,7 +190,7 @@ func (h *Handles) Prepare(names []string, keys func(name string) []string, paral
 					return err
 				}
 				for _, key := range keys(part[k]) {
-					v, err := readSysctl(key)
+					v, err := readSysctl(&h.sys, key)
 					if isNotExist(err) {
 						continue
 					}

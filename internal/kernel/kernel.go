@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"path"
 	"strings"
 	"sync"
@@ -757,17 +756,27 @@ func sysctlPath(key string) (string, error) {
 	return "/proc/sys/" + k, nil
 }
 
-// readSysctl reads a sysctl on the calling thread's namespace.
-func readSysctl(key string) (string, error) {
-	p, err := sysctlPath(key)
+// readSysctl reads a sysctl on the calling thread's namespace, opened
+// through sys (nil: /proc).
+func readSysctl(sys *procSys, key string) (string, error) {
+	fd, p, err := sys.openSysctl(key, unix.O_RDONLY)
 	if err != nil {
-		return "", err
+		if p == "" {
+			return "", err
+		}
+		return "", &fs.PathError{Op: "open", Path: p, Err: err}
 	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return "", err
+	defer unix.Close(fd)
+	return preadValue(fd, make([]byte, 128))
+}
+
+// procSys is where the namespace's sysctls are opened: its cache's proc
+// of the run's own, or /proc for a namespace opened alone.
+func (n *NS) procSys() *procSys {
+	if n.cache == nil {
+		return nil
 	}
-	return strings.TrimSpace(string(b)), nil
+	return &n.cache.sys
 }
 
 // Sysctl reads a sysctl of this namespace, trimmed; an error wrapping
@@ -777,7 +786,7 @@ func (n *NS) Sysctl(key string) (string, error) {
 	var v string
 	err := n.inside(func() error {
 		var err error
-		v, err = readSysctl(key)
+		v, err = readSysctl(n.procSys(), key)
 		return err
 	})
 	if err != nil {
@@ -808,7 +817,7 @@ func (n *NS) SetSysctls(list []Sysctl) error {
 	var got map[string]string
 	err := n.inside(func() error {
 		var err error
-		got, err = writeSysctls(list, nil)
+		got, err = writeSysctls(n.procSys(), list, nil)
 		return err
 	})
 	n.remember(got)
@@ -824,7 +833,7 @@ func (n *NS) SetSysctls(list []Sysctl) error {
 // after. The caller is inside the namespace. fresh, for a namespace just
 // made, holds the values a namespace made in this run had before netlab
 // wrote (nil: none): a key already at its value there is not opened.
-func writeSysctls(list []Sysctl, fresh *freshSysctls) (map[string]string, error) {
+func writeSysctls(sys *procSys, list []Sysctl, fresh *freshSysctls) (map[string]string, error) {
 	got := make(map[string]string, len(list))
 	buf := make([]byte, 128)
 	for _, sc := range list {
@@ -832,15 +841,14 @@ func writeSysctls(list []Sysctl, fresh *freshSysctls) (map[string]string, error)
 			got[sc.Key] = sc.Value
 			continue
 		}
-		p, err := sysctlPath(sc.Key)
-		if err != nil {
-			return got, err
+		fd, p, err := sys.openSysctl(sc.Key, unix.O_RDWR)
+		if p == "" {
+			return got, err // not a sysctl key
 		}
-		fd, err := unix.Open(p, unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if errors.Is(err, unix.EACCES) {
 			// Write-only (a trigger like net.ipv4.route.flush): write,
 			// with nothing to read back.
-			if err = writeOnly(p, sc.Value); err != nil {
+			if err = writeOnly(sys, sc.Key, sc.Value); err != nil {
 				return got, fmt.Errorf("set sysctl %s=%s: %w", sc.Key, sc.Value, err)
 			}
 			continue
@@ -909,13 +917,15 @@ func (f *freshSysctls) learn(key, value string) {
 	}
 }
 
-func writeOnly(path, value string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+// writeOnly writes a sysctl that cannot be read (a trigger), opened
+// through sys.
+func writeOnly(sys *procSys, key, value string) error {
+	fd, p, err := sys.openSysctl(key, unix.O_WRONLY|unix.O_TRUNC)
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: p, Err: err}
 	}
-	_, werr := f.WriteString(value)
-	if cerr := f.Close(); werr == nil {
+	_, werr := unix.Write(fd, []byte(value))
+	if cerr := unix.Close(fd); werr == nil {
 		werr = cerr
 	}
 	return werr

@@ -116,7 +116,7 @@ func (n *NS) observe(sysctlKeys []string, offloads bool) (*state.Namespace, erro
 		// What only a thread inside the namespace can read.
 		err = namespace.Do(n.file(), func() error {
 			for _, key := range missing {
-				v, err := readSysctl(key)
+				v, err := readSysctl(n.procSys(), key)
 				if isNotExist(err) {
 					continue
 				}
