@@ -5,7 +5,8 @@
 // Up, per namespace, on a worker thread that stays locked (no thread is made
 // or switched back per namespace): unshare(CLONE_NEWNET) and a bind mount on
 // /run/netns/NAME; a netlink socket opened there; lo up with its marker in
-// one message; netlab's six sysctls written; one RTM_NEWLINK making eth0
+// one message; netlab's six sysctls written (through a proc of its own,
+// made afresh every 42 namespaces, as netlab does); one RTM_NEWLINK making eth0
 // (index 2, the first after lo) with its peer already in the host namespace
 // in an interface group; the host end up with its marker (and master, on a
 // Linux bridge) in one message; eth0's address; eth0 up with its marker in one
@@ -197,8 +198,14 @@ func (c *config) up() error {
 				return
 			}
 			defer hs.close()
+			proc := &procRoot{fd: -1}
+			defer proc.close()
 			for i := w + 1; i <= c.n; i += c.workers {
-				if err := c.makeNamespace(i, hs, hostNS, masters[c.bridgeOf(i)]); err != nil {
+				if err := proc.next(); err != nil {
+					errs[w] = err
+					return
+				}
+				if err := c.makeNamespace(i, hs, hostNS, masters[c.bridgeOf(i)], proc.fd); err != nil {
 					errs[w] = fmt.Errorf("%s: %w", c.ns(i), err)
 					return
 				}
@@ -216,7 +223,7 @@ func (c *config) up() error {
 }
 
 // makeNamespace makes namespace i and its veth; the calling thread ends in it.
-func (c *config) makeNamespace(i int, host *nlSock, hostNS int, master int32) error {
+func (c *config) makeNamespace(i int, host *nlSock, hostNS int, master int32, proc int) error {
 	name := c.ns(i)
 	path := filepath.Join("/run/netns", name)
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
@@ -239,7 +246,7 @@ func (c *config) makeNamespace(i int, host *nlSock, hostNS int, master int32) er
 		return fmt.Errorf("lo: %w", err)
 	}
 	for _, sc := range sysctls {
-		if err := writeFile("/proc/sys/"+sc.key, sc.value); err != nil {
+		if err := writeFile(proc, "sys/"+sc.key, sc.value); err != nil {
 			return err
 		}
 	}
@@ -271,8 +278,49 @@ func (c *config) makeNamespace(i int, host *nlSock, hostNS int, master int32) er
 	return nil
 }
 
-func writeFile(path, value string) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+// procNamespaces is how many namespaces write their sysctls through one
+// proc mount (6 each: netlab's refresh after 256 opens).
+const procNamespaces = 42
+
+// procRoot is a worker's proc filesystem for sysctls, mounted nowhere
+// and made afresh every procNamespaces namespaces, as netlab opens them
+// (internal/kernel/procsys.go): in the machine's /proc every lookup walks
+// a dentry per namespace that ever looked the key up, and the floor would
+// be no floor at thousands of namespaces.
+type procRoot struct{ fd, used int }
+
+// next makes the proc the next namespace writes through.
+func (p *procRoot) next() error {
+	if p.fd >= 0 && p.used < procNamespaces {
+		p.used++
+		return nil
+	}
+	p.close()
+	fs, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fsopen proc: %w", err)
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return fmt.Errorf("fsconfig proc: %w", err)
+	}
+	if p.fd, err = unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0); err != nil {
+		return fmt.Errorf("fsmount proc: %w", err)
+	}
+	p.used = 1
+	return nil
+}
+
+func (p *procRoot) close() {
+	if p.fd >= 0 {
+		unix.Close(p.fd)
+		p.fd = -1
+	}
+}
+
+// writeFile writes value to path under the directory dir.
+func writeFile(dir int, path, value string) error {
+	fd, err := unix.Openat(dir, path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
