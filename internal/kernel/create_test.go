@@ -383,3 +383,52 @@ func TestOwnersByID(t *testing.T) {
 		t.Errorf("ReadOwners: %q %q %v", owners[0], owners[1], errs[linked+2])
 	}
 }
+
+// Making and opening many more namespaces than a small limit of open files
+// allows at once: the cache takes each chunk's files before the next
+// opens more (before, 1,024 files stopped an up at the 516th namespace).
+func TestManyNamespacesFewFiles(t *testing.T) {
+	requireRoot(t)
+	var lim unix.Rlimit
+	must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &lim))
+	low := lim
+	low.Cur = FilesReserve + 100
+	must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &low))
+	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+
+	hs := NewHandles()
+	defer hs.Close()
+	const n = 600
+	var specs []NamespaceSpec
+	var names []string
+	prefix := uniq(t)
+	for i := range n {
+		name := fmt.Sprintf("%s-%03d", prefix, i)
+		specs = append(specs, NamespaceSpec{Name: name, Sysctls: []Sysctl{{"net.ipv4.ip_forward", "1"}}})
+		names = append(names, name)
+	}
+	t.Cleanup(func() {
+		for _, name := range names {
+			namespace.Delete(name)
+		}
+	})
+	var mu sync.Mutex
+	var errs []error
+	hs.CreateNamespaces(specs, "lab3", 2, func(i int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	})
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d namespaces not made with %d files: first %v", len(errs), n, low.Cur, errs[0])
+	}
+	fresh := NewHandles()
+	defer fresh.Close()
+	for i, err := range fresh.Prepare(names, func(string) []string { return []string{"net.ipv4.ip_forward"} }, 2) {
+		if err != nil {
+			t.Fatalf("Prepare %s with %d files: %v", names[i], low.Cur, err)
+		}
+	}
+}
