@@ -18,7 +18,7 @@ var kernelHandlers = map[plan.Op]handler{
 	plan.OpAddNamespace: on(addNamespace).journaling(func(j *state.Journal, a plan.Action) {
 		j.AddNamespace(a.Step.(plan.AddNamespace).NS)
 	}).fusing(fuseSysctls, addNamespaceWith).staged(addNamespaces),
-	plan.OpDelNamespace: on(delNamespace),
+	plan.OpDelNamespace: on(delNamespace).staged(delNamespaces),
 	plan.OpAddVeth: on(addVeth).journaling(func(j *state.Journal, a plan.Action) {
 		v := a.Step.(plan.AddVeth)
 		if v.NS == topology.Host {
@@ -125,6 +125,17 @@ func addNamespaceWith(s *Session, a plan.Action, more []plan.Action) error {
 	}
 	_, err := s.handles.CreateNamespace(a.Step.(plan.AddNamespace).NS, s.lab, list)
 	return err
+}
+
+// delNamespaces deletes a stretch of namespaces one after the other, on
+// one thread: each unmount waits for an expedited RCU grace period
+// (namespace_unlock), and unmounts from several threads queue behind each
+// other's there (measured, 1,000 bare namespaces: 100 ms from two threads,
+// 30 ms from one).
+func delNamespaces(s *Session, us []unit, done func(u unit, err error)) {
+	for _, u := range us {
+		done(u, delNamespace(s, u[0].Step.(plan.DelNamespace)))
+	}
 }
 
 // delNamespace deletes a namespace, ending the processes in it first unless
