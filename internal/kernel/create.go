@@ -223,41 +223,30 @@ func (h *Handles) CreateNamespaces(specs []NamespaceSpec, lab string, parallel i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// A chunk at a time: what each namespace made holds (its file
-			// and a socket) is handed to the cache, which keeps at most
-			// OpenLimit open, before the next chunk is made.
-			for start := 0; start < len(idx); start += handChunk {
-				end := min(start+handChunk, len(idx))
-				idx, names := idx[start:end], names[start:end]
-				made := make([]*madeNamespace, len(idx))
-				errs := namespace.CreateEach(names, func(k int) error {
-					var err error
-					made[k], err = prepareNamespace(lab, specs[idx[k]].Sysctls, &h.fresh, &h.sys)
+			failed := make([]*madeNamespace, len(idx))
+			errs := namespace.CreateEach(names, func(k int) error {
+				m, err := prepareNamespace(lab, specs[idx[k]].Sysctls, &h.fresh, &h.sys)
+				if err != nil {
+					failed[k] = m
 					return err
-				})
-				for k, i := range idx {
-					err := errs[k]
-					if m := made[k]; m != nil {
-						if err == nil {
-							h.entry(names[k]).adopt(netns.NsHandle(m.fd), m.sock, m.sysctls)
-						} else {
-							m.close()
-						}
-					}
-					done(i, err)
 				}
+				// To the cache at once, which keeps at most OpenLimit
+				// open: held until the thread had made them all, every
+				// namespace's file and socket stayed open (a limit of
+				// 1,024 files stopped an up at the 516th namespace).
+				h.entry(names[k]).adopt(netns.NsHandle(m.fd), m.sock, m.sysctls)
+				return nil
+			})
+			for k, i := range idx {
+				if m := failed[k]; m != nil {
+					m.close()
+				}
+				done(i, errs[k])
 			}
 		}()
 	}
 	wg.Wait()
 }
-
-// handChunk is how many namespaces a thread of CreateNamespaces makes (or
-// of Prepare opens) before it hands them to the cache, which keeps at most
-// OpenLimit open: each holds two descriptors until then (before chunks, a
-// limit of 1,024 open files stopped an up at the 516th namespace, and one
-// of 4,096 the observation of 3,000).
-const handChunk = 16
 
 // madeNamespace is what prepareNamespace opened and wrote.
 type madeNamespace struct {

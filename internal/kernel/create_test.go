@@ -335,8 +335,14 @@ func TestOwnersByID(t *testing.T) {
 	defer host.Close()
 	var names []string
 	const linked = ownersBatch + 6
+	prefix := uniq(t) // one random name each would collide now and then
 	for i := range linked {
-		n := newNS(t)
+		name := fmt.Sprintf("%s-%02d", prefix, i)
+		must(t, namespace.Create(name))
+		t.Cleanup(func() { namespace.Delete(name) })
+		n, err := Open(name)
+		must(t, err)
+		t.Cleanup(func() { n.Close() })
 		if i%2 == 0 {
 			must(t, n.MarkNamespace("lab2"))
 		}

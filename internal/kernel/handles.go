@@ -60,10 +60,8 @@ func OpenLimit() int {
 
 // FilesReserve is what netlab needs open besides its namespaces' files:
 // Open vSwitch and nftables connections, journals, locks, the standard
-// streams, threads' namespace files (128), and the files of the chunks of
-// namespaces being made or opened that the cache has not taken yet (two
-// each, a chunk for each of at most 8 threads).
-const FilesReserve = 128 + 2*handChunk*8
+// streams, threads' namespace files.
+const FilesReserve = 128
 
 // entry returns the namespace's NS, made (not opened) if need be.
 func (h *Handles) entry(name string) *NS {
@@ -180,11 +178,24 @@ func (h *Handles) Prepare(names []string, keys func(name string) []string, paral
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// A chunk at a time, as CreateNamespaces: the files each visit
-			// opens go to the cache before the next chunk opens more.
-			for start := 0; start < len(part); start += handChunk {
-				end := min(start+handChunk, len(part))
-				h.prepareChunk(idx[start:end], part[start:end], keys, errs)
+			failed := make([]*madeNamespace, len(part))
+			es := namespace.Visit(part, func(k int) error {
+				m, err := h.openHere(part[k], keys)
+				if err != nil {
+					failed[k] = m
+					return err
+				}
+				// To the cache at once (see CreateNamespaces).
+				h.entry(part[k]).take(m)
+				return nil
+			})
+			for k, i := range idx {
+				if failed[k] != nil {
+					failed[k].close()
+				}
+				if es[k] != nil {
+					errs[i] = fmt.Errorf("ns %s: %w", part[k], es[k])
+				}
 			}
 		}()
 	}
@@ -192,41 +203,27 @@ func (h *Handles) Prepare(names []string, keys func(name string) []string, paral
 	return errs
 }
 
-// prepareChunk is Prepare's work on one chunk of one thread's names, idx
-// their places in errs.
-func (h *Handles) prepareChunk(idx []int, part []string, keys func(name string) []string, errs []error) {
-	made := make([]*madeNamespace, len(part))
-	es := namespace.Visit(part, func(k int) error {
-		m := &madeNamespace{fd: -1, sysctls: map[string]string{}}
-		made[k] = m
-		var err error
-		if m.fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
-			return err
-		}
-		if m.sock, err = openRTNL(); err != nil {
-			return err
-		}
-		for _, key := range keys(part[k]) {
-			v, err := readSysctl(&h.sys, key)
-			if isNotExist(err) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("sysctl %s: %w", key, err)
-			}
-			m.sysctls[key] = v
-		}
-		return nil
-	})
-	for k, i := range idx {
-		m := made[k]
-		if es[k] != nil {
-			if m != nil {
-				m.close()
-			}
-			errs[i] = fmt.Errorf("ns %s: %w", part[k], es[k])
+// openHere opens, on a thread inside the namespace, its file and a socket,
+// and reads the sysctls keys(name) there; on an error, what it opened is
+// returned to be closed.
+func (h *Handles) openHere(name string, keys func(name string) []string) (*madeNamespace, error) {
+	m := &madeNamespace{fd: -1, sysctls: map[string]string{}}
+	var err error
+	if m.fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		return m, err
+	}
+	if m.sock, err = openRTNL(); err != nil {
+		return m, err
+	}
+	for _, key := range keys(name) {
+		v, err := readSysctl(&h.sys, key)
+		if isNotExist(err) {
 			continue
 		}
-		h.entry(part[k]).take(m)
+		if err != nil {
+			return m, fmt.Errorf("sysctl %s: %w", key, err)
+		}
+		m.sysctls[key] = v
 	}
+	return m, nil
 }
