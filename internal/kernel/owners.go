@@ -26,11 +26,12 @@ const ownersBatch = 64
 // open until its lo has answered, so its id cannot go to another meanwhile.
 //
 // It fills owners and errs of what it read, and returns the indexes of the
-// rest: namespaces without an id (assigning one would change a namespace
-// that may not be netlab's; the kernel gives a namespace linked to this
-// one its id when it first describes such a link here, as the host's
-// observation after up's changes does), and any whose answer was an error, for the
-// caller to read from inside (where the error is reported properly).
+// rest, for the caller to read from inside (where an error is reported
+// properly): namespaces without an id (assigning one would change a
+// namespace that may not be netlab's; the kernel gives a namespace linked
+// to this one its id when it first describes such a link here, as the
+// host's observation after up's changes does), and any whose answer was an
+// error.
 //
 // Equivalent to: `ip netns list-id`, then `ip -link-netnsid ID link show lo`.
 func ownersByID(names []string, owners []string, errs []error, parallel int) (rest []int, err error) {
