@@ -21,6 +21,8 @@ func TestMain(m *testing.M) {
 		os.Exit(sandbox.RunTests(m.Run, false))
 	case "main":
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	case "priority":
+		os.Exit(priorityChild(Priority(os.Args[len(os.Args)-1])))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown %s\n", reexecEnv)
 		os.Exit(3)

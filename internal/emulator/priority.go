@@ -19,10 +19,13 @@ type Priority string
 const PriorityEnv = "NETLAB_EMULATE_PRIORITY"
 
 const (
-	// PriorityRealtime is SCHED_FIFO at the lowest real-time priority:
-	// the emulator runs as soon as a frame is due. Its work per frame is
-	// bounded (it never spins), and the kernel's real-time throttling
-	// (sched_rt_runtime_us) keeps 5 % of each CPU for others anyway.
+	// PriorityRealtime is SCHED_FIFO one above the lowest real-time
+	// priority: the emulator runs as soon as a frame is due, ahead of
+	// programs that run real-time at the lowest (a test's prober, say),
+	// which at an equal priority would hold a due frame until they block.
+	// Its work per frame is bounded (it never spins), and the kernel's
+	// real-time throttling (sched_rt_runtime_us) keeps 5 % of each CPU for
+	// others anyway.
 	PriorityRealtime Priority = "realtime"
 	// PriorityHigh is nice -10.
 	PriorityHigh Priority = "high"
@@ -30,17 +33,20 @@ const (
 	PriorityNormal Priority = "normal"
 )
 
+// realtimePriority is PriorityRealtime's SCHED_FIFO priority.
+const realtimePriority = 2
+
 // raisePriority gives every thread of the process the priority asked, or
 // the best below it that is allowed (real time and a negative nice need
 // CAP_SYS_NICE in the machine's user namespace: not in a rootless
 // sandbox). It returns what it got. Threads the runtime starts later
 // inherit the setting of the thread that starts them.
 //
-// Equivalent to: chrt -f -a -p 1 PID, or renice -n -10 for each thread.
+// Equivalent to: chrt -f -a -p 2 PID, or renice -n -10 for each thread.
 func raisePriority(want Priority) (Priority, error) {
 	if want == PriorityRealtime {
 		err := eachThread(func(tid int) error {
-			return unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0)
+			return unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: realtimePriority}, 0)
 		})
 		if err == nil {
 			return PriorityRealtime, nil
