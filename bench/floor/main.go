@@ -3,13 +3,15 @@
 // netlab's own up and down are measured against in `make bench`.
 //
 // Up, per namespace, on a worker thread that stays locked (no thread is made
-// or switched back per namespace): unshare(CLONE_NEWNET) and a bind mount on
+// per namespace; it switches back to the host once per bridge port, to turn
+// the port's IPv6 off): unshare(CLONE_NEWNET) and a bind mount on
 // /run/netns/NAME; a netlink socket opened there; lo up with its marker in
 // one message; netlab's six sysctls written (through a proc of its own,
 // made afresh every 42 namespaces, as netlab does); one RTM_NEWLINK making eth0
 // (index 2, the first after lo) with its peer already in the host namespace
 // in an interface group; the host end up with its marker (and master, on a
-// Linux bridge) in one message; eth0's address; eth0 up with its marker in one
+// Linux bridge) in one message, once its IPv6 is off (as netlab's bridge
+// ports); eth0's address; eth0 up with its marker in one
 // message; on Open vSwitch tx checksum offload off on both ends (ioctls on
 // sockets of each namespace, no thread switch). Then, on Open vSwitch, every
 // port in one database transaction with netlab's external_ids and
@@ -256,6 +258,15 @@ func (c *config) makeNamespace(i int, host *nlSock, hostNS int, master int32, pr
 	port := c.port(i)
 	if err := s.addVeth("eth0", 2, port, hostNS, group); err != nil {
 		return fmt.Errorf("veth: %w", err)
+	}
+	// IPv6 off on the port before it goes up, as netlab does (a sysctl
+	// acts on the namespace of the thread that opens it): back in the host,
+	// where the next namespace is made from anyway.
+	if err := unix.Setns(hostNS, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("setns host: %w", err)
+	}
+	if err := writeFile(proc, "sys/net/ipv6/conf/"+port+"/disable_ipv6", "1"); err != nil {
+		return err
 	}
 	if err := host.setLink(0, port, state.LinkAlias(c.lab, "host", port), true, master); err != nil {
 		return fmt.Errorf("%s: %w", port, err)

@@ -237,6 +237,7 @@ func addVethWith(s *Session, a plan.Action, more []plan.Action) error {
 		return err
 	}
 	spec := kernel.Veth{Name: v.Link, Alias: v.Alias, Peer: peer, PeerName: v.Peer, PeerAlias: v.PeerAlias}
+	spec.End.NoIPv6, spec.PeerEnd.NoIPv6 = v.NoIPv6, v.PeerNoIPv6
 	// The lab's host links in its group: down deletes them in one request.
 	if v.NS == topology.Host {
 		spec.End.Group = kernel.LabGroup(s.lab)

@@ -103,6 +103,9 @@ type VethEnd struct {
 	// Group is the end's interface group (0: the default), given at
 	// creation: a lab's host links are made in LabGroup(lab).
 	Group uint32
+	// NoIPv6 disables IPv6 on the end before it first goes up (a bridge
+	// port: plan.AddVeth says why).
+	NoIPv6 bool
 }
 
 // MakeVeth makes the pair in one request (this end with its MTU, MAC,
@@ -136,8 +139,10 @@ func (n *NS) makeVeth(v Veth, peer *NS) error {
 		return err
 	}
 	defer peer.unpin()
+	// An end without IPv6 comes up only once it is off: after the
+	// creation, with the marker.
 	spec := vethSpec{name: v.Name, peer: v.PeerName, peerNS: -1, mtu: v.End.MTU, mac: v.End.MAC,
-		peerMTU: v.PeerEnd.MTU, peerMAC: v.PeerEnd.MAC, up: v.End.Up, group: v.End.Group, peerGroup: v.PeerEnd.Group}
+		peerMTU: v.PeerEnd.MTU, peerMAC: v.PeerEnd.MAC, up: v.End.Up && !v.End.NoIPv6, group: v.End.Group, peerGroup: v.PeerEnd.Group}
 	if peer != n {
 		spec.peerNS = int(peer.file())
 	}
@@ -159,9 +164,17 @@ func (n *NS) makeVeth(v Veth, peer *NS) error {
 	// The kernel ignores IFLA_IFALIAS in a create request, so the markers
 	// follow, each through its own namespace's socket; the peer's with
 	// its master and up, which its creation could not take.
-	err = n.raw(func(s *rtnl) error {
-		return s.setLink(index, "", linkChange{alias: v.Alias, setAlias: true})
-	})
+	if v.End.NoIPv6 {
+		err = n.disableIPv6(v.Name)
+	}
+	if err == nil {
+		err = n.raw(func(s *rtnl) error {
+			return s.setLink(index, "", linkChange{alias: v.Alias, setAlias: true, up: v.End.Up && v.End.NoIPv6})
+		})
+	}
+	if err == nil && v.PeerEnd.NoIPv6 {
+		err = peer.disableIPv6(v.PeerName)
+	}
 	if err == nil {
 		pst := v.PeerEnd.LinkState
 		pst.MTU, pst.MAC = 0, nil
@@ -179,6 +192,31 @@ func (n *NS) makeVeth(v Veth, peer *NS) error {
 			err = errors.Join(err, derr)
 		}
 		return err
+	}
+	return nil
+}
+
+// disableIPv6 turns IPv6 off on a link, before it goes up. A kernel
+// without IPv6 (no such key) has nothing to turn off.
+// Equivalent to: `ip netns exec NS sysctl -w net/ipv6/conf/LINK/disable_ipv6=1`.
+func (n *NS) disableIPv6(link string) error {
+	write := func() error {
+		_, err := writeSysctls(n.procSys(), []Sysctl{{Key: "net/ipv6/conf/" + link + "/disable_ipv6", Value: "1"}}, nil)
+		if isNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	var err error
+	if n.name == namespace.Host {
+		// The caller's thread is in the process's own namespace (only
+		// namespace's locked threads ever leave it): no switch.
+		err = write()
+	} else {
+		err = n.inside(write)
+	}
+	if err != nil {
+		return fmt.Errorf("ns %s: %s: %w", n.name, link, err)
 	}
 	return nil
 }

@@ -438,3 +438,42 @@ func TestManyNamespacesFewFiles(t *testing.T) {
 		}
 	}
 }
+
+// A veth end made with NoIPv6 comes up with IPv6 disabled, on either side
+// of the pair, and so gets no IPv6 address; an end without it has IPv6.
+func TestMakeVethNoIPv6(t *testing.T) {
+	requireRoot(t)
+	hs := NewHandles()
+	defer hs.Close()
+	a, b := newNS(t), newNS(t)
+	a, b = hs.entry(a.Name()), hs.entry(b.Name())
+	for _, tc := range []struct {
+		name, peer  string
+		noA, noPeer bool
+	}{
+		{"n6a", "n6b", true, true},
+		{"n6c", "n6d", false, true},
+		{"n6e", "n6f", true, false},
+	} {
+		up := LinkState{Up: true}
+		v := Veth{Name: tc.name, Alias: "netlab:test:a/" + tc.name, Peer: b, PeerName: tc.peer, PeerAlias: "netlab:test:b/" + tc.peer,
+			End: VethEnd{LinkState: up, NoIPv6: tc.noA}, PeerEnd: VethEnd{LinkState: up, NoIPv6: tc.noPeer}}
+		must(t, a.MakeVeth(v))
+		for _, end := range []struct {
+			n    *NS
+			link string
+			no   bool
+		}{{a, tc.name, tc.noA}, {b, tc.peer, tc.noPeer}} {
+			want := map[bool]string{true: "1", false: "0"}[end.no]
+			got, err := end.n.Sysctl("net/ipv6/conf/" + end.link + "/disable_ipv6")
+			must(t, err)
+			l := mustLink(t, observe(t, end.n), end.link)
+			if got != want || !l.Up {
+				t.Errorf("%s: disable_ipv6 %s (want %s), up %v", end.link, got, want, l.Up)
+			}
+			if end.no && len(l.Addrs) > 0 {
+				t.Errorf("%s without IPv6 has addresses %v", end.link, l.Addrs)
+			}
+		}
+	}
+}

@@ -231,6 +231,13 @@ func (p *planner) namespaces() {
 	}
 }
 
+// bareBridgePort says whether a wanted link is a port of a bridge, Linux
+// or Open vSwitch, with no address of its own: it needs no IPv6 (AddVeth).
+func (p *planner) bareBridgePort(ns, name string) bool {
+	w := p.want[ns][name]
+	return w != nil && w.kind == state.KindVeth && (w.master != "" || w.ovsPort) && len(w.addrs) == 0
+}
+
 // exists says whether a wanted link is there and stays after the deletions.
 func (p *planner) exists(ns, name string) *state.Link {
 	if p.recreated[key(ns, name)] {
@@ -261,6 +268,7 @@ func (p *planner) links() {
 		p.emit(AddVeth{
 			NS: a.NS, Link: a.Name, Alias: state.LinkAlias(p.lab.Name, a.NS, a.Name),
 			PeerNS: b.NS, Peer: b.Name, PeerAlias: state.LinkAlias(p.lab.Name, b.NS, b.Name),
+			NoIPv6: p.bareBridgePort(a.NS, a.Name), PeerNoIPv6: p.bareBridgePort(b.NS, b.Name),
 		})
 	}
 	// TUN and TAP devices.

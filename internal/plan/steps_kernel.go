@@ -89,6 +89,14 @@ type AddVeth struct {
 	PeerNS    string `json:"peer_ns,omitempty"`
 	Peer      string `json:"peer,omitempty"`
 	PeerAlias string `json:"peer_alias,omitempty"`
+	// NoIPv6 and PeerNoIPv6 say an end has IPv6 disabled before it first
+	// goes up: a bridge port with no address of its own (the bridge
+	// forwards its frames whatever its IPv6 state). Every device that goes
+	// up with IPv6 makes the kernel walk its namespace's whole IPv6
+	// routing table (rt6_sync_up), where each port up before it has routes:
+	// thousands of ports came up in time quadratic in their number.
+	NoIPv6     bool `json:"no_ipv6,omitempty"`
+	PeerNoIPv6 bool `json:"peer_no_ipv6,omitempty"`
 }
 
 func (AddVeth) Op() Op          { return OpAddVeth }
@@ -99,8 +107,25 @@ func (s AddVeth) Command(string) string {
 	if peerNS == topology.Host {
 		peerNS = "1" // the host namespace, as seen by a process in it: PID 1's
 	}
-	return fmt.Sprintf("%s link add %s alias %s type veth peer name %s netns %s alias %s",
+	cmd := fmt.Sprintf("%s link add %s alias %s type veth peer name %s netns %s alias %s",
 		ipn(s.NS), s.Link, s.Alias, s.Peer, peerNS, s.PeerAlias)
+	if s.NoIPv6 {
+		cmd += "; " + noIPv6Command(s.NS, s.Link)
+	}
+	if s.PeerNoIPv6 {
+		cmd += "; " + noIPv6Command(s.PeerNS, s.Peer)
+	}
+	return cmd
+}
+
+// noIPv6Command disables IPv6 on a link (the key with slashes: a link's
+// name may hold dots).
+func noIPv6Command(ns, link string) string {
+	sysctl := "sysctl -qw net/ipv6/conf/" + link + "/disable_ipv6=1"
+	if ns == topology.Host {
+		return sysctl
+	}
+	return "ip netns exec " + ns + " " + sysctl
 }
 
 // AddLinuxBridge makes a Linux bridge device.
