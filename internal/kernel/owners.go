@@ -203,46 +203,27 @@ func (s *rtnl) batch(reqs []*nlmsg, each func(r int, typ uint16, body []byte)) (
 	left := len(reqs)
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
-	for left > 0 {
-		buf := *bp
-		n, _, err := unix.Recvfrom(s.fd, buf, unix.MSG_TRUNC)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			s.broken = true
-			return nil, fmt.Errorf("netlink receive: %w", err)
+	err = s.receive(bp, func(typ, _ uint16, seq uint32, body []byte) (bool, error) {
+		r := int(seq - first)
+		if r < 0 || r >= len(reqs) {
+			return false, nil // an answer to an earlier request that timed out
 		}
-		if n > len(buf) {
-			s.broken = true
-			return nil, fmt.Errorf("netlink receive: answer of %d bytes truncated", n)
+		if typ != unix.NLMSG_ERROR {
+			each(r, typ, body)
+			return false, nil
 		}
-		for b := buf[:n]; len(b) >= unix.SizeofNlMsghdr; {
-			l := int(binary.NativeEndian.Uint32(b[0:4]))
-			if l < unix.SizeofNlMsghdr || l > len(b) {
-				s.broken = true
-				return nil, fmt.Errorf("netlink receive: %w", ErrTruncated)
-			}
-			typ := binary.NativeEndian.Uint16(b[4:6])
-			r := int(binary.NativeEndian.Uint32(b[8:12]) - first)
-			body := b[unix.SizeofNlMsghdr:l]
-			b = b[min(rtaAlign(l), len(b)):]
-			if r < 0 || r >= len(reqs) {
-				continue // an answer to an earlier request that timed out
-			}
-			if typ != unix.NLMSG_ERROR {
-				each(r, typ, body)
-				continue
-			}
-			if len(body) < 4 {
-				s.broken = true
-				return nil, fmt.Errorf("netlink: %w", ErrTruncated)
-			}
-			if errno := int32(binary.NativeEndian.Uint32(body[0:4])); errno != 0 {
-				errs[r] = unix.Errno(-errno)
-			}
-			left--
+		if len(body) < 4 {
+			return true, fmt.Errorf("netlink: %w", ErrTruncated)
 		}
+		if errno := int32(binary.NativeEndian.Uint32(body[0:4])); errno != 0 {
+			errs[r] = unix.Errno(-errno)
+		}
+		left--
+		return left == 0, nil
+	})
+	if err != nil {
+		s.broken = true
+		return nil, err
 	}
 	return errs, nil
 }

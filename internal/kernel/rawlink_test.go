@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"reflect"
@@ -191,4 +193,32 @@ func TestParseRawLinkKinds(t *testing.T) {
 	if got, err := parseRawLink(linkMsg(unix.ARPHRD_LOOPBACK, 1, 0, name("lo"))); err != nil || got.kind != "device" {
 		t.Errorf("no kind: %+v, %v", got, err)
 	}
+}
+
+// An answer bigger than the buffer is reported as truncated and the buffer
+// grows to fit it; the next read goes on with the following answers.
+func TestReceiveGrowsBuffer(t *testing.T) {
+	requireRoot(t)
+	n := newNS(t)
+	must(t, n.raw(func(s *rtnl) error {
+		m := newNLMsg(unix.RTM_GETLINK, unix.NLM_F_DUMP, ifinfomsg(0, 0, 0))
+		binary.NativeEndian.PutUint32(m.b[0:4], uint32(len(m.b)))
+		if err := unix.Sendto(s.fd, m.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return err
+		}
+		buf := make([]byte, 16)
+		var trunc *truncatedError
+		if err := s.receive(&buf, func(uint16, uint16, uint32, []byte) (bool, error) { return true, nil }); !errors.As(err, &trunc) || len(buf) < trunc.n {
+			t.Errorf("a 16-byte buffer: %v, buffer now %d bytes", err, len(buf))
+		}
+		done := false
+		err := s.receive(&buf, func(typ, _ uint16, _ uint32, _ []byte) (bool, error) {
+			done = typ == unix.NLMSG_DONE
+			return done, nil
+		})
+		if err != nil || !done {
+			t.Errorf("reading on: %v, done %v", err, done)
+		}
+		return nil
+	}))
 }

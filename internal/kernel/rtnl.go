@@ -135,6 +135,73 @@ func (s *rtnl) exchange(m *nlmsg, each func(typ uint16, body []byte) error) erro
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
 	for {
+		err := s.receive(bp, func(typ, flags uint16, mseq uint32, body []byte) (bool, error) {
+			if mseq != seq {
+				return false, nil // an answer to an earlier request that timed out
+			}
+			if flags&unix.NLM_F_DUMP_INTR != 0 {
+				interrupted = true
+			}
+			switch typ {
+			case unix.NLMSG_ERROR:
+				if len(body) < 4 {
+					return true, fmt.Errorf("netlink: %w", ErrTruncated)
+				}
+				if errno := int32(binary.NativeEndian.Uint32(body[0:4])); errno != 0 {
+					return true, unix.Errno(-errno)
+				}
+				if !dump {
+					return true, cbErr
+				}
+				return false, nil
+			case unix.NLMSG_DONE:
+				if len(body) >= 4 {
+					if errno := int32(binary.NativeEndian.Uint32(body[0:4])); errno < 0 {
+						return true, unix.Errno(-errno)
+					}
+				}
+				if interrupted || lost {
+					return true, errDumpInterrupted
+				}
+				return true, cbErr
+			default:
+				if each != nil && cbErr == nil {
+					cbErr = each(typ, body)
+				}
+			}
+			return false, nil
+		})
+		var trunc *truncatedError
+		if !errors.As(err, &trunc) {
+			return err
+		}
+		// Lost (the buffer is bigger now). A dump is worth another try
+		// (RetryDump) once this one is read to its end; a request not
+		// (it may have been done).
+		if !dump {
+			s.broken = true
+			return err
+		}
+		lost = true
+	}
+}
+
+// truncatedError says an answer did not fit the receive buffer, which
+// receive made big enough for it since.
+type truncatedError struct{ n int }
+
+func (e *truncatedError) Error() string {
+	return fmt.Sprintf("netlink receive: answer of %d bytes truncated", e.n)
+}
+
+// receive reads the socket's messages, handing each one's type, flags,
+// sequence number and payload (valid only during the call) to fn until fn
+// says to stop, and returns fn's error then. A message that did not fit
+// *bp (which then grows) ends it with a *truncatedError; a failed read or
+// a malformed message marks the socket broken (what is still queued would
+// confuse the next exchange).
+func (s *rtnl) receive(bp *[]byte, fn func(typ, flags uint16, seq uint32, body []byte) (stop bool, err error)) error {
+	for {
 		buf := *bp
 		// MSG_TRUNC: n is the message's whole length, even when the
 		// buffer was too small for it.
@@ -147,58 +214,22 @@ func (s *rtnl) exchange(m *nlmsg, each func(typ uint16, body []byte) error) erro
 			return fmt.Errorf("netlink receive: %w", err)
 		}
 		if n > len(buf) {
-			// Lost: read bigger from now on. A dump is worth another
-			// try (RetryDump) once this one is read to its end; a
-			// request not (it may have been done).
 			*bp = make([]byte, rtaAlign(n))
-			if !dump {
-				s.broken = true
-				return fmt.Errorf("netlink receive: answer of %d bytes truncated", n)
-			}
-			lost = true
-			continue
+			return &truncatedError{n}
 		}
 		for b := buf[:n]; len(b) >= unix.SizeofNlMsghdr; {
 			l := int(binary.NativeEndian.Uint32(b[0:4]))
 			if l < unix.SizeofNlMsghdr || l > len(b) {
+				s.broken = true
 				return fmt.Errorf("netlink receive: %w", ErrTruncated)
 			}
 			typ := binary.NativeEndian.Uint16(b[4:6])
 			flags := binary.NativeEndian.Uint16(b[6:8])
-			mseq := binary.NativeEndian.Uint32(b[8:12])
+			seq := binary.NativeEndian.Uint32(b[8:12])
 			body := b[unix.SizeofNlMsghdr:l]
 			b = b[min(rtaAlign(l), len(b)):]
-			if mseq != seq {
-				continue // an answer to an earlier request that timed out
-			}
-			if flags&unix.NLM_F_DUMP_INTR != 0 {
-				interrupted = true
-			}
-			switch typ {
-			case unix.NLMSG_ERROR:
-				if len(body) < 4 {
-					return fmt.Errorf("netlink: %w", ErrTruncated)
-				}
-				if errno := int32(binary.NativeEndian.Uint32(body[0:4])); errno != 0 {
-					return unix.Errno(-errno)
-				}
-				if !dump {
-					return cbErr
-				}
-			case unix.NLMSG_DONE:
-				if len(body) >= 4 {
-					if errno := int32(binary.NativeEndian.Uint32(body[0:4])); errno < 0 {
-						return unix.Errno(-errno)
-					}
-				}
-				if interrupted || lost {
-					return errDumpInterrupted
-				}
-				return cbErr
-			default:
-				if each != nil && cbErr == nil {
-					cbErr = each(typ, body)
-				}
+			if stop, err := fn(typ, flags, seq, body); stop || err != nil {
+				return err
 			}
 		}
 	}
