@@ -323,17 +323,23 @@ func (b *bench) pings(n int, interval string) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rtt []float64
-	for _, f := range strings.Fields(out) {
-		if v, err := strconv.ParseFloat(f, 64); err == nil {
-			rtt = append(rtt, v)
-		}
-	}
+	rtt := sortedFloats(out)
 	if len(rtt) < n*9/10 {
 		return nil, fmt.Errorf("udp ping: %d answers of %d", len(rtt), n)
 	}
-	sort.Float64s(rtt)
 	return rtt, nil
+}
+
+// sortedFloats are the numbers a helper printed, one a line, sorted.
+func sortedFloats(out string) []float64 {
+	var v []float64
+	for _, f := range strings.Fields(out) {
+		if x, err := strconv.ParseFloat(f, 64); err == nil {
+			v = append(v, x)
+		}
+	}
+	sort.Float64s(v)
+	return v
 }
 
 // wakeUps measures the machine's timer wake-ups (udp wake) in a2, sorted.
@@ -342,16 +348,10 @@ func (b *bench) wakeUps() ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	var late []float64
-	for _, f := range strings.Fields(out) {
-		if v, err := strconv.ParseFloat(f, 64); err == nil {
-			late = append(late, v)
-		}
-	}
+	late := sortedFloats(out)
 	if len(late) == 0 {
 		return nil, fmt.Errorf("udp wake: no measure")
 	}
-	sort.Float64s(late)
 	return late, nil
 }
 
