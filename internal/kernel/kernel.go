@@ -880,9 +880,10 @@ func writeSysctls(sys *procSys, list []Sysctl, fresh *freshSysctls) (map[string]
 // namespace, whose IPv4 settings (or all, per
 // net.core.devconf_inherit_init_net) a new one copies, the rest being the
 // kernel's defaults. So a key already at the wanted value there need not
-// be opened in the next: each /proc/sys lookup walks an entry per
-// namespace alive (docs/design.md, "Up at scale"), and with thousands of
-// namespaces the lookups are most of up. A later up reads the keys again,
+// be opened in the next: each sysctl lookup walks an entry per namespace
+// that looked the key up in the same proc (procSys keeps that short;
+// docs/design.md, "Up at scale"), and with thousands of namespaces the
+// lookups were most of up. A later up reads the keys again,
 // so a value that was not the run's after all shows as drift and is
 // written.
 type freshSysctls struct {
