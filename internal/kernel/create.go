@@ -125,7 +125,10 @@ func (n *NS) MakeVeth(v Veth) error {
 	if peer == nil {
 		peer = n
 	}
-	if err := n.makeVeth(v, peer); err != nil {
+	g := n.gate()
+	g.enter()
+	defer g.leave()
+	if err := n.makeVeth(v, peer, g); err != nil {
 		return fmt.Errorf("ns %s: add veth %s (peer %s/%s): %w", n.name, v.Name, peer.name, v.PeerName, err)
 	}
 	if err := n.finishEnd(v.Name, v.End); err != nil {
@@ -134,7 +137,7 @@ func (n *NS) MakeVeth(v Veth) error {
 	return peer.finishEnd(v.PeerName, v.PeerEnd)
 }
 
-func (n *NS) makeVeth(v Veth, peer *NS) error {
+func (n *NS) makeVeth(v Veth, peer *NS, g *rtnlGate) error {
 	if err := peer.pin(); err != nil {
 		return err
 	}
@@ -165,7 +168,7 @@ func (n *NS) makeVeth(v Veth, peer *NS) error {
 	// follow, each through its own namespace's socket; the peer's with
 	// its master and up, which its creation could not take.
 	if v.End.NoIPv6 {
-		err = n.disableIPv6(v.Name)
+		err = g.alone(func() error { return n.disableIPv6(v.Name) })
 	}
 	if err == nil {
 		err = n.raw(func(s *rtnl) error {
@@ -173,7 +176,7 @@ func (n *NS) makeVeth(v Veth, peer *NS) error {
 		})
 	}
 	if err == nil && v.PeerEnd.NoIPv6 {
-		err = peer.disableIPv6(v.PeerName)
+		err = g.alone(func() error { return peer.disableIPv6(v.PeerName) })
 	}
 	if err == nil {
 		pst := v.PeerEnd.LinkState

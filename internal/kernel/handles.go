@@ -38,6 +38,7 @@ type Handles struct {
 	maxOpen int
 	fresh   freshSysctls // what namespaces made in this run had first
 	sys     procSys      // where sysctls are opened
+	rtnl    rtnlGate     // veths made at once step aside for IPv6 writes
 }
 
 // NewHandles returns an empty cache.
