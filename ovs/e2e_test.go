@@ -341,6 +341,50 @@ func TestPrivateInstanceE2E(t *testing.T) {
 	if !reflect.DeepEqual(viaRPC, viaCLI) {
 		t.Errorf("observe over the protocol:\n%+v\nthrough ovs-vsctl:\n%+v", viaRPC, viaCLI)
 	}
+	// What down reads: every bridge with its owner; the ports (with their
+	// owners) only of the bridges that are not the lab's, the lab's port on
+	// the foreign bridge among them.
+	fi, fl := "nlt"+id+"fi", "nlt"+id+"fl"
+	if _, err := c.VSCtl("add-port", foreign, fi, "--", "set", "Interface", fi, "type=internal",
+		"--", "add-port", foreign, fl, "--", "set", "Interface", fl, "type=internal", "--", "set", "Port", fl, "external_ids:"+state.OVSLabKey+"="+lab); err != nil {
+		t.Fatal(err)
+	}
+	full, err := c.Observe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	forDown, err := c.ObserveLab(lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ObserveLab: %v", time.Since(start))
+	if len(forDown) != len(full) {
+		t.Errorf("ObserveLab has %d bridges, Observe %d", len(forDown), len(full))
+	}
+	for name, b := range full {
+		d := forDown[name]
+		if d == nil || d.Name != b.Name || d.Type != b.Type || d.Owner != b.Owner || d.Datapath != b.Datapath || d.FailMode != b.FailMode {
+			t.Errorf("ObserveLab[%s] = %+v, Observe: %+v", name, d, b)
+			continue
+		}
+		var want map[string]*state.Port
+		if b.Owner != lab {
+			want = map[string]*state.Port{}
+			for pn, p := range b.Ports {
+				want[pn] = &state.Port{Name: pn, Owner: p.Owner}
+			}
+		}
+		if len(want) != len(d.Ports) || (len(want) > 0 && !reflect.DeepEqual(want, d.Ports)) {
+			t.Errorf("ObserveLab[%s] ports %+v, want %+v", name, d.Ports, want)
+		}
+	}
+	if p := forDown[foreign].Ports[fl]; p == nil || p.Owner != lab {
+		t.Errorf("ObserveLab: the lab's port %s on %s = %+v", fl, foreign, p)
+	}
+	if p := forDown[foreign].Ports[fi]; p == nil || p.Owner != "" {
+		t.Errorf("ObserveLab: the foreign port %s on %s = %+v", fi, foreign, p)
+	}
 	if ofp, err := c.OFCtl("show", br); err != nil || !strings.Contains(string(ofp), "1("+veths[0]+")") {
 		t.Errorf("ovs-ofctl show %s: %v\n%s", br, err, ofp)
 	}

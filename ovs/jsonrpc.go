@@ -40,12 +40,20 @@ type rpcReply struct {
 type dbRow = map[string]any
 
 // opResult is what one operation of a transaction did (RFC 7047 5.2).
-type opResult struct {
-	Rows    []dbRow `json:"rows"`
-	UUID    []any   `json:"uuid"`
-	Count   *int    `json:"count"`
-	Error   string  `json:"error"`
-	Details string  `json:"details"`
+type opResult = opResultOf[dbRow]
+
+// rawRow is a row of a select with each cell as the server wrote it, for
+// readers that parse the cells themselves (observe: ovs-vsctl's JSON has
+// the same cells).
+type rawRow = map[string]json.RawMessage
+
+// opResultOf is an operation's result with its rows decoded as R.
+type opResultOf[R any] struct {
+	Rows    []R    `json:"rows"`
+	UUID    []any  `json:"uuid"`
+	Count   *int   `json:"count"`
+	Error   string `json:"error"`
+	Details string `json:"details"`
 }
 
 // dbError is an error the database reported: a failed operation, or a
@@ -177,10 +185,10 @@ func (d *dbConn) call(ctx context.Context, method string, params []any) (json.Ra
 	}
 }
 
-// transact runs the operations as one transaction of the database: every
-// operation's result, or the first failed operation as a *dbError (the
-// server then commits nothing).
-func (d *dbConn) transact(ctx context.Context, db string, ops []op) ([]opResult, error) {
+// transactAs runs the operations as one transaction of the database: every
+// operation's result, with the rows of selects decoded as R, or the first
+// failed operation as a *dbError (the server then commits nothing).
+func transactAs[R any](ctx context.Context, d *dbConn, db string, ops []op) ([]opResultOf[R], error) {
 	params := make([]any, 0, len(ops)+1)
 	params = append(params, db)
 	for _, o := range ops {
@@ -190,11 +198,11 @@ func (d *dbConn) transact(ctx context.Context, db string, ops []op) ([]opResult,
 	if err != nil {
 		return nil, err
 	}
-	var res []*opResult
+	var res []*opResultOf[R]
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return nil, fmt.Errorf("ovsdb: transact: %w", err)
 	}
-	out := make([]opResult, len(res))
+	out := make([]opResultOf[R], len(res))
 	for i, r := range res {
 		if r == nil {
 			continue // not run: an earlier operation failed

@@ -2,7 +2,6 @@ package ovs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -97,13 +96,18 @@ func (c *Client) bridgeNames() ([]string, error) {
 // returns each one's result; a failed operation is a *dbError (and the
 // transaction committed nothing).
 func (c *Client) transact(ops ...op) ([]opResult, error) {
+	return clientTransact[dbRow](c, ops)
+}
+
+// clientTransact is transact with the rows of selects decoded as R.
+func clientTransact[R any](c *Client, ops []op) ([]opResultOf[R], error) {
 	db, err := c.rpc()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
-	res, err := db.transact(ctx, "Open_vSwitch", ops)
+	res, err := transactAs[R](ctx, db, "Open_vSwitch", ops)
 	if err != nil {
 		return nil, fmt.Errorf("ovs: transact: %w", err)
 	}
@@ -142,27 +146,18 @@ var observeTables = []observeTable{
 // go through the same reader.
 func (c *Client) observeRPC() (*snapshot, error) {
 	var ops []op
-	ts := make([]table, len(observeTables))
-	for i, t := range observeTables {
+	for _, t := range observeTables {
 		ops = append(ops, op{"op": "select", "table": t.table, "where": where(), "columns": t.columns})
-		ts[i].Headings = t.columns
 	}
-	res, err := c.transact(ops...)
+	// The cells stay as the server wrote them: decoding them into values
+	// and encoding them again took most of the parse.
+	res, err := clientTransact[rawRow](c, ops)
 	if err != nil {
 		return nil, err
 	}
-	for i := range observeTables {
-		for _, r := range res[i].Rows {
-			cells := make([]json.RawMessage, len(ts[i].Headings))
-			for k, col := range ts[i].Headings {
-				b, err := json.Marshal(r[col])
-				if err != nil {
-					return nil, err
-				}
-				cells[k] = b
-			}
-			ts[i].Data = append(ts[i].Data, cells)
-		}
+	ts := make([]table, len(observeTables))
+	for i, t := range observeTables {
+		ts[i] = rawTable(res[i].Rows, t.columns)
 	}
 	return snapshotFromTables(ts)
 }

@@ -30,7 +30,7 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 	ovsc := make(chan ovsObserved, 1)
 	if s.OVS != nil {
 		go func() {
-			b, err := s.OVS.Observe()
+			b, err := s.OVS.ObserveLab(lab)
 			ovsc <- ovsObserved{b, err}
 		}()
 	} else {

@@ -120,6 +120,20 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := checkLimits(lab, j); err != nil {
 		return nil, err
 	}
+	// Open vSwitch answers while the kernel is read, as in Down (the
+	// channel has room for the answer: on an error return below the
+	// goroutine still ends).
+	type ovsObserved struct {
+		sw  ovs.Switch
+		err error
+	}
+	ovsc := make(chan ovsObserved, 1)
+	if s.OVS != nil {
+		go func() {
+			sw, err := s.OVS.ObserveSwitch()
+			ovsc <- ovsObserved{sw, err}
+		}()
+	}
 	// Which namespaces are the lab's: those it wants and those its
 	// journal names, and of the others those whose marker is the lab's
 	// (read in one pass, no file kept: the files held open grow with the
@@ -214,10 +228,11 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	}
 	if s.OVS != nil {
 		snap.OVS = s.OVS.Info()
-		sw, err := s.OVS.ObserveSwitch()
-		if err != nil {
-			return nil, err
+		o := <-ovsc
+		if o.err != nil {
+			return nil, o.err
 		}
+		sw := o.sw
 		snap.OVS.NoAFXDP = kernel.NoAFXDP()
 		snap.OVS.AFXDP = slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDPNonPMD) && slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDP) &&
 			snap.OVS.NoAFXDP == ""
