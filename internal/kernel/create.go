@@ -203,12 +203,15 @@ func (n *NS) makeVeth(v Veth, peer *NS, g *rtnlGate) error {
 // without IPv6 (no such key) has nothing to turn off.
 // Equivalent to: `ip netns exec NS sysctl -w net/ipv6/conf/LINK/disable_ipv6=1`.
 func (n *NS) disableIPv6(link string) error {
+	// One write, nothing read before or after: the link is new, and what
+	// observe compares does not include the key. Each system call here
+	// holds the run's other veths back (rtnlGate).
 	write := func() error {
-		_, err := writeSysctls(n.procSys(), []Sysctl{{Key: "net/ipv6/conf/" + link + "/disable_ipv6", Value: "1"}}, nil)
-		if isNotExist(err) {
+		err := writeOnly(n.procSys(), "net/ipv6/conf/"+link+"/disable_ipv6", "1")
+		if err == nil || isNotExist(err) {
 			return nil
 		}
-		return err
+		return fmt.Errorf("turn IPv6 off: %w", err)
 	}
 	var err error
 	if n.name == namespace.Host {
