@@ -544,11 +544,25 @@ func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
 			return fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, err)
 		}
 	}
-	s, err := c.observe()
+	var s *snapshot
+	var uuid string
+	var err error
+	if c.faked {
+		s, err = c.observe()
+	} else {
+		names := make([]string, len(ports))
+		for i, p := range ports {
+			names[i] = p.Name
+		}
+		s, uuid, err = c.observePortsRPC(bridge, names)
+	}
 	if err != nil {
 		return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 	}
-	br, ok := s.bridges[bridge]
+	br, ok := (*state.Bridge)(nil), false
+	if s != nil {
+		br, ok = s.bridges[bridge]
+	}
 	if !ok {
 		return fmt.Errorf("ovs: add ports to %s: no such bridge", bridge)
 	}
@@ -568,7 +582,7 @@ func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
 		if c.faked {
 			_, err = c.VSCtl(portsTxn(bridge, chunk, c.xdpMode)...)
 		} else {
-			err = c.ensurePortsRPC(bridge, s, chunk)
+			err = c.ensurePortsRPC(bridge, uuid, br, chunk)
 		}
 		if err != nil {
 			return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)

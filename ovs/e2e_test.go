@@ -393,6 +393,17 @@ func TestPrivateInstanceE2E(t *testing.T) {
 	if err := c.EnsurePorts(br2, spec1); err == nil || !strings.Contains(err.Error(), "attached to bridge "+br) {
 		t.Errorf("EnsurePorts(port on other bridge) = %v", err)
 	}
+	// A port on the lab's bridge without the lab's marker is not the lab's.
+	unmarked := "nlt" + id + "um"
+	if _, err := c.VSCtl("add-port", br, unmarked, "--", "set", "Interface", unmarked, "type=internal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsurePorts(br, []PortSpec{{Name: unmarked, OFPort: 77, Lab: lab}}); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("EnsurePorts(an unmarked port on the lab's bridge) = %v, want ErrNotOwned", err)
+	}
+	if _, err := c.VSCtl("del-port", br, unmarked); err != nil {
+		t.Fatal(err)
+	}
 	missing := "nlt" + id + "zz"
 	err = c.EnsurePorts(br2, []PortSpec{{Name: missing, OFPort: 5, Lab: lab}})
 	if err == nil || !strings.Contains(err.Error(), "No such device") {

@@ -137,16 +137,11 @@ func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
 }
 
 // ensurePortsRPC is EnsurePorts' change over the protocol, ports already
-// checked against s: each missing port inserted with its interface and
+// checked against br (its row id uuid): each missing port inserted with its interface and
 // attached, each present one (on this bridge, the lab's) given its number,
 // type and marker again; all in one transaction, which fails whole if a
 // port of that name appears meanwhile (port names are unique).
-func (c *Client) ensurePortsRPC(bridge string, s *snapshot, ports []PortSpec) error {
-	br := s.bridges[bridge]
-	uuid, err := c.bridgeUUID(bridge)
-	if err != nil {
-		return err
-	}
+func (c *Client) ensurePortsRPC(bridge, uuid string, br *state.Bridge, ports []PortSpec) error {
 	ops := []op{ownerGuard(uuid, bridge, br.Owner)}
 	var added []any
 	for i, p := range ports {
@@ -208,26 +203,23 @@ func vlanRow(row op, v *state.PortVLAN) op {
 	return row
 }
 
-// bridgeUUID reads a bridge's row id.
-func (c *Client) bridgeUUID(name string) (string, error) {
-	_, uuid, err := c.bridgeRow(name)
-	if err == nil && uuid == "" {
-		err = fmt.Errorf("no such bridge")
-	}
-	return uuid, err
-}
-
-// checkOFPortsRPC is checkOFPorts over the protocol: one select of the
-// ports' interfaces.
+// checkOFPortsRPC is checkOFPorts over the protocol: one transaction
+// selecting each port's interface, not every interface of the database.
 func (c *Client) checkOFPortsRPC(bridge string, ports []PortSpec) error {
-	res, err := c.transact(op{"op": "select", "table": "Interface", "where": where(), "columns": []string{"name", "ofport", "error"}})
+	var ops []op
+	for _, p := range ports {
+		ops = append(ops, op{"op": "select", "table": "Interface", "where": where([3]any{"name", "==", p.Name}), "columns": []string{"name", "ofport", "error"}})
+	}
+	res, err := c.transact(ops...)
 	if err != nil {
 		return fmt.Errorf("ovs: add ports to %s: read ofports: %w", bridge, err)
 	}
 	rows := map[string]dbRow{}
-	for _, r := range res[0].Rows {
-		if name, ok := r["name"].(string); ok {
-			rows[name] = r
+	for _, rs := range res {
+		for _, r := range rs.Rows {
+			if name, ok := r["name"].(string); ok {
+				rows[name] = r
+			}
 		}
 	}
 	// In the ports' order, as ovs-vsctl list answers the names it is given.
@@ -344,4 +336,63 @@ func (c *Client) setPortTypesRPC(ports []PortSpec) error {
 		ops = append(ops, op{"op": "update", "table": "Interface", "where": w, "row": op{"type": PortTypeSystem}})
 	}
 	return c.commit(ops)
+}
+
+// observePortsRPC reads what EnsurePorts checks before it adds ports: the
+// bridge (its row id and owner) and, of the named ports, those that exist,
+// with their owners and the bridges they are on. Not the whole database:
+// with four bridges of 250 ports each, every EnsurePorts read and parsed all
+// 1,000 ports and interfaces. One transaction, and a second only for ports
+// that exist, to find their bridges. The snapshot holds the bridge, its
+// named ports that exist, and portBridge for those; nil if the bridge does
+// not exist.
+func (c *Client) observePortsRPC(bridge string, names []string) (s *snapshot, bridgeUUID string, err error) {
+	ops := []op{{"op": "select", "table": "Bridge", "where": where([3]any{"name", "==", bridge}), "columns": []string{"_uuid", "external_ids"}}}
+	for _, n := range names {
+		ops = append(ops, op{"op": "select", "table": "Port", "where": where([3]any{"name", "==", n}), "columns": []string{"_uuid", "external_ids"}})
+	}
+	res, err := c.transact(ops...)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(res[0].Rows) == 0 {
+		return nil, "", nil
+	}
+	bridgeUUID, owner, err := uuidAndOwner(res[0].Rows[0])
+	if err != nil {
+		return nil, "", err
+	}
+	b := &state.Bridge{Name: bridge, Type: "ovs", Owner: owner, Ports: map[string]*state.Port{}}
+	s = &snapshot{bridges: map[string]*state.Bridge{bridge: b}, portBridge: map[string]string{}}
+	type found struct{ name, uuid, owner string }
+	var exist []found
+	for i, n := range names {
+		for _, r := range res[i+1].Rows {
+			u, o, err := uuidAndOwner(r)
+			if err != nil {
+				return nil, "", err
+			}
+			exist = append(exist, found{n, u, o})
+		}
+	}
+	if len(exist) == 0 {
+		return s, bridgeUUID, nil
+	}
+	ops = ops[:0]
+	for _, p := range exist {
+		ops = append(ops, op{"op": "select", "table": "Bridge", "where": where([3]any{"ports", "includes", uuidAtom(p.uuid)}), "columns": []string{"name"}})
+	}
+	if res, err = c.transact(ops...); err != nil {
+		return nil, "", err
+	}
+	for i, p := range exist {
+		for _, r := range res[i].Rows {
+			on, _ := r["name"].(string)
+			s.portBridge[p.name] = on
+			if on == bridge {
+				b.Ports[p.name] = &state.Port{Name: p.name, Owner: p.owner}
+			}
+		}
+	}
+	return s, bridgeUUID, nil
 }
