@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netlab-dev/netlab/internal/apply"
+	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/ovs"
@@ -110,7 +111,26 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		removed(p + " (no pidfile: left by an interrupted run)")
 	}
 
+	// The lab's host links (the veths' host ends, their peers with them,
+	// Linux bridges) are most of a down's time, the kernel's. They go at
+	// once, while down reads the rest, when nothing must go before them:
+	// no Open vSwitch bridge of the lab (a port whose device vanishes first
+	// makes ovs-vswitchd complain), no interface of the user's to give back
+	// from a bridge, no process netlab started (a service stops while its
+	// network is still there). The plan then finds them gone.
+	// If that fails, the links are still there for the observation, and
+	// the plan deletes them and says what failed.
+	early := make(chan struct{})
+	if len(j.Bridges) == 0 && len(j.External) == 0 && s.procs.Idle() {
+		go func() {
+			defer close(early)
+			kernel.DeleteLabGroup(lab)
+		}()
+	} else {
+		close(early)
+	}
 	snap, err := s.reader().Down(lab, j)
+	<-early // nothing of this down outlives it
 	if err != nil {
 		return nil, err
 	}

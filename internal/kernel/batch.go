@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
+	"github.com/netlab-dev/netlab/internal/state"
 	"golang.org/x/sys/unix"
 )
 
@@ -120,11 +121,12 @@ func onlyIn(links []groupedLink, g uint32, want map[string]bool) bool {
 	return true
 }
 
-// groupedLink is a link's name, index and interface group.
+// groupedLink is a link's name, index, interface group and alias.
 type groupedLink struct {
 	name  string
 	index int32
 	group uint32
+	alias string
 }
 
 func dumpGroups(s *rtnl) ([]groupedLink, error) {
@@ -142,6 +144,8 @@ func dumpGroups(s *rtnl) ([]groupedLink, error) {
 				if len(val) == 4 {
 					l.group = binary.NativeEndian.Uint32(val)
 				}
+			case unix.IFLA_IFALIAS:
+				l.alias, _, _ = strings.Cut(string(val), "\x00")
 			}
 			return nil
 		})
@@ -166,4 +170,43 @@ func (s *rtnl) deleteGroup(group uint32) error {
 	m := newNLMsg(unix.RTM_DELLINK, unix.NLM_F_ACK, ifinfomsg(0, 0, 0))
 	m.u32(unix.IFLA_GROUP, group)
 	return s.exchange(m, nil)
+}
+
+// DeleteLabGroup deletes the lab's interface group (LabGroup) in the
+// process's own namespace in one request, when every link in it carries
+// the lab's marker, and says whether it did; a group that holds anything
+// else, or nothing, is left to the caller's plan. Down runs it while it
+// reads the rest of the lab, on a socket of its own (a namespace's socket
+// serves one request at a time, and this one waits for the kernel to
+// unregister every link), so that the kernel's deletion, most of a down,
+// starts at once. What is left is the gap between the read and the
+// deletion, as in DeleteLinks.
+// Equivalent to: `ip link del group G` after `ip -d link show group G`.
+func DeleteLabGroup(lab string) (bool, error) {
+	s, err := openRTNL()
+	if err != nil {
+		return false, err
+	}
+	defer s.close()
+	links, err := RetryDump(func() ([]groupedLink, error) { return dumpGroups(s) })
+	if err != nil {
+		return false, fmt.Errorf("list links: %w", err)
+	}
+	g, in := LabGroup(lab), 0
+	for _, l := range links {
+		if l.group != g {
+			continue
+		}
+		if owner, _, _, ok := state.ParseLinkAlias(l.alias); !ok || owner != lab {
+			return false, nil
+		}
+		in++
+	}
+	if in == 0 {
+		return false, nil
+	}
+	if err := s.deleteGroup(g); err != nil && !errors.Is(err, unix.ENODEV) {
+		return false, fmt.Errorf("delete the links of lab %s (group %#x): %w", lab, g, err)
+	}
+	return true, nil
 }

@@ -3,6 +3,8 @@ package kernel
 import (
 	"fmt"
 	"testing"
+
+	"github.com/netlab-dev/netlab/internal/state"
 )
 
 // TestDeleteLinks: the named links and their peers go in one deletion;
@@ -134,4 +136,61 @@ func TestDeleteLinksInLabGroup(t *testing.T) {
 		}
 	}
 	mustLink(t, got, foreign)
+}
+
+// DeleteLabGroup deletes the lab's group when it holds only links marked
+// with the lab, and leaves a group with anything else in it, or an empty
+// one, to the caller.
+func TestDeleteLabGroup(t *testing.T) {
+	requireRoot(t)
+	a, b := newNS(t), newNS(t)
+	lab := "dlg" + uniq(t)
+	group := int(LabGroup(lab))
+	veth := func(i int, alias string, inGroup bool) string {
+		an := fmt.Sprintf("%sa%d", a.Name(), i)
+		must(t, a.AddVeth(an, "", b, fmt.Sprintf("%sb%d", b.Name(), i), ""))
+		must(t, a.SetAlias(an, alias))
+		if inGroup {
+			l, err := testHandle(t, a).LinkByName(an)
+			must(t, err)
+			must(t, testHandle(t, a).LinkSetGroup(l, group))
+		}
+		return an
+	}
+	del := func() bool {
+		var deleted bool
+		must(t, a.inside(func() error {
+			var err error
+			deleted, err = DeleteLabGroup(lab)
+			return err
+		}))
+		return deleted
+	}
+
+	if del() {
+		t.Error("DeleteLabGroup of an empty group says it deleted")
+	}
+	mine := []string{veth(0, state.LinkAlias(lab, "host", "x0"), true), veth(1, state.LinkAlias(lab, "host", "x1"), true)}
+	outside := veth(2, state.LinkAlias(lab, "host", "x2"), false)
+	if !del() {
+		t.Fatal("DeleteLabGroup of a group of the lab's links did not delete it")
+	}
+	got := observe(t, a)
+	for _, name := range mine {
+		if _, ok := got.Links[name]; ok {
+			t.Errorf("%s survived", name)
+		}
+	}
+	mustLink(t, got, outside)
+
+	marked := veth(3, state.LinkAlias(lab, "host", "x3"), true)
+	theirs := veth(4, state.LinkAlias(lab+"x", "host", "x4"), true)
+	unmarked := veth(5, "", true)
+	if del() {
+		t.Error("DeleteLabGroup deleted a group holding another lab's link and an unmarked one")
+	}
+	got = observe(t, a)
+	for _, name := range []string{marked, theirs, unmarked} {
+		mustLink(t, got, name)
+	}
 }

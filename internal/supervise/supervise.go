@@ -95,6 +95,23 @@ func programOf(pid int, ns, dev string) string {
 	return args[1]
 }
 
+// Idle says whether the lab has no pidfile of a process netlab started:
+// no reflector or emulator, no service, no timeline's runner. A stale
+// pidfile counts: the answer errs on the side of processes that may run.
+func (s *Supervisor) Idle() bool {
+	dir := s.store.Dir(s.lab)
+	for _, pattern := range []string{
+		filepath.Join(s.dir(), "*.pid"),
+		filepath.Join(dir, "services", "*", "*.pid"),
+		filepath.Join(TimelinesDir(dir), "*.pid"),
+	} {
+		if m, err := filepath.Glob(pattern); err != nil || len(m) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Observe reads the lab's pidfiles: live processes of ours go into their
 // namespace's Processes; stale pidfiles are ignored.
 func (s *Supervisor) Observe(snap *state.Snapshot) {
