@@ -132,12 +132,14 @@ func (c *config) floorRound(fc floorCase, who contender, file string, again bool
 		up = append(append([]string{c.floor}, args...), "up")
 		down = append(append([]string{c.floor}, args...), "down")
 	}
+	waitQuiet()
 	rep := w.run(env, up...)
 	if rep.Err != "" {
 		return r, fmt.Errorf("up: %s\n%s", rep.Err, rep.Output)
 	}
 	r.up, r.rssKB, r.fds = rep.Seconds, rep.MaxRSSKB, rep.MaxFDs
 	if who == byNetlab && again {
+		waitQuiet()
 		rep = w.run(env, up...)
 		if rep.Err != "" {
 			return r, fmt.Errorf("second up: %s\n%s", rep.Err, rep.Output)
@@ -148,6 +150,7 @@ func (c *config) floorRound(fc floorCase, who contender, file string, again bool
 		r.again = rep.Seconds
 		r.rssKB, r.fds = max(r.rssKB, rep.MaxRSSKB), max(r.fds, rep.MaxFDs)
 	}
+	waitQuiet()
 	rep = w.run(env, down...)
 	if rep.Err != "" {
 		return r, fmt.Errorf("down: %s\n%s", rep.Err, rep.Output)
@@ -196,7 +199,7 @@ func (c *config) floorSection(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(w, "## netlab against the floor\n\n")
-	fmt.Fprintf(w, "bench/floor makes the same star as directly as the kernel allows, with netlab's markers and its six sysctls per namespace (see its doc comment). Each contender runs in a throwaway world of its own (`unshare --net --mount --pid` with a private /run and /sys, an Open vSwitch of its own for the OVS rows), the two in a random order each round; %d rounds. Seconds, medians; the ratios are medians of each round's netlab ÷ floor. Peak RSS and open files: netlab's, over up, second up and down (files sampled every 20 ms).\n\n", c.floorRounds)
+	fmt.Fprintf(w, "bench/floor makes the same star as directly as the kernel allows, with netlab's markers and its six sysctls per namespace (see its doc comment). Each contender runs in a throwaway world of its own (`unshare --net --mount --pid` with a private /run and /sys, an Open vSwitch of its own for the OVS rows), the two in a random order each round; %d rounds. Each timed step starts once the machine's CPUs are idle (under 15 %% busy over 100 ms, waiting at most 5 s), so the kernel's and ovs-vswitchd's leftover work from the step before lands in neither contender. Seconds, medians; the ratios are medians of each round's netlab ÷ floor. Peak RSS and open files: netlab's, over up, second up and down (files sampled every 20 ms).\n\n", c.floorRounds)
 	fmt.Fprintf(w, "| bridge | N | netlab up | floor up | up ÷ floor | netlab down | floor down | down ÷ floor | netlab up, ms per namespace | floor up, ms per namespace | second up (converged) | netlab peak RSS | netlab most open files |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
