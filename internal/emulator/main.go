@@ -199,17 +199,24 @@ func run(ctx context.Context, c config, hup <-chan os.Signal, stderr io.Writer) 
 		if err != nil {
 			return nil, err
 		}
-		return &pump{name: name, plain: plain, clock: clk, timer: t, model: model, perPacket: p.PerPacket()}, nil
+		pu := &pump{name: name, plain: plain, clock: clk, timer: t, model: model, perPacket: p.PerPacket()}
+		if err := pu.newReadStop(); err != nil {
+			t.close()
+			return nil, err
+		}
+		return pu, nil
 	}
 	ab, err := mk("a->b", pa, c.ovsPort == "b", seed)
 	if err != nil {
 		return err
 	}
+	defer ab.closeReadStop()
 	ba, err := mk("b->a", pb, c.ovsPort == "a", seed+1)
 	if err != nil {
 		ab.timer.close()
 		return err
 	}
+	defer ba.closeReadStop()
 	schedulersStarted := false
 	defer func() {
 		if !schedulersStarted { // else closed once they returned
@@ -312,13 +319,15 @@ loop:
 			save()
 		}
 	}
-	// Wake every loop: closing a TAP's file wakes its blocked read, a
-	// stopped timer its scheduler.
-	a.f.Close()
-	b.f.Close()
+	// Wake every loop: the readers' eventfds end their polls, a stopped
+	// timer its scheduler. The TAPs close once no loop uses them.
+	ab.stopRead()
+	ba.stopRead()
 	ab.timer.stop()
 	ba.timer.stop()
 	wg.Wait()
+	a.f.Close()
+	b.f.Close()
 	ab.drain()
 	ba.drain()
 	close(errc)

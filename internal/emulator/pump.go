@@ -3,13 +3,11 @@ package emulator
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -178,6 +176,11 @@ type pump struct {
 	// waiting out the last stretch before a departure on the CPU
 	// (spinAhead, within spinBudget a second).
 	spin, spinFrom time.Duration
+
+	// readStop is an eventfd that ends the reader's poll (stopRead), with
+	// readStopped for a reader that finds frames without polling.
+	readStop    int
+	readStopped atomic.Bool
 
 	wmu       sync.Mutex // held while writing to dst, taken before mu is released
 	writeErrs atomic.Uint64
@@ -367,23 +370,68 @@ func (p *pump) traceStart() time.Time {
 	return time.Time{}
 }
 
+// newReadStop makes the eventfd that stops the reader.
+func (p *pump) newReadStop() error {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	p.readStop = fd
+	return nil
+}
+
+// stopRead ends the reader (read returns nil); src stays open until the
+// caller closes it, once read has returned.
+func (p *pump) stopRead() {
+	p.readStopped.Store(true)
+	unix.Write(p.readStop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+}
+
+// closeReadStop releases the eventfd, once the reader has returned.
+func (p *pump) closeReadStop() { unix.Close(p.readStop) }
+
 // read runs the reader: each frame read from src is given its fate and
 // queued, and what is due by now (it, or others) is written at once. It
-// returns nil when src is closed.
+// returns nil once stopRead was called.
+//
+// It reads on a thread of its own, blocked in poll(2) on the TAP, which the
+// kernel wakes when a frame comes, as the scheduler's timer does: a read
+// through the runtime's netpoller waits for some thread to notice the
+// frame, and a delay's round trip waits on four such wake-ups.
 func (p *pump) read() error {
+	runtime.LockOSThread() // the thread poll blocks; it ends with the goroutine
+	rc, err := p.src.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
+	}
+	// Never blocked in read(2): poll says when there is a frame.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(p.readStop), Events: unix.POLLIN}}
 	buf := make([]byte, maxFrame)
 	var out []*frame
 	var h tundev.VnetHdr
 	for {
-		n, err := p.src.Read(buf)
+		if p.readStopped.Load() {
+			return nil
+		}
+		n, err := unix.Read(fd, buf)
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
-				return nil
+			switch {
+			case errors.Is(err, unix.EAGAIN):
+				if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
+					return fmt.Errorf("%s: poll: %w", p.name, err)
+				}
+			case errors.Is(err, unix.EINTR):
+			default:
+				return fmt.Errorf("%s: read: %w", p.name, err)
 			}
-			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
-				continue
-			}
-			return fmt.Errorf("%s: read: %w", p.name, err)
+			continue
 		}
 		pkt := buf[:n]
 		if n < tundev.VnetHdrLen+ethHdrLen || h.Decode(pkt) != nil {
