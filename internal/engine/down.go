@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,8 +13,10 @@ import (
 	"github.com/netlab-dev/netlab/internal/apply"
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/plan"
+	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/supervise"
 	"github.com/netlab-dev/netlab/ovs"
+	"github.com/netlab-dev/netlab/topology"
 )
 
 // DownResult says what Down removed and what it left alone.
@@ -117,22 +120,33 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	// no Open vSwitch bridge of the lab (a port whose device vanishes first
 	// makes ovs-vswitchd complain), no interface of the user's to give back
 	// from a bridge, no process netlab started (a service stops while its
-	// network is still there). The plan then finds them gone.
-	// If that fails, the links are still there for the observation, and
-	// the plan deletes them and says what failed.
-	early := make(chan struct{})
+	// network is still there). What it deleted is left out of what the
+	// observation saw (which may be some of it, read meanwhile) and said
+	// here. If it fails, the links are still there for the observation,
+	// and the plan deletes them and says what failed.
+	early := make(chan []string, 1)
 	if len(j.Bridges) == 0 && len(j.External) == 0 && s.procs.Idle() {
 		go func() {
-			defer close(early)
-			kernel.DeleteLabGroup(lab)
+			deleted, _ := kernel.DeleteLabGroup(lab)
+			early <- deleted
 		}()
 	} else {
-		close(early)
+		early <- nil
 	}
 	snap, err := s.reader().Down(lab, j)
-	<-early // nothing of this down outlives it
+	deleted := <-early // nothing of this down outlives it
 	if err != nil {
 		return nil, err
+	}
+	if len(deleted) > 0 {
+		if host := snap.Namespaces[topology.Host]; host != nil {
+			for _, name := range deleted {
+				delete(host.Links, name)
+			}
+			// A route through one of them went with it.
+			host.Routes = slices.DeleteFunc(host.Routes, func(r state.Route) bool { return slices.Contains(deleted, r.Dev) })
+		}
+		removed(plan.Action{Lab: lab, Step: plan.DelLinks{NS: topology.Host, Links: deleted}}.RemovedText())
 	}
 	p, left := plan.Down(plan.DownInput{Lab: lab, Journal: j, Snapshot: snap})
 	res.LeftAlone = left

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/netlab-dev/netlab/internal/state"
@@ -174,39 +175,41 @@ func (s *rtnl) deleteGroup(group uint32) error {
 
 // DeleteLabGroup deletes the lab's interface group (LabGroup) in the
 // process's own namespace in one request, when every link in it carries
-// the lab's marker, and says whether it did; a group that holds anything
-// else, or nothing, is left to the caller's plan. Down runs it while it
-// reads the rest of the lab, on a socket of its own (a namespace's socket
-// serves one request at a time, and this one waits for the kernel to
-// unregister every link), so that the kernel's deletion, most of a down,
-// starts at once. What is left is the gap between the read and the
-// deletion, as in DeleteLinks.
+// the lab's marker, and returns the names of the links it deleted, sorted;
+// a group that holds anything else, or nothing, is left to the caller's
+// plan (nil). Down runs it while it reads the rest of the lab, on a socket
+// of its own (a namespace's socket serves one request at a time, and this
+// one waits for the kernel to unregister every link), so that the kernel's
+// deletion, most of a down, starts at once. What is left is the gap between
+// the read and the deletion, as in DeleteLinks.
 // Equivalent to: `ip link del group G` after `ip -d link show group G`.
-func DeleteLabGroup(lab string) (bool, error) {
+func DeleteLabGroup(lab string) ([]string, error) {
 	s, err := openRTNL()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer s.close()
 	links, err := RetryDump(func() ([]groupedLink, error) { return dumpGroups(s) })
 	if err != nil {
-		return false, fmt.Errorf("list links: %w", err)
+		return nil, fmt.Errorf("list links: %w", err)
 	}
-	g, in := LabGroup(lab), 0
+	g := LabGroup(lab)
+	var names []string
 	for _, l := range links {
 		if l.group != g {
 			continue
 		}
 		if owner, _, _, ok := state.ParseLinkAlias(l.alias); !ok || owner != lab {
-			return false, nil
+			return nil, nil
 		}
-		in++
+		names = append(names, l.name)
 	}
-	if in == 0 {
-		return false, nil
+	if len(names) == 0 {
+		return nil, nil
 	}
 	if err := s.deleteGroup(g); err != nil && !errors.Is(err, unix.ENODEV) {
-		return false, fmt.Errorf("delete the links of lab %s (group %#x): %w", lab, g, err)
+		return nil, fmt.Errorf("delete the links of lab %s (group %#x): %w", lab, g, err)
 	}
-	return true, nil
+	slices.Sort(names)
+	return names, nil
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/netlab-dev/netlab/internal/state"
@@ -157,8 +158,8 @@ func TestDeleteLabGroup(t *testing.T) {
 		}
 		return an
 	}
-	del := func() bool {
-		var deleted bool
+	del := func() []string {
+		var deleted []string
 		must(t, a.inside(func() error {
 			var err error
 			deleted, err = DeleteLabGroup(lab)
@@ -167,13 +168,13 @@ func TestDeleteLabGroup(t *testing.T) {
 		return deleted
 	}
 
-	if del() {
-		t.Error("DeleteLabGroup of an empty group says it deleted")
+	if got := del(); got != nil {
+		t.Errorf("DeleteLabGroup of an empty group says it deleted %v", got)
 	}
 	mine := []string{veth(0, state.LinkAlias(lab, "host", "x0"), true), veth(1, state.LinkAlias(lab, "host", "x1"), true)}
 	outside := veth(2, state.LinkAlias(lab, "host", "x2"), false)
-	if !del() {
-		t.Fatal("DeleteLabGroup of a group of the lab's links did not delete it")
+	if got := del(); !slices.Equal(got, mine) {
+		t.Fatalf("DeleteLabGroup of a group of the lab's links deleted %v, want %v", got, mine)
 	}
 	got := observe(t, a)
 	for _, name := range mine {
@@ -186,8 +187,8 @@ func TestDeleteLabGroup(t *testing.T) {
 	marked := veth(3, state.LinkAlias(lab, "host", "x3"), true)
 	theirs := veth(4, state.LinkAlias(lab+"x", "host", "x4"), true)
 	unmarked := veth(5, "", true)
-	if del() {
-		t.Error("DeleteLabGroup deleted a group holding another lab's link and an unmarked one")
+	if got := del(); got != nil {
+		t.Errorf("DeleteLabGroup deleted %v, from a group holding another lab's link and an unmarked one", got)
 	}
 	got = observe(t, a)
 	for _, name := range []string{marked, theirs, unmarked} {
