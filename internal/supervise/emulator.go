@@ -1,7 +1,9 @@
 package supervise
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +37,12 @@ func (s *Supervisor) Reload(ns, dev string, m *emulator.ModelFile) error {
 		return fmt.Errorf("netlab emulate on %s/%s is not running", ns, dev)
 	}
 	cur, err := emulator.ReadState(base + ".stats.json")
+	// One just started (by a run killed before it said anything) writes
+	// its first state within moments: wait for it, while it lives.
+	for deadline := time.Now().Add(ReloadTimeout); errors.Is(err, fs.ErrNotExist) && time.Now().Before(deadline) && len(proc.Alive([]int{pid})) > 0; {
+		time.Sleep(10 * time.Millisecond)
+		cur, err = emulator.ReadState(base + ".stats.json")
+	}
 	if err != nil {
 		return fmt.Errorf("netlab emulate on %s/%s: %w", ns, dev, err)
 	}
