@@ -21,34 +21,18 @@ import (
 func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 	snap := &state.Snapshot{Lab: lab, Namespaces: map[string]*state.Namespace{}, Bridges: map[string]*state.Bridge{}}
 	// Open vSwitch answers while the kernel is read: two waits become one.
-	// (The channel has room for the answer, so on an error return below
-	// the goroutine still ends.)
-	type ovsObserved struct {
-		bridges map[string]*state.Bridge
-		err     error
-	}
-	ovsc := make(chan ovsObserved, 1)
-	if s.OVS != nil {
-		go func() {
-			b, err := s.OVS.ObserveLab(lab)
-			ovsc <- ovsObserved{b, err}
-		}()
-	} else {
-		ovsc <- ovsObserved{}
-	}
-	// The host's side too, while the namespaces' owners are read.
-	type hostObserved struct {
-		host *state.Namespace
-		err  error
-	}
-	hostc := make(chan hostObserved, 1)
-	go func() {
-		host, err := s.downHost(lab, j, snap)
-		hostc <- hostObserved{host, err}
-	}()
+	ovsBridges := later(func() (map[string]*state.Bridge, error) {
+		if s.OVS == nil {
+			return nil, nil
+		}
+		return s.OVS.ObserveLab(lab)
+	})
+	// The host's side too, while the namespaces' owners are read. It
+	// writes into snap: every return waits for it.
+	hostDone := later(func() (*state.Namespace, error) { return s.downHost(lab, j, snap) })
 	names, err := namespace.List()
 	if err != nil {
-		<-hostc
+		hostDone()
 		return nil, err
 	}
 	journaled := make(map[string]bool, len(j.Namespaces))
@@ -81,7 +65,7 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 		}
 		switch {
 		case err != nil && journaled[name]:
-			<-hostc
+			hostDone()
 			return nil, fmt.Errorf("namespace %s: %w", name, err)
 		case err != nil:
 			// Another lab's namespace may be half made while we look;
@@ -90,17 +74,16 @@ func (s *Reader) Down(lab string, j *state.Journal) (*state.Snapshot, error) {
 			snap.Namespaces[name] = &state.Namespace{Name: name, Owner: owner, Links: map[string]*state.Link{"lo": {Name: "lo"}}}
 		}
 	}
-	hr := <-hostc
-	if hr.err != nil {
-		return nil, hr.err
+	host, err := hostDone()
+	if err != nil {
+		return nil, err
 	}
-	host := hr.host
 	snap.Namespaces[topology.Host] = host
-	o := <-ovsc
-	if o.err != nil {
-		return nil, o.err
+	bridges, err := ovsBridges()
+	if err != nil {
+		return nil, err
 	}
-	for name, b := range o.bridges {
+	for name, b := range bridges {
 		if b.Owner == lab || slices.Contains(j.Bridges, name) || hasOwnedPort(b, lab) {
 			snap.Bridges[name] = b
 		}

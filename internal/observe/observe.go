@@ -120,20 +120,13 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := checkLimits(lab, j); err != nil {
 		return nil, err
 	}
-	// Open vSwitch answers while the kernel is read, as in Down (the
-	// channel has room for the answer: on an error return below the
-	// goroutine still ends).
-	type ovsObserved struct {
-		sw  ovs.Switch
-		err error
-	}
-	ovsc := make(chan ovsObserved, 1)
-	if s.OVS != nil {
-		go func() {
-			sw, err := s.OVS.ObserveSwitch()
-			ovsc <- ovsObserved{sw, err}
-		}()
-	}
+	// Open vSwitch answers while the kernel is read, as in Down.
+	ovsSwitch := later(func() (ovs.Switch, error) {
+		if s.OVS == nil {
+			return ovs.Switch{}, nil
+		}
+		return s.OVS.ObserveSwitch()
+	})
 	// Which namespaces are the lab's: those it wants and those its
 	// journal names, and of the others those whose marker is the lab's
 	// (read in one pass, no file kept: the files held open grow with the
@@ -228,11 +221,10 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	}
 	if s.OVS != nil {
 		snap.OVS = s.OVS.Info()
-		o := <-ovsc
-		if o.err != nil {
-			return nil, o.err
+		sw, err := ovsSwitch()
+		if err != nil {
+			return nil, err
 		}
-		sw := o.sw
 		snap.OVS.NoAFXDP = kernel.NoAFXDP()
 		snap.OVS.AFXDP = slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDPNonPMD) && slices.Contains(sw.IfaceTypes, ovs.PortTypeAFXDP) &&
 			snap.OVS.NoAFXDP == ""
@@ -298,4 +290,23 @@ func hasOwnedPort(b *state.Bridge, lab string) bool {
 		}
 	}
 	return false
+}
+
+// later runs f in a goroutine of its own and returns what waits for its
+// result (at most once). The answer has room to be sent: a caller that
+// returns early without waiting leaves no goroutine behind.
+func later[T any](f func() (T, error)) (wait func() (T, error)) {
+	type result struct {
+		v   T
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		v, err := f()
+		c <- result{v, err}
+	}()
+	return func() (T, error) {
+		r := <-c
+		return r.v, r.err
+	}
 }
