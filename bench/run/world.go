@@ -112,12 +112,11 @@ func (w *world) ask(req worldRequest) worldReply {
 
 // close ends the world: the agent is PID 1 of its PID namespace, so every
 // process there (Open vSwitch too) ends with it, and the kernel frees its
-// network namespaces. A short pause lets that cleanup (asynchronous in the
-// kernel) pass before the next measurement.
+// network namespaces, asynchronously: the next timed step waits for a quiet
+// machine (waitQuiet).
 func (w *world) close() {
 	w.stdin.Close() // the agent's end of input: it exits
 	w.cmd.Wait()
-	time.Sleep(300 * time.Millisecond)
 }
 
 // worldAgent is this program inside a world: make /run and /sys its own,
