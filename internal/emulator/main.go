@@ -320,14 +320,13 @@ loop:
 		}
 	}
 	// Wake every loop: the readers' eventfds end their polls, a stopped
-	// timer its scheduler. The TAPs close once no loop uses them.
+	// timer its scheduler. The TAPs close (deferred) once no loop uses
+	// them.
 	ab.stopRead()
 	ba.stopRead()
 	ab.timer.stop()
 	ba.timer.stop()
 	wg.Wait()
-	a.f.Close()
-	b.f.Close()
 	ab.drain()
 	ba.drain()
 	close(errc)
