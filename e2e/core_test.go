@@ -192,6 +192,56 @@ func TestLinuxBridge(t *testing.T) {
 	sameHost(t, before)
 }
 
+// TestUnmarkedBridgeAfterKill: a kill between creating a Linux bridge and
+// setting its alias (the kernel ignores an alias in the creating request)
+// leaves the bridge unmarked. The journal named it before it was made, so
+// down removes it, and up repairs it (deletes and makes it again). The kill
+// is made exact: up crashes right after the bridge's step, and the test
+// takes the alias off, as a kill one request earlier would have left it.
+func TestUnmarkedBridgeAfterKill(t *testing.T) {
+	requireRoot(t)
+	hostRoutesFree(t, "10.0.1.0/24", "fd00:11::/64")
+	const file = "../labs/blue-red-linux.yaml"
+	before := fingerprint(t)
+	p := newPrefix(t)
+	lab := p + "blue-red-lx"
+	t.Cleanup(func() { netlab(t, "down", lab) })
+	step := 0
+	for _, line := range strings.Split(mustNetlab(t, "plan", "--prefix", p, file), "\n") {
+		if line == "" {
+			continue
+		}
+		step++
+		if strings.Contains(line, "type bridge") {
+			break
+		}
+	}
+	crashUnmarked := func() {
+		t.Helper()
+		r := run(t, []string{fmt.Sprintf("NETLAB_CRASH_AFTER=%d", step)}, netlabBin, "up", "-q", "--prefix", p, file)
+		if r.code != 99 {
+			t.Fatalf("crash after step %d: want exit 99, got %d\n%s", step, r.code, r.out)
+		}
+		sh(t, "ip", "link", "set", p+"lxbr0", "alias", "")
+		if out := sh(t, "ip", "-d", "link", "show", p+"lxbr0"); strings.Contains(out, "alias") {
+			t.Fatalf("the bridge kept its alias:\n%s", out)
+		}
+	}
+
+	crashUnmarked()
+	mustNetlab(t, "down", lab)
+	sameHost(t, before)
+
+	crashUnmarked()
+	mustNetlab(t, "up", "-q", "--prefix", p, file)
+	if out := sh(t, "ip", "-d", "link", "show", p+"lxbr0"); !strings.Contains(out, "alias netlab:"+lab) {
+		t.Errorf("up did not remake the bridge marked:\n%s", out)
+	}
+	ping(t, p+"blue", "10.0.1.2")
+	mustNetlab(t, "down", lab)
+	sameHost(t, before)
+}
+
 // TestTwoLabsAtOnce: copies of one file with different prefixes come up
 // concurrently, carry traffic, and go down without touching each other.
 func TestTwoLabsAtOnce(t *testing.T) {

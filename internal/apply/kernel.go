@@ -279,14 +279,14 @@ func addLinuxBridge(s *Session, a plan.AddLinuxBridge) error {
 	if err != nil {
 		return err
 	}
-	if err := h.AddBridge(a.Link, a.Alias); err != nil {
-		return err
+	// On the host, in the lab's group, as its other host links (see
+	// addVethWith): given at creation, so that a bridge a kill leaves
+	// unmarked is in it too.
+	var group uint32
+	if a.NS == topology.Host {
+		group = kernel.LabGroup(s.lab)
 	}
-	if a.NS != topology.Host {
-		return nil
-	}
-	// In the lab's group, as its other host links (see addVethWith).
-	return h.SetLink(a.Link, kernel.LinkState{Group: kernel.LabGroup(s.lab)})
+	return h.AddBridge(a.Link, a.Alias, group)
 }
 
 func addTuntap(s *Session, a plan.AddTuntap) error {

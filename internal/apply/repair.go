@@ -29,7 +29,8 @@ func RemoveHalfCreated(j *state.Journal) error {
 // that no object of that name existed, so an unmarked object the journal
 // names is ours:
 //   - a journaled namespace with no marker and nothing but lo gets its marker;
-//   - a journaled host link with no alias at all is deleted (the plan makes it
+//   - a journaled host link with no alias at all, of a kind netlab makes on
+//     the host (state.CrashLeftoverKind), is deleted (the plan makes it
 //     again).
 //
 // Anything carrying someone else's marker, or with content, stays a clash.
@@ -59,7 +60,7 @@ func (s *Session) RepairCrashLeftovers(j *state.Journal, snap *state.Snapshot) e
 	}
 	for _, name := range j.HostLinks {
 		l := host.Links[name]
-		if l == nil || l.Alias != "" || (l.Kind != state.KindVeth && l.Kind != state.KindVXLAN && l.Kind != state.KindTuntap) {
+		if l == nil || l.Alias != "" || !state.CrashLeftoverKind(l.Kind) {
 			continue
 		}
 		h, err := s.ns(topology.Host)

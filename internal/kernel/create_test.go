@@ -71,7 +71,7 @@ func TestMakeVethFinalState(t *testing.T) {
 	requireRoot(t)
 	a, b := newNS(t), newNS(t)
 	br := b.Name() + "br"
-	must(t, b.AddBridge(br, ""))
+	must(t, b.AddBridge(br, "", 0))
 	must(t, b.SetUp(br, true))
 	an, bn := a.Name()+"a", b.Name()+"b"
 	off, on := false, true

@@ -367,12 +367,16 @@ func (n *NS) AddVeth(name, alias string, peer *NS, peerName, peerAlias string) e
 	return n.MakeVeth(Veth{Name: name, Alias: alias, Peer: peer, PeerName: peerName, PeerAlias: peerAlias})
 }
 
-// AddBridge creates a Linux bridge and sets its alias (deleting the bridge
-// again if that fails). EEXIST (fs.ErrExist) if the name is taken.
-// Equivalent to: `ip -n NS link add NAME type bridge` + `ip link set NAME alias ALIAS`.
-func (n *NS) AddBridge(name, alias string) error {
+// AddBridge creates a Linux bridge in interface group group (0: the
+// default) and sets its alias (deleting the bridge again if that fails).
+// The group is given in the creating request, so a bridge a crash leaves
+// before its alias is set is already in it. EEXIST (fs.ErrExist) if the
+// name is taken.
+// Equivalent to: `ip -n NS link add NAME group GROUP type bridge` + `ip link set NAME alias ALIAS`.
+func (n *NS) AddBridge(name, alias string, group uint32) error {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = name
+	attrs.Group = group
 	err := n.nl(func(h *netlink.Handle) error { return h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}) })
 	if err != nil {
 		return fmt.Errorf("ns %s: add bridge %s: %w", n.name, name, err)

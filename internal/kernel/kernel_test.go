@@ -492,9 +492,13 @@ func TestBridgeMaster(t *testing.T) {
 	n := newNS(t)
 	an, _ := vethPair(t, n, n)
 	br := n.Name() + "br"
-	must(t, n.AddBridge(br, "netlab:test:"+n.Name()+"/"+br))
-	if err := n.AddBridge(br, "x"); !errors.Is(err, fs.ErrExist) {
+	const group = 0x4e4c0042
+	must(t, n.AddBridge(br, "netlab:test:"+n.Name()+"/"+br, group))
+	if err := n.AddBridge(br, "x", 0); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("second AddBridge: %v", err)
+	}
+	if kl, err := testHandle(t, n).LinkByName(br); err != nil || kl.Attrs().Group != group {
+		t.Errorf("bridge's group: %v %+v; want %#x", err, kl, group)
 	}
 	must(t, n.SetMaster(an, br))
 	s := observe(t, n)
@@ -545,7 +549,7 @@ func TestWaitLink(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		done <- n.AddBridge(br, "")
+		done <- n.AddBridge(br, "", 0)
 	}()
 	must(t, n.WaitLink(br, 5*time.Second))
 	must(t, <-done)
@@ -558,7 +562,7 @@ func TestCloseReleasesNamespace(t *testing.T) {
 	t.Cleanup(func() { namespace.Delete(name) })
 	n, err := Open(name)
 	must(t, err)
-	must(t, n.AddBridge(name+"br", ""))
+	must(t, n.AddBridge(name+"br", "", 0))
 	must(t, n.Close())
 	must(t, namespace.Delete(name))
 	if namespace.Exists(name) {

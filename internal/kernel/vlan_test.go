@@ -26,7 +26,7 @@ func TestKernelVLANs(t *testing.T) {
 	t.Logf("this kernel: %+v", sup)
 	a, b := newNS(t), newNS(t)
 	an, _ := vethPair(t, a, b)
-	must(t, a.AddBridge("br0", "netlab:test:"+a.Name()+"/br0"))
+	must(t, a.AddBridge("br0", "netlab:test:"+a.Name()+"/br0", 0))
 	must(t, a.SetMaster(an, "br0"))
 
 	err := a.SetVLANFiltering("br0", true)

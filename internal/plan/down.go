@@ -145,7 +145,7 @@ func Down(in DownInput) (Plan, []string) {
 			unmarked := l.Alias == ""
 			switch {
 			case l.Owner() == lab,
-				unmarked && hostJournaled[name] && (l.Kind == state.KindVeth || l.Kind == state.KindVXLAN || l.Kind == state.KindTuntap),
+				unmarked && hostJournaled[name] && state.CrashLeftoverKind(l.Kind),
 				unmarked && slices.Contains(j.Bridges, name) && l.Kind == state.KindTuntap:
 				links = append(links, name)
 			case hostJournaled[name] && l.Owner() != "":

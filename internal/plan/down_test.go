@@ -94,3 +94,32 @@ func TestDownLeavesOthersAlone(t *testing.T) {
 		t.Errorf("left alone %q, want %q", left, want)
 	}
 }
+
+// A kill between creating a lab's link and setting its alias (the kernel
+// ignores an alias in the creating request) leaves the link unmarked; the
+// journal named it before it was made, so down removes it: a veth end, a
+// VXLAN device, a TAP, and a Linux bridge alike.
+func TestDownRemovesJournaledUnmarkedHostLinks(t *testing.T) {
+	for _, c := range []struct{ file, link string }{
+		{"../../labs/blue-red-linux.yaml", "lxbr0"},
+		{"../../labs/blue-red.yaml", "veth2"},
+	} {
+		t.Run(c.link, func(t *testing.T) {
+			lab := load(t, c.file)
+			m := newMachine()
+			empty := m.fingerprint()
+			m.converge(t, lab)
+			m.link(t, topology.Host, c.link).Alias = ""
+			p, left := Down(DownInput{Lab: lab.Name, Journal: m.j, Snapshot: m.snap})
+			if len(left) != 0 {
+				t.Errorf("left alone: %v", left)
+			}
+			for _, a := range p {
+				m.apply(t, a)
+			}
+			if got := m.fingerprint(); got != empty {
+				t.Errorf("after down:\n%s\nwant:\n%s\nplan:\n%s", got, empty, p)
+			}
+		})
+	}
+}

@@ -237,6 +237,18 @@ const (
 	KindOVS    = "openvswitch"
 )
 
+// CrashLeftoverKind says whether a host link of this kind may be one netlab
+// made and a crash left unmarked: the kinds up creates on the host (veth
+// ends, Linux bridges, TAPs, VXLAN devices), each journaled before it is
+// made, then marked in a second request.
+func CrashLeftoverKind(kind string) bool {
+	switch kind {
+	case KindVeth, KindBridge, KindTuntap, KindVXLAN:
+		return true
+	}
+	return false
+}
+
 // Link is an observed network interface.
 type Link struct {
 	Name   string
