@@ -47,10 +47,38 @@ func connect(o options) (*Client, error) {
 		}
 	}
 	c := newClient(o, filepath.Join(o.runDir, dbSock), true)
-	if c.privateRunning() {
+	if c.privateRunning() && (!waitStarter(o.runDir, o.timeout) || c.privateRunning()) {
 		return c, nil
 	}
 	return nil, ErrNotRunning
+}
+
+// waitStarter waits, bounded by d, while another netlab process holds the
+// private run directory's lock (EnsureRunning starting the instance,
+// StopPrivateIfIdle stopping it). Both daemons answer before ovs-vswitchd
+// has applied the database and written the port types it supports
+// (iface_types, which the starter's `ovs-vsctl init` waits for): a lab
+// planned meanwhile took AF_XDP for missing, made system ports, and then
+// found itself not converged once the types were there (eight labs brought
+// up at once on a fresh machine). A shared lock, so concurrent callers do
+// not wait for each other; none at all when the lock file cannot be opened
+// (a reader without the right to it). It says whether it waited: the
+// holder may have been stopping the instance, which the caller checks again.
+func waitStarter(dir string, d time.Duration) (waited bool) {
+	f, err := os.Open(filepath.Join(dir, lockFile))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	deadline := time.Now().Add(d)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return waited // the lock goes with the file
+		}
+		waited = true
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func probeSystem(o options, sock string) *Client {
