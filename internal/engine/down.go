@@ -117,36 +117,64 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	// The lab's host links (the veths' host ends, their peers with them,
 	// Linux bridges) are most of a down's time, the kernel's. They go at
 	// once, while down reads the rest, when nothing must go before them:
-	// no Open vSwitch bridge of the lab (a port whose device vanishes first
-	// makes ovs-vswitchd complain), no interface of the user's to give back
-	// from a bridge, no process netlab started (a service stops while its
-	// network is still there). What it deleted is left out of what the
-	// observation saw (which may be some of it, read meanwhile) and said
-	// here. If it fails, the links are still there for the observation,
-	// and the plan deletes them and says what failed.
-	early := make(chan []string, 1)
-	if len(j.Bridges) == 0 && len(j.External) == 0 && s.procs.Idle() {
+	// no port of the lab on a bridge that is not the lab's (a port whose
+	// device vanishes first makes ovs-vswitchd complain; the lab's own
+	// Open vSwitch bridges go first, in one transaction, as the plan's
+	// del-br would), no interface of the user's to give back from a
+	// bridge, no process netlab started (a service stops while its network
+	// is still there). What it deleted is left out of what the observation
+	// saw (which may be some of it, read meanwhile) and said here. If it
+	// fails, the links are still there for the observation, and the plan
+	// deletes them and says what failed.
+	type earlyDown struct {
+		bridges    []string     // the lab's OVS bridges, deleted from the database
+		bridgeWait func() error // until ovs-vswitchd has removed them
+		links      []string     // the lab's host links, deleted
+	}
+	early := make(chan earlyDown, 1)
+	if len(j.External) == 0 && s.procs.Idle() && (len(j.Bridges) == 0 || s.ovs != nil) {
 		go func() {
-			deleted, _ := kernel.DeleteLabGroup(lab)
-			early <- deleted
+			var r earlyDown
+			if len(j.Bridges) > 0 {
+				var ok bool
+				r.bridges, r.bridgeWait, ok, _ = s.ovs.StartDeleteLabBridges(lab)
+				if !ok {
+					early <- r
+					return
+				}
+			}
+			r.links, _ = kernel.DeleteLabGroup(lab)
+			early <- r
 		}()
 	} else {
-		early <- nil
+		early <- earlyDown{}
 	}
 	snap, err := s.reader().Down(lab, j)
-	deleted := <-early // nothing of this down outlives it
+	ed := <-early // nothing of this down outlives it
 	if err != nil {
+		if ed.bridgeWait != nil {
+			err = errors.Join(err, ed.bridgeWait())
+		}
 		return nil, err
 	}
-	if len(deleted) > 0 {
-		if host := snap.Namespaces[topology.Host]; host != nil {
-			for _, name := range deleted {
-				delete(host.Links, name)
-			}
-			// A route through one of them went with it.
-			host.Routes = slices.DeleteFunc(host.Routes, func(r state.Route) bool { return slices.Contains(deleted, r.Dev) })
+	if host := snap.Namespaces[topology.Host]; host != nil && len(ed.links) > 0 {
+		for _, name := range ed.links {
+			delete(host.Links, name)
 		}
-		removed(plan.Action{Lab: lab, Step: plan.DelLinks{NS: topology.Host, Links: deleted}}.RemovedText())
+		// A route through one of them went with it.
+		host.Routes = slices.DeleteFunc(host.Routes, func(r state.Route) bool { return slices.Contains(ed.links, r.Dev) })
+	}
+	// A bridge deleted early stays in the snapshot, read before or not:
+	// the plan's del-br finds it gone and forgets it in the journal, says
+	// it removed it, and keeps its device, which ovs-vswitchd removes, from
+	// being taken for one a dead ovs-vswitchd left.
+	for _, name := range ed.bridges {
+		if snap.Bridges[name] == nil {
+			snap.Bridges[name] = &state.Bridge{Name: name, Type: topology.BridgeOVS, Owner: lab, Ports: map[string]*state.Port{}}
+		}
+	}
+	if len(ed.links) > 0 {
+		removed(plan.Action{Lab: lab, Step: plan.DelLinks{NS: topology.Host, Links: ed.links}}.RemovedText())
 	}
 	p, left := plan.Down(plan.DownInput{Lab: lab, Journal: j, Snapshot: snap})
 	res.LeftAlone = left
@@ -156,6 +184,11 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		}
 	}})
 	errs = append(errs, err)
+	if ed.bridgeWait != nil {
+		// After the plan, which went on meanwhile, as after its own
+		// bridge deletions (apply.Session.Run).
+		errs = append(errs, ed.bridgeWait())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return res, err
 	}

@@ -1,0 +1,105 @@
+package ovs
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// StartDeleteLabBridges commits, in one transaction, the deletion of every
+// bridge that carries the lab's marker, and returns their names (sorted)
+// and a wait for ovs-vswitchd to have applied it and removed their
+// devices. Down runs it first, so that the lab's host links can go at once
+// after it (their ports are gone from the database, as with the plan's
+// del-br): ok is false, and nothing is deleted, when a port of the lab sits
+// on a bridge that is not the lab's, since that port must leave its bridge
+// (the plan's del-port) before its device goes. A client whose programs a
+// test fakes deletes nothing (ok false): the plan does it all.
+// Equivalent to: `ovs-vsctl del-br B1 -- del-br B2 ...` for the bridges
+// `ovs-vsctl --columns=name find Bridge external_ids:netlab-lab=LAB` lists.
+func (c *Client) StartDeleteLabBridges(lab string) (names []string, wait func() error, ok bool, err error) {
+	if c.faked {
+		return nil, nil, false, nil
+	}
+	marker := ovsMap(state.OVSLabKey, lab)
+	bridgeCols := []string{"_uuid", "name", "ports"}
+	res, err := clientTransact[rawRow](c, []op{
+		{"op": "select", "table": "Bridge", "where": where([3]any{"external_ids", "includes", marker}), "columns": bridgeCols},
+		{"op": "select", "table": "Port", "where": where([3]any{"external_ids", "includes", marker}), "columns": []string{"_uuid"}},
+	})
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+	}
+	bridges, err := rawRows(res[0].Rows, bridgeCols)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+	}
+	ports, err := rawRows(res[1].Rows, []string{"_uuid"})
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+	}
+	onOwn := map[string]bool{} // the ports of the lab's bridges, by UUID
+	var uuids [][2]string
+	var ops []op
+	for _, r := range bridges {
+		u, err := r.str("_uuid")
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		}
+		name, err := r.str("name")
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		}
+		ps, err := r.strs("ports")
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		}
+		for _, p := range ps {
+			onOwn[p] = true
+		}
+		names = append(names, name)
+		uuids = append(uuids, uuidAtom(u))
+		ops = append(ops, ownerGuard(u, name, lab))
+	}
+	for _, r := range ports {
+		u, err := r.str("_uuid")
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		}
+		if !onOwn[u] {
+			return nil, nil, false, nil
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil, true, nil
+	}
+	slices.Sort(names)
+	ops = append(ops,
+		op{"op": "mutate", "table": "Open_vSwitch", "where": where(),
+			"mutations": [][3]any{{"bridges", "delete", ovsSet(uuids...)}, {"next_cfg", "+=", 1}}},
+		op{"op": "comment", "comment": fmt.Sprintf("netlab: del-br of lab %s", lab)},
+		op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"next_cfg"}},
+	)
+	res2, err := c.transact(ops...)
+	if err != nil {
+		// A guard failed (a bridge changed hands meanwhile), or the
+		// commit: nothing was deleted, and the plan says what it finds.
+		return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+	}
+	next, err := nextCfg(res2[len(res2)-1])
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+	}
+	return names, func() error {
+		if err := c.waitConfigured(next); err != nil {
+			return fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		}
+		for _, name := range names {
+			if err := waitInterface(name, false, c.timeout); err != nil {
+				return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+			}
+		}
+		return nil
+	}, true, nil
+}
