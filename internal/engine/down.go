@@ -132,22 +132,21 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		links      []string     // the lab's host links, deleted
 	}
 	early := make(chan earlyDown, 1)
-	if len(j.External) == 0 && s.procs.Idle() && (len(j.Bridges) == 0 || s.ovs != nil) {
+	ok := len(j.External) == 0 && s.procs.Idle() && (len(j.Bridges) == 0 || s.ovs != nil)
+	var r earlyDown
+	if ok && len(j.Bridges) > 0 {
+		// Before the observation starts: ovsdb-server answers one
+		// request at a time, and this one is on the way to the kernel's
+		// deletion, the observation only on the way to the plan.
+		r.bridges, r.bridgeWait, ok, _ = s.ovs.StartDeleteLabBridges(lab)
+	}
+	if ok {
 		go func() {
-			var r earlyDown
-			if len(j.Bridges) > 0 {
-				var ok bool
-				r.bridges, r.bridgeWait, ok, _ = s.ovs.StartDeleteLabBridges(lab)
-				if !ok {
-					early <- r
-					return
-				}
-			}
 			r.links, _ = kernel.DeleteLabGroup(lab)
 			early <- r
 		}()
 	} else {
-		early <- earlyDown{}
+		early <- r
 	}
 	snap, err := s.reader().Down(lab, j)
 	ed := <-early // nothing of this down outlives it
