@@ -3,6 +3,7 @@ package ovs
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -40,8 +41,7 @@ func (c *Client) StartDeleteLabBridges(lab string) (names []string, wait func() 
 		return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 	}
 	onOwn := map[string]bool{} // the ports of the lab's bridges, by UUID
-	var uuids [][2]string
-	var ops []op
+	var refs []bridgeRef
 	for _, r := range bridges {
 		u, err := r.str("_uuid")
 		if err != nil {
@@ -58,9 +58,7 @@ func (c *Client) StartDeleteLabBridges(lab string) (names []string, wait func() 
 		for _, p := range ps {
 			onOwn[p] = true
 		}
-		names = append(names, name)
-		uuids = append(uuids, uuidAtom(u))
-		ops = append(ops, ownerGuard(u, name, lab))
+		refs = append(refs, bridgeRef{uuid: u, name: name})
 	}
 	for _, r := range ports {
 		u, err := r.str("_uuid")
@@ -71,35 +69,18 @@ func (c *Client) StartDeleteLabBridges(lab string) (names []string, wait func() 
 			return nil, nil, false, nil
 		}
 	}
-	if len(names) == 0 {
+	if len(refs) == 0 {
 		return nil, nil, true, nil
 	}
-	slices.Sort(names)
-	ops = append(ops,
-		op{"op": "mutate", "table": "Open_vSwitch", "where": where(),
-			"mutations": [][3]any{{"bridges", "delete", ovsSet(uuids...)}, {"next_cfg", "+=", 1}}},
-		op{"op": "comment", "comment": fmt.Sprintf("netlab: del-br of lab %s", lab)},
-		op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"next_cfg"}},
-	)
-	res2, err := c.transact(ops...)
-	if err != nil {
-		// A guard failed (a bridge changed hands meanwhile), or the
-		// commit: nothing was deleted, and the plan says what it finds.
-		return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
-	}
-	next, err := nextCfg(res2[len(res2)-1])
+	slices.SortFunc(refs, func(a, b bridgeRef) int { return strings.Compare(a.name, b.name) })
+	// A guard failed (a bridge changed hands meanwhile), or the commit:
+	// nothing was deleted, and the plan says what it finds.
+	wait, err = c.startDeleteBridges(lab, refs)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 	}
-	return names, func() error {
-		if err := c.waitConfigured(next); err != nil {
-			return fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
-		}
-		for _, name := range names {
-			if err := waitInterface(name, false, c.timeout); err != nil {
-				return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
-			}
-		}
-		return nil
-	}, true, nil
+	for _, b := range refs {
+		names = append(names, b.name)
+	}
+	return names, wait, true, nil
 }

@@ -189,33 +189,56 @@ func (c *Client) StartDeleteBridge(name, lab string) (wait func() error, err err
 	if owner != lab {
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, notOwned("bridge", name, owner, lab))
 	}
-	marker := []any{"map", [][2]string{{state.OVSLabKey, lab}}}
-	res, err = c.transact(
-		op{"op": "wait", "table": "Bridge", "timeout": 0, "until": "==", "columns": []string{"name"},
-			"where": where([3]any{"_uuid", "==", uuidAtom(uuid)}, [3]any{"external_ids", "includes", marker}),
-			"rows":  []map[string]string{{"name": name}}},
+	wait, err = c.startDeleteBridges(lab, []bridgeRef{{uuid: uuid, name: name}})
+	if err != nil {
+		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+	}
+	return wait, nil
+}
+
+// bridgeRef is a bridge's row id and name.
+type bridgeRef struct{ uuid, name string }
+
+// startDeleteBridges commits the deletion of bridges read as the lab's in
+// one transaction that re-checks each (ownerGuard: one that changed hands
+// meanwhile fails it, and nothing is deleted), and returns a wait, bounded by
+// the client's timeout, until ovs-vswitchd has applied it and their devices
+// are gone.
+func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func() error, err error) {
+	ops := make([]op, 0, len(bridges)+3)
+	uuids := make([][2]string, 0, len(bridges))
+	names := make([]string, 0, len(bridges))
+	for _, b := range bridges {
+		ops = append(ops, ownerGuard(b.uuid, b.name, lab))
+		uuids = append(uuids, uuidAtom(b.uuid))
+		names = append(names, b.name)
+	}
+	ops = append(ops,
 		op{"op": "mutate", "table": "Open_vSwitch", "where": where(),
-			"mutations": [][3]any{{"bridges", "delete", uuidAtom(uuid)}, {"next_cfg", "+=", 1}}},
-		op{"op": "comment", "comment": "netlab: del-br " + name},
+			"mutations": [][3]any{{"bridges", "delete", ovsSet(uuids...)}, {"next_cfg", "+=", 1}}},
+		op{"op": "comment", "comment": "netlab: del-br " + strings.Join(names, " ")},
 		op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"next_cfg"}},
 	)
+	res, err := c.transact(ops...)
 	var dbe *dbError
-	if errors.As(err, &dbe) && dbe.Op == 0 {
-		return nil, fmt.Errorf("ovs: delete bridge %s: the bridge changed while netlab deleted it (run down again)", name)
+	if errors.As(err, &dbe) && dbe.Op >= 0 && dbe.Op < len(bridges) {
+		return nil, fmt.Errorf("bridge %s changed while netlab deleted it (run down again)", bridges[dbe.Op].name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+		return nil, err
 	}
-	next, err := nextCfg(res[3])
+	next, err := nextCfg(res[len(res)-1])
 	if err != nil {
-		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+		return nil, err
 	}
 	return func() error {
-		if err := c.waitConfigured(int64(next)); err != nil {
-			return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+		if err := c.waitConfigured(next); err != nil {
+			return fmt.Errorf("delete %s: %w", strings.Join(names, ", "), err)
 		}
-		if err := waitInterface(name, false, c.timeout); err != nil {
-			return fmt.Errorf("ovs: delete bridge %s: %w", name, err)
+		for _, name := range names {
+			if err := waitInterface(name, false, c.timeout); err != nil {
+				return fmt.Errorf("delete bridge %s: %w", name, err)
+			}
 		}
 		return nil
 	}, nil
