@@ -13,9 +13,7 @@ import (
 // bridges of other labs, and deletes nothing while a port of the lab sits
 // on a bridge that is not the lab's.
 func TestStartDeleteLabBridgesE2E(t *testing.T) {
-	requireRoot(t)
-	requireOVS(t)
-	c, _, _ := privateInstance(t)
+	c := privateClient(t)
 	id := randHex(t, 2)
 	lab, other := "nltlab"+id, "nltother"+id
 	b1, b2, ob := "nlt"+id+"d1", "nlt"+id+"d2", "nlt"+id+"do"

@@ -107,6 +107,16 @@ func waitNoVSwitchd(t *testing.T) {
 	}
 }
 
+// privateClient is privateInstance's client, for a test that needs root,
+// Open vSwitch and nothing else of the instance.
+func privateClient(t *testing.T) *Client {
+	t.Helper()
+	requireRoot(t)
+	requireOVS(t)
+	c, _, _ := privateInstance(t)
+	return c
+}
+
 // privateInstance starts a private OVS in a fresh directory under /run; the
 // daemons it started are stopped at cleanup whatever happens in the test.
 func privateInstance(t *testing.T) (*Client, string, time.Duration) {
@@ -504,9 +514,7 @@ func TestObserveGoldenE2E(t *testing.T) {
 	if os.Getenv("NETLAB_OVS_GOLDEN") != "1" {
 		t.Skip("set NETLAB_OVS_GOLDEN=1 to regenerate testdata/observe.json")
 	}
-	requireRoot(t)
-	requireOVS(t)
-	c, _, _ := privateInstance(t)
+	c := privateClient(t)
 	id := randHex(t, 2)
 	lab, g0, g1 := "nltlab"+id, "nlt"+id+"g0", "nlt"+id+"g1"
 	pa, pb, missing := "nlt"+id+"a", "nlt"+id+"b", "nlt"+id+"m"

@@ -39,9 +39,7 @@ var tutorialFlows = []string{
 // OpenFlow 1.4 goes in one bundle, and switching between the two kinds works
 // both ways.
 func TestFlowsByMeaningE2E(t *testing.T) {
-	requireRoot(t)
-	requireOVS(t)
-	c, _, _ := privateInstance(t)
+	c := privateClient(t)
 	br, lab := "nlt"+randHex(t, 2)+"m", "nltmeaning"
 	if err := c.EnsureBridge(BridgeSpec{Name: br, Lab: lab, Datapath: DatapathNetdev, FailMode: FailModeSecure}); err != nil {
 		t.Fatal(err)

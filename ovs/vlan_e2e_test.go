@@ -15,9 +15,7 @@ import (
 // internal port gets its device from Open vSwitch; controllers are set,
 // read with their connection state, and removed.
 func TestVLANsInternalPortsControllersE2E(t *testing.T) {
-	requireRoot(t)
-	requireOVS(t)
-	c, _, _ := privateInstance(t)
+	c := privateClient(t)
 	id := randHex(t, 2)
 	lab, br := "nltlab"+id, "nlt"+id+"v"
 	if err := c.EnsureBridge(BridgeSpec{Name: br, Lab: lab, Datapath: DatapathNetdev, FailMode: FailModeSecure}); err != nil {
