@@ -132,15 +132,17 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		links      []string     // the lab's host links, deleted
 	}
 	early := make(chan earlyDown, 1)
-	ok := len(j.External) == 0 && s.procs.Idle() && (len(j.Bridges) == 0 || s.ovs != nil)
+	deleteEarly := len(j.External) == 0 && s.procs.Idle() && (len(j.Bridges) == 0 || s.ovs != nil)
 	var r earlyDown
-	if ok && len(j.Bridges) > 0 {
+	if deleteEarly && len(j.Bridges) > 0 {
 		// Before the observation starts: ovsdb-server answers one
 		// request at a time, and this one is on the way to the kernel's
-		// deletion, the observation only on the way to the plan.
-		r.bridges, r.bridgeWait, ok, _ = s.ovs.StartDeleteLabBridges(lab)
+		// deletion, the observation only on the way to the plan. Not
+		// done (a port of the lab on another bridge, or an error): the
+		// links wait for the plan too.
+		r.bridges, r.bridgeWait, deleteEarly, _ = s.ovs.StartDeleteLabBridges(lab)
 	}
-	if ok {
+	if deleteEarly {
 		go func() {
 			r.links, _ = kernel.DeleteLabGroup(lab)
 			early <- r

@@ -102,7 +102,7 @@ func (s *Supervisor) Idle() bool {
 	dir := s.store.Dir(s.lab)
 	for _, pattern := range []string{
 		filepath.Join(s.dir(), "*.pid"),
-		filepath.Join(dir, "services", "*", "*.pid"),
+		s.serviceBase("*", "*") + ".pid",
 		filepath.Join(TimelinesDir(dir), "*.pid"),
 	} {
 		if m, err := filepath.Glob(pattern); err != nil || len(m) > 0 {
