@@ -58,7 +58,9 @@ func cpuTicks() (busy, all uint64, err error) {
 	if len(fields) < 6 || fields[0] != "cpu" {
 		return 0, 0, fmt.Errorf("/proc/stat: %q", sc.Text())
 	}
-	for i, f := range fields[1:] {
+	// user nice system idle iowait irq softirq steal: guest and
+	// guest_nice after them are counted in user and nice already.
+	for i, f := range fields[1:min(len(fields), 9)] {
 		n, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
 			return 0, 0, fmt.Errorf("/proc/stat: %q", sc.Text())
