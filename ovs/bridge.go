@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	goovs "github.com/digitalocean/go-openvswitch/ovs"
 
@@ -890,20 +889,6 @@ func (c *Client) DeletePorts(bridge string, names []string) error {
 var hostInterfaceExists = func(name string) bool {
 	_, err := os.Lstat("/sys/class/net/" + name)
 	return err == nil
-}
-
-func waitInterface(name string, present bool, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for hostInterfaceExists(name) != present {
-		if time.Now().After(deadline) {
-			if present {
-				return fmt.Errorf("interface %s did not appear within %s", name, d)
-			}
-			return fmt.Errorf("interface %s still present after %s", name, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return nil
 }
 
 // validName accepts names usable both as OVS record names in ovs-vsctl
