@@ -39,6 +39,32 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	// for the lock to carry out a step would otherwise keep its supervisor,
 	// and this down, waiting for the grace time. Each finishes the step it
 	// is carrying out; the plan stops any started meanwhile.
+	// Open vSwitch is reached meanwhile: connecting changes nothing and
+	// needs nothing of the lab, and it is a round trip and a look at the
+	// daemons' pidfiles on the way to the deletions.
+	type connection struct {
+		c   *ovs.Client
+		err error
+	}
+	connecting := make(chan connection, 1)
+	go func() {
+		c, err := e.connectOVS(false)
+		connecting <- connection{c, err}
+	}()
+	var conn *connection
+	connected := func() connection {
+		if conn == nil {
+			c := <-connecting
+			conn = &c
+		}
+		return *conn
+	}
+	owned := false // by the session, which closes it
+	defer func() {
+		if c := connected(); !owned && c.c != nil {
+			c.c.Close()
+		}
+	}()
 	timelines, timelinesErr := supervise.New(e.store, lab, e.log).StopTimelines()
 	unlock, err := e.store.Lock(lab)
 	if err != nil {
@@ -61,7 +87,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 			e.logf("warning: could not record the down in the journal (%v): going on; if this down is cut short, run it again\n", err)
 		}
 	}
-	oc, err := e.connectOVS(false)
+	oc, err := connected().c, connected().err
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +107,12 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 			e.logf("warning: %s\n", w)
 		}
 	}
+	owned = true // by the session from here, or closed below
 	s, err := e.newSession(lab, oc)
 	if err != nil {
+		if oc != nil {
+			oc.Close()
+		}
 		return nil, err
 	}
 	defer s.close()
