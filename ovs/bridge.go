@@ -521,31 +521,43 @@ func (c *Client) DeleteBridge(name, lab string) error {
 // OVS reports a port whose device is missing only as a warning (exit 0) and
 // ofport -1; EnsurePorts turns that into an error carrying Interface:error.
 func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
+	finish, err := c.StartEnsurePorts(bridge, ports)
+	if err != nil || finish == nil {
+		return err
+	}
+	return finish()
+}
+
+// StartEnsurePorts is EnsurePorts up to the commit of its (last)
+// transaction: finish waits until ovs-vswitchd has applied it and checks
+// the ports as EnsurePorts does. Meanwhile ovs-vswitchd opens the ports
+// (tens of milliseconds for a hundred), and the caller can go on with what
+// does not need them. finish is nil when nothing is left to wait for.
+func (c *Client) StartEnsurePorts(bridge string, ports []PortSpec) (finish func() error, err error) {
 	if len(ports) == 0 {
-		return nil
+		return nil, nil
 	}
 	seen := map[string]bool{}
 	for _, p := range ports {
 		if err := validName(p.Name); err != nil {
-			return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+			return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 		}
 		if seen[p.Name] {
-			return fmt.Errorf("ovs: add ports to %s: port %s listed twice", bridge, p.Name)
+			return nil, fmt.Errorf("ovs: add ports to %s: port %s listed twice", bridge, p.Name)
 		}
 		seen[p.Name] = true
 		if p.Lab == "" {
-			return fmt.Errorf("ovs: add port %s to %s: empty lab", p.Name, bridge)
+			return nil, fmt.Errorf("ovs: add port %s to %s: empty lab", p.Name, bridge)
 		}
 		if p.OFPort < 0 || p.OFPort > maxOFPort {
-			return fmt.Errorf("ovs: add port %s to %s: ofport %d out of range 1..%d", p.Name, bridge, p.OFPort, maxOFPort)
+			return nil, fmt.Errorf("ovs: add port %s to %s: ofport %d out of range 1..%d", p.Name, bridge, p.OFPort, maxOFPort)
 		}
 		if err := validPortType(p.Type); err != nil {
-			return fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, err)
+			return nil, fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, err)
 		}
 	}
 	var s *snapshot
 	var uuid string
-	var err error
 	if c.faked {
 		s, err = c.observe()
 	} else {
@@ -556,41 +568,54 @@ func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
 		s, uuid, err = c.observePortsRPC(bridge, names)
 	}
 	if err != nil {
-		return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+		return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 	}
 	br, ok := (*state.Bridge)(nil), false
 	if s != nil {
 		br, ok = s.bridges[bridge]
 	}
 	if !ok {
-		return fmt.Errorf("ovs: add ports to %s: no such bridge", bridge)
+		return nil, fmt.Errorf("ovs: add ports to %s: no such bridge", bridge)
 	}
 	for _, p := range ports {
 		if br.Owner != p.Lab {
-			return fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, notOwned("bridge", bridge, br.Owner, p.Lab))
+			return nil, fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, notOwned("bridge", bridge, br.Owner, p.Lab))
 		}
 		if on, ok := s.portBridge[p.Name]; ok && on != bridge {
-			return fmt.Errorf("ovs: add port %s to %s: port is attached to bridge %s", p.Name, bridge, on)
+			return nil, fmt.Errorf("ovs: add port %s to %s: port is attached to bridge %s", p.Name, bridge, on)
 		}
 		if cur, ok := br.Ports[p.Name]; ok && cur.Owner != p.Lab {
-			return fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, notOwned("port", p.Name, cur.Owner, p.Lab))
+			return nil, fmt.Errorf("ovs: add port %s to %s: %w", p.Name, bridge, notOwned("port", p.Name, cur.Owner, p.Lab))
 		}
 	}
-	for _, chunk := range afxdpChunks(ports) {
-		var err error
-		if c.faked {
-			_, err = c.VSCtl(portsTxn(bridge, chunk, c.xdpMode)...)
-		} else {
-			err = c.ensurePortsRPC(bridge, uuid, br, chunk)
+	if c.faked {
+		for _, chunk := range afxdpChunks(ports) {
+			if _, err := c.VSCtl(portsTxn(bridge, chunk, c.xdpMode)...); err != nil {
+				return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+			}
 		}
-		if err != nil {
+		return func() error { return c.checkOFPorts(bridge, ports) }, nil
+	}
+	// Each chunk but the last is waited for here: AF_XDP ports are opened a
+	// few at a time (afxdpChunks).
+	chunks := afxdpChunks(ports)
+	var next int64
+	for i, chunk := range chunks {
+		if i > 0 {
+			if err := c.waitConfigured(next); err != nil {
+				return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+			}
+		}
+		if next, err = c.ensurePortsRPC(bridge, uuid, br, chunk); err != nil {
+			return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+		}
+	}
+	return func() error {
+		if err := c.waitConfigured(next); err != nil {
 			return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 		}
-	}
-	if !c.faked {
 		return c.checkOFPortsRPC(bridge, ports)
-	}
-	return c.checkOFPorts(bridge, ports)
+	}, nil
 }
 
 // portsTxn builds EnsurePorts' transaction; AF_XDP ports get xdpMode.

@@ -424,6 +424,18 @@ func TestPrivateInstanceE2E(t *testing.T) {
 	if err := c.DeletePorts(br2, []string{missing}); err != nil {
 		t.Fatal(err)
 	}
+	// Started, the same port is committed at once and found missing when
+	// finished, once ovs-vswitchd has tried to open it.
+	finish, err := c.StartEnsurePorts(br2, []PortSpec{{Name: missing, OFPort: 5, Lab: lab}})
+	if err != nil || finish == nil {
+		t.Fatalf("StartEnsurePorts(missing device) = %v, finish %v; want it committed", err, finish != nil)
+	}
+	if err := finish(); err == nil || !strings.Contains(err.Error(), "No such device") {
+		t.Errorf("finish(missing device) = %v", err)
+	}
+	if err := c.DeletePorts(br2, []string{missing}); err != nil {
+		t.Fatal(err)
+	}
 
 	// SetOFPort moves a port's number.
 	if err := c.SetOFPort(veths[0], 100); err != nil {

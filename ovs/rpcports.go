@@ -50,15 +50,21 @@ func bumpCfg() []op {
 // commit runs a transaction that ends with bumpCfg and waits until
 // ovs-vswitchd has applied it.
 func (c *Client) commit(ops []op) error {
-	res, err := c.transact(append(ops, bumpCfg()...)...)
-	if err != nil {
-		return err
-	}
-	next, err := nextCfg(res[len(res)-1])
+	next, err := c.startCommit(ops)
 	if err != nil {
 		return err
 	}
 	return c.waitConfigured(next)
+}
+
+// startCommit runs a transaction that ends with bumpCfg and returns the
+// configuration to wait for (waitConfigured) before ovs-vswitchd has it.
+func (c *Client) startCommit(ops []op) (next int64, err error) {
+	res, err := c.transact(append(ops, bumpCfg()...)...)
+	if err != nil {
+		return 0, err
+	}
+	return nextCfg(res[len(res)-1])
 }
 
 // ownerGuard is a wait operation that holds only while the bridge row is
@@ -140,8 +146,9 @@ func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
 // checked against br (its row id uuid): each missing port inserted with its interface and
 // attached, each present one (on this bridge, the lab's) given its number,
 // type and marker again; all in one transaction, which fails whole if a
-// port of that name appears meanwhile (port names are unique).
-func (c *Client) ensurePortsRPC(bridge, uuid string, br *state.Bridge, ports []PortSpec) error {
+// port of that name appears meanwhile (port names are unique). It returns
+// the configuration that has them, for waitConfigured.
+func (c *Client) ensurePortsRPC(bridge, uuid string, br *state.Bridge, ports []PortSpec) (next int64, err error) {
 	ops := []op{ownerGuard(uuid, bridge, br.Owner)}
 	var added []any
 	for i, p := range ports {
@@ -184,7 +191,7 @@ func (c *Client) ensurePortsRPC(bridge, uuid string, br *state.Bridge, ports []P
 			"mutations": [][3]any{{"ports", "insert", []any{"set", added}}}})
 	}
 	ops = append(ops, op{"op": "comment", "comment": fmt.Sprintf("netlab: add-port %s (%d ports)", bridge, len(ports))})
-	return c.commit(ops)
+	return c.startCommit(ops)
 }
 
 // vlanRow adds a port's VLAN columns to row (as vlanArgs sets them); nil

@@ -57,6 +57,11 @@ type Session struct {
 	// applying: Run goes on with the next actions and waits for them at its
 	// end, so namespaces and links go while ovs-vswitchd closes the ports.
 	pending []func() error
+	// settling are the waits of ports ovs-vswitchd is still opening
+	// (startPorts): the actions that do not need them go on meanwhile.
+	// settleMu serialises Settle.
+	settling []func() error
+	settleMu sync.Mutex
 	// dirty says the journal changed since it was last saved (removals:
 	// saved once at the end of a step, see forget); goneNS and goneLinks
 	// are the namespaces and host links removed meanwhile, taken out of
@@ -95,6 +100,32 @@ func New(c Config, j *state.Journal) *Session {
 	s.run = s.dispatch
 	s.fuse = true
 	return s
+}
+
+// beforePorts are the kinds of action that may run while ovs-vswitchd
+// still opens ports an earlier action added: addresses, routes, sysctls
+// and the hosts file live in the kernel and the files, and the ports'
+// devices (veth ends) are there already. Any other kind (a flow, a service
+// that sends at once) waits for the ports first.
+var beforePorts = map[plan.Op]bool{
+	plan.OpAddAddr: true, plan.OpReplaceRoute: true, plan.OpSetSysctl: true, plan.OpSetHosts: true,
+}
+
+// Settle waits until ovs-vswitchd has opened the ports the session added
+// without waiting (startPorts), and checks them; safe to call at once from
+// several goroutines (each returns once they are settled), and again.
+func (s *Session) Settle() error {
+	s.settleMu.Lock()
+	defer s.settleMu.Unlock()
+	s.mu.Lock()
+	waits := s.settling
+	s.settling = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, w := range waits {
+		errs = append(errs, w())
+	}
+	return errors.Join(errs...)
 }
 
 // Removing makes the session down's: the journal is not saved after each
@@ -306,6 +337,10 @@ type Options struct {
 	Quiet bool
 	// Log gets each action as it starts.
 	Log io.Writer
+	// Unsettled leaves the wait for the last Open vSwitch ports to the
+	// caller (Settle): up reads the lab's namespaces again while
+	// ovs-vswitchd opens them.
+	Unsettled bool
 }
 
 // Run applies the plan in order, running a stretch of actions of the same
@@ -340,6 +375,16 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 		end := start + 1
 		for end < len(us) && us[end][0].Op() == us[start][0].Op() {
 			end++
+		}
+		if !beforePorts[us[start][0].Op()] {
+			if err := s.Settle(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				if failed() {
+					break
+				}
+			}
 		}
 		if h := handlers[us[start][0].Op()]; s.fuse && h.runStage != nil {
 			if !o.Quiet && o.Log != nil {
@@ -420,6 +465,11 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 			break
 		}
 		start = end
+	}
+	if !o.Unsettled {
+		if err := s.Settle(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	// The bridge deletions ovs-vswitchd was applying meanwhile.
 	s.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"github.com/netlab-dev/netlab/internal/plan"
 	"github.com/netlab-dev/netlab/internal/state"
 	"github.com/netlab-dev/netlab/internal/store"
+	"github.com/netlab-dev/netlab/ovs"
 	"github.com/netlab-dev/netlab/topology"
 )
 
@@ -189,6 +190,92 @@ func TestApplyPlanWaitsForPending(t *testing.T) {
 	}
 	if len(s.pending) != 0 {
 		t.Errorf("%d waits left pending", len(s.pending))
+	}
+}
+
+// Ports ovs-vswitchd is still opening (startPorts) are waited for before
+// the first action that may need them, not before those that do not
+// (beforePorts); with Unsettled, what is left is the caller's (Settle). An
+// error found then is reported, and stops the plan as an action's would.
+func TestApplyPlanSettlesPorts(t *testing.T) {
+	addPorts := plan.Action{Step: plan.AddPorts{Bridge: "br", Ports: []plan.Port{{Name: "p1"}}}}
+	addAddr := plan.Action{Step: plan.AddAddr{NS: "a", Link: "eth0", Addr: netip.MustParsePrefix("10.0.0.1/24")}}
+	hosts := plan.Action{Step: plan.SetHosts{}}
+	flows := plan.Action{Step: plan.SetFlows{Bridge: "br"}}
+	for _, tc := range []struct {
+		name      string
+		p         plan.Plan
+		unsettled bool
+		fail      bool     // the ports' check fails
+		want      []string // the actions (by kind) and "settled", in order
+	}{
+		{"before a flow", plan.Plan{addPorts, addAddr, hosts, flows}, false, false, []string{"add-ports", "add-addr", "set-hosts", "settled", "set-flows"}},
+		{"failed, before a flow", plan.Plan{addPorts, addAddr, flows}, false, true, []string{"add-ports", "add-addr", "settled"}},
+		{"at the end", plan.Plan{addPorts, addAddr}, false, true, []string{"add-ports", "add-addr", "settled"}},
+		{"left to the caller", plan.Plan{addPorts, addAddr}, true, true, []string{"add-ports", "add-addr"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := fakeSession(t, &fakeDriver{})
+			var order []string
+			var mu sync.Mutex
+			note := func(what string) {
+				mu.Lock()
+				defer mu.Unlock()
+				order = append(order, what)
+			}
+			s.run = func(a plan.Action) error {
+				note(string(a.Op()))
+				if _, ok := a.Step.(plan.AddPorts); ok {
+					s.mu.Lock()
+					s.settling = append(s.settling, func() error {
+						note("settled")
+						if tc.fail {
+							return errors.New("port p1: no ofport")
+						}
+						return nil
+					})
+					s.mu.Unlock()
+				}
+				return nil
+			}
+			_, err := s.Run(tc.p, Options{Quiet: true, Unsettled: tc.unsettled})
+			if !slices.Equal(order, tc.want) {
+				t.Errorf("order %q, want %q", order, tc.want)
+			}
+			if tc.unsettled {
+				if err != nil {
+					t.Errorf("Run: %v; the ports are the caller's to settle", err)
+				}
+				err = s.Settle()
+				if !slices.Equal(order, append(tc.want, "settled")) {
+					t.Errorf("after Settle: order %q", order)
+				}
+			}
+			if tc.fail != (err != nil) || err != nil && !strings.Contains(err.Error(), "no ofport") {
+				t.Errorf("error %v, want the ports' (%v)", err, tc.fail)
+			}
+			if err := s.Settle(); err != nil {
+				t.Errorf("second Settle: %v; nothing is left", err)
+			}
+		})
+	}
+}
+
+// Only system ports settle later: ovs-vswitchd makes an internal port's
+// device, and a port that may fall back from AF_XDP needs its answer.
+func TestSettlesLater(t *testing.T) {
+	for _, tc := range []struct {
+		ports []plan.Port
+		want  bool
+	}{
+		{[]plan.Port{{Name: "a"}, {Name: "b", Type: ovs.PortTypeSystem}}, true},
+		{[]plan.Port{{Name: "a"}, {Name: "b", Type: topology.PortInternal}}, false},
+		{[]plan.Port{{Name: "a", Type: ovs.PortTypeAFXDP, Auto: true}}, false},
+		{[]plan.Port{{Name: "a", Type: ovs.PortTypeAFXDPNonPMD}}, false},
+	} {
+		if got := settlesLater(tc.ports); got != tc.want {
+			t.Errorf("settlesLater(%+v) = %v, want %v", tc.ports, got, tc.want)
+		}
 	}
 }
 

@@ -26,6 +26,9 @@ var ovsHandlers = map[plan.Op]handler{
 	}),
 	plan.OpDelBridge: on(delBridge),
 	plan.OpAddPorts: on(func(s *Session, a plan.AddPorts) error {
+		if settlesLater(a.Ports) {
+			return s.startPorts(a)
+		}
 		return s.afxdpFallback(a.Bridge, a.Ports, s.ovs.EnsurePorts)
 	}),
 	plan.OpSetPortType: on(func(s *Session, a plan.SetPortType) error {
@@ -97,16 +100,57 @@ func delBridge(s *Session, a plan.DelBridge) error {
 	return nil
 }
 
+// settlesLater says whether the ports can be added without waiting for
+// ovs-vswitchd to open them: system ports only. An internal port's device
+// is made by ovs-vswitchd (an address may go on it next), and a port that
+// may fall back from AF_XDP needs ovs-vswitchd's answer to go on.
+func settlesLater(ports []plan.Port) bool {
+	for _, p := range ports {
+		if p.Type != "" && p.Type != ovs.PortTypeSystem {
+			return false
+		}
+	}
+	return true
+}
+
+// startPorts adds the ports and leaves the wait for ovs-vswitchd to open
+// them, with their check, to Settle: the next actions that do not need
+// them (beforePorts) go on meanwhile. An error found then is the action's.
+func (s *Session) startPorts(a plan.AddPorts) error {
+	finish, err := s.ovs.StartEnsurePorts(a.Bridge, portSpecs(s.lab, a.Ports))
+	if err != nil || finish == nil {
+		return err
+	}
+	act := plan.Action{Lab: s.lab, Step: a}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settling = append(s.settling, func() error {
+		if err := finish(); err != nil {
+			return fmt.Errorf("%s: %w", act, err)
+		}
+		return nil
+	})
+	return nil
+}
+
+// portSpecs are the lab's ports as Open vSwitch is given them.
+func portSpecs(lab string, ports []plan.Port) []ovs.PortSpec {
+	specs := make([]ovs.PortSpec, 0, len(ports))
+	for _, p := range ports {
+		specs = append(specs, ovs.PortSpec{Name: p.Name, OFPort: p.OFPort, Lab: lab, Type: p.Type, VLAN: p.VLAN})
+	}
+	return specs
+}
+
 // afxdpFallback runs do (EnsurePorts or SetPortTypes) for the ports. If it
 // fails and port-type auto chose AF_XDP for some of them, it runs do again
 // with those as system ports; when that works, the failure is recorded in
 // the journal (AFXDPFailed, which keeps auto on system for them) and
 // reported, and up goes on.
 func (s *Session) afxdpFallback(bridge string, ports []plan.Port, do func(bridge string, ports []ovs.PortSpec) error) error {
-	specs := make([]ovs.PortSpec, 0, len(ports))
+	specs := portSpecs(s.lab, ports)
 	var auto []string
 	for _, p := range ports {
-		specs = append(specs, ovs.PortSpec{Name: p.Name, OFPort: p.OFPort, Lab: s.lab, Type: p.Type, VLAN: p.VLAN})
 		if p.Auto && topology.IsAFXDP(p.Type) {
 			auto = append(auto, p.Name)
 		}

@@ -356,22 +356,28 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	emitAction := func(a plan.Action) {
 		s.e.emit(Event{Kind: "action", Lab: s.lab, Done: int(step.Add(1)), Total: len(p), Action: a.String()})
 	}
-	done, err := ap.Run(p, s.options(emitAction))
-	warnings := append(s.warnings, ap.Warnings()...)
+	opts := s.options(emitAction)
+	opts.Unsettled = true
+	done, err := ap.Run(p, opts)
 	if err != nil {
-		return &Result{Plan: p[:done], Warnings: warnings}, err
+		err = errors.Join(err, ap.Settle())
+		return &Result{Plan: p[:done], Warnings: append(s.warnings, ap.Warnings()...)}, err
 	}
 	if len(p) == 0 {
 		return &Result{}, nil
 	}
-	res := &Result{Plan: p, Warnings: warnings}
 	// Observe again: the plan must now be empty. The namespaces are read
 	// again through their sockets (no thread enters them: the sysctls this
 	// run wrote were read back as it wrote them, the others it read
-	// before); flows only of the bridges the plan did something to.
+	// before), while ovs-vswitchd opens the last ports; the host and Open
+	// vSwitch once it has (Settle). Flows only of the bridges the plan did
+	// something to.
 	r := s.reader()
 	r.Flows = observe.KnownFlows(p, snap)
+	r.Settle = ap.Settle
 	snap, err = r.Lab(lab, j)
+	err = errors.Join(err, ap.Settle())
+	res := &Result{Plan: p, Warnings: append(s.warnings, ap.Warnings()...)}
 	if err != nil {
 		return res, err
 	}

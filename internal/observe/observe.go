@@ -41,6 +41,17 @@ type Reader struct {
 	// ProbeVLAN says what the kernel offers VLANs; called only for a lab
 	// that asks the kernel for VLANs. Nil: not probed.
 	ProbeVLAN func() (*state.VLANSupport, error)
+	// Settle, when set, waits for what Open vSwitch is still applying of
+	// the caller's (apply.Session.Settle): Lab reads the lab's namespaces
+	// meanwhile, the host and Open vSwitch after it.
+	Settle func() error
+}
+
+func (s *Reader) settle() error {
+	if s.Settle == nil {
+		return nil
+	}
+	return s.Settle()
 }
 
 func (s *Reader) ns(name string) (*kernel.NS, error) { return s.Handles.Get(name) }
@@ -120,8 +131,12 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 	if err := checkLimits(lab, j); err != nil {
 		return nil, err
 	}
-	// Open vSwitch answers while the kernel is read, as in Down.
+	// Open vSwitch answers while the kernel is read, as in Down: once it
+	// has settled what the caller has it still doing.
 	ovsSwitch := later(func() (ovs.Switch, error) {
+		if err := s.settle(); err != nil {
+			return ovs.Switch{}, err
+		}
 		if s.OVS == nil {
 			return ovs.Switch{}, nil
 		}
@@ -202,6 +217,11 @@ func (s *Reader) Lab(lab *topology.Lab, j *state.Journal) (*state.Snapshot, erro
 		}
 	}
 
+	// The host's links are ports of the bridges: read once Open vSwitch
+	// has opened them.
+	if err := s.settle(); err != nil {
+		return nil, err
+	}
 	hostKeys := sysctlKeys(lab.Host)
 	for k := range j.HostSysctls {
 		if !slices.Contains(hostKeys, k) {
