@@ -65,7 +65,7 @@ func TestKillAtAnyMoment(t *testing.T) {
 	}
 	var st killStats
 	for _, sl := range shippedLabs(t) {
-		if sl.name != "blue-red" && sl.name != "nat" && sl.name != "tun-refl" && !(long() && sl.name == "emulated") {
+		if sl.name != "blue-red" && sl.name != "nat" && sl.name != "tun-refl" && !(long() && (sl.name == "emulated" || sl.name == "blue-red-sys")) {
 			continue
 		}
 		t.Run(sl.name, func(t *testing.T) {

@@ -38,8 +38,16 @@ func shippedLabs(t *testing.T) []shippedLab {
 		return c.LocalAddr().(*net.UDPAddr).Port
 	}
 	udp := strings.NewReplacer("127.0.0.1:12346", fmt.Sprintf("127.0.0.1:%d", free()), "127.0.0.1:12345", fmt.Sprintf("127.0.0.1:%d", free()))
+	// blue-red's bridge with system ports, as port-type auto gives a
+	// bridge of more than 16: up adds them without waiting for
+	// ovs-vswitchd to open them (a crash then leaves them half open).
+	sys := strings.NewReplacer("name: blue-red\n", "name: blue-red-sys\n", "    type: ovs\n", "    type: ovs\n    port-type: system\n").Replace(readFile(t, "../labs/blue-red.yaml"))
+	if !strings.Contains(sys, "name: blue-red-sys\n") || !strings.Contains(sys, "port-type: system") {
+		t.Fatalf("blue-red.yaml changed: no system-port variant made of it:\n%s", sys)
+	}
 	return []shippedLab{
 		{"blue-red", "../labs/blue-red.yaml", []string{"10.0.0.0/24", "fd00:10::/64"}},
+		{"blue-red-sys", writeFile(t, dir, "blue-red-sys.yaml", sys), []string{"10.0.0.0/24", "fd00:10::/64"}},
 		{"blue-red-lx", "../labs/blue-red-linux.yaml", []string{"10.0.1.0/24", "fd00:11::/64"}},
 		{"learning-sw", "../labs/learning-switch.yaml", nil},
 		{"nat", "../labs/nat.yaml", nil},
