@@ -35,13 +35,10 @@ type DownResult struct {
 // carry the lab's marker (or that the journal names and an interrupted run
 // left unmarked).
 func (e *Engine) Down(lab string) (*DownResult, error) {
-	// Timelines' runners go first, before the lab's lock: a runner waiting
-	// for the lock to carry out a step would otherwise keep its supervisor,
-	// and this down, waiting for the grace time. Each finishes the step it
-	// is carrying out; the plan stops any started meanwhile.
-	// Open vSwitch is reached meanwhile: connecting changes nothing and
-	// needs nothing of the lab, and it is a round trip and a look at the
-	// daemons' pidfiles on the way to the deletions.
+	// Open vSwitch is reached while the timelines stop and the journal is
+	// read: connecting changes nothing and needs nothing of the lab, and it
+	// is a look at the daemons' pidfiles and a round trip on the way to the
+	// deletions.
 	type connection struct {
 		c   *ovs.Client
 		err error
@@ -51,20 +48,17 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		c, err := e.connectOVS(false)
 		connecting <- connection{c, err}
 	}()
-	var conn *connection
-	connected := func() connection {
-		if conn == nil {
-			c := <-connecting
-			conn = &c
-		}
-		return *conn
-	}
+	connected := sync.OnceValue(func() connection { return <-connecting })
 	owned := false // by the session, which closes it
 	defer func() {
 		if c := connected(); !owned && c.c != nil {
 			c.c.Close()
 		}
 	}()
+	// Timelines' runners go first, before the lab's lock: a runner waiting
+	// for the lock to carry out a step would otherwise keep its supervisor,
+	// and this down, waiting for the grace time. Each finishes the step it
+	// is carrying out; the plan stops any started meanwhile.
 	timelines, timelinesErr := supervise.New(e.store, lab, e.log).StopTimelines()
 	unlock, err := e.store.Lock(lab)
 	if err != nil {
