@@ -87,7 +87,7 @@ func main() {
 	verbose := flag.Bool("v", false, "log every step on stderr")
 	naiveMax := flag.Int("naive-max", 100, "above this N the naive script runs once, not -runs times (it takes about a minute at N=250)")
 	floorSizes := flag.String("floor-sizes", "100,250", "star sizes measured against bench/floor")
-	floorRounds := flag.Int("floor-rounds", 7, "paired rounds against bench/floor")
+	floorRounds := flag.Int("floor-rounds", 11, "paired rounds against bench/floor (the median of 7 moved by up to 0.15 between runs)")
 	floorWorkers := flag.Int("floor-workers", 0, "bench/floor's worker threads (0: its default)")
 	parallel := flag.Int("parallel", 0, "netlab's actions at once (NETLAB_PARALLEL; 0: its default)")
 	scale := flag.Bool("scale", false, "measure the scale section alone: labs of -scale-sizes namespaces (make bench-scale)")
