@@ -370,6 +370,12 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 		defer mu.Unlock()
 		return len(errs) > 0 && !o.KeepGoing
 	}
+	// record keeps an error (actions of a stage finish concurrently).
+	record := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, err)
+	}
 	us := s.units(p)
 	for start := 0; start < len(us); {
 		end := start + 1
@@ -378,9 +384,7 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 		}
 		if !beforePorts[us[start][0].Op()] {
 			if err := s.Settle(); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+				record(err)
 				if failed() {
 					break
 				}
@@ -396,9 +400,7 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 			}
 			h.runStage(s, us[start:end], func(u unit, err error) {
 				if err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("%s: %w", u[0], err))
-					mu.Unlock()
+					record(fmt.Errorf("%s: %w", u[0], err))
 					return
 				}
 				for _, a := range u {
@@ -406,9 +408,7 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 				}
 			})
 			if err := s.flush(); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+				record(err)
 			}
 			if failed() {
 				break
@@ -444,9 +444,7 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 						}
 					}
 					if err := s.runUnit(u); err != nil {
-						mu.Lock()
-						errs = append(errs, fmt.Errorf("%s: %w", u[0], err))
-						mu.Unlock()
+						record(fmt.Errorf("%s: %w", u[0], err))
 						continue
 					}
 					for _, a := range u {
@@ -457,9 +455,7 @@ func (s *Session) Run(p plan.Plan, o Options) (int, error) {
 		}
 		wg.Wait()
 		if err := s.flush(); err != nil {
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
+			record(err)
 		}
 		if failed() {
 			break

@@ -158,19 +158,31 @@ func TestApplyPlanAfterAction(t *testing.T) {
 	}
 }
 
+// recorder notes what happened, from concurrent actions, and lists it in
+// order.
+func recorder() (note func(string), noted func() []string) {
+	var mu sync.Mutex
+	var order []string
+	note = func(what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, what)
+	}
+	noted = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(order)
+	}
+	return note, noted
+}
+
 // Work left running by an action (a bridge ovs-vswitchd is still
 // deleting) is waited for at the end of the plan, after the other actions,
 // and its error is reported.
 func TestApplyPlanWaitsForPending(t *testing.T) {
 	f := &fakeDriver{}
 	s := fakeSession(t, f)
-	var order []string
-	var mu sync.Mutex
-	note := func(what string) {
-		mu.Lock()
-		defer mu.Unlock()
-		order = append(order, what)
-	}
+	note, noted := recorder()
 	s.run = func(a plan.Action) error {
 		note(a.String())
 		if d, ok := a.Step.(plan.DelBridge); ok {
@@ -185,7 +197,7 @@ func TestApplyPlanWaitsForPending(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bridge br lingers") {
 		t.Errorf("applyPlan error = %v; want the wait's", err)
 	}
-	if len(order) != 3 || order[2] != "wait" {
+	if order := noted(); len(order) != 3 || order[2] != "wait" {
 		t.Errorf("order %q; want the wait last", order)
 	}
 	if len(s.pending) != 0 {
@@ -216,13 +228,7 @@ func TestApplyPlanSettlesPorts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := fakeSession(t, &fakeDriver{})
-			var order []string
-			var mu sync.Mutex
-			note := func(what string) {
-				mu.Lock()
-				defer mu.Unlock()
-				order = append(order, what)
-			}
+			note, noted := recorder()
 			s.run = func(a plan.Action) error {
 				note(string(a.Op()))
 				if _, ok := a.Step.(plan.AddPorts); ok {
@@ -239,7 +245,7 @@ func TestApplyPlanSettlesPorts(t *testing.T) {
 				return nil
 			}
 			_, err := s.Run(tc.p, Options{Quiet: true, Unsettled: tc.unsettled})
-			if !slices.Equal(order, tc.want) {
+			if order := noted(); !slices.Equal(order, tc.want) {
 				t.Errorf("order %q, want %q", order, tc.want)
 			}
 			if tc.unsettled {
@@ -247,7 +253,7 @@ func TestApplyPlanSettlesPorts(t *testing.T) {
 					t.Errorf("Run: %v; the ports are the caller's to settle", err)
 				}
 				err = s.Settle()
-				if !slices.Equal(order, append(tc.want, "settled")) {
+				if order := noted(); !slices.Equal(order, append(tc.want, "settled")) {
 					t.Errorf("after Settle: order %q", order)
 				}
 			}
