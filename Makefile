@@ -5,7 +5,12 @@ export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := bin/netlab
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-FUZZTIME ?= 15s
+# Fuzz budgets are counts of inputs, about 15 s each here, not durations: a
+# duration races Go's fuzz coordinator at its deadline (golang/go#75804,
+# fixed in Go 1.27) and fails with "context deadline exceeded" and no
+# crasher on a busy machine. FUZZTIME=10m (or 5000000x) sets them all.
+FUZZTIME ?=
+fuzzbudget = $(if $(FUZZTIME),$(FUZZTIME),$(1))
 # make install: the binary to $(DESTDIR)$(BINDIR), and where AppArmor is
 # active its profile (APPARMOR=yes: always; no: never), loaded.
 PREFIX  ?= /usr/local
@@ -67,13 +72,13 @@ e2e: deps
 	$(GO) test -race -count=1 -timeout 20m -v ./e2e/...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./topology/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(FUZZTIME) ./internal/kernel/
-	$(GO) test -run '^$$' -fuzz '^FuzzSummary$$' -fuzztime $(FUZZTIME) ./internal/capture/
-	$(GO) test -run '^$$' -fuzz '^FuzzArgs$$' -fuzztime $(FUZZTIME) ./cmd/netlab/
-	$(GO) test -run '^$$' -fuzz '^FuzzModel$$' -fuzztime $(FUZZTIME) ./internal/linkmodel/
-	$(GO) test -run '^$$' -fuzz '^FuzzFormat$$' -fuzztime $(FUZZTIME) ./topology/
-	$(GO) test -run '^$$' -fuzz '^FuzzSocketOn$$' -fuzztime $(FUZZTIME) ./internal/supervise/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzzbudget,250000x) ./topology/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLinkMessage$$' -fuzztime $(call fuzzbudget,500000x) ./internal/kernel/
+	$(GO) test -run '^$$' -fuzz '^FuzzSummary$$' -fuzztime $(call fuzzbudget,250000x) ./internal/capture/
+	$(GO) test -run '^$$' -fuzz '^FuzzArgs$$' -fuzztime $(call fuzzbudget,150000x) ./cmd/netlab/
+	$(GO) test -run '^$$' -fuzz '^FuzzModel$$' -fuzztime $(call fuzzbudget,150000x) ./internal/linkmodel/
+	$(GO) test -run '^$$' -fuzz '^FuzzFormat$$' -fuzztime $(call fuzzbudget,250000x) ./topology/
+	$(GO) test -run '^$$' -fuzz '^FuzzSocketOn$$' -fuzztime $(call fuzzbudget,500000x) ./internal/supervise/
 
 # Times netlab up/down against bench/floor (the same star made as directly
 # as the kernel allows, each in a throwaway world of its own, paired
