@@ -3,6 +3,7 @@ package ovs
 import (
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/netlab-dev/netlab/internal/state"
@@ -71,5 +72,38 @@ func TestStartDeleteLabBridgesE2E(t *testing.T) {
 	names, wait, ok, err = c.StartDeleteLabBridges(lab)
 	if err != nil || !ok || names != nil || wait != nil {
 		t.Errorf("again: %v, %v, %v, %v; want nothing, ok", names, wait != nil, ok, err)
+	}
+}
+
+// TestDeleteBridgesGuardE2E: a bridge read as the lab's that another lab
+// took meanwhile fails the deletion's guard: nothing of the transaction is
+// committed (the lab's other bridge stays too), and the error names the
+// bridge that changed hands.
+func TestDeleteBridgesGuardE2E(t *testing.T) {
+	c := privateClient(t)
+	id := randHex(t, 2)
+	lab, other := "nltlab"+id, "nltother"+id
+	mine, taken := "nlt"+id+"g1", "nlt"+id+"g2"
+	var refs []bridgeRef
+	for _, name := range []string{mine, taken} {
+		if err := c.EnsureBridge(BridgeSpec{Name: name, Lab: lab, Datapath: DatapathNetdev}); err != nil {
+			t.Fatal(err)
+		}
+		_, uuid, err := c.bridgeRow(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, bridgeRef{uuid: uuid, name: name})
+	}
+	t.Cleanup(func() { _ = c.DeleteBridge(mine, lab); _ = c.DeleteBridge(taken, other) })
+	if _, err := c.VSCtl("set", "Bridge", taken, "external_ids:"+state.OVSLabKey+"="+other); err != nil {
+		t.Fatal(err)
+	}
+	wait, err := c.startDeleteBridges(lab, refs)
+	if err == nil || wait != nil || !strings.Contains(err.Error(), "bridge "+taken+" changed while netlab deleted it") {
+		t.Fatalf("startDeleteBridges over a bridge that changed hands = %v (wait %v)", err, wait != nil)
+	}
+	if brs, err := c.Observe(); err != nil || brs[mine] == nil || brs[taken] == nil {
+		t.Errorf("a bridge went though the guard failed (%v)", err)
 	}
 }

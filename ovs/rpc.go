@@ -205,7 +205,7 @@ type bridgeRef struct{ uuid, name string }
 // the client's timeout, until ovs-vswitchd has applied it and their devices
 // are gone.
 func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func() error, err error) {
-	ops := make([]op, 0, len(bridges)+3)
+	ops := make([]op, 0, len(bridges)+2)
 	uuids := make([][2]string, 0, len(bridges))
 	names := make([]string, 0, len(bridges))
 	for _, b := range bridges {
@@ -215,19 +215,14 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 	}
 	ops = append(ops,
 		op{"op": "mutate", "table": "Open_vSwitch", "where": where(),
-			"mutations": [][3]any{{"bridges", "delete", ovsSet(uuids...)}, {"next_cfg", "+=", 1}}},
+			"mutations": [][3]any{{"bridges", "delete", ovsSet(uuids...)}}},
 		op{"op": "comment", "comment": "netlab: del-br " + strings.Join(names, " ")},
-		op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"next_cfg"}},
 	)
-	res, err := c.transact(ops...)
+	next, err := c.startCommit(ops)
 	var dbe *dbError
 	if errors.As(err, &dbe) && dbe.Op >= 0 && dbe.Op < len(bridges) {
 		return nil, fmt.Errorf("bridge %s changed while netlab deleted it (run down again)", bridges[dbe.Op].name)
 	}
-	if err != nil {
-		return nil, err
-	}
-	next, err := nextCfg(res[len(res)-1])
 	if err != nil {
 		return nil, err
 	}
