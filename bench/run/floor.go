@@ -245,14 +245,18 @@ func (c *config) scaleSection(w io.Writer) error {
 	cases = append(cases, floorCase{bridge: "ovs", n: 1000, bridges: 4})
 	var results []*floorResult
 	for _, fc := range cases {
-		r, err := c.measureFloor(fc, c.scaleRounds, true)
+		rounds := c.scaleRounds
+		if fc.n <= 1000 {
+			rounds = max(rounds, c.scaleSmallRounds)
+		}
+		r, err := c.measureFloor(fc, rounds, true)
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
 	}
 	fmt.Fprintf(w, "## Scale: 1,000 to 10,000 namespaces\n\n")
-	fmt.Fprintf(w, "Each lab up, up again (converged: observe and an empty plan) and down, netlab and bench/floor each in a world of its own; %d round(s), medians. Per namespace: the time ÷ N, in ms; `÷ 1,000` compares netlab's cost per namespace with that of the 1,000-namespace lab of the same kind. Peak RSS and most open files: netlab's.\n\n", c.scaleRounds)
+	fmt.Fprintf(w, "Each lab up, up again (converged: observe and an empty plan) and down, netlab and bench/floor each in a world of its own, in a random order each round; %d round(s) of the labs of at most 1,000 namespaces, %d of the larger ones; medians. Per namespace: the time ÷ N, in ms; `÷ 1,000` compares netlab's cost per namespace with the median cost per namespace of the 1,000-namespace lab of the same kind. Peak RSS and most open files: netlab's.\n\n", max(c.scaleRounds, c.scaleSmallRounds), c.scaleRounds)
 	fmt.Fprintf(w, "| lab | netlab up | per ns | ÷ 1,000 | floor up | up ÷ floor | second up | per ns | netlab down | per ns | floor down | down ÷ floor | netlab peak RSS | netlab most open files |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	base := map[string]float64{}
@@ -275,6 +279,10 @@ func (c *config) scaleSection(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "| %s | %.2f | %.2f | %s | %.2f | %.2f× | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f× | %.0f MB | %d |\n",
 			r.fc, nu, per, rel, fu, r.ratio(upOf), na, na/n*1000, nd, nd/n*1000, fd, r.ratio(downOf), float64(rss)/1024, fds)
+	}
+	fmt.Fprintf(w, "\nRounds (up/down, seconds):\n\n")
+	for _, r := range results {
+		fmt.Fprintf(w, "- %s: netlab %s; floor %s\n", r.fc, roundsText(r.rounds[byNetlab]), roundsText(r.rounds[byFloor]))
 	}
 	fmt.Fprintln(w)
 	return nil
