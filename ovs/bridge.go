@@ -610,12 +610,7 @@ func (c *Client) StartEnsurePorts(bridge string, ports []PortSpec) (finish func(
 			return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 		}
 	}
-	return func() error {
-		if err := c.waitConfigured(next); err != nil {
-			return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
-		}
-		return c.checkOFPortsRPC(bridge, ports)
-	}, nil
+	return func() error { return c.waitCheckOFPorts(next, bridge, ports) }, nil
 }
 
 // portsTxn builds EnsurePorts' transaction; AF_XDP ports get xdpMode.

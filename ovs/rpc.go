@@ -249,6 +249,16 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 // when it reconfigures, so a wait that starts after later changes (down
 // waits for its bridges at the end) must hold when cur_cfg is already past.
 func (c *Client) waitConfigured(next int64) error {
+	_, err := c.waitConfiguredThen(next, nil)
+	return err
+}
+
+// waitConfiguredThen is waitConfigured followed by the operations then,
+// in the same transaction as the wait that holds: their results, read as
+// ovs-vswitchd left the database when it had applied next. One round trip
+// fewer than a wait and a read, to an ovsdb-server still busy with
+// ovs-vswitchd's own updates (an up's ports' check).
+func (c *Client) waitConfiguredThen(next int64, then []op) ([]opResult, error) {
 	deadline := time.Now().Add(c.timeout)
 	curCfg := op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"cur_cfg"}}
 	for {
@@ -258,27 +268,30 @@ func (c *Client) waitConfigured(next int64) error {
 		}
 		// The wait holds when no row is left with cur_cfg below next;
 		// it fails with "timed out" when none did in time.
-		_, err := c.transact(op{"op": "wait", "table": "Open_vSwitch", "where": where([3]any{"cur_cfg", "<", next}),
-			"timeout": wait.Milliseconds(), "columns": []string{"cur_cfg"}, "until": "==", "rows": []map[string]int64{}})
+		res, err := c.transact(append([]op{{"op": "wait", "table": "Open_vSwitch", "where": where([3]any{"cur_cfg", "<", next}),
+			"timeout": wait.Milliseconds(), "columns": []string{"cur_cfg"}, "until": "==", "rows": []map[string]int64{}}}, then...)...)
 		var dbe *dbError
 		if err == nil {
-			return nil
+			return res[1:], nil
 		}
 		if !errors.As(err, &dbe) || dbe.Op != 0 {
-			return err
+			return nil, err
 		}
 		// Timed out: look once more before the deadline decides.
-		res, err := c.transact(curCfg)
+		res, err = c.transact(curCfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if rows := res[0].Rows; len(rows) == 1 {
 			if cur, ok := rows[0]["cur_cfg"].(float64); ok && int64(cur) >= next {
-				return nil
+				if len(then) == 0 {
+					return nil, nil
+				}
+				return c.transact(then...)
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("ovs-vswitchd did not apply the change within %s", c.timeout)
+			return nil, fmt.Errorf("ovs-vswitchd did not apply the change within %s", c.timeout)
 		}
 	}
 }

@@ -213,14 +213,36 @@ func vlanRow(row op, v *state.PortVLAN) op {
 // checkOFPortsRPC is checkOFPorts over the protocol: one transaction
 // selecting each port's interface, not every interface of the database.
 func (c *Client) checkOFPortsRPC(bridge string, ports []PortSpec) error {
-	var ops []op
-	for _, p := range ports {
-		ops = append(ops, op{"op": "select", "table": "Interface", "where": where([3]any{"name", "==", p.Name}), "columns": []string{"name", "ofport", "error"}})
-	}
-	res, err := c.transact(ops...)
+	res, err := c.transact(ofportSelects(ports)...)
 	if err != nil {
 		return fmt.Errorf("ovs: add ports to %s: read ofports: %w", bridge, err)
 	}
+	return checkOFPortRows(bridge, ports, res)
+}
+
+// waitCheckOFPorts waits until ovs-vswitchd has applied next and checks
+// the ports as checkOFPortsRPC does, reading them in the wait's own
+// transaction.
+func (c *Client) waitCheckOFPorts(next int64, bridge string, ports []PortSpec) error {
+	res, err := c.waitConfiguredThen(next, ofportSelects(ports))
+	if err != nil {
+		return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+	}
+	return checkOFPortRows(bridge, ports, res)
+}
+
+// ofportSelects reads each port's interface: name, ofport, error.
+func ofportSelects(ports []PortSpec) []op {
+	ops := make([]op, 0, len(ports))
+	for _, p := range ports {
+		ops = append(ops, op{"op": "select", "table": "Interface", "where": where([3]any{"name", "==", p.Name}), "columns": []string{"name", "ofport", "error"}})
+	}
+	return ops
+}
+
+// checkOFPortRows turns the results of ofportSelects into the ports'
+// errors: no ofport (with Interface:error), or not the one requested.
+func checkOFPortRows(bridge string, ports []PortSpec, res []opResult) error {
 	rows := map[string]dbRow{}
 	for _, rs := range res {
 		for _, r := range rs.Rows {

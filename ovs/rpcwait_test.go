@@ -1,0 +1,163 @@
+package ovs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netlab-dev/netlab/internal/state"
+)
+
+// fakeDB is an ovsdb-server that answers each transaction with answer
+// and records the operations it was sent, for the wait's unit tests.
+type fakeDB struct {
+	mu     sync.Mutex
+	txns   [][]map[string]any
+	answer func(n int, ops []map[string]any) []any // n: the transaction's index
+}
+
+func (f *fakeDB) sent() [][]map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]map[string]any(nil), f.txns...)
+}
+
+// startFakeDB listens on a socket of the test's own and returns a client
+// that talks to it over the protocol.
+func startFakeDB(t *testing.T, f *fakeDB, timeout time.Duration) *Client {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "db.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		dec, enc := json.NewDecoder(conn), json.NewEncoder(conn)
+		for {
+			var req struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+				Params []json.RawMessage
+			}
+			if dec.Decode(&req) != nil {
+				return
+			}
+			var ops []map[string]any
+			for _, p := range req.Params[1:] {
+				var o map[string]any
+				if json.Unmarshal(p, &o) != nil {
+					return
+				}
+				ops = append(ops, o)
+			}
+			f.mu.Lock()
+			n := len(f.txns)
+			f.txns = append(f.txns, ops)
+			f.mu.Unlock()
+			if enc.Encode(map[string]any{"id": req.ID, "result": f.answer(n, ops), "error": nil}) != nil {
+				return
+			}
+		}
+	}()
+	c := &Client{info: state.OVSInfo{DB: "unix:" + sock}, timeout: timeout}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ofportRow answers a select of ofportSelects: the port's row.
+func ofportRow(name string, ofport any, errMsg string) any {
+	e := any([]any{"set", []any{}})
+	if errMsg != "" {
+		e = errMsg
+	}
+	return map[string]any{"rows": []any{map[string]any{"name": name, "ofport": ofport, "error": e}}}
+}
+
+func TestWaitCheckOFPortsOneTransaction(t *testing.T) {
+	ports := []PortSpec{{Name: "p1", OFPort: 1}, {Name: "p2"}}
+	f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+		return []any{map[string]any{}, ofportRow("p1", 1, ""), ofportRow("p2", 7, "")}
+	}}
+	c := startFakeDB(t, f, 5*time.Second)
+	if err := c.waitCheckOFPorts(42, "br", ports); err != nil {
+		t.Fatal(err)
+	}
+	txns := f.sent()
+	if len(txns) != 1 {
+		t.Fatalf("%d transactions, want 1 (the wait with the selects)", len(txns))
+	}
+	ops := txns[0]
+	if len(ops) != 3 || ops[0]["op"] != "wait" || ops[1]["op"] != "select" || ops[2]["op"] != "select" {
+		t.Fatalf("transaction %v: want a wait, then a select per port", ops)
+	}
+	if w := fmt.Sprint(ops[0]["where"]); w != "[[cur_cfg < 42]]" {
+		t.Errorf("wait where %s, want cur_cfg < 42", w)
+	}
+}
+
+func TestWaitCheckOFPortsErrorsFromTheWaitsTransaction(t *testing.T) {
+	ports := []PortSpec{{Name: "p1"}, {Name: "p2", OFPort: 5}}
+	f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+		return []any{map[string]any{}, ofportRow("p1", -1, "could not open network device p1 (No such device)"), ofportRow("p2", 6, "")}
+	}}
+	c := startFakeDB(t, f, 5*time.Second)
+	err := c.waitCheckOFPorts(3, "br", ports)
+	var pe *PortError
+	if !errors.As(err, &pe) || pe.Port != "p1" || !strings.Contains(pe.Reason, "No such device") {
+		t.Errorf("error %v: want p1's PortError with the interface's error", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "got ofport 6, requested 5") {
+		t.Errorf("error %v: want p2's ofport taken", err)
+	}
+}
+
+// A wait that times out while ovs-vswitchd did apply the change (cur_cfg
+// read after it has reached next) still reads the ports, in a transaction
+// of their own.
+func TestWaitCheckOFPortsAfterATimedOutWait(t *testing.T) {
+	ports := []PortSpec{{Name: "p1"}}
+	f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+		switch n {
+		case 0: // the wait and the select: the wait timed out
+			return []any{map[string]any{"error": "timed out"}, nil}
+		case 1: // cur_cfg
+			return []any{map[string]any{"rows": []any{map[string]any{"cur_cfg": 9}}}}
+		default:
+			return []any{ofportRow("p1", 3, "")}
+		}
+	}}
+	c := startFakeDB(t, f, 5*time.Second)
+	if err := c.waitCheckOFPorts(9, "br", ports); err != nil {
+		t.Fatal(err)
+	}
+	txns := f.sent()
+	if len(txns) != 3 || len(txns[2]) != 1 || txns[2][0]["op"] != "select" || txns[2][0]["table"] != "Interface" {
+		t.Fatalf("transactions %v: want the wait, the look at cur_cfg, then the port's select alone", txns)
+	}
+}
+
+func TestWaitConfiguredGivesUpAtTheDeadline(t *testing.T) {
+	f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+		if ops[0]["op"] == "wait" {
+			return []any{map[string]any{"error": "timed out"}}
+		}
+		return []any{map[string]any{"rows": []any{map[string]any{"cur_cfg": 1}}}}
+	}}
+	c := startFakeDB(t, f, 50*time.Millisecond)
+	err := c.waitConfigured(2)
+	if err == nil || !strings.Contains(err.Error(), "did not apply the change") {
+		t.Errorf("error %v: want the deadline's", err)
+	}
+}
