@@ -205,12 +205,9 @@ type handler struct {
 	// intent records in the journal, before the plan runs, what an
 	// action of the kind will create; nil for kinds that create nothing.
 	intent func(j *state.Journal, a plan.Action)
-	// fuse, when set, names the later actions of the plan (by index, none
-	// taken already) that runFused carries out together with the one at i:
-	// what one driver call does with the object as it makes it (a
-	// namespace with its sysctls; a veth with its ends' final state). It
-	// reads the plan only.
-	fuse     func(p plan.Plan, i int, taken []bool) []int
+	// fuse, when set, prepares a fuser for the plan (once per plan, which
+	// it reads only): see fuser.
+	fuse     func(p plan.Plan) fuser
 	runFused func(s *Session, a plan.Action, more []plan.Action) error
 	// runStage, when set, carries out a whole stretch of units of the
 	// kind at once (a driver call that goes through them without a
@@ -236,9 +233,15 @@ func (h handler) staged(run func(s *Session, us []unit, done func(u unit, err er
 	return h
 }
 
+// fuser names the later actions of its plan (by index, none taken
+// already) that runFused carries out together with the one at i: what one
+// driver call does with the object as it makes it (a namespace with its
+// sysctls; a veth with its ends' final state).
+type fuser func(i int, taken []bool) []int
+
 // fusing lets a handler carry out later actions with its own (see
 // handler.fuse).
-func (h handler) fusing(fuse func(p plan.Plan, i int, taken []bool) []int, run func(s *Session, a plan.Action, more []plan.Action) error) handler {
+func (h handler) fusing(fuse func(p plan.Plan) fuser, run func(s *Session, a plan.Action, more []plan.Action) error) handler {
 	h.fuse, h.runFused = fuse, run
 	return h
 }
@@ -297,13 +300,19 @@ type unit []plan.Action
 func (s *Session) units(p plan.Plan) []unit {
 	out := make([]unit, 0, len(p))
 	taken := make([]bool, len(p))
+	fusers := map[plan.Op]fuser{} // prepared on first use
 	for i, a := range p {
 		if taken[i] {
 			continue
 		}
 		u := unit{a}
 		if h := handlers[a.Op()]; s.fuse && h.fuse != nil {
-			for _, j := range h.fuse(p, i, taken) {
+			f := fusers[a.Op()]
+			if f == nil {
+				f = h.fuse(p)
+				fusers[a.Op()] = f
+			}
+			for _, j := range f(i, taken) {
 				taken[j] = true
 				u = append(u, p[j])
 			}

@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -106,4 +107,112 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// scanVethEnds is fuseVethEnds as it was before its index: a scan from
+// the veth to the first action of another kind. The index must take the
+// same actions.
+func scanVethEnds(p plan.Plan, i int, taken []bool) []int {
+	v := p[i].Step.(plan.AddVeth)
+	end := func(ns, link string) bool { return ns == v.NS && link == v.Link || ns == v.PeerNS && link == v.Peer }
+	hostEnd := func(name string) bool { return end(topology.Host, name) }
+	var out []int
+	for j := i + 1; j < len(p); j++ {
+		if !throughVeths[p[j].Op()] {
+			break
+		}
+		if taken[j] {
+			continue
+		}
+		switch st := p[j].Step.(type) {
+		case plan.SetLink:
+			if end(st.NS, st.Link) {
+				out = append(out, j)
+			}
+		case plan.SetTxChecksum:
+			if end(st.NS, st.Link) {
+				out = append(out, j)
+			}
+		case plan.AddAddr:
+			if end(st.NS, st.Link) {
+				out = append(out, j)
+			}
+		case plan.AddVeth:
+			if end(st.NS, st.Link) || end(st.PeerNS, st.Peer) {
+				return out
+			}
+		case plan.SetGRO:
+			if end(st.NS, st.Link) {
+				return out
+			}
+		case plan.AddPorts:
+			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
+				return out
+			}
+		case plan.SetOFPort:
+			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
+				return out
+			}
+		case plan.SetPortType:
+			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
+				return out
+			}
+		}
+	}
+	return out
+}
+
+// Random plans over a few names, so that ends repeat, actions name them in
+// every order and kinds outside throughVeths cut the runs: the indexed
+// fuser takes what the scan takes, unit by unit.
+func TestFuseVethEndsIndexedAsScanned(t *testing.T) {
+	nss := []string{topology.Host, "a", "b"}
+	links := []string{"eth0", "eth1", "pa"}
+	addr := netip.MustParsePrefix("10.0.0.1/24")
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+	for round := range 2000 {
+		var p plan.Plan
+		for range 1 + rng.IntN(30) {
+			ns, link := pick(nss), pick(links)
+			var st plan.Step
+			switch rng.IntN(10) {
+			case 0, 1, 2:
+				st = plan.AddVeth{NS: ns, Link: link, PeerNS: pick(nss), Peer: pick(links)}
+			case 3:
+				st = plan.SetLink{NS: ns, Link: link, Up: true}
+			case 4:
+				st = plan.SetTxChecksum{NS: ns, Link: link}
+			case 5:
+				st = plan.AddAddr{NS: ns, Link: link, Addr: addr}
+			case 6:
+				st = plan.SetGRO{NS: ns, Link: link}
+			case 7:
+				st = plan.AddPorts{Bridge: "ovs", Ports: []plan.Port{{Name: link}, {Name: pick(links)}}}
+			case 8:
+				st = plan.SetOFPort{Bridge: "ovs", Ports: []plan.Port{{Name: link}}}
+			default:
+				st = plan.AddNamespace{NS: ns} // not in throughVeths
+			}
+			p = append(p, act(st))
+		}
+		indexed := fuseVethEnds(p)
+		taken := make([]bool, len(p))
+		for i, a := range p {
+			if taken[i] {
+				continue
+			}
+			if _, ok := a.Step.(plan.AddVeth); !ok {
+				continue
+			}
+			want := scanVethEnds(p, i, taken)
+			got := indexed(i, taken)
+			if !slices.Equal(got, want) {
+				t.Fatalf("round %d, plan %v, veth %d: took %v, the scan takes %v", round, p, i, got, want)
+			}
+			for _, j := range got {
+				taken[j] = true
+			}
+		}
+	}
 }

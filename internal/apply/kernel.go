@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sort"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
@@ -89,17 +90,19 @@ func addNamespace(s *Session, a plan.AddNamespace) error {
 // fuseSysctls takes the sysctls of the namespace that the plan sets right
 // after making it: they are written by the thread that made it, before it
 // leaves (one switch into the namespace for all).
-func fuseSysctls(p plan.Plan, i int, taken []bool) []int {
-	ns := p[i].Step.(plan.AddNamespace).NS
-	var out []int
-	for j := i + 1; j < len(p) && !taken[j]; j++ {
-		sc, ok := p[j].Step.(plan.SetSysctl)
-		if !ok || sc.NS != ns {
-			break
+func fuseSysctls(p plan.Plan) fuser {
+	return func(i int, taken []bool) []int {
+		ns := p[i].Step.(plan.AddNamespace).NS
+		var out []int
+		for j := i + 1; j < len(p) && !taken[j]; j++ {
+			sc, ok := p[j].Step.(plan.SetSysctl)
+			if !ok || sc.NS != ns {
+				break
+			}
+			out = append(out, j)
 		}
-		out = append(out, j)
+		return out
 	}
-	return out
 }
 
 // addNamespaces makes the namespaces of a stretch of units, each marked
@@ -175,52 +178,91 @@ var throughVeths = map[plan.Op]bool{
 // the kernel knows (down, no master, no address, offloads on), so what the
 // plan sets right after can be given at creation, or in the one request
 // that marks the end, instead of a request (and a lookup) each.
-func fuseVethEnds(p plan.Plan, i int, taken []bool) []int {
-	v := p[i].Step.(plan.AddVeth)
-	end := func(ns, link string) bool { return ns == v.NS && link == v.Link || ns == v.PeerNS && link == v.Peer }
-	hostEnd := func(name string) bool { return end(topology.Host, name) }
-	var out []int
-	for j := i + 1; j < len(p); j++ {
+//
+// A veth's look goes from it to the first action of a kind not in
+// throughVeths, and only the actions naming one of its ends count: the
+// fuser indexes them by end once, so the look costs what the veth's own
+// actions do. Scanning the plan from each veth instead made the grouping
+// quadratic: 4.5 s of CPU, before any action ran, for a star of 10,000
+// namespaces (a plan of 50,000 actions), 17 % of its up.
+func fuseVethEnds(p plan.Plan) fuser {
+	stop := make([]int, len(p)) // stop[i]: the first j > i not in throughVeths, or len(p)
+	next := len(p)
+	for j := len(p) - 1; j >= 0; j-- {
+		stop[j] = next
 		if !throughVeths[p[j].Op()] {
-			break
+			next = j
 		}
-		if taken[j] {
-			continue
+	}
+	naming := map[linkEnd][]int{} // the actions naming an end, in plan order
+	name := func(j int, ends ...linkEnd) {
+		for k, e := range ends {
+			if !slices.Contains(ends[:k], e) {
+				naming[e] = append(naming[e], j)
+			}
 		}
-		switch st := p[j].Step.(type) {
+	}
+	for j, a := range p {
+		switch st := a.Step.(type) {
 		case plan.SetLink:
-			if end(st.NS, st.Link) {
-				out = append(out, j)
-			}
+			name(j, linkEnd{st.NS, st.Link})
 		case plan.SetTxChecksum:
-			if end(st.NS, st.Link) {
-				out = append(out, j)
-			}
+			name(j, linkEnd{st.NS, st.Link})
 		case plan.AddAddr:
-			if end(st.NS, st.Link) {
-				out = append(out, j)
-			}
-		case plan.AddVeth:
-			if end(st.NS, st.Link) || end(st.PeerNS, st.Peer) {
-				return out
-			}
+			name(j, linkEnd{st.NS, st.Link})
 		case plan.SetGRO:
-			if end(st.NS, st.Link) {
-				return out
-			}
+			name(j, linkEnd{st.NS, st.Link})
+		case plan.AddVeth:
+			name(j, linkEnd{st.NS, st.Link}, linkEnd{st.PeerNS, st.Peer})
 		case plan.AddPorts:
-			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
-				return out
-			}
+			name(j, hostEnds(st.Ports)...)
 		case plan.SetOFPort:
-			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
-				return out
-			}
+			name(j, hostEnds(st.Ports)...)
 		case plan.SetPortType:
-			if slices.ContainsFunc(st.Ports, func(p plan.Port) bool { return hostEnd(p.Name) }) {
+			name(j, hostEnds(st.Ports)...)
+		}
+	}
+	return func(i int, taken []bool) []int {
+		v := p[i].Step.(plan.AddVeth)
+		a, b := linkEnd{v.NS, v.Link}, linkEnd{v.PeerNS, v.Peer}
+		// The actions after i and before its stop that name an end, in
+		// plan order, each once.
+		var later []int
+		for _, e := range []linkEnd{a, b} {
+			js := naming[e]
+			for _, j := range js[sort.SearchInts(js, i+1):] {
+				if j >= stop[i] {
+					break
+				}
+				later = append(later, j)
+			}
+		}
+		slices.Sort(later)
+		later = slices.Compact(later)
+		var out []int
+		for _, j := range later {
+			if taken[j] {
+				continue
+			}
+			switch p[j].Step.(type) {
+			case plan.SetLink, plan.SetTxChecksum, plan.AddAddr:
+				out = append(out, j)
+			default: // the end's own creation, GRO or port: what follows waits for it
 				return out
 			}
 		}
+		return out
+	}
+}
+
+// linkEnd is a link by its namespace and name.
+type linkEnd struct{ ns, link string }
+
+// hostEnds are the ports' links, in the host's namespace.
+func hostEnds(ports []plan.Port) []linkEnd {
+	out := make([]linkEnd, len(ports))
+	for i, p := range ports {
+		out[i] = linkEnd{topology.Host, p.Name}
 	}
 	return out
 }
