@@ -17,6 +17,15 @@ PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 APPARMOR ?= auto
 
+# netlab is built without cgo: a static binary starts 2 ms sooner here
+# (`netlab version`, 30 runs: 10.2 ms against 12.3, 9 ms of CPU against 14:
+# no dynamic loader, no libc start-up, and each page fault costs about 30 us
+# on this machine), runs where the machine's libc is not, and reads a user
+# from the /etc/passwd a service's view has, as os/user does without cgo.
+# The tests' own builds use -race, which needs cgo; TestStaticBuild runs
+# this one.
+BUILD   = CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)"
+
 .PHONY: all deps build demo demo-down test test-long unit e2e fuzz vet apparmor-check bench bench-scale clean install uninstall
 
 all: build
@@ -25,7 +34,7 @@ deps:
 	@scripts/install-deps.sh
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/netlab
+	$(BUILD) -o $(BIN) ./cmd/netlab
 
 # Brings up labs/blue-red.yaml and shows it working.
 demo: deps build
@@ -92,7 +101,7 @@ fuzz:
 # for less). Results: bench/RESULTS.md.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plan/
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bench/bin/netlab ./cmd/netlab
+	$(BUILD) -o bench/bin/netlab ./cmd/netlab
 	$(GO) run ./bench/run $(BENCHFLAGS)
 	PAIRS=8 bash bench/reflector/bench.sh 3 3
 	$(GO) run ./bench/emulator -netlab bench/bin/netlab
@@ -102,7 +111,7 @@ bench: deps
 # against bench/floor: cost per namespace, peak memory, open files. Root;
 # a few minutes. Not part of `make bench`.
 bench-scale: deps
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bench/bin/netlab ./cmd/netlab
+	$(BUILD) -o bench/bin/netlab ./cmd/netlab
 	$(GO) run ./bench/run -scale $(BENCHFLAGS)
 
 clean:

@@ -19,7 +19,7 @@
 //
 // Needs root, iproute2, ovs-vsctl, ethtool, iperf3, and the netlab binary:
 //
-//	go build -o bench/bin/netlab ./cmd/netlab && go run ./bench/run [-runs 3] [-quick]
+//	CGO_ENABLED=0 go build -o bench/bin/netlab ./cmd/netlab && go run ./bench/run [-runs 3] [-quick]
 package main
 
 import (
@@ -81,7 +81,7 @@ func main() {
 	quick := flag.Bool("quick", false, "N = 10 and 100 only")
 	sizesFlag := flag.String("sizes", "10,50,100,250", "star sizes N")
 	bridgesFlag := flag.String("bridges", "ovs,linux", "bridge types")
-	netlabBin := flag.String("netlab", "bench/bin/netlab", "the netlab binary (go build -o bench/bin/netlab ./cmd/netlab)")
+	netlabBin := flag.String("netlab", "bench/bin/netlab", "the netlab binary (CGO_ENABLED=0 go build -o bench/bin/netlab ./cmd/netlab, as make bench does)")
 	iperf := flag.Duration("iperf", 2*time.Second, "length of each iperf3 run")
 	noDatapath := flag.Bool("no-datapath", false, "skip the iperf3 figures")
 	noAFXDP := flag.Bool("no-afxdp", false, "skip the AF_XDP port section")
@@ -140,7 +140,7 @@ func main() {
 		c.netlab = *netlabBin
 	}
 	if _, err := os.Stat(c.netlab); err != nil {
-		fatalf("%v (build it: go build -o bench/bin/netlab ./cmd/netlab)", err)
+		fatalf("%v (build it: CGO_ENABLED=0 go build -o bench/bin/netlab ./cmd/netlab)", err)
 	}
 	for _, tool := range []string{"ip", "ss", "ovs-vsctl", "ethtool", "iperf3", "nft", "nsenter", "setpriv", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -159,8 +159,11 @@ func main() {
 	if b, err := c.command("go", "build", "-o", c.star, "./bench/star").CombinedOutput(); err != nil {
 		fatalf("build bench/star: %v\n%s", err, b)
 	}
+	// Static, as make builds netlab: the floor starts no slower than it.
 	c.floor = filepath.Join(c.tmp, "floor")
-	if b, err := c.command("go", "build", "-o", c.floor, "./bench/floor").CombinedOutput(); err != nil {
+	floor := c.command("go", "build", "-o", c.floor, "./bench/floor")
+	floor.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := floor.CombinedOutput(); err != nil {
 		fatalf("build bench/floor: %v\n%s", err, b)
 	}
 
