@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"sort"
 
 	"github.com/netlab-dev/netlab/internal/kernel"
 	"github.com/netlab-dev/netlab/internal/namespace"
@@ -196,9 +195,10 @@ func fuseVethEnds(p plan.Plan) fuser {
 	}
 	naming := map[linkEnd][]int{} // the actions naming an end, in plan order
 	name := func(j int, ends ...linkEnd) {
-		for k, e := range ends {
-			if !slices.Contains(ends[:k], e) {
-				naming[e] = append(naming[e], j)
+		for _, e := range ends {
+			// Once per action, even one naming an end twice.
+			if l := naming[e]; len(l) == 0 || l[len(l)-1] != j {
+				naming[e] = append(l, j)
 			}
 		}
 	}
@@ -230,7 +230,8 @@ func fuseVethEnds(p plan.Plan) fuser {
 		var later []int
 		for _, e := range []linkEnd{a, b} {
 			js := naming[e]
-			for _, j := range js[sort.SearchInts(js, i+1):] {
+			first, _ := slices.BinarySearch(js, i+1)
+			for _, j := range js[first:] {
 				if j >= stop[i] {
 					break
 				}
