@@ -189,3 +189,26 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// buildProgram builds a Go package of the repository into a directory of
+// the test's that everyone may read (the lab's programs, and users other
+// than root, run what it holds), with env added to the build's
+// environment; it returns the binary's path.
+func buildProgram(t *testing.T, pkg, name string, env ...string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "netlab-e2e-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	build.Env = append(os.Environ(), env...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}

@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"debug/elf"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -36,21 +33,7 @@ namespaces:
 func TestStaticBuild(t *testing.T) {
 	requireRoot(t)
 	before := fingerprint(t)
-	dir, err := os.MkdirTemp("", "netlab-static-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	// Readable by the lab's programs, as the e2e binary's directory is.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "netlab")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/netlab")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
-	}
+	bin := buildProgram(t, "../cmd/netlab", "netlab", "CGO_ENABLED=0")
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,23 +210,10 @@ func tunFlags(t *testing.T, ns, name string) uint64 {
 	return v
 }
 
-// buildAttachq builds the attachq helper into a directory everyone may
-// read (it runs as an unprivileged user).
+// buildAttachq builds the attachq helper (it runs as an unprivileged user).
 func buildAttachq(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "netlab-e2e-attachq-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "attachq")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/tunextra/attachq").CombinedOutput(); err != nil {
-		t.Fatalf("build attachq: %v\n%s", err, out)
-	}
-	return bin
+	return buildProgram(t, "./testdata/tunextra/attachq", "attachq")
 }
 
 // asNobody returns the arguments of `ip` that run a command in namespace ns
