@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
@@ -56,11 +57,19 @@ func ended(pid int) bool {
 }
 
 // killAndWait SIGKILLs pid, a process this test's user started, and waits
-// until it is gone or a zombie.
+// until it is gone or a zombie: by its start time too, since on a machine
+// whose pid_max is 32768 its PID may soon name another process.
 func killAndWait(t *testing.T, pid int) {
 	t.Helper()
+	start, ok := proc.StartTime(pid)
+	if !ok {
+		return // gone already
+	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	for deadline := time.Now().Add(10 * time.Second); !ended(pid); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if now, ok := proc.StartTime(pid); !ok || now != start {
+			return
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d alive 10 s after SIGKILL", pid)
 		}

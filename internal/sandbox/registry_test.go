@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
@@ -119,8 +120,12 @@ func TestRegistryDeadKeeper(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(reg.Dir, "dead")); !os.IsNotExist(err) {
 		t.Errorf("dead sandbox's directory left: %v", err)
 	}
+	// The keeper by its PID and start time: on a machine whose pid_max is
+	// 32768, its PID may name another process already.
 	if out, err := os.ReadFile("/proc/" + strconv.Itoa(sb.PID) + "/stat"); err == nil && !strings.Contains(string(out), ") Z") {
-		t.Errorf("keeper still there: %s", out)
+		if start, ok := proc.StartTime(sb.PID); ok && start == sb.Start {
+			t.Errorf("keeper still there: %s", out)
+		}
 	}
 	if err := reg.Remove("dead"); err != nil {
 		t.Errorf("Remove of an absent sandbox: %v", err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netlab-dev/netlab/internal/proc"
 	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
@@ -180,11 +181,13 @@ func TestFreshTied(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("the child made no sandbox: %q", line[:n])
 	}
+	// The keeper by its start time too: on a machine whose pid_max is
+	// 32768 its PID may soon name another process.
+	start, _ := proc.StartTime(pid)
 	cmd.Process.Kill()
 	cmd.Wait()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(b), ") Z") {
+		if now, ok := proc.StartTime(pid); !ok || now != start {
 			break
 		}
 		if time.Now().After(deadline) {
