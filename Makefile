@@ -18,7 +18,7 @@ BINDIR  ?= $(PREFIX)/bin
 APPARMOR ?= auto
 
 # netlab is built without cgo: a static binary starts 2 ms sooner here
-# (`netlab version`, 30 runs: 10.2 ms against 12.3, 9 ms of CPU against 14:
+# (`netlab version`, 40 runs: 10.2 ms against 12.3, 9 ms of CPU against 14:
 # no dynamic loader, no libc start-up, and each page fault costs about 30 us
 # on this machine), runs where the machine's libc is not, and reads a user
 # from the /etc/passwd a service's view has, as os/user does without cgo.
