@@ -596,21 +596,31 @@ func (c *Client) StartEnsurePorts(bridge string, ports []PortSpec) (finish func(
 		}
 		return func() error { return c.checkOFPorts(bridge, ports) }, nil
 	}
-	// Each chunk but the last is waited for here: AF_XDP ports are opened a
-	// few at a time (afxdpChunks).
-	chunks := afxdpChunks(ports)
-	var next int64
-	for i, chunk := range chunks {
-		if i > 0 {
-			if err := c.waitConfigured(next); err != nil {
-				return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
-			}
-		}
-		if next, err = c.ensurePortsRPC(bridge, uuid, br, chunk); err != nil {
-			return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
-		}
+	next, err := c.commitChunks(ports, func(chunk []PortSpec) (int64, error) {
+		return c.ensurePortsRPC(bridge, uuid, br, chunk)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 	}
 	return func() error { return c.waitCheckOFPorts(next, bridge, ports) }, nil
+}
+
+// commitChunks commits the ports' changes a chunk at a time (afxdpChunks:
+// ovs-vswitchd opens AF_XDP ports a few at a time), waiting for each chunk
+// but the last to be applied, and returns the configuration that has the
+// last: the caller waits for it with the ports' check (waitCheckOFPorts).
+func (c *Client) commitChunks(ports []PortSpec, commit func(chunk []PortSpec) (next int64, err error)) (next int64, err error) {
+	for i, chunk := range afxdpChunks(ports) {
+		if i > 0 {
+			if err := c.waitConfigured(next); err != nil {
+				return 0, err
+			}
+		}
+		if next, err = commit(chunk); err != nil {
+			return 0, err
+		}
+	}
+	return next, nil
 }
 
 // portsTxn builds EnsurePorts' transaction; AF_XDP ports get xdpMode.
@@ -813,13 +823,14 @@ func (c *Client) SetPortTypes(bridge string, ports []PortSpec) error {
 			return fmt.Errorf("ovs: set type of port %s on %s: %w", p.Name, bridge, err)
 		}
 	}
-	for _, chunk := range afxdpChunks(ports) {
-		if !c.faked {
-			if err := c.setPortTypesRPC(chunk); err != nil {
-				return fmt.Errorf("ovs: set port types on %s: %w", bridge, err)
-			}
-			continue
+	if !c.faked {
+		next, err := c.commitChunks(ports, c.startSetPortTypes)
+		if err != nil {
+			return fmt.Errorf("ovs: set port types on %s: %w", bridge, err)
 		}
+		return c.waitCheckOFPorts(next, bridge, ports)
+	}
+	for _, chunk := range afxdpChunks(ports) {
 		var args []string
 		for _, p := range chunk {
 			switch {
@@ -832,9 +843,6 @@ func (c *Client) SetPortTypes(bridge string, ports []PortSpec) error {
 		if _, err := c.VSCtl(args...); err != nil {
 			return fmt.Errorf("ovs: set port types on %s: %w", bridge, err)
 		}
-	}
-	if !c.faked {
-		return c.checkOFPortsRPC(bridge, ports)
 	}
 	return c.checkOFPorts(bridge, ports)
 }

@@ -210,23 +210,14 @@ func vlanRow(row op, v *state.PortVLAN) op {
 	return row
 }
 
-// checkOFPortsRPC is checkOFPorts over the protocol: one transaction
-// selecting each port's interface, not every interface of the database.
-func (c *Client) checkOFPortsRPC(bridge string, ports []PortSpec) error {
-	res, err := c.transact(ofportSelects(ports)...)
-	if err != nil {
-		return fmt.Errorf("ovs: add ports to %s: read ofports: %w", bridge, err)
-	}
-	return checkOFPortRows(bridge, ports, res)
-}
-
 // waitCheckOFPorts waits until ovs-vswitchd has applied next and checks
-// the ports as checkOFPortsRPC does, reading them in the wait's own
+// the ports as checkOFPorts does over the protocol: each port's interface
+// selected (not every interface of the database), in the wait's own
 // transaction.
 func (c *Client) waitCheckOFPorts(next int64, bridge string, ports []PortSpec) error {
 	res, err := c.waitConfiguredThen(next, ofportSelects(ports))
 	if err != nil {
-		return fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
+		return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
 	}
 	return checkOFPortRows(bridge, ports, res)
 }
@@ -351,8 +342,9 @@ func (c *Client) deletePortsRPC(bridge string, names []string) error {
 		"mutations": [][3]any{{"ports", "delete", []any{"set", gone}}}}})
 }
 
-// setPortTypesRPC changes the interfaces' types in one transaction.
-func (c *Client) setPortTypesRPC(ports []PortSpec) error {
+// startSetPortTypes changes the interfaces' types in one transaction and
+// returns the configuration that has them, for waitConfigured.
+func (c *Client) startSetPortTypes(ports []PortSpec) (next int64, err error) {
 	var ops []op
 	for _, p := range ports {
 		w := where([3]any{"name", "==", p.Name})
@@ -364,7 +356,7 @@ func (c *Client) setPortTypesRPC(ports []PortSpec) error {
 		}
 		ops = append(ops, op{"op": "update", "table": "Interface", "where": w, "row": op{"type": PortTypeSystem}})
 	}
-	return c.commit(ops)
+	return c.startCommit(ops)
 }
 
 // observePortsRPC reads what EnsurePorts checks before it adds ports: the
