@@ -81,7 +81,8 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 			e.logf("warning: could not record the down in the journal (%v): going on; if this down is cut short, run it again\n", err)
 		}
 	}
-	oc, err := connected().c, connected().err
+	conn := connected()
+	oc, err := conn.c, conn.err
 	if err != nil {
 		return nil, err
 	}
