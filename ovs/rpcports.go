@@ -71,10 +71,19 @@ func (c *Client) startCommit(ops []op) (next int64, err error) {
 // still the lab's: a bridge that changed hands after it was read fails the
 // transaction, and nothing of it is committed.
 func ownerGuard(uuid, name, lab string) op {
+	return ownerGuardWhere(byUUID(uuid), name, lab)
+}
+
+// ownerGuardWhere is ownerGuard for the bridge row that sel selects (by
+// its id, or by its name, which is unique, before the id is known).
+func ownerGuardWhere(sel [3]any, name, lab string) op {
 	return op{"op": "wait", "table": "Bridge", "timeout": 0, "until": "==", "columns": []string{"name"},
-		"where": where([3]any{"_uuid", "==", uuidAtom(uuid)}, [3]any{"external_ids", "includes", ovsMap(state.OVSLabKey, lab)}),
+		"where": where(sel, [3]any{"external_ids", "includes", ovsMap(state.OVSLabKey, lab)}),
 		"rows":  []map[string]string{{"name": name}}}
 }
+
+func byUUID(uuid string) [3]any { return [3]any{"_uuid", "==", uuidAtom(uuid)} }
+func byName(name string) [3]any { return [3]any{"name", "==", name} }
 
 // bridgeRow reads one bridge's row; nil if there is none.
 func (c *Client) bridgeRow(name string) (*state.Bridge, string, error) {
@@ -149,7 +158,24 @@ func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
 // port of that name appears meanwhile (port names are unique). It returns
 // the configuration that has them, for waitConfigured.
 func (c *Client) ensurePortsRPC(bridge, uuid string, br *state.Bridge, ports []PortSpec) (next int64, err error) {
-	ops := []op{ownerGuard(uuid, bridge, br.Owner)}
+	return c.startCommit(c.portsOps(bridge, byUUID(uuid), br.Owner, br.Ports, ports))
+}
+
+// insertPortsRPC adds ports that are all new to the lab's bridge in one
+// round trip, nothing read first: the transaction's guard holds only if
+// the bridge is there and the lab's, and the inserts fail it whole if a
+// port or interface of one of those names exists anywhere (the names are
+// unique in the database). An up's ports are new nearly always (its plan
+// just saw them missing); when the transaction fails, the caller reads
+// and ensures (ensurePortsRPC), which also says why.
+func (c *Client) insertPortsRPC(bridge, lab string, ports []PortSpec) (next int64, err error) {
+	return c.startCommit(c.portsOps(bridge, byName(bridge), lab, nil, ports))
+}
+
+// portsOps are the operations of ensurePortsRPC and insertPortsRPC, the
+// bridge's row selected by sel and owned by lab, present the ports it has.
+func (c *Client) portsOps(bridge string, sel [3]any, lab string, present map[string]*state.Port, ports []PortSpec) []op {
+	ops := []op{ownerGuardWhere(sel, bridge, lab)}
 	var added []any
 	for i, p := range ports {
 		iface := op{}
@@ -162,7 +188,7 @@ func (c *Client) ensurePortsRPC(bridge, uuid string, br *state.Bridge, ports []P
 		case p.Type == PortTypeSystem || p.Type == PortTypeInternal:
 			iface["type"] = p.Type
 		}
-		if _, ok := br.Ports[p.Name]; ok {
+		if _, ok := present[p.Name]; ok {
 			if p.VLAN != nil {
 				ops = append(ops, op{"op": "update", "table": "Port", "where": where([3]any{"name", "==", p.Name}), "row": vlanRow(op{}, p.VLAN)})
 			}
@@ -187,11 +213,10 @@ func (c *Client) ensurePortsRPC(bridge, uuid string, br *state.Bridge, ports []P
 		added = append(added, namedUUID(pname))
 	}
 	if len(added) > 0 {
-		ops = append(ops, op{"op": "mutate", "table": "Bridge", "where": where([3]any{"_uuid", "==", uuidAtom(uuid)}),
+		ops = append(ops, op{"op": "mutate", "table": "Bridge", "where": where(sel),
 			"mutations": [][3]any{{"ports", "insert", []any{"set", added}}}})
 	}
-	ops = append(ops, op{"op": "comment", "comment": fmt.Sprintf("netlab: add-port %s (%d ports)", bridge, len(ports))})
-	return c.startCommit(ops)
+	return append(ops, op{"op": "comment", "comment": fmt.Sprintf("netlab: add-port %s (%d ports)", bridge, len(ports))})
 }
 
 // vlanRow adds a port's VLAN columns to row (as vlanArgs sets them); nil

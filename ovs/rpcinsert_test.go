@@ -1,0 +1,122 @@
+package ovs
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cfgResults answers a transaction that ends with bumpCfg: one empty
+// result per operation, the last the select of next_cfg.
+func cfgResults(ops []map[string]any, next int) []any {
+	res := make([]any, len(ops))
+	for i := range res {
+		res[i] = map[string]any{}
+	}
+	res[len(res)-1] = map[string]any{"rows": []any{map[string]any{"next_cfg": next}}}
+	return res
+}
+
+// New ports go in one transaction, nothing read first: guarded by the
+// bridge's name and the lab's marker, the bridge's ports mutated by name.
+func TestStartEnsurePortsNewInOneRoundTrip(t *testing.T) {
+	ports := []PortSpec{{Name: "p1", Lab: "lab", OFPort: 1, Type: PortTypeSystem}, {Name: "p2", Lab: "lab", Type: PortTypeSystem}}
+	f := &fakeDB{answer: func(n int, ops []map[string]any) []any { return cfgResults(ops, 7) }}
+	c := startFakeDB(t, f, 5*time.Second)
+	finish, err := c.StartEnsurePorts("br", ports)
+	if err != nil || finish == nil {
+		t.Fatalf("StartEnsurePorts: %v", err)
+	}
+	txns := f.sent()
+	if len(txns) != 1 {
+		t.Fatalf("%d transactions before the wait, want 1: %v", len(txns), txns)
+	}
+	var kinds []string
+	for _, o := range txns[0] {
+		kinds = append(kinds, fmt.Sprint(o["op"], " ", o["table"]))
+	}
+	want := "wait Bridge,insert Interface,insert Port,insert Interface,insert Port,mutate Bridge,comment <nil>,mutate Open_vSwitch,select Open_vSwitch"
+	if got := strings.Join(kinds, ","); got != want {
+		t.Fatalf("operations %s\nwant %s", got, want)
+	}
+	if w := fmt.Sprint(txns[0][0]["where"]); w != "[[name == br] [external_ids includes [map [[netlab-lab lab]]]]]" {
+		t.Errorf("guard where %s: want the bridge by name with the lab's marker", w)
+	}
+	if w := fmt.Sprint(txns[0][5]["where"]); w != "[[name == br]]" {
+		t.Errorf("ports mutated where %s: want the bridge by name", w)
+	}
+}
+
+// When the one transaction is refused (a port is there already, or the
+// bridge is not the lab's), the ports are read and ensured as before: the
+// present one updated, the new one inserted, the bridge by its id.
+func TestStartEnsurePortsPresentReadThenEnsured(t *testing.T) {
+	ports := []PortSpec{{Name: "p1", Lab: "lab", Type: PortTypeSystem}, {Name: "p2", Lab: "lab", Type: PortTypeSystem}}
+	marker := []any{"map", []any{[]any{"netlab-lab", "lab"}}}
+	f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+		switch n {
+		case 0: // the inserts: p1's name is taken
+			res := make([]any, len(ops))
+			for i := range res {
+				res[i] = map[string]any{}
+			}
+			return append(res, map[string]any{"error": "constraint violation", "details": "Transaction causes multiple rows in \"Port\" table to have identical values (\"p1\") for index on column \"name\"."})
+		case 1: // the bridge, then each port by name
+			return []any{
+				map[string]any{"rows": []any{map[string]any{"_uuid": []any{"uuid", "b0000000-0000-4000-8000-000000000000"}, "external_ids": marker}}},
+				map[string]any{"rows": []any{map[string]any{"_uuid": []any{"uuid", "a0000000-0000-4000-8000-000000000000"}, "external_ids": marker}}},
+				map[string]any{"rows": []any{}},
+			}
+		case 2: // which bridge has p1
+			return []any{map[string]any{"rows": []any{map[string]any{"name": "br"}}}}
+		default:
+			return cfgResults(ops, 8)
+		}
+	}}
+	c := startFakeDB(t, f, 5*time.Second)
+	if _, err := c.StartEnsurePorts("br", ports); err != nil {
+		t.Fatalf("StartEnsurePorts: %v", err)
+	}
+	txns := f.sent()
+	if len(txns) != 4 {
+		t.Fatalf("%d transactions, want 4 (the inserts, refused; the reads; the ensure): %v", len(txns), txns)
+	}
+	var kinds []string
+	for _, o := range txns[3] {
+		kinds = append(kinds, fmt.Sprint(o["op"], " ", o["table"]))
+	}
+	want := "wait Bridge,update Interface,mutate Port,insert Interface,insert Port,mutate Bridge,comment <nil>,mutate Open_vSwitch,select Open_vSwitch"
+	if got := strings.Join(kinds, ","); got != want {
+		t.Fatalf("operations %s\nwant %s", got, want)
+	}
+	if w := fmt.Sprint(txns[3][5]["where"]); !strings.Contains(w, "_uuid == [uuid b0000000") {
+		t.Errorf("ports mutated where %s: want the bridge by its id", w)
+	}
+}
+
+// AF_XDP ports beyond one chunk, or ports of two labs, take the path that
+// reads first.
+func TestStartEnsurePortsReadsFirstWhenNotOneTransaction(t *testing.T) {
+	var many []PortSpec
+	for i := range maxAFXDPPerTxn + 1 {
+		many = append(many, PortSpec{Name: fmt.Sprintf("x%d", i), Lab: "lab", Type: PortTypeAFXDPNonPMD})
+	}
+	for _, ports := range [][]PortSpec{many, {{Name: "p1", Lab: "a"}, {Name: "p2", Lab: "b"}}} {
+		f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+			res := make([]any, len(ops))
+			for i := range res {
+				res[i] = map[string]any{"rows": []any{}}
+			}
+			return res
+		}}
+		c := startFakeDB(t, f, 5*time.Second)
+		_, err := c.StartEnsurePorts("br", ports)
+		if err == nil || !strings.Contains(err.Error(), "no such bridge") {
+			t.Errorf("error %v: want no such bridge, from the read", err)
+		}
+		if txns := f.sent(); len(txns) != 1 || txns[0][0]["op"] != "select" {
+			t.Errorf("transactions %v: want the read alone", txns)
+		}
+	}
+}
