@@ -70,6 +70,49 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	// The lab's host links (the veths' host ends, their peers with them,
+	// Linux bridges) are most of a down's time, the kernel's. They go at
+	// once, while down reads the rest, when nothing must go before them:
+	// no port of the lab on a bridge that is not the lab's (a port whose
+	// device vanishes first makes ovs-vswitchd complain; the lab's own
+	// Open vSwitch bridges go first, in one transaction, as the plan's
+	// del-br would), no interface of the user's to give back from a
+	// bridge, no process netlab started (a service stops while its network
+	// is still there). What it deleted is left out of what the observation
+	// saw (which may be some of it, read meanwhile) and said here. If it
+	// fails, the links are still there for the observation, and the plan
+	// deletes them and says what failed.
+	type earlyDown struct {
+		bridges    []string     // the lab's OVS bridges, deleted from the database
+		bridgeWait func() error // until ovs-vswitchd has removed them
+		links      []string     // the lab's host links, deleted
+	}
+	var early chan earlyDown // nil: nothing deleted early
+	deleteEarly := len(j.External) == 0 && supervise.New(e.store, lab, e.log).Idle()
+	linksEarly := func(r earlyDown) {
+		early = make(chan earlyDown, 1)
+		go func() {
+			r.links, _ = kernel.DeleteLabGroup(lab)
+			early <- r
+		}()
+	}
+	earlyDone := sync.OnceValue(func() earlyDown {
+		if early == nil {
+			return earlyDown{}
+		}
+		return <-early
+	})
+	// Nothing of this down outlives it, whichever way it returns.
+	defer earlyDone()
+	if deleteEarly && len(j.Bridges) == 0 {
+		// A lab with no Open vSwitch bridge needs nothing more to know:
+		// its links go now, before the journal's note, the connection to
+		// Open vSwitch and the looks for what an interrupted run left,
+		// which go on beside the kernel's deletion (none of them reads or
+		// needs the host links).
+		linksEarly(earlyDown{})
+	}
 	if e.store.Exists(lab) {
 		// Say so before anything stops: an up after a down killed midway
 		// must not take a process told to stop for one that runs. When it
@@ -100,6 +143,20 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		}
 		for _, w := range oc.Warnings() {
 			e.logf("warning: %s\n", w)
+		}
+	}
+	if deleteEarly && len(j.Bridges) > 0 && oc != nil {
+		// With the lab's Open vSwitch bridges deleted first, as soon as
+		// Open vSwitch is reached and before the observation starts:
+		// ovsdb-server answers one request at a time, and this one is on
+		// the way to the kernel's deletion, the observation only on the
+		// way to the plan. Not done (a port of the lab on another bridge,
+		// or an error): the links wait for the plan too.
+		var r earlyDown
+		var ok bool
+		r.bridges, r.bridgeWait, ok, _ = oc.StartDeleteLabBridges(lab)
+		if ok {
+			linksEarly(r)
 		}
 	}
 	owned = true // by the session from here, or closed below
@@ -139,44 +196,8 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		removed(p + " (no pidfile: left by an interrupted run)")
 	}
 
-	// The lab's host links (the veths' host ends, their peers with them,
-	// Linux bridges) are most of a down's time, the kernel's. They go at
-	// once, while down reads the rest, when nothing must go before them:
-	// no port of the lab on a bridge that is not the lab's (a port whose
-	// device vanishes first makes ovs-vswitchd complain; the lab's own
-	// Open vSwitch bridges go first, in one transaction, as the plan's
-	// del-br would), no interface of the user's to give back from a
-	// bridge, no process netlab started (a service stops while its network
-	// is still there). What it deleted is left out of what the observation
-	// saw (which may be some of it, read meanwhile) and said here. If it
-	// fails, the links are still there for the observation, and the plan
-	// deletes them and says what failed.
-	type earlyDown struct {
-		bridges    []string     // the lab's OVS bridges, deleted from the database
-		bridgeWait func() error // until ovs-vswitchd has removed them
-		links      []string     // the lab's host links, deleted
-	}
-	early := make(chan earlyDown, 1)
-	deleteEarly := len(j.External) == 0 && s.procs.Idle() && (len(j.Bridges) == 0 || s.ovs != nil)
-	var r earlyDown
-	if deleteEarly && len(j.Bridges) > 0 {
-		// Before the observation starts: ovsdb-server answers one
-		// request at a time, and this one is on the way to the kernel's
-		// deletion, the observation only on the way to the plan. Not
-		// done (a port of the lab on another bridge, or an error): the
-		// links wait for the plan too.
-		r.bridges, r.bridgeWait, deleteEarly, _ = s.ovs.StartDeleteLabBridges(lab)
-	}
-	if deleteEarly {
-		go func() {
-			r.links, _ = kernel.DeleteLabGroup(lab)
-			early <- r
-		}()
-	} else {
-		early <- r
-	}
 	snap, err := s.reader().Down(lab, j)
-	ed := <-early // nothing of this down outlives it
+	ed := earlyDone()
 	if err != nil {
 		if ed.bridgeWait != nil {
 			err = errors.Join(err, ed.bridgeWait())
