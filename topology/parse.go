@@ -439,10 +439,12 @@ func (p *parser) checkTree(root *yaml.Node) bool {
 	return true
 }
 
-// maxExpanded bounds the values of a file once its aliases are expanded: a
-// lab of thousands of namespaces stays far below it, an alias bomb ("billion
-// laughs": nine aliases of nine aliases of ...) is stopped long before it
-// costs memory.
+// maxExpanded bounds the values that a file's aliases add when expanded:
+// repeated services and interfaces stay far below it, an alias bomb
+// ("billion laughs": nine aliases of nine aliases of ...) is stopped long
+// before it costs memory. What the file writes out is bounded by its size
+// (MaxFileSize), not by this: a lab of 10,000 namespaces with their
+// routes is some 250,000 values.
 const maxExpanded = 200_000
 
 // expandAliases returns the tree with every alias (*name) replaced by a copy
@@ -454,6 +456,9 @@ const maxExpanded = 200_000
 // is written. nil, with an error, for a tree that expands beyond
 // maxExpanded, nests beyond maxDepth, or merges what is not a mapping.
 func (p *parser) expandAliases(root *yaml.Node) *yaml.Node {
+	if !hasAliases(root) {
+		return root // nothing to expand: no copy (most files, and the largest)
+	}
 	x := expander{p: p, active: map[*yaml.Node]bool{}}
 	out := x.copy(root, 1)
 	if x.failed {
@@ -462,10 +467,26 @@ func (p *parser) expandAliases(root *yaml.Node) *yaml.Node {
 	return out
 }
 
+// hasAliases says whether the tree holds an alias or a merge key, without
+// recursion (checkTree bounds the depth after).
+func hasAliases(root *yaml.Node) bool {
+	stack := []*yaml.Node{root}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n.Kind == yaml.AliasNode || isMergeKey(n) {
+			return true
+		}
+		stack = append(stack, n.Content...)
+	}
+	return false
+}
+
 type expander struct {
 	p      *parser
-	count  int
+	count  int                 // values copied from an alias's anchor
 	active map[*yaml.Node]bool // anchors being copied: one that contains itself
+	outer  *yaml.Node          // the alias written outside any anchor being copied, whose copy goes on
 	failed bool
 }
 
@@ -484,12 +505,18 @@ func (x *expander) copy(n *yaml.Node, depth int) *yaml.Node {
 	case depth > maxDepth:
 		return x.fail(n, "YAML nested deeper than %d levels", maxDepth)
 	}
-	if x.count++; x.count > maxExpanded {
-		return x.fail(n, "YAML aliases expand to more than %d values (an alias bomb?): write the values out", maxExpanded)
+	if len(x.active) > 0 {
+		x.count++
+	}
+	if x.count > maxExpanded {
+		return x.fail(x.outer, "YAML aliases expand to more than %d values (an alias bomb?): write the values out", maxExpanded)
 	}
 	if n.Kind == yaml.AliasNode {
 		if n.Alias == nil || x.active[n.Alias] {
 			return x.fail(n, "YAML alias *%s refers to a value that contains it", n.Value)
+		}
+		if len(x.active) == 0 {
+			x.outer = n
 		}
 		x.active[n.Alias] = true
 		c := x.copy(n.Alias, depth)

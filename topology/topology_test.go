@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/netlab-dev/netlab/internal/testkit"
 )
 
@@ -488,4 +490,40 @@ func TestAnchors(t *testing.T) {
 	if got := with.Namespace("r2").Sysctls; len(got) != 1 || got[0].Value != "0" {
 		t.Errorf("r2's own sysctls lost to the merged ones: %+v", got)
 	}
+}
+
+// TestManyValuesNoAliases: a lab written out, with no alias, is bounded by
+// the file's size, not by the alias bomb's bound: 10,000 namespaces with
+// their routes are more values than maxExpanded (once refused as "an alias
+// bomb?"), and parse.
+func TestManyValuesNoAliases(t *testing.T) {
+	const n = 10_000
+	var b strings.Builder
+	b.WriteString("name: big\nbridges:\n  sw: {type: ovs}\nnamespaces:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  h%05d:\n    interfaces:\n      eth0: {peer: sw/p%05d, addresses: [10.%d.%d.2/8, fd00::%x/64]}\n", i, i, i/250, i%250, i+2)
+		b.WriteString("    routes:\n      - {to: 198.51.100.0/24, via: 10.0.0.1}\n      - {to: 2001:db8::/32, via: fd00::1}\n")
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(b.String()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := countValues(&doc); got <= maxExpanded {
+		t.Fatalf("the lab has %d values, not more than maxExpanded (%d): the test proves nothing", got, maxExpanded)
+	}
+	lab, err := Parse("big.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lab.Namespaces) != n {
+		t.Errorf("%d namespaces, want %d", len(lab.Namespaces), n)
+	}
+}
+
+func countValues(n *yaml.Node) int {
+	c := 1
+	for _, k := range n.Content {
+		c += countValues(k)
+	}
+	return c
 }
