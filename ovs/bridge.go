@@ -525,7 +525,7 @@ func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
 	if err != nil || finish == nil {
 		return err
 	}
-	return finish()
+	return finish(false)
 }
 
 // StartEnsurePorts is EnsurePorts up to the commit of its (last)
@@ -533,7 +533,10 @@ func (c *Client) EnsurePorts(bridge string, ports []PortSpec) error {
 // the ports as EnsurePorts does. Meanwhile ovs-vswitchd opens the ports
 // (tens of milliseconds for a hundred), and the caller can go on with what
 // does not need them. finish is nil when nothing is left to wait for.
-func (c *Client) StartEnsurePorts(bridge string, ports []PortSpec) (finish func() error, err error) {
+// finish(true) also reads, in the same transaction, the switch as the next
+// Observe or ObserveSwitch reads it, which then answers at once if the
+// client sent nothing else meanwhile (waitCheckOFPorts).
+func (c *Client) StartEnsurePorts(bridge string, ports []PortSpec) (finish func(observe bool) error, err error) {
 	if len(ports) == 0 {
 		return nil, nil
 	}
@@ -558,7 +561,7 @@ func (c *Client) StartEnsurePorts(bridge string, ports []PortSpec) (finish func(
 	}
 	if !c.faked && len(afxdpChunks(ports)) == 1 && oneLab(ports) {
 		if next, err := c.insertPortsRPC(bridge, ports[0].Lab, ports); err == nil {
-			return func() error { return c.waitCheckOFPorts(next, bridge, ports) }, nil
+			return func(observe bool) error { return c.waitCheckOFPorts(next, bridge, ports, observe) }, nil
 		}
 		// Some of them are there already, or the bridge is not the lab's
 		// (or not there): read what is, and ensure, or say why not.
@@ -601,7 +604,7 @@ func (c *Client) StartEnsurePorts(bridge string, ports []PortSpec) (finish func(
 				return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 			}
 		}
-		return func() error { return c.checkOFPorts(bridge, ports) }, nil
+		return func(bool) error { return c.checkOFPorts(bridge, ports) }, nil
 	}
 	next, err := c.commitChunks(ports, func(chunk []PortSpec) (int64, error) {
 		return c.ensurePortsRPC(bridge, uuid, br, chunk)
@@ -609,7 +612,7 @@ func (c *Client) StartEnsurePorts(bridge string, ports []PortSpec) (finish func(
 	if err != nil {
 		return nil, fmt.Errorf("ovs: add ports to %s: %w", bridge, err)
 	}
-	return func() error { return c.waitCheckOFPorts(next, bridge, ports) }, nil
+	return func(observe bool) error { return c.waitCheckOFPorts(next, bridge, ports, observe) }, nil
 }
 
 // oneLab says whether the ports are all of one lab.
@@ -845,7 +848,7 @@ func (c *Client) SetPortTypes(bridge string, ports []PortSpec) error {
 		if err != nil {
 			return fmt.Errorf("ovs: set port types on %s: %w", bridge, err)
 		}
-		return c.waitCheckOFPorts(next, bridge, ports)
+		return c.waitCheckOFPorts(next, bridge, ports, false)
 	}
 	for _, chunk := range afxdpChunks(ports) {
 		var args []string

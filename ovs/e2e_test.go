@@ -430,8 +430,34 @@ func TestPrivateInstanceE2E(t *testing.T) {
 	if err != nil || finish == nil {
 		t.Fatalf("StartEnsurePorts(missing device) = %v, finish %v; want it committed", err, finish != nil)
 	}
-	if err := finish(); err == nil || !strings.Contains(err.Error(), "No such device") {
+	if err := finish(true); err == nil || !strings.Contains(err.Error(), "No such device") {
 		t.Errorf("finish(missing device) = %v", err)
+	}
+	// finish(true) read the switch in its wait's transaction: the next
+	// Observe answers with it, sending nothing, and it is the switch as a
+	// fresh look reads it.
+	c.mu.Lock()
+	sent := c.sent
+	c.mu.Unlock()
+	kept, err := c.Observe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	resent := c.sent != sent
+	c.mu.Unlock()
+	if resent {
+		t.Errorf("Observe after finish(true) sent a transaction; want the kept answer")
+	}
+	fresh, err := c.Observe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(kept, fresh) {
+		t.Errorf("kept observation %+v\nfresh %+v", kept, fresh)
+	}
+	if p := kept[br2].Ports[missing]; p == nil || p.OFPort != -1 {
+		t.Errorf("kept observation's %s: %+v, want it there with ofport -1", missing, p)
 	}
 	if err := c.DeletePorts(br2, []string{missing}); err != nil {
 		t.Fatal(err)

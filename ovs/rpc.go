@@ -105,6 +105,9 @@ func clientTransact[R any](c *Client, ops []op) ([]opResultOf[R], error) {
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	c.sent++
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 	res, err := transactAs[R](ctx, db, "Open_vSwitch", ops)
@@ -145,16 +148,52 @@ var observeTables = []observeTable{
 // in RFC 7047's notation, which is ovs-vsctl's --format=json too, so they
 // go through the same reader.
 func (c *Client) observeRPC() (*snapshot, error) {
-	var ops []op
-	for _, t := range observeTables {
-		ops = append(ops, op{"op": "select", "table": t.table, "where": where(), "columns": t.columns})
+	if res := c.takeObserved(); res != nil {
+		return snapshotFromResults(res)
 	}
 	// The cells stay as the server wrote them: decoding them into values
 	// and encoding them again took most of the parse.
-	res, err := clientTransact[rawRow](c, ops)
+	res, err := clientTransact[rawRow](c, observeOps())
 	if err != nil {
 		return nil, err
 	}
+	return snapshotFromResults(res)
+}
+
+// observeOps are observe's selects: every row of observeTables.
+func observeOps() []op {
+	ops := make([]op, 0, len(observeTables))
+	for _, t := range observeTables {
+		ops = append(ops, op{"op": "select", "table": t.table, "where": where(), "columns": t.columns})
+	}
+	return ops
+}
+
+// keepObserved keeps the answer to observeOps sent in the transaction
+// just made, for the next observe.
+func (c *Client) keepObserved(res []opResultOf[rawRow]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.observed, c.observedAt = res, c.sent
+}
+
+// takeObserved returns the kept observation, once, if no transaction was
+// sent after the one that made it (which may have changed the database):
+// it is then what a select sent now would answer, short of other clients'
+// changes meanwhile, which any observation may miss by as little.
+func (c *Client) takeObserved() []opResultOf[rawRow] {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	res := c.observed
+	c.observed = nil
+	if c.sent != c.observedAt {
+		return nil
+	}
+	return res
+}
+
+// snapshotFromResults parses the answers to observeOps.
+func snapshotFromResults(res []opResultOf[rawRow]) (*snapshot, error) {
 	ts := make([]table, len(observeTables))
 	for i, t := range observeTables {
 		ts[i] = rawTable(res[i].Rows, t.columns)
@@ -259,6 +298,12 @@ func (c *Client) waitConfigured(next int64) error {
 // fewer than a wait and a read, to an ovsdb-server still busy with
 // ovs-vswitchd's own updates (an up's ports' check).
 func (c *Client) waitConfiguredThen(next int64, then []op) ([]opResult, error) {
+	return waitConfiguredThenAs[dbRow](c, next, then)
+}
+
+// waitConfiguredThenAs is waitConfiguredThen with the rows of the selects
+// decoded as R.
+func waitConfiguredThenAs[R any](c *Client, next int64, then []op) ([]opResultOf[R], error) {
 	deadline := time.Now().Add(c.timeout)
 	curCfg := op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"cur_cfg"}}
 	for {
@@ -268,8 +313,8 @@ func (c *Client) waitConfiguredThen(next int64, then []op) ([]opResult, error) {
 		}
 		// The wait holds when no row is left with cur_cfg below next;
 		// it fails with "timed out" when none did in time.
-		res, err := c.transact(append([]op{{"op": "wait", "table": "Open_vSwitch", "where": where([3]any{"cur_cfg", "<", next}),
-			"timeout": wait.Milliseconds(), "columns": []string{"cur_cfg"}, "until": "==", "rows": []map[string]int64{}}}, then...)...)
+		res, err := clientTransact[R](c, append([]op{{"op": "wait", "table": "Open_vSwitch", "where": where([3]any{"cur_cfg", "<", next}),
+			"timeout": wait.Milliseconds(), "columns": []string{"cur_cfg"}, "until": "==", "rows": []map[string]int64{}}}, then...))
 		var dbe *dbError
 		if err == nil {
 			return res[1:], nil
@@ -278,16 +323,16 @@ func (c *Client) waitConfiguredThen(next int64, then []op) ([]opResult, error) {
 			return nil, err
 		}
 		// Timed out: look once more before the deadline decides.
-		res, err = c.transact(curCfg)
+		cfg, err := c.transact(curCfg)
 		if err != nil {
 			return nil, err
 		}
-		if rows := res[0].Rows; len(rows) == 1 {
+		if rows := cfg[0].Rows; len(rows) == 1 {
 			if cur, ok := rows[0]["cur_cfg"].(float64); ok && int64(cur) >= next {
 				if len(then) == 0 {
 					return nil, nil
 				}
-				return c.transact(then...)
+				return clientTransact[R](c, then)
 			}
 		}
 		if time.Now().After(deadline) {

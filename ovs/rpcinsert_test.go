@@ -120,3 +120,66 @@ func TestStartEnsurePortsReadsFirstWhenNotOneTransaction(t *testing.T) {
 		}
 	}
 }
+
+// observeAnswer answers observeOps with a bridge br of n ports.
+func observeAnswer(n int) []any {
+	var out []any
+	for _, rows := range observeCells(n) {
+		rs := []any{}
+		for _, r := range rows {
+			rs = append(rs, r)
+		}
+		out = append(out, map[string]any{"rows": rs})
+	}
+	return out
+}
+
+// With observe, the wait's transaction reads the switch too, and the next
+// Observe takes that answer without sending anything; a transaction sent
+// in between (which may have changed the switch) makes it read afresh.
+func TestWaitCheckOFPortsObserving(t *testing.T) {
+	ports := []PortSpec{{Name: "p0000", OFPort: 1}}
+	for _, between := range []bool{false, true} {
+		f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+			switch {
+			case ops[0]["op"] == "wait":
+				return append([]any{map[string]any{}, ofportRow("p0000", 1, "")}, observeAnswer(3)...)
+			case ops[0]["table"] == "Bridge" && len(ops) == len(observeTables):
+				return observeAnswer(2)
+			default:
+				return []any{map[string]any{"rows": []any{}}}
+			}
+		}}
+		c := startFakeDB(t, f, 5*time.Second)
+		if err := c.waitCheckOFPorts(5, "br", ports, true); err != nil {
+			t.Fatal(err)
+		}
+		txns := f.sent()
+		if len(txns) != 1 || len(txns[0]) != 2+len(observeTables) {
+			t.Fatalf("transactions %v: want one, the wait, the port's select and observe's", txns)
+		}
+		if between {
+			if _, err := c.transact(op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"cur_cfg"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		brs, err := c.Observe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSent, wantPorts := 1, 3 // the kept answer
+		if between {
+			wantSent, wantPorts = 3, 2 // the select, then observe's own
+		}
+		if got := len(f.sent()); got != wantSent {
+			t.Errorf("between %v: %d transactions, want %d", between, got, wantSent)
+		}
+		if got := len(brs["br"].Ports); got != wantPorts {
+			t.Errorf("between %v: %d ports observed, want %d", between, got, wantPorts)
+		}
+		// Kept once: the next observe asks.
+		if _, err := c.Observe(); err != nil || len(f.sent()) != wantSent+1 {
+			t.Errorf("between %v: observing again sent %d transactions in all, want %d", between, len(f.sent()), wantSent+1)
+		}
+	}
+}

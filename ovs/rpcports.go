@@ -1,6 +1,7 @@
 package ovs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -239,12 +240,50 @@ func vlanRow(row op, v *state.PortVLAN) op {
 // the ports as checkOFPorts does over the protocol: each port's interface
 // selected (not every interface of the database), in the wait's own
 // transaction.
-func (c *Client) waitCheckOFPorts(next int64, bridge string, ports []PortSpec) error {
-	res, err := c.waitConfiguredThen(next, ofportSelects(ports))
+//
+// With observe, the same transaction reads what observe reads, for the
+// next observe (keepObserved): a caller that looks at the whole switch
+// once ovs-vswitchd has applied the change (up's check that it converged)
+// gets the answer with the wait's, instead of asking again, behind
+// ovs-vswitchd's own updates of the rows it has just applied.
+func (c *Client) waitCheckOFPorts(next int64, bridge string, ports []PortSpec, observe bool) error {
+	if !observe {
+		res, err := c.waitConfiguredThen(next, ofportSelects(ports))
+		if err != nil {
+			return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
+		}
+		return checkOFPortRows(bridge, ports, res)
+	}
+	raw, err := waitConfiguredThenAs[rawRow](c, next, append(ofportSelects(ports), observeOps()...))
 	if err != nil {
 		return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
 	}
+	res, err := decodeResults(raw[:len(ports)])
+	if err != nil {
+		return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
+	}
+	c.keepObserved(raw[len(ports):])
 	return checkOFPortRows(bridge, ports, res)
+}
+
+// decodeResults decodes the cells of selects' rows into values.
+func decodeResults(raw []opResultOf[rawRow]) ([]opResult, error) {
+	out := make([]opResult, len(raw))
+	for i, r := range raw {
+		out[i] = opResult{Count: r.Count, UUID: r.UUID, Error: r.Error, Details: r.Details}
+		for _, row := range r.Rows {
+			d := make(dbRow, len(row))
+			for col, cell := range row {
+				var v any
+				if err := json.Unmarshal(cell, &v); err != nil {
+					return nil, fmt.Errorf("column %s: %w", col, err)
+				}
+				d[col] = v
+			}
+			out[i].Rows = append(out[i].Rows, d)
+		}
+	}
+	return out, nil
 }
 
 // ofportSelects reads each port's interface: name, ofport, error.

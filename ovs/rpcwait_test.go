@@ -91,7 +91,7 @@ func TestWaitCheckOFPortsOneTransaction(t *testing.T) {
 		return []any{map[string]any{}, ofportRow("p1", 1, ""), ofportRow("p2", 7, "")}
 	}}
 	c := startFakeDB(t, f, 5*time.Second)
-	if err := c.waitCheckOFPorts(42, "br", ports); err != nil {
+	if err := c.waitCheckOFPorts(42, "br", ports, false); err != nil {
 		t.Fatal(err)
 	}
 	txns := f.sent()
@@ -113,7 +113,7 @@ func TestWaitCheckOFPortsErrorsFromTheWaitsTransaction(t *testing.T) {
 		return []any{map[string]any{}, ofportRow("p1", -1, "could not open network device p1 (No such device)"), ofportRow("p2", 6, "")}
 	}}
 	c := startFakeDB(t, f, 5*time.Second)
-	err := c.waitCheckOFPorts(3, "br", ports)
+	err := c.waitCheckOFPorts(3, "br", ports, false)
 	var pe *PortError
 	if !errors.As(err, &pe) || pe.Port != "p1" || !strings.Contains(pe.Reason, "No such device") {
 		t.Errorf("error %v: want p1's PortError with the interface's error", err)
@@ -139,7 +139,7 @@ func TestWaitCheckOFPortsAfterATimedOutWait(t *testing.T) {
 		}
 	}}
 	c := startFakeDB(t, f, 5*time.Second)
-	if err := c.waitCheckOFPorts(9, "br", ports); err != nil {
+	if err := c.waitCheckOFPorts(9, "br", ports, false); err != nil {
 		t.Fatal(err)
 	}
 	txns := f.sent()

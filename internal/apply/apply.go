@@ -60,7 +60,7 @@ type Session struct {
 	// settling are the waits of ports ovs-vswitchd is still opening
 	// (startPorts): the actions that do not need them go on meanwhile.
 	// settleMu serialises Settle.
-	settling []func() error
+	settling []func(observe bool) error
 	settleMu sync.Mutex
 	// dirty says the journal changed since it was last saved (removals:
 	// saved once at the end of a step, see forget); goneNS and goneLinks
@@ -114,7 +114,16 @@ var beforePorts = map[plan.Op]bool{
 // Settle waits until ovs-vswitchd has opened the ports the session added
 // without waiting (startPorts), and checks them; safe to call at once from
 // several goroutines (each returns once they are settled), and again.
-func (s *Session) Settle() error {
+func (s *Session) Settle() error { return s.settle(false) }
+
+// SettleObserving is Settle for a caller that reads the whole of Open
+// vSwitch next (up's check that it converged): the last wait's transaction
+// reads it too, and the session's client answers that read with it
+// (ovs.Client.StartEnsurePorts) instead of asking ovsdb-server again,
+// behind ovs-vswitchd's own updates of the rows it has just applied.
+func (s *Session) SettleObserving() error { return s.settle(true) }
+
+func (s *Session) settle(observe bool) error {
 	s.settleMu.Lock()
 	defer s.settleMu.Unlock()
 	s.mu.Lock()
@@ -122,8 +131,8 @@ func (s *Session) Settle() error {
 	s.settling = nil
 	s.mu.Unlock()
 	var errs []error
-	for _, w := range waits {
-		errs = append(errs, w())
+	for i, w := range waits {
+		errs = append(errs, w(observe && i == len(waits)-1))
 	}
 	return errors.Join(errs...)
 }

@@ -233,8 +233,12 @@ func TestApplyPlanSettlesPorts(t *testing.T) {
 				note(string(a.Op()))
 				if _, ok := a.Step.(plan.AddPorts); ok {
 					s.mu.Lock()
-					s.settling = append(s.settling, func() error {
-						note("settled")
+					s.settling = append(s.settling, func(observe bool) error {
+						if observe {
+							note("settled, observing")
+						} else {
+							note("settled")
+						}
 						if tc.fail {
 							return errors.New("port p1: no ofport")
 						}
@@ -252,8 +256,8 @@ func TestApplyPlanSettlesPorts(t *testing.T) {
 				if err != nil {
 					t.Errorf("Run: %v; the ports are the caller's to settle", err)
 				}
-				err = s.Settle()
-				if order := noted(); !slices.Equal(order, append(tc.want, "settled")) {
+				err = s.SettleObserving()
+				if order := noted(); !slices.Equal(order, append(tc.want, "settled, observing")) {
 					t.Errorf("after Settle: order %q", order)
 				}
 			}
@@ -326,5 +330,34 @@ func TestRecordIntents(t *testing.T) {
 	want := fmt.Sprint([]string{"a"}, []string{"lx", "pa"}, []string{"br"}, []string{"host"}, []string{"a"}, []string{"a"}, []state.Route{route})
 	if got != want {
 		t.Errorf("journal %s, want %s", got, want)
+	}
+}
+
+// SettleObserving has the last of the waits read the switch (the one whose
+// transaction comes last, so that nothing is sent between its answer and
+// the observation it serves); Settle none.
+func TestSettleObservingLastWaitOnly(t *testing.T) {
+	for _, observing := range []bool{false, true} {
+		s := fakeSession(t, &fakeDriver{})
+		var got []bool
+		for range 3 {
+			s.settling = append(s.settling, func(observe bool) error {
+				got = append(got, observe)
+				return nil
+			})
+		}
+		settle := s.Settle
+		if observing {
+			settle = s.SettleObserving
+		}
+		if err := settle(); err != nil {
+			t.Fatal(err)
+		}
+		if want := []bool{false, false, observing}; !slices.Equal(got, want) {
+			t.Errorf("observing %v: waits observed %v, want %v", observing, got, want)
+		}
+		if err := s.SettleObserving(); err != nil || len(got) != 3 {
+			t.Errorf("again: %v, %d waits run; want none left", err, len(got))
+		}
 	}
 }

@@ -124,8 +124,8 @@ func (s *Session) startPorts(a plan.AddPorts) error {
 	act := plan.Action{Lab: s.lab, Step: a}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.settling = append(s.settling, func() error {
-		if err := finish(); err != nil {
+	s.settling = append(s.settling, func(observe bool) error {
+		if err := finish(observe); err != nil {
 			return fmt.Errorf("%s: %w", act, err)
 		}
 		return nil

@@ -374,7 +374,7 @@ func (e *Engine) Up(lab *topology.Lab, prefix string) (*Result, error) {
 	// something to.
 	r := s.reader()
 	r.Flows = observe.KnownFlows(p, snap)
-	r.Settle = ap.Settle
+	r.Settle = ap.SettleObserving
 	snap, err = r.Lab(lab, j)
 	err = errors.Join(err, ap.Settle())
 	res := &Result{Plan: p, Warnings: append(s.warnings, ap.Warnings()...)}
