@@ -394,3 +394,29 @@ namespaces:
 	}
 	sameHost(t, before)
 }
+
+// TestPrivateOVSStaysForOtherLabs: a lab's down leaves netlab's private
+// Open vSwitch running while another lab has a bridge in it (its deletion's
+// own transaction sees that bridge left), and the last lab's down stops it.
+func TestPrivateOVSStaysForOtherLabs(t *testing.T) {
+	requireRoot(t)
+	before := fingerprint(t)
+	ovsBefore := privateOVSRunning()
+	p1, p2 := newPrefix(t), newPrefix(t)
+	mustNetlab(t, "up", "-q", "--prefix", p1, "testdata/pair.yaml")
+	labUp(t, "testdata/pair.yaml", p2, "pair")
+	out := mustNetlab(t, "down", p1+"pair")
+	if strings.Contains(out, "private Open vSwitch") || !privateOVSRunning() {
+		t.Fatalf("down of %spair with %spair's bridge left stopped the private OVS:\n%s", p1, p2, out)
+	}
+	ping(t, p2+"a", "192.168.77.2")
+	labs, _ := filepath.Glob("/run/netlab/labs/*")
+	out = mustNetlab(t, "down", p2+"pair")
+	if !ovsBefore && len(labs) == 1 {
+		// No lab but ours was in it: the last down stops it.
+		if !strings.Contains(out, "removed private Open vSwitch (no lab uses it)") || privateOVSRunning() {
+			t.Errorf("the last lab's down left the private OVS running:\n%s", out)
+		}
+		sameHost(t, before)
+	}
+}

@@ -33,7 +33,7 @@ func TestStartDeleteLabBridgesE2E(t *testing.T) {
 	if _, err := c.VSCtl("add-port", ob, pa, "--", "set", "Port", pa, "external_ids:"+state.OVSLabKey+"="+lab); err != nil {
 		t.Fatal(err)
 	}
-	names, wait, ok, err := c.StartDeleteLabBridges(lab)
+	names, wait, _, ok, err := c.StartDeleteLabBridges(lab)
 	if err != nil || ok || names != nil || wait != nil {
 		t.Fatalf("with a port on another lab's bridge: %v, %v, %v, %v; want nothing deleted, not ok", names, wait != nil, ok, err)
 	}
@@ -48,9 +48,12 @@ func TestStartDeleteLabBridgesE2E(t *testing.T) {
 	if err := c.EnsurePorts(b1, []PortSpec{{Name: pa, OFPort: 1, Lab: lab}}); err != nil {
 		t.Fatal(err)
 	}
-	names, wait, ok, err = c.StartDeleteLabBridges(lab)
+	names, wait, othersLeft, ok, err := c.StartDeleteLabBridges(lab)
 	if err != nil || !ok || !slices.Equal(names, []string{b1, b2}) || wait == nil {
 		t.Fatalf("StartDeleteLabBridges = %v, %v, %v, %v; want [%s %s]", names, wait != nil, ok, err, b1, b2)
+	}
+	if !othersLeft {
+		t.Errorf("othersLeft false; the other lab's bridge %s is left", ob)
 	}
 	brs, err := c.Observe()
 	if err != nil || brs[b1] != nil || brs[b2] != nil || brs[ob] == nil {
@@ -69,7 +72,7 @@ func TestStartDeleteLabBridgesE2E(t *testing.T) {
 	}
 
 	// Nothing left of the lab: nothing to delete, and nothing in the way.
-	names, wait, ok, err = c.StartDeleteLabBridges(lab)
+	names, wait, _, ok, err = c.StartDeleteLabBridges(lab)
 	if err != nil || !ok || names != nil || wait != nil {
 		t.Errorf("again: %v, %v, %v, %v; want nothing, ok", names, wait != nil, ok, err)
 	}
@@ -99,7 +102,7 @@ func TestDeleteBridgesGuardE2E(t *testing.T) {
 	if _, err := c.VSCtl("set", "Bridge", taken, "external_ids:"+state.OVSLabKey+"="+other); err != nil {
 		t.Fatal(err)
 	}
-	wait, err := c.startDeleteBridges(lab, refs)
+	wait, _, err := c.startDeleteBridges(lab, refs)
 	if err == nil || wait != nil || !strings.Contains(err.Error(), "bridge "+taken+" changed while netlab deleted it") {
 		t.Fatalf("startDeleteBridges over a bridge that changed hands = %v (wait %v)", err, wait != nil)
 	}

@@ -228,7 +228,7 @@ func (c *Client) StartDeleteBridge(name, lab string) (wait func() error, err err
 	if owner != lab {
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, notOwned("bridge", name, owner, lab))
 	}
-	wait, err = c.startDeleteBridges(lab, []bridgeRef{{uuid: uuid, name: name}})
+	wait, _, err = c.startDeleteBridges(lab, []bridgeRef{{uuid: uuid, name: name}})
 	if err != nil {
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
 	}
@@ -242,8 +242,9 @@ type bridgeRef struct{ uuid, name string }
 // one transaction that re-checks each (ownerGuard: one that changed hands
 // meanwhile fails it, and nothing is deleted), and returns a wait, bounded by
 // the client's timeout, until ovs-vswitchd has applied it and their devices
-// are gone.
-func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func() error, err error) {
+// are gone, and how many bridges the database has left, as the same
+// transaction reads them.
+func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func() error, left int, err error) {
 	ops := make([]op, 0, len(bridges)+2)
 	uuids := make([][2]string, 0, len(bridges))
 	names := make([]string, 0, len(bridges))
@@ -255,15 +256,23 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 	ops = append(ops,
 		op{"op": "mutate", "table": "Open_vSwitch", "where": where(),
 			"mutations": [][3]any{{"bridges", "delete", ovsSet(uuids...)}}},
+		op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"bridges"}},
 		op{"op": "comment", "comment": "netlab: del-br " + strings.Join(names, " ")},
 	)
-	next, err := c.startCommit(ops)
+	res, err := c.transact(append(ops, bumpCfg()...)...)
 	var dbe *dbError
 	if errors.As(err, &dbe) && dbe.Op >= 0 && dbe.Op < len(bridges) {
-		return nil, fmt.Errorf("bridge %s changed while netlab deleted it (run down again)", bridges[dbe.Op].name)
+		return nil, 0, fmt.Errorf("bridge %s changed while netlab deleted it (run down again)", bridges[dbe.Op].name)
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	next, err := nextCfg(res[len(res)-1])
+	if err != nil {
+		return nil, 0, err
+	}
+	if rows := res[len(bridges)+1].Rows; len(rows) == 1 {
+		left = setLen(rows[0]["bridges"])
 	}
 	return func() error {
 		if err := c.waitConfigured(next); err != nil {
@@ -275,7 +284,22 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 			}
 		}
 		return nil
-	}, nil
+	}, left, nil
+}
+
+// setLen is the number of atoms in a set column's decoded JSON: a set
+// ["set", [...]], or one atom written alone.
+func setLen(v any) int {
+	if a, ok := v.([]any); ok && len(a) == 2 && a[0] == "set" {
+		if atoms, ok := a[1].([]any); ok {
+			return len(atoms)
+		}
+		return 0
+	}
+	if v == nil {
+		return 0
+	}
+	return 1
 }
 
 // waitConfigured waits, bounded by the client's timeout, until ovs-vswitchd

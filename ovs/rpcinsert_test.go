@@ -183,3 +183,21 @@ func TestWaitCheckOFPortsObserving(t *testing.T) {
 		}
 	}
 }
+
+// setLen counts a set column's atoms however the server writes the set:
+// ["set", [...]] for none or several, the atom alone for one.
+func TestSetLen(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want int
+	}{
+		{[]any{"set", []any{}}, 0},
+		{[]any{"uuid", "a0000000-0000-4000-8000-000000000000"}, 1},
+		{[]any{"set", []any{[]any{"uuid", "a"}, []any{"uuid", "b"}}}, 2},
+		{nil, 0},
+	} {
+		if got := setLen(tc.v); got != tc.want {
+			t.Errorf("setLen(%v) = %d, want %d", tc.v, got, tc.want)
+		}
+	}
+}

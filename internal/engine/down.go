@@ -145,6 +145,7 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 			e.logf("warning: %s\n", w)
 		}
 	}
+	privateBusy := false
 	if deleteEarly && len(j.Bridges) > 0 && oc != nil {
 		// With the lab's Open vSwitch bridges deleted first, as soon as
 		// Open vSwitch is reached and before the observation starts:
@@ -153,11 +154,17 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		// way to the plan. Not done (a port of the lab on another bridge,
 		// or an error): the links wait for the plan too.
 		var r earlyDown
-		var ok bool
-		r.bridges, r.bridgeWait, ok, _ = oc.StartDeleteLabBridges(lab)
+		var ok, othersLeft bool
+		r.bridges, r.bridgeWait, othersLeft, ok, _ = oc.StartDeleteLabBridges(lab)
 		if ok {
 			linksEarly(r)
 		}
+		// Bridges of others left in netlab's private Open vSwitch, as the
+		// deletion's own transaction read them: it is not idle, and stays
+		// without another look at the end. Transactions go one at a time,
+		// so of labs going down together the last to delete its bridges
+		// sees none left, and looks.
+		privateBusy = othersLeft && oc.Info().Private
 	}
 	owned = true // by the session from here, or closed below
 	s, err := e.newSession(lab, oc)
@@ -243,29 +250,36 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		return res, err
 	}
 	e.store.RemoveLock(lab)
-	// netlab's private OVS goes when no lab has a bridge in it and no other
-	// netlab process is using it.
-	if release, idle, err := e.store.OVSIdle(); err != nil {
-		return res, err
-	} else if idle {
-		stopped, err := ovs.StopPrivateIfIdle(e.ovsOpts...)
-		release()
-		if err != nil {
+	if !privateBusy {
+		if err := e.stopIdleOVS(ap, removed); err != nil {
 			return res, err
-		}
-		if stopped {
-			removed("private Open vSwitch (no lab uses it)")
-			// A daemon that died without cleaning up left its datapath's
-			// device; once it is stopped for good, nothing uses it.
-			if gone, err := ap.RemoveNetdevLeftover(); err != nil {
-				return res, err
-			} else if gone {
-				removed("interface ovs-netdev (left by netlab's private Open vSwitch)")
-			}
 		}
 	}
 	res.NotRunning = len(res.Removed) == 0 && j.Empty()
 	return res, nil
+}
+
+// stopIdleOVS stops netlab's private OVS when no lab has a bridge in it and
+// no other netlab process is using it, and says so through removed.
+func (e *Engine) stopIdleOVS(ap *apply.Session, removed func(string)) error {
+	release, idle, err := e.store.OVSIdle()
+	if err != nil || !idle {
+		return err
+	}
+	stopped, err := ovs.StopPrivateIfIdle(e.ovsOpts...)
+	release()
+	if err != nil || !stopped {
+		return err
+	}
+	removed("private Open vSwitch (no lab uses it)")
+	// A daemon that died without cleaning up left its datapath's device;
+	// once it is stopped for good, nothing uses it.
+	if gone, err := ap.RemoveNetdevLeftover(); err != nil {
+		return err
+	} else if gone {
+		removed("interface ovs-netdev (left by netlab's private Open vSwitch)")
+	}
+	return nil
 }
 
 // DownPlan is what Down would do, changing nothing: the plan, what it
