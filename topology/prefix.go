@@ -2,10 +2,27 @@ package topology
 
 import (
 	"fmt"
-	"regexp"
 )
 
-var prefixRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,5}$`)
+// simpleName says whether s is 1 to max characters (any number for max
+// 0) of a-z, 0-9 and -, the first not -: `^[a-z0-9][a-z0-9-]{0,max-1}$`.
+// Written out rather than a regular expression compiled when the program
+// starts: every netlab command paid for compiling four of them.
+func simpleName(s string, max int) bool {
+	if s == "" || s[0] == '-' || max > 0 && len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidPartitionName says whether s may name a partition: 1 to 32 of a-z,
+// 0-9 and -, starting with a letter or digit.
+func ValidPartitionName(s string) bool { return simpleName(s, 32) }
 
 // MaxPrefixedLabName bounds a lab name after a prefix: the name limit plus the
 // longest prefix.
@@ -35,7 +52,7 @@ func ApplyPrefix(l *Lab, p string) error {
 	if p == "" {
 		return nil
 	}
-	if !prefixRe.MatchString(p) {
+	if !simpleName(p, 6) {
 		return &Error{File: l.File, Msg: fmt.Sprintf("prefix %q: want 1 to 6 characters of [a-z0-9-], starting with a letter or digit", p)}
 	}
 	var errs ErrorList

@@ -2,7 +2,6 @@ package topology
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -161,18 +160,13 @@ func (l *Lab) Timeline(name string) *Timeline {
 	return nil
 }
 
-var (
-	timelineNameRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	partitionNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-)
-
 func checkTimelineName(s string) string {
 	switch {
 	case s == "":
 		return "empty timeline name"
 	case len(s) > MaxTimelineName:
 		return fmt.Sprintf("timeline name %q is %d characters; at most %d", s, len(s), MaxTimelineName)
-	case !timelineNameRe.MatchString(s):
+	case !simpleName(s, 0):
 		return fmt.Sprintf("timeline name %q: use a-z, 0-9 and -, starting with a letter or digit", s)
 	}
 	return ""
@@ -274,7 +268,7 @@ func (l *Lab) checkEvent(t *Timeline, i int, e *Event, errorf func(Pos, string, 
 			errorf(e.posOf("for"), join(e.Path, "for"), "a heal is not undone: the partition's groups are its own (write the partition with for: instead)")
 		}
 		for _, n := range e.Heal {
-			if !partitionNameRe.MatchString(n) {
+			if !ValidPartitionName(n) {
 				errorf(e.posOf(kind), join(e.Path, kind), "partition name %q: use 1 to 32 of a-z, 0-9 and -, starting with a letter or digit", n)
 			}
 		}
@@ -312,7 +306,7 @@ func (l *Lab) checkEventPartition(t *Timeline, i int, e *Event, errorf func(Pos,
 	if pt.Name == "" {
 		pt.Name = fmt.Sprintf("%s-%d", t.Name, i+1)
 	}
-	if !partitionNameRe.MatchString(pt.Name) {
+	if !ValidPartitionName(pt.Name) {
 		errorf(at, join(path, "name"), "partition name %q: use 1 to 32 of a-z, 0-9 and -, starting with a letter or digit", pt.Name)
 	}
 	seen := map[string]string{}

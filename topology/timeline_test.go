@@ -125,7 +125,7 @@ func checkTimelineInvariants(t *testing.T, lab *Lab) {
 			if e.Every != 0 && e.For >= e.Every || e.Count < 0 || e.Count > MaxEventCount || e.Count > 1 && e.Every == 0 {
 				t.Errorf("%s event %d: repeats wrong: %+v", tl.Name, i, e)
 			}
-			if p := e.Partition; p != nil && (!partitionNameRe.MatchString(p.Name) || len(p.A) == 0 || len(p.B) == 0) {
+			if p := e.Partition; p != nil && (!ValidPartitionName(p.Name) || len(p.A) == 0 || len(p.B) == 0) {
 				t.Errorf("%s event %d: partition %+v", tl.Name, i, p)
 			}
 			for _, ref := range append(append([]string{}, e.LinkDown...), e.LinkUp...) {

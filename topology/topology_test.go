@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -526,4 +527,39 @@ func countValues(n *yaml.Node) int {
 		c += countValues(k)
 	}
 	return c
+}
+
+// simpleName is the regular expressions it replaced, on every string of
+// up to 4 bytes over a-z, 0-9, -, another byte, and on names around the
+// bounds.
+func TestSimpleNameAsRegexp(t *testing.T) {
+	alphabet := []byte{'a', 'z', '0', '9', '-', 'A', '_', '.', 0xc3}
+	var inputs []string
+	var grow func(s string)
+	grow = func(s string) {
+		inputs = append(inputs, s)
+		if len(s) < 4 {
+			for _, c := range alphabet {
+				grow(s + string(c))
+			}
+		}
+	}
+	grow("")
+	for _, n := range []int{5, 6, 7, 31, 32, 33} {
+		inputs = append(inputs, strings.Repeat("a", n), "-"+strings.Repeat("a", n-1), strings.Repeat("a", n-1)+"-")
+	}
+	for _, tc := range []struct {
+		max int
+		re  *regexp.Regexp
+	}{
+		{6, regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,5}$`)},
+		{32, regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)},
+		{0, regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)},
+	} {
+		for _, s := range inputs {
+			if got, want := simpleName(s, tc.max), tc.re.MatchString(s); got != want {
+				t.Errorf("simpleName(%q, %d) = %v, the expression says %v", s, tc.max, got, want)
+			}
+		}
+	}
 }

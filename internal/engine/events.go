@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -156,9 +155,6 @@ type PartitionResult struct {
 	Plan plan.Plan
 }
 
-// partitionName is what a partition may be called.
-var partitionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-
 // Partition cuts the traffic between two groups of a running lab's
 // namespaces (named as on the machine, or as in the file): every packet
 // from a namespace of p.A to one of p.B is dropped where it would be
@@ -195,7 +191,7 @@ func (e *Engine) Partition(lab string, p state.Partition) (*PartitionResult, err
 // names its namespaces as on the machine and gives it its name.
 func resolvePartition(full *topology.Lab, j *state.Journal, p state.Partition) (state.Partition, error) {
 	out := state.Partition{Name: p.Name, OneWay: p.OneWay}
-	if p.Name != "" && !partitionName.MatchString(p.Name) {
+	if p.Name != "" && !topology.ValidPartitionName(p.Name) {
 		return out, fmt.Errorf("name %q: use 1 to 32 of a-z, 0-9 and -, starting with a letter or digit: %w", p.Name, ErrBadPartition)
 	}
 	seen := map[string]string{}
