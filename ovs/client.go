@@ -122,10 +122,10 @@ type Client struct {
 	faked   bool           // run is a test's: read the database through it too, not over the protocol
 	ovs     *goovs.Client
 	db      *dbConn // JSON-RPC connection to ovsdb-server, made on first use (rpc.go); under mu
-	// sent counts the transactions sent (rpc.go), and observed is the
-	// answer to an observation made in a wait's transaction when sent was
-	// observedAt (WaitObserving): the next observe takes it if nothing was
-	// sent since. Under mu.
+	// sent counts the transactions sent (clientTransactSeq), and observed
+	// is the answer to an observation that transaction observedAt carried
+	// (waitCheckOFPorts with observe): the next observe takes it if no
+	// transaction was sent after that one. Under mu.
 	sent       uint64
 	observed   []opResultOf[rawRow]
 	observedAt uint64

@@ -101,20 +101,30 @@ func (c *Client) transact(ops ...op) ([]opResult, error) {
 
 // clientTransact is transact with the rows of selects decoded as R.
 func clientTransact[R any](c *Client, ops []op) ([]opResultOf[R], error) {
+	res, _, err := clientTransactSeq[R](c, ops)
+	return res, err
+}
+
+// clientTransactSeq is clientTransact that also says which of the
+// client's transactions it was (the count of those sent, this one
+// included): ovsdb-server answers a connection's requests in order, so a
+// later one is one with a greater number.
+func clientTransactSeq[R any](c *Client, ops []op) ([]opResultOf[R], uint64, error) {
 	db, err := c.rpc()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	c.mu.Lock()
 	c.sent++
+	seq := c.sent
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
 	defer cancel()
 	res, err := transactAs[R](ctx, db, "Open_vSwitch", ops)
 	if err != nil {
-		return nil, fmt.Errorf("ovs: transact: %w", err)
+		return nil, 0, fmt.Errorf("ovs: transact: %w", err)
 	}
-	return res, nil
+	return res, seq, nil
 }
 
 // op is one operation of a transaction, as RFC 7047 section 5.2 spells it.
@@ -169,12 +179,12 @@ func observeOps() []op {
 	return ops
 }
 
-// keepObserved keeps the answer to observeOps sent in the transaction
-// just made, for the next observe.
-func (c *Client) keepObserved(res []opResultOf[rawRow]) {
+// keepObserved keeps the answer to observeOps that the client's
+// transaction seq carried, for the next observe.
+func (c *Client) keepObserved(res []opResultOf[rawRow], seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.observed, c.observedAt = res, c.sent
+	c.observed, c.observedAt = res, seq
 }
 
 // takeObserved returns the kept observation, once, if no transaction was
@@ -322,12 +332,14 @@ func (c *Client) waitConfigured(next int64) error {
 // fewer than a wait and a read, to an ovsdb-server still busy with
 // ovs-vswitchd's own updates (an up's ports' check).
 func (c *Client) waitConfiguredThen(next int64, then []op) ([]opResult, error) {
-	return waitConfiguredThenAs[dbRow](c, next, then)
+	res, _, err := waitConfiguredThenAs[dbRow](c, next, then)
+	return res, err
 }
 
 // waitConfiguredThenAs is waitConfiguredThen with the rows of the selects
-// decoded as R.
-func waitConfiguredThenAs[R any](c *Client, next int64, then []op) ([]opResultOf[R], error) {
+// decoded as R, and the number of the transaction that carried them
+// (clientTransactSeq).
+func waitConfiguredThenAs[R any](c *Client, next int64, then []op) ([]opResultOf[R], uint64, error) {
 	deadline := time.Now().Add(c.timeout)
 	curCfg := op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"cur_cfg"}}
 	for {
@@ -337,30 +349,30 @@ func waitConfiguredThenAs[R any](c *Client, next int64, then []op) ([]opResultOf
 		}
 		// The wait holds when no row is left with cur_cfg below next;
 		// it fails with "timed out" when none did in time.
-		res, err := clientTransact[R](c, append([]op{{"op": "wait", "table": "Open_vSwitch", "where": where([3]any{"cur_cfg", "<", next}),
+		res, seq, err := clientTransactSeq[R](c, append([]op{{"op": "wait", "table": "Open_vSwitch", "where": where([3]any{"cur_cfg", "<", next}),
 			"timeout": wait.Milliseconds(), "columns": []string{"cur_cfg"}, "until": "==", "rows": []map[string]int64{}}}, then...))
 		var dbe *dbError
 		if err == nil {
-			return res[1:], nil
+			return res[1:], seq, nil
 		}
 		if !errors.As(err, &dbe) || dbe.Op != 0 {
-			return nil, err
+			return nil, 0, err
 		}
 		// Timed out: look once more before the deadline decides.
 		cfg, err := c.transact(curCfg)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if rows := cfg[0].Rows; len(rows) == 1 {
 			if cur, ok := rows[0]["cur_cfg"].(float64); ok && int64(cur) >= next {
 				if len(then) == 0 {
-					return nil, nil
+					return nil, 0, nil
 				}
-				return clientTransact[R](c, then)
+				return clientTransactSeq[R](c, then)
 			}
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("ovs-vswitchd did not apply the change within %s", c.timeout)
+			return nil, 0, fmt.Errorf("ovs-vswitchd did not apply the change within %s", c.timeout)
 		}
 	}
 }

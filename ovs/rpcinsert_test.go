@@ -201,3 +201,49 @@ func TestSetLen(t *testing.T) {
 		}
 	}
 }
+
+// A transaction another goroutine sends while the wait's answer is on its
+// way (after the wait's, so answered after it) makes the kept observation
+// stale: the next observe reads afresh.
+func TestWaitCheckOFPortsObservingStaleAfterConcurrentSend(t *testing.T) {
+	ports := []PortSpec{{Name: "p0000", OFPort: 1}}
+	var c *Client
+	sentAgain := make(chan error, 1)
+	f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+		switch {
+		case n == 0: // the wait: before answering it, another transaction is sent
+			go func() {
+				_, err := c.transact(op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"cur_cfg"}})
+				sentAgain <- err
+			}()
+			for {
+				c.mu.Lock()
+				sent := c.sent
+				c.mu.Unlock()
+				if sent == 2 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return append([]any{map[string]any{}, ofportRow("p0000", 1, "")}, observeAnswer(3)...)
+		case ops[0]["table"] == "Bridge" && len(ops) == len(observeTables):
+			return observeAnswer(2)
+		default:
+			return []any{map[string]any{"rows": []any{}}}
+		}
+	}}
+	c = startFakeDB(t, f, 5*time.Second)
+	if err := c.waitCheckOFPorts(5, "br", ports, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sentAgain; err != nil {
+		t.Fatal(err)
+	}
+	brs, err := c.Observe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(brs["br"].Ports); got != 2 || len(f.sent()) != 3 {
+		t.Errorf("%d ports, %d transactions: want the fresh read (2 ports, 3 transactions), not the kept one", got, len(f.sent()))
+	}
+}

@@ -254,7 +254,7 @@ func (c *Client) waitCheckOFPorts(next int64, bridge string, ports []PortSpec, o
 		}
 		return checkOFPortRows(bridge, ports, res)
 	}
-	raw, err := waitConfiguredThenAs[rawRow](c, next, append(ofportSelects(ports), observeOps()...))
+	raw, seq, err := waitConfiguredThenAs[rawRow](c, next, append(ofportSelects(ports), observeOps()...))
 	if err != nil {
 		return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
 	}
@@ -262,7 +262,7 @@ func (c *Client) waitCheckOFPorts(next int64, bridge string, ports []PortSpec, o
 	if err != nil {
 		return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
 	}
-	c.keepObserved(raw[len(ports):])
+	c.keepObserved(raw[len(ports):], seq)
 	return checkOFPortRows(bridge, ports, res)
 }
 
