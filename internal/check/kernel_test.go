@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -174,17 +175,32 @@ func TestProbesAgainstKernel(t *testing.T) {
 		{true, "no reply (udp cannot tell open from filtered)"},
 		{true, "refused"},
 	}
-	start := time.Now()
-	res := Run(context.Background(), probes, Options{Timeout: time.Second})
-	t.Logf("%d probes in %v:\n%s", len(probes), time.Since(start).Round(time.Millisecond), Table(res))
-	for i, r := range res {
-		if r.Index != i {
-			t.Fatalf("result %d is probe %d: order lost", i, r.Index)
+	// Twice at most: the probes' timeouts are 1 s, and a machine busy with
+	// other tests' namespaces once stalled this one for longer (every probe
+	// from a timed out, "network is unreachable" included, which answers at
+	// once). A fault of the probes fails both runs.
+	var res []Result
+	var wrong []string
+	for run := 1; run <= 2; run++ {
+		start := time.Now()
+		res = Run(context.Background(), probes, Options{Timeout: time.Second})
+		t.Logf("run %d: %d probes in %v:\n%s", run, len(probes), time.Since(start).Round(time.Millisecond), Table(res))
+		wrong = nil
+		for i, r := range res {
+			if r.Index != i {
+				t.Fatalf("result %d is probe %d: order lost", i, r.Index)
+			}
+			if r.Pass != want[i].pass || !strings.Contains(r.Detail, want[i].detail) {
+				wrong = append(wrong, fmt.Sprintf("probe %d (%s %s %s): Pass=%v Detail=%q, want Pass=%v and %q",
+					i, r.From, r.Kind, r.To, r.Pass, r.Detail, want[i].pass, want[i].detail))
+			}
 		}
-		if r.Pass != want[i].pass || !strings.Contains(r.Detail, want[i].detail) {
-			t.Errorf("probe %d (%s %s %s): Pass=%v Detail=%q, want Pass=%v and %q",
-				i, r.From, r.Kind, r.To, r.Pass, r.Detail, want[i].pass, want[i].detail)
+		if len(wrong) == 0 {
+			break
 		}
+	}
+	for _, w := range wrong {
+		t.Error(w)
 	}
 	if r := res[7]; r.Err == nil || r.Got {
 		t.Errorf("missing namespace: Got=%v Err=%v, want Err", r.Got, r.Err)
