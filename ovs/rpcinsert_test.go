@@ -18,6 +18,18 @@ func cfgResults(ops []map[string]any, next int) []any {
 	return res
 }
 
+// wantOps checks a transaction's operations and tables, in order.
+func wantOps(t *testing.T, txn []map[string]any, want string) {
+	t.Helper()
+	var kinds []string
+	for _, o := range txn {
+		kinds = append(kinds, fmt.Sprint(o["op"], " ", o["table"]))
+	}
+	if got := strings.Join(kinds, ","); got != want {
+		t.Fatalf("operations %s\nwant %s", got, want)
+	}
+}
+
 // New ports go in one transaction, nothing read first: guarded by the
 // bridge's name and the lab's marker, the bridge's ports mutated by name.
 func TestStartEnsurePortsNewInOneRoundTrip(t *testing.T) {
@@ -32,14 +44,7 @@ func TestStartEnsurePortsNewInOneRoundTrip(t *testing.T) {
 	if len(txns) != 1 {
 		t.Fatalf("%d transactions before the wait, want 1: %v", len(txns), txns)
 	}
-	var kinds []string
-	for _, o := range txns[0] {
-		kinds = append(kinds, fmt.Sprint(o["op"], " ", o["table"]))
-	}
-	want := "wait Bridge,insert Interface,insert Port,insert Interface,insert Port,mutate Bridge,comment <nil>,mutate Open_vSwitch,select Open_vSwitch"
-	if got := strings.Join(kinds, ","); got != want {
-		t.Fatalf("operations %s\nwant %s", got, want)
-	}
+	wantOps(t, txns[0], "wait Bridge,insert Interface,insert Port,insert Interface,insert Port,mutate Bridge,comment <nil>,mutate Open_vSwitch,select Open_vSwitch")
 	if w := fmt.Sprint(txns[0][0]["where"]); w != "[[name == br] [external_ids includes [map [[netlab-lab lab]]]]]" {
 		t.Errorf("guard where %s: want the bridge by name with the lab's marker", w)
 	}
@@ -82,14 +87,7 @@ func TestStartEnsurePortsPresentReadThenEnsured(t *testing.T) {
 	if len(txns) != 4 {
 		t.Fatalf("%d transactions, want 4 (the inserts, refused; the reads; the ensure): %v", len(txns), txns)
 	}
-	var kinds []string
-	for _, o := range txns[3] {
-		kinds = append(kinds, fmt.Sprint(o["op"], " ", o["table"]))
-	}
-	want := "wait Bridge,update Interface,mutate Port,insert Interface,insert Port,mutate Bridge,comment <nil>,mutate Open_vSwitch,select Open_vSwitch"
-	if got := strings.Join(kinds, ","); got != want {
-		t.Fatalf("operations %s\nwant %s", got, want)
-	}
+	wantOps(t, txns[3], "wait Bridge,update Interface,mutate Port,insert Interface,insert Port,mutate Bridge,comment <nil>,mutate Open_vSwitch,select Open_vSwitch")
 	if w := fmt.Sprint(txns[3][5]["where"]); !strings.Contains(w, "_uuid == [uuid b0000000") {
 		t.Errorf("ports mutated where %s: want the bridge by its id", w)
 	}
