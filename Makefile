@@ -101,9 +101,9 @@ fuzz:
 # for less). Results: bench/RESULTS.md.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./internal/plan/
-	$(BUILD) -o bench/bin/netlab ./cmd/netlab
 	$(GO) run ./bench/run $(BENCHFLAGS)
 	PAIRS=8 bash bench/reflector/bench.sh 3 3
+	$(BUILD) -o bench/bin/netlab ./cmd/netlab
 	$(GO) run ./bench/emulator -netlab bench/bin/netlab
 
 # Labs of 1,000 and 10,000 namespaces (bare, and stars over Linux bridges)
@@ -111,7 +111,6 @@ bench: deps
 # against bench/floor: cost per namespace, peak memory, open files. Root;
 # a few minutes. Not part of `make bench`.
 bench-scale: deps
-	$(BUILD) -o bench/bin/netlab ./cmd/netlab
 	$(GO) run ./bench/run -scale $(BENCHFLAGS)
 
 clean:

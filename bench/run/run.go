@@ -17,9 +17,10 @@
 // else netlab's private instance, kept up for the baselines by a one-bridge
 // lab ("keep") that is taken down at the end.
 //
-// Needs root, iproute2, ovs-vsctl, ethtool, iperf3, and the netlab binary:
+// Needs root, iproute2, ovs-vsctl, ethtool, iperf3 and Go; it builds the
+// tree's netlab, floor and star itself (-netlab times another binary):
 //
-//	CGO_ENABLED=0 go build -o bench/bin/netlab ./cmd/netlab && go run ./bench/run [-runs 3] [-quick]
+//	go run ./bench/run [-runs 3] [-quick]
 package main
 
 import (
@@ -81,7 +82,7 @@ func main() {
 	quick := flag.Bool("quick", false, "N = 10 and 100 only")
 	sizesFlag := flag.String("sizes", "10,50,100,250", "star sizes N")
 	bridgesFlag := flag.String("bridges", "ovs,linux", "bridge types")
-	netlabBin := flag.String("netlab", "bench/bin/netlab", "the netlab binary (CGO_ENABLED=0 go build -o bench/bin/netlab ./cmd/netlab, as make bench does)")
+	netlabBin := flag.String("netlab", "", "the netlab binary to time (default: built from this tree, without cgo, as make builds it)")
 	iperf := flag.Duration("iperf", 2*time.Second, "length of each iperf3 run")
 	noDatapath := flag.Bool("no-datapath", false, "skip the iperf3 figures")
 	noAFXDP := flag.Bool("no-afxdp", false, "skip the AF_XDP port section")
@@ -135,12 +136,14 @@ func main() {
 			fatalf("-bridges: %q: want ovs or linux", b)
 		}
 	}
-	c.netlab, _ = filepath.Abs(filepath.Join(root, *netlabBin))
-	if filepath.IsAbs(*netlabBin) {
-		c.netlab = *netlabBin
-	}
-	if _, err := os.Stat(c.netlab); err != nil {
-		fatalf("%v (build it: CGO_ENABLED=0 go build -o bench/bin/netlab ./cmd/netlab)", err)
+	if *netlabBin != "" {
+		c.netlab, _ = filepath.Abs(filepath.Join(root, *netlabBin))
+		if filepath.IsAbs(*netlabBin) {
+			c.netlab = *netlabBin
+		}
+		if _, err := os.Stat(c.netlab); err != nil {
+			fatalf("-netlab: %v", err)
+		}
 	}
 	for _, tool := range []string{"ip", "ss", "ovs-vsctl", "ethtool", "iperf3", "nft", "nsenter", "setpriv", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -161,10 +164,12 @@ func main() {
 	}
 	// Static, as make builds netlab: the floor starts no slower than it.
 	c.floor = filepath.Join(c.tmp, "floor")
-	floor := c.command("go", "build", "-o", c.floor, "./bench/floor")
-	floor.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := floor.CombinedOutput(); err != nil {
-		fatalf("build bench/floor: %v\n%s", err, b)
+	c.buildStatic(c.floor, "./bench/floor")
+	if c.netlab == "" {
+		// The tree's netlab, not a binary left from another run: a
+		// morning's six runs once timed the previous day's.
+		c.netlab = filepath.Join(c.tmp, "netlab")
+		c.buildStatic(c.netlab, "./cmd/netlab")
 	}
 
 	var report bytes.Buffer
@@ -430,6 +435,15 @@ func (c *config) timed(env []string, name string, args ...string) (float64, int6
 }
 
 // command runs in the repository, so bench/star and bench/*.sh resolve.
+// buildStatic builds the package pkg of the tree into out without cgo.
+func (c *config) buildStatic(out, pkg string) {
+	cmd := c.command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+}
+
 func (c *config) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = c.root
