@@ -403,7 +403,7 @@ func TestPrivateOVSStaysForOtherLabs(t *testing.T) {
 	before := fingerprint(t)
 	ovsBefore := privateOVSRunning()
 	p1, p2 := newPrefix(t), newPrefix(t)
-	mustNetlab(t, "up", "-q", "--prefix", p1, "testdata/pair.yaml")
+	labUp(t, "testdata/pair.yaml", p1, "pair") // its cleanup's down finds it gone
 	labUp(t, "testdata/pair.yaml", p2, "pair")
 	out := mustNetlab(t, "down", p1+"pair")
 	if strings.Contains(out, "private Open vSwitch") || !privateOVSRunning() {

@@ -8,6 +8,16 @@ import (
 	"github.com/netlab-dev/netlab/internal/state"
 )
 
+// LabBridgesDeleted is what StartDeleteLabBridges committed.
+type LabBridgesDeleted struct {
+	Names []string     // the bridges deleted, sorted
+	Wait  func() error // until ovs-vswitchd has removed them; nil when none were
+	// OthersLeft says that bridges not the lab's were left in the
+	// database, as the deletion's own transaction read it: netlab's
+	// private Open vSwitch is then not idle, with no need to look again.
+	OthersLeft bool
+}
+
 // StartDeleteLabBridges commits, in one transaction, the deletion of every
 // bridge that carries the lab's marker, and returns their names (sorted)
 // and a wait for ovs-vswitchd to have applied it and removed their
@@ -16,15 +26,12 @@ import (
 // del-br): ok is false, and nothing is deleted, when a port of the lab sits
 // on a bridge that is not the lab's, since that port must leave its bridge
 // (the plan's del-port) before its device goes. A client whose programs a
-// test fakes deletes nothing (ok false): the plan does it all. othersLeft
-// says that bridges not the lab's were left in the database, as the
-// deletion's own transaction read it: netlab's private Open vSwitch is
-// then not idle, with no need to look again.
+// test fakes deletes nothing (ok false): the plan does it all.
 // Equivalent to: `ovs-vsctl del-br B1 -- del-br B2 ...` for the bridges
 // `ovs-vsctl --columns=name find Bridge external_ids:netlab-lab=LAB` lists.
-func (c *Client) StartDeleteLabBridges(lab string) (names []string, wait func() error, othersLeft, ok bool, err error) {
+func (c *Client) StartDeleteLabBridges(lab string) (d LabBridgesDeleted, ok bool, err error) {
 	if c.faked {
-		return nil, nil, false, false, nil
+		return d, false, nil
 	}
 	marker := ovsMap(state.OVSLabKey, lab)
 	bridgeCols := []string{"_uuid", "name", "ports"}
@@ -33,30 +40,30 @@ func (c *Client) StartDeleteLabBridges(lab string) (names []string, wait func() 
 		{"op": "select", "table": "Port", "where": where([3]any{"external_ids", "includes", marker}), "columns": []string{"_uuid"}},
 	})
 	if err != nil {
-		return nil, nil, false, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 	}
 	bridges, err := rawRows(res[0].Rows, bridgeCols)
 	if err != nil {
-		return nil, nil, false, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 	}
 	ports, err := rawRows(res[1].Rows, []string{"_uuid"})
 	if err != nil {
-		return nil, nil, false, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 	}
 	onOwn := map[string]bool{} // the ports of the lab's bridges, by UUID
 	var refs []bridgeRef
 	for _, r := range bridges {
 		u, err := r.str("_uuid")
 		if err != nil {
-			return nil, nil, false, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+			return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 		}
 		name, err := r.str("name")
 		if err != nil {
-			return nil, nil, false, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+			return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 		}
 		ps, err := r.strs("ports")
 		if err != nil {
-			return nil, nil, false, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+			return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 		}
 		for _, p := range ps {
 			onOwn[p] = true
@@ -66,24 +73,25 @@ func (c *Client) StartDeleteLabBridges(lab string) (names []string, wait func() 
 	for _, r := range ports {
 		u, err := r.str("_uuid")
 		if err != nil {
-			return nil, nil, false, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+			return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 		}
 		if !onOwn[u] {
-			return nil, nil, false, false, nil
+			return d, false, nil
 		}
 	}
 	if len(refs) == 0 {
-		return nil, nil, false, true, nil
+		return d, true, nil
 	}
 	slices.SortFunc(refs, func(a, b bridgeRef) int { return strings.Compare(a.name, b.name) })
 	// A guard failed (a bridge changed hands meanwhile), or the commit:
 	// nothing was deleted, and the plan says what it finds.
 	wait, left, err := c.startDeleteBridges(lab, refs)
 	if err != nil {
-		return nil, nil, false, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
 	}
 	for _, b := range refs {
-		names = append(names, b.name)
+		d.Names = append(d.Names, b.name)
 	}
-	return names, wait, left > 0, true, nil
+	d.Wait, d.OthersLeft = wait, left > 0
+	return d, true, nil
 }

@@ -33,7 +33,8 @@ func TestStartDeleteLabBridgesE2E(t *testing.T) {
 	if _, err := c.VSCtl("add-port", ob, pa, "--", "set", "Port", pa, "external_ids:"+state.OVSLabKey+"="+lab); err != nil {
 		t.Fatal(err)
 	}
-	names, wait, _, ok, err := c.StartDeleteLabBridges(lab)
+	d, ok, err := c.StartDeleteLabBridges(lab)
+	names, wait := d.Names, d.Wait
 	if err != nil || ok || names != nil || wait != nil {
 		t.Fatalf("with a port on another lab's bridge: %v, %v, %v, %v; want nothing deleted, not ok", names, wait != nil, ok, err)
 	}
@@ -48,11 +49,12 @@ func TestStartDeleteLabBridgesE2E(t *testing.T) {
 	if err := c.EnsurePorts(b1, []PortSpec{{Name: pa, OFPort: 1, Lab: lab}}); err != nil {
 		t.Fatal(err)
 	}
-	names, wait, othersLeft, ok, err := c.StartDeleteLabBridges(lab)
+	d, ok, err = c.StartDeleteLabBridges(lab)
+	names, wait = d.Names, d.Wait
 	if err != nil || !ok || !slices.Equal(names, []string{b1, b2}) || wait == nil {
 		t.Fatalf("StartDeleteLabBridges = %v, %v, %v, %v; want [%s %s]", names, wait != nil, ok, err, b1, b2)
 	}
-	if !othersLeft {
+	if !d.OthersLeft {
 		t.Errorf("othersLeft false; the other lab's bridge %s is left", ob)
 	}
 	brs, err := c.Observe()
@@ -72,7 +74,8 @@ func TestStartDeleteLabBridgesE2E(t *testing.T) {
 	}
 
 	// Nothing left of the lab: nothing to delete, and nothing in the way.
-	names, wait, _, ok, err = c.StartDeleteLabBridges(lab)
+	d, ok, err = c.StartDeleteLabBridges(lab)
+	names, wait = d.Names, d.Wait
 	if err != nil || !ok || names != nil || wait != nil {
 		t.Errorf("again: %v, %v, %v, %v; want nothing, ok", names, wait != nil, ok, err)
 	}

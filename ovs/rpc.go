@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -282,7 +283,9 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 		return nil, 0, err
 	}
 	if rows := res[len(bridges)+1].Rows; len(rows) == 1 {
-		left = setLen(rows[0]["bridges"])
+		if left, err = setSize(rows[0]["bridges"]); err != nil {
+			return nil, 0, fmt.Errorf("bridges left: %w", err)
+		}
 	}
 	return func() error {
 		if err := c.waitConfigured(next); err != nil {
@@ -297,19 +300,15 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 	}, left, nil
 }
 
-// setLen is the number of atoms in a set column's decoded JSON: a set
-// ["set", [...]], or one atom written alone.
-func setLen(v any) int {
-	if a, ok := v.([]any); ok && len(a) == 2 && a[0] == "set" {
-		if atoms, ok := a[1].([]any); ok {
-			return len(atoms)
-		}
-		return 0
+// setSize is the number of atoms of a set column as transact decodes it
+// (atoms reads the forms: ["set", [...]], or one atom alone).
+func setSize(v any) (int, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
 	}
-	if v == nil {
-		return 0
-	}
-	return 1
+	as, err := atoms(raw)
+	return len(as), err
 }
 
 // waitConfigured waits, bounded by the client's timeout, until ovs-vswitchd

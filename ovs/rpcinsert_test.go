@@ -182,9 +182,9 @@ func TestWaitCheckOFPortsObserving(t *testing.T) {
 	}
 }
 
-// setLen counts a set column's atoms however the server writes the set:
+// setSize counts a set column's atoms however the server writes the set:
 // ["set", [...]] for none or several, the atom alone for one.
-func TestSetLen(t *testing.T) {
+func TestSetSize(t *testing.T) {
 	for _, tc := range []struct {
 		v    any
 		want int
@@ -192,11 +192,14 @@ func TestSetLen(t *testing.T) {
 		{[]any{"set", []any{}}, 0},
 		{[]any{"uuid", "a0000000-0000-4000-8000-000000000000"}, 1},
 		{[]any{"set", []any{[]any{"uuid", "a"}, []any{"uuid", "b"}}}, 2},
-		{nil, 0},
 	} {
-		if got := setLen(tc.v); got != tc.want {
-			t.Errorf("setLen(%v) = %d, want %d", tc.v, got, tc.want)
+		if got, err := setSize(tc.v); err != nil || got != tc.want {
+			t.Errorf("setSize(%v) = %d, %v; want %d", tc.v, got, err, tc.want)
 		}
+	}
+	// No column at all is not an empty set: a malformed answer says so.
+	if n, err := setSize(nil); err == nil {
+		t.Errorf("setSize(nil) = %d, nil; want an error", n)
 	}
 }
 

@@ -1,7 +1,6 @@
 package ovs
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -247,43 +246,18 @@ func vlanRow(row op, v *state.PortVLAN) op {
 // gets the answer with the wait's, instead of asking again, behind
 // ovs-vswitchd's own updates of the rows it has just applied.
 func (c *Client) waitCheckOFPorts(next int64, bridge string, ports []PortSpec, observe bool) error {
-	if !observe {
-		res, err := c.waitConfiguredThen(next, ofportSelects(ports))
-		if err != nil {
-			return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
-		}
-		return checkOFPortRows(bridge, ports, res)
+	then := ofportSelects(ports)
+	if observe {
+		then = append(then, observeOps()...)
 	}
-	raw, seq, err := waitConfiguredThenAs[rawRow](c, next, append(ofportSelects(ports), observeOps()...))
+	raw, seq, err := waitConfiguredThenAs[rawRow](c, next, then)
 	if err != nil {
 		return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
 	}
-	res, err := decodeResults(raw[:len(ports)])
-	if err != nil {
-		return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
+	if observe {
+		c.keepObserved(raw[len(ports):], seq)
 	}
-	c.keepObserved(raw[len(ports):], seq)
-	return checkOFPortRows(bridge, ports, res)
-}
-
-// decodeResults decodes the cells of selects' rows into values.
-func decodeResults(raw []opResultOf[rawRow]) ([]opResult, error) {
-	out := make([]opResult, len(raw))
-	for i, r := range raw {
-		out[i] = opResult{Count: r.Count, UUID: r.UUID, Error: r.Error, Details: r.Details}
-		for _, row := range r.Rows {
-			d := make(dbRow, len(row))
-			for col, cell := range row {
-				var v any
-				if err := json.Unmarshal(cell, &v); err != nil {
-					return nil, fmt.Errorf("column %s: %w", col, err)
-				}
-				d[col] = v
-			}
-			out[i].Rows = append(out[i].Rows, d)
-		}
-	}
-	return out, nil
+	return checkOFPortRows(bridge, ports, raw[:len(ports)])
 }
 
 // ofportSelects reads each port's interface: name, ofport, error.
@@ -297,11 +271,15 @@ func ofportSelects(ports []PortSpec) []op {
 
 // checkOFPortRows turns the results of ofportSelects into the ports'
 // errors: no ofport (with Interface:error), or not the one requested.
-func checkOFPortRows(bridge string, ports []PortSpec, res []opResult) error {
-	rows := map[string]dbRow{}
+func checkOFPortRows(bridge string, ports []PortSpec, res []opResultOf[rawRow]) error {
+	rows := map[string]row{}
 	for _, rs := range res {
-		for _, r := range rs.Rows {
-			if name, ok := r["name"].(string); ok {
+		got, err := rawRows(rs.Rows, []string{"name", "ofport", "error"})
+		if err != nil {
+			return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
+		}
+		for _, r := range got {
+			if name, err := r.str("name"); err == nil {
 				rows[name] = r
 			}
 		}
@@ -313,25 +291,19 @@ func checkOFPortRows(bridge string, ports []PortSpec, res []opResult) error {
 		if !ok {
 			continue
 		}
-		ofport, isNum := optional[float64](r["ofport"])
-		msg, _ := optional[string](r["error"])
+		ofport, isNum, _ := r.int("ofport")
+		msg, _ := r.str("error")
 		switch {
 		case !isNum || ofport < 0:
 			if msg == "" {
 				msg = "no ofport assigned"
 			}
 			errs = append(errs, &PortError{Bridge: bridge, Port: p.Name, Reason: msg})
-		case p.OFPort > 0 && int(ofport) != p.OFPort:
-			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: got ofport %d, requested %d (number taken?)", p.Name, bridge, int(ofport), p.OFPort))
+		case p.OFPort > 0 && ofport != p.OFPort:
+			errs = append(errs, fmt.Errorf("ovs: add port %s to %s: got ofport %d, requested %d (number taken?)", p.Name, bridge, ofport, p.OFPort))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// optional reads an optional column: the atom, or an empty set (none).
-func optional[T any](v any) (T, bool) {
-	x, ok := v.(T)
-	return x, ok
 }
 
 // setFailModeRPC sets fail_mode if it differs, in one transaction.

@@ -153,18 +153,16 @@ func (e *Engine) Down(lab string) (*DownResult, error) {
 		// the way to the kernel's deletion, the observation only on the
 		// way to the plan. Not done (a port of the lab on another bridge,
 		// or an error): the links wait for the plan too.
-		var r earlyDown
-		var ok, othersLeft bool
-		r.bridges, r.bridgeWait, othersLeft, ok, _ = oc.StartDeleteLabBridges(lab)
+		d, ok, _ := oc.StartDeleteLabBridges(lab)
 		if ok {
-			linksEarly(r)
+			linksEarly(earlyDown{bridges: d.Names, bridgeWait: d.Wait})
 		}
 		// Bridges of others left in netlab's private Open vSwitch, as the
 		// deletion's own transaction read them: it is not idle, and stays
 		// without another look at the end. Transactions go one at a time,
 		// so of labs going down together the last to delete its bridges
 		// sees none left, and looks.
-		privateBusy = othersLeft && oc.Info().Private
+		privateBusy = d.OthersLeft && oc.Info().Private
 	}
 	owned = true // by the session from here, or closed below
 	s, err := e.newSession(lab, oc)
