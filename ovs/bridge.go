@@ -630,12 +630,14 @@ func oneLab(ports []PortSpec) bool {
 // but the last to be applied, and returns the configuration that has the
 // last: the caller waits for it with the ports' check (waitCheckOFPorts).
 func (c *Client) commitChunks(ports []PortSpec, commit func(chunk []PortSpec) (next int64, err error)) (next int64, err error) {
-	for i, chunk := range afxdpChunks(ports) {
-		if i > 0 {
-			if err := c.waitConfigured(next); err != nil {
+	var prev []PortSpec
+	for _, chunk := range afxdpChunks(ports) {
+		if prev != nil {
+			if err := c.waitConfigured(next, waitAllowance(prev)); err != nil {
 				return 0, err
 			}
 		}
+		prev = chunk
 		if next, err = commit(chunk); err != nil {
 			return 0, err
 		}

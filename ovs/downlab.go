@@ -68,7 +68,7 @@ func (c *Client) StartDeleteLabBridges(lab string) (d LabBridgesDeleted, ok bool
 		for _, p := range ps {
 			onOwn[p] = true
 		}
-		refs = append(refs, bridgeRef{uuid: u, name: name})
+		refs = append(refs, bridgeRef{uuid: u, name: name, ports: len(ps)})
 	}
 	for _, r := range ports {
 		u, err := r.str("_uuid")

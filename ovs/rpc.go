@@ -224,7 +224,7 @@ func snapshotFromResults(res []opResultOf[rawRow]) (*snapshot, error) {
 //	ovs-vsctl --no-wait --if-exists del-br NAME   # then, later, wait for cur_cfg
 func (c *Client) StartDeleteBridge(name, lab string) (wait func() error, err error) {
 	res, err := c.transact(op{"op": "select", "table": "Bridge",
-		"where": where([3]any{"name", "==", name}), "columns": []string{"_uuid", "external_ids"}})
+		"where": where([3]any{"name", "==", name}), "columns": []string{"_uuid", "external_ids", "ports"}})
 	if err != nil {
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
 	}
@@ -239,15 +239,23 @@ func (c *Client) StartDeleteBridge(name, lab string) (wait func() error, err err
 	if owner != lab {
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, notOwned("bridge", name, owner, lab))
 	}
-	wait, _, err = c.startDeleteBridges(lab, []bridgeRef{{uuid: uuid, name: name}})
+	ports, err := setSize(rows[0]["ports"])
+	if err != nil {
+		return nil, fmt.Errorf("ovs: delete bridge %s: ports: %w", name, err)
+	}
+	wait, _, err = c.startDeleteBridges(lab, []bridgeRef{{uuid: uuid, name: name, ports: ports}})
 	if err != nil {
 		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
 	}
 	return wait, nil
 }
 
-// bridgeRef is a bridge's row id and name.
-type bridgeRef struct{ uuid, name string }
+// bridgeRef is a bridge's row id and name, and how many ports it has (the
+// work of its deletion for ovs-vswitchd).
+type bridgeRef struct {
+	uuid, name string
+	ports      int
+}
 
 // startDeleteBridges commits the deletion of bridges read as the lab's in
 // one transaction that re-checks each (ownerGuard: one that changed hands
@@ -259,7 +267,9 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 	ops := make([]op, 0, len(bridges)+2)
 	uuids := make([][2]string, 0, len(bridges))
 	names := make([]string, 0, len(bridges))
+	var removal time.Duration // ovs-vswitchd's work: the bridges' ports go
 	for _, b := range bridges {
+		removal += time.Duration(b.ports) * waitPerPort
 		ops = append(ops, ownerGuard(b.uuid, b.name, lab))
 		uuids = append(uuids, uuidAtom(b.uuid))
 		names = append(names, b.name)
@@ -288,7 +298,7 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 		}
 	}
 	return func() error {
-		if err := c.waitConfigured(next); err != nil {
+		if err := c.waitConfigured(next, removal); err != nil {
 			return fmt.Errorf("delete %s: %w", strings.Join(names, ", "), err)
 		}
 		for _, name := range names {
@@ -311,35 +321,60 @@ func setSize(v any) (int, error) {
 	return len(as), err
 }
 
-// waitConfigured waits, bounded by the client's timeout, until ovs-vswitchd
-// has applied configuration next (cur_cfg reaches it), as ovs-vsctl does
-// after each change. It does not poll: a transaction's wait operation with a
+// waitConfigured waits until ovs-vswitchd has applied configuration next
+// (cur_cfg reaches it), as ovs-vsctl does after each change, bounded by the
+// client's timeout and extra more: the time the change's work may take
+// (waitAllowance). It does not poll: a transaction's wait operation with a
 // timeout makes ovsdb-server answer when cur_cfg reaches next (RFC 7047
 // 5.2.6), a second at a time. Polling cur_cfg every 5 ms made ovs-vswitchd's
 // removal of 250 ports 0.3 s slower (3.63-3.67 s against 3.32 s), measured.
 // "Reaches", not "equals": ovs-vswitchd sets cur_cfg to the newest next_cfg
 // when it reconfigures, so a wait that starts after later changes (down
 // waits for its bridges at the end) must hold when cur_cfg is already past.
-func (c *Client) waitConfigured(next int64) error {
-	_, err := c.waitConfiguredThen(next, nil)
+func (c *Client) waitConfigured(next int64, extra time.Duration) error {
+	_, _, err := waitConfiguredThenAs[dbRow](c, next, extra, nil)
 	return err
 }
 
-// waitConfiguredThen is waitConfigured followed by the operations then,
-// in the same transaction as the wait that holds: their results, read as
-// ovs-vswitchd left the database when it had applied next. One round trip
-// fewer than a wait and a read, to an ovsdb-server still busy with
-// ovs-vswitchd's own updates (an up's ports' check).
-func (c *Client) waitConfiguredThen(next int64, then []op) ([]opResult, error) {
-	res, _, err := waitConfiguredThenAs[dbRow](c, next, then)
-	return res, err
+// Waits for ovs-vswitchd get this much longer than the client's timeout
+// per port the change adds or removes. ovs-vswitchd applies a change in
+// one go, with nothing to see of its progress meanwhile, and its time
+// grows with the ports: on a machine whose RCU grace periods are slow it
+// removed 1,000 system ports (four bridges deleted at once) in 13 s, and a
+// down of that lab failed at the fixed 10 s bound with the bridges half
+// gone. About eight times the 13 ms a system port took there, and a second
+// for an AF_XDP port (30-280 ms measured: its UMEM is cleared, its XDP
+// program loaded), leave room for a busy machine and still say, in
+// proportion, when ovs-vswitchd is stuck.
+const (
+	waitPerPort      = 100 * time.Millisecond
+	waitPerAFXDPPort = time.Second
+)
+
+// waitAllowance is the extra time a wait for ovs-vswitchd allows for
+// opening ports (waitConfigured).
+func waitAllowance(ports []PortSpec) time.Duration {
+	var d time.Duration
+	for _, p := range ports {
+		if isAFXDP(p.Type) {
+			d += waitPerAFXDPPort
+		} else {
+			d += waitPerPort
+		}
+	}
+	return d
 }
 
-// waitConfiguredThenAs is waitConfiguredThen with the rows of the selects
-// decoded as R, and the number of the transaction that carried them
-// (clientTransactSeq).
-func waitConfiguredThenAs[R any](c *Client, next int64, then []op) ([]opResultOf[R], uint64, error) {
-	deadline := time.Now().Add(c.timeout)
+// waitConfiguredThenAs is waitConfigured followed by the operations then,
+// in the same transaction as the wait that holds: their results (the rows
+// of the selects decoded as R), read as ovs-vswitchd left the database when
+// it had applied next, and the number of the transaction that carried them
+// (clientTransactSeq). One round trip fewer than a wait and a read, to an
+// ovsdb-server still busy with ovs-vswitchd's own updates (an up's ports'
+// check).
+func waitConfiguredThenAs[R any](c *Client, next int64, extra time.Duration, then []op) ([]opResultOf[R], uint64, error) {
+	bound := c.timeout + extra
+	deadline := time.Now().Add(bound)
 	curCfg := op{"op": "select", "table": "Open_vSwitch", "where": where(), "columns": []string{"cur_cfg"}}
 	for {
 		wait := min(time.Until(deadline), time.Second)
@@ -371,7 +406,7 @@ func waitConfiguredThenAs[R any](c *Client, next int64, then []op) ([]opResultOf
 			}
 		}
 		if time.Now().After(deadline) {
-			return nil, 0, fmt.Errorf("ovs-vswitchd did not apply the change within %s", c.timeout)
+			return nil, 0, fmt.Errorf("ovs-vswitchd did not apply the change within %s", bound)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/netlab-dev/netlab/internal/state"
 )
@@ -48,13 +49,14 @@ func bumpCfg() []op {
 }
 
 // commit runs a transaction that ends with bumpCfg and waits until
-// ovs-vswitchd has applied it.
-func (c *Client) commit(ops []op) error {
+// ovs-vswitchd has applied it, allowing extra for its work
+// (waitConfigured).
+func (c *Client) commit(ops []op, extra time.Duration) error {
 	next, err := c.startCommit(ops)
 	if err != nil {
 		return err
 	}
-	return c.waitConfigured(next)
+	return c.waitConfigured(next, extra)
 }
 
 // startCommit runs a transaction that ends with bumpCfg and returns the
@@ -148,7 +150,7 @@ func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
 			{"op": "update", "table": "Bridge", "where": where([3]any{"_uuid", "==", uuidAtom(uuid)}), "row": row},
 		}
 	}
-	return c.commit(ops)
+	return c.commit(ops, 0)
 }
 
 // ensurePortsRPC is EnsurePorts' change over the protocol, ports already
@@ -250,7 +252,7 @@ func (c *Client) waitCheckOFPorts(next int64, bridge string, ports []PortSpec, o
 	if observe {
 		then = append(then, observeOps()...)
 	}
-	raw, seq, err := waitConfiguredThenAs[rawRow](c, next, then)
+	raw, seq, err := waitConfiguredThenAs[rawRow](c, next, waitAllowance(ports), then)
 	if err != nil {
 		return fmt.Errorf("ovs: ports of %s: %w", bridge, err)
 	}
@@ -318,7 +320,7 @@ func (c *Client) setFailModeRPC(bridge, mode string) error {
 	if curFailMode(cur) == mode {
 		return nil
 	}
-	return c.commit([]op{{"op": "update", "table": "Bridge", "where": where([3]any{"_uuid", "==", uuidAtom(uuid)}), "row": op{"fail_mode": mode}}})
+	return c.commit([]op{{"op": "update", "table": "Bridge", "where": where([3]any{"_uuid", "==", uuidAtom(uuid)}), "row": op{"fail_mode": mode}}}, 0)
 }
 
 // setOFPortRPC sets an interface's ofport_request.
@@ -335,7 +337,7 @@ func (c *Client) setOFPortRPC(port string, ofport int) error {
 	if err != nil {
 		return err
 	}
-	return c.waitConfigured(next)
+	return c.waitConfigured(next, waitPerPort)
 }
 
 // deletePortsRPC detaches the ports from the bridge (those of other
@@ -375,7 +377,7 @@ func (c *Client) deletePortsRPC(bridge string, names []string) error {
 		return nil
 	}
 	return c.commit([]op{{"op": "mutate", "table": "Bridge", "where": where([3]any{"name", "==", bridge}),
-		"mutations": [][3]any{{"ports", "delete", []any{"set", gone}}}}})
+		"mutations": [][3]any{{"ports", "delete", []any{"set", gone}}}}}, time.Duration(len(gone))*waitPerPort)
 }
 
 // startSetPortTypes changes the interfaces' types in one transaction and

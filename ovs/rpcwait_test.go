@@ -156,8 +156,73 @@ func TestWaitConfiguredGivesUpAtTheDeadline(t *testing.T) {
 		return []any{map[string]any{"rows": []any{map[string]any{"cur_cfg": 1}}}}
 	}}
 	c := startFakeDB(t, f, 50*time.Millisecond)
-	err := c.waitConfigured(2)
+	err := c.waitConfigured(2, 0)
 	if err == nil || !strings.Contains(err.Error(), "did not apply the change") {
 		t.Errorf("error %v: want the deadline's", err)
+	}
+}
+
+// A down of a big lab on a slow machine: ovs-vswitchd took 13 s to remove
+// 1,000 ports, and the wait for it failed at the client's fixed timeout.
+// The wait for a bridges' deletion now allows waitPerPort more for each of
+// their ports: here a client timeout of 50 ms, a bridge of 5 ports, and an
+// ovs-vswitchd that applies the deletion 250 ms after it is committed.
+func TestBridgesDeletionWaitGrowsWithTheirPorts(t *testing.T) {
+	const lab, next = "nltlab", 7
+	var committed time.Time
+	var mu sync.Mutex
+	ports := []any{}
+	for i := range 5 {
+		ports = append(ports, []any{"uuid", fmt.Sprintf("00000000-0000-0000-0000-00000000000%d", i)})
+	}
+	f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case n == 0: // the lab's bridges and ports
+			var portRows []any
+			for _, p := range ports {
+				portRows = append(portRows, map[string]any{"_uuid": p})
+			}
+			return []any{
+				map[string]any{"rows": []any{map[string]any{"_uuid": []any{"uuid", "10000000-0000-0000-0000-000000000000"}, "name": "nltbr", "ports": []any{"set", ports}}}},
+				map[string]any{"rows": portRows},
+			}
+		case n == 1: // the deletion: guard, mutate, bridges left, comment, next_cfg
+			committed = time.Now()
+			return []any{map[string]any{}, map[string]any{"count": 1}, map[string]any{"rows": []any{map[string]any{"bridges": []any{"set", []any{}}}}},
+				map[string]any{}, map[string]any{"count": 1}, map[string]any{"rows": []any{map[string]any{"next_cfg": next}}}}
+		}
+		applied := time.Since(committed) > 250*time.Millisecond
+		if ops[0]["op"] == "wait" {
+			if applied {
+				return []any{map[string]any{}}
+			}
+			time.Sleep(10 * time.Millisecond) // as a wait with a timeout would
+			return []any{map[string]any{"error": "timed out"}}
+		}
+		cur := next - 1
+		if applied {
+			cur = next
+		}
+		return []any{map[string]any{"rows": []any{map[string]any{"cur_cfg": cur}}}}
+	}}
+	c := startFakeDB(t, f, 50*time.Millisecond)
+	d, ok, err := c.StartDeleteLabBridges(lab)
+	if err != nil || !ok || d.Wait == nil {
+		t.Fatalf("StartDeleteLabBridges = %+v, %v, %v", d, ok, err)
+	}
+	if err := d.Wait(); err != nil {
+		t.Fatalf("wait for the deletion of a bridge of 5 ports (applied after 250 ms, client timeout 50 ms + 5 × %s): %v", waitPerPort, err)
+	}
+}
+
+func TestWaitAllowance(t *testing.T) {
+	ports := []PortSpec{{Name: "a"}, {Name: "b", Type: PortTypeSystem}, {Name: "c", Type: "afxdp-nonpmd"}}
+	if got, want := waitAllowance(ports), 2*waitPerPort+waitPerAFXDPPort; got != want {
+		t.Errorf("waitAllowance = %s, want %s", got, want)
+	}
+	if got := waitAllowance(nil); got != 0 {
+		t.Errorf("waitAllowance(nil) = %s, want 0", got)
 	}
 }
