@@ -95,7 +95,7 @@ func TestDeleteBridgesGuardE2E(t *testing.T) {
 		if err := c.EnsureBridge(BridgeSpec{Name: name, Lab: lab, Datapath: DatapathNetdev}); err != nil {
 			t.Fatal(err)
 		}
-		_, uuid, err := c.bridgeRow(name)
+		_, uuid, _, err := c.bridgeRow(name)
 		if err != nil {
 			t.Fatal(err)
 		}

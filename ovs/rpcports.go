@@ -87,27 +87,31 @@ func ownerGuardWhere(sel [3]any, name, lab string) op {
 func byUUID(uuid string) [3]any { return [3]any{"_uuid", "==", uuidAtom(uuid)} }
 func byName(name string) [3]any { return [3]any{"name", "==", name} }
 
-// bridgeRow reads one bridge's row; nil if there is none.
-func (c *Client) bridgeRow(name string) (*state.Bridge, string, error) {
+// bridgeRow reads one bridge's row (not its ports: how many it has, with
+// its row id); nil if there is none.
+func (c *Client) bridgeRow(name string) (b *state.Bridge, uuid string, ports int, err error) {
 	res, err := c.transact(op{"op": "select", "table": "Bridge", "where": where([3]any{"name", "==", name}),
-		"columns": []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids"}})
+		"columns": []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids", "ports"}})
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
 	if len(res[0].Rows) == 0 {
-		return nil, "", nil
+		return nil, "", 0, nil
 	}
 	r := res[0].Rows[0]
 	uuid, owner, err := uuidAndOwner(r)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	b := &state.Bridge{Name: name, Type: "ovs", Owner: owner}
+	if ports, err = setSize(r["ports"]); err != nil {
+		return nil, "", 0, fmt.Errorf("bridge %s: ports: %w", name, err)
+	}
+	b = &state.Bridge{Name: name, Type: "ovs", Owner: owner}
 	b.Datapath, _ = r["datapath_type"].(string)
 	if fm, ok := r["fail_mode"].(string); ok {
 		b.FailMode = fm
 	}
-	return b, uuid, nil
+	return b, uuid, ports, nil
 }
 
 // ensureBridgeRPC is EnsureBridge over the protocol. A new bridge is
@@ -115,7 +119,7 @@ func (c *Client) bridgeRow(name string) (*state.Bridge, string, error) {
 // bridge name is unique in the database, so one made by someone else
 // meanwhile fails the insert instead of being claimed.
 func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
-	cur, uuid, err := c.bridgeRow(b.Name)
+	cur, uuid, ports, err := c.bridgeRow(b.Name)
 	if err != nil {
 		return err
 	}
@@ -124,6 +128,7 @@ func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
 	}
 	protos := ovsSet("OpenFlow10", "OpenFlow13", "OpenFlow14")
 	var ops []op
+	var extra time.Duration // ovs-vswitchd's work: a new datapath opens every port again
 	if cur == nil {
 		row := op{"name": b.Name, "ports": namedUUID("port"), "datapath_type": dp,
 			"external_ids": ovsMap(state.OVSLabKey, b.Lab), "protocols": protos}
@@ -141,6 +146,7 @@ func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
 		row := op{"protocols": protos}
 		if curDatapath(cur) != dp {
 			row["datapath_type"] = dp
+			extra = time.Duration(ports) * waitPerPort
 		}
 		if b.FailMode != "" && curFailMode(cur) != b.FailMode {
 			row["fail_mode"] = b.FailMode
@@ -150,7 +156,7 @@ func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
 			{"op": "update", "table": "Bridge", "where": where([3]any{"_uuid", "==", uuidAtom(uuid)}), "row": row},
 		}
 	}
-	return c.commit(ops, 0)
+	return c.commit(ops, extra)
 }
 
 // ensurePortsRPC is EnsurePorts' change over the protocol, ports already
@@ -310,7 +316,7 @@ func checkOFPortRows(bridge string, ports []PortSpec, res []opResultOf[rawRow]) 
 
 // setFailModeRPC sets fail_mode if it differs, in one transaction.
 func (c *Client) setFailModeRPC(bridge, mode string) error {
-	cur, uuid, err := c.bridgeRow(bridge)
+	cur, uuid, _, err := c.bridgeRow(bridge)
 	if err != nil {
 		return err
 	}

@@ -162,38 +162,25 @@ func TestWaitConfiguredGivesUpAtTheDeadline(t *testing.T) {
 	}
 }
 
-// A down of a big lab on a slow machine: ovs-vswitchd took 13 s to remove
-// 1,000 ports, and the wait for it failed at the client's fixed timeout.
-// The wait for a bridges' deletion now allows waitPerPort more for each of
-// their ports: here a client timeout of 50 ms, a bridge of 5 ports, and an
-// ovs-vswitchd that applies the deletion 250 ms after it is committed.
-func TestBridgesDeletionWaitGrowsWithTheirPorts(t *testing.T) {
-	const lab, next = "nltlab", 7
-	var committed time.Time
+// slowSwitch is a fake ovsdb-server in front of an ovs-vswitchd that
+// applies configuration next only after delay from the transaction that
+// asked for it (the one whose answer setup gives, which must end with
+// bumpCfg's next_cfg); setup answers the transactions before that.
+func slowSwitch(next int64, delay time.Duration, setup func(n int, ops []map[string]any) []any) *fakeDB {
 	var mu sync.Mutex
-	ports := []any{}
-	for i := range 5 {
-		ports = append(ports, []any{"uuid", fmt.Sprintf("00000000-0000-0000-0000-00000000000%d", i)})
-	}
-	f := &fakeDB{answer: func(n int, ops []map[string]any) []any {
+	var committed time.Time
+	commitAt := -1
+	return &fakeDB{answer: func(n int, ops []map[string]any) []any {
 		mu.Lock()
 		defer mu.Unlock()
-		switch {
-		case n == 0: // the lab's bridges and ports
-			var portRows []any
-			for _, p := range ports {
-				portRows = append(portRows, map[string]any{"_uuid": p})
+		if commitAt < 0 {
+			res := setup(n, ops)
+			if last := ops[len(ops)-1]; last["op"] == "select" && fmt.Sprint(last["columns"]) == "[next_cfg]" {
+				commitAt, committed = n, time.Now()
 			}
-			return []any{
-				map[string]any{"rows": []any{map[string]any{"_uuid": []any{"uuid", "10000000-0000-0000-0000-000000000000"}, "name": "nltbr", "ports": []any{"set", ports}}}},
-				map[string]any{"rows": portRows},
-			}
-		case n == 1: // the deletion: guard, mutate, bridges left, comment, next_cfg
-			committed = time.Now()
-			return []any{map[string]any{}, map[string]any{"count": 1}, map[string]any{"rows": []any{map[string]any{"bridges": []any{"set", []any{}}}}},
-				map[string]any{}, map[string]any{"count": 1}, map[string]any{"rows": []any{map[string]any{"next_cfg": next}}}}
+			return res
 		}
-		applied := time.Since(committed) > 250*time.Millisecond
+		applied := time.Since(committed) > delay
 		if ops[0]["op"] == "wait" {
 			if applied {
 				return []any{map[string]any{}}
@@ -207,6 +194,48 @@ func TestBridgesDeletionWaitGrowsWithTheirPorts(t *testing.T) {
 		}
 		return []any{map[string]any{"rows": []any{map[string]any{"cur_cfg": cur}}}}
 	}}
+}
+
+// answers is what a transaction of ops gets: each operation an empty
+// result but the last, bumpCfg's select, which gets next_cfg.
+func answers(ops []map[string]any, next int64) []any {
+	res := make([]any, len(ops))
+	for i := range res {
+		res[i] = map[string]any{"count": 1}
+	}
+	res[len(res)-1] = map[string]any{"rows": []any{map[string]any{"next_cfg": next}}}
+	return res
+}
+
+func uuidN(i int) []any { return []any{"uuid", fmt.Sprintf("00000000-0000-0000-0000-%012d", i)} }
+
+// A down of a big lab on a slow machine: ovs-vswitchd took 13 s to remove
+// 1,000 ports, and the wait for it failed at the client's fixed timeout.
+// The wait for a bridges' deletion now allows waitPerPort more for each of
+// their ports: here a client timeout of 50 ms, a bridge of 5 ports, and an
+// ovs-vswitchd that applies the deletion 250 ms after it is committed.
+func TestBridgesDeletionWaitGrowsWithTheirPorts(t *testing.T) {
+	const lab, next = "nltlab", 7
+	ports := []any{}
+	for i := range 5 {
+		ports = append(ports, uuidN(i))
+	}
+	f := slowSwitch(next, 250*time.Millisecond, func(n int, ops []map[string]any) []any {
+		if n == 0 { // the lab's bridges and ports
+			var portRows []any
+			for _, p := range ports {
+				portRows = append(portRows, map[string]any{"_uuid": p})
+			}
+			return []any{
+				map[string]any{"rows": []any{map[string]any{"_uuid": uuidN(100), "name": "nltbr", "ports": []any{"set", ports}}}},
+				map[string]any{"rows": portRows},
+			}
+		}
+		// The deletion: guard, mutate, bridges left, comment, next_cfg.
+		res := answers(ops, next)
+		res[2] = map[string]any{"rows": []any{map[string]any{"bridges": []any{"set", []any{}}}}}
+		return res
+	})
 	c := startFakeDB(t, f, 50*time.Millisecond)
 	d, ok, err := c.StartDeleteLabBridges(lab)
 	if err != nil || !ok || d.Wait == nil {
@@ -214,6 +243,30 @@ func TestBridgesDeletionWaitGrowsWithTheirPorts(t *testing.T) {
 	}
 	if err := d.Wait(); err != nil {
 		t.Fatalf("wait for the deletion of a bridge of 5 ports (applied after 250 ms, client timeout 50 ms + 5 × %s): %v", waitPerPort, err)
+	}
+}
+
+// A bridge whose datapath changes has every port opened again: the wait
+// allows for its ports as for new ones.
+func TestDatapathChangeWaitGrowsWithThePorts(t *testing.T) {
+	const lab, next = "nltlab", 9
+	ports := []any{}
+	for i := range 5 {
+		ports = append(ports, uuidN(i))
+	}
+	f := slowSwitch(next, 250*time.Millisecond, func(n int, ops []map[string]any) []any {
+		if n == 0 { // the bridge's row: the system datapath
+			return []any{map[string]any{"rows": []any{map[string]any{"_uuid": uuidN(100), "name": "nltbr", "datapath_type": "system",
+				"fail_mode": []any{"set", []any{}}, "external_ids": []any{"map", []any{[]any{state.OVSLabKey, lab}}}, "ports": []any{"set", ports}}}}}
+		}
+		return answers(ops, next) // the guard, the update, next_cfg
+	})
+	c := startFakeDB(t, f, 50*time.Millisecond)
+	if err := c.ensureBridgeRPC(BridgeSpec{Name: "nltbr", Lab: lab}, DatapathNetdev); err != nil {
+		t.Fatalf("a datapath change on a bridge of 5 ports (applied after 250 ms, client timeout 50 ms + 5 × %s): %v", waitPerPort, err)
+	}
+	if txns := f.sent(); fmt.Sprint(txns[1][1]["row"]) == "" || !strings.Contains(fmt.Sprint(txns[1][1]["row"]), "datapath_type:netdev") {
+		t.Errorf("update %v: want the datapath changed", txns[1])
 	}
 }
 
