@@ -209,6 +209,15 @@ func answers(ops []map[string]any, next int64) []any {
 
 func uuidN(i int) []any { return []any{"uuid", fmt.Sprintf("00000000-0000-0000-0000-%012d", i)} }
 
+// uuids are n row ids (uuidN 0 to n-1).
+func uuids(n int) []any {
+	out := []any{}
+	for i := range n {
+		out = append(out, uuidN(i))
+	}
+	return out
+}
+
 // A down of a big lab on a slow machine: ovs-vswitchd took 13 s to remove
 // 1,000 ports, and the wait for it failed at the client's fixed timeout.
 // The wait for a bridges' deletion now allows waitPerPort more for each of
@@ -216,10 +225,7 @@ func uuidN(i int) []any { return []any{"uuid", fmt.Sprintf("00000000-0000-0000-0
 // ovs-vswitchd that applies the deletion 250 ms after it is committed.
 func TestBridgesDeletionWaitGrowsWithTheirPorts(t *testing.T) {
 	const lab, next = "nltlab", 7
-	ports := []any{}
-	for i := range 5 {
-		ports = append(ports, uuidN(i))
-	}
+	ports := uuids(5)
 	f := slowSwitch(next, 250*time.Millisecond, func(n int, ops []map[string]any) []any {
 		if n == 0 { // the lab's bridges and ports
 			var portRows []any
@@ -250,10 +256,7 @@ func TestBridgesDeletionWaitGrowsWithTheirPorts(t *testing.T) {
 // allows for its ports as for new ones.
 func TestDatapathChangeWaitGrowsWithThePorts(t *testing.T) {
 	const lab, next = "nltlab", 9
-	ports := []any{}
-	for i := range 5 {
-		ports = append(ports, uuidN(i))
-	}
+	ports := uuids(5)
 	f := slowSwitch(next, 250*time.Millisecond, func(n int, ops []map[string]any) []any {
 		if n == 0 { // the bridge's row: the system datapath
 			return []any{map[string]any{"rows": []any{map[string]any{"_uuid": uuidN(100), "name": "nltbr", "datapath_type": "system",
