@@ -87,8 +87,8 @@ func ownerGuardWhere(sel [3]any, name, lab string) op {
 func byUUID(uuid string) [3]any { return [3]any{"_uuid", "==", uuidAtom(uuid)} }
 func byName(name string) [3]any { return [3]any{"name", "==", name} }
 
-// bridgeRow reads one bridge's row (not its ports: how many it has, with
-// its row id); nil if there is none.
+// bridgeRow reads one bridge's row, its row id and how many ports it has
+// (not the ports themselves); nil if there is none.
 func (c *Client) bridgeRow(name string) (b *state.Bridge, uuid string, ports int, err error) {
 	res, err := c.transact(op{"op": "select", "table": "Bridge", "where": where([3]any{"name", "==", name}),
 		"columns": []string{"_uuid", "name", "datapath_type", "fail_mode", "external_ids", "ports"}})
