@@ -434,7 +434,6 @@ func (c *config) timed(env []string, name string, args ...string) (float64, int6
 	return d, rss, nil
 }
 
-// command runs in the repository, so bench/star and bench/*.sh resolve.
 // buildStatic builds the package pkg of the tree into out without cgo.
 func (c *config) buildStatic(out, pkg string) {
 	cmd := c.command("go", "build", "-o", out, pkg)
@@ -444,6 +443,7 @@ func (c *config) buildStatic(out, pkg string) {
 	}
 }
 
+// command runs in the repository, so bench/star and bench/*.sh resolve.
 func (c *config) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = c.root
