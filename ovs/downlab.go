@@ -33,6 +33,9 @@ func (c *Client) StartDeleteLabBridges(lab string) (d LabBridgesDeleted, ok bool
 	if c.faked {
 		return d, false, nil
 	}
+	fail := func(err error) (LabBridgesDeleted, bool, error) {
+		return LabBridgesDeleted{}, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+	}
 	marker := ovsMap(state.OVSLabKey, lab)
 	bridgeCols := []string{"_uuid", "name", "ports"}
 	res, err := clientTransact[rawRow](c, []op{
@@ -40,30 +43,30 @@ func (c *Client) StartDeleteLabBridges(lab string) (d LabBridgesDeleted, ok bool
 		{"op": "select", "table": "Port", "where": where([3]any{"external_ids", "includes", marker}), "columns": []string{"_uuid"}},
 	})
 	if err != nil {
-		return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		return fail(err)
 	}
 	bridges, err := rawRows(res[0].Rows, bridgeCols)
 	if err != nil {
-		return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		return fail(err)
 	}
 	ports, err := rawRows(res[1].Rows, []string{"_uuid"})
 	if err != nil {
-		return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		return fail(err)
 	}
 	onOwn := map[string]bool{} // the ports of the lab's bridges, by UUID
 	var refs []bridgeRef
 	for _, r := range bridges {
 		u, err := r.str("_uuid")
 		if err != nil {
-			return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+			return fail(err)
 		}
 		name, err := r.str("name")
 		if err != nil {
-			return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+			return fail(err)
 		}
 		ps, err := r.strs("ports")
 		if err != nil {
-			return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+			return fail(err)
 		}
 		for _, p := range ps {
 			onOwn[p] = true
@@ -73,7 +76,7 @@ func (c *Client) StartDeleteLabBridges(lab string) (d LabBridgesDeleted, ok bool
 	for _, r := range ports {
 		u, err := r.str("_uuid")
 		if err != nil {
-			return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+			return fail(err)
 		}
 		if !onOwn[u] {
 			return d, false, nil
@@ -87,7 +90,7 @@ func (c *Client) StartDeleteLabBridges(lab string) (d LabBridgesDeleted, ok bool
 	// nothing was deleted, and the plan says what it finds.
 	wait, left, err := c.startDeleteBridges(lab, refs)
 	if err != nil {
-		return d, false, fmt.Errorf("ovs: delete the bridges of lab %s: %w", lab, err)
+		return fail(err)
 	}
 	for _, b := range refs {
 		d.Names = append(d.Names, b.name)
