@@ -42,11 +42,13 @@ func (h *Handles) CreateNamespace(name, lab string, sysctls []Sysctl) (*NS, erro
 }
 
 // adopt gives n the files of a namespace just made, and what was written
-// to it, in place of any it had.
+// to it, in place of any it had; the host gives it an id before its first
+// veth there (hostIDs).
 func (n *NS) adopt(fd netns.NsHandle, sock *rtnl, sysctls map[string]string) {
 	n.mu.Lock()
 	n.closeFiles()
 	n.fd, n.sock = fd, sock
+	n.needsID = true
 	clear(n.indices)
 	clear(n.sysctls)
 	for k, v := range sysctls {
@@ -115,11 +117,13 @@ type VethEnd struct {
 // not set; then offloads (ioctls through each namespace's socket) and
 // addresses (by the index). It fails with an error wrapping fs.ErrExist if
 // a name is taken. If a marker cannot be set the pair is deleted again, so
-// no unmarked link stays.
-// Equivalent to: `ip -n NS link add NAME [mtu M] [address MAC] [master BR]
-// [up] type veth peer name PEER netns PEERNS [mtu M] [address MAC]`,
-// `ip -n NS link set NAME alias A`, `ip -n PEERNS link set PEER alias A
-// [master BR] up`, `ethtool -K ... tx off`, `ip addr replace ...`.
+// no unmarked link stays. Before the pair between the host and a
+// namespace this run made, the host gives that namespace its id (hostIDs).
+// Equivalent to: [`ip netns set PEERNS ID`,] `ip -n NS link add NAME
+// [mtu M] [address MAC] [master BR] [up] type veth peer name PEER netns
+// PEERNS [mtu M] [address MAC]`, `ip -n NS link set NAME alias A`,
+// `ip -n PEERNS link set PEER alias A [master BR] up`, `ethtool -K ... tx
+// off`, `ip addr replace ...`.
 func (n *NS) MakeVeth(v Veth) error {
 	peer := v.Peer
 	if peer == nil {
@@ -149,6 +153,7 @@ func (n *NS) makeVeth(v Veth, peer *NS, g *rtnlGate) error {
 	if peer != n {
 		spec.peerNS = int(peer.file())
 	}
+	hostIDBefore(n, peer)
 	var index int32
 	err := n.raw(func(s *rtnl) error {
 		c, err := n.change(s, LinkState{Master: v.End.Master})

@@ -39,6 +39,7 @@ type Handles struct {
 	fresh   freshSysctls // what namespaces made in this run had first
 	sys     procSys      // where sysctls are opened
 	rtnl    rtnlGate     // veths made at once step aside for IPv6 writes
+	ids     hostIDs      // the host's ids of namespaces made in this run
 }
 
 // NewHandles returns an empty cache.

@@ -65,6 +65,9 @@ type NS struct {
 	// sysctls are the values this run read from the namespace, or wrote
 	// and read back: what observing it again needs not read again.
 	sysctls map[string]string
+	// needsID: this run made the namespace, and the host has not been
+	// asked to give it an id yet (hostIDs).
+	needsID bool
 }
 
 // Open opens the named namespace; "host" is the root namespace. It fails
