@@ -109,7 +109,7 @@ bench: deps
 # Labs of 1,000 and 10,000 namespaces (bare, and stars over Linux bridges)
 # and of 1,000 Open vSwitch ports over 4 bridges, up, up again and down,
 # against bench/floor: cost per namespace, peak memory, open files; two
-# rounds of each 10,000 lab. Root; about 15 minutes. Not part of `make bench`.
+# rounds of each 10,000 lab. Root; 10 to 15 minutes. Not part of `make bench`.
 bench-scale: deps
 	$(GO) run ./bench/run -scale $(BENCHFLAGS)
 
