@@ -18,10 +18,10 @@ import (
 // the namespace's ids in increasing order until it meets the peer's
 // (peernet2id_alloc: idr_for_each). Left to itself it hands ids out lowest
 // free first, so the host's id of a lab's k-th namespace comes after k
-// others, and each of the five notifications its host end sends while it
-// is made (creation, up, master twice, marker; then carrier) walks past
-// them all, under the kernel's RTNL lock: quadratic in the size of the
-// lab, a fifth of an up of 10,000 namespaces. So just before a namespace
+// others, and each notification its host end sends while it is made (its
+// up, its master's two, its marker's, its carrier's) walks past them all,
+// under the kernel's RTNL lock: quadratic in the size of the lab, a fifth
+// of an up of 10,000 namespaces. So just before a namespace
 // made by this run gets its first veth to the host, the host gives it an
 // id lower than every id it has in the band below hostIDCeiling: the
 // walks of that veth's notifications stop at the first id. Only giving
