@@ -21,12 +21,11 @@ import (
 // others, and each notification its host end sends while it is made (its
 // up, its master's two, its marker's, its carrier's) walks past them all,
 // under the kernel's RTNL lock: quadratic in the size of the lab, a fifth
-// of an up of 10,000 namespaces. So just before a namespace
-// made by this run gets its first veth to the host, the host gives it an
-// id lower than every id it has in the band below hostIDCeiling: the
-// walks of that veth's notifications stop at the first id. Only giving
-// the id walks them all once (the kernel checks that the namespace has
-// none yet).
+// of an up of 10,000 namespaces. So just before a namespace made by this
+// run gets its first veth to the host, the host gives it an id lower than
+// every id it has in the band below hostIDCeiling: the walks of that
+// veth's notifications stop at the first id. Only giving the id walks them
+// all once (the kernel checks that the namespace has none yet).
 //
 // An id is nothing netlab must undo: it goes with its namespace. Giving
 // one is worth a little time and never an error: if the kernel refuses, the

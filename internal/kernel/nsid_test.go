@@ -24,9 +24,9 @@ func hostID(t *testing.T, name string) int {
 // Just before its first veth to the host, a namespace the run made gets an
 // id there lower than every id in netlab's band, so the kernel's walks
 // for that veth's notifications stop at the first id; an id another run
-// took meanwhile is stepped over; a namespace the run did not make, or
-// with no veth to the host, keeps the kernel's (or none); at the band's
-// floor the kernel's ids take over.
+// took meanwhile is stepped over; a second veth asks for none; a namespace
+// the run did not make, or with no veth to the host, keeps the kernel's
+// (or none); at the band's floor the kernel's ids take over.
 func TestHostIDsDescend(t *testing.T) {
 	requireRoot(t)
 	host, err := Open("host")
@@ -71,6 +71,10 @@ func TestHostIDsDescend(t *testing.T) {
 	must(t, cn.MakeVeth(Veth{Name: "eth1", Peer: host, PeerName: c + "i"}))
 	if got := hostID(t, c); got != hostID(t, b)-1 {
 		t.Errorf("after a second veth: id %d", got)
+	}
+	// (Asking would have taken ids: the next namespace's would be lower.)
+	if g, want := create(runA, true), hostID(t, c)-1; hostID(t, g) != want {
+		t.Errorf("the namespace after a second veth: id %d, want %d", hostID(t, g), want)
 	}
 
 	// No veth to the host: no id there.
