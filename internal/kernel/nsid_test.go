@@ -89,33 +89,37 @@ func TestHostIDsDescend(t *testing.T) {
 		t.Errorf("namespace with no veth to the host: id %d", got)
 	}
 
-	// A namespace this run did not make: the kernel's id.
-	other := fmt.Sprintf("%s-x", prefix)
-	must(t, namespace.Create(other))
-	t.Cleanup(func() { namespace.Delete(other) })
+	// foreign makes a namespace no run made.
+	foreign := func(suffix string) string {
+		name := prefix + "-" + suffix
+		must(t, namespace.Create(name))
+		t.Cleanup(func() { namespace.Delete(name) })
+		return name
+	}
+	// kernelsID: the kernel gives its own id when it first describes a
+	// link to the namespace here (a notification of its change, or a
+	// dump, as this), the lowest free: small in this sandbox of few
+	// namespaces, far below the band's floor.
+	kernelsID := func(name, what string) {
+		t.Helper()
+		observe(t, host)
+		if got := hostID(t, name); got < 0 || got >= 1000 {
+			t.Errorf("%s: id %d, want the kernel's", what, got)
+		}
+	}
+
+	other := foreign("x")
 	on, err := runA.Get(other)
 	must(t, err)
 	must(t, on.MakeVeth(Veth{Name: "eth0", Peer: host, PeerName: other + "h"}))
-	// The kernel gives its own id when it first describes the link here
-	// (a notification of its change, or a dump, as this).
-	observe(t, host)
-	if got := hostID(t, other); got < 0 || got >= hostIDFloor {
-		t.Errorf("namespace the run did not make: id %d, want the kernel's", got)
-	}
+	kernelsID(other, "namespace the run did not make")
 
 	// At the band's floor, a new run leaves ids to the kernel.
-	low := fmt.Sprintf("%s-y", prefix)
-	must(t, namespace.Create(low))
-	t.Cleanup(func() { namespace.Delete(low) })
-	fd, err := namespace.Open(low)
+	fd, err := namespace.Open(foreign("y"))
 	must(t, err)
 	must(t, netlink.SetNetNsIdByFd(int(fd), hostIDFloor))
 	fd.Close()
 	runC := NewHandles()
 	defer runC.Close()
-	f := create(runC, true)
-	observe(t, host)
-	if got := hostID(t, f); got < 0 || got >= hostIDFloor {
-		t.Errorf("below the floor: id %d, want the kernel's", got)
-	}
+	kernelsID(create(runC, true), "below the floor")
 }
