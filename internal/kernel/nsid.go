@@ -100,7 +100,7 @@ func (ids *hostIDs) give(host, lab *NS) {
 		id := ids.next
 		ids.next--
 		err := host.raw(func(s *rtnl) error {
-			m := newNLMsg(unix.RTM_NEWNSID, unix.NLM_F_ACK, make([]byte, 4)) // struct rtgenmsg, padded
+			m := nsidMsg(unix.RTM_NEWNSID, unix.NLM_F_ACK)
 			m.u32(unix.NETNSA_FD, uint32(fd))
 			m.u32(unix.NETNSA_NSID, uint32(id))
 			return s.exchange(m, nil)
@@ -123,21 +123,34 @@ func (ids *hostIDs) give(host, lab *NS) {
 func lowestHostID(host *NS) (int32, error) {
 	lowest := int32(hostIDCeiling)
 	err := host.raw(func(s *rtnl) error {
-		m := newNLMsg(unix.RTM_GETNSID, unix.NLM_F_DUMP, make([]byte, 4))
-		return s.exchange(m, func(typ uint16, body []byte) error {
-			if typ != unix.RTM_NEWNSID || len(body) < 4 {
-				return nil
+		return s.exchange(nsidMsg(unix.RTM_GETNSID, unix.NLM_F_DUMP), func(typ uint16, body []byte) error {
+			if id, ok := nsidOf(typ, body); ok && id >= hostIDFloor && id < lowest {
+				lowest = id
 			}
-			return forEachAttr(body[4:], func(atype uint16, val []byte) error {
-				if atype != unix.NETNSA_NSID || len(val) != 4 {
-					return nil
-				}
-				if id := int32(binary.NativeEndian.Uint32(val)); id >= hostIDFloor && id < lowest {
-					lowest = id
-				}
-				return nil
-			})
+			return nil
 		})
 	})
 	return lowest, err
+}
+
+// nsidMsg is a namespace id request of typ (RTM_GETNSID, RTM_NEWNSID),
+// its attributes to follow.
+func nsidMsg(typ, flags uint16) *nlmsg {
+	return newNLMsg(typ, flags, make([]byte, 4)) // struct rtgenmsg, padded
+}
+
+// nsidOf reads the id (NETNSA_NSID) of an answer to a namespace id
+// request; false if the message is not one or carries none.
+func nsidOf(typ uint16, body []byte) (int32, bool) {
+	if typ != unix.RTM_NEWNSID || len(body) < 4 {
+		return 0, false
+	}
+	id, found := int32(0), false
+	_ = forEachAttr(body[4:], func(atype uint16, val []byte) error {
+		if atype == unix.NETNSA_NSID && len(val) == 4 {
+			id, found = int32(binary.NativeEndian.Uint32(val)), true
+		}
+		return nil
+	})
+	return id, found
 }

@@ -115,7 +115,7 @@ func (s *rtnl) ownersOf(names []string, idx []int, owners []string, errs []error
 			continue
 		}
 		fds[k] = fd
-		m := newNLMsg(unix.RTM_GETNSID, unix.NLM_F_ACK, make([]byte, 4)) // struct rtgenmsg, padded
+		m := nsidMsg(unix.RTM_GETNSID, unix.NLM_F_ACK)
 		m.u32(unix.NETNSA_FD, uint32(fd))
 		asked = append(asked, k)
 		reqs = append(reqs, m)
@@ -125,15 +125,9 @@ func (s *rtnl) ownersOf(names []string, idx []int, owners []string, errs []error
 		ids[r] = unix.NETNSA_NSID_NOT_ASSIGNED
 	}
 	kerrs, err := s.batch(reqs, func(r int, typ uint16, body []byte) {
-		if typ != unix.RTM_NEWNSID || len(body) < 4 {
-			return
+		if id, ok := nsidOf(typ, body); ok {
+			ids[r] = id
 		}
-		_ = forEachAttr(body[4:], func(atype uint16, val []byte) error {
-			if atype == unix.NETNSA_NSID && len(val) == 4 {
-				ids[r] = int32(binary.NativeEndian.Uint32(val))
-			}
-			return nil
-		})
 	})
 	if err != nil {
 		return nil, err
