@@ -269,7 +269,7 @@ func (c *Client) startDeleteBridges(lab string, bridges []bridgeRef) (wait func(
 	names := make([]string, 0, len(bridges))
 	var removal time.Duration // ovs-vswitchd's work: the bridges' ports go
 	for _, b := range bridges {
-		removal += time.Duration(b.ports) * waitPerPort
+		removal += waitForPorts(b.ports)
 		ops = append(ops, ownerGuard(b.uuid, b.name, lab))
 		uuids = append(uuids, uuidAtom(b.uuid))
 		names = append(names, b.name)
@@ -364,6 +364,11 @@ func waitAllowance(ports []PortSpec) time.Duration {
 	}
 	return d
 }
+
+// waitForPorts is the extra time a wait for ovs-vswitchd allows for n
+// ports whose types the caller does not know (removed, or opened again),
+// at waitPerPort each.
+func waitForPorts(n int) time.Duration { return time.Duration(n) * waitPerPort }
 
 // waitConfiguredThenAs is waitConfigured followed by the operations then,
 // in the same transaction as the wait that holds: their results (the rows

@@ -146,7 +146,7 @@ func (c *Client) ensureBridgeRPC(b BridgeSpec, dp string) error {
 		row := op{"protocols": protos}
 		if curDatapath(cur) != dp {
 			row["datapath_type"] = dp
-			extra = time.Duration(ports) * waitPerPort
+			extra = waitForPorts(ports)
 		}
 		if b.FailMode != "" && curFailMode(cur) != b.FailMode {
 			row["fail_mode"] = b.FailMode
@@ -343,7 +343,7 @@ func (c *Client) setOFPortRPC(port string, ofport int) error {
 	if err != nil {
 		return err
 	}
-	return c.waitConfigured(next, waitPerPort)
+	return c.waitConfigured(next, waitForPorts(1))
 }
 
 // deletePortsRPC detaches the ports from the bridge (those of other
@@ -383,7 +383,7 @@ func (c *Client) deletePortsRPC(bridge string, names []string) error {
 		return nil
 	}
 	return c.commit([]op{{"op": "mutate", "table": "Bridge", "where": where([3]any{"name", "==", bridge}),
-		"mutations": [][3]any{{"ports", "delete", []any{"set", gone}}}}}, time.Duration(len(gone))*waitPerPort)
+		"mutations": [][3]any{{"ports", "delete", []any{"set", gone}}}}}, waitForPorts(len(gone)))
 }
 
 // startSetPortTypes changes the interfaces' types in one transaction and
